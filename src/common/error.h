@@ -1,0 +1,66 @@
+#pragma once
+// The project's one error type. Every fallible function returns Result<T> (or Status for no value).
+// Codes mirror gRPC's so the API layer maps them one to one; messages are built where the failure
+// is found and name the VM, device address or path involved. Callers add context with `context()`.
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace feos {
+
+enum class Code {
+  kOk = 0,
+  kCancelled = 1,
+  kUnknown = 2,
+  kInvalidArgument = 3,
+  kDeadlineExceeded = 4,
+  kNotFound = 5,
+  kAlreadyExists = 6,
+  kPermissionDenied = 7,
+  kResourceExhausted = 8,
+  kFailedPrecondition = 9,
+  kAborted = 10,
+  kOutOfRange = 11,
+  kUnimplemented = 12,
+  kInternal = 13,
+  kUnavailable = 14,
+};
+
+// Short upper-case name of a code, e.g. "FAILED_PRECONDITION".
+std::string_view code_name(Code code);
+
+struct Error {
+  Code code = Code::kUnknown;
+  std::string message;
+
+  // Returns a copy whose message is "<what>: <message>", keeping the code.
+  Error context(std::string_view what) const;
+  // "CODE: message", for logs and the CLI.
+  std::string to_string() const;
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+using Status = tl::expected<void, Error>;
+
+// `return fail(Code::kNotFound, "vm " + id + " not found");`
+inline tl::unexpected<Error> fail(Code code, std::string message) {
+  return tl::unexpected<Error>(Error{code, std::move(message)});
+}
+inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+
+// An error from a failed system call: INTERNAL (or `code`) with "<what>: <strerror(errnum)>".
+tl::unexpected<Error> fail_errno(std::string_view what, int errnum, Code code = Code::kInternal);
+
+inline Status ok() { return {}; }
+
+}  // namespace feos
+
+// Propagate an error from an expression returning Result/Status: FEOS_TRY(fs.write(...));
+#define FEOS_TRY(expr)                                   \
+  do {                                                   \
+    auto feos_try_result_ = (expr);                      \
+    if (!feos_try_result_) return ::feos::fail(std::move(feos_try_result_).error()); \
+  } while (0)

@@ -1,0 +1,18 @@
+#include "model/vm.h"
+
+namespace feos::model {
+
+std::string_view state_name(VmState state) {
+  switch (state) {
+    case VmState::kUnspecified: return "unspecified";
+    case VmState::kCreating: return "creating";
+    case VmState::kCreated: return "created";
+    case VmState::kRunning: return "running";
+    case VmState::kPaused: return "paused";
+    case VmState::kStopped: return "stopped";
+    case VmState::kCrashed: return "crashed";
+  }
+  return "unspecified";
+}
+
+}  // namespace feos::model

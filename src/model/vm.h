@@ -1,0 +1,83 @@
+#pragma once
+// Domain types of a VM, shared by core/, store/ and vmm/. No protobuf here: api/ converts.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace feos::model {
+
+struct CpuSpec {
+  uint32_t boot_vcpus = 1;
+  uint32_t max_vcpus = 1;  // >= boot_vcpus
+};
+
+struct MemorySpec {
+  uint64_t size_mib = 512;
+  bool hugepages = false;  // back guest RAM with hugetlbfs (<dev>/hugepages)
+};
+
+// Direct kernel boot (our extension of FeOS's config): no image service needed.
+struct BootSpec {
+  std::string kernel;     // host path of a kernel image (bzImage / vmlinux)
+  std::string initramfs;  // host path, optional
+  std::string cmdline;    // kernel command line, optional
+};
+
+struct DiskSpec {
+  std::string device_id;  // guest-visible id; unique within the VM
+  std::string path;       // host path of a disk image (raw or qcow2)
+  bool readonly = false;
+};
+
+struct NetSpec {
+  std::string device_id;  // unique within the VM
+  std::string tap_name;   // existing host tap interface
+  std::string mac;        // "52:54:00:12:34:56"; empty = hypervisor picks
+};
+
+struct VmSpec {
+  CpuSpec cpus;
+  MemorySpec memory;
+  std::string image_ref;  // as the client gave it (FeOS field)
+  std::string image_path; // resolved local root disk image; empty when booting a kernel only
+  std::vector<DiskSpec> disks;
+  std::vector<NetSpec> nets;
+  std::optional<std::string> ignition;  // passed to the guest via fw_cfg opt/com.coreos/config
+  BootSpec boot;
+};
+
+// Values equal FeOS's VmState enum numbers.
+enum class VmState {
+  kUnspecified = 0,
+  kCreating = 1,
+  kCreated = 2,
+  kRunning = 3,
+  kPaused = 4,
+  kStopped = 5,
+  kCrashed = 6,
+};
+
+std::string_view state_name(VmState state);  // "running", "stopped", ...
+
+struct VmRecord {
+  std::string id;
+  VmSpec spec;
+  VmState state = VmState::kCreating;
+  std::string state_reason;  // why the VM is in its state ("guest powered off", ...)
+  int pid = 0;               // hypervisor process while running/paused, else 0
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+};
+
+struct VmEvent {
+  int64_t id = 0;  // increasing across all VMs; the API's event id
+  std::string vm_id;
+  std::string component_id;  // "vm" for state changes
+  VmState state = VmState::kUnspecified;
+  std::string reason;
+  int64_t unix_ms = 0;
+};
+
+}  // namespace feos::model

@@ -1,0 +1,49 @@
+#pragma once
+// Seam over starting and watching host processes (the hypervisor). Argv only, never a shell.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace feos::sys {
+
+struct LaunchSpec {
+  std::vector<std::string> argv;  // argv[0]: absolute path, or a name looked up in PATH
+  std::string output_path;        // stdout+stderr appended here; /dev/null when empty
+  uint64_t memlock_bytes = 0;     // RLIMIT_MEMLOCK for the child (VFIO pins guest RAM); 0 = inherit
+};
+
+struct ExitStatus {
+  bool known = false;  // false when the process was not our child (adopted after a restart)
+  int exit_code = -1;  // valid when known and signal == 0
+  int signal = 0;      // terminating signal, if any
+  // "exited with status 0", "killed by signal 9 (Killed)", "exited (status unknown)".
+  std::string describe() const;
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+
+  // Starts argv in a new session (own process group, so it outlives the daemon and a terminal's
+  // signals), stdin from /dev/null. Returns the pid. NOT_FOUND if the program does not exist,
+  // INTERNAL on fork/exec failure.
+  virtual Result<int> launch(const LaunchSpec& spec) = 0;
+
+  // True while `pid` exists and is not a zombie.
+  virtual bool is_alive(int pid) const = 0;
+
+  // kill(pid, sig). NOT_FOUND if the process is gone.
+  virtual Status send_signal(int pid, int sig) = 0;
+
+  // Calls `on_exit` once, from a background thread, when `pid` ends; works for children and for
+  // processes adopted after a daemon restart (pidfd). NOT_FOUND if `pid` is already gone.
+  virtual Status watch_exit(int pid, std::function<void(const ExitStatus&)> on_exit) = 0;
+};
+
+std::unique_ptr<ProcessLauncher> make_posix_process_launcher();
+
+}  // namespace feos::sys

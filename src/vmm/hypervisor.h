@@ -1,0 +1,79 @@
+#pragma once
+// The hypervisor seam. core/ drives VMs only through this interface, in domain types; the QEMU
+// adapter (vmm/qemu) is the real implementation. Per-VM runtime files (control socket, console
+// socket, logs) live in a directory that core/ owns and passes in.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "model/vm.h"
+
+namespace feos::vmm {
+
+// Why a hypervisor process ended.
+struct ExitInfo {
+  bool clean = false;  // guest powered off, or the daemon asked the process to stop
+  std::string reason;  // e.g. "guest powered off", "qemu killed by signal 9 (Killed)"
+};
+
+struct PingInfo {
+  std::string version;  // hypervisor version, e.g. "7.2.19"
+  int pid = 0;
+  std::vector<std::string> features;  // e.g. "accel=tcg", "vfio"
+};
+
+// A guest's serial console. The adapter keeps the only connection to the hypervisor's console and
+// fans its output out to any number of readers; recent output is replayed to each new reader.
+class Console {
+ public:
+  using OnOutput = std::function<void(std::string_view bytes)>;
+  using OnClosed = std::function<void()>;
+  virtual ~Console() = default;
+  // Delivers the retained recent output, then live output, from the console's reader thread.
+  // `on_closed` runs once when the VM's console goes away. Returns a token for unsubscribe().
+  virtual int subscribe(OnOutput on_output, OnClosed on_closed) = 0;
+  virtual void unsubscribe(int token) = 0;
+  // Sends input to the guest's serial port. UNAVAILABLE if the console is closed.
+  virtual Status write(std::string_view input) = 0;
+};
+
+class Hypervisor {
+ public:
+  using ExitCallback = std::function<void(const std::string& vm_id, const ExitInfo& info)>;
+  virtual ~Hypervisor() = default;
+
+  // Checks a spec against what this hypervisor and host can run, with no side effects:
+  // referenced files exist (NOT_FOUND), values are in range (INVALID_ARGUMENT).
+  virtual Status validate(const model::VmSpec& spec) const = 0;
+
+  // Starts the hypervisor process for `vm_id` with runtime files in `runtime_dir` (exists, owned
+  // by the caller). Returns the pid once the guest is running. On failure nothing is left running
+  // and the error carries the hypervisor's own message (INTERNAL/UNAVAILABLE).
+  virtual Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
+                            const std::string& runtime_dir) = 0;
+
+  // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns the guest's
+  // current state (running or paused). NOT_FOUND if the process is gone or is not this VM's.
+  virtual Result<model::VmState> adopt(const std::string& vm_id, int pid,
+                                       const std::string& runtime_dir) = 0;
+
+  // Pause / resume the vCPUs. NOT_FOUND if the VM has no process.
+  virtual Status pause(const std::string& vm_id) = 0;
+  virtual Status resume(const std::string& vm_id) = 0;
+  // Presses the ACPI power button; the guest decides when to power off.
+  virtual Status request_shutdown(const std::string& vm_id) = 0;
+  // Ends the process now (graceful quit, then SIGKILL) and waits for it. OK if already gone.
+  virtual Status stop(const std::string& vm_id) = 0;
+  virtual Result<PingInfo> ping(const std::string& vm_id) = 0;
+  // The console of a started or adopted VM. NOT_FOUND if the VM has no process.
+  virtual Result<std::shared_ptr<Console>> console(const std::string& vm_id) = 0;
+
+  // Runs once per started/adopted process when it ends (from a background thread), after the
+  // adapter dropped its own state for the VM. Set before the first start()/adopt().
+  virtual void set_exit_callback(ExitCallback callback) = 0;
+};
+
+}  // namespace feos::vmm
