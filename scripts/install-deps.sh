@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpci-dev pciutils pci.ids
   python3 python3-grpcio python3-protobuf
-  qemu-system-x86 busybox-static cpio kmod xz-utils
+  qemu-system-x86 busybox-static cpio kmod xz-utils file
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,23 @@
+#pragma once
+// proto <-> domain conversions for the VM API. Pure functions, no I/O. Request fields are checked
+// here for what the wire format allows but the domain does not (oneofs unset, unknown enum values,
+// oversized strings); deeper checks live in core/ and vmm/.
+#include "common/error.h"
+#include "feos/vm/vmm/api/v1/vm.pb.h"
+#include "model/vm.h"
+
+namespace feos::api {
+
+namespace pb = ::feos::vm::vmm::api::v1;
+
+// INVALID_ARGUMENT naming the field (e.g. "config.disks[1]: no backend set") on bad input;
+// UNIMPLEMENTED for features feosd does not offer (vfio_pci disk/NIC backends for now).
+Result<model::VmSpec> spec_from_proto(const pb::VmConfig& config);
+pb::VmConfig spec_to_proto(const model::VmSpec& spec);
+
+pb::VmState state_to_proto(model::VmState state);
+pb::VmInfo record_to_proto(const model::VmRecord& record);
+// VmEvent with a VmStateChangedEvent packed in `data`.
+pb::VmEvent event_to_proto(const model::VmEvent& event);
+
+}  // namespace feos::api

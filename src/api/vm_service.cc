@@ -1,0 +1,273 @@
+#include "api/vm_service.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "api/convert.h"
+#include "api/status.h"
+#include "core/vm_manager.h"
+#include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
+
+namespace feos::api {
+namespace {
+
+using grpc::ServerContext;
+
+// A small blocking queue between a producer callback and a streaming handler.
+template <typename T>
+class StreamQueue {
+ public:
+  void push(T item) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+  }
+  // Waits up to `timeout`; returns the items queued so far and whether the producer closed.
+  std::pair<std::deque<T>, bool> take(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, timeout, [&] { return !items_.empty() || closed_; });
+    std::deque<T> out;
+    out.swap(items_);
+    return {std::move(out), closed_};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<T> items_;
+  bool closed_ = false;
+};
+
+// How often streaming handlers look for client cancellation while idle.
+constexpr std::chrono::milliseconds kPollInterval{200};
+
+class VmService final : public pb::VMService::Service {
+ public:
+  VmService(core::VmManager& manager, std::string build_version)
+      : manager_(manager), build_version_(std::move(build_version)) {}
+
+  grpc::Status CreateVm(ServerContext*, const pb::CreateVmRequest* req, pb::CreateVmResponse* resp) override {
+    auto spec = spec_from_proto(req->config());
+    if (!spec) return to_grpc(spec.error());
+    std::optional<std::string> id;
+    if (req->has_vm_id()) id = req->vm_id();
+    auto created = manager_.create(std::move(*spec), id);
+    if (!created) return to_grpc(created.error());
+    resp->set_vm_id(*created);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StartVm(ServerContext*, const pb::StartVmRequest* req, pb::StartVmResponse*) override {
+    return to_grpc(manager_.start(req->vm_id()));
+  }
+
+  grpc::Status GetVm(ServerContext*, const pb::GetVmRequest* req, pb::VmInfo* resp) override {
+    auto record = manager_.get(req->vm_id());
+    if (!record) return to_grpc(record.error());
+    *resp = record_to_proto(*record);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListVms(ServerContext*, const pb::ListVmsRequest*, pb::ListVmsResponse* resp) override {
+    for (const auto& record : manager_.list()) *resp->add_vms() = record_to_proto(record);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteVm(ServerContext*, const pb::DeleteVmRequest* req, pb::DeleteVmResponse*) override {
+    return to_grpc(manager_.remove(req->vm_id()));
+  }
+
+  grpc::Status ShutdownVm(ServerContext*, const pb::ShutdownVmRequest* req, pb::ShutdownVmResponse*) override {
+    return to_grpc(manager_.shutdown(req->vm_id()));
+  }
+
+  grpc::Status PauseVm(ServerContext*, const pb::PauseVmRequest* req, pb::PauseVmResponse*) override {
+    return to_grpc(manager_.pause(req->vm_id()));
+  }
+
+  grpc::Status ResumeVm(ServerContext*, const pb::ResumeVmRequest* req, pb::ResumeVmResponse*) override {
+    return to_grpc(manager_.resume(req->vm_id()));
+  }
+
+  grpc::Status PingVm(ServerContext*, const pb::PingVmRequest* req, pb::PingVmResponse* resp) override {
+    auto info = manager_.ping(req->vm_id());
+    if (!info) return to_grpc(info.error());
+    resp->set_build_version(build_version_);
+    resp->set_version(info->version);
+    resp->set_pid(info->pid);
+    for (const auto& f : info->features) resp->add_features(f);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AttachDisk(ServerContext*, const pb::AttachDiskRequest*, pb::AttachDiskResponse*) override {
+    return unsupported_hotplug("disk");
+  }
+  grpc::Status DetachDisk(ServerContext*, const pb::DetachDiskRequest*, pb::DetachDiskResponse*) override {
+    return unsupported_hotplug("disk");
+  }
+  grpc::Status AttachNic(ServerContext*, const pb::AttachNicRequest*, pb::AttachNicResponse*) override {
+    return unsupported_hotplug("NIC");
+  }
+  grpc::Status DetachNic(ServerContext*, const pb::DetachNicRequest*, pb::DetachNicResponse*) override {
+    return unsupported_hotplug("NIC");
+  }
+
+  grpc::Status StreamVmEvents(ServerContext* ctx, const pb::StreamVmEventsRequest* req,
+                              grpc::ServerWriter<pb::VmEvent>* writer) override {
+    std::optional<std::string> vm_id;
+    if (req->has_vm_id()) vm_id = req->vm_id();
+    std::string component = req->with_component_id();
+    auto matches = [vm_id, component](const model::VmEvent& e) {
+      return (!vm_id || e.vm_id == *vm_id) && (component.empty() || e.component_id == component);
+    };
+    // Subscribe before reading history so no event falls between the two.
+    StreamQueue<model::VmEvent> live;
+    int token = manager_.bus().subscribe([&](const model::VmEvent& e) {
+      if (matches(e)) live.push(e);
+    });
+    struct Unsubscribe {
+      core::EventBus& bus;
+      int token;
+      ~Unsubscribe() { bus.unsubscribe(token); }
+    } unsubscribe{manager_.bus(), token};
+
+    int64_t last_id = 0;
+    std::vector<model::VmEvent> first;
+    if (req->streaming_mode_case() == pb::StreamVmEventsRequest::STREAMING_MODE_NOT_SET) {
+      // No history asked for: the current state of each selected VM, then live events.
+      if (vm_id) {
+        auto record = manager_.get(*vm_id);
+        if (!record) return to_grpc(record.error());
+        first.push_back(snapshot(*record));
+      } else {
+        for (const auto& record : manager_.list()) first.push_back(snapshot(record));
+      }
+    } else {
+      store::EventFilter filter;
+      filter.vm_id = vm_id;
+      filter.component_id = component;
+      switch (req->streaming_mode_case()) {
+        case pb::StreamVmEventsRequest::kTailEvents:
+          if (req->tail_events() < 0) return to_grpc(Error{Code::kInvalidArgument, "tail_events: must not be negative"});
+          filter.last_n = req->tail_events();
+          break;
+        case pb::StreamVmEventsRequest::kTailId: {
+          auto parsed = parse_event_id(req->tail_id());
+          if (!parsed) return to_grpc(parsed.error());
+          filter.after_id = *parsed;
+          break;
+        }
+        case pb::StreamVmEventsRequest::kTailSeconds:
+          if (req->tail_seconds() < 0) return to_grpc(Error{Code::kInvalidArgument, "tail_seconds: must not be negative"});
+          filter.since_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count() -
+                                 int64_t{req->tail_seconds()} * 1000;
+          break;
+        default: break;
+      }
+      auto history = manager_.history(filter);
+      if (!history) return to_grpc(history.error());
+      first = std::move(*history);
+      for (const auto& e : first) last_id = std::max(last_id, e.id);
+    }
+    if (vm_id && first.empty()) {
+      if (auto record = manager_.get(*vm_id); !record) return to_grpc(record.error());
+    }
+    for (const auto& e : first)
+      if (!writer->Write(event_to_proto(e))) return grpc::Status::OK;
+
+    while (!ctx->IsCancelled()) {
+      auto [events, closed] = live.take(kPollInterval);
+      for (const auto& e : events) {
+        if (e.id != 0 && e.id <= last_id) continue;  // already sent as history
+        if (!writer->Write(event_to_proto(e))) return grpc::Status::OK;
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StreamVmConsole(
+      ServerContext* ctx,
+      grpc::ServerReaderWriter<pb::StreamVmConsoleResponse, pb::StreamVmConsoleRequest>* stream) override {
+    pb::StreamVmConsoleRequest first;
+    if (!stream->Read(&first)) return grpc::Status::OK;
+    if (first.payload_case() != pb::StreamVmConsoleRequest::kAttach)
+      return to_grpc(Error{Code::kInvalidArgument, "console: the first message must be attach{vm_id}"});
+    const std::string vm_id = first.attach().vm_id();
+    auto console = manager_.console(vm_id);
+    if (!console) return to_grpc(console.error());
+
+    StreamQueue<std::string> output;
+    int token = (*console)->subscribe([&](std::string_view bytes) { output.push(std::string(bytes)); },
+                                      [&] { output.close(); });
+    // Client input goes to the guest from its own thread; output is written from this one.
+    std::thread input([&] {
+      pb::StreamVmConsoleRequest req;
+      while (stream->Read(&req)) {
+        if (req.payload_case() == pb::StreamVmConsoleRequest::kData)
+          (void)(*console)->write(req.data().input());
+      }
+    });
+    bool client_gone = false;
+    while (!client_gone && !ctx->IsCancelled()) {
+      auto [chunks, closed] = output.take(kPollInterval);
+      for (auto& chunk : chunks) {
+        pb::StreamVmConsoleResponse resp;
+        resp.set_output(std::move(chunk));
+        if (!stream->Write(resp)) {
+          client_gone = true;
+          break;
+        }
+      }
+      if (closed) break;
+    }
+    (*console)->unsubscribe(token);
+    ctx->TryCancel();  // unblocks the input thread's Read
+    input.join();
+    return grpc::Status::OK;
+  }
+
+ private:
+  static model::VmEvent snapshot(const model::VmRecord& r) {
+    return model::VmEvent{0, r.id, "vm", r.state, r.state_reason, r.updated_unix_ms};
+  }
+
+  static Result<int64_t> parse_event_id(const std::string& text) {
+    int64_t value = 0;
+    if (text.empty() || text.size() > 18) return fail(Code::kInvalidArgument, "tail_id '" + text.substr(0, 32) + "': not an event id");
+    for (char ch : text) {
+      if (ch < '0' || ch > '9') return fail(Code::kInvalidArgument, "tail_id '" + text.substr(0, 32) + "': not an event id");
+      value = value * 10 + (ch - '0');
+    }
+    return value;
+  }
+
+  static grpc::Status unsupported_hotplug(const std::string& what) {
+    return to_grpc(Error{Code::kUnimplemented,
+                         "hot-plug of a " + what + " is not supported by feosd; define it when creating the VM"});
+  }
+
+  core::VmManager& manager_;
+  std::string build_version_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_vm_service(core::VmManager& manager, std::string build_version) {
+  return std::make_unique<VmService>(manager, std::move(build_version));
+}
+
+}  // namespace feos::api

@@ -1,0 +1,27 @@
+#pragma once
+// Request-level checks of a VM definition that need no host access: ids and image references.
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "model/vm.h"
+
+namespace feos::core {
+
+// A VM id is a UUID in canonical form (8-4-4-4-12 hex digits), as in FeOS. It becomes a directory
+// name, so nothing else is accepted. INVALID_ARGUMENT otherwise.
+Status validate_vm_id(std::string_view id);
+
+// A new random (version 4) UUID, lowercase.
+std::string new_vm_id();
+
+// Turns FeOS's `image_ref` into a local disk image path: "/abs/path" or "file:///abs/path" ->
+// the path; "" -> "" (kernel boot). OCI references ("registry/name:tag") -> UNIMPLEMENTED;
+// relative paths, ".." components or other URL schemes -> INVALID_ARGUMENT.
+Result<std::string> resolve_image_ref(std::string_view image_ref);
+
+// Resolves the image and checks what the API layer cannot: the VM must have something to boot.
+// Returns the spec with `image_path` filled. INVALID_ARGUMENT / UNIMPLEMENTED.
+Result<model::VmSpec> normalize_spec(model::VmSpec spec);
+
+}  // namespace feos::core

@@ -1,0 +1,159 @@
+// feosd: the VM host daemon. Wires the real implementations together (the only place besides the
+// CLI that does), recovers state, serves the gRPC API until SIGINT/SIGTERM. VMs keep running when
+// feosd stops; the next feosd adopts them.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "api/vm_service.h"
+#include "common/log.h"
+#include "core/event_bus.h"
+#include "core/vm_manager.h"
+#include "store/database.h"
+#include "sys/filesystem.h"
+#include "sys/host_paths.h"
+#include "sys/process.h"
+#include "vmm/qemu/qemu_hypervisor.h"
+
+namespace {
+
+constexpr const char* kVersion = "feosd 0.1.0";
+
+struct Options {
+  std::string socket = "/run/feosd/feosd.sock";
+  std::string listen;  // host:port, optional
+  std::string state_dir = "/var/lib/feosd";
+  std::string socket_group;
+  feos::sys::HostPaths paths;
+  std::string qemu = "qemu-system-x86_64";
+  std::string accel = "auto";
+  std::string log_level = "info";
+};
+
+// Holds an exclusive lock on <state>/feosd.lock for the process's lifetime, so two daemons never
+// share one state directory (gRPC would silently take over a live socket).
+feos::Result<int> lock_state_dir(const std::string& state_dir) {
+  std::string path = state_dir + "/feosd.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return feos::fail_errno("open " + path, errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    (void)!::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "another feosd (pid " + std::string(feos::sys::trim(buf)) + ") holds " + path +
+                          "; refusing to share state dir " + state_dir);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  (void)!::ftruncate(fd, 0);
+  (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+  return fd;
+}
+
+int run(const Options& opt) {
+  auto logger = feos::log::get("feosd");
+  std::error_code ec;
+  std::filesystem::create_directories(opt.state_dir + "/vms", ec);
+  if (ec) {
+    logger->error("cannot create state dir {}: {}", opt.state_dir, ec.message());
+    return 1;
+  }
+  auto lock = lock_state_dir(opt.state_dir);
+  if (!lock) {
+    logger->error("{}", lock.error().message);
+    return 1;
+  }
+  auto db = feos::store::Database::open(opt.state_dir + "/feosd.db");
+  if (!db) {
+    logger->error("open database: {}", db.error().to_string());
+    return 1;
+  }
+
+  auto fs = feos::sys::make_posix_filesystem();
+  auto launcher = feos::sys::make_posix_process_launcher();
+  feos::vmm::qemu::QemuConfig qemu_config;
+  qemu_config.binary = opt.qemu;
+  qemu_config.accel = opt.accel;
+  feos::vmm::qemu::QemuHypervisor hypervisor(*launcher, *fs, opt.paths, qemu_config);
+  feos::core::EventBus bus;
+  feos::core::VmManager manager(**db, hypervisor, bus, opt.state_dir + "/vms");
+  if (auto recovered = manager.recover(); !recovered) {
+    logger->error("recover: {}", recovered.error().to_string());
+    return 1;
+  }
+
+  auto service = feos::api::make_vm_service(manager, kVersion);
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  std::filesystem::create_directories(std::filesystem::path(opt.socket).parent_path(), ec);
+  builder.AddListeningPort("unix:" + opt.socket, grpc::InsecureServerCredentials());
+  int tcp_port = 0;
+  if (!opt.listen.empty())
+    builder.AddListeningPort(opt.listen, grpc::InsecureServerCredentials(), &tcp_port);
+  builder.RegisterService(service.get());
+  // The socket is created with mode 0660: only root and the socket's group may drive VMs.
+  mode_t old_umask = ::umask(0117);
+  auto server = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (!server) {
+    logger->error("cannot serve on unix:{}{}", opt.socket, opt.listen.empty() ? "" : " or " + opt.listen);
+    return 1;
+  }
+  if (!opt.listen.empty() && tcp_port == 0) {
+    logger->error("cannot listen on {}", opt.listen);
+    return 1;
+  }
+  logger->info("ready version=\"{}\" socket={} listen={} state_dir={} sysfs_root={} dev_root={}", kVersion,
+               opt.socket, opt.listen.empty() ? "-" : opt.listen, opt.state_dir, opt.paths.sysfs_root,
+               opt.paths.dev_root);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  logger->info("signal={} stopping; VMs keep running", strsignal(sig));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{"feosd: runs VMs with whole GPUs passed through, behind FeOS's VM API"};
+  app.add_option("--socket", opt.socket, "unix socket to serve on (mode 0660)")->capture_default_str();
+  app.add_option("--listen", opt.listen, "also serve on TCP host:port (insecure; trusted networks only)");
+  app.add_option("--state-dir", opt.state_dir, "database, lock and per-VM runtime files")->capture_default_str();
+  app.add_option("--sysfs-root", opt.paths.sysfs_root, "where sysfs is mounted")->capture_default_str();
+  app.add_option("--dev-root", opt.paths.dev_root, "where /dev is")->capture_default_str();
+  app.add_option("--proc-root", opt.paths.proc_root, "where procfs is mounted")->capture_default_str();
+  app.add_option("--qemu", opt.qemu, "qemu-system binary")->capture_default_str();
+  app.add_option("--accel", opt.accel, "auto (kvm when usable), kvm or tcg")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
+  app.add_option("--log-level", opt.log_level, "debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  feos::log::set_level(opt.log_level);
+
+  // Block the stop signals in every thread; main waits for them with sigwait(). SIGPIPE from a
+  // closed console socket must not kill the daemon.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return run(opt);
+}

@@ -1,0 +1,104 @@
+#include "api/convert.h"
+
+#include <gtest/gtest.h>
+
+namespace feos::api {
+namespace {
+
+pb::VmConfig minimal() {
+  pb::VmConfig c;
+  c.mutable_cpus()->set_boot_vcpus(2);
+  c.mutable_memory()->set_size_mib(256);
+  c.mutable_boot()->set_kernel("/k");
+  return c;
+}
+
+void expect_invalid(const pb::VmConfig& c, Code code, const std::string& fragment) {
+  auto r = spec_from_proto(c);
+  ASSERT_FALSE(r) << fragment;
+  EXPECT_EQ(r.error().code, code) << r.error().message;
+  EXPECT_NE(r.error().message.find(fragment), std::string::npos) << r.error().message;
+}
+
+TEST(ConvertTest, RoundTripFullConfig) {
+  pb::VmConfig c = minimal();
+  c.mutable_cpus()->set_max_vcpus(4);
+  c.mutable_memory()->set_hugepages(true);
+  c.set_image_ref("file:///img.qcow2");
+  auto* d = c.add_disks();
+  d->set_device_id("data");
+  d->set_path("/data.raw");
+  d->set_readonly(true);
+  auto* n = c.add_net();
+  n->set_device_id("n0");
+  n->mutable_tap()->set_tap_name("tap0");
+  n->set_mac_address("52:54:00:00:00:01");
+  c.set_ignition("{\"ignition\":{}}");
+  c.mutable_boot()->set_initramfs("/i");
+  c.mutable_boot()->set_cmdline("console=ttyS0");
+
+  auto spec = spec_from_proto(c);
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->cpus.max_vcpus, 4u);
+  EXPECT_EQ(spec->disks.at(0).path, "/data.raw");
+  EXPECT_EQ(spec->nets.at(0).tap_name, "tap0");
+  pb::VmConfig back = spec_to_proto(*spec);
+  EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString()) << back.DebugString();
+}
+
+TEST(ConvertTest, MaxVcpusDefaultsToBoot) {
+  auto spec = spec_from_proto(minimal());
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->cpus.max_vcpus, 2u);
+}
+
+TEST(ConvertTest, RejectsMalformed) {
+  pb::VmConfig c = minimal();
+  c.mutable_cpus()->set_boot_vcpus(0);
+  expect_invalid(c, Code::kInvalidArgument, "config.cpus.boot_vcpus");
+  c = minimal();
+  c.clear_memory();
+  expect_invalid(c, Code::kInvalidArgument, "config.memory.size_mib");
+  c = minimal();
+  c.add_disks()->set_device_id("x");
+  expect_invalid(c, Code::kInvalidArgument, "config.disks[0]: no backend");
+  c = minimal();
+  c.add_disks()->mutable_vfio_pci()->set_bdf("0000:03:00.0");
+  expect_invalid(c, Code::kUnimplemented, "config.disks[0].vfio_pci");
+  c = minimal();
+  c.add_net()->mutable_tap()->set_tap_name("a-much-too-long-tap-name");
+  expect_invalid(c, Code::kInvalidArgument, "config.net[0].tap.tap_name");
+  c = minimal();
+  c.set_image_ref(std::string(5000, 'a'));
+  expect_invalid(c, Code::kInvalidArgument, "config.image_ref");
+  c = minimal();
+  c.mutable_boot()->set_kernel(std::string("/k\0x", 4));
+  expect_invalid(c, Code::kInvalidArgument, "NUL");
+  c = minimal();
+  for (int i = 0; i < 65; ++i) c.add_disks()->set_path("/d");
+  expect_invalid(c, Code::kInvalidArgument, "at most 64");
+}
+
+TEST(ConvertTest, StateNumbersMatchFeos) {
+  EXPECT_EQ(state_to_proto(model::VmState::kUnspecified), pb::VM_STATE_UNSPECIFIED);
+  EXPECT_EQ(state_to_proto(model::VmState::kCreating), pb::VM_STATE_CREATING);
+  EXPECT_EQ(state_to_proto(model::VmState::kCreated), pb::VM_STATE_CREATED);
+  EXPECT_EQ(state_to_proto(model::VmState::kRunning), pb::VM_STATE_RUNNING);
+  EXPECT_EQ(state_to_proto(model::VmState::kPaused), pb::VM_STATE_PAUSED);
+  EXPECT_EQ(state_to_proto(model::VmState::kStopped), pb::VM_STATE_STOPPED);
+  EXPECT_EQ(state_to_proto(model::VmState::kCrashed), pb::VM_STATE_CRASHED);
+}
+
+TEST(ConvertTest, EventPacksStateChange) {
+  model::VmEvent e{42, "vm1", "vm", model::VmState::kStopped, "guest powered off", 1};
+  pb::VmEvent out = event_to_proto(e);
+  EXPECT_EQ(out.id(), "42");
+  EXPECT_EQ(out.data().type_url(), "type.googleapis.com/feos.vm.vmm.api.v1.VmStateChangedEvent");
+  pb::VmStateChangedEvent changed;
+  ASSERT_TRUE(out.data().UnpackTo(&changed));
+  EXPECT_EQ(changed.new_state(), pb::VM_STATE_STOPPED);
+  EXPECT_EQ(changed.reason(), "guest powered off");
+}
+
+}  // namespace
+}  // namespace feos::api

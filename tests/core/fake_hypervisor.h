@@ -1,0 +1,112 @@
+#pragma once
+// A scriptable Hypervisor for VmManager tests: records calls, hands out pids, fails on demand,
+// and lets a test end a "process" (clean or crashed) or block start() to race other calls.
+// Process tests (tests/process) exercise the real QEMU adapter.
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "vmm/hypervisor.h"
+
+namespace feos::core {
+
+class FakeHypervisor final : public vmm::Hypervisor {
+ public:
+  Status validate(const model::VmSpec& spec) const override {
+    if (spec.boot.kernel == "/missing") return fail(Code::kNotFound, "kernel /missing not found");
+    return ok();
+  }
+
+  Result<int> start(const std::string& vm_id, const model::VmSpec&, const std::string&) override {
+    std::unique_lock lock(mutex_);
+    ++starts;
+    cv_.wait(lock, [&] { return !hold_start_; });
+    if (fail_start) return fail(Code::kInternal, "qemu: could not open kernel file");
+    int pid = next_pid_++;
+    running_[vm_id] = pid;
+    return pid;
+  }
+
+  Result<model::VmState> adopt(const std::string& vm_id, int pid, const std::string&) override {
+    std::lock_guard lock(mutex_);
+    if (!alive_after_restart.count(pid)) return fail(Code::kNotFound, "process " + std::to_string(pid) + " is gone");
+    running_[vm_id] = pid;
+    return adopted_state;
+  }
+
+  Status pause(const std::string& vm_id) override {
+    {
+      std::unique_lock lock(mutex_);
+      ++pauses;
+      cv_.wait(lock, [&] { return !hold_start_; });
+    }
+    return need(vm_id);
+  }
+  Status resume(const std::string& vm_id) override { return need(vm_id); }
+  Status request_shutdown(const std::string& vm_id) override {
+    FEOS_TRY(need(vm_id));
+    std::lock_guard lock(mutex_);
+    ++shutdown_requests;
+    return ok();
+  }
+  Status stop(const std::string& vm_id) override {
+    std::lock_guard lock(mutex_);
+    running_.erase(vm_id);
+    ++stops;
+    return ok();
+  }
+  Result<vmm::PingInfo> ping(const std::string& vm_id) override {
+    FEOS_TRY(need(vm_id));
+    std::lock_guard lock(mutex_);
+    return vmm::PingInfo{"7.2.0", running_[vm_id], {"accel=tcg"}};
+  }
+  Result<std::shared_ptr<vmm::Console>> console(const std::string& vm_id) override {
+    FEOS_TRY(need(vm_id));
+    return fail(Code::kUnavailable, "no console in the fake");
+  }
+  void set_exit_callback(ExitCallback callback) override { on_exit_ = std::move(callback); }
+
+  // Ends the VM's process as the adapter would report it.
+  void exit(const std::string& vm_id, bool clean, const std::string& reason) {
+    {
+      std::lock_guard lock(mutex_);
+      running_.erase(vm_id);
+    }
+    if (on_exit_) on_exit_(vm_id, vmm::ExitInfo{clean, reason});
+  }
+  // While held, start() and pause() block.
+  void hold(bool hold) {
+    {
+      std::lock_guard lock(mutex_);
+      hold_start_ = hold;
+    }
+    cv_.notify_all();
+  }
+  bool running(const std::string& vm_id) {
+    std::lock_guard lock(mutex_);
+    return running_.count(vm_id) > 0;
+  }
+
+  bool fail_start = false;
+  std::set<int> alive_after_restart;
+  model::VmState adopted_state = model::VmState::kRunning;
+  std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0;
+
+ private:
+  Status need(const std::string& vm_id) {
+    std::lock_guard lock(mutex_);
+    if (!running_.count(vm_id)) return fail(Code::kNotFound, "vm " + vm_id + " has no process");
+    return ok();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool hold_start_ = false;
+  int next_pid_ = 1000;
+  std::map<std::string, int> running_;
+  ExitCallback on_exit_;
+};
+
+}  // namespace feos::core
