@@ -1,0 +1,112 @@
+#include "store/migrations.h"
+
+#include <string>
+
+#include "common/log.h"
+#include "store/sqlite_util.h"
+
+namespace feos::store {
+namespace {
+
+// Notes for later steps:
+// - PRAGMA foreign_keys cannot change inside a transaction; a step that rebuilds a referenced
+//   table uses PRAGMA defer_foreign_keys=ON instead (SQLite's "12-step" ALTER procedure).
+// - VmSpec is stored as strict JSON (spec_codec.h): a field added to VmSpec needs a step that
+//   adds its key to every stored spec, e.g.
+//   UPDATE vms SET spec_json = json_set(spec_json, '$.new_field', <default>);
+// - The device ownership ledger (hostdev) arrives as step 2: one more entry below.
+constexpr Migration kMigrations[] = {
+    {"vms and vm_events", R"sql(
+-- One row per VM the daemon manages; survives daemon restarts.
+CREATE TABLE vms (
+  -- Insertion order: list returns VMs in creation order without trusting the wall clock.
+  seq INTEGER PRIMARY KEY,
+  -- The API's VM id (a UUID); vm_events refer to it.
+  id TEXT NOT NULL UNIQUE CHECK (id <> ''),
+  -- model::VmSpec as JSON (spec_codec.h): it nests lists of disks and nets, and its fields
+  -- follow the API, which changes more often than this schema.
+  spec_json TEXT NOT NULL,
+  -- model::VmState number (equal to FeOS's VmState enum): the last recorded state.
+  state INTEGER NOT NULL,
+  -- Why the VM is in its state ("guest powered off"); shown to clients.
+  state_reason TEXT NOT NULL,
+  -- Hypervisor process id while running or paused, else 0: lets a restarted daemon find the
+  -- process again or clean up after it.
+  pid INTEGER NOT NULL,
+  -- Creation time, ms since the Unix epoch; reported to clients.
+  created_unix_ms INTEGER NOT NULL,
+  -- Time of the last state change, ms since the Unix epoch.
+  updated_unix_ms INTEGER NOT NULL
+) STRICT;
+
+-- Lifecycle events of VMs: the history behind the API's event stream. Bounded per VM (Database
+-- trims the oldest) and deleted with their VM.
+CREATE TABLE vm_events (
+  -- The API's event id. AUTOINCREMENT: ids never repeat, even after the newest rows are
+  -- deleted, so a client's after_id resume point stays valid.
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  -- The VM it belongs to; deleting the VM deletes its events.
+  vm_id TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+  -- Which part reported it ("vm" for state changes); clients filter on it.
+  component_id TEXT NOT NULL,
+  -- model::VmState number the VM entered (0 when the event is not a state change).
+  state INTEGER NOT NULL,
+  -- Human-readable cause.
+  reason TEXT NOT NULL,
+  -- When it happened, ms since the Unix epoch; clients filter on it (since).
+  unix_ms INTEGER NOT NULL
+) STRICT;
+
+-- Per-VM queries and trimming walk a VM's events in id order; it also serves the cascade delete.
+CREATE INDEX vm_events_by_vm ON vm_events (vm_id, id);
+)sql"},
+};
+
+}  // namespace
+
+std::span<const Migration> schema_migrations() { return kMigrations; }
+
+Result<int> migrate(sqlite3* db, std::span<const Migration> steps, std::string_view path) {
+  const int known = static_cast<int>(steps.size());
+  auto newer_error = [&](int64_t version) {
+    return fail(Code::kFailedPrecondition,
+                "database " + std::string(path) + " has schema version " +
+                    std::to_string(version) + " but this feosd knows only versions up to " +
+                    std::to_string(known) + "; it was written by a newer feosd");
+  };
+  // Checked before taking the write lock so a newer database is refused without writing to it.
+  const std::string read_version = "read schema version of " + std::string(path);
+  auto version = query_int(db, "PRAGMA user_version", read_version);
+  if (!version) return fail(version.error());
+  if (*version > known) return newer_error(*version);
+
+  auto logger = log::get("store");
+  for (;;) {
+    FEOS_TRY(exec_sql(db, "BEGIN IMMEDIATE", "begin migration of " + std::string(path)));
+    auto current = query_int(db, "PRAGMA user_version", read_version);
+    if (!current || *current >= known) {
+      // Nothing was written, so a failed rollback loses nothing.
+      (void)exec_sql(db, "ROLLBACK", "rollback");
+      if (!current) return fail(current.error());
+      if (*current > known) return newer_error(*current);
+      return known;
+    }
+    const int from = static_cast<int>(*current);
+    const Migration& step = steps[from];
+    const std::string what = "migrate " + std::string(path) + " to schema version " +
+                             std::to_string(from + 1) + " (" + step.description + ")";
+    const std::string bump = "PRAGMA user_version = " + std::to_string(from + 1);
+    Status applied = exec_sql(db, step.sql, what);
+    if (applied) applied = exec_sql(db, bump.c_str(), what);
+    if (applied) applied = exec_sql(db, "COMMIT", what);
+    if (!applied) {
+      // Undoes the partial step; the error returned says why it failed.
+      (void)exec_sql(db, "ROLLBACK", "rollback");
+      return fail(applied.error());
+    }
+    logger->info("schema migrated path={} version={} step=\"{}\"", path, from + 1,
+                 step.description);
+  }
+}
+
+}  // namespace feos::store

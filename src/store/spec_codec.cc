@@ -1,0 +1,351 @@
+#include "store/spec_codec.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace feos::store {
+namespace {
+
+using nlohmann::json;
+
+// Encoders: each unpacks its struct with a structured binding that names every member, so a
+// member added to the model without being added here is a compile error.
+
+json cpus_to_json(const model::CpuSpec& cpus) {
+  const auto& [boot_vcpus, max_vcpus] = cpus;
+  return json::object({{"boot_vcpus", boot_vcpus}, {"max_vcpus", max_vcpus}});
+}
+
+json memory_to_json(const model::MemorySpec& memory) {
+  const auto& [size_mib, hugepages] = memory;
+  return json::object({{"size_mib", size_mib}, {"hugepages", hugepages}});
+}
+
+json boot_to_json(const model::BootSpec& boot) {
+  const auto& [kernel, initramfs, cmdline] = boot;
+  return json::object({{"kernel", kernel}, {"initramfs", initramfs}, {"cmdline", cmdline}});
+}
+
+json disk_to_json(const model::DiskSpec& disk) {
+  const auto& [device_id, path, readonly] = disk;
+  return json::object({{"device_id", device_id}, {"path", path}, {"readonly", readonly}});
+}
+
+json net_to_json(const model::NetSpec& net) {
+  const auto& [device_id, tap_name, mac] = net;
+  return json::object({{"device_id", device_id}, {"tap_name", tap_name}, {"mac", mac}});
+}
+
+bool is_valid_utf8(std::string_view s) {
+  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};  // no overlongs
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    uint32_t code_point = 0;
+    if ((lead & 0xE0) == 0xC0) {
+      length = 2;
+      code_point = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3;
+      code_point = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4;
+      code_point = lead & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    if (code_point < kMinForLength[length] || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// Returns the path of the first string value in `j` that is not valid UTF-8.
+std::optional<std::string> find_invalid_utf8(const json& j, const std::string& path) {
+  if (j.is_string()) {
+    if (!is_valid_utf8(j.get_ref<const std::string&>())) return path;
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (auto bad = find_invalid_utf8(j[i], path + "[" + std::to_string(i) + "]")) return bad;
+    }
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      if (auto bad = find_invalid_utf8(value, path + "." + key)) return bad;
+    }
+  }
+  return std::nullopt;
+}
+
+// What a value is, for "expected X, got Y" messages. Numbers show their value (short); strings
+// do not (they may be long or hold anything).
+std::string describe(const json& j) {
+  switch (j.type()) {
+    case json::value_t::number_unsigned: return "integer " + j.dump();
+    case json::value_t::number_integer:
+      return (j.get<int64_t>() < 0 ? "negative integer " : "integer ") + j.dump();
+    case json::value_t::number_float: return "non-integer number " + j.dump();
+    default: return j.type_name();
+  }
+}
+
+// Reads one JSON object strictly: each key at most once through the typed getters, and
+// finish() rejects keys nobody read. `path` ("spec.disks[1]") prefixes every error.
+class ObjectReader {
+ public:
+  static Result<ObjectReader> open(const json& j, std::string path) {
+    if (!j.is_object()) {
+      return fail(Code::kInvalidArgument, path + ": expected an object, got " + describe(j));
+    }
+    return ObjectReader(j, std::move(path));
+  }
+
+  std::string path_of(std::string_view key) const { return path_ + "." + std::string(key); }
+
+  Result<const json*> field(std::string_view key) {
+    auto it = j_->find(key);
+    if (it == j_->end()) {
+      return fail(Code::kInvalidArgument, path_ + ": missing field " + std::string(key));
+    }
+    read_.push_back(key);
+    return &*it;
+  }
+
+  Result<std::string> string(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    if (!(*value)->is_string()) return type_error(key, "a string", **value);
+    return (*value)->get<std::string>();
+  }
+
+  Result<std::optional<std::string>> optional_string(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    if ((*value)->is_null()) return std::optional<std::string>();
+    if (!(*value)->is_string()) return type_error(key, "a string or null", **value);
+    return std::optional<std::string>((*value)->get<std::string>());
+  }
+
+  Result<bool> boolean(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    if (!(*value)->is_boolean()) return type_error(key, "a boolean", **value);
+    return (*value)->get<bool>();
+  }
+
+  // An unsigned integer that fits T; "2.0", negatives and out-of-range values are rejected.
+  template <typename T>
+  Result<T> unsigned_integer(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    const char* expected =
+        sizeof(T) == 4 ? "an unsigned 32-bit integer" : "an unsigned 64-bit integer";
+    // Parsed text holds non-negative integers as unsigned; a json built in code may hold them
+    // as signed.
+    const json& number = **value;
+    const bool non_negative_integer =
+        number.is_number_unsigned() || (number.is_number_integer() && number.get<int64_t>() >= 0);
+    if (!non_negative_integer || number.get<uint64_t>() > std::numeric_limits<T>::max()) {
+      return type_error(key, expected, number);
+    }
+    return static_cast<T>(number.get<uint64_t>());
+  }
+
+  Result<const json*> array(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    if (!(*value)->is_array()) return type_error(key, "an array", **value);
+    return *value;
+  }
+
+  Result<ObjectReader> object(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    return open(**value, path_of(key));
+  }
+
+  // Fails on the first key that no getter read.
+  Status finish() const {
+    for (const auto& item : j_->items()) {
+      if (std::find(read_.begin(), read_.end(), item.key()) == read_.end()) {
+        return fail(Code::kInvalidArgument, path_ + ": unknown field \"" + item.key() + "\"");
+      }
+    }
+    return ok();
+  }
+
+ private:
+  ObjectReader(const json& j, std::string path) : j_(&j), path_(std::move(path)) {}
+
+  tl::unexpected<Error> type_error(std::string_view key, std::string_view expected,
+                                   const json& got) const {
+    return fail(Code::kInvalidArgument,
+                path_of(key) + ": expected " + std::string(expected) + ", got " + describe(got));
+  }
+
+  const json* j_;
+  std::string path_;
+  std::vector<std::string_view> read_;  // keys are string literals of the decoders below
+};
+
+// FEOS_TRY for Result<T> values: assigns on success, returns the error otherwise.
+#define FEOS_STORE_ASSIGN(lhs, expr)                         \
+  do {                                                       \
+    auto feos_assign_result_ = (expr);                       \
+    if (!feos_assign_result_) return fail(std::move(feos_assign_result_).error()); \
+    lhs = std::move(*feos_assign_result_);                   \
+  } while (0)
+
+Result<model::CpuSpec> cpus_from_json(ObjectReader reader) {
+  model::CpuSpec cpus;
+  auto& [boot_vcpus, max_vcpus] = cpus;
+  FEOS_STORE_ASSIGN(boot_vcpus, reader.unsigned_integer<uint32_t>("boot_vcpus"));
+  FEOS_STORE_ASSIGN(max_vcpus, reader.unsigned_integer<uint32_t>("max_vcpus"));
+  FEOS_TRY(reader.finish());
+  return cpus;
+}
+
+Result<model::MemorySpec> memory_from_json(ObjectReader reader) {
+  model::MemorySpec memory;
+  auto& [size_mib, hugepages] = memory;
+  FEOS_STORE_ASSIGN(size_mib, reader.unsigned_integer<uint64_t>("size_mib"));
+  FEOS_STORE_ASSIGN(hugepages, reader.boolean("hugepages"));
+  FEOS_TRY(reader.finish());
+  return memory;
+}
+
+Result<model::BootSpec> boot_from_json(ObjectReader reader) {
+  model::BootSpec boot;
+  auto& [kernel, initramfs, cmdline] = boot;
+  FEOS_STORE_ASSIGN(kernel, reader.string("kernel"));
+  FEOS_STORE_ASSIGN(initramfs, reader.string("initramfs"));
+  FEOS_STORE_ASSIGN(cmdline, reader.string("cmdline"));
+  FEOS_TRY(reader.finish());
+  return boot;
+}
+
+Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
+  model::DiskSpec disk;
+  auto& [device_id, path, readonly] = disk;
+  FEOS_STORE_ASSIGN(device_id, reader.string("device_id"));
+  FEOS_STORE_ASSIGN(path, reader.string("path"));
+  FEOS_STORE_ASSIGN(readonly, reader.boolean("readonly"));
+  FEOS_TRY(reader.finish());
+  return disk;
+}
+
+Result<model::NetSpec> net_from_json(ObjectReader reader) {
+  model::NetSpec net;
+  auto& [device_id, tap_name, mac] = net;
+  FEOS_STORE_ASSIGN(device_id, reader.string("device_id"));
+  FEOS_STORE_ASSIGN(tap_name, reader.string("tap_name"));
+  FEOS_STORE_ASSIGN(mac, reader.string("mac"));
+  FEOS_TRY(reader.finish());
+  return net;
+}
+
+// Decodes the array `key` of `reader` element by element with `decode_one`.
+template <typename T, typename Decode>
+Result<std::vector<T>> list_from_json(ObjectReader& reader, std::string_view key,
+                                      Decode decode_one) {
+  auto array = reader.array(key);
+  if (!array) return fail(array.error());
+  std::vector<T> items;
+  items.reserve((*array)->size());
+  for (size_t i = 0; i < (*array)->size(); ++i) {
+    auto element = ObjectReader::open((**array)[i],
+                                      reader.path_of(key) + "[" + std::to_string(i) + "]");
+    if (!element) return fail(element.error());
+    auto item = decode_one(std::move(*element));
+    if (!item) return fail(item.error());
+    items.push_back(std::move(*item));
+  }
+  return items;
+}
+
+}  // namespace
+
+json spec_to_json(const model::VmSpec& spec) {
+  const auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot] = spec;
+  json disk_list = json::array();
+  for (const auto& disk : disks) disk_list.push_back(disk_to_json(disk));
+  json net_list = json::array();
+  for (const auto& net : nets) net_list.push_back(net_to_json(net));
+  return json::object({
+      {"cpus", cpus_to_json(cpus)},
+      {"memory", memory_to_json(memory)},
+      {"image_ref", image_ref},
+      {"image_path", image_path},
+      {"disks", std::move(disk_list)},
+      {"nets", std::move(net_list)},
+      {"ignition", ignition ? json(*ignition) : json(nullptr)},
+      {"boot", boot_to_json(boot)},
+  });
+}
+
+Result<model::VmSpec> spec_from_json(const json& j) {
+  auto reader = ObjectReader::open(j, "spec");
+  if (!reader) return fail(reader.error());
+  model::VmSpec spec;
+  auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot] = spec;
+  {
+    auto sub = reader->object("cpus");
+    if (!sub) return fail(sub.error());
+    FEOS_STORE_ASSIGN(cpus, cpus_from_json(std::move(*sub)));
+  }
+  {
+    auto sub = reader->object("memory");
+    if (!sub) return fail(sub.error());
+    FEOS_STORE_ASSIGN(memory, memory_from_json(std::move(*sub)));
+  }
+  FEOS_STORE_ASSIGN(image_ref, reader->string("image_ref"));
+  FEOS_STORE_ASSIGN(image_path, reader->string("image_path"));
+  FEOS_STORE_ASSIGN(disks, list_from_json<model::DiskSpec>(*reader, "disks", disk_from_json));
+  FEOS_STORE_ASSIGN(nets, list_from_json<model::NetSpec>(*reader, "nets", net_from_json));
+  FEOS_STORE_ASSIGN(ignition, reader->optional_string("ignition"));
+  {
+    auto sub = reader->object("boot");
+    if (!sub) return fail(sub.error());
+    FEOS_STORE_ASSIGN(boot, boot_from_json(std::move(*sub)));
+  }
+  FEOS_TRY(reader->finish());
+  return spec;
+}
+
+Result<std::string> encode_spec(const model::VmSpec& spec) {
+  const json j = spec_to_json(spec);
+  if (auto bad = find_invalid_utf8(j, "spec")) {
+    return fail(Code::kInvalidArgument, *bad + ": string is not valid UTF-8");
+  }
+  return j.dump();
+}
+
+Result<model::VmSpec> decode_spec(std::string_view text) {
+  json j;
+  try {
+    j = json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    return fail(Code::kInvalidArgument, std::string("spec: not valid JSON: ") + e.what());
+  }
+  return spec_from_json(j);
+}
+
+}  // namespace feos::store

@@ -1,0 +1,193 @@
+#include "store/spec_codec.h"
+
+#include <cctype>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "spec_samples.h"
+
+namespace feos::store {
+namespace {
+
+using nlohmann::json;
+using testing::expect_specs_equal;
+using testing::full_spec;
+
+TEST(SpecCodecTest, FullSpecRoundTrips) {
+  const model::VmSpec spec = full_spec();
+  auto text = encode_spec(spec);
+  ASSERT_TRUE(text) << text.error().to_string();
+  auto decoded = decode_spec(*text);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  expect_specs_equal(spec, *decoded);
+}
+
+TEST(SpecCodecTest, DefaultSpecRoundTrips) {
+  const model::VmSpec spec;  // ignition absent, no disks or nets, empty strings
+  auto text = encode_spec(spec);
+  ASSERT_TRUE(text) << text.error().to_string();
+  EXPECT_TRUE(json::parse(*text).at("ignition").is_null());
+  auto decoded = decode_spec(*text);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  expect_specs_equal(spec, *decoded);
+}
+
+TEST(SpecCodecTest, IntegerLimitsRoundTrip) {
+  model::VmSpec spec = full_spec();
+  spec.cpus.boot_vcpus = std::numeric_limits<uint32_t>::max();
+  spec.cpus.max_vcpus = 0;
+  spec.memory.size_mib = std::numeric_limits<uint64_t>::max();
+  auto decoded = decode_spec(encode_spec(spec).value());
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  expect_specs_equal(spec, *decoded);
+}
+
+// The stored format itself: rows written by earlier builds must keep decoding, so a change here
+// needs a schema migration that rewrites stored specs.
+TEST(SpecCodecTest, StoredFormatIsStable) {
+  const std::string golden =
+      R"({"boot":{"cmdline":"console=ttyS0 root=/dev/vda1 quiet",)"
+      R"("initramfs":"/boot/initrd.img-6.1","kernel":"/boot/vmlinuz-6.1"},)"
+      R"("cpus":{"boot_vcpus":4,"max_vcpus":8},)"
+      R"("disks":[{"device_id":"data0","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
+      R"({"device_id":"seed","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
+      R"("ignition":"{\"ignition\":{\"version\":\"3.4.0\"}}",)"
+      R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
+      R"("image_ref":"ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0",)"
+      R"("memory":{"hugepages":true,"size_mib":65536},)"
+      R"("nets":[{"device_id":"net0","mac":"52:54:00:12:34:56","tap_name":"tap-vm1-0"},)"
+      R"({"device_id":"net1","mac":"","tap_name":"tap-vm1-1"}]})";
+  auto text = encode_spec(full_spec());
+  ASSERT_TRUE(text) << text.error().to_string();
+  EXPECT_EQ(*text, golden);
+  auto decoded = decode_spec(golden);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  expect_specs_equal(full_spec(), *decoded);
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(json&)> damage;
+  const char* message;
+};
+
+class SpecDecodeErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(SpecDecodeErrorTest, NamesTheField) {
+  json j = spec_to_json(full_spec());
+  GetParam().damage(j);
+  auto decoded = spec_from_json(j);
+  ASSERT_FALSE(decoded) << "decoded despite: " << GetParam().name;
+  EXPECT_EQ(decoded.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(decoded.error().message, GetParam().message);
+  // The text path reports the same.
+  auto from_text = decode_spec(j.dump());
+  ASSERT_FALSE(from_text);
+  EXPECT_EQ(from_text.error().message, GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Strict, SpecDecodeErrorTest,
+    ::testing::Values(
+        BadCase{"top level array", [](json& j) { j = json::array(); },
+                "spec: expected an object, got array"},
+        BadCase{"missing nested field", [](json& j) { j["cpus"].erase("max_vcpus"); },
+                "spec.cpus: missing field max_vcpus"},
+        BadCase{"missing top field", [](json& j) { j.erase("boot"); },
+                "spec: missing field boot"},
+        BadCase{"string for integer", [](json& j) { j["cpus"]["boot_vcpus"] = "4"; },
+                "spec.cpus.boot_vcpus: expected an unsigned 32-bit integer, got string"},
+        BadCase{"negative integer", [](json& j) { j["cpus"]["boot_vcpus"] = -1; },
+                "spec.cpus.boot_vcpus: expected an unsigned 32-bit integer, "
+                "got negative integer -1"},
+        BadCase{"u32 overflow", [](json& j) { j["cpus"]["max_vcpus"] = 4294967296ULL; },
+                "spec.cpus.max_vcpus: expected an unsigned 32-bit integer, got integer 4294967296"},
+        BadCase{"fraction", [](json& j) { j["memory"]["size_mib"] = 2.5; },
+                "spec.memory.size_mib: expected an unsigned 64-bit integer, "
+                "got non-integer number 2.5"},
+        BadCase{"string for bool", [](json& j) { j["disks"][1]["readonly"] = "yes"; },
+                "spec.disks[1].readonly: expected a boolean, got string"},
+        BadCase{"number for string", [](json& j) { j["nets"][1]["mac"] = 7; },
+                "spec.nets[1].mac: expected a string, got integer 7"},
+        BadCase{"unknown nested key", [](json& j) { j["nets"][0]["bridge"] = "br0"; },
+                "spec.nets[0]: unknown field \"bridge\""},
+        BadCase{"unknown top key", [](json& j) { j["gpus"] = json::array(); },
+                "spec: unknown field \"gpus\""},
+        BadCase{"ignition wrong type", [](json& j) { j["ignition"] = false; },
+                "spec.ignition: expected a string or null, got boolean"},
+        BadCase{"object for list", [](json& j) { j["disks"] = json::object(); },
+                "spec.disks: expected an array, got object"},
+        BadCase{"string in list", [](json& j) { j["nets"][0] = "net0"; },
+                "spec.nets[0]: expected an object, got string"},
+        BadCase{"null for object", [](json& j) { j["boot"] = nullptr; },
+                "spec.boot: expected an object, got null"}),
+    [](const ::testing::TestParamInfo<BadCase>& info) {
+      std::string name = info.param.name;
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
+
+// spec_from_json also takes a json built in code, where non-negative integers may be signed.
+TEST(SpecCodecTest, AcceptsSignedNonNegativeIntegers) {
+  json j = spec_to_json(full_spec());
+  j["cpus"]["boot_vcpus"] = 2;  // int: stored as number_integer
+  j["memory"]["size_mib"] = int64_t{1024};
+  auto decoded = spec_from_json(j);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(decoded->cpus.boot_vcpus, 2u);
+  EXPECT_EQ(decoded->memory.size_mib, 1024u);
+}
+
+TEST(SpecCodecTest, RejectsTextThatIsNotJson) {
+  for (const char* text : {"", "{", "not json", "{\"cpus\":}"}) {
+    auto decoded = decode_spec(text);
+    ASSERT_FALSE(decoded) << text;
+    EXPECT_EQ(decoded.error().code, Code::kInvalidArgument);
+    EXPECT_NE(decoded.error().message.find("spec: not valid JSON"), std::string::npos)
+        << decoded.error().message;
+  }
+  // Invalid UTF-8 inside a JSON string is a parse error too.
+  std::string text = encode_spec(full_spec()).value();
+  text.replace(text.find("data0.qcow2"), 1, "\xff");
+  EXPECT_FALSE(decode_spec(text));
+}
+
+TEST(SpecCodecTest, EncodeRejectsInvalidUtf8NamingTheField) {
+  const char* bad_strings[] = {
+      "\xff",              // never valid
+      "abc\xc3",           // truncated sequence
+      "\xc0\xaf",          // overlong "/"
+      "\xed\xa0\x80",      // UTF-16 surrogate
+      "\xf4\x90\x80\x80",  // above U+10FFFF
+  };
+  for (const char* bad : bad_strings) {
+    model::VmSpec spec = full_spec();
+    spec.disks[1].path = bad;
+    auto text = encode_spec(spec);
+    ASSERT_FALSE(text) << "accepted bytes of length " << std::string(bad).size();
+    EXPECT_EQ(text.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(text.error().message, "spec.disks[1].path: string is not valid UTF-8");
+  }
+  model::VmSpec spec = full_spec();
+  spec.ignition = "\x80";
+  auto text = encode_spec(spec);
+  ASSERT_FALSE(text);
+  EXPECT_EQ(text.error().message, "spec.ignition: string is not valid UTF-8");
+
+  // Multi-byte characters up to 4 bytes are fine.
+  spec = full_spec();
+  spec.boot.cmdline = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x96\xa5";
+  auto good = encode_spec(spec);
+  ASSERT_TRUE(good) << good.error().to_string();
+  EXPECT_EQ(decode_spec(*good).value().boot.cmdline, spec.boot.cmdline);
+}
+
+}  // namespace
+}  // namespace feos::store
