@@ -1,0 +1,269 @@
+#include "pci/sysfs.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace feos::pci {
+namespace {
+
+// "0x" and 1-8 hex digits, at most `max`.
+std::optional<uint32_t> parse_sysfs_hex(std::string_view text, uint32_t max) {
+  if (text.size() < 3 || text.size() > 10 || text[0] != '0' || text[1] != 'x') return std::nullopt;
+  uint32_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data() + 2, text.data() + text.size(), value, 16);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value > max) return std::nullopt;
+  return value;
+}
+
+std::optional<int> parse_int(std::string_view text) {
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 10);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// "32.0 GT/s PCIe" -> 32.0; "Unknown" (or anything without a leading number) -> 0.
+double parse_gts(std::string_view speed) {
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(speed.data(), speed.data() + speed.size(), value);
+  if (ec != std::errc() || value < 0) return 0;
+  std::string_view rest(ptr, static_cast<size_t>(speed.data() + speed.size() - ptr));
+  return rest.substr(0, 5) == " GT/s" ? value : 0;
+}
+
+// "16" or (older kernels) "x16".
+std::optional<int> parse_width(std::string_view text) {
+  if (!text.empty() && text[0] == 'x') text.remove_prefix(1);
+  return parse_int(text);
+}
+
+bool is_decimal(std::string_view s) {
+  if (s.empty() || s.size() > 10) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+std::vector<std::string> split_words(std::string_view text) {
+  std::vector<std::string> words;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && text[i] == ' ') ++i;
+    size_t start = i;
+    while (i < text.size() && text[i] != ' ') ++i;
+    if (i > start) words.emplace_back(text.substr(start, i - start));
+  }
+  return words;
+}
+
+// Addresses among directory entry names, sorted (names that are not addresses are skipped).
+std::vector<Address> addresses_of(const std::vector<std::string>& names) {
+  std::vector<Address> out;
+  for (const auto& name : names)
+    if (auto a = Address::parse(name)) out.push_back(*a);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+PciSysfs::PciSysfs(const sys::Filesystem& fs, sys::HostPaths paths) : fs_(fs), paths_(std::move(paths)) {}
+
+Result<std::vector<Address>> PciSysfs::list() const {
+  auto names = fs_.list_dir(paths_.pci_devices());
+  if (!names) return fail(names.error().context("list PCI devices"));
+  return addresses_of(*names);
+}
+
+bool PciSysfs::exists(const Address& address) const {
+  return fs_.exists(paths_.pci_device(address.to_string()));
+}
+
+Result<std::optional<std::string>> PciSysfs::optional_attr(const std::string& dir, const char* name) const {
+  auto text = fs_.read_file(dir + "/" + name);
+  if (!text) {
+    // Absent for this kind of device, or the kernel declines to answer (EINVAL from a link
+    // attribute of a device without a PCIe capability).
+    if (text.error().code == Code::kNotFound || text.error().code == Code::kInvalidArgument)
+      return std::optional<std::string>();
+    return fail(text.error());
+  }
+  return std::optional<std::string>(sys::trim(*text));
+}
+
+Result<std::string> PciSysfs::required_attr(const std::string& dir, const char* name) const {
+  auto text = fs_.read_file(dir + "/" + name);
+  if (!text) return fail(Code::kInternal, text.error().message);
+  return sys::trim(*text);
+}
+
+Result<std::optional<std::string>> PciSysfs::link_basename(const std::string& dir, const char* name) const {
+  auto target = fs_.read_link(dir + "/" + name);
+  if (!target) {
+    if (target.error().code == Code::kNotFound) return std::optional<std::string>();
+    return fail(target.error());
+  }
+  return std::optional<std::string>(sys::basename_of(*target));
+}
+
+Result<Device> PciSysfs::read(const Address& address) const {
+  const std::string bdf = address.to_string();
+  const std::string dir = paths_.pci_device(bdf);
+  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + bdf + " not found (no " + dir + ")");
+
+  Device d;
+  d.address = address;
+  auto hex_attr = [&](const char* name, uint32_t max) -> Result<uint32_t> {
+    auto text = required_attr(dir, name);
+    if (!text) return fail(text.error());
+    auto value = parse_sysfs_hex(*text, max);
+    if (!value)
+      return fail(Code::kInternal, "malformed " + dir + "/" + name + ": " + quote_for_message(*text));
+    return *value;
+  };
+  auto vendor = hex_attr("vendor", 0xffff);
+  if (!vendor) return fail(vendor.error());
+  auto device = hex_attr("device", 0xffff);
+  if (!device) return fail(device.error());
+  auto class_code = hex_attr("class", 0xffffff);
+  if (!class_code) return fail(class_code.error());
+  d.vendor_id = static_cast<uint16_t>(*vendor);
+  d.device_id = static_cast<uint16_t>(*device);
+  d.class_code = *class_code;
+
+  // Subsystem ids and revision exist for every PCI function on current kernels; a capture of an
+  // old kernel may lack them, so they are read as optional.
+  auto opt_hex = [&](const char* name, uint32_t max) -> Result<std::optional<uint32_t>> {
+    auto text = optional_attr(dir, name);
+    if (!text) return fail(text.error());
+    if (!*text) return std::optional<uint32_t>();
+    auto value = parse_sysfs_hex(**text, max);
+    if (!value)
+      return fail(Code::kInternal, "malformed " + dir + "/" + name + ": " + quote_for_message(**text));
+    return std::optional<uint32_t>(*value);
+  };
+  auto sub_vendor = opt_hex("subsystem_vendor", 0xffff);
+  if (!sub_vendor) return fail(sub_vendor.error());
+  auto sub_device = opt_hex("subsystem_device", 0xffff);
+  if (!sub_device) return fail(sub_device.error());
+  auto revision = opt_hex("revision", 0xff);
+  if (!revision) return fail(revision.error());
+  d.subsystem_vendor_id = static_cast<uint16_t>(sub_vendor->value_or(0));
+  d.subsystem_device_id = static_cast<uint16_t>(sub_device->value_or(0));
+  if (*revision) d.revision = static_cast<uint8_t>(**revision);
+
+  auto driver = link_basename(dir, "driver");
+  if (!driver) return fail(driver.error());
+  d.driver = driver->value_or("");
+  auto group = link_basename(dir, "iommu_group");
+  if (!group) return fail(group.error());
+  d.iommu_group = *group;
+
+  auto override_text = optional_attr(dir, "driver_override");
+  if (!override_text) return fail(override_text.error());
+  if (*override_text && **override_text != "(null)") d.driver_override = **override_text;
+
+  auto numa = optional_attr(dir, "numa_node");
+  if (!numa) return fail(numa.error());
+  if (*numa) {
+    auto value = parse_int(**numa);
+    if (!value) return fail(Code::kInternal, "malformed " + dir + "/numa_node: " + quote_for_message(**numa));
+    d.numa_node = *value;
+  }
+
+  auto boot_vga = optional_attr(dir, "boot_vga");
+  if (!boot_vga) return fail(boot_vga.error());
+  if (*boot_vga) d.boot_vga = **boot_vga == "1";
+
+  auto reset = optional_attr(dir, "reset_method");
+  if (!reset) return fail(reset.error());
+  if (*reset) d.reset_methods = split_words(**reset);
+
+  auto read_link = [&](const char* speed_name, const char* width_name) -> Result<std::optional<Link>> {
+    auto speed = optional_attr(dir, speed_name);
+    if (!speed) return fail(speed.error());
+    auto width = optional_attr(dir, width_name);
+    if (!width) return fail(width.error());
+    if (!*speed && !*width) return std::optional<Link>();
+    Link link;
+    if (*speed) {
+      link.speed = **speed;
+      link.gts = parse_gts(**speed);
+    }
+    if (*width) {
+      auto w = parse_width(**width);
+      if (!w) return fail(Code::kInternal, "malformed " + dir + "/" + width_name + ": " + quote_for_message(**width));
+      link.width = *w;
+    }
+    return std::optional<Link>(link);
+  };
+  auto current = read_link("current_link_speed", "current_link_width");
+  if (!current) return fail(current.error());
+  d.current_link = *current;
+  auto max = read_link("max_link_speed", "max_link_width");
+  if (!max) return fail(max.error());
+  d.max_link = *max;
+
+  auto enable = optional_attr(dir, "enable");
+  if (!enable) return fail(enable.error());
+  if (*enable) {
+    auto value = parse_int(**enable);
+    if (!value) return fail(Code::kInternal, "malformed " + dir + "/enable: " + quote_for_message(**enable));
+    d.enable_count = *value;
+  }
+
+  auto resource_text = fs_.read_file(dir + "/resource");
+  if (!resource_text) return fail(Code::kInternal, resource_text.error().message);
+  auto resources = parse_resource_file(*resource_text, dir + "/resource");
+  if (!resources) return fail(resources.error());
+  for (const auto& r : *resources) {
+    if (r.index < kRomIndex) d.bars.push_back(r);
+    else if (r.index == kRomIndex) d.rom = r;
+  }
+  return d;
+}
+
+Result<std::vector<Device>> PciSysfs::read_all() const {
+  auto addresses = list();
+  if (!addresses) return fail(addresses.error());
+  std::vector<Device> out;
+  out.reserve(addresses->size());
+  for (const auto& a : *addresses) {
+    auto d = read(a);
+    if (!d) return fail(d.error());
+    out.push_back(std::move(*d));
+  }
+  return out;
+}
+
+Result<std::vector<Address>> PciSysfs::slot_functions(const Address& address) const {
+  auto all = list();
+  if (!all) return fail(all.error());
+  std::vector<Address> out;
+  for (const auto& a : *all)
+    if (a.same_slot(address)) out.push_back(a);
+  if (out.empty()) return fail(Code::kNotFound, "no PCI function in slot " + address.slot());
+  return out;
+}
+
+Result<std::optional<std::string>> PciSysfs::iommu_group(const Address& address) const {
+  const std::string dir = paths_.pci_device(address.to_string());
+  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + address.to_string() + " not found (no " + dir + ")");
+  return link_basename(dir, "iommu_group");
+}
+
+Result<std::vector<Address>> PciSysfs::iommu_group_members(const std::string& group) const {
+  if (!is_decimal(group))
+    return fail(Code::kInvalidArgument, "invalid IOMMU group " + quote_for_message(group) + " (expected a number)");
+  const std::string dir = paths_.iommu_groups() + "/" + group + "/devices";
+  auto names = fs_.list_dir(dir);
+  if (!names) {
+    if (names.error().code == Code::kNotFound)
+      return fail(Code::kNotFound, "IOMMU group " + group + " not found (no " + dir + ")");
+    return fail(names.error());
+  }
+  // Non-PCI members (platform devices on some SoCs) are not listed: this layer knows only PCI.
+  return addresses_of(*names);
+}
+
+}  // namespace feos::pci

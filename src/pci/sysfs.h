@@ -1,0 +1,62 @@
+#pragma once
+// Reads PCI facts from sysfs (bus/pci/devices, kernel/iommu_groups) through the Filesystem seam
+// and HostPaths, so tests and `--sysfs-root` point it at any tree. Read-only: binding drivers is
+// the hostdev layer's business.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "pci/address.h"
+#include "pci/device.h"
+#include "sys/filesystem.h"
+#include "sys/host_paths.h"
+
+namespace feos::pci {
+
+class PciSysfs {
+ public:
+  // `fs` must outlive this object.
+  PciSysfs(const sys::Filesystem& fs, sys::HostPaths paths);
+
+  // Every function under bus/pci/devices, sorted. Entries whose names are not addresses are
+  // skipped. NOT_FOUND if the directory is missing, other errors as the filesystem reports them.
+  Result<std::vector<Address>> list() const;
+
+  // True when the function has a sysfs directory.
+  bool exists(const Address& address) const;
+
+  // All facts of one function. NOT_FOUND if it has no sysfs directory; INTERNAL if a required
+  // attribute (vendor, device, class, resource) is missing or malformed, naming the path.
+  // Optional attributes the kernel does not provide for this device are left empty.
+  Result<Device> read(const Address& address) const;
+
+  // read() for every function of list(), in its order. Fails on the first device that fails.
+  Result<std::vector<Device>> read_all() const;
+
+  // The functions present in `address`'s slot (itself included when present), sorted.
+  // NOT_FOUND if no function of that slot exists.
+  Result<std::vector<Address>> slot_functions(const Address& address) const;
+
+  // The function's IOMMU group number, or nullopt when it has none (no IOMMU, as in most guests).
+  // NOT_FOUND if the function does not exist.
+  Result<std::optional<std::string>> iommu_group(const Address& address) const;
+
+  // Members of IOMMU group `group` (kernel/iommu_groups/<group>/devices), sorted.
+  // INVALID_ARGUMENT unless `group` is a decimal number; NOT_FOUND if the group does not exist.
+  Result<std::vector<Address>> iommu_group_members(const std::string& group) const;
+
+  const sys::HostPaths& paths() const { return paths_; }
+
+ private:
+  // Attribute text, trimmed; nullopt when the kernel does not provide it for this device.
+  Result<std::optional<std::string>> optional_attr(const std::string& dir, const char* name) const;
+  Result<std::string> required_attr(const std::string& dir, const char* name) const;
+  // Basename of the link `dir/name`; nullopt when there is no such link.
+  Result<std::optional<std::string>> link_basename(const std::string& dir, const char* name) const;
+
+  const sys::Filesystem& fs_;
+  sys::HostPaths paths_;
+};
+
+}  // namespace feos::pci

@@ -1,0 +1,168 @@
+#include "gpu-check/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+namespace feos::gpucheck {
+namespace {
+
+constexpr size_t kMaxCapture = 1 << 20;
+
+// Resolves a bare name against PATH before fork, so the child only calls execv.
+std::string resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv, int timeout_ms) {
+  CommandResult r;
+  std::string program = resolve_program(argv.at(0));
+  if (program.empty()) {
+    r.error = argv[0] + " not found in PATH";
+    return r;
+  }
+  if (::access(program.c_str(), X_OK) != 0) {
+    r.error = program + ": " + std::strerror(errno);
+    return r;
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  int out_pipe[2], err_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return r;
+  }
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    return r;
+  }
+  // stdin: the read end of a pipe whose write end is closed, so the program reads EOF.
+  int in_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
+    r.error = std::string("pipe: ") + std::strerror(errno);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1]}) ::close(fd);
+    return r;
+  }
+  ::close(in_pipe[1]);
+  int stdin_fd = in_pipe[0];
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Child: async-signal-safe calls only.
+    ::dup2(stdin_fd, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execv(program.c_str(), args.data());
+    int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  int fds[] = {out_pipe[1], err_pipe[1], exec_pipe[1], stdin_fd};
+  for (int fd : fds)
+    if (fd >= 0) ::close(fd);
+  if (pid < 0) {
+    r.error = std::string("fork: ") + std::strerror(errno);
+    for (int fd : {out_pipe[0], err_pipe[0], exec_pipe[0]}) ::close(fd);
+    return r;
+  }
+
+  int exec_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  if (n == sizeof exec_errno) {
+    ::waitpid(pid, nullptr, 0);
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    r.error = program + ": " + std::strerror(exec_errno);
+    return r;
+  }
+  r.started = true;
+
+  int out_fd = out_pipe[0], err_fd = err_pipe[0];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[8192];
+  while (out_fd >= 0 || err_fd >= 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+    int ready = ::poll(p, 2, static_cast<int>(left.count()));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      r.error = std::string("poll: ") + std::strerror(errno);
+      r.timed_out = true;  // treat as a hang: kill below
+      break;
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (p[k].fd < 0 || p[k].revents == 0) continue;
+      int& fd = k == 0 ? out_fd : err_fd;
+      std::string& sink = k == 0 ? r.out : r.err;
+      ssize_t got = ::read(fd, buf, sizeof buf);
+      if (got > 0) {
+        if (sink.size() < kMaxCapture) sink.append(buf, std::min(static_cast<size_t>(got), kMaxCapture - sink.size()));
+      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close_fd(fd);
+      }
+    }
+  }
+  close_fd(out_fd);
+  close_fd(err_fd);
+  if (r.timed_out) {
+    ::kill(pid, SIGKILL);
+    if (r.error.empty()) r.error = "timed out after " + std::to_string(timeout_ms) + " ms and was killed";
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    if (r.exit_code != 0 && r.error.empty()) r.error = "exited with status " + std::to_string(r.exit_code);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    if (r.error.empty()) r.error = std::string("killed by signal ") + strsignal(r.signal);
+  }
+  return r;
+}
+
+}  // namespace feos::gpucheck
