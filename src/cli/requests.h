@@ -1,0 +1,85 @@
+#pragma once
+// Pure translation of command-line values into API request messages: no gRPC, no I/O except the
+// injected Filesystem (for --ignition). Every error is INVALID_ARGUMENT and names the flag, so
+// the CLI reports it as a usage error.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "feos/vm/vmm/api/v1/vm.pb.h"
+#include "sys/filesystem.h"
+
+namespace feos::cli {
+
+namespace v1 = ::feos::vm::vmm::api::v1;
+
+// Parses a plain decimal integer (digits only, no sign, no base prefix) within [min, max].
+// INVALID_ARGUMENT "<flag>: ..." otherwise.
+Result<uint64_t> parse_uint(std::string_view flag, std::string_view text, uint64_t min,
+                            uint64_t max);
+
+// Parses a duration in seconds: a finite decimal number > 0 ("2", "0.5").
+// INVALID_ARGUMENT "<flag>: ..." otherwise.
+Result<double> parse_seconds(std::string_view flag, std::string_view text);
+
+// Parses a VM state name: "running", "RUNNING" or "VM_STATE_RUNNING" (any case).
+// VM_STATE_UNSPECIFIED is not accepted. INVALID_ARGUMENT "<flag>: ..." otherwise.
+Result<v1::VmState> parse_state(std::string_view flag, std::string_view text);
+
+// `path` made absolute against `cwd` (an absolute directory) and lexically normalised; absolute
+// paths are only normalised. The daemon runs in another directory, so relative paths must not
+// reach it. Precondition: `path` is not empty.
+std::string absolute_path(std::string_view path, std::string_view cwd);
+
+// "PATH[,ro][,id=ID]" -> DiskConfig{path (absolute), readonly, device_id}. Options may come in any
+// order, each at most once. INVALID_ARGUMENT "--disk: ..." for an empty path, an empty id or an
+// unknown option.
+Result<v1::DiskConfig> parse_disk_spec(std::string_view spec, std::string_view cwd);
+
+// "NAME[,mac=MAC][,id=ID]" -> NetConfig{tap{tap_name}, mac_address, device_id}. MAC is six
+// colon-separated hex octets. INVALID_ARGUMENT "--tap: ..." for a missing name, a malformed MAC,
+// an empty id or an unknown option.
+Result<v1::NetConfig> parse_tap_spec(std::string_view spec);
+
+// Raw values of `vm create`'s flags, as typed (numbers still text, so errors can quote them).
+struct CreateArgs {
+  std::optional<std::string> vm_id;          // --id
+  std::string vcpus = "1";                   // --vcpus
+  std::optional<std::string> max_vcpus;      // --max-vcpus
+  std::string memory_mib = "512";            // --memory
+  bool hugepages = false;                    // --hugepages
+  std::optional<std::string> image;          // --image (path or URL)
+  std::optional<std::string> kernel;         // --kernel
+  std::optional<std::string> initramfs;      // --initramfs
+  std::optional<std::string> cmdline;        // --cmdline
+  std::vector<std::string> disks;            // --disk, repeatable
+  std::vector<std::string> taps;             // --tap, repeatable
+  std::optional<std::string> ignition_file;  // --ignition (read here, content sent)
+};
+
+// Builds the CreateVmRequest: numbers checked (vcpus >= 1 and fitting uint32, max-vcpus >= vcpus,
+// memory >= 1 MiB and small enough that its size in bytes fits uint64),
+// host paths (image without "scheme://", kernel, initramfs, disks) made absolute against `cwd`, the
+// ignition file read through `fs`. `boot` is set only when --kernel, --initramfs or --cmdline is.
+// Whether the config as a whole is bootable (image or kernel given, ...) is the daemon's call.
+// INVALID_ARGUMENT naming the flag on any bad value or an unreadable ignition file.
+Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::string_view cwd,
+                                                 const sys::Filesystem& fs);
+
+// Raw values of `vm events`' history flags; at most one of the three may be set (the proto's
+// streaming_mode oneof; the parser enforces it).
+struct EventsArgs {
+  std::optional<std::string> vm_id;     // positional ID
+  std::optional<std::string> tail;      // --tail N         -> tail_events
+  std::optional<std::string> since_id;  // --since-id ID    -> tail_id
+  std::optional<std::string> since_s;   // --since SECONDS  -> tail_seconds
+};
+
+// Builds the StreamVmEventsRequest. INVALID_ARGUMENT naming the flag for a bad number, an empty
+// --since-id, or more than one history flag.
+Result<v1::StreamVmEventsRequest> build_events_request(const EventsArgs& args);
+
+}  // namespace feos::cli

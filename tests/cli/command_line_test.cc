@@ -1,0 +1,350 @@
+// feosctl's command line -> Invocation (request messages and options), without a daemon.
+#include "cli/command_line.h"
+
+#include <gmock/gmock.h>
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace feos::cli {
+namespace {
+
+// Files the CLI may read (--ignition); anything else is NOT_FOUND like a missing file.
+class FakeFilesystem : public sys::Filesystem {
+ public:
+  std::map<std::string, std::string> files;
+
+  Result<std::string> read_file(const std::string& path) const override {
+    auto it = files.find(path);
+    if (it == files.end()) return fail(Code::kNotFound, path + ": No such file or directory");
+    return it->second;
+  }
+  Status write_file(const std::string& path, std::string_view) override {
+    return fail(Code::kInternal, "unexpected write to " + path);
+  }
+  Result<std::vector<std::string>> list_dir(const std::string& path) const override {
+    return fail(Code::kNotFound, path);
+  }
+  Result<std::string> read_link(const std::string& path) const override {
+    return fail(Code::kNotFound, path);
+  }
+  bool exists(const std::string& path) const override { return files.count(path) > 0; }
+};
+
+class CommandLineTest : public ::testing::Test {
+ protected:
+  Result<ParsedCommandLine> parse(const std::vector<std::string>& args) {
+    CommandLineEnv env;
+    env.socket_env = socket_env_;
+    env.cwd = "/home/op/vms";
+    env.fs = &fs_;
+    return parse_command_line(args, env);
+  }
+
+  Invocation parse_ok(const std::vector<std::string>& args) {
+    auto parsed = parse(args);
+    EXPECT_TRUE(parsed.has_value()) << (parsed ? "" : parsed.error().to_string());
+    if (!parsed) return {};
+    EXPECT_FALSE(parsed->help.has_value());
+    return parsed->invocation;
+  }
+
+  FakeFilesystem fs_;
+  std::optional<std::string> socket_env_;
+};
+
+template <typename M>
+M from_text(const std::string& text) {
+  M message;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &message)) << text;
+  return message;
+}
+
+MATCHER_P(EqualsProto, expected, "") {
+  std::string diff;
+  google::protobuf::util::MessageDifferencer differencer;
+  differencer.ReportDifferencesToString(&diff);
+  if (differencer.Compare(expected, arg)) return true;
+  *result_listener << "\nactual:\n" << arg.DebugString() << "differences:\n" << diff;
+  return false;
+}
+
+TEST_F(CommandLineTest, CreateWithEveryFlagBuildsTheWholeRequest) {
+  fs_.files["/home/op/vms/ign.json"] = "{\"ignition\":{\"version\":\"3.4.0\"}}";
+  Invocation inv = parse_ok({"vm",
+                             "create",
+                             "--id",
+                             "3f0c1c3e-9b1a-4d7e-8d2c-0a1b2c3d4e5f",
+                             "--vcpus",
+                             "2",
+                             "--max-vcpus",
+                             "8",
+                             "--memory",
+                             "4096",
+                             "--hugepages",
+                             "--image",
+                             "images/base.qcow2",
+                             "--kernel",
+                             "/boot/vmlinuz",
+                             "--initramfs",
+                             "../initrd.img",
+                             "--cmdline",
+                             "console=ttyS0 root=/dev/vda rw",
+                             "--disk",
+                             "data.img,ro,id=data0",
+                             "--disk",
+                             "/srv/scratch.raw",
+                             "--tap",
+                             "tap0,mac=52:54:00:12:34:56,id=net0",
+                             "--tap",
+                             "tap1",
+                             "--ignition",
+                             "ign.json",
+                             "--start"});
+  EXPECT_EQ(inv.command, Command::kVmCreate);
+  EXPECT_TRUE(inv.start_after_create);
+  EXPECT_THAT(inv.create_request, EqualsProto(from_text<v1::CreateVmRequest>(R"pb(
+                vm_id: "3f0c1c3e-9b1a-4d7e-8d2c-0a1b2c3d4e5f"
+                config {
+                  cpus { boot_vcpus: 2 max_vcpus: 8 }
+                  memory { size_mib: 4096 hugepages: true }
+                  image_ref: "/home/op/vms/images/base.qcow2"
+                  disks { device_id: "data0" path: "/home/op/vms/data.img" readonly: true }
+                  disks { path: "/srv/scratch.raw" }
+                  net {
+                    device_id: "net0"
+                    tap { tap_name: "tap0" }
+                    mac_address: "52:54:00:12:34:56"
+                  }
+                  net { tap { tap_name: "tap1" } }
+                  ignition: "{\"ignition\":{\"version\":\"3.4.0\"}}"
+                  boot {
+                    kernel: "/boot/vmlinuz"
+                    initramfs: "/home/op/initrd.img"
+                    cmdline: "console=ttyS0 root=/dev/vda rw"
+                  }
+                }
+              )pb")));
+}
+
+TEST_F(CommandLineTest, CreateDefaultsAreOneVcpuAnd512MibWithoutBootOrId) {
+  Invocation inv = parse_ok({"vm", "create", "--image", "file:///var/lib/images/x.qcow2"});
+  EXPECT_FALSE(inv.start_after_create);
+  EXPECT_THAT(inv.create_request, EqualsProto(from_text<v1::CreateVmRequest>(R"pb(
+                config {
+                  cpus { boot_vcpus: 1 }
+                  memory { size_mib: 512 }
+                  image_ref: "file:///var/lib/images/x.qcow2"
+                }
+              )pb")));
+  EXPECT_FALSE(inv.create_request.has_vm_id());
+  EXPECT_FALSE(inv.create_request.config().has_boot());
+  EXPECT_FALSE(inv.create_request.config().has_ignition());
+}
+
+TEST_F(CommandLineTest, CmdlineAloneStillSetsBootConfig) {
+  Invocation inv = parse_ok({"vm", "create", "--cmdline", "quiet"});
+  ASSERT_TRUE(inv.create_request.config().has_boot());
+  EXPECT_EQ(inv.create_request.config().boot().cmdline(), "quiet");
+  EXPECT_EQ(inv.create_request.config().boot().kernel(), "");
+}
+
+TEST_F(CommandLineTest, EmptyIgnitionFileIsSentAsPresentButEmpty) {
+  fs_.files["/etc/empty.ign"] = "";
+  Invocation inv = parse_ok({"vm", "create", "--ignition", "/etc/empty.ign"});
+  EXPECT_TRUE(inv.create_request.config().has_ignition());
+  EXPECT_EQ(inv.create_request.config().ignition(), "");
+}
+
+struct UsageCase {
+  std::vector<std::string> args;
+  std::string expected;  // substring of the error message
+};
+
+class UsageErrorTest : public CommandLineTest, public ::testing::WithParamInterface<UsageCase> {};
+
+TEST_P(UsageErrorTest, IsInvalidArgumentNamingTheFlag) {
+  auto parsed = parse(GetParam().args);
+  ASSERT_FALSE(parsed.has_value()) << "accepted: " << ::testing::PrintToString(GetParam().args);
+  EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
+  EXPECT_NE(parsed.error().message.find(GetParam().expected), std::string::npos)
+      << "message: " << parsed.error().message;
+  EXPECT_EQ(parsed.error().message.find('\n'), std::string::npos) << "must be one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Flags, UsageErrorTest,
+    ::testing::Values(
+        UsageCase{{"vm", "create", "--disk", "/x.img,foo"}, "--disk: unknown option 'foo'"},
+        UsageCase{{"vm", "create", "--disk", "/x.img,ro,ro"}, "--disk: option 'ro' given twice"},
+        UsageCase{{"vm", "create", "--disk", ",ro"}, "--disk: missing path"},
+        UsageCase{{"vm", "create", "--disk", "/x.img,id="}, "--disk: empty id"},
+        UsageCase{{"vm", "create", "--disk", "/x.img,,ro"}, "--disk: unknown option ''"},
+        UsageCase{{"vm", "create", "--memory", "0"}, "--memory: must be at least 1, got '0'"},
+        UsageCase{{"vm", "create", "--memory", "-1"}, "--memory: must be at least 1, got '-1'"},
+        UsageCase{{"vm", "create", "--memory", "abc"}, "--memory: expected a whole number"},
+        UsageCase{{"vm", "create", "--memory", "1.5"}, "--memory: expected a whole number"},
+        UsageCase{{"vm", "create", "--memory", "0x10"}, "--memory: expected a whole number"},
+        UsageCase{{"vm", "create", "--memory", "99999999999999999999999"},
+                  "--memory: must be at most"},
+        UsageCase{{"vm", "create", "--memory", ""}, "--memory: expected a whole number"},
+        UsageCase{{"vm", "create", "--memory"}, "--memory"},
+        UsageCase{{"vm", "create", "--vcpus", "0"}, "--vcpus: must be at least 1"},
+        UsageCase{{"vm", "create", "--vcpus", "4294967296"}, "--vcpus: must be at most 4294967295"},
+        UsageCase{{"vm", "create", "--vcpus", "4", "--max-vcpus", "2"},
+                  "--max-vcpus: must be >= --vcpus"},
+        UsageCase{{"vm", "create", "--tap", "mac=52:54:00:12:34:56"},
+                  "--tap: missing tap interface name"},
+        UsageCase{{"vm", "create", "--tap", ""}, "--tap: missing tap interface name"},
+        UsageCase{{"vm", "create", "--tap", "tap0,mac=52:54:00:12:34"}, "--tap: malformed mac"},
+        UsageCase{{"vm", "create", "--tap", "tap0,mac=zz:54:00:12:34:56"}, "--tap: malformed mac"},
+        UsageCase{{"vm", "create", "--tap", "tap0,vlan=3"}, "--tap: unknown option 'vlan=3'"},
+        UsageCase{{"vm", "create", "--tap", "tap0,id=a,id=b"}, "--tap: option 'id=' given twice"},
+        UsageCase{{"vm", "create", "--kernel", ""}, "--kernel: path must not be empty"},
+        UsageCase{{"vm", "create", "--image", ""}, "--image: must not be empty"},
+        UsageCase{{"vm", "create", "--id", ""}, "--id: must not be empty"},
+        UsageCase{{"vm", "create", "--ignition", "missing.ign"},
+                  "--ignition: cannot read 'missing.ign'"},
+        UsageCase{{"vm", "create", "--bogus"}, "--bogus"},
+        UsageCase{{"vm", "list", "-o", "yaml"}, "-o/--output: expected table or json, got 'yaml'"},
+        UsageCase{{"--timeout", "0", "vm", "list"}, "--timeout: expected a number of seconds > 0"},
+        UsageCase{{"--timeout", "-3", "vm", "list"}, "--timeout"},
+        UsageCase{{"--socket", "/a.sock", "--address", "h:1", "vm", "list"},
+                  "--socket excludes --address"},
+        UsageCase{{"--address", "nohostport", "vm", "list"}, "--address: expected HOST:PORT"},
+        UsageCase{{"vm", "get"}, "ID"}, UsageCase{{"vm", "start", ""}, "ID: must not be empty"},
+        UsageCase{{"vm", "start", "a", "b"}, "b"},
+        UsageCase{{"vm"}, "expected a vm command (create, start, get"},
+        UsageCase{{"vm", "reboot", "x"}, "got 'reboot'"}, UsageCase{{}, "expected a command (vm)"},
+        UsageCase{{"gpu", "list"}, "got 'gpu'"},
+        UsageCase{{"vm", "events", "x", "--tail", "many"}, "--tail: expected a whole number"},
+        UsageCase{{"vm", "events", "x", "--tail", "1", "--since", "5"}, "--tail excludes --since"},
+        UsageCase{{"vm", "events", "x", "--since", "0"}, "--since: must be at least 1"},
+        UsageCase{{"vm", "events", "--until-state", "running"}, "--until-state: needs the VM ID"},
+        UsageCase{{"vm", "events", "x", "--until-state", "booting"},
+                  "--until-state: unknown state 'booting'"},
+        UsageCase{{"vm", "events", "x", "--until-state", "unspecified"},
+                  "--until-state: unknown state"},
+        UsageCase{{"vm", "events", "x", "--idle-ms", "0"}, "--idle-ms: must be at least 1"},
+        UsageCase{{"vm", "events", "x", "--wait", "soon"}, "--wait: expected a number of seconds"},
+        UsageCase{{"vm", "console", "x", "--wait", "-1"}, "--wait"},
+        UsageCase{{"vm", "console", "x", "--until", ""}, "--until: text must not be empty"},
+        UsageCase{{"vm", "console"}, "ID"}));
+
+TEST_F(CommandLineTest, SocketDefaultsToRunFeosd) {
+  Invocation inv = parse_ok({"vm", "list"});
+  EXPECT_EQ(inv.command, Command::kVmList);
+  EXPECT_EQ(inv.global.grpc_target(), "unix:/run/feosd/feosd.sock");
+  EXPECT_EQ(inv.global.where(), "socket: /run/feosd/feosd.sock");
+  EXPECT_EQ(inv.global.output, OutputFormat::kTable);
+  EXPECT_DOUBLE_EQ(inv.global.timeout_s, 30);
+}
+
+TEST_F(CommandLineTest, EnvironmentReplacesDefaultSocketAndFlagBeatsEnvironment) {
+  socket_env_ = "/tmp/feosd-test/feosd.sock";
+  EXPECT_EQ(parse_ok({"vm", "list"}).global.socket_path, "/tmp/feosd-test/feosd.sock");
+  EXPECT_EQ(parse_ok({"--socket", "/x/y.sock", "vm", "list"}).global.socket_path, "/x/y.sock");
+  socket_env_ = "run/f.sock";  // relative: against the CLI's working directory
+  EXPECT_EQ(parse_ok({"vm", "list"}).global.grpc_target(), "unix:/home/op/vms/run/f.sock");
+}
+
+TEST_F(CommandLineTest, AddressSelectsTcp) {
+  Invocation inv = parse_ok({"--address", "10.0.0.5:7000", "vm", "list"});
+  EXPECT_EQ(inv.global.grpc_target(), "10.0.0.5:7000");
+  EXPECT_EQ(inv.global.where(), "address: 10.0.0.5:7000");
+}
+
+TEST_F(CommandLineTest, GlobalOptionsMayFollowTheCommand) {
+  Invocation inv =
+      parse_ok({"vm", "get", "abc", "-o", "json", "--timeout", "2.5", "--socket", "s"});
+  EXPECT_EQ(inv.command, Command::kVmGet);
+  EXPECT_EQ(inv.vm_id, "abc");
+  EXPECT_EQ(inv.global.output, OutputFormat::kJson);
+  EXPECT_DOUBLE_EQ(inv.global.timeout_s, 2.5);
+  EXPECT_EQ(inv.global.socket_path, "/home/op/vms/s");
+}
+
+TEST_F(CommandLineTest, IdCommandsCarryTheirIdAndCommand) {
+  const std::pair<const char*, Command> cases[] = {
+      {"start", Command::kVmStart},       {"get", Command::kVmGet},
+      {"shutdown", Command::kVmShutdown}, {"pause", Command::kVmPause},
+      {"resume", Command::kVmResume},     {"delete", Command::kVmDelete},
+      {"ping", Command::kVmPing},         {"console", Command::kVmConsole},
+  };
+  for (const auto& [name, command] : cases) {
+    Invocation inv = parse_ok({"vm", name, "vm-42"});
+    EXPECT_EQ(inv.command, command) << name;
+    EXPECT_EQ(inv.vm_id, "vm-42") << name;
+  }
+}
+
+TEST_F(CommandLineTest, HelpIsReturnedNotAnError) {
+  auto top = parse({"--help"});
+  ASSERT_TRUE(top.has_value());
+  ASSERT_TRUE(top->help.has_value());
+  EXPECT_NE(top->help->find("vm"), std::string::npos);
+  EXPECT_NE(top->help->find("--socket"), std::string::npos);
+
+  auto create = parse({"vm", "create", "-h"});
+  ASSERT_TRUE(create.has_value());
+  ASSERT_TRUE(create->help.has_value());
+  EXPECT_NE(create->help->find("--disk"), std::string::npos);
+}
+
+TEST_F(CommandLineTest, EventsDefaultIsAllVmsFollowWithoutHistoryMode) {
+  Invocation inv = parse_ok({"vm", "events"});
+  EXPECT_EQ(inv.command, Command::kVmEvents);
+  EXPECT_FALSE(inv.events_request.has_vm_id());
+  EXPECT_EQ(inv.events_request.streaming_mode_case(),
+            v1::StreamVmEventsRequest::STREAMING_MODE_NOT_SET);
+  EXPECT_TRUE(inv.events.follow);
+  EXPECT_EQ(inv.events.idle_ms, 300);
+  EXPECT_FALSE(inv.events.until_state.has_value());
+  EXPECT_FALSE(inv.events.wait_s.has_value());
+}
+
+TEST_F(CommandLineTest, EventsHistoryFlagsFillTheOneof) {
+  EXPECT_THAT(
+      parse_ok({"vm", "events", "vm-1", "--tail", "20"}).events_request,
+      EqualsProto(from_text<v1::StreamVmEventsRequest>(R"pb(vm_id: "vm-1" tail_events: 20)pb")));
+  EXPECT_THAT(parse_ok({"vm", "events", "--since-id", "ev-9"}).events_request,
+              EqualsProto(from_text<v1::StreamVmEventsRequest>(R"pb(tail_id: "ev-9")pb")));
+  EXPECT_THAT(
+      parse_ok({"vm", "events", "vm-1", "--since", "600"}).events_request,
+      EqualsProto(from_text<v1::StreamVmEventsRequest>(R"pb(vm_id: "vm-1" tail_seconds: 600)pb")));
+  EXPECT_THAT(parse_ok({"vm", "events", "--tail", "0"}).events_request,
+              EqualsProto(from_text<v1::StreamVmEventsRequest>(R"pb(tail_events: 0)pb")));
+}
+
+TEST_F(CommandLineTest, EventsWaitOptions) {
+  Invocation inv = parse_ok({"vm", "events", "vm-1", "--until-state", "RUNNING", "--wait", "90",
+                             "--no-follow", "--idle-ms", "1000"});
+  EXPECT_EQ(inv.vm_id, "vm-1");
+  EXPECT_EQ(inv.events.until_state, v1::VM_STATE_RUNNING);
+  EXPECT_EQ(inv.events.wait_s, 90);
+  EXPECT_FALSE(inv.events.follow);
+  EXPECT_EQ(inv.events.idle_ms, 1000);
+  EXPECT_EQ(parse_ok({"vm", "events", "v", "--until-state", "vm_state_stopped"}).events.until_state,
+            v1::VM_STATE_STOPPED);
+  EXPECT_EQ(parse_ok({"vm", "events", "v", "--until-state", "crashed"}).events.until_state,
+            v1::VM_STATE_CRASHED);
+}
+
+TEST_F(CommandLineTest, ConsoleScriptOptions) {
+  Invocation plain = parse_ok({"vm", "console", "vm-1"});
+  EXPECT_TRUE(plain.console.interactive());
+  EXPECT_FALSE(plain.console.wait_s.has_value());
+
+  Invocation scripted = parse_ok(
+      {"vm", "console", "vm-1", "--send", "uname -a", "--until", "Linux", "--wait", "0.5"});
+  EXPECT_FALSE(scripted.console.interactive());
+  EXPECT_EQ(scripted.console.send, "uname -a");
+  EXPECT_EQ(scripted.console.until, "Linux");
+  EXPECT_EQ(scripted.console.wait_s, 0.5);
+  EXPECT_EQ(scripted.console.idle_ms, 300);
+}
+
+}  // namespace
+}  // namespace feos::cli
