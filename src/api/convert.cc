@@ -11,6 +11,48 @@ constexpr size_t kMaxId = 128;
 constexpr size_t kMaxCmdline = 4096;
 constexpr size_t kMaxIgnition = 1 << 20;
 constexpr int kMaxDevices = 64;
+constexpr int kMaxGpus = 16;
+
+model::RomBar rombar_from_proto(feosd::v1::RomBar r) {
+  switch (r) {
+    case feosd::v1::ROM_BAR_ON: return model::RomBar::kOn;
+    case feosd::v1::ROM_BAR_OFF: return model::RomBar::kOff;
+    default: return model::RomBar::kDefault;
+  }
+}
+
+feosd::v1::RomBar rombar_to_proto(model::RomBar r) {
+  switch (r) {
+    case model::RomBar::kOn: return feosd::v1::ROM_BAR_ON;
+    case model::RomBar::kOff: return feosd::v1::ROM_BAR_OFF;
+    case model::RomBar::kDefault: break;
+  }
+  return feosd::v1::ROM_BAR_DEFAULT;
+}
+
+feosd::v1::GpuConfig gpu_to_proto(const model::GpuSpec& g) {
+  feosd::v1::GpuConfig out;
+  out.set_address(g.address);
+  out.set_rombar(rombar_to_proto(g.rombar));
+  out.set_boot_vga(g.boot_vga);
+  return out;
+}
+
+void function_to_proto(const model::PassthroughFunction& f, feosd::v1::PassthroughFunction* out) {
+  out->set_address(f.address);
+  out->set_id(f.id);
+  out->set_class_code(f.class_code);
+  out->set_iommu_group(f.iommu_group);
+  out->set_original_driver(f.original_driver);
+  for (const auto& b : f.bars) {
+    auto* bar = out->add_bars();
+    bar->set_index(b.index);
+    bar->set_size(b.size);
+    bar->set_is_64bit(b.is_64bit);
+    bar->set_prefetchable(b.prefetchable);
+    bar->set_is_io(b.is_io);
+  }
+}
 
 Status check_len(const std::string& value, size_t max, const std::string& field) {
   if (value.size() > max)
@@ -84,6 +126,17 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
   FEOS_TRY(check_len(c.boot().initramfs(), kMaxPath, "config.boot.initramfs"));
   FEOS_TRY(check_len(c.boot().cmdline(), kMaxCmdline, "config.boot.cmdline"));
   spec.boot = {c.boot().kernel(), c.boot().initramfs(), c.boot().cmdline()};
+  if (c.gpus_size() > kMaxGpus)
+    return fail(Code::kInvalidArgument, "config.gpus: at most " + std::to_string(kMaxGpus) + " GPUs per VM");
+  for (int i = 0; i < c.gpus_size(); ++i) {
+    const auto& g = c.gpus(i);
+    std::string field = "config.gpus[" + std::to_string(i) + "]";
+    FEOS_TRY(check_len(g.address(), 32, field + ".address"));
+    if (g.address().empty()) return fail(Code::kInvalidArgument, field + ".address: empty");
+    if (!feosd::v1::RomBar_IsValid(g.rombar()))
+      return fail(Code::kInvalidArgument, field + ".rombar: unknown value " + std::to_string(g.rombar()));
+    spec.gpus.push_back({g.address(), rombar_from_proto(g.rombar()), g.boot_vga()});
+  }
   return spec;
 }
 
@@ -112,6 +165,7 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
     c.mutable_boot()->set_initramfs(spec.boot.initramfs);
     c.mutable_boot()->set_cmdline(spec.boot.cmdline);
   }
+  for (const auto& g : spec.gpus) *c.add_gpus() = gpu_to_proto(g);
   return c;
 }
 
@@ -128,6 +182,13 @@ pb::VmInfo record_to_proto(const model::VmRecord& r) {
   info.set_state_reason(r.state_reason);
   info.set_pid(r.pid);
   info.set_created_unix_ms(r.created_unix_ms);
+  for (const auto& g : r.gpus) {
+    auto* gpu = info.add_gpus();
+    *gpu->mutable_request() = gpu_to_proto(g.request);
+    for (const auto& f : g.functions) function_to_proto(f, gpu->add_functions());
+    for (const auto& f : g.group_peers) function_to_proto(f, gpu->add_group_peers());
+    gpu->set_numa_node(g.numa_node);
+  }
   return info;
 }
 

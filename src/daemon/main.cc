@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/service_type.h>
 
 #include "api/vm_service.h"
 #include "common/log.h"
@@ -84,9 +85,13 @@ int run(const Options& opt) {
   feos::vmm::qemu::QemuConfig qemu_config;
   qemu_config.binary = opt.qemu;
   qemu_config.accel = opt.accel;
-  feos::vmm::qemu::QemuHypervisor hypervisor(*launcher, *fs, opt.paths, qemu_config);
+  auto hypervisor = feos::vmm::qemu::QemuHypervisor::create(*launcher, *fs, opt.paths, qemu_config);
+  if (!hypervisor) {
+    logger->error("hypervisor: {}", hypervisor.error().to_string());
+    return 1;
+  }
   feos::core::EventBus bus;
-  feos::core::VmManager manager(**db, hypervisor, bus, opt.state_dir + "/vms");
+  feos::core::VmManager manager(**db, **hypervisor, bus, opt.state_dir + "/vms");
   if (auto recovered = manager.recover(); !recovered) {
     logger->error("recover: {}", recovered.error().to_string());
     return 1;

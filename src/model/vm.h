@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/gpu.h"
+
 namespace feos::model {
 
 struct CpuSpec {
@@ -46,6 +48,7 @@ struct VmSpec {
   std::vector<NetSpec> nets;
   std::optional<std::string> ignition;  // passed to the guest via fw_cfg opt/com.coreos/config
   BootSpec boot;
+  std::vector<GpuSpec> gpus;  // whole GPUs by host PCIe address (feosd extension)
 };
 
 // Values equal FeOS's VmState enum numbers.
@@ -67,6 +70,9 @@ struct VmRecord {
   VmState state = VmState::kCreating;
   std::string state_reason;  // why the VM is in its state ("guest powered off", ...)
   int pid = 0;               // hypervisor process while running/paused, else 0
+  // What the host side resolved for spec.gpus when it last prepared them; the ownership ledger
+  // (store) says whether the host still holds them for this VM.
+  std::vector<AssignedGpu> gpus;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
 };

@@ -36,12 +36,18 @@ TEST(ConvertTest, RoundTripFullConfig) {
   c.set_ignition("{\"ignition\":{}}");
   c.mutable_boot()->set_initramfs("/i");
   c.mutable_boot()->set_cmdline("console=ttyS0");
+  auto* g = c.add_gpus();
+  g->set_address("0000:18:00.0");
+  g->set_rombar(feosd::v1::ROM_BAR_OFF);
+  g->set_boot_vga(true);
 
   auto spec = spec_from_proto(c);
   ASSERT_TRUE(spec) << spec.error().message;
   EXPECT_EQ(spec->cpus.max_vcpus, 4u);
   EXPECT_EQ(spec->disks.at(0).path, "/data.raw");
   EXPECT_EQ(spec->nets.at(0).tap_name, "tap0");
+  EXPECT_EQ(spec->gpus.at(0).address, "0000:18:00.0");
+  EXPECT_EQ(spec->gpus.at(0).rombar, model::RomBar::kOff);
   pb::VmConfig back = spec_to_proto(*spec);
   EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString()) << back.DebugString();
 }
@@ -75,6 +81,13 @@ TEST(ConvertTest, RejectsMalformed) {
   c.mutable_boot()->set_kernel(std::string("/k\0x", 4));
   expect_invalid(c, Code::kInvalidArgument, "NUL");
   c = minimal();
+  c.add_gpus()->set_address("0000:18:00.0");
+  c.mutable_gpus(0)->set_rombar(static_cast<feosd::v1::RomBar>(7));
+  expect_invalid(c, Code::kInvalidArgument, "config.gpus[0].rombar: unknown value 7");
+  c = minimal();
+  for (int i = 0; i < 17; ++i) c.add_gpus()->set_address("0000:18:00.0");
+  expect_invalid(c, Code::kInvalidArgument, "at most 16 GPUs");
+  c = minimal();
   for (int i = 0; i < 65; ++i) c.add_disks()->set_path("/d");
   expect_invalid(c, Code::kInvalidArgument, "at most 64");
 }
@@ -87,6 +100,22 @@ TEST(ConvertTest, StateNumbersMatchFeos) {
   EXPECT_EQ(state_to_proto(model::VmState::kPaused), pb::VM_STATE_PAUSED);
   EXPECT_EQ(state_to_proto(model::VmState::kStopped), pb::VM_STATE_STOPPED);
   EXPECT_EQ(state_to_proto(model::VmState::kCrashed), pb::VM_STATE_CRASHED);
+}
+
+TEST(ConvertTest, AssignedGpusAreShown) {
+  model::VmRecord r;
+  r.id = "vm1";
+  model::AssignedGpu g;
+  g.request.address = "0000:18:00.0";
+  g.functions.push_back({"0000:18:00.0", "10de:2330", 0x030200, "59", "nvidia",
+                         {{1, 128ull << 30, true, true, false}}});
+  g.numa_node = 0;
+  r.gpus.push_back(g);
+  auto info = record_to_proto(r);
+  ASSERT_EQ(info.gpus_size(), 1);
+  EXPECT_EQ(info.gpus(0).functions(0).iommu_group(), "59");
+  EXPECT_EQ(info.gpus(0).functions(0).bars(0).size(), 128ull << 30);
+  EXPECT_EQ(info.gpus(0).functions(0).original_driver(), "nvidia");
 }
 
 TEST(ConvertTest, EventPacksStateChange) {

@@ -63,7 +63,6 @@ finish() {
   log "all checks passed"
 }
 
-guest_args() {
-  echo --kernel "$FEOS_TEST_GUEST_DIR/vmlinuz" --initramfs "$FEOS_TEST_GUEST_DIR/initramfs.cpio" \
-    --cmdline "console=ttyS0 panic=-1" --memory 256
-}
+# feosctl vm create arguments that boot the tiny test guest: "${GUEST_ARGS[@]}".
+GUEST_ARGS=(--kernel "${FEOS_TEST_GUEST_DIR:-}/vmlinuz" --initramfs "${FEOS_TEST_GUEST_DIR:-}/initramfs.cpio"
+  --cmdline "console=ttyS0 panic=-1" --memory 256)

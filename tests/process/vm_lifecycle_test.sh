@@ -13,7 +13,7 @@ start_daemon
 ls -l "$SOCK" | grep -q '^srw-rw----' && pass "socket mode 0660" || fail "socket mode: $(ls -l "$SOCK")"
 
 # --- lifecycle ---
-ID=$(ctl vm create $(guest_args))
+ID=$(ctl vm create "${GUEST_ARGS[@]}")
 log "created $ID"
 ctl vm get "$ID" | grep -qi 'created' && pass "state created" || fail "state after create: $(ctl vm get "$ID")"
 t0=$(date +%s.%N)
@@ -42,7 +42,7 @@ ctl vm delete "$ID"
 expect_error NOT_FOUND vm get "$ID"
 
 # --- daemon crash while a VM runs ---
-ID2=$(ctl vm create $(guest_args) --start)
+ID2=$(ctl vm create "${GUEST_ARGS[@]}" --start)
 ctl vm console "$ID2" --until FEOS-TEST-GUEST-READY --wait 120 >/dev/null || fail "VM2 did not boot"
 QPID=$(ctl vm get "$ID2" -o json | sed -n 's/.*"pid": *"\{0,1\}\([0-9]*\).*/\1/p' | head -1)
 stop_daemon KILL
@@ -53,7 +53,9 @@ ctl vm console "$ID2" --send "after-restart" --until "ECHO:after-restart" --wait
   && pass "console works after adoption" || fail "console after adoption"
 ctl vm shutdown "$ID2"
 ctl vm events "$ID2" --until-state stopped --wait 90 >/dev/null && pass "adopted VM shut down" || fail "adopted VM not stopped"
-kill -0 "$QPID" 2>/dev/null && fail "qemu still running after shutdown" || pass "qemu exited"
+# After the restart qemu is no longer feosd's child: it may linger as a zombie until init reaps it.
+qemu_state=$(ps -o stat= -p "$QPID" 2>/dev/null || true)
+[[ -z "$qemu_state" || "$qemu_state" == Z* ]] && pass "qemu exited" || fail "qemu still running after shutdown ($qemu_state)"
 
 # --- crash of the hypervisor is reported ---
 ctl vm start "$ID2"
@@ -70,13 +72,13 @@ out=$("$BIN/feosd" --socket "$WORK/other.sock" --state-dir "$STATE" 2>&1) && fai
 # --- bad input; the daemon keeps serving ---
 expect_error NOT_FOUND vm get 123e4567-e89b-12d3-a456-426614174000
 expect_error NOT_FOUND vm start 123e4567-e89b-12d3-a456-426614174000
-expect_error INVALID_ARGUMENT vm create --id not-a-uuid $(guest_args)
+expect_error INVALID_ARGUMENT vm create --id not-a-uuid "${GUEST_ARGS[@]}"
 expect_error NOT_FOUND vm create --kernel /nonexistent/vmlinuz --memory 64
 expect_error UNIMPLEMENTED vm create --image ghcr.io/ironcore-dev/os-images/gardenlinux:latest
-ID3=$(ctl vm create $(guest_args))
+ID3=$(ctl vm create "${GUEST_ARGS[@]}")
 expect_error FAILED_PRECONDITION vm pause "$ID3"
 expect_error FAILED_PRECONDITION vm shutdown "$ID3"
-expect_error ALREADY_EXISTS vm create --id "$ID3" $(guest_args)
+expect_error ALREADY_EXISTS vm create --id "$ID3" "${GUEST_ARGS[@]}"
 ctl vm delete "$ID3"
 ctl vm list >/dev/null && pass "daemon still serving" || fail "daemon not serving"
 finish

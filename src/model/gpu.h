@@ -1,0 +1,47 @@
+#pragma once
+// Domain types of GPU passthrough: what a client asks for (GpuSpec) and what the host side
+// resolved and holds for a VM (AssignedGpu). The QEMU argv builder consumes AssignedGpu only, so
+// every GPU is resolved to concrete functions and IOMMU groups before an argv is built.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace feos::model {
+
+enum class RomBar { kDefault, kOn, kOff };  // kDefault: the hypervisor's choice (on for GPUs)
+
+// One GPU of a VM, by the host PCIe address of one of its functions (normally function 0).
+struct GpuSpec {
+  std::string address;  // canonical "0000:17:00.0" once validated
+  RomBar rombar = RomBar::kDefault;
+  bool boot_vga = false;  // the GPU is the guest's primary display (x-vga); allows the host boot VGA
+};
+
+struct Bar {
+  int index = 0;        // BAR register 0-5
+  uint64_t size = 0;    // bytes
+  bool is_64bit = false;
+  bool prefetchable = false;
+  bool is_io = false;   // I/O port BAR (not MMIO)
+};
+
+// One host PCI function passed to a VM.
+struct PassthroughFunction {
+  std::string address;          // "0000:17:00.1"
+  std::string id;               // "10de:2330"
+  uint32_t class_code = 0;      // 0x030200
+  std::string iommu_group;      // "41"
+  std::string original_driver;  // driver before vfio-pci took it; empty when it was unbound
+  std::vector<Bar> bars;        // present BARs
+};
+
+// A GPU as the host side resolved it: every function of its slot, plus endpoints outside the slot
+// that share its IOMMU groups (only when the operator's policy allows them).
+struct AssignedGpu {
+  GpuSpec request;
+  std::vector<PassthroughFunction> functions;    // the card's slot, function 0 first
+  std::vector<PassthroughFunction> group_peers;  // other endpoints of its groups, passed along
+  int numa_node = -1;
+};
+
+}  // namespace feos::model
