@@ -30,6 +30,11 @@ Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + i
 // guest power-off during a daemon outage from a crash.
 constexpr std::string_view kShutdownRequested = "shutdown requested";
 
+// States in which a VM holds its GPUs.
+bool holds_devices_in(VmState state) {
+  return state == VmState::kCreated || state == VmState::kRunning || state == VmState::kPaused;
+}
+
 }  // namespace
 
 // Clears the busy mark when an operation leaves its scope, whatever path it takes.
@@ -45,9 +50,9 @@ class VmManager::BusyGuard {
   std::string id_;
 };
 
-VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, EventBus& bus,
-                     std::string runtime_root)
-    : db_(db), hypervisor_(hypervisor), bus_(bus), runtime_root_(std::move(runtime_root)) {
+VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
+                     EventBus& bus, std::string runtime_root)
+    : db_(db), hypervisor_(hypervisor), devices_(devices), bus_(bus), runtime_root_(std::move(runtime_root)) {
   hypervisor_.set_exit_callback(
       [this](const std::string& id, const vmm::ExitInfo& info) { on_exit(id, info); });
 }
@@ -59,31 +64,45 @@ std::string VmManager::runtime_dir(const std::string& id) const { return runtime
 Status VmManager::recover() {
   auto records = db_.list_vms();
   if (!records) return fail(records.error().context("load vms"));
+  std::set<std::string> keepers;
   std::lock_guard lock(mutex_);
   for (auto& record : *records) {
     std::string id = record.id;
     Entry& entry = vms_[id];
     entry.record = std::move(record);
     VmState state = entry.record.state;
-    if (state != VmState::kRunning && state != VmState::kPaused) continue;
-    int pid = entry.record.pid;
-    auto adopted = pid > 0 ? hypervisor_.adopt(id, pid, runtime_dir(id))
-                           : Result<VmState>(fail(Code::kNotFound, "no pid recorded"));
-    if (adopted) {
-      logger()->info("adopted vm={} pid={} state={}", id, pid, model::state_name(*adopted));
-      if (*adopted != state)
-        FEOS_TRY(set_state_locked(entry, *adopted, "state read from the hypervisor after a feosd restart", pid));
-      continue;
+    if (state == VmState::kRunning || state == VmState::kPaused) {
+      int pid = entry.record.pid;
+      auto adopted = pid > 0 ? hypervisor_.adopt(id, pid, runtime_dir(id))
+                             : Result<VmState>(fail(Code::kNotFound, "no pid recorded"));
+      if (adopted) {
+        logger()->info("adopted vm={} pid={} state={}", id, pid, model::state_name(*adopted));
+        if (*adopted != state)
+          FEOS_TRY(set_state_locked(entry, *adopted, "state read from the hypervisor after a feosd restart", pid));
+      } else {
+        bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
+        logger()->warn("vm={} pid={} not adoptable: {}", id, pid, adopted.error().message);
+        FEOS_TRY(set_state_locked(
+            entry, asked ? VmState::kStopped : VmState::kCrashed,
+            asked ? "guest powered off after the requested shutdown, while feosd was not running"
+                  : "hypervisor process " + std::to_string(pid) + " ended while feosd was not running (" +
+                        adopted.error().message + ")",
+            0));
+      }
     }
-    bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
-    std::string reason = "hypervisor process " + std::to_string(pid) +
-                         " ended while feosd was not running (" + adopted.error().message + ")";
-    logger()->warn("vm={} pid={} not adoptable: {}", id, pid, adopted.error().message);
-    FEOS_TRY(set_state_locked(entry, asked ? VmState::kStopped : VmState::kCrashed,
-                              asked ? "guest powered off after the requested shutdown, while feosd "
-                                      "was not running"
-                                    : reason,
-                              0));
+    if (!entry.record.spec.gpus.empty() && holds_devices_in(entry.record.state)) {
+      keepers.insert(id);
+      entry.holds_devices = true;
+    }
+  }
+  if (devices_) {
+    // Devices of VMs that no longer run (or of creates cut short by a crash) go back to the host.
+    auto report = devices_->reconcile(keepers);
+    if (!report) return fail(report.error().context("reconcile device ledger"));
+    logger()->info("device ledger reconciled kept={} released={} failed={} unowned_vfio={}", report->kept.size(),
+                   report->released.size(), report->failed.size(), report->unowned_vfio.size());
+    for (const auto& f : report->failed) logger()->error("device not returned to the host: {}", f);
+    for (const auto& u : report->unowned_vfio) logger()->warn("on vfio-pci without a ledger row (left alone): {}", u);
   }
   logger()->info("recovered vms={}", vms_.size());
   return ok();
@@ -96,26 +115,60 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   if (!normalized) return fail(normalized.error());
   if (auto valid = hypervisor_.validate(*normalized); !valid)
     return fail(valid.error().context("vm " + vm_id));
+  if (!normalized->gpus.empty() && !devices_)
+    return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
+
+  int64_t now = now_ms();
+  {
+    // Reserve the id (in memory only) while the GPUs are taken outside the lock.
+    std::lock_guard lock(mutex_);
+    if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
+    Entry& entry = vms_[vm_id];
+    entry.record.id = vm_id;
+    entry.record.spec = *normalized;
+    entry.record.state = VmState::kCreating;
+    entry.record.state_reason = normalized->gpus.empty() ? "creating" : "preparing GPUs";
+    entry.record.created_unix_ms = entry.record.updated_unix_ms = now;
+    entry.busy = "create";
+    entry.persisted = false;
+  }
+  std::vector<model::AssignedGpu> gpus;
+  if (!normalized->gpus.empty()) {
+    auto prepared = devices_->prepare(vm_id, normalized->gpus);
+    if (!prepared) {
+      std::lock_guard lock(mutex_);
+      vms_.erase(vm_id);
+      return fail(prepared.error().context("vm " + vm_id));
+    }
+    gpus = std::move(*prepared);
+    // The API shows and stores canonical addresses ("17:00.0" -> "0000:17:00.0").
+    for (size_t i = 0; i < gpus.size() && i < normalized->gpus.size(); ++i)
+      normalized->gpus[i].address = gpus[i].request.address;
+  }
 
   std::lock_guard lock(mutex_);
-  if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
-  model::VmRecord record;
-  record.id = vm_id;
-  record.spec = std::move(*normalized);
-  record.state = VmState::kCreated;
-  record.state_reason = "created";
-  record.created_unix_ms = record.updated_unix_ms = now_ms();
-  FEOS_TRY(db_.insert_vm(record));
-  Entry& entry = vms_[vm_id];
-  entry.record = record;
-  model::VmEvent event{0, vm_id, "vm", VmState::kCreated, "created", record.created_unix_ms};
+  Entry& entry = vms_.at(vm_id);
+  entry.record.spec = std::move(*normalized);
+  entry.record.gpus = std::move(gpus);
+  entry.record.state = VmState::kCreated;
+  entry.record.state_reason = "created";
+  if (auto inserted = db_.insert_vm(entry.record); !inserted) {
+    bool had_gpus = !entry.record.gpus.empty();
+    vms_.erase(vm_id);
+    if (had_gpus) (void)devices_->release(vm_id);
+    return fail(inserted.error());
+  }
+  entry.persisted = true;
+  entry.holds_devices = !entry.record.gpus.empty();
+  entry.busy.reset();
+  model::VmEvent event{0, vm_id, "vm", VmState::kCreated, "created", now};
   if (auto event_id = db_.append_event(event)) {
     event.id = *event_id;
     bus_.publish(event);
   } else {
     logger()->error("vm={} event not stored: {}", vm_id, event_id.error().to_string());
   }
-  logger()->info("created vm={}", vm_id);
+  logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
   return vm_id;
 }
 
@@ -124,25 +177,33 @@ Result<VmManager::Entry*> VmManager::begin_locked(const std::string& id, Action 
   if (it == vms_.end()) return fail(not_found(id));
   Entry& entry = it->second;
   if (entry.busy)
-    return fail(Code::kFailedPrecondition, "vm " + id + " is busy: " +
-                                               std::string(action_name(*entry.busy)) +
-                                               " in progress");
+    return fail(Code::kFailedPrecondition, "vm " + id + " is busy: " + *entry.busy + " in progress");
   FEOS_TRY(check_action(id, entry.record.state, action));
-  entry.busy = action;
+  entry.busy = std::string(action_name(action));
   return &entry;
 }
 
 void VmManager::finish(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  auto it = vms_.find(id);
-  if (it == vms_.end()) return;
-  Entry& entry = it->second;
-  entry.busy.reset();
-  if (entry.pending_exit) {
-    vmm::ExitInfo info = std::move(*entry.pending_exit);
-    entry.pending_exit.reset();
-    apply_exit_locked(entry, info);
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return;
+    Entry& entry = it->second;
+    if (entry.pending_exit) {
+      vmm::ExitInfo info = std::move(*entry.pending_exit);
+      entry.pending_exit.reset();
+      release = apply_exit_locked(entry, info);
+    }
+    if (!release) {
+      entry.busy.reset();
+      return;
+    }
+    entry.busy = "releasing devices";
   }
+  (void)release_devices(id);
+  std::lock_guard lock(mutex_);
+  if (auto it = vms_.find(id); it != vms_.end()) it->second.busy.reset();
 }
 
 Status VmManager::set_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
@@ -164,6 +225,43 @@ Status VmManager::set_state_locked(Entry& entry, VmState state, std::string reas
   return ok();
 }
 
+Status VmManager::acquire_devices(const std::string& id) {
+  std::vector<model::GpuSpec> wanted;
+  {
+    std::lock_guard lock(mutex_);
+    Entry& entry = vms_.at(id);
+    if (entry.holds_devices || entry.record.spec.gpus.empty()) return ok();
+    if (!devices_) return fail(Code::kFailedPrecondition, "vm " + id + ": GPU passthrough is not available on this host");
+    wanted = entry.record.spec.gpus;
+  }
+  auto prepared = devices_->prepare(id, wanted);
+  if (!prepared) return fail(prepared.error().context("vm " + id));
+  std::lock_guard lock(mutex_);
+  Entry& entry = vms_.at(id);
+  entry.holds_devices = true;
+  entry.record.gpus = std::move(*prepared);
+  if (auto stored = db_.update_vm_gpus(id, entry.record.gpus); !stored)
+    logger()->error("vm={} assigned gpus not stored: {}", id, stored.error().to_string());
+  return ok();
+}
+
+Status VmManager::release_devices(const std::string& id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = vms_.find(id);
+    if (it == vms_.end() || !it->second.holds_devices || !devices_) return ok();
+  }
+  auto released = devices_->release(id);
+  if (!released) {
+    logger()->error("vm={} devices not returned to the host: {}", id, released.error().to_string());
+    return fail(released.error().context("vm " + id + ": return GPUs to the host"));
+  }
+  std::lock_guard lock(mutex_);
+  if (auto it = vms_.find(id); it != vms_.end()) it->second.holds_devices = false;
+  logger()->info("vm={} GPUs returned to the host", id);
+  return ok();
+}
+
 Status VmManager::start(const std::string& id) {
   model::VmSpec spec;
   {
@@ -173,18 +271,30 @@ Status VmManager::start(const std::string& id) {
     spec = (*entry)->record.spec;
   }
   BusyGuard guard(*this, id);
+  auto record_failure = [&](const Error& error) {
+    std::lock_guard lock(mutex_);
+    Entry& entry = vms_.at(id);
+    // Keep the VM's state: nothing runs. The reason tells the client what failed.
+    (void)set_state_locked(entry, entry.record.state, "start failed: " + error.message, 0);
+    return fail(error.context("start vm " + id));
+  };
+  if (auto acquired = acquire_devices(id); !acquired) return record_failure(acquired.error());
   std::error_code ec;
   std::filesystem::create_directories(runtime_dir(id), ec);
-  if (ec) return fail(Code::kInternal, "vm " + id + ": create " + runtime_dir(id) + ": " + ec.message());
-  auto pid = hypervisor_.start(id, spec, runtime_dir(id));
-
+  if (ec) return record_failure(Error{Code::kInternal, "create " + runtime_dir(id) + ": " + ec.message()});
+  std::vector<model::AssignedGpu> gpus;
+  {
+    std::lock_guard lock(mutex_);
+    gpus = vms_.at(id).record.gpus;
+  }
+  auto pid = hypervisor_.start(id, spec, gpus, runtime_dir(id));
+  if (!pid) {
+    // Nothing runs: the host gets the GPUs back; the next start takes them again.
+    (void)release_devices(id);
+    return record_failure(pid.error());
+  }
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(id);
-  if (!pid) {
-    // Keep the VM's state: nothing runs. The reason tells the client what failed.
-    (void)set_state_locked(entry, entry.record.state, "start failed: " + pid.error().message, 0);
-    return fail(pid.error().context("start vm " + id));
-  }
   entry.pending_exit.reset();  // an exit seen during start belongs to an earlier process
   return set_state_locked(entry, VmState::kRunning, "started", *pid);
 }
@@ -238,6 +348,14 @@ Status VmManager::remove(const std::string& id) {
   }
   BusyGuard guard(*this, id);
   FEOS_TRY(hypervisor_.stop(id));
+  {
+    std::lock_guard lock(mutex_);
+    Entry& entry = vms_.at(id);
+    entry.pending_exit.reset();  // the stop we asked for
+    if (entry.record.state == VmState::kRunning || entry.record.state == VmState::kPaused)
+      FEOS_TRY(set_state_locked(entry, VmState::kStopped, "stopped for delete", 0));
+  }
+  FEOS_TRY(release_devices(id));
   std::lock_guard lock(mutex_);
   FEOS_TRY(db_.remove_vm(id));
   vms_.erase(id);
@@ -248,25 +366,33 @@ Status VmManager::remove(const std::string& id) {
   return ok();
 }
 
-void VmManager::apply_exit_locked(Entry& entry, const vmm::ExitInfo& info) {
+bool VmManager::apply_exit_locked(Entry& entry, const vmm::ExitInfo& info) {
   VmState state = entry.record.state;
-  if (state != VmState::kRunning && state != VmState::kPaused) return;
+  if (state != VmState::kRunning && state != VmState::kPaused) return false;
   auto stored = set_state_locked(entry, info.clean ? VmState::kStopped : VmState::kCrashed,
                                  info.reason, 0);
   if (!stored) logger()->error("vm={} exit not stored: {}", entry.record.id, stored.error().to_string());
+  return entry.holds_devices;
 }
 
 void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
-  std::lock_guard lock(mutex_);
-  auto it = vms_.find(id);
-  if (it == vms_.end()) return;
-  Entry& entry = it->second;
-  if (entry.busy) {
-    // A delete or start in progress owns the outcome; others apply it when they finish.
-    entry.pending_exit = info;
-    return;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return;
+    Entry& entry = it->second;
+    if (entry.busy) {
+      // The operation in progress owns the outcome; finish() applies the exit after it.
+      entry.pending_exit = info;
+      return;
+    }
+    if (!apply_exit_locked(entry, info)) return;
+    entry.busy = "releasing devices";
   }
-  apply_exit_locked(entry, info);
+  // The process is gone: the host gets the GPUs back now, not at delete.
+  (void)release_devices(id);
+  std::lock_guard lock(mutex_);
+  if (auto it = vms_.find(id); it != vms_.end()) it->second.busy.reset();
 }
 
 Result<model::VmRecord> VmManager::get(const std::string& id) const {

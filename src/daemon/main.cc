@@ -16,10 +16,13 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
 
+#include "api/host_service.h"
 #include "api/vm_service.h"
 #include "common/log.h"
 #include "core/event_bus.h"
 #include "core/vm_manager.h"
+#include "hostdev/host_devices.h"
+#include "pci/pci_ids.h"
 #include "store/database.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
@@ -39,6 +42,8 @@ struct Options {
   std::string qemu = "qemu-system-x86_64";
   std::string accel = "auto";
   std::string log_level = "info";
+  std::string device_policy;  // JSON allow-list; empty = default policy
+  std::string pci_ids = "/usr/share/misc/pci.ids";
 };
 
 // Holds an exclusive lock on <state>/feosd.lock for the process's lifetime, so two daemons never
@@ -90,14 +95,31 @@ int run(const Options& opt) {
     logger->error("hypervisor: {}", hypervisor.error().to_string());
     return 1;
   }
+  feos::hostdev::Policy policy;
+  if (!opt.device_policy.empty()) {
+    auto loaded = feos::hostdev::Policy::load(*fs, opt.device_policy);
+    if (!loaded) {
+      logger->error("device policy: {}", loaded.error().to_string());
+      return 1;
+    }
+    policy = std::move(*loaded);
+  }
+  feos::hostdev::Options device_options;
+  if (auto ids = feos::pci::PciIds::load(*fs, opt.pci_ids); ids)
+    device_options.pci_ids = std::make_shared<const feos::pci::PciIds>(std::move(*ids));
+  else
+    logger->warn("no PCI names: {}", ids.error().message);
+  logger->info("device policy: {}", policy.describe());
+  feos::hostdev::HostDevices devices(*fs, opt.paths, **db, std::move(policy), device_options);
   feos::core::EventBus bus;
-  feos::core::VmManager manager(**db, **hypervisor, bus, opt.state_dir + "/vms");
+  feos::core::VmManager manager(**db, **hypervisor, &devices, bus, opt.state_dir + "/vms");
   if (auto recovered = manager.recover(); !recovered) {
     logger->error("recover: {}", recovered.error().to_string());
     return 1;
   }
 
   auto service = feos::api::make_vm_service(manager, kVersion);
+  auto host_service = feos::api::make_host_service(devices);
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::filesystem::create_directories(std::filesystem::path(opt.socket).parent_path(), ec);
@@ -106,6 +128,7 @@ int run(const Options& opt) {
   if (!opt.listen.empty())
     builder.AddListeningPort(opt.listen, grpc::InsecureServerCredentials(), &tcp_port);
   builder.RegisterService(service.get());
+  builder.RegisterService(host_service.get());
   // The socket is created with mode 0660: only root and the socket's group may drive VMs.
   mode_t old_umask = ::umask(0117);
   auto server = builder.BuildAndStart();
@@ -149,6 +172,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "debug, info, warn, error")->capture_default_str();
+  app.add_option("--device-policy", opt.device_policy,
+                 "JSON allow-list of passable GPUs (default: every display/3D device, no group peers)");
+  app.add_option("--pci-ids", opt.pci_ids, "pci.ids database for device names")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   feos::log::set_level(opt.log_level);
 

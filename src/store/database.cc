@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include <sqlite3.h>
@@ -15,16 +16,20 @@ namespace feos::store {
 namespace {
 
 // Column lists are spelled once so row readers and statements agree on the order.
-#define FEOS_VM_COLUMNS "id, spec_json, state, state_reason, pid, created_unix_ms, updated_unix_ms"
+#define FEOS_VM_COLUMNS \
+  "id, spec_json, state, state_reason, pid, created_unix_ms, updated_unix_ms, gpus_json"
 #define FEOS_EVENT_COLUMNS "id, vm_id, component_id, state, reason, unix_ms"
+#define FEOS_ASSIGNMENT_COLUMNS \
+  "bdf, vm_id, role, iommu_group, original_driver, original_override, step, updated_unix_ms"
 
 constexpr const char* kInsertVm =
-    "INSERT INTO vms (" FEOS_VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO vms (" FEOS_VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 constexpr const char* kGetVm = "SELECT " FEOS_VM_COLUMNS " FROM vms WHERE id = ?1";
 constexpr const char* kListVms = "SELECT " FEOS_VM_COLUMNS " FROM vms ORDER BY seq";
 constexpr const char* kListVmIds = "SELECT id FROM vms ORDER BY seq";
 constexpr const char* kUpdateVmState =
     "UPDATE vms SET state = ?2, state_reason = ?3, pid = ?4, updated_unix_ms = ?5 WHERE id = ?1";
+constexpr const char* kUpdateVmGpus = "UPDATE vms SET gpus_json = ?2 WHERE id = ?1";
 constexpr const char* kRemoveVm = "DELETE FROM vms WHERE id = ?1";
 constexpr const char* kInsertEvent =
     "INSERT INTO vm_events (vm_id, component_id, state, reason, unix_ms) "
@@ -44,6 +49,19 @@ constexpr const char* kEventsOfAll =
     "SELECT " FEOS_EVENT_COLUMNS " FROM (SELECT " FEOS_EVENT_COLUMNS
     " FROM vm_events WHERE id > ?2 AND unix_ms >= ?3"
     " AND (?4 = '' OR component_id = ?4) ORDER BY id DESC LIMIT ?5) ORDER BY id";
+
+constexpr const char* kInsertAssignment =
+    "INSERT INTO device_assignments (" FEOS_ASSIGNMENT_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* kAssignmentHolder = "SELECT vm_id FROM device_assignments WHERE bdf = ?1";
+constexpr const char* kSetAssignmentStep =
+    "UPDATE device_assignments SET step = ?3, updated_unix_ms = ?4 WHERE vm_id = ?1 AND bdf = ?2";
+constexpr const char* kAllAssignments =
+    "SELECT " FEOS_ASSIGNMENT_COLUMNS " FROM device_assignments ORDER BY bdf";
+constexpr const char* kAssignmentsOfVm =
+    "SELECT " FEOS_ASSIGNMENT_COLUMNS " FROM device_assignments WHERE vm_id = ?1 ORDER BY bdf";
+constexpr const char* kDeleteAssignment =
+    "DELETE FROM device_assignments WHERE vm_id = ?1 AND bdf = ?2";
 
 // A cached statement in use: binds, steps, and resets on destruction so that it holds no read
 // transaction and no bound data once the call is over.
@@ -129,6 +147,9 @@ Result<model::VmRecord> vm_from_row(const Query& row) {
   record.pid = static_cast<int>(pid);
   record.created_unix_ms = row.integer(5);
   record.updated_unix_ms = row.integer(6);
+  auto gpus = decode_assigned_gpus(row.text(7));
+  if (!gpus) return corrupt(what, gpus.error().message);
+  record.gpus = std::move(*gpus);
   return record;
 }
 
@@ -146,7 +167,64 @@ Result<model::VmEvent> event_from_row(const Query& row) {
   return event;
 }
 
+// Reads a row of FEOS_ASSIGNMENT_COLUMNS.
+Result<DeviceAssignment> assignment_from_row(const Query& row) {
+  DeviceAssignment a;
+  a.bdf = row.text(0);
+  a.vm_id = row.text(1);
+  const std::string what = "device assignment " + a.bdf;
+  const std::string role = row.text(2);
+  auto parsed_role = role_from_name(role);
+  if (!parsed_role) return corrupt(what, "role: unknown role \"" + role + "\"");
+  a.role = *parsed_role;
+  a.iommu_group = row.text(3);
+  a.original_driver = row.text(4);
+  a.original_override = row.text(5);
+  const std::string step = row.text(6);
+  auto parsed_step = step_from_name(step);
+  if (!parsed_step) return corrupt(what, "step: unknown step \"" + step + "\"");
+  a.step = *parsed_step;
+  a.updated_unix_ms = row.integer(7);
+  return a;
+}
+
 }  // namespace
+
+std::string_view role_name(DeviceRole role) {
+  switch (role) {
+    case DeviceRole::kRequested: return "requested";
+    case DeviceRole::kFunction: return "function";
+    case DeviceRole::kGroupPeer: return "group_peer";
+  }
+  return "requested";  // unreachable: every enumerator is listed above
+}
+
+std::optional<DeviceRole> role_from_name(std::string_view name) {
+  for (DeviceRole role : {DeviceRole::kRequested, DeviceRole::kFunction, DeviceRole::kGroupPeer}) {
+    if (name == role_name(role)) return role;
+  }
+  return std::nullopt;
+}
+
+std::string_view step_name(AssignmentStep step) {
+  switch (step) {
+    case AssignmentStep::kClaimed: return "claimed";
+    case AssignmentStep::kOverrideSet: return "override_set";
+    case AssignmentStep::kUnbound: return "unbound";
+    case AssignmentStep::kBound: return "bound";
+    case AssignmentStep::kReleasing: return "releasing";
+  }
+  return "claimed";  // unreachable: every enumerator is listed above
+}
+
+std::optional<AssignmentStep> step_from_name(std::string_view name) {
+  for (AssignmentStep step : {AssignmentStep::kClaimed, AssignmentStep::kOverrideSet,
+                              AssignmentStep::kUnbound, AssignmentStep::kBound,
+                              AssignmentStep::kReleasing}) {
+    if (name == step_name(step)) return step;
+  }
+  return std::nullopt;
+}
 
 int Database::latest_schema_version() { return static_cast<int>(schema_migrations().size()); }
 
@@ -233,6 +311,8 @@ Status Database::insert_vm(const model::VmRecord& record) {
   if (record.id.empty()) return fail(Code::kInvalidArgument, "insert vm: empty id");
   auto spec_json = encode_spec(record.spec);
   if (!spec_json) return fail(spec_json.error().context("insert vm " + record.id));
+  auto gpus_json = encode_assigned_gpus(record.gpus);
+  if (!gpus_json) return fail(gpus_json.error().context("insert vm " + record.id));
 
   std::lock_guard lock(mu_);
   auto stmt = statement(kInsertVm);
@@ -245,6 +325,7 @@ Status Database::insert_vm(const model::VmRecord& record) {
   query.bind(5, static_cast<int64_t>(record.pid));
   query.bind(6, record.created_unix_ms);
   query.bind(7, record.updated_unix_ms);
+  query.bind(8, *gpus_json);
   auto done = query.step("insert vm " + record.id);
   if (!done) {
     if (query.rc() == SQLITE_CONSTRAINT_UNIQUE) {
@@ -295,6 +376,22 @@ Status Database::update_vm_state(std::string_view id, model::VmState state,
   query.bind(4, static_cast<int64_t>(pid));
   query.bind(5, now_ms);
   FEOS_TRY(query.step("update state of vm " + std::string(id)));
+  if (sqlite3_changes(db_) == 0) {
+    return fail(Code::kNotFound, "vm " + std::string(id) + " not found");
+  }
+  return ok();
+}
+
+Status Database::update_vm_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus) {
+  auto gpus_json = encode_assigned_gpus(gpus);
+  if (!gpus_json) return fail(gpus_json.error().context("update gpus of vm " + std::string(id)));
+  std::lock_guard lock(mu_);
+  auto stmt = statement(kUpdateVmGpus);
+  if (!stmt) return fail(stmt.error());
+  Query query(db_, *stmt);
+  query.bind(1, id);
+  query.bind(2, *gpus_json);
+  FEOS_TRY(query.step("update gpus of vm " + std::string(id)));
   if (sqlite3_changes(db_) == 0) {
     return fail(Code::kNotFound, "vm " + std::string(id) + " not found");
   }
@@ -377,6 +474,136 @@ Result<std::vector<model::VmEvent>> Database::query_events(const EventFilter& fi
 Status Database::prune_events() {
   std::lock_guard lock(mu_);
   return prune_events_locked();
+}
+
+Status Database::claim_devices(std::string_view vm_id,
+                               const std::vector<DeviceAssignment>& rows) {
+  const std::string vm(vm_id);
+  if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
+  std::set<std::string_view> seen;
+  for (const auto& row : rows) {
+    if (row.bdf.empty()) {
+      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": empty address");
+    }
+    if (row.vm_id != vm) {
+      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " + row.bdf +
+                                              " names vm \"" + row.vm_id + "\"");
+    }
+    if (!seen.insert(row.bdf).second) {
+      return fail(Code::kInvalidArgument,
+                  "claim devices for vm " + vm + ": " + row.bdf + " is listed twice");
+    }
+  }
+  const std::string op = "claim devices for vm " + vm;
+
+  std::lock_guard lock(mu_);
+  auto insert = statement(kInsertAssignment);
+  if (!insert) return fail(insert.error());
+  auto holder = statement(kAssignmentHolder);
+  if (!holder) return fail(holder.error());
+  // IMMEDIATE: takes the write lock up front, so claims from other processes on the same file
+  // serialize with this one instead of failing half way.
+  FEOS_TRY(exec_sql(db_, "BEGIN IMMEDIATE", op));
+  auto abort = [&](Error error) {
+    (void)exec_sql(db_, "ROLLBACK", "rollback");  // the error returned says why
+    return fail(std::move(error));
+  };
+  for (const auto& row : rows) {
+    Result<bool> done = false;
+    int rc = 0;
+    {
+      Query query(db_, *insert);
+      query.bind(1, row.bdf);
+      query.bind(2, row.vm_id);
+      query.bind(3, role_name(row.role));
+      query.bind(4, row.iommu_group);
+      query.bind(5, row.original_driver);
+      query.bind(6, row.original_override);
+      query.bind(7, step_name(row.step));
+      query.bind(8, row.updated_unix_ms);
+      done = query.step(op + ": insert " + row.bdf);
+      rc = query.rc();
+    }
+    if (done) continue;
+    if (rc != SQLITE_CONSTRAINT_PRIMARYKEY) return abort(done.error());
+    std::string held_by = "another vm";
+    {
+      Query query(db_, *holder);
+      query.bind(1, row.bdf);
+      auto found = query.step(op + ": look up holder of " + row.bdf);
+      if (found && *found) held_by = "vm " + query.text(0);
+    }
+    return abort(Error{Code::kFailedPrecondition, row.bdf + " is assigned to " + held_by});
+  }
+  if (Status committed = exec_sql(db_, "COMMIT", op); !committed) {
+    return abort(committed.error());  // a failed COMMIT leaves the transaction open
+  }
+  return ok();
+}
+
+Status Database::set_device_step(std::string_view vm_id, std::string_view bdf,
+                                 AssignmentStep step, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  auto stmt = statement(kSetAssignmentStep);
+  if (!stmt) return fail(stmt.error());
+  Query query(db_, *stmt);
+  query.bind(1, vm_id);
+  query.bind(2, bdf);
+  query.bind(3, step_name(step));
+  query.bind(4, now_ms);
+  FEOS_TRY(query.step("set step of " + std::string(bdf) + " of vm " + std::string(vm_id)));
+  if (sqlite3_changes(db_) == 0) {
+    return fail(Code::kNotFound,
+                std::string(bdf) + " is not assigned to vm " + std::string(vm_id));
+  }
+  return ok();
+}
+
+Result<std::vector<DeviceAssignment>> Database::list_device_assignments(
+    std::optional<std::string_view> vm_id) {
+  std::lock_guard lock(mu_);
+  auto stmt = statement(vm_id ? kAssignmentsOfVm : kAllAssignments);
+  if (!stmt) return fail(stmt.error());
+  Query query(db_, *stmt);
+  if (vm_id) query.bind(1, *vm_id);
+  std::vector<DeviceAssignment> rows;
+  for (;;) {
+    auto row = query.step("list device assignments");
+    if (!row) return fail(row.error());
+    if (!*row) return rows;
+    auto assignment = assignment_from_row(query);
+    if (!assignment) return fail(assignment.error());
+    rows.push_back(std::move(*assignment));
+  }
+}
+
+Result<int> Database::release_devices(std::string_view vm_id,
+                                      const std::vector<std::string>& bdfs) {
+  const std::string op = "release devices of vm " + std::string(vm_id);
+  std::lock_guard lock(mu_);
+  auto stmt = statement(kDeleteAssignment);
+  if (!stmt) return fail(stmt.error());
+  FEOS_TRY(exec_sql(db_, "BEGIN IMMEDIATE", op));
+  int deleted = 0;
+  for (const auto& bdf : bdfs) {
+    Result<bool> done = false;
+    {
+      Query query(db_, *stmt);
+      query.bind(1, vm_id);
+      query.bind(2, bdf);
+      done = query.step(op + ": delete " + bdf);
+    }
+    if (!done) {
+      (void)exec_sql(db_, "ROLLBACK", "rollback");  // the error returned says why
+      return fail(done.error());
+    }
+    deleted += sqlite3_changes(db_);
+  }
+  if (Status committed = exec_sql(db_, "COMMIT", op); !committed) {
+    (void)exec_sql(db_, "ROLLBACK", "rollback");
+    return fail(committed.error());
+  }
+  return deleted;
 }
 
 Status Database::prune_vm_events_locked(const std::string& vm_id) {

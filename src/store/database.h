@@ -1,5 +1,6 @@
 #pragma once
-// The daemon's persistent state in one SQLite file: VM records and their event history.
+// The daemon's persistent state in one SQLite file: VM records, their event history, and the
+// host-device ownership ledger.
 //
 // One connection, guarded by a mutex: every method is thread-safe and runs to completion before
 // the next starts (SQLite serializes writers anyway; one connection keeps statements cached and
@@ -17,6 +18,7 @@
 
 #include "common/error.h"
 #include "model/vm.h"
+#include "store/device_assignment.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -66,7 +68,7 @@ class Database {
   // The file's schema version after open() (== latest_schema_version()).
   int schema_version() const { return schema_version_; }
 
-  // Stores a new VM record (all of its fields, as given).
+  // Stores a new VM record (all of its fields, as given, gpus included).
   // Errors: INVALID_ARGUMENT for an empty id or a spec string that is not valid UTF-8;
   // ALREADY_EXISTS when a VM with this id exists; INTERNAL/UNAVAILABLE from SQLite.
   Status insert_vm(const model::VmRecord& record);
@@ -85,6 +87,11 @@ class Database {
   Status update_vm_state(std::string_view id, model::VmState state, std::string_view reason,
                          int pid, int64_t now_ms);
 
+  // Replaces a VM's resolved GPUs (VmRecord::gpus), e.g. after the host side prepared them.
+  // Errors: INVALID_ARGUMENT for a string that is not valid UTF-8; NOT_FOUND naming the id;
+  // INTERNAL/UNAVAILABLE from SQLite.
+  Status update_vm_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus);
+
   // Deletes a VM and all of its events.
   // Errors: NOT_FOUND naming the id; INTERNAL/UNAVAILABLE from SQLite.
   Status remove_vm(std::string_view id);
@@ -102,6 +109,37 @@ class Database {
   // Trims every VM's events to the newest options.max_events_per_vm, in one transaction.
   // Errors: INTERNAL/UNAVAILABLE from SQLite (then nothing is trimmed).
   Status prune_events();
+
+  // --- Device ownership ledger (device_assignments). Rows do not refer to vms: a VM may hold
+  // devices before its record is stored, and rows of a VM that never got stored are reconciled
+  // by hostdev. ---
+
+  // Records that `vm_id` holds every device of `rows`, all or nothing, in ONE transaction (also
+  // against other processes on the same file): of two concurrent claims of the same device,
+  // exactly one succeeds. Each row is stored as given (its vm_id must be `vm_id`).
+  // Errors: INVALID_ARGUMENT for an empty vm_id, an empty bdf, a row of another VM, or a bdf twice
+  // in `rows`; FAILED_PRECONDITION "0000:18:00.0 is assigned to vm <holder>" when a device already
+  // has a row (whichever VM holds it, `vm_id` included), and then nothing is written;
+  // INTERNAL/UNAVAILABLE from SQLite.
+  Status claim_devices(std::string_view vm_id, const std::vector<DeviceAssignment>& rows);
+
+  // Sets the step and updated_unix_ms (= now_ms) of the row of `bdf` held by `vm_id`.
+  // Errors: NOT_FOUND "0000:18:00.0 is not assigned to vm <id>" when there is no such row;
+  // INTERNAL/UNAVAILABLE from SQLite.
+  Status set_device_step(std::string_view vm_id, std::string_view bdf, AssignmentStep step,
+                         int64_t now_ms);
+
+  // Ledger rows sorted by bdf: all of them, or only those held by `vm_id`.
+  // Errors: INTERNAL "corrupt record" for a row with an unknown role or step;
+  // INTERNAL/UNAVAILABLE from SQLite.
+  Result<std::vector<DeviceAssignment>> list_device_assignments(
+      std::optional<std::string_view> vm_id = std::nullopt);
+
+  // Deletes the rows of `bdfs` held by `vm_id`, in one transaction, and returns how many it
+  // deleted. Rows that do not exist or belong to another VM are left alone, so releasing twice is
+  // harmless.
+  // Errors: INTERNAL/UNAVAILABLE from SQLite (then nothing is deleted).
+  Result<int> release_devices(std::string_view vm_id, const std::vector<std::string>& bdfs);
 
  private:
   Database(std::string path, sqlite3* db, const DatabaseOptions& options);

@@ -14,7 +14,6 @@ namespace {
 // - VmSpec is stored as strict JSON (spec_codec.h): a field added to VmSpec needs a step that
 //   adds its key to every stored spec, e.g.
 //   UPDATE vms SET spec_json = json_set(spec_json, '$.new_field', <default>);
-// - The device ownership ledger (hostdev) arrives as step 2: one more entry below.
 constexpr Migration kMigrations[] = {
     {"vms and vm_events", R"sql(
 -- One row per VM the daemon manages; survives daemon restarts.
@@ -59,6 +58,46 @@ CREATE TABLE vm_events (
 
 -- Per-VM queries and trimming walk a VM's events in id order; it also serves the cascade delete.
 CREATE INDEX vm_events_by_vm ON vm_events (vm_id, id);
+)sql"},
+    {"gpus of vms", R"sql(
+-- VmSpec gained gpus (whole GPUs by host PCIe address): specs stored before asked for none.
+UPDATE vms SET spec_json = json_set(spec_json, '$.gpus', json('[]'));
+-- What the host side resolved for a VM's GPUs (std::vector<model::AssignedGpu> as JSON,
+-- spec_codec.h): the functions, IOMMU groups, original drivers and BARs the hypervisor was given.
+-- JSON for the same reason as spec_json; '[]' for VMs without GPUs and for rows stored before.
+ALTER TABLE vms ADD COLUMN gpus_json TEXT NOT NULL DEFAULT '[]';
+)sql"},
+    {"device ownership ledger", R"sql(
+-- Which VM holds which host PCI function, and how far binding it to vfio-pci has come. hostdev
+-- writes a row's step BEFORE the sysfs write it names, so a restarted feosd knows what a crash
+-- interrupted and can finish or undo it. No foreign key to vms: a crash between claiming devices
+-- and recording the VM leaves rows of a VM that was never stored; reconcile at start cleans them.
+CREATE TABLE device_assignments (
+  -- Canonical PCI address ("0000:18:00.0"); the primary key makes one holder per function.
+  bdf TEXT PRIMARY KEY CHECK (bdf <> ''),
+  -- The API id of the VM holding it.
+  vm_id TEXT NOT NULL CHECK (vm_id <> ''),
+  -- Why it is held: the GPU function the client named ('requested'), another function of that
+  -- card's slot ('function'), or another endpoint of its IOMMU group that the operator's policy
+  -- lets travel along ('group_peer').
+  role TEXT NOT NULL CHECK (role IN ('requested', 'function', 'group_peer')),
+  -- IOMMU group number ("41"): VFIO hands whole groups to a VM; release works group by group.
+  iommu_group TEXT NOT NULL,
+  -- Driver bound before vfio-pci took the device ('' when it was unbound): what release rebinds.
+  original_driver TEXT NOT NULL,
+  -- driver_override before we set it ('' for none): what release and rollback restore.
+  original_override TEXT NOT NULL,
+  -- How far prepare got: 'claimed' (nothing written yet), 'override_set' (driver_override is
+  -- being or was set), 'unbound' (detaching from the original driver), 'bound' (probing onto
+  -- vfio-pci; ready once prepare returned), 'releasing' (being returned to the host). Set before
+  -- the write it announces.
+  step TEXT NOT NULL CHECK (step IN ('claimed', 'override_set', 'unbound', 'bound', 'releasing')),
+  -- Time of the last step change, ms since the Unix epoch; shows how long a device was stuck.
+  updated_unix_ms INTEGER NOT NULL
+) STRICT;
+
+-- Release and listing of one VM's devices.
+CREATE INDEX device_assignments_by_vm ON device_assignments (vm_id, bdf);
 )sql"},
 };
 

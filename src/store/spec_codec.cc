@@ -41,6 +41,54 @@ json net_to_json(const model::NetSpec& net) {
   return json::object({{"device_id", device_id}, {"tap_name", tap_name}, {"mac", mac}});
 }
 
+const char* rombar_name(model::RomBar rombar) {
+  switch (rombar) {
+    case model::RomBar::kDefault: return "default";
+    case model::RomBar::kOn: return "on";
+    case model::RomBar::kOff: return "off";
+  }
+  return "default";  // unreachable: every enumerator is listed above
+}
+
+json gpu_spec_to_json(const model::GpuSpec& gpu) {
+  const auto& [address, rombar, boot_vga] = gpu;
+  return json::object(
+      {{"address", address}, {"rombar", rombar_name(rombar)}, {"boot_vga", boot_vga}});
+}
+
+json bar_to_json(const model::Bar& bar) {
+  const auto& [index, size, is_64bit, prefetchable, is_io] = bar;
+  return json::object({{"index", index},
+                       {"size", size},
+                       {"is_64bit", is_64bit},
+                       {"prefetchable", prefetchable},
+                       {"is_io", is_io}});
+}
+
+json function_to_json(const model::PassthroughFunction& function) {
+  const auto& [address, id, class_code, iommu_group, original_driver, bars] = function;
+  json bar_list = json::array();
+  for (const auto& bar : bars) bar_list.push_back(bar_to_json(bar));
+  return json::object({{"address", address},
+                       {"id", id},
+                       {"class_code", class_code},
+                       {"iommu_group", iommu_group},
+                       {"original_driver", original_driver},
+                       {"bars", std::move(bar_list)}});
+}
+
+json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
+  const auto& [request, functions, group_peers, numa_node] = gpu;
+  json function_list = json::array();
+  for (const auto& function : functions) function_list.push_back(function_to_json(function));
+  json peer_list = json::array();
+  for (const auto& peer : group_peers) peer_list.push_back(function_to_json(peer));
+  return json::object({{"request", gpu_spec_to_json(request)},
+                       {"functions", std::move(function_list)},
+                       {"group_peers", std::move(peer_list)},
+                       {"numa_node", numa_node}});
+}
+
 bool is_valid_utf8(std::string_view s) {
   static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};  // no overlongs
   size_t i = 0;
@@ -169,6 +217,27 @@ class ObjectReader {
     return static_cast<T>(number.get<uint64_t>());
   }
 
+  // A signed integer that fits T ("2.0" and out-of-range values are rejected).
+  template <typename T>
+  Result<T> signed_integer(std::string_view key) {
+    auto value = field(key);
+    if (!value) return fail(value.error());
+    const json& number = **value;
+    const char* expected = sizeof(T) == 4 ? "a 32-bit integer" : "a 64-bit integer";
+    if (number.is_number_unsigned()) {
+      if (number.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        return type_error(key, expected, number);
+      }
+      return static_cast<T>(number.get<uint64_t>());
+    }
+    if (!number.is_number_integer()) return type_error(key, expected, number);
+    const int64_t v = number.get<int64_t>();
+    if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+      return type_error(key, expected, number);
+    }
+    return static_cast<T>(v);
+  }
+
   Result<const json*> array(std::string_view key) {
     auto value = field(key);
     if (!value) return fail(value.error());
@@ -262,6 +331,43 @@ Result<model::NetSpec> net_from_json(ObjectReader reader) {
   return net;
 }
 
+Result<model::RomBar> rombar_from_json(ObjectReader& reader) {
+  auto name = reader.string("rombar");
+  if (!name) return fail(name.error());
+  for (model::RomBar value : {model::RomBar::kDefault, model::RomBar::kOn, model::RomBar::kOff}) {
+    if (*name == rombar_name(value)) return value;
+  }
+  return fail(Code::kInvalidArgument, reader.path_of("rombar") +
+                                          ": expected \"default\", \"on\" or \"off\", got \"" +
+                                          *name + "\"");
+}
+
+Result<model::GpuSpec> gpu_spec_from_json(ObjectReader reader) {
+  model::GpuSpec gpu;
+  auto& [address, rombar, boot_vga] = gpu;
+  FEOS_STORE_ASSIGN(address, reader.string("address"));
+  FEOS_STORE_ASSIGN(rombar, rombar_from_json(reader));
+  FEOS_STORE_ASSIGN(boot_vga, reader.boolean("boot_vga"));
+  FEOS_TRY(reader.finish());
+  return gpu;
+}
+
+Result<model::Bar> bar_from_json(ObjectReader reader) {
+  model::Bar bar;
+  auto& [index, size, is_64bit, prefetchable, is_io] = bar;
+  FEOS_STORE_ASSIGN(index, reader.signed_integer<int>("index"));
+  FEOS_STORE_ASSIGN(size, reader.unsigned_integer<uint64_t>("size"));
+  FEOS_STORE_ASSIGN(is_64bit, reader.boolean("is_64bit"));
+  FEOS_STORE_ASSIGN(prefetchable, reader.boolean("prefetchable"));
+  FEOS_STORE_ASSIGN(is_io, reader.boolean("is_io"));
+  FEOS_TRY(reader.finish());
+  return bar;
+}
+
+// Declared here, defined after list_from_json (it decodes a list of BARs).
+Result<model::PassthroughFunction> function_from_json(ObjectReader reader);
+Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader);
+
 // Decodes the array `key` of `reader` element by element with `decode_one`.
 template <typename T, typename Decode>
 Result<std::vector<T>> list_from_json(ObjectReader& reader, std::string_view key,
@@ -281,10 +387,51 @@ Result<std::vector<T>> list_from_json(ObjectReader& reader, std::string_view key
   return items;
 }
 
+Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
+  model::PassthroughFunction function;
+  auto& [address, id, class_code, iommu_group, original_driver, bars] = function;
+  FEOS_STORE_ASSIGN(address, reader.string("address"));
+  FEOS_STORE_ASSIGN(id, reader.string("id"));
+  FEOS_STORE_ASSIGN(class_code, reader.unsigned_integer<uint32_t>("class_code"));
+  FEOS_STORE_ASSIGN(iommu_group, reader.string("iommu_group"));
+  FEOS_STORE_ASSIGN(original_driver, reader.string("original_driver"));
+  FEOS_STORE_ASSIGN(bars, list_from_json<model::Bar>(reader, "bars", bar_from_json));
+  FEOS_TRY(reader.finish());
+  return function;
+}
+
+Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
+  model::AssignedGpu gpu;
+  auto& [request, functions, group_peers, numa_node] = gpu;
+  {
+    auto sub = reader.object("request");
+    if (!sub) return fail(sub.error());
+    FEOS_STORE_ASSIGN(request, gpu_spec_from_json(std::move(*sub)));
+  }
+  FEOS_STORE_ASSIGN(functions, list_from_json<model::PassthroughFunction>(reader, "functions",
+                                                                          function_from_json));
+  FEOS_STORE_ASSIGN(group_peers, list_from_json<model::PassthroughFunction>(
+                                     reader, "group_peers", function_from_json));
+  FEOS_STORE_ASSIGN(numa_node, reader.signed_integer<int>("numa_node"));
+  FEOS_TRY(reader.finish());
+  return gpu;
+}
+
+// Parses JSON text; `what` names the value in the error ("spec", "gpus").
+Result<json> parse_json(std::string_view text, const std::string& what) {
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    return fail(Code::kInvalidArgument, what + ": not valid JSON: " + e.what());
+  }
+}
+
 }  // namespace
 
 json spec_to_json(const model::VmSpec& spec) {
-  const auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot] = spec;
+  const auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot, gpus] = spec;
+  json gpu_list = json::array();
+  for (const auto& gpu : gpus) gpu_list.push_back(gpu_spec_to_json(gpu));
   json disk_list = json::array();
   for (const auto& disk : disks) disk_list.push_back(disk_to_json(disk));
   json net_list = json::array();
@@ -298,6 +445,7 @@ json spec_to_json(const model::VmSpec& spec) {
       {"nets", std::move(net_list)},
       {"ignition", ignition ? json(*ignition) : json(nullptr)},
       {"boot", boot_to_json(boot)},
+      {"gpus", std::move(gpu_list)},
   });
 }
 
@@ -305,7 +453,7 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   auto reader = ObjectReader::open(j, "spec");
   if (!reader) return fail(reader.error());
   model::VmSpec spec;
-  auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot] = spec;
+  auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot, gpus] = spec;
   {
     auto sub = reader->object("cpus");
     if (!sub) return fail(sub.error());
@@ -326,6 +474,7 @@ Result<model::VmSpec> spec_from_json(const json& j) {
     if (!sub) return fail(sub.error());
     FEOS_STORE_ASSIGN(boot, boot_from_json(std::move(*sub)));
   }
+  FEOS_STORE_ASSIGN(gpus, list_from_json<model::GpuSpec>(*reader, "gpus", gpu_spec_from_json));
   FEOS_TRY(reader->finish());
   return spec;
 }
@@ -339,13 +488,45 @@ Result<std::string> encode_spec(const model::VmSpec& spec) {
 }
 
 Result<model::VmSpec> decode_spec(std::string_view text) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return fail(Code::kInvalidArgument, std::string("spec: not valid JSON: ") + e.what());
+  auto j = parse_json(text, "spec");
+  if (!j) return fail(j.error());
+  return spec_from_json(*j);
+}
+
+json assigned_gpus_to_json(const std::vector<model::AssignedGpu>& gpus) {
+  json list = json::array();
+  for (const auto& gpu : gpus) list.push_back(assigned_gpu_to_json(gpu));
+  return list;
+}
+
+Result<std::vector<model::AssignedGpu>> assigned_gpus_from_json(const json& j) {
+  if (!j.is_array()) {
+    return fail(Code::kInvalidArgument, "gpus: expected an array, got " + describe(j));
   }
-  return spec_from_json(j);
+  std::vector<model::AssignedGpu> gpus;
+  gpus.reserve(j.size());
+  for (size_t i = 0; i < j.size(); ++i) {
+    auto element = ObjectReader::open(j[i], "gpus[" + std::to_string(i) + "]");
+    if (!element) return fail(element.error());
+    auto gpu = assigned_gpu_from_json(std::move(*element));
+    if (!gpu) return fail(gpu.error());
+    gpus.push_back(std::move(*gpu));
+  }
+  return gpus;
+}
+
+Result<std::string> encode_assigned_gpus(const std::vector<model::AssignedGpu>& gpus) {
+  const json j = assigned_gpus_to_json(gpus);
+  if (auto bad = find_invalid_utf8(j, "gpus")) {
+    return fail(Code::kInvalidArgument, *bad + ": string is not valid UTF-8");
+  }
+  return j.dump();
+}
+
+Result<std::vector<model::AssignedGpu>> decode_assigned_gpus(std::string_view text) {
+  auto j = parse_json(text, "gpus");
+  if (!j) return fail(j.error());
+  return assigned_gpus_from_json(*j);
 }
 
 }  // namespace feos::store

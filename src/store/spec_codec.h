@@ -1,5 +1,7 @@
 #pragma once
-// model::VmSpec <-> JSON: the stored form of a VM's spec (column vms.spec_json).
+// model::VmSpec <-> JSON: the stored form of a VM's spec (column vms.spec_json), and
+// std::vector<model::AssignedGpu> <-> JSON: what the host side resolved for its GPUs (column
+// vms.gpus_json).
 //
 // Every field is written, defaults included, under its C++ member name; nested structs are
 // objects, lists are arrays, an absent ignition is null. Decoding is strict: a missing key, an
@@ -8,8 +10,10 @@
 // Adding a field to a spec struct breaks the build of spec_codec.cc on purpose (structured
 // bindings list every member); add it to both directions, and add a schema migration that puts
 // the new key into the specs already stored (see migrations.cc).
+// Enums are stored by name (RomBar: "default", "on", "off"), so their numbering may change.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -36,5 +40,23 @@ Result<std::string> encode_spec(const model::VmSpec& spec);
 // Errors: INVALID_ARGUMENT for text that is not JSON (with the parser's position and reason),
 // otherwise as spec_from_json.
 Result<model::VmSpec> decode_spec(std::string_view text);
+
+// Returns `gpus` as a JSON array of objects holding every field of AssignedGpu (its request
+// GpuSpec, functions and group_peers with their BARs, numa_node). Never fails.
+nlohmann::json assigned_gpus_to_json(const std::vector<model::AssignedGpu>& gpus);
+
+// Decodes an array written by assigned_gpus_to_json, as strictly as spec_from_json.
+// Errors: INVALID_ARGUMENT naming the field path, e.g.
+// "gpus[0].functions[1].bars[0].size: expected an unsigned 64-bit integer, got string".
+Result<std::vector<model::AssignedGpu>> assigned_gpus_from_json(const nlohmann::json& json);
+
+// Returns assigned_gpus_to_json(gpus) as compact JSON text.
+// Errors: INVALID_ARGUMENT naming the field whose string is not valid UTF-8.
+Result<std::string> encode_assigned_gpus(const std::vector<model::AssignedGpu>& gpus);
+
+// Parses JSON text and decodes it with assigned_gpus_from_json.
+// Errors: INVALID_ARGUMENT for text that is not JSON ("gpus: not valid JSON: ..."), otherwise as
+// assigned_gpus_from_json.
+Result<std::vector<model::AssignedGpu>> decode_assigned_gpus(std::string_view text);
 
 }  // namespace feos::store

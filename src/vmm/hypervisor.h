@@ -50,9 +50,11 @@ class Hypervisor {
   virtual Status validate(const model::VmSpec& spec) const = 0;
 
   // Starts the hypervisor process for `vm_id` with runtime files in `runtime_dir` (exists, owned
-  // by the caller). Returns the pid once the guest is running. On failure nothing is left running
-  // and the error carries the hypervisor's own message (INTERNAL/UNAVAILABLE).
+  // by the caller), passing through `gpus` (already bound to vfio-pci by the host side; empty for
+  // none). Returns the pid once the guest is running. On failure nothing is left running and the
+  // error carries the hypervisor's own message (INTERNAL/UNAVAILABLE).
   virtual Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
+                            const std::vector<model::AssignedGpu>& gpus,
                             const std::string& runtime_dir) = 0;
 
   // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns the guest's

@@ -19,9 +19,11 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return ok();
   }
 
-  Result<int> start(const std::string& vm_id, const model::VmSpec&, const std::string&) override {
+  Result<int> start(const std::string& vm_id, const model::VmSpec&,
+                    const std::vector<model::AssignedGpu>& gpus, const std::string&) override {
     std::unique_lock lock(mutex_);
     ++starts;
+    started_gpus[vm_id] = gpus;
     cv_.wait(lock, [&] { return !hold_start_; });
     if (fail_start) return fail(Code::kInternal, "qemu: could not open kernel file");
     int pid = next_pid_++;
@@ -90,6 +92,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   }
 
   bool fail_start = false;
+  std::map<std::string, std::vector<model::AssignedGpu>> started_gpus;  // what start() was given
   std::set<int> alive_after_restart;
   model::VmState adopted_state = model::VmState::kRunning;
   std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0;

@@ -35,7 +35,7 @@ class VmManagerTest : public ::testing::Test {
     auto db = store::Database::open((dir_ / "feosd.db").string());
     ASSERT_TRUE(db) << db.error().to_string();
     db_ = std::move(*db);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, bus_, (dir_ / "vms").string());
+    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string());
     ASSERT_TRUE(manager_->recover());
   }
   model::VmSpec spec() {

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "spec_samples.h"
+#include "store/migrations.h"
 #include "temp_dir.h"
 
 namespace feos::store {
@@ -29,6 +30,7 @@ model::VmRecord make_vm(const std::string& id, int64_t created_ms) {
   record.pid = 0;
   record.created_unix_ms = created_ms;
   record.updated_unix_ms = created_ms + 1;
+  record.gpus = testing::full_assigned_gpus();
   return record;
 }
 
@@ -44,13 +46,14 @@ model::VmEvent make_event(const std::string& vm_id, const std::string& component
 }
 
 void expect_records_equal(const model::VmRecord& a, const model::VmRecord& b) {
-  const auto& [a_id, a_spec, a_state, a_reason, a_pid, a_created, a_updated] = a;
-  const auto& [b_id, b_spec, b_state, b_reason, b_pid, b_created, b_updated] = b;
+  const auto& [a_id, a_spec, a_state, a_reason, a_pid, a_gpus, a_created, a_updated] = a;
+  const auto& [b_id, b_spec, b_state, b_reason, b_pid, b_gpus, b_created, b_updated] = b;
   EXPECT_EQ(a_id, b_id);
   expect_specs_equal(a_spec, b_spec);
   EXPECT_EQ(a_state, b_state);
   EXPECT_EQ(a_reason, b_reason);
   EXPECT_EQ(a_pid, b_pid);
+  testing::expect_assigned_gpus_equal(a_gpus, b_gpus);
   EXPECT_EQ(a_created, b_created);
   EXPECT_EQ(a_updated, b_updated);
 }
@@ -115,7 +118,7 @@ TEST_F(DatabaseTest, CreatesSchemaFromEmpty) {
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.text("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE "
                      "type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "vm_events,vm_events_by_vm,vms");
+            "device_assignments,device_assignments_by_vm,vm_events,vm_events_by_vm,vms");
   auto vms = db->list_vms();
   ASSERT_TRUE(vms);
   EXPECT_TRUE(vms->empty());
@@ -252,6 +255,74 @@ TEST_F(DatabaseTest, InsertGetListUpdateRemove) {
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 3u);
   EXPECT_EQ((*list)[2].id, "vm-2");
+}
+
+TEST_F(DatabaseTest, UpdateVmGpus) {
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  model::VmRecord record = make_vm("vm-1", 1);
+  record.gpus.clear();
+  ASSERT_TRUE(db->insert_vm(record));
+  EXPECT_TRUE(db->get_vm("vm-1")->gpus.empty());
+  ASSERT_TRUE(db->update_vm_gpus("vm-1", testing::full_assigned_gpus()));
+  {
+    auto db2 = Database::open(path_);  // another connection sees it committed
+    ASSERT_TRUE(db2);
+    testing::expect_assigned_gpus_equal((*db2)->get_vm("vm-1")->gpus,
+                                        testing::full_assigned_gpus());
+  }
+  ASSERT_TRUE(db->update_vm_gpus("vm-1", {}));
+  EXPECT_TRUE(db->get_vm("vm-1")->gpus.empty());
+
+  auto missing = db->update_vm_gpus("nope", {});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_EQ(missing.error().message, "vm nope not found");
+  auto gpus = testing::full_assigned_gpus();
+  gpus[0].functions[0].original_driver = "nv\xff";
+  auto bad = db->update_vm_gpus("vm-1", gpus);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(bad.error().message,
+            "update gpus of vm vm-1: gpus[0].functions[0].original_driver: string is not valid "
+            "UTF-8");
+}
+
+// A file written by schema version 1 (before GPUs): its VMs decode with no GPUs after migration.
+TEST_F(DatabaseTest, MigratesVersion1Records) {
+  {
+    RawDb raw(path_);
+    raw.exec(std::string(schema_migrations()[0].sql) + "PRAGMA user_version = 1;");
+    const std::string spec =
+        R"({"boot":{"cmdline":"","initramfs":"","kernel":"/k"},"cpus":{"boot_vcpus":1,)"
+        R"("max_vcpus":2},"disks":[],"ignition":null,"image_path":"","image_ref":"img",)"
+        R"("memory":{"hugepages":false,"size_mib":512},"nets":[]})";
+    raw.exec("INSERT INTO vms (id, spec_json, state, state_reason, pid, created_unix_ms, "
+             "updated_unix_ms) VALUES ('old', '" + spec + "', 2, 'made', 0, 5, 6)");
+  }
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  auto old = db->get_vm("old");
+  ASSERT_TRUE(old) << old.error().to_string();
+  EXPECT_TRUE(old->spec.gpus.empty());
+  EXPECT_TRUE(old->gpus.empty());
+  EXPECT_EQ(old->spec.cpus.max_vcpus, 2u);
+  EXPECT_EQ(old->spec.boot.kernel, "/k");
+  EXPECT_EQ(old->state_reason, "made");
+}
+
+TEST_F(DatabaseTest, CorruptGpusAreInternalError) {
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->insert_vm(make_vm("vm-1", 1)));
+  RawDb raw(path_);
+  raw.exec("UPDATE vms SET gpus_json = json_set(gpus_json, '$[1].numa_node', 'near') "
+           "WHERE id = 'vm-1'");
+  auto got = db->get_vm("vm-1");
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, Code::kInternal);
+  EXPECT_EQ(got.error().message,
+            "corrupt record for vm vm-1: gpus[1].numa_node: expected a 32-bit integer, got string");
 }
 
 TEST_F(DatabaseTest, UnknownVmIsNotFound) {

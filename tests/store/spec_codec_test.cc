@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -56,6 +57,9 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"("cpus":{"boot_vcpus":4,"max_vcpus":8},)"
       R"("disks":[{"device_id":"data0","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
       R"({"device_id":"seed","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
+      R"("gpus":[{"address":"0000:17:00.0","boot_vga":false,"rombar":"off"},)"
+      R"({"address":"0000:65:00.0","boot_vga":true,"rombar":"default"},)"
+      R"({"address":"0000:b3:00.0","boot_vga":false,"rombar":"on"}],)"
       R"("ignition":"{\"ignition\":{\"version\":\"3.4.0\"}}",)"
       R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
       R"("image_ref":"ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0",)"
@@ -116,8 +120,17 @@ INSTANTIATE_TEST_SUITE_P(
                 "spec.nets[1].mac: expected a string, got integer 7"},
         BadCase{"unknown nested key", [](json& j) { j["nets"][0]["bridge"] = "br0"; },
                 "spec.nets[0]: unknown field \"bridge\""},
-        BadCase{"unknown top key", [](json& j) { j["gpus"] = json::array(); },
-                "spec: unknown field \"gpus\""},
+        BadCase{"unknown top key", [](json& j) { j["hostdevs"] = json::array(); },
+                "spec: unknown field \"hostdevs\""},
+        BadCase{"missing gpus", [](json& j) { j.erase("gpus"); }, "spec: missing field gpus"},
+        BadCase{"unknown rombar", [](json& j) { j["gpus"][2]["rombar"] = "maybe"; },
+                "spec.gpus[2].rombar: expected \"default\", \"on\" or \"off\", got \"maybe\""},
+        BadCase{"rombar as number", [](json& j) { j["gpus"][0]["rombar"] = 1; },
+                "spec.gpus[0].rombar: expected a string, got integer 1"},
+        BadCase{"boot_vga as string", [](json& j) { j["gpus"][1]["boot_vga"] = "true"; },
+                "spec.gpus[1].boot_vga: expected a boolean, got string"},
+        BadCase{"unknown gpu key", [](json& j) { j["gpus"][0]["xvga"] = true; },
+                "spec.gpus[0]: unknown field \"xvga\""},
         BadCase{"ignition wrong type", [](json& j) { j["ignition"] = false; },
                 "spec.ignition: expected a string or null, got boolean"},
         BadCase{"object for list", [](json& j) { j["disks"] = json::object(); },
@@ -187,6 +200,84 @@ TEST(SpecCodecTest, EncodeRejectsInvalidUtf8NamingTheField) {
   auto good = encode_spec(spec);
   ASSERT_TRUE(good) << good.error().to_string();
   EXPECT_EQ(decode_spec(*good).value().boot.cmdline, spec.boot.cmdline);
+}
+
+TEST(AssignedGpusCodecTest, RoundTrips) {
+  const auto gpus = testing::full_assigned_gpus();
+  auto text = encode_assigned_gpus(gpus);
+  ASSERT_TRUE(text) << text.error().to_string();
+  auto decoded = decode_assigned_gpus(*text);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  testing::expect_assigned_gpus_equal(gpus, *decoded);
+  auto empty = decode_assigned_gpus(encode_assigned_gpus({}).value());
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(AssignedGpusCodecTest, StoredFormatIsStable) {
+  std::vector<model::AssignedGpu> gpus(1);
+  gpus[0].request = {.address = "0000:17:00.0", .rombar = model::RomBar::kOn, .boot_vga = true};
+  gpus[0].functions = {{.address = "0000:17:00.0",
+                        .id = "10de:2330",
+                        .class_code = 0x030200,
+                        .iommu_group = "41",
+                        .original_driver = "nvidia",
+                        .bars = {{.index = 1, .size = 137438953472ull, .is_64bit = true,
+                                  .prefetchable = true, .is_io = false}}}};
+  gpus[0].numa_node = -1;
+  const std::string golden =
+      R"([{"functions":[{"address":"0000:17:00.0","bars":[{"index":1,"is_64bit":true,)"
+      R"("is_io":false,"prefetchable":true,"size":137438953472}],"class_code":197120,)"
+      R"("id":"10de:2330","iommu_group":"41","original_driver":"nvidia"}],"group_peers":[],)"
+      R"("numa_node":-1,"request":{"address":"0000:17:00.0","boot_vga":true,"rombar":"on"}}])";
+  EXPECT_EQ(encode_assigned_gpus(gpus).value(), golden);
+  auto decoded = decode_assigned_gpus(golden);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  testing::expect_assigned_gpus_equal(gpus, *decoded);
+}
+
+TEST(AssignedGpusCodecTest, DecodeIsStrict) {
+  struct Case {
+    std::function<void(json&)> damage;
+    std::string message;
+  };
+  const Case cases[] = {
+      {[](json& j) { j = json::object(); }, "gpus: expected an array, got object"},
+      {[](json& j) { j[0] = 3; }, "gpus[0]: expected an object, got integer 3"},
+      {[](json& j) { j[0].erase("numa_node"); }, "gpus[0]: missing field numa_node"},
+      {[](json& j) { j[0]["numa_node"] = 2147483648LL; },
+       "gpus[0].numa_node: expected a 32-bit integer, got integer 2147483648"},
+      {[](json& j) { j[0]["numa_node"] = -2147483649LL; },
+       "gpus[0].numa_node: expected a 32-bit integer, got negative integer -2147483649"},
+      {[](json& j) { j[0]["functions"][1]["bars"][0]["size"] = "16k"; },
+       "gpus[0].functions[1].bars[0].size: expected an unsigned 64-bit integer, got string"},
+      {[](json& j) { j[0]["group_peers"][0]["class_code"] = -1; },
+       "gpus[0].group_peers[0].class_code: expected an unsigned 32-bit integer, got negative "
+       "integer -1"},
+      {[](json& j) { j[0]["functions"][0]["bars"][2]["is_io"] = 1; },
+       "gpus[0].functions[0].bars[2].is_io: expected a boolean, got integer 1"},
+      {[](json& j) { j[0]["request"]["rombar"] = "yes"; },
+       "gpus[0].request.rombar: expected \"default\", \"on\" or \"off\", got \"yes\""},
+      {[](json& j) { j[1]["functions"][0]["driver"] = "x"; },
+       "gpus[1].functions[0]: unknown field \"driver\""},
+      {[](json& j) { j[1]["request"] = nullptr; },
+       "gpus[1].request: expected an object, got null"},
+  };
+  for (const Case& c : cases) {
+    json j = assigned_gpus_to_json(testing::full_assigned_gpus());
+    c.damage(j);
+    auto decoded = assigned_gpus_from_json(j);
+    ASSERT_FALSE(decoded) << "decoded despite damage, want: " << c.message;
+    EXPECT_EQ(decoded.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(decoded.error().message, c.message);
+    auto from_text = decode_assigned_gpus(j.dump());
+    ASSERT_FALSE(from_text);
+    EXPECT_EQ(from_text.error().message, c.message);
+  }
+  auto not_json = decode_assigned_gpus("[{");
+  ASSERT_FALSE(not_json);
+  EXPECT_EQ(not_json.error().code, Code::kInvalidArgument);
+  EXPECT_NE(not_json.error().message.find("gpus: not valid JSON"), std::string::npos);
 }
 
 }  // namespace

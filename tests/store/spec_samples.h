@@ -1,6 +1,9 @@
 #pragma once
 // A VmSpec with every field set to a non-default value, and a field-by-field comparison that
 // stops compiling when a field is added to the model (so tests are extended with it).
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "model/vm.h"
@@ -25,14 +28,115 @@ inline model::VmSpec full_spec() {
   spec.boot = {.kernel = "/boot/vmlinuz-6.1",
                .initramfs = "/boot/initrd.img-6.1",
                .cmdline = "console=ttyS0 root=/dev/vda1 quiet"};
+  spec.gpus = {
+      {.address = "0000:17:00.0", .rombar = model::RomBar::kOff, .boot_vga = false},
+      {.address = "0000:65:00.0", .rombar = model::RomBar::kDefault, .boot_vga = true},
+      {.address = "0000:b3:00.0", .rombar = model::RomBar::kOn, .boot_vga = false},
+  };
   return spec;
+}
+
+// Resolved GPUs with every field set: a card with two functions and a group peer.
+inline std::vector<model::AssignedGpu> full_assigned_gpus() {
+  model::PassthroughFunction vga{.address = "0000:17:00.0",
+                                 .id = "10de:2684",
+                                 .class_code = 0x030000,
+                                 .iommu_group = "41",
+                                 .original_driver = "nvidia",
+                                 .bars = {
+                                     {.index = 0, .size = 16u << 20, .is_64bit = false,
+                                      .prefetchable = false, .is_io = false},
+                                     {.index = 1, .size = 256ull << 30, .is_64bit = true,
+                                      .prefetchable = true, .is_io = false},
+                                     {.index = 5, .size = 128, .is_64bit = false,
+                                      .prefetchable = false, .is_io = true},
+                                 }};
+  model::PassthroughFunction audio{.address = "0000:17:00.1",
+                                   .id = "10de:22ba",
+                                   .class_code = 0x040300,
+                                   .iommu_group = "41",
+                                   .original_driver = "",
+                                   .bars = {{.index = 0, .size = 16384}}};
+  model::PassthroughFunction peer{.address = "0000:18:00.0",
+                                  .id = "8086:1521",
+                                  .class_code = 0x020000,
+                                  .iommu_group = "41",
+                                  .original_driver = "igb",
+                                  .bars = {}};
+  model::AssignedGpu first{
+      .request = {.address = "0000:17:00.0", .rombar = model::RomBar::kOff, .boot_vga = true},
+      .functions = {vga, audio},
+      .group_peers = {peer},
+      .numa_node = 1};
+  model::AssignedGpu second{.request = {.address = "0000:65:00.0"},
+                            .functions = {vga},
+                            .group_peers = {},
+                            .numa_node = -1};
+  second.functions[0].address = "0000:65:00.0";
+  return {first, second};
+}
+
+inline void expect_bars_equal(const std::vector<model::Bar>& a, const std::vector<model::Bar>& b,
+                              const std::string& where) {
+  ASSERT_EQ(a.size(), b.size()) << where;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto& [a_index, a_size, a_64, a_pref, a_io] = a[i];
+    const auto& [b_index, b_size, b_64, b_pref, b_io] = b[i];
+    EXPECT_EQ(a_index, b_index) << where << " bar " << i;
+    EXPECT_EQ(a_size, b_size) << where << " bar " << i;
+    EXPECT_EQ(a_64, b_64) << where << " bar " << i;
+    EXPECT_EQ(a_pref, b_pref) << where << " bar " << i;
+    EXPECT_EQ(a_io, b_io) << where << " bar " << i;
+  }
+}
+
+inline void expect_functions_equal(const std::vector<model::PassthroughFunction>& a,
+                                   const std::vector<model::PassthroughFunction>& b,
+                                   const std::string& where) {
+  ASSERT_EQ(a.size(), b.size()) << where;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto& [a_address, a_id, a_class, a_group, a_driver, a_bars] = a[i];
+    const auto& [b_address, b_id, b_class, b_group, b_driver, b_bars] = b[i];
+    const std::string here = where + "[" + std::to_string(i) + "]";
+    EXPECT_EQ(a_address, b_address) << here;
+    EXPECT_EQ(a_id, b_id) << here;
+    EXPECT_EQ(a_class, b_class) << here;
+    EXPECT_EQ(a_group, b_group) << here;
+    EXPECT_EQ(a_driver, b_driver) << here;
+    expect_bars_equal(a_bars, b_bars, here);
+  }
+}
+
+inline void expect_gpu_specs_equal(const std::vector<model::GpuSpec>& a,
+                                   const std::vector<model::GpuSpec>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto& [a_address, a_rombar, a_boot_vga] = a[i];
+    const auto& [b_address, b_rombar, b_boot_vga] = b[i];
+    EXPECT_EQ(a_address, b_address) << "gpu " << i;
+    EXPECT_EQ(a_rombar, b_rombar) << "gpu " << i;
+    EXPECT_EQ(a_boot_vga, b_boot_vga) << "gpu " << i;
+  }
+}
+
+inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
+                                       const std::vector<model::AssignedGpu>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto& [a_request, a_functions, a_peers, a_numa] = a[i];
+    const auto& [b_request, b_functions, b_peers, b_numa] = b[i];
+    expect_gpu_specs_equal({a_request}, {b_request});
+    expect_functions_equal(a_functions, b_functions, "gpus[" + std::to_string(i) + "].functions");
+    expect_functions_equal(a_peers, b_peers, "gpus[" + std::to_string(i) + "].group_peers");
+    EXPECT_EQ(a_numa, b_numa) << "gpu " << i;
+  }
 }
 
 inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_disks, a_nets, a_ignition,
-               a_boot] = a;
+               a_boot, a_gpus] = a;
   const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_disks, b_nets, b_ignition,
-               b_boot] = b;
+               b_boot, b_gpus] = b;
   EXPECT_EQ(a_cpus.boot_vcpus, b_cpus.boot_vcpus);
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);
@@ -61,6 +165,7 @@ inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   EXPECT_EQ(a_kernel, b_kernel);
   EXPECT_EQ(a_initramfs, b_initramfs);
   EXPECT_EQ(a_cmdline, b_cmdline);
+  expect_gpu_specs_equal(a_gpus, b_gpus);
 }
 
 }  // namespace feos::store::testing

@@ -1,0 +1,114 @@
+#include "api/host_service.h"
+
+#include <cstdio>
+
+#include "api/status.h"
+#include "feosd/v1/host.grpc.pb.h"
+#include "hostdev/host_devices.h"
+
+namespace feos::api {
+namespace {
+
+std::string hex4(uint16_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04x", v);
+  return buf;
+}
+
+feosd::v1::DeviceStatus status_to_proto(hostdev::DeviceStatus s) {
+  switch (s) {
+    case hostdev::DeviceStatus::kAvailable: return feosd::v1::DEVICE_STATUS_AVAILABLE;
+    case hostdev::DeviceStatus::kAssigned: return feosd::v1::DEVICE_STATUS_ASSIGNED;
+    case hostdev::DeviceStatus::kNotAssignable: return feosd::v1::DEVICE_STATUS_NOT_ASSIGNABLE;
+  }
+  return feosd::v1::DEVICE_STATUS_UNSPECIFIED;
+}
+
+void device_to_proto(const hostdev::InventoryDevice& in, feosd::v1::PciDeviceInfo* out) {
+  const pci::Device& d = in.device;
+  out->set_address(d.address.to_string());
+  out->set_vendor_id(hex4(d.vendor_id));
+  out->set_device_id(hex4(d.device_id));
+  out->set_vendor_name(in.vendor_name);
+  out->set_device_name(in.device_name);
+  out->set_class_code(d.class_code);
+  out->set_class_name(in.class_name);
+  out->set_subsystem_id(d.subsystem_id());
+  out->set_driver(d.driver);
+  if (d.iommu_group) out->set_iommu_group(*d.iommu_group);
+  for (const auto& member : in.group_members) out->add_iommu_group_members(member.to_string());
+  out->set_numa_node(d.numa_node);
+  for (const auto& bar : d.present_bars()) {
+    auto* b = out->add_bars();
+    b->set_index(bar.index);
+    b->set_size(bar.size());
+    b->set_is_64bit(bar.is_64bit());
+    b->set_prefetchable(bar.is_prefetchable());
+    b->set_is_io(bar.is_io());
+  }
+  for (const auto& m : d.reset_methods) out->add_reset_methods(m);
+  out->set_boot_vga(d.boot_vga.value_or(false));
+  out->set_is_gpu(in.is_gpu);
+  out->set_is_bridge(in.is_bridge);
+  out->set_status(status_to_proto(in.status));
+  out->set_assigned_vm(in.assigned_vm);
+  out->set_reason(in.reason);
+  if (d.current_link) out->set_link(d.current_link->to_string());
+}
+
+void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std::string detail) {
+  auto* item = resp->add_items();
+  item->set_name(std::move(name));
+  item->set_ok(ok);
+  item->set_detail(std::move(detail));
+}
+
+class HostService final : public feosd::v1::HostDeviceService::Service {
+ public:
+  explicit HostService(hostdev::HostDevices& devices) : devices_(devices) {}
+
+  grpc::Status ListPciDevices(grpc::ServerContext*, const feosd::v1::ListPciDevicesRequest* req,
+                              feosd::v1::ListPciDevicesResponse* resp) override {
+    auto inventory = devices_.inventory();
+    if (!inventory) return to_grpc(inventory.error());
+    for (const auto& device : inventory->devices)
+      if (!req->gpus_only() || device.is_gpu) device_to_proto(device, resp->add_devices());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CheckHost(grpc::ServerContext*, const feosd::v1::CheckHostRequest*,
+                         feosd::v1::CheckHostResponse* resp) override {
+    auto check = devices_.check_host();
+    if (!check) return to_grpc(check.error());
+    add_item(resp, "iommu", check->iommu_enabled, check->iommu_detail);
+    // Without interrupt remapping a device can forge MSIs; unknown is reported, not failed.
+    add_item(resp, "interrupt_remapping", check->interrupt_remapping != hostdev::Readiness::kNo,
+             (check->interrupt_remapping == hostdev::Readiness::kUnknown ? "unknown: " : "") +
+                 check->interrupt_remapping_detail);
+    add_item(resp, "vfio_pci", check->vfio_pci_available, check->vfio_pci_detail);
+    add_item(resp, "policy", true, check->policy);
+    int ready_gpus = 0;
+    for (const auto& gpu : check->gpus) {
+      std::string label = gpu.id + (gpu.name.empty() ? "" : " " + gpu.name);
+      add_item(resp, "gpu " + gpu.address, gpu.ready,
+               label + (gpu.driver.empty() ? "" : ", driver " + gpu.driver) +
+                   (gpu.reason.empty() ? ": ready" : ": " + gpu.reason));
+      if (gpu.ready) ++ready_gpus;
+    }
+    if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
+    resp->set_ready(check->iommu_enabled && check->vfio_pci_available &&
+                    check->interrupt_remapping != hostdev::Readiness::kNo && ready_gpus > 0);
+    return grpc::Status::OK;
+  }
+
+ private:
+  hostdev::HostDevices& devices_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_host_service(hostdev::HostDevices& devices) {
+  return std::make_unique<HostService>(devices);
+}
+
+}  // namespace feos::api

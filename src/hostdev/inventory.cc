@@ -1,0 +1,229 @@
+// HostDevices::inventory() and check_host(): read-only views of the host for `feosctl gpu list`
+// and `feosctl host check`.
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <thread>
+
+#include "hostdev/host_devices.h"
+#include "hostdev/host_view.h"
+#include "hostdev/planning.h"
+
+namespace feos::hostdev {
+namespace {
+
+std::vector<std::string> split_words(std::string_view text) {
+  std::vector<std::string> words;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t')) ++i;
+    const size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\n' && text[i] != '\t') ++i;
+    if (i > start) words.emplace_back(text.substr(start, i - start));
+  }
+  return words;
+}
+
+std::optional<uint64_t> parse_hex64(std::string_view text) {
+  if (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X") text.remove_prefix(2);
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+struct InterruptRemapping {
+  Readiness state = Readiness::kUnknown;
+  std::string detail;
+};
+
+// Intel VT-d reports each DMAR unit's extended capabilities in
+// <sysfs>/class/iommu/dmarN/intel-iommu/ecap; bit 3 (IR) is interrupt remapping support. The
+// kernel uses it unless the command line says intremap=off / nointremap. AMD-Vi does not show
+// its state in sysfs (dmesg: "AMD-Vi: Interrupt remapping enabled").
+InterruptRemapping interrupt_remapping(const sys::Filesystem& fs, const sys::HostPaths& paths,
+                                       bool iommu_enabled) {
+  if (!iommu_enabled) return {Readiness::kNo, "the IOMMU is not enabled"};
+  const std::string dir = detail::iommu_class(paths);
+  auto units = fs.list_dir(dir);
+  if (!units || units->empty()) {
+    return {Readiness::kUnknown, "no IOMMU units under " + dir + " to read"};
+  }
+  auto cmdline = fs.read_file(detail::kernel_cmdline(paths));
+  if (cmdline) {
+    for (const auto& word : split_words(*cmdline)) {
+      if (word == "intremap=off" || word == "nointremap") {
+        return {Readiness::kNo, "disabled on the kernel command line (" + word + ")"};
+      }
+    }
+  }
+  size_t intel = 0;
+  for (const auto& unit : *units) {
+    const std::string ecap_path = dir + "/" + unit + "/intel-iommu/ecap";
+    auto ecap_text = fs.read_file(ecap_path);
+    if (!ecap_text) {
+      if (fs.exists(dir + "/" + unit + "/amd-iommu")) {
+        return {Readiness::kUnknown,
+                "AMD-Vi does not show interrupt remapping in sysfs (look for \"AMD-Vi: "
+                "Interrupt remapping enabled\" in the kernel log)"};
+      }
+      return {Readiness::kUnknown, "cannot read " + ecap_path};
+    }
+    auto ecap = parse_hex64(sys::trim(*ecap_text));
+    if (!ecap) {
+      return {Readiness::kUnknown, "malformed " + ecap_path + ": " +
+                                       pci::quote_for_message(sys::trim(*ecap_text))};
+    }
+    if ((*ecap & 0x8) == 0) {
+      return {Readiness::kNo, unit + " lacks interrupt remapping (" + ecap_path + " = " +
+                                  sys::trim(*ecap_text) + ", bit 3 clear)"};
+    }
+    ++intel;
+  }
+  return {Readiness::kYes, "supported by all " + std::to_string(intel) +
+                               " DMAR units (ecap bit 3) and not disabled on the kernel "
+                               "command line"};
+}
+
+}  // namespace
+
+Result<Inventory> HostDevices::inventory() const {
+  detail::HostView view(fs_, paths_);
+  const unsigned threads = std::max(2u, std::min(8u, std::thread::hardware_concurrency()));
+  FEOS_TRY(view.load_all(threads));
+  detail::PlanContext context(fs_, paths_, db_, policy_, options_, view);
+  context.tolerate_scan_errors();
+  const pci::PciIds* ids = options_.pci_ids.get();
+
+  Inventory out;
+  auto groups = context.iommu_group_count();
+  if (!groups) return fail(groups.error());
+  out.iommu_enabled = *groups > 0;
+  auto ledger = context.ledger();
+  if (!ledger) return fail(ledger.error());
+
+  // The GPU of each slot that has one (its lowest display function).
+  std::map<std::string, pci::Address> gpu_of_slot;
+  for (const auto& [address, device] : view.devices()) {
+    if (device.is_display()) gpu_of_slot.emplace(address.slot(), address);
+  }
+  // Group members, from the devices' own group links.
+  std::map<std::string, std::vector<pci::Address>> members;
+  for (const auto& [address, device] : view.devices()) {
+    if (device.iommu_group) members[*device.iommu_group].push_back(address);
+  }
+
+  // Status of each GPU: would a request for it (alone) pass?
+  std::map<pci::Address, std::pair<DeviceStatus, std::string>> gpu_status;  // + reason or vm
+  for (const auto& [slot, gpu] : gpu_of_slot) {
+    auto held = (*ledger)->find(gpu.to_string());
+    if (held != (*ledger)->end()) {
+      gpu_status[gpu] = {DeviceStatus::kAssigned, held->second};
+      continue;
+    }
+    auto planned = detail::make_plan(context, {model::GpuSpec{.address = gpu.to_string()}});
+    if (planned) gpu_status[gpu] = {DeviceStatus::kAvailable, ""};
+    else gpu_status[gpu] = {DeviceStatus::kNotAssignable, planned.error().reason};
+  }
+
+  out.devices.reserve(view.devices().size());
+  for (const auto& [address, device] : view.devices()) {
+    InventoryDevice item;
+    item.device = device;
+    if (ids != nullptr) {
+      if (auto v = ids->vendor(device.vendor_id)) item.vendor_name = std::string(*v);
+      if (auto d = ids->device(device.vendor_id, device.device_id)) item.device_name = std::string(*d);
+    }
+    item.class_name = detail::class_name(device.class_code, ids);
+    item.is_bridge = detail::is_pci_bridge(device);
+    item.is_gpu = device.is_display();
+    if (device.iommu_group) item.group_members = members[*device.iommu_group];
+
+    const std::string bdf = address.to_string();
+    auto slot_gpu = gpu_of_slot.find(address.slot());
+    auto held = (*ledger)->find(bdf);
+    if (held != (*ledger)->end()) {
+      item.status = DeviceStatus::kAssigned;
+      item.assigned_vm = held->second;
+      if (slot_gpu != gpu_of_slot.end()) item.gpu = slot_gpu->second.to_string();
+    } else if (slot_gpu != gpu_of_slot.end()) {
+      // A GPU, or a companion function that shares its GPU's fate.
+      item.gpu = slot_gpu->second.to_string();
+      const auto& [status, detail_text] = gpu_status[slot_gpu->second];
+      item.status = status;
+      if (status == DeviceStatus::kAssigned) item.assigned_vm = detail_text;
+      else item.reason = detail_text;
+      if (!item.is_gpu && status == DeviceStatus::kAvailable) {
+        item.reason = "function of GPU " + item.gpu;
+      }
+    } else if (item.is_bridge) {
+      item.status = DeviceStatus::kNotAssignable;
+      item.reason = "PCI bridge (stays with the host)";
+    } else if (!device.iommu_group) {
+      item.status = DeviceStatus::kNotAssignable;
+      item.reason = "no IOMMU group";
+    } else {
+      item.status = DeviceStatus::kNotAssignable;
+      item.reason = "not a GPU (" + item.class_name + ")";
+    }
+    out.devices.push_back(std::move(item));
+  }
+  return out;
+}
+
+Result<HostCheck> HostDevices::check_host() const {
+  auto inv = inventory();
+  if (!inv) return fail(inv.error());
+  HostCheck check;
+  check.iommu_enabled = inv->iommu_enabled;
+  if (check.iommu_enabled) {
+    auto groups = fs_.list_dir(paths_.iommu_groups());
+    check.iommu_detail = std::to_string(groups ? groups->size() : 0) + " IOMMU groups under " +
+                         paths_.iommu_groups();
+  } else {
+    check.iommu_detail = "no " + paths_.iommu_groups() +
+                         " entries; boot with intel_iommu=on / amd_iommu=on (and enable VT-d / "
+                         "AMD-Vi in the firmware)";
+  }
+  auto remapping = interrupt_remapping(fs_, paths_, check.iommu_enabled);
+  check.interrupt_remapping = remapping.state;
+  check.interrupt_remapping_detail = remapping.detail;
+
+  const std::string driver_dir = paths_.pci_driver(options_.vfio_driver);
+  const std::string module_dir = paths_.kernel_module(options_.vfio_module);
+  if (fs_.exists(driver_dir)) {
+    check.vfio_pci_available = true;
+    check.vfio_pci_detail = options_.vfio_driver + " is registered (" + driver_dir + ")";
+  } else if (fs_.exists(module_dir)) {
+    check.vfio_pci_available = true;
+    check.vfio_pci_detail = "module " + options_.vfio_module + " is loaded (" + module_dir + ")";
+  } else {
+    check.vfio_pci_detail = "not loaded (no " + driver_dir + "); load it with: modprobe " +
+                            options_.vfio_driver;
+  }
+  check.policy = policy_.describe();
+
+  for (const auto& item : inv->devices) {
+    if (!item.is_gpu || item.gpu != item.device.address.to_string()) continue;
+    GpuReadiness gpu;
+    gpu.address = item.device.address.to_string();
+    gpu.id = item.device.id();
+    gpu.name = item.device_name;
+    gpu.driver = item.device.driver;
+    switch (item.status) {
+      case DeviceStatus::kAvailable: gpu.ready = true; break;
+      case DeviceStatus::kAssigned:
+        gpu.ready = false;
+        gpu.reason = "assigned to vm " + item.assigned_vm;
+        break;
+      case DeviceStatus::kNotAssignable:
+        gpu.ready = false;
+        gpu.reason = item.reason;
+        break;
+    }
+    check.gpus.push_back(std::move(gpu));
+  }
+  return check;
+}
+
+}  // namespace feos::hostdev

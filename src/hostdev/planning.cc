@@ -1,0 +1,308 @@
+#include "hostdev/planning.h"
+
+#include <algorithm>
+#include <set>
+
+namespace feos::hostdev::detail {
+namespace {
+
+tl::unexpected<Problem> problem(Code code, std::string message, std::string reason) {
+  return tl::unexpected<Problem>(Problem{Error{code, std::move(message)}, std::move(reason)});
+}
+
+// A read error as a Problem, its message as the reason.
+tl::unexpected<Problem> problem(const Error& error) {
+  return tl::unexpected<Problem>(Problem{error, error.message});
+}
+
+model::PassthroughFunction function_of(const pci::Device& d) {
+  model::PassthroughFunction f;
+  f.address = d.address.to_string();
+  f.id = d.id();
+  f.class_code = d.class_code;
+  f.iommu_group = d.iommu_group.value_or("");
+  f.original_driver = d.driver;
+  for (const auto& bar : d.present_bars()) {
+    f.bars.push_back(model::Bar{.index = bar.index,
+                                .size = bar.size(),
+                                .is_64bit = bar.is_64bit(),
+                                .prefetchable = bar.is_prefetchable(),
+                                .is_io = bar.is_io()});
+  }
+  return f;
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan) {
+  std::map<std::string, std::vector<const Target*>> out;
+  for (const auto& t : plan.targets) out[t.group].push_back(&t);
+  return out;
+}
+
+PlanContext::PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths,
+                         store::Database& db, const Policy& policy, const Options& options,
+                         HostView& view)
+    : fs_(fs), paths_(paths), db_(db), policy_(policy), options_(options), view_(view) {}
+
+Result<const std::map<std::string, std::string>*> PlanContext::ledger() {
+  if (!ledger_) {
+    auto rows = db_.list_device_assignments();
+    if (!rows) return fail(rows.error());
+    ledger_.emplace();
+    for (const auto& row : *rows) (*ledger_)[row.bdf] = row.vm_id;
+  }
+  return &*ledger_;
+}
+
+Result<const OpenNodes*> PlanContext::open_nodes() {
+  if (!open_) {
+    auto scanned = OpenNodes::scan(fs_, paths_);
+    if (!scanned) {
+      if (!tolerate_scan_errors_) return fail(scanned.error());
+      scanned = OpenNodes();
+    }
+    open_ = std::move(*scanned);
+  }
+  return &*open_;
+}
+
+Result<size_t> PlanContext::iommu_group_count() {
+  if (!iommu_groups_) {
+    auto count = view_.iommu_group_count();
+    if (!count) return fail(count.error());
+    iommu_groups_ = *count;
+  }
+  return *iommu_groups_;
+}
+
+bool PlanContext::vfio_available() {
+  if (!vfio_) {
+    vfio_ = fs_.exists(paths_.pci_driver(options_.vfio_driver)) ||
+            fs_.exists(paths_.kernel_module(options_.vfio_module));
+  }
+  return *vfio_;
+}
+
+tl::expected<Plan, Problem> make_plan(PlanContext& context,
+                                      const std::vector<model::GpuSpec>& gpus) {
+  const pci::PciIds* ids = context.options().pci_ids.get();
+  const Policy& policy = context.policy();
+  HostView& view = context.view();
+
+  // 1. Addresses, strictly, before any path is built from them; each card once.
+  std::vector<pci::Address> requested;
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    auto address = pci::Address::parse(gpus[i].address);
+    if (!address) {
+      return problem(Code::kInvalidArgument,
+                     "gpus[" + std::to_string(i) + "]: " + address.error().message,
+                     "invalid address");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (*address == requested[j]) {
+        return problem(Code::kInvalidArgument,
+                       "gpus[" + std::to_string(j) + "] and gpus[" + std::to_string(i) +
+                           "] both name " + address->to_string(),
+                       "requested twice");
+      }
+      if (address->same_slot(requested[j])) {
+        return problem(Code::kInvalidArgument,
+                       "gpus[" + std::to_string(i) + "] (" + address->to_string() +
+                           ") is on the same card as gpus[" + std::to_string(j) + "] (" +
+                           requested[j].to_string() + "): a card is passed whole, name it once",
+                       "requested twice");
+      }
+    }
+    requested.push_back(*address);
+  }
+
+  // 2. Each requested function exists and is a display/3D controller.
+  std::vector<const pci::Device*> gpu_devices;
+  for (const auto& address : requested) {
+    auto device = view.device(address);
+    if (!device) return problem(device.error());
+    const pci::Device& d = **device;
+    if (!d.is_display()) {
+      return problem(Code::kFailedPrecondition,
+                     address.to_string() + " is a " + class_name(d.class_code, ids) + " (" +
+                         d.class_string() +
+                         ") device, not a GPU (display/3D controller, class 03xx)",
+                     "not a GPU");
+    }
+    gpu_devices.push_back(&d);
+  }
+
+  // 3. Host prerequisites.
+  auto groups = context.iommu_group_count();
+  if (!groups) return problem(groups.error());
+  if (*groups == 0) {
+    return problem(Code::kFailedPrecondition,
+                   "IOMMU is not enabled (no " + context.paths().iommu_groups() +
+                       " entries); boot with intel_iommu=on / amd_iommu=on",
+                   "IOMMU is not enabled");
+  }
+  if (!context.vfio_available()) {
+    return problem(Code::kFailedPrecondition,
+                   context.options().vfio_driver + " is not available (no " +
+                       context.paths().pci_driver(context.options().vfio_driver) + ", no " +
+                       context.paths().kernel_module(context.options().vfio_module) +
+                       "); load it with: modprobe " + context.options().vfio_driver,
+                   context.options().vfio_driver + " is not available");
+  }
+
+  // 4. The operator's policy.
+  for (const pci::Device* d : gpu_devices) {
+    if (!policy.allows_gpu(*d)) {
+      return problem(Code::kPermissionDenied,
+                     d->address.to_string() + " (" + d->id() +
+                         ") is not allowed by the GPU policy (" + policy.describe() + ")",
+                     "not allowed by the GPU policy");
+    }
+  }
+
+  // 5. Whole cards: every function of each slot, each in an IOMMU group; the boot VGA only when
+  //    asked for.
+  Plan plan;
+  std::set<pci::Address> card_members;
+  std::vector<std::vector<const pci::Device*>> card_functions(requested.size());
+  for (size_t i = 0; i < requested.size(); ++i) {
+    auto functions = view.slot_functions(requested[i]);
+    if (!functions) return problem(functions.error());
+    for (const auto& address : *functions) {
+      auto device = view.device(address);
+      if (!device) return problem(device.error());
+      const pci::Device& f = **device;
+      if (f.boot_vga.value_or(false) && !gpus[i].boot_vga) {
+        return problem(Code::kFailedPrecondition,
+                       address.to_string() +
+                           " is the host's boot VGA device (it drives the console); pass it "
+                           "only with boot_vga set",
+                       "boot VGA");
+      }
+      if (!f.iommu_group) {
+        return problem(Code::kFailedPrecondition,
+                       address.to_string() + " has no IOMMU group (no " +
+                           device_attr(context.paths(), address.to_string(), "iommu_group") + ")",
+                       "no IOMMU group");
+      }
+      card_functions[i].push_back(&f);
+      card_members.insert(address);
+    }
+  }
+
+  // 6. IOMMU groups: VFIO gives a VM whole groups, so every other endpoint in them must be part
+  //    of the request or a peer the policy lets travel along. Bridges stay with the host.
+  std::vector<std::vector<const pci::Device*>> peers(requested.size());
+  std::set<pci::Address> peer_set;
+  for (size_t i = 0; i < requested.size(); ++i) {
+    std::set<std::string> seen_groups;
+    for (const pci::Device* f : card_functions[i]) {
+      const std::string& group = *f->iommu_group;
+      if (!seen_groups.insert(group).second) continue;
+      auto members = view.group_members(group);
+      if (!members) return problem(members.error());
+      for (const auto& member : *members) {
+        if (card_members.count(member) || peer_set.count(member)) continue;
+        auto device = view.device(member);
+        if (!device) {
+          if (device.error().code == Code::kNotFound) continue;  // unplugged meanwhile
+          return problem(device.error());
+        }
+        const pci::Device& d = **device;
+        if (is_pci_bridge(d)) continue;
+        if (!policy.allows_group_peer(d)) {
+          const std::string why =
+              policy.allow_group_peers()
+                  ? "the GPU policy does not list it"
+                  : "the GPU policy does not allow group peers (allow_group_peers)";
+          return problem(Code::kFailedPrecondition,
+                         "IOMMU group " + group + " of " + f->address.to_string() +
+                             " also holds " + describe_device(d, ids) +
+                             ", which is not part of the request; VFIO gives a VM whole IOMMU "
+                             "groups and " + why,
+                         "IOMMU group " + group + " also holds " + member.to_string() + " (" +
+                             d.id() + ", not a GPU companion)");
+        }
+        if (d.boot_vga.value_or(false)) {
+          return problem(Code::kFailedPrecondition,
+                         "IOMMU group " + group + " of " + f->address.to_string() +
+                             " also holds the host's boot VGA device " + member.to_string(),
+                         "IOMMU group " + group + " also holds the boot VGA " +
+                             member.to_string());
+        }
+        peers[i].push_back(&d);
+        peer_set.insert(member);
+      }
+    }
+  }
+
+  for (size_t i = 0; i < requested.size(); ++i) {
+    model::AssignedGpu gpu;
+    gpu.request = gpus[i];
+    gpu.request.address = requested[i].to_string();
+    gpu.numa_node = gpu_devices[i]->numa_node;
+    for (const pci::Device* f : card_functions[i]) {
+      gpu.functions.push_back(function_of(*f));
+      plan.targets.push_back(Target{
+          .bdf = f->address.to_string(),
+          .role = f->address == requested[i] ? store::DeviceRole::kRequested
+                                              : store::DeviceRole::kFunction,
+          .group = *f->iommu_group,
+          .original_driver = f->driver,
+          .original_override = f->driver_override});
+    }
+    for (const pci::Device* p : peers[i]) {
+      gpu.group_peers.push_back(function_of(*p));
+      plan.targets.push_back(Target{.bdf = p->address.to_string(),
+                                    .role = store::DeviceRole::kGroupPeer,
+                                    .group = p->iommu_group.value_or(""),
+                                    .original_driver = p->driver,
+                                    .original_override = p->driver_override});
+    }
+    plan.gpus.push_back(std::move(gpu));
+  }
+  std::sort(plan.targets.begin(), plan.targets.end(),
+            [](const Target& a, const Target& b) { return a.bdf < b.bdf; });
+
+  // 7. Not held by another VM.
+  auto ledger = context.ledger();
+  if (!ledger) return problem(ledger.error());
+  for (const auto& t : plan.targets) {
+    auto it = (*ledger)->find(t.bdf);
+    if (it != (*ledger)->end()) {
+      return problem(Code::kFailedPrecondition, t.bdf + " is assigned to vm " + it->second,
+                     "assigned to vm " + it->second);
+    }
+  }
+
+  // 8. Not in use by host processes: the card's device nodes, and the groups' VFIO nodes (another
+  //    VMM, or a VFIO user outside feosd).
+  auto open = context.open_nodes();
+  if (!open) return problem(open.error());
+  for (const auto& t : plan.targets) {
+    auto device = view.device(*pci::Address::parse(t.bdf));
+    if (!device) return problem(device.error());
+    auto held = held_open_by(context.fs(), context.paths(), **device, **open);
+    if (!held) return problem(held.error());
+    if (*held) {
+      return problem(Code::kFailedPrecondition, **held,
+                     (*held)->substr(t.bdf.size() + 4));  // "in use on the host: pid ..."
+    }
+  }
+  for (const auto& [group, members] : targets_by_group(plan)) {
+    const std::string node = context.paths().vfio_group(group);
+    auto openers = (*open)->of(node);
+    if (!openers.empty()) {
+      const Opener& o = openers.front();
+      return problem(Code::kFailedPrecondition,
+                     "IOMMU group " + group + " (" + members.front()->bdf + ") is in use: pid " +
+                         std::to_string(o.pid) + " (" + o.command + ") has " + node + " open",
+                     "IOMMU group " + group + " is open by pid " + std::to_string(o.pid) + " (" +
+                         o.command + ")");
+    }
+  }
+  return plan;
+}
+
+}  // namespace feos::hostdev::detail

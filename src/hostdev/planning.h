@@ -1,0 +1,84 @@
+#pragma once
+// Internal to src/hostdev: turning GPU requests into the devices to take, with every check done
+// before any side effect. Shared by HostDevices::plan/prepare and by inventory (which asks, per
+// GPU, "would a request for it pass?" and shows the short reason when not).
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "common/error.h"
+#include "hostdev/host_devices.h"
+#include "hostdev/host_view.h"
+#include "model/gpu.h"
+#include "store/database.h"
+
+namespace feos::hostdev::detail {
+
+// One device prepare() takes.
+struct Target {
+  std::string bdf;
+  store::DeviceRole role = store::DeviceRole::kRequested;
+  std::string group;              // IOMMU group
+  std::string original_driver;    // "" unbound
+  std::string original_override;  // "" none
+};
+
+struct Plan {
+  std::vector<model::AssignedGpu> gpus;
+  std::vector<Target> targets;  // every device, sorted by address
+};
+
+// The targets of each IOMMU group, in address order, keyed by group. Pointers into plan.targets.
+std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan);
+
+// Why a request cannot be planned: the error for the caller and a short reason for inventory
+// ("boot VGA", "no IOMMU group", "IOMMU group 20 also holds 0000:04:00.0 (8086:1521, not a GPU
+// companion)").
+struct Problem {
+  Error error;
+  std::string reason;
+};
+
+// What planning reads besides PCI facts, loaded on first use and cached for one operation.
+class PlanContext {
+ public:
+  PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths, store::Database& db,
+              const Policy& policy, const Options& options, HostView& view);
+
+  const sys::Filesystem& fs() const { return fs_; }
+  const sys::HostPaths& paths() const { return paths_; }
+  const Policy& policy() const { return policy_; }
+  const Options& options() const { return options_; }
+  HostView& view() { return view_; }
+
+  // bdf -> holding VM, from the ledger.
+  Result<const std::map<std::string, std::string>*> ledger();
+  // Host processes' open device nodes. With `tolerate_scan_errors` (inventory) a failed scan
+  // counts as "nothing open".
+  Result<const OpenNodes*> open_nodes();
+  void tolerate_scan_errors() { tolerate_scan_errors_ = true; }
+  // Entries under <sysfs>/kernel/iommu_groups.
+  Result<size_t> iommu_group_count();
+  bool vfio_available();
+
+ private:
+  const sys::Filesystem& fs_;
+  const sys::HostPaths& paths_;
+  store::Database& db_;
+  const Policy& policy_;
+  const Options& options_;
+  HostView& view_;
+  std::optional<std::map<std::string, std::string>> ledger_;
+  std::optional<OpenNodes> open_;
+  std::optional<size_t> iommu_groups_;
+  std::optional<bool> vfio_;
+  bool tolerate_scan_errors_ = false;
+};
+
+// Resolves and validates `gpus` (see HostDevices::plan for the checks, their order and codes).
+tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus);
+
+}  // namespace feos::hostdev::detail

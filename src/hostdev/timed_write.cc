@@ -1,0 +1,63 @@
+#include "hostdev/timed_write.h"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "pci/address.h"
+
+namespace feos::hostdev {
+namespace {
+
+// Shared by the caller and the writing thread; the thread keeps it alive after a timeout.
+struct WriteState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool abandoned = false;  // the caller gave up waiting
+  Status result;
+};
+
+}  // namespace
+
+Status timed_write(sys::Filesystem& fs, const std::string& path, std::string_view value,
+                   const std::string& what, std::chrono::milliseconds timeout) {
+  auto logger = log::get("hostdev");
+  logger->debug("sysfs write path={} value={} op=\"{}\"", path, pci::quote_for_message(value),
+                what);
+  auto state = std::make_shared<WriteState>();
+  std::thread writer([&fs, state, path, data = std::string(value), what] {
+    Status result = fs.write_file(path, data);
+    std::lock_guard lock(state->mu);
+    state->done = true;
+    state->result = std::move(result);
+    if (state->abandoned) {
+      // Nobody waits any more: the outcome of a write that outlived its deadline goes to the log.
+      log::get("hostdev")->warn(
+          "late sysfs write returned path={} op=\"{}\" result=\"{}\"", path, what,
+          state->result ? "ok" : state->result.error().to_string());
+    }
+    state->cv.notify_all();
+  });
+  std::unique_lock lock(state->mu);
+  if (!state->cv.wait_for(lock, timeout, [&] { return state->done; })) {
+    state->abandoned = true;
+    lock.unlock();
+    writer.detach();  // blocked in the kernel; see the header
+    logger->error("sysfs write timed out path={} op=\"{}\" timeout_ms={}", path, what,
+                  timeout.count());
+    return fail(Code::kDeadlineExceeded,
+                what + ": write of " + pci::quote_for_message(value) + " to " + path +
+                    " did not return within " + std::to_string(timeout.count()) +
+                    " ms (the kernel is still blocked in it; the writing thread was left behind)");
+  }
+  Status result = std::move(state->result);
+  lock.unlock();
+  writer.join();
+  if (!result) return fail(result.error().context(what));
+  return ok();
+}
+
+}  // namespace feos::hostdev

@@ -1,0 +1,604 @@
+#include "vmm/qemu/qemu_hypervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "vmm/qemu/console.h"
+#include "vmm/qemu/disk_format.h"
+#include "vmm/qemu/qmp_client.h"
+#include "vmm/spec_validation.h"
+
+namespace feos::vmm::qemu {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// One qemu process the adapter started or adopted.
+struct QemuHypervisor::VmProcess {
+  std::string id;
+  int pid = 0;
+  RuntimeFiles files;
+  Accel accel = Accel::kTcg;
+  off_t log_offset = 0;  // qemu.log size before this process started writing
+  // Set before `attached` becomes true, closed by the exit handler or the destructor.
+  std::unique_ptr<QmpClient> qmp;
+  std::shared_ptr<QemuConsole> console;
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool attached = false;   // start()/adopt() succeeded: the exit handler owns the ending
+  bool exited = false;     // the process is gone
+  bool finished = false;   // the adapter dropped it (after exited)
+  bool stop_requested = false;
+  std::string shutdown_reason;  // "reason" of the last SHUTDOWN event
+  sys::ExitStatus exit_status;
+};
+
+// State that exit watchers (launcher threads) share with the adapter; they hold it weakly, so
+// a destroyed adapter is never called back.
+struct QemuHypervisor::Shared {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::map<std::string, std::shared_ptr<VmProcess>> vms;  // attached or being started/adopted
+  Hypervisor::ExitCallback callback;
+  bool destroyed = false;
+  int running_handlers = 0;
+};
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
+
+// True on a launcher thread while it runs on_process_exit().
+thread_local bool t_in_exit_handler = false;
+
+// The last lines qemu wrote since `offset`, joined by " | ", at most ~1000 bytes.
+std::string log_tail(const std::string& path, off_t offset) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st {};
+  std::string text;
+  if (::fstat(fd, &st) == 0 && st.st_size > offset) {
+    off_t start = std::max<off_t>(offset, st.st_size - 1000);
+    text.resize(static_cast<size_t>(st.st_size - start));
+    ssize_t n = ::pread(fd, text.data(), text.size(), start);
+    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (start > offset) {
+      auto newline = text.find('\n');  // drop a cut first line
+      text = newline == std::string::npos ? text : text.substr(newline + 1);
+    }
+  }
+  ::close(fd);
+  std::string out;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    std::string line = sys::trim(std::string_view(text).substr(begin, end - begin));
+    if (!line.empty()) out += (out.empty() ? "" : " | ") + line;
+    begin = end + 1;
+  }
+  return out;
+}
+
+std::string with_log(std::string message, const QemuHypervisor::VmProcess& vm) {
+  std::string tail = log_tail(vm.files.qemu_log, vm.log_offset);
+  if (!tail.empty()) message += "; qemu.log: " + tail;
+  return message;
+}
+
+Status remove_stale(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
+  return ok();
+}
+
+Status write_private_file(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("create " + path, errno);
+  std::string_view rest(data);
+  while (!rest.empty()) {
+    ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      return fail_errno("write " + path, err);
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::close(fd) != 0) return fail_errno("close " + path, errno);
+  return ok();
+}
+
+off_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+ExitInfo exit_info(const QemuHypervisor::VmProcess& vm) {
+  if (vm.stop_requested) return {true, "stopped on request"};
+  if (vm.shutdown_reason == "guest-shutdown") return {true, "guest powered off"};
+  std::string reason = "qemu " + vm.exit_status.describe();
+  if (!vm.shutdown_reason.empty()) reason += " after shutdown (reason " + vm.shutdown_reason + ")";
+  return {false, with_log(reason, vm)};
+}
+
+// Runs on the launcher's watcher thread when the process ends.
+void on_process_exit(const std::weak_ptr<QemuHypervisor::Shared>& weak,
+                     const std::shared_ptr<QemuHypervisor::VmProcess>& vm,
+                     const sys::ExitStatus& status) {
+  bool attached;
+  {
+    std::lock_guard lock(vm->mutex);
+    vm->exited = true;
+    vm->exit_status = status;
+    attached = vm->attached;
+  }
+  vm->cv.notify_all();
+  if (!attached) return;  // start() or adopt() is still running and reports it
+  auto shared = weak.lock();
+  if (!shared) return;
+  {
+    std::lock_guard lock(shared->mutex);
+    if (shared->destroyed) return;
+    ++shared->running_handlers;
+  }
+  t_in_exit_handler = true;
+  // qemu sends SHUTDOWN before it exits; once the QMP connection has ended, the reader has
+  // handed us every event, so the reason below is final.
+  vm->qmp->wait_closed(milliseconds(2000));
+  ExitInfo info;
+  {
+    std::lock_guard lock(vm->mutex);
+    info = exit_info(*vm);
+  }
+  Hypervisor::ExitCallback callback;
+  {
+    std::lock_guard lock(shared->mutex);
+    auto it = shared->vms.find(vm->id);
+    if (it != shared->vms.end() && it->second == vm) shared->vms.erase(it);
+    callback = shared->callback;
+  }
+  vm->qmp->close();
+  vm->console->close();
+  {
+    std::lock_guard lock(vm->mutex);
+    vm->finished = true;
+  }
+  vm->cv.notify_all();
+  logger()->info("qemu exited vm={} pid={} clean={} reason=\"{}\"", vm->id, vm->pid, info.clean,
+                 info.reason);
+  if (callback) callback(vm->id, info);
+  t_in_exit_handler = false;
+  {
+    std::lock_guard lock(shared->mutex);
+    --shared->running_handlers;
+  }
+  shared->cv.notify_all();
+}
+
+// Waits until `done` holds for `vm`, at most `timeout`.
+template <typename Pred>
+bool wait_vm(QemuHypervisor::VmProcess& vm, milliseconds timeout, Pred done) {
+  std::unique_lock lock(vm.mutex);
+  return vm.cv.wait_for(lock, timeout, [&] { return done(vm); });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLauncher& launcher,
+                                                               sys::Filesystem& fs,
+                                                               sys::HostPaths paths,
+                                                               QemuConfig config) {
+  if (config.binary.empty()) return fail(Code::kInvalidArgument, "qemu binary is empty");
+  if (config.start_timeout.count() <= 0 || config.command_timeout.count() <= 0 ||
+      config.stop_grace.count() <= 0)
+    return fail(Code::kInvalidArgument, "qemu timeouts must be positive");
+  Accel accel;
+  if (config.accel == "kvm") {
+    accel = Accel::kKvm;
+  } else if (config.accel == "tcg") {
+    accel = Accel::kTcg;
+  } else if (config.accel == "auto") {
+    int fd = ::open(paths.kvm().c_str(), O_RDWR | O_CLOEXEC);
+    accel = fd >= 0 ? Accel::kKvm : Accel::kTcg;
+    if (fd >= 0) ::close(fd);
+  } else {
+    return fail(Code::kInvalidArgument,
+                "qemu accel \"" + config.accel + "\" is not one of auto, kvm, tcg");
+  }
+  logger()->info("qemu adapter ready binary={} accel={} (configured {})", config.binary,
+                 accel_name(accel), config.accel);
+  return std::unique_ptr<QemuHypervisor>(
+      new QemuHypervisor(launcher, fs, std::move(paths), std::move(config), accel));
+}
+
+QemuHypervisor::QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& fs,
+                               sys::HostPaths paths, QemuConfig config, Accel accel)
+    : launcher_(launcher),
+      fs_(fs),
+      paths_(std::move(paths)),
+      config_(std::move(config)),
+      accel_(accel),
+      shared_(std::make_shared<Shared>()) {}
+
+QemuHypervisor::~QemuHypervisor() {
+  std::map<std::string, std::shared_ptr<VmProcess>> vms;
+  {
+    std::unique_lock lock(shared_->mutex);
+    shared_->destroyed = true;
+    shared_->cv.wait(lock, [&] { return shared_->running_handlers == 0; });
+    vms.swap(shared_->vms);
+  }
+  for (auto& [id, vm] : vms) {
+    bool attached;
+    {
+      std::lock_guard lock(vm->mutex);
+      attached = vm->attached;
+    }
+    if (!attached) continue;  // a start()/adopt() in flight cleans up after itself
+    vm->qmp->close();
+    vm->console->close();
+    logger()->info("detached from qemu vm={} pid={}", id, vm->pid);
+  }
+}
+
+Status QemuHypervisor::validate(const model::VmSpec& spec) const {
+  FEOS_TRY(validate_spec(spec));
+  auto exists = [&](const std::string& path, const std::string& field) -> Status {
+    if (!path.empty() && !fs_.exists(path))
+      return fail(Code::kNotFound, field + ": " + path + " not found");
+    return ok();
+  };
+  FEOS_TRY(exists(spec.image_path, "image_ref"));
+  FEOS_TRY(exists(spec.boot.kernel, "boot.kernel"));
+  FEOS_TRY(exists(spec.boot.initramfs, "boot.initramfs"));
+  for (size_t i = 0; i < spec.disks.size(); ++i)
+    FEOS_TRY(exists(spec.disks[i].path, "disks[" + std::to_string(i) + "].path"));
+  if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
+    return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
+  return ok();
+}
+
+Status QemuHypervisor::watch(const std::shared_ptr<VmProcess>& vm) {
+  std::weak_ptr<Shared> weak = shared_;
+  return launcher_.watch_exit(vm->pid, [weak, vm](const sys::ExitStatus& status) {
+    on_process_exit(weak, vm, status);
+  });
+}
+
+Status QemuHypervisor::connect(const std::shared_ptr<VmProcess>& vm, milliseconds timeout) {
+  VmProcess* raw = vm.get();  // the QMP client and console are closed before *vm goes away
+  auto keep_trying = [raw] {
+    std::lock_guard lock(raw->mutex);
+    return !raw->exited;
+  };
+  QmpClient::Options qmp_options;
+  qmp_options.connect_timeout = timeout;
+  qmp_options.command_timeout = config_.command_timeout;
+  qmp_options.keep_trying = keep_trying;
+  auto on_event = [raw](const QmpEvent& event) {
+    if (event.name == "SHUTDOWN") {
+      std::string reason = event.data.contains("reason") && event.data["reason"].is_string()
+                               ? event.data["reason"].get<std::string>()
+                               : "unknown";
+      std::lock_guard lock(raw->mutex);
+      raw->shutdown_reason = reason;
+    }
+    logger()->info("qemu event vm={} event={} data={}", raw->id, event.name, event.data.dump());
+  };
+  auto qmp = QmpClient::connect(vm->files.qmp_socket, on_event, qmp_options);
+  if (!qmp) return fail(qmp.error());
+  QemuConsole::Options console_options;
+  console_options.connect_timeout = config_.command_timeout;
+  console_options.keep_trying = keep_trying;
+  auto console = QemuConsole::open(vm->id, vm->files.console_socket, vm->files.console_log,
+                                   console_options);
+  if (!console) return fail(console.error());
+  vm->qmp = std::move(*qmp);
+  vm->console = std::move(*console);
+  return ok();
+}
+
+void QemuHypervisor::forget(const std::shared_ptr<VmProcess>& vm) {
+  std::lock_guard lock(shared_->mutex);
+  auto it = shared_->vms.find(vm->id);
+  if (it != shared_->vms.end() && it->second == vm) shared_->vms.erase(it);
+}
+
+Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
+                                  const std::vector<model::AssignedGpu>& gpus,
+                                  const std::string& runtime_dir) {
+  auto started_at = Clock::now();
+  FEOS_TRY(validate(spec).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
+  if (gpus.size() != spec.gpus.size())
+    return fail(Code::kFailedPrecondition,
+                "vm " + vm_id + ": gpus: the spec asks for " + std::to_string(spec.gpus.size()) +
+                    " GPUs but " + std::to_string(gpus.size()) + " were prepared");
+  auto vm = std::make_shared<VmProcess>();
+  vm->id = vm_id;
+  vm->files = runtime_files(runtime_dir);
+  vm->accel = accel_;
+  if (vm->files.console_socket.size() >= sizeof(sockaddr_un::sun_path))
+    return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
+                                            " is too long for unix socket paths");
+
+  ArgvConfig argv_config;
+  argv_config.binary = config_.binary;
+  argv_config.accel = accel_;
+  argv_config.hugepages_dir = paths_.hugepages();
+  std::vector<std::string> images;
+  if (!spec.image_path.empty()) images.push_back(spec.image_path);
+  for (const auto& disk : spec.disks) images.push_back(disk.path);
+  for (const auto& image : images) {
+    auto format = detect_disk_format(image);
+    if (!format) return fail(format.error().context("vm " + vm_id));
+    argv_config.disk_formats[image] = *format;
+  }
+  auto argv = build_argv(argv_config, spec, gpus, vm->files, vm_id);
+  if (!argv) return fail(argv.error());
+
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->vms.count(vm_id) != 0)
+      return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process");
+    shared_->vms[vm_id] = vm;
+  }
+  auto failed = [&](Error error) -> Result<int> {
+    forget(vm);
+    return fail(std::move(error));
+  };
+  for (const auto* path : {&vm->files.qmp_socket, &vm->files.console_socket, &vm->files.pid_file}) {
+    auto removed = remove_stale(*path);
+    if (!removed) return failed(removed.error().context("vm " + vm_id));
+  }
+  if (spec.ignition) {
+    auto written = write_private_file(vm->files.ignition_file, *spec.ignition);
+    if (!written) return failed(written.error().context("vm " + vm_id));
+  }
+
+  vm->log_offset = file_size(vm->files.qemu_log);
+  sys::LaunchSpec launch;
+  launch.argv = *argv;
+  launch.output_path = vm->files.qemu_log;
+  launch.memlock_bytes = 0;  // nothing pins guest RAM yet (vfio will)
+  logger()->debug("launching qemu vm={} argv=\"{}\"", vm_id, fmt::join(*argv, " "));
+  auto pid = launcher_.launch(launch);
+  if (!pid) return failed(pid.error().context("vm " + vm_id + ": launch qemu"));
+  vm->pid = *pid;
+  auto launched_at = Clock::now();
+
+  // From here on, any failure kills the process and reports qemu's own words.
+  auto abort_start = [&](const Error& error) -> Result<int> {
+    bool exited_by_itself;
+    {
+      std::lock_guard lock(vm->mutex);
+      exited_by_itself = vm->exited;
+    }
+    if (!exited_by_itself) {
+      // It may be on its way out (a QMP failure often means qemu is exiting): give its own
+      // exit status a moment to arrive before we kill it.
+      exited_by_itself = wait_vm(*vm, milliseconds(200), [](const VmProcess& v) { return v.exited; });
+      if (!exited_by_itself) (void)launcher_.send_signal(vm->pid, SIGKILL);
+    }
+    bool gone = wait_vm(*vm, config_.stop_grace, [](const VmProcess& v) { return v.exited; });
+    if (vm->qmp) vm->qmp->close();
+    if (vm->console) vm->console->close();
+    std::string message;
+    Code code = error.code;
+    if (exited_by_itself) {
+      // qemu ended on its own (bad option, missing file, ...): its exit is the real cause.
+      std::lock_guard lock(vm->mutex);
+      message = "qemu " + vm->exit_status.describe() + " during start";
+      code = Code::kInternal;
+    } else {
+      message = "qemu start failed: " + error.message;
+    }
+    if (!gone) message += " (pid " + std::to_string(vm->pid) + " did not exit after SIGKILL)";
+    std::string full = with_log("vm " + vm_id + ": " + message, *vm);
+    logger()->warn("qemu start failed vm={} pid={} error=\"{}\"", vm_id, vm->pid, full);
+    return failed(Error{code, std::move(full)});
+  };
+
+  auto watched = watch(vm);
+  if (!watched) return abort_start(watched.error());
+  auto left = std::chrono::duration_cast<milliseconds>(started_at + config_.start_timeout - Clock::now());
+  auto connected = connect(vm, std::max(left, milliseconds(1)));
+  if (!connected) return abort_start(connected.error());
+  auto qmp_at = Clock::now();
+  // The console is attached: let the vCPUs run (qemu started them stopped, -S).
+  auto resumed = vm->qmp->execute("cont");
+  if (!resumed) return abort_start(resumed.error());
+  auto status = vm->qmp->execute("query-status");
+  if (!status) return abort_start(status.error());
+  std::string run_state = status->value("status", "");
+  if (run_state != "running")
+    return abort_start(Error{Code::kInternal, "guest is " + run_state + " after cont, not running"});
+  bool attached = false;
+  {
+    // If the process exited meanwhile, its watcher saw attached == false and left it to us.
+    std::lock_guard lock(vm->mutex);
+    if (!vm->exited) vm->attached = attached = true;
+  }
+  if (!attached) return abort_start(Error{Code::kInternal, "qemu exited while starting"});
+  auto ms = [](auto d) { return std::chrono::duration_cast<milliseconds>(d).count(); };
+  logger()->info("qemu started vm={} pid={} accel={} launch_ms={} qmp_ms={} running_ms={}", vm_id,
+                 vm->pid, accel_name(accel_), ms(launched_at - started_at),
+                 ms(qmp_at - launched_at), ms(Clock::now() - launched_at));
+  return vm->pid;
+}
+
+Result<model::VmState> QemuHypervisor::adopt(const std::string& vm_id, int pid,
+                                             const std::string& runtime_dir) {
+  std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
+  if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
+  auto cmdline = fs_.read_file(paths_.process(pid) + "/cmdline");
+  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
+  std::vector<std::string> args;
+  for (size_t begin = 0; begin < cmdline->size();) {
+    size_t end = cmdline->find('\0', begin);
+    if (end == std::string::npos) end = cmdline->size();
+    args.push_back(cmdline->substr(begin, end - begin));
+    begin = end + 1;
+  }
+  std::string name = name_argument(vm_id);
+  bool ours = false;
+  Accel accel = Accel::kTcg;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "-name" && args[i + 1] == name) ours = true;
+    if (args[i] == "-accel" && args[i + 1] == "kvm") accel = Accel::kKvm;
+  }
+  if (!ours)
+    return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name + "\" in its command line)");
+
+  auto vm = std::make_shared<VmProcess>();
+  vm->id = vm_id;
+  vm->pid = pid;
+  vm->files = runtime_files(runtime_dir);
+  vm->accel = accel;
+  vm->log_offset = file_size(vm->files.qemu_log);
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->vms.count(vm_id) != 0)
+      return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process attached");
+    shared_->vms[vm_id] = vm;
+  }
+  auto failed = [&](Error error) -> Result<model::VmState> {
+    if (vm->qmp) vm->qmp->close();
+    if (vm->console) vm->console->close();
+    forget(vm);
+    return fail(std::move(error));
+  };
+  auto watched = watch(vm);
+  if (!watched) return failed(Error{Code::kNotFound, where + " is gone: " + watched.error().message});
+  auto connected = connect(vm, config_.command_timeout);
+  if (!connected) return failed(connected.error().context(where));
+  auto status = vm->qmp->execute("query-status");
+  if (!status) return failed(status.error().context(where));
+  std::string run_state = status->value("status", "");
+  bool attached = false;
+  {
+    std::lock_guard lock(vm->mutex);
+    if (!vm->exited) vm->attached = attached = true;
+  }
+  if (!attached) return failed(Error{Code::kNotFound, where + " exited during adoption"});
+  logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
+  return run_state == "running" ? model::VmState::kRunning : model::VmState::kPaused;
+}
+
+Result<std::shared_ptr<QemuHypervisor::VmProcess>> QemuHypervisor::attached(
+    const std::string& vm_id) const {
+  std::shared_ptr<VmProcess> vm;
+  {
+    std::lock_guard lock(shared_->mutex);
+    auto it = shared_->vms.find(vm_id);
+    if (it != shared_->vms.end()) vm = it->second;
+  }
+  if (!vm) return fail(Code::kNotFound, "vm " + vm_id + " has no qemu process");
+  std::lock_guard lock(vm->mutex);
+  if (!vm->attached)
+    return fail(Code::kFailedPrecondition, "vm " + vm_id + ": qemu is still starting");
+  if (vm->exited) return fail(Code::kNotFound, "vm " + vm_id + ": qemu has exited");
+  return vm;
+}
+
+Status QemuHypervisor::pause(const std::string& vm_id) {
+  auto vm = attached(vm_id);
+  if (!vm) return fail(vm.error());
+  auto done = (*vm)->qmp->execute("stop");
+  if (!done) return fail(done.error().context("vm " + vm_id));
+  logger()->info("paused vm={}", vm_id);
+  return ok();
+}
+
+Status QemuHypervisor::resume(const std::string& vm_id) {
+  auto vm = attached(vm_id);
+  if (!vm) return fail(vm.error());
+  auto done = (*vm)->qmp->execute("cont");
+  if (!done) return fail(done.error().context("vm " + vm_id));
+  logger()->info("resumed vm={}", vm_id);
+  return ok();
+}
+
+Status QemuHypervisor::request_shutdown(const std::string& vm_id) {
+  auto vm = attached(vm_id);
+  if (!vm) return fail(vm.error());
+  auto done = (*vm)->qmp->execute("system_powerdown");
+  if (!done) return fail(done.error().context("vm " + vm_id));
+  logger()->info("power button pressed vm={}", vm_id);
+  return ok();
+}
+
+Status QemuHypervisor::stop(const std::string& vm_id) {
+  auto found = attached(vm_id);
+  if (!found) {
+    if (found.error().code == Code::kNotFound) return ok();  // already gone
+    return fail(found.error());
+  }
+  auto vm = *found;
+  {
+    std::lock_guard lock(vm->mutex);
+    vm->stop_requested = true;
+  }
+  auto finished = [](const VmProcess& v) { return v.finished; };
+  logger()->info("stopping qemu vm={} pid={}", vm_id, vm->pid);
+  // quit's reply races the exit: a closed connection is fine here.
+  (void)vm->qmp->execute("quit");
+  if (wait_vm(*vm, config_.stop_grace, finished)) return ok();
+  for (int sig : {SIGTERM, SIGKILL}) {
+    logger()->warn("qemu still running vm={} pid={}, sending signal {}", vm_id, vm->pid, sig);
+    auto sent = launcher_.send_signal(vm->pid, sig);
+    if (!sent && sent.error().code != Code::kNotFound)
+      return fail(sent.error().context("vm " + vm_id));
+    if (wait_vm(*vm, config_.stop_grace, finished)) return ok();
+  }
+  return fail(Code::kInternal, "vm " + vm_id + ": qemu pid " + std::to_string(vm->pid) +
+                                   " did not exit after SIGKILL");
+}
+
+Result<PingInfo> QemuHypervisor::ping(const std::string& vm_id) {
+  auto vm = attached(vm_id);
+  if (!vm) return fail(vm.error());
+  auto reply = (*vm)->qmp->execute("query-version");
+  if (!reply) return fail(reply.error().context("vm " + vm_id));
+  PingInfo info;
+  try {
+    const auto& q = reply->at("qemu");
+    info.version = std::to_string(q.at("major").get<int>()) + "." +
+                   std::to_string(q.at("minor").get<int>()) + "." +
+                   std::to_string(q.at("micro").get<int>());
+  } catch (const nlohmann::json::exception&) {
+    return fail(Code::kInternal, "vm " + vm_id + ": unexpected query-version reply " + reply->dump());
+  }
+  info.pid = (*vm)->pid;
+  info.features.push_back("accel=" + std::string(accel_name((*vm)->accel)));
+  return info;
+}
+
+Result<std::shared_ptr<Console>> QemuHypervisor::console(const std::string& vm_id) {
+  auto vm = attached(vm_id);
+  if (!vm) return fail(vm.error());
+  return std::shared_ptr<Console>((*vm)->console);
+}
+
+void QemuHypervisor::set_exit_callback(ExitCallback callback) {
+  std::unique_lock lock(shared_->mutex);
+  shared_->callback = std::move(callback);
+  // A callback already copied by a handler may still run; wait it out so the caller can tear
+  // down what the old callback uses (not from inside a callback: that would wait for itself).
+  if (!t_in_exit_handler) shared_->cv.wait(lock, [&] { return shared_->running_handlers == 0; });
+}
+
+}  // namespace feos::vmm::qemu

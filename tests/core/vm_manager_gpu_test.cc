@@ -1,0 +1,175 @@
+// VmManager with GPUs: the real HostDevices (ledger + vfio binding) on the fake kernel of an HGX
+// H100 host, the scriptable FakeHypervisor for the process side.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/vm_manager.h"
+#include "fake_hypervisor.h"
+#include "support/fake_kernel.h"
+#include "support/host_builder.h"
+#include "sysfs_tree.h"
+
+namespace feos::core {
+namespace {
+
+using model::VmState;
+
+class VmManagerGpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto tree = test::hgx_h100_host().build(dir_.path() + "/host");
+    ASSERT_TRUE(tree) << tree.error().to_string();
+    tree_ = std::make_unique<test::HostTree>(std::move(*tree));
+    kernel_ = std::make_unique<test::FakeKernel>(*tree_);
+    before_ = kernel_->snapshot();
+    std::filesystem::create_directories(dir_.path() + "/vms");
+    reopen();
+  }
+  void TearDown() override {
+    manager_.reset();
+    devices_.reset();
+    db_.reset();
+  }
+  // A daemon restart on the same kernel and database file.
+  void reopen() {
+    manager_.reset();
+    devices_.reset();
+    db_.reset();
+    auto db = store::Database::open(dir_.path() + "/feosd.db");
+    ASSERT_TRUE(db) << db.error().to_string();
+    db_ = std::move(*db);
+    hostdev::Options options;
+    options.step_timeout = std::chrono::milliseconds(2000);
+    options.vfio_node_timeout = std::chrono::milliseconds(2000);
+    devices_ = std::make_unique<hostdev::HostDevices>(*kernel_, tree_->paths, *db_, hostdev::Policy(), options);
+    manager_ = std::make_unique<VmManager>(*db_, hv_, devices_.get(), bus_, dir_.path() + "/vms");
+    ASSERT_TRUE(manager_->recover());
+  }
+  Result<std::string> create(std::vector<std::string> addresses) {
+    model::VmSpec spec;
+    spec.boot.kernel = "/boot/vmlinuz";
+    for (auto& a : addresses) spec.gpus.push_back(model::GpuSpec{.address = a});
+    return manager_->create(spec, std::nullopt);
+  }
+  std::string driver(const std::string& bdf) { return kernel_->snapshot().at(bdf).driver; }
+  VmState state(const std::string& id) { return manager_->get(id)->state; }
+
+  test::TempDir dir_;
+  std::unique_ptr<test::HostTree> tree_;
+  std::unique_ptr<test::FakeKernel> kernel_;
+  test::BindingSnapshot before_;
+  FakeHypervisor hv_;
+  EventBus bus_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<hostdev::HostDevices> devices_;
+  std::unique_ptr<VmManager> manager_;
+};
+
+TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
+  auto id = create({"18:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  auto record = manager_->get(*id);
+  EXPECT_EQ(record->state, VmState::kCreated);
+  EXPECT_EQ(record->spec.gpus.at(0).address, "0000:18:00.0");  // canonical
+  ASSERT_EQ(record->gpus.size(), 1u);
+  EXPECT_EQ(record->gpus[0].functions.at(0).original_driver, "nvidia");
+  EXPECT_EQ(record->gpus[0].functions[0].iommu_group, "59");
+  EXPECT_EQ(driver("0000:18:00.0"), "vfio-pci");
+
+  ASSERT_TRUE(manager_->start(*id));
+  ASSERT_EQ(hv_.started_gpus[*id].size(), 1u);
+  uint64_t biggest = 0;
+  for (const auto& bar : hv_.started_gpus[*id][0].functions[0].bars) biggest = std::max(biggest, bar.size);
+  EXPECT_EQ(biggest, 128ull << 30);
+
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_EQ(kernel_->snapshot(), before_);
+  EXPECT_TRUE(db_->list_device_assignments()->empty());
+}
+
+TEST_F(VmManagerGpuTest, SecondVmForTheSameGpuIsRefusedAndNotRecorded) {
+  auto first = create({"0000:2a:00.0"});
+  ASSERT_TRUE(first);
+  auto second = create({"0000:2a:00.0"});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(second.error().message.find("0000:2a:00.0"), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find(*first), std::string::npos) << second.error().message;
+  EXPECT_EQ(manager_->list().size(), 1u);
+}
+
+TEST_F(VmManagerGpuTest, RefusalsLeaveNothingBehind) {
+  for (auto [address, code] : std::vector<std::pair<std::string, Code>>{
+           {"0000:19:00.0", Code::kFailedPrecondition},  // the ConnectX-7 NIC: not a GPU
+           {"0000:77:00.0", Code::kNotFound},
+           {"0000:18:00.0/../x", Code::kInvalidArgument},
+           {"0000:05:00.0", Code::kFailedPrecondition}}) {  // an NVSwitch: not a GPU
+    auto r = create({address});
+    ASSERT_FALSE(r) << address;
+    EXPECT_EQ(r.error().code, code) << r.error().to_string();
+  }
+  EXPECT_TRUE(manager_->list().empty());
+  EXPECT_EQ(kernel_->snapshot(), before_);
+  EXPECT_EQ(kernel_->write_count(), 0u);
+}
+
+TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
+  auto id = create({"0000:3a:00.0", "0000:5d:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  ASSERT_TRUE(manager_->start(*id));
+  hv_.exit(*id, false, "qemu killed by signal 9 (Killed)");
+  EXPECT_EQ(state(*id), VmState::kCrashed);
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
+  EXPECT_EQ(driver("0000:5d:00.0"), "nvidia");
+
+  // Meanwhile another VM takes one of the GPUs: the restart fails and says who has it.
+  auto other = create({"0000:5d:00.0"});
+  ASSERT_TRUE(other);
+  auto restart = manager_->start(*id);
+  ASSERT_FALSE(restart);
+  EXPECT_NE(restart.error().message.find(*other), std::string::npos) << restart.error().message;
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");  // nothing half-taken
+  ASSERT_TRUE(manager_->remove(*other));
+  ASSERT_TRUE(manager_->start(*id));
+  EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
+  EXPECT_EQ(driver("0000:5d:00.0"), "vfio-pci");
+}
+
+TEST_F(VmManagerGpuTest, RestartKeepsGpusOfRunningVmsAndReturnsOthers) {
+  auto running = create({"0000:9a:00.0"});
+  auto created = create({"0000:ab:00.0"});
+  ASSERT_TRUE(running && created);
+  ASSERT_TRUE(manager_->start(*running));
+  hv_.alive_after_restart = {manager_->get(*running)->pid};
+  reopen();
+  EXPECT_EQ(state(*running), VmState::kRunning);
+  EXPECT_EQ(driver("0000:9a:00.0"), "vfio-pci");
+  EXPECT_EQ(driver("0000:ab:00.0"), "vfio-pci");  // a created VM keeps its GPUs too
+
+  // The running VM's process dies while the daemon is down: on restart its GPU comes back.
+  hv_.alive_after_restart.clear();
+  reopen();
+  EXPECT_EQ(state(*running), VmState::kCrashed);
+  EXPECT_EQ(driver("0000:9a:00.0"), "nvidia");
+  EXPECT_EQ(driver("0000:ab:00.0"), "vfio-pci");
+  ASSERT_TRUE(manager_->remove(*created));
+  ASSERT_TRUE(manager_->remove(*running));
+  EXPECT_EQ(kernel_->snapshot(), before_);
+}
+
+TEST_F(VmManagerGpuTest, CrashDuringCreateStrandsNothing) {
+  // The daemon "dies" while binding the second GPU: no more writes reach the kernel.
+  kernel_->inject({.op = test::Op::kDriversProbe, .bdf = "0000:db:00.0", .fault = test::Fault::crash()});
+  auto r = create({"0000:ba:00.0", "0000:db:00.0"});
+  ASSERT_FALSE(r);
+  kernel_->revive();
+  kernel_->clear_faults();
+  reopen();
+  EXPECT_TRUE(manager_->list().empty());
+  EXPECT_EQ(kernel_->snapshot(), before_);
+  EXPECT_TRUE(db_->list_device_assignments()->empty());
+}
+
+}  // namespace
+}  // namespace feos::core

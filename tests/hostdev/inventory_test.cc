@@ -1,0 +1,203 @@
+// HostDevices::inventory and check_host.
+#include <chrono>
+#include <cstdio>
+
+#include <gtest/gtest.h>
+
+#include "hostdev_fixture.h"
+#include "pci/sysfs.h"
+
+namespace feos::hostdev {
+namespace {
+
+using testing::gpus_at;
+using testing::put_file;
+
+class InventoryTest : public testing::HostdevTest {
+ protected:
+  const InventoryDevice& find(const Inventory& inv, const std::string& bdf) {
+    for (const auto& d : inv.devices) {
+      if (d.device.address.to_string() == bdf) return d;
+    }
+    ADD_FAILURE() << bdf << " not in inventory";
+    static InventoryDevice none;
+    return none;
+  }
+};
+
+TEST_F(InventoryTest, ConsumerHost) {
+  start(test::consumer_gpu_host());
+  auto inv = host_->inventory();
+  ASSERT_TRUE(inv) << inv.error().to_string();
+  EXPECT_TRUE(inv->iommu_enabled);
+  ASSERT_EQ(inv->devices.size(), test::consumer_gpu_host().functions().size());
+  EXPECT_TRUE(std::is_sorted(inv->devices.begin(), inv->devices.end(),
+                             [](const InventoryDevice& a, const InventoryDevice& b) {
+                               return a.device.address < b.device.address;
+                             }));
+
+  const auto& gpu = find(*inv, "0000:01:00.0");
+  EXPECT_TRUE(gpu.is_gpu);
+  EXPECT_EQ(gpu.status, DeviceStatus::kAvailable);
+  EXPECT_EQ(gpu.gpu, "0000:01:00.0");
+  EXPECT_EQ(gpu.device.driver, "nvidia");
+  EXPECT_EQ(gpu.device.iommu_group, "2");
+  EXPECT_EQ(gpu.group_members.size(), 5u);  // root port + 4 functions
+  EXPECT_EQ(gpu.device.present_bars().size(), 4u);
+  EXPECT_EQ(gpu.device.reset_methods, std::vector<std::string>{"bus"});
+  EXPECT_EQ(gpu.class_name, "display controller");
+
+  const auto& audio = find(*inv, "0000:01:00.1");
+  EXPECT_FALSE(audio.is_gpu);
+  EXPECT_EQ(audio.status, DeviceStatus::kAvailable);
+  EXPECT_EQ(audio.gpu, "0000:01:00.0");
+  EXPECT_EQ(audio.reason, "function of GPU 0000:01:00.0");
+
+  const auto& igpu = find(*inv, "0000:00:02.0");
+  EXPECT_EQ(igpu.status, DeviceStatus::kNotAssignable);
+  EXPECT_EQ(igpu.reason, "boot VGA");
+  EXPECT_EQ(igpu.device.boot_vga, true);
+
+  const auto& port = find(*inv, "0000:00:01.0");
+  EXPECT_TRUE(port.is_bridge);
+  EXPECT_EQ(port.status, DeviceStatus::kNotAssignable);
+  EXPECT_EQ(port.reason, "PCI bridge (stays with the host)");
+
+  const auto& nvme = find(*inv, "0000:02:00.0");
+  EXPECT_EQ(nvme.status, DeviceStatus::kNotAssignable);
+  EXPECT_EQ(nvme.reason, "not a GPU (mass storage controller)");
+
+  // Assigned after prepare, with its companions.
+  ASSERT_TRUE(host_->prepare("vm-7", gpus_at({"0000:01:00.0"})));
+  inv = host_->inventory();
+  ASSERT_TRUE(inv);
+  EXPECT_EQ(find(*inv, "0000:01:00.0").status, DeviceStatus::kAssigned);
+  EXPECT_EQ(find(*inv, "0000:01:00.0").assigned_vm, "vm-7");
+  EXPECT_EQ(find(*inv, "0000:01:00.2").status, DeviceStatus::kAssigned);
+  EXPECT_EQ(find(*inv, "0000:01:00.0").device.driver, "vfio-pci");
+  EXPECT_EQ(kernel_->write_count(), 12u) << "inventory wrote to sysfs";
+}
+
+TEST_F(InventoryTest, NamesFromPciIds) {
+  Options options = test_options();
+  options.pci_ids = std::make_shared<pci::PciIds>(pci::PciIds::parse(
+      "10de  NVIDIA Corporation\n\t2684  AD102 [GeForce RTX 4090]\n"
+      "C 03  Display controller\n\t00  VGA compatible controller\n"));
+  start(test::consumer_gpu_host(), {}, options);
+  auto inv = host_->inventory();
+  ASSERT_TRUE(inv);
+  const auto& gpu = find(*inv, "0000:01:00.0");
+  EXPECT_EQ(gpu.vendor_name, "NVIDIA Corporation");
+  EXPECT_EQ(gpu.device_name, "AD102 [GeForce RTX 4090]");
+  EXPECT_EQ(gpu.class_name, "VGA compatible controller");
+}
+
+TEST_F(InventoryTest, SharedGroupReason) {
+  start(test::shared_group_host());
+  auto inv = host_->inventory();
+  ASSERT_TRUE(inv);
+  const auto& t4 = find(*inv, "0000:03:00.0");
+  EXPECT_EQ(t4.status, DeviceStatus::kNotAssignable);
+  EXPECT_EQ(t4.reason, "IOMMU group 20 also holds 0000:04:00.0 (8086:1521, not a GPU companion)");
+  EXPECT_EQ(find(*inv, "0000:06:00.0").status, DeviceStatus::kAvailable);
+}
+
+TEST_F(InventoryTest, InUseAndNoGroupReasons) {
+  test::HostBuilder b = test::consumer_gpu_host();
+  b.process(4242, "Xorg").open_dev(7, "dri/card1");
+  start(b);
+  auto inv = host_->inventory();
+  ASSERT_TRUE(inv);
+  EXPECT_EQ(find(*inv, "0000:01:00.0").reason,
+            "in use on the host: pid 4242 (Xorg) has " + paths().dev_root + "/dri/card1 open");
+  EXPECT_EQ(find(*inv, "0000:01:00.1").status, DeviceStatus::kNotAssignable);
+}
+
+// A 1,000-function host: inventory costs about what reading the PCI facts costs (the sysfs
+// reads dominate; everything else is linear and small).
+TEST_F(InventoryTest, LargeHostIsFast) {
+  start(test::large_host(1000));
+  pci::PciSysfs sysfs(*kernel_, paths());
+  auto t0 = std::chrono::steady_clock::now();
+  auto all = sysfs.read_all();
+  const double read_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(all) << all.error().to_string();
+  t0 = std::chrono::steady_clock::now();
+  auto inv = host_->inventory();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(inv) << inv.error().to_string();
+  EXPECT_GE(inv->devices.size(), 990u);
+  size_t gpus = 0, available = 0;
+  for (const auto& d : inv->devices) {
+    if (!d.is_gpu) continue;
+    ++gpus;
+    if (d.status == DeviceStatus::kAvailable) ++available;
+  }
+  EXPECT_GT(gpus, 10u);
+  std::printf("inventory of %zu functions (%zu GPUs, %zu available): %.1f ms; reading them "
+              "serially: %.1f ms\n",
+              inv->devices.size(), gpus, available, ms, read_ms);
+  EXPECT_LT(ms, 1.5 * read_ms + 100);
+}
+
+TEST_F(InventoryTest, CheckHost) {
+  test::HostBuilder b = test::shared_group_host();
+  start(b);
+  auto check = host_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  EXPECT_TRUE(check->iommu_enabled);
+  EXPECT_NE(check->iommu_detail.find("IOMMU groups under"), std::string::npos);
+  EXPECT_TRUE(check->vfio_pci_available);
+  EXPECT_EQ(check->interrupt_remapping, Readiness::kUnknown);
+  ASSERT_EQ(check->gpus.size(), 2u);
+  EXPECT_EQ(check->gpus[0].address, "0000:03:00.0");
+  EXPECT_FALSE(check->gpus[0].ready);
+  EXPECT_NE(check->gpus[0].reason.find("0000:04:00.0"), std::string::npos);
+  EXPECT_TRUE(check->gpus[1].ready);
+  EXPECT_EQ(check->gpus[1].reason, "");
+  EXPECT_EQ(check->gpus[1].id, "10de:1eb8");
+
+  // Intel DMAR units: ecap bit 3 is interrupt remapping.
+  put_file(paths().sysfs_root + "/class/iommu/dmar0/intel-iommu/ecap", "19e2ff0505e\n");
+  put_file(paths().sysfs_root + "/class/iommu/dmar1/intel-iommu/ecap", "19e2ff0505e\n");
+  check = host_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_EQ(check->interrupt_remapping, Readiness::kYes) << check->interrupt_remapping_detail;
+  put_file(paths().proc_root + "/cmdline", "BOOT_IMAGE=/vmlinuz intel_iommu=on intremap=off quiet\n");
+  check = host_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
+  EXPECT_NE(check->interrupt_remapping_detail.find("intremap=off"), std::string::npos);
+  put_file(paths().proc_root + "/cmdline", "BOOT_IMAGE=/vmlinuz intel_iommu=on\n");
+  put_file(paths().sysfs_root + "/class/iommu/dmar1/intel-iommu/ecap", "f0050\n");
+  check = host_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
+  EXPECT_NE(check->interrupt_remapping_detail.find("dmar1 lacks interrupt remapping"),
+            std::string::npos)
+      << check->interrupt_remapping_detail;
+}
+
+TEST_F(InventoryTest, CheckHostWithoutIommuOrVfio) {
+  test::HostBuilder b = test::consumer_gpu_host();
+  for (const auto& f : std::vector<test::FunctionSpec>(b.functions())) b.function(f.bdf).no_group();
+  b.module("vfio_pci", false);
+  start(b);
+  auto check = host_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_FALSE(check->iommu_enabled);
+  EXPECT_NE(check->iommu_detail.find("intel_iommu=on"), std::string::npos);
+  EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
+  EXPECT_FALSE(check->vfio_pci_available);
+  EXPECT_NE(check->vfio_pci_detail.find("modprobe vfio-pci"), std::string::npos);
+  for (const auto& gpu : check->gpus) {
+    EXPECT_FALSE(gpu.ready);
+    EXPECT_EQ(gpu.reason, "IOMMU is not enabled") << gpu.address;
+  }
+  EXPECT_EQ(check->gpus.size(), 2u);
+}
+
+}  // namespace
+}  // namespace feos::hostdev
