@@ -25,12 +25,18 @@
 #include "cli/terminal.h"
 #include "cli/watch.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
+#include "feosd/v1/host.grpc.pb.h"
 
 namespace feos::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Stub = v1::VMService::Stub;
+using HostStub = hostv1::HostDeviceService::Stub;
+
+// A host with thousands of PCI functions answers `gpu list --all` with more than gRPC's default
+// 4 MiB receive limit.
+constexpr int kMaxReceiveBytes = 64 << 20;
 
 int64_t now_unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -129,7 +135,9 @@ void silent_log(gpr_log_func_args*) {}
 class Client {
  public:
   Client(const Invocation& inv, std::shared_ptr<grpc::Channel> channel)
-      : inv_(inv), stub_(v1::VMService::NewStub(channel)) {}
+      : inv_(inv),
+        stub_(v1::VMService::NewStub(channel)),
+        host_stub_(hostv1::HostDeviceService::NewStub(channel)) {}
 
   int run() {
     switch (inv_.command) {
@@ -149,6 +157,8 @@ class Client {
       case Command::kVmList: return list();
       case Command::kVmConsole: return console();
       case Command::kVmEvents: return events();
+      case Command::kGpuList: return gpu_list();
+      case Command::kHostCheck: return host_check();
     }
     return print_error("INTERNAL", "unhandled command", kExitServerError);
   }
@@ -223,11 +233,35 @@ class Client {
         inv_.global.output == OutputFormat::kTable ? format_vm_table(vms, now_unix_ms()) : "");
   }
 
+  int gpu_list() {
+    grpc::ClientContext context;
+    set_deadline(context);
+    hostv1::ListPciDevicesResponse devices;
+    grpc::Status status = host_stub_->ListPciDevices(&context, inv_.pci_request, &devices);
+    if (!status.ok()) return report(status);
+    return print_result(
+        inv_, devices, inv_.global.output == OutputFormat::kTable ? format_pci_table(devices) : "");
+  }
+
+  // Exit 0 only when the host is ready, in both output formats, so scripts can gate on it.
+  int host_check() {
+    grpc::ClientContext context;
+    set_deadline(context);
+    hostv1::CheckHostResponse check;
+    grpc::Status status = host_stub_->CheckHost(&context, hostv1::CheckHostRequest{}, &check);
+    if (!status.ok()) return report(status);
+    int rc = print_result(
+        inv_, check, inv_.global.output == OutputFormat::kTable ? format_host_check(check) : "");
+    if (rc != kExitOk) return rc;
+    return check.ready() ? kExitOk : kExitServerError;
+  }
+
   int events();
   int console();
 
   const Invocation& inv_;
   std::unique_ptr<Stub> stub_;
+  std::unique_ptr<HostStub> host_stub_;
 };
 
 // ---- vm events ----------------------------------------------------------------------------
@@ -509,6 +543,7 @@ int Client::console() {
 int run(const Invocation& inv) {
   gpr_set_log_function(silent_log);
   grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateCustomChannel(inv.global.grpc_target(), grpc::InsecureChannelCredentials(), args);
   if (auto failure = connect(*channel, inv)) {

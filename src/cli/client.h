@@ -8,8 +8,8 @@ namespace feos::cli {
 // Connects to feosd at inv.global's socket or address and runs the command: results go to stdout,
 // an error as exactly one line "feosctl: error: <CODE>: <message>" to stderr. Returns the exit
 // status: kExitOk, kExitServerError (the daemon answered an error, a stream ended early, a wait
-// timed out) or kExitUnreachable (no connection within the timeout, with a hint naming the socket
-// or address).
+// timed out, `host check` reported the host not ready) or kExitUnreachable (no connection within
+// the timeout, with a hint naming the socket or address).
 int run(const Invocation& inv);
 
 }  // namespace feos::cli

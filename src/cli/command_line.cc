@@ -8,8 +8,8 @@ namespace feos::cli {
 namespace {
 
 constexpr char kFooter[] =
-    "\nExit status: 0 success, 1 the daemon answered an error or a wait timed out,\n"
-    "2 usage error, 3 the daemon cannot be reached.\n"
+    "\nExit status: 0 success, 1 the daemon answered an error, a wait timed out or the host\n"
+    "is not ready (host check), 2 usage error, 3 the daemon cannot be reached.\n"
     "Environment: FEOSCTL_SOCKET replaces the default socket path.";
 
 // A string option whose presence matters: bound to CLI11, read back as std::optional.
@@ -73,7 +73,7 @@ std::string GlobalOptions::where() const {
 
 Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args,
                                              const CommandLineEnv& env) {
-  CLI::App app{"feosctl: control the VMs of a feosd host daemon", "feosctl"};
+  CLI::App app{"feosctl: control the VMs and host GPUs of a feosd host daemon", "feosctl"};
   app.footer(kFooter);
   app.require_subcommand(1);
   // Global options may also follow the subcommands: `feosctl vm list -o json`.
@@ -120,6 +120,12 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       ->type_name("PATH[,ro][,id=ID]");
   create_cmd->add_option("--tap", create.taps, "NIC on a host tap interface (repeatable)")
       ->type_name("NAME[,mac=MAC][,id=ID]");
+  create_cmd
+      ->add_option("--gpu", create.gpus,
+                   "Pass a whole host GPU (every function of its card) by PCI address; "
+                   "rombar=on|off exposes its option ROM, boot-vga makes it the guest's primary "
+                   "display (repeatable)")
+      ->type_name("ADDR[,rombar=on|off][,boot-vga]");
   OptionalText* c_ignition =
       add_text(create_cmd, texts, "--ignition", "File whose content is the VM's ignition", "FILE");
   bool start_after_create = false;
@@ -187,6 +193,23 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
                                   "else 0",
                                   "SECONDS");
 
+  // gpu list
+  CLI::App* gpu = app.add_subcommand("gpu", "Inspect the host's GPUs and PCI devices");
+  gpu->require_subcommand(1);
+  CLI::App* gpu_list_cmd = gpu->add_subcommand(
+      "list", "List the host's GPUs (every PCI device with --all) and whether each is assignable");
+  commands[gpu_list_cmd] = Command::kGpuList;
+  bool all_devices = false;
+  gpu_list_cmd->add_flag("--all", all_devices,
+                         "Every PCI device (bridges, NICs, ...), not only display controllers");
+
+  // host check
+  CLI::App* host = app.add_subcommand("host", "Inspect the host");
+  host->require_subcommand(1);
+  CLI::App* host_check_cmd = host->add_subcommand(
+      "check", "Check that the host is ready for GPU passthrough (exit 1 when not)");
+  commands[host_check_cmd] = Command::kHostCheck;
+
   // CLI11 wants a C-style argv including the program name.
   std::vector<const char*> argv{"feosctl"};
   for (const std::string& arg : args) argv.push_back(arg.c_str());
@@ -233,7 +256,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   }
 
   // The selected command: exactly one leaf under exactly one group (require_subcommand).
-  CLI::App* leaf = vm->get_subcommands().at(0);
+  CLI::App* leaf = app.get_subcommands().at(0)->get_subcommands().at(0);
   inv.command = commands.at(leaf);
   if (auto it = ids.find(leaf); it != ids.end()) {
     if (it->second.empty()) return fail(Code::kInvalidArgument, "ID: must not be empty");
@@ -303,6 +326,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       }
       break;
     }
+    case Command::kGpuList: inv.pci_request.set_gpus_only(!all_devices); break;
     default: break;
   }
   return parsed;

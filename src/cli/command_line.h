@@ -3,8 +3,8 @@
 // already built, and the options of the streaming commands. Pure: no gRPC, no environment access
 // except what CommandLineEnv hands in, so tests drive it with plain argument vectors.
 //
-// Command groups: `vm ...` now; `gpu ...` and `host ...` (host inventory service) are meant to be
-// added as further groups beside `vm`, each with its own Command values.
+// Command groups: `vm ...` (feos.vm.vmm.api.v1.VMService), `gpu ...` and `host ...`
+// (feosd.v1.HostDeviceService: the host's PCI inventory and its readiness for passthrough).
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,15 +12,18 @@
 #include "cli/requests.h"
 #include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
+#include "feosd/v1/host.pb.h"
 #include "sys/filesystem.h"
 
 namespace feos::cli {
 
 namespace v1 = ::feos::vm::vmm::api::v1;
+namespace hostv1 = ::feosd::v1;
 
 // Process exit statuses.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitServerError = 1;  // the daemon answered an error; a wait timed out
+// The daemon answered an error; a wait timed out; `host check` found the host not ready.
+inline constexpr int kExitServerError = 1;
 inline constexpr int kExitUsage = 2;        // bad command line; nothing was sent
 inline constexpr int kExitUnreachable = 3;  // no connection to the daemon
 
@@ -41,6 +44,8 @@ enum class Command {
   kVmList,
   kVmConsole,
   kVmEvents,
+  kGpuList,    // gpu list [--all]
+  kHostCheck,  // host check
 };
 
 struct GlobalOptions {
@@ -84,6 +89,8 @@ struct Invocation {
   EventsOptions events;
 
   ConsoleOptions console;  // vm console
+
+  hostv1::ListPciDevicesRequest pci_request;  // gpu list: gpus_only unless --all
 };
 
 // What the process needs from its surroundings, injected for tests.

@@ -8,10 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "cli/proto_json.h"
+
 namespace feos::cli {
 namespace {
 
 constexpr size_t kReasonWidth = 40;
+constexpr size_t kDeviceNameWidth = 44;
 
 // Left-aligned columns separated by three spaces; the last column is not padded.
 std::string render_table(const std::vector<std::vector<std::string>>& rows) {
@@ -20,15 +23,25 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
+  size_t line = 0;
+  for (size_t width : widths) line += width + 3;
   std::string out;
+  out.reserve(rows.size() * (line + 1));
   for (const auto& row : rows) {
     for (size_t i = 0; i < row.size(); ++i) {
       out += row[i];
-      if (i + 1 < row.size()) out += std::string(widths[i] - row[i].size() + 3, ' ');
+      if (i + 1 < row.size()) out.append(widths[i] - row[i].size() + 3, ' ');
     }
     out += '\n';
   }
   return out;
+}
+
+// `text` on one line: newlines and carriage returns become spaces.
+std::string one_line(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  return text;
 }
 
 std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
@@ -57,6 +70,87 @@ std::string nic_spec(const v1::NetConfig& net) {
   if (!net.mac_address().empty()) spec += ",mac=" + net.mac_address();
   if (!net.device_id().empty()) spec += ",id=" + net.device_id();
   return spec;
+}
+
+// A GPU request in --gpu syntax: "ADDR[,rombar=on|off][,boot-vga]".
+std::string gpu_spec(const hostv1::GpuConfig& gpu) {
+  std::string spec = gpu.address();
+  if (gpu.rombar() == hostv1::ROM_BAR_ON) spec += ",rombar=on";
+  if (gpu.rombar() == hostv1::ROM_BAR_OFF) spec += ",rombar=off";
+  if (gpu.boot_vga()) spec += ",boot-vga";
+  return spec;
+}
+
+// "0000:18:00.0 (10de:2330, group 59, was nvidia)"; parts the daemon left empty are left out.
+std::string function_text(const hostv1::PassthroughFunction& function) {
+  std::string text = function.address() + " (";
+  if (!function.id().empty()) text += function.id() + ", ";
+  if (!function.iommu_group().empty()) text += "group " + function.iommu_group() + ", ";
+  text +=
+      function.original_driver().empty() ? "had no driver" : "was " + function.original_driver();
+  return text + ")";
+}
+
+std::string function_list(
+    const google::protobuf::RepeatedPtrField<hostv1::PassthroughFunction>& functions) {
+  std::string text;
+  for (const hostv1::PassthroughFunction& function : functions) {
+    if (!text.empty()) text += ", ";
+    text += function_text(function);
+  }
+  return text;
+}
+
+// What the host assigned for one GPU: functions, group peers (when any), NUMA node.
+std::string assigned_text(const hostv1::AssignedGpu& assigned) {
+  std::string text = function_list(assigned.functions());
+  if (text.empty()) text = "no functions";
+  if (!assigned.group_peers().empty()) {
+    text += "; group peers: " + function_list(assigned.group_peers());
+  }
+  text += assigned.numa_node() < 0 ? "; no numa node"
+                                   : "; numa node " + std::to_string(assigned.numa_node());
+  return text;
+}
+
+// "17:00.0" and "0000:17:00.0" name the same function (domain 0 is implied); case is not
+// significant in hex. Only used to pair an assignment with its request when the daemon echoes
+// the address in its canonical form.
+std::string canonical_address(std::string_view address) {
+  std::string text(address);
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (std::count(text.begin(), text.end(), ':') == 1) text = "0000:" + text;
+  return text;
+}
+
+// The gpu lines of `vm get`, one per request, plus one per assignment no request claims.
+void add_gpu_lines(const v1::VmInfo& vm, std::vector<std::pair<std::string, std::string>>& lines) {
+  std::vector<bool> used(static_cast<size_t>(vm.gpus_size()), false);
+  auto find_assignment = [&](const std::string& address) -> const hostv1::AssignedGpu* {
+    // Exact match first, then the canonical form.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int i = 0; i < vm.gpus_size(); ++i) {
+        if (used[static_cast<size_t>(i)]) continue;
+        const std::string& echoed = vm.gpus(i).request().address();
+        bool same =
+            pass == 0 ? echoed == address : canonical_address(echoed) == canonical_address(address);
+        if (same) {
+          used[static_cast<size_t>(i)] = true;
+          return &vm.gpus(i);
+        }
+      }
+    }
+    return nullptr;
+  };
+  for (const hostv1::GpuConfig& gpu : vm.config().gpus()) {
+    const hostv1::AssignedGpu* assigned = find_assignment(gpu.address());
+    lines.emplace_back(
+        "gpu", gpu_spec(gpu) + (assigned ? " -> " + assigned_text(*assigned) : " (not assigned)"));
+  }
+  for (int i = 0; i < vm.gpus_size(); ++i) {
+    if (used[static_cast<size_t>(i)]) continue;
+    lines.emplace_back("gpu", gpu_spec(vm.gpus(i).request()) + " -> " + assigned_text(vm.gpus(i)));
+  }
 }
 
 std::string render_key_values(const std::vector<std::pair<std::string, std::string>>& lines) {
@@ -143,6 +237,7 @@ std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms) {
   }
   for (const v1::DiskConfig& disk : config.disks()) lines.emplace_back("disk", disk_spec(disk));
   for (const v1::NetConfig& net : config.net()) lines.emplace_back("nic", nic_spec(net));
+  add_gpu_lines(vm, lines);
   if (config.has_ignition()) {
     lines.emplace_back("ignition", std::to_string(config.ignition().size()) + " bytes");
   }
@@ -161,6 +256,77 @@ std::string format_ping(const v1::PingVmResponse& ping) {
       {"pid", ping.pid() == 0 ? "-" : std::to_string(ping.pid())},
       {"features", or_dash(features)},
   });
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  size_t unit = 0;
+  while (unit + 1 < std::size(kUnits) && (bytes >> (10 * (unit + 1))) != 0) ++unit;
+  const uint64_t whole = bytes >> (10 * unit);
+  const uint64_t rest = bytes - (whole << (10 * unit));
+  std::string text = std::to_string(whole);
+  if (rest != 0) {
+    // One decimal, rounded down so "1.9" never shows as "2.0".
+    const uint64_t tenth = unit == 0 ? 0 : (rest >> (10 * unit - 4)) * 10 / 16;
+    text += "." + std::to_string(tenth);
+  }
+  return text + std::string(kUnits[unit]);
+}
+
+std::string device_status_text(const hostv1::PciDeviceInfo& device) {
+  switch (device.status()) {
+    case hostv1::DEVICE_STATUS_AVAILABLE: return "available";
+    case hostv1::DEVICE_STATUS_ASSIGNED:
+      return device.assigned_vm().empty() ? "assigned"
+                                          : "assigned:" + device.assigned_vm().substr(0, 8);
+    case hostv1::DEVICE_STATUS_NOT_ASSIGNABLE: return "not-assignable";
+    case hostv1::DEVICE_STATUS_UNSPECIFIED: return "unknown";
+    default: return "status-" + std::to_string(static_cast<int>(device.status()));
+  }
+}
+
+std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(static_cast<size_t>(list.devices_size()) + 1);
+  rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "BAR", "STATUS", "REASON"});
+  for (const hostv1::PciDeviceInfo& device : list.devices()) {
+    std::string name = device.vendor_name();
+    if (!device.device_name().empty()) {
+      if (!name.empty()) name += ' ';
+      name += device.device_name();
+    }
+    if (name.empty()) name = device.class_name();
+    uint64_t largest_bar = 0;
+    for (const hostv1::PciBar& bar : device.bars()) largest_bar = std::max(largest_bar, bar.size());
+    rows.push_back({
+        device.address(),
+        device.vendor_id().empty() && device.device_id().empty()
+            ? "-"
+            : device.vendor_id() + ":" + device.device_id(),
+        or_dash(truncate(one_line(std::move(name)), kDeviceNameWidth)),
+        or_dash(device.driver()),
+        or_dash(device.iommu_group()),
+        device.numa_node() < 0 ? "-" : std::to_string(device.numa_node()),
+        largest_bar == 0 ? "-" : format_bytes(largest_bar),
+        device_status_text(device),
+        or_dash(truncate(one_line(device.reason()), kReasonWidth)),
+    });
+  }
+  return render_table(rows);
+}
+
+std::string format_host_check(const hostv1::CheckHostResponse& check) {
+  std::vector<std::vector<std::string>> rows;
+  size_t problems = 0;
+  for (const hostv1::HostCheckItem& item : check.items()) {
+    if (!item.ok()) ++problems;
+    rows.push_back({item.ok() ? "OK" : "FAIL", or_dash(one_line(item.name())),
+                    or_dash(one_line(item.detail()))});
+  }
+  std::string out = render_table(rows);
+  out += check.ready() ? "host ready for GPU passthrough\n"
+                       : "host NOT ready: " + std::to_string(problems) + " problem(s)\n";
+  return out;
 }
 
 std::optional<v1::VmStateChangedEvent> state_change_of(const v1::VmEvent& event) {
@@ -184,24 +350,91 @@ std::string format_event_line(const v1::VmEvent& event) {
 }
 
 Result<std::string> to_json(const google::protobuf::Message& message, bool pretty) {
+  std::string text;
+  if (proto_json_supported(*message.GetDescriptor())) {
+    append_proto_json(message, pretty, text);
+    return text;
+  }
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
-  std::string text;
   auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
   if (!status.ok()) {
     return fail(Code::kInternal, "cannot render " + message.GetTypeName() +
                                      " as JSON: " + status.message().ToString());
   }
-  // Re-dumped through nlohmann so every output has the same layout (protobuf's whitespace mode
-  // differs) and is checked to be valid JSON.
-  // ordered_json keeps protobuf's field order (declaration order) instead of sorting keys.
-  auto json = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return fail(Code::kInternal, "protobuf produced invalid JSON for " + message.GetTypeName());
+  // Protobuf's own whitespace mode indents by one space; ours is two (the layout every -o json
+  // output shares), added in one pass instead of a parse and re-dump.
+  auto laid_out = indent_json(text);
+  if (!laid_out) {
+    return fail(Code::kInternal, "protobuf produced invalid JSON for " + message.GetTypeName() +
+                                     ": " + laid_out.error().message);
   }
-  return json.dump(pretty ? 2 : -1, ' ', /*ensure_ascii=*/false,
-                   nlohmann::ordered_json::error_handler_t::replace);
+  if (pretty) return laid_out;
+  return text;
+}
+
+Result<std::string> indent_json(std::string_view compact) {
+  std::string out;
+  out.reserve(compact.size() + compact.size() / 2);
+  std::string open;  // the brackets still open, innermost last
+  auto newline = [&]() {
+    out += '\n';
+    out.append(2 * open.size(), ' ');
+  };
+  for (size_t i = 0; i < compact.size(); ++i) {
+    const char c = compact[i];
+    switch (c) {
+      case '"': {
+        // Copy the string as is, up to its unescaped closing quote.
+        size_t end = i + 1;
+        while (end < compact.size() && compact[end] != '"') end += compact[end] == '\\' ? 2 : 1;
+        if (end >= compact.size()) {
+          return fail(Code::kInternal, "string not closed at offset " + std::to_string(i));
+        }
+        out.append(compact.substr(i, end - i + 1));
+        i = end;
+        break;
+      }
+      case '{':
+      case '[': {
+        size_t next = compact.find_first_not_of(" \t\r\n", i + 1);
+        const char close = c == '{' ? '}' : ']';
+        if (next != std::string_view::npos && compact[next] == close) {
+          out += c;
+          out += close;
+          i = next;
+          break;
+        }
+        out += c;
+        open += c;
+        newline();
+        break;
+      }
+      case '}':
+      case ']':
+        if (open.empty() || open.back() != (c == '}' ? '{' : '[')) {
+          return fail(Code::kInternal,
+                      std::string("unbalanced '") + c + "' at offset " + std::to_string(i));
+        }
+        open.pop_back();
+        newline();
+        out += c;
+        break;
+      case ',':
+        out += ',';
+        newline();
+        break;
+      case ':': out += ": "; break;
+      case ' ':
+      case '\t':
+      case '\r':
+      case '\n': break;
+      default: out += c;
+    }
+  }
+  if (!open.empty()) return fail(Code::kInternal, "unbalanced brackets at the end");
+  return out;
 }
 
 std::string event_to_json(const v1::VmEvent& event) {

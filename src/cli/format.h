@@ -16,10 +16,12 @@
 
 #include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
+#include "feosd/v1/host.pb.h"
 
 namespace feos::cli {
 
 namespace v1 = ::feos::vm::vmm::api::v1;
+namespace hostv1 = ::feosd::v1;
 
 // "running" for VM_STATE_RUNNING, "unspecified" for 0, "state-<n>" for values this build lacks.
 std::string state_name(v1::VmState state);
@@ -37,9 +39,35 @@ std::string truncate(std::string_view text, size_t width);
 std::string format_vm_table(const v1::ListVmsResponse& list, int64_t now_unix_ms);
 
 // The `vm get` block: one "key: value" line per fact (id, state, reason, pid, created, vcpus,
-// memory, image, then kernel/initramfs/cmdline, one line per disk and nic, ignition size when
-// set), keys padded so values line up.
+// memory, image, then kernel/initramfs/cmdline, one line per disk, nic and gpu, ignition size
+// when set), keys padded so values line up.
+// A gpu line is the request in --gpu syntax, then what the host assigned for it (the VmInfo.gpus
+// entry whose request has the same address), e.g.
+//   18:00.0,rombar=off -> 0000:18:00.0 (10de:2330, group 59, was nvidia), 0000:18:00.1 (...);
+//   group peers: 0000:19:00.0 (...); numa node 1
+// or "<request> (not assigned)". Assigned GPUs that match no request get a line of their own.
 std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms);
+
+// A byte count in the largest binary unit that keeps at least 1: "128GiB", "32MiB", "4KiB",
+// "512B"; sizes that are not a whole number of that unit get one decimal ("1.5GiB").
+std::string format_bytes(uint64_t bytes);
+
+// A device's STATUS cell: "available", "assigned:<first 8 characters of the VM id>" ("assigned"
+// without a VM id), "not-assignable", "unknown" for DEVICE_STATUS_UNSPECIFIED, "status-<n>" for
+// values this build lacks.
+std::string device_status_text(const hostv1::PciDeviceInfo& device);
+
+// The `gpu list` table: header ADDRESS ID NAME DRIVER GROUP NUMA BAR STATUS REASON, one row per
+// device in the response's order. ID is "vendor:device" ("10de:2330"); NAME is vendor and device
+// name (the class name when both are unknown), cut to 44 characters; BAR is the largest BAR's size
+// (format_bytes); NUMA is "-" when negative; REASON is cut to 40 characters. Empty cells are "-".
+// Linear in the number of devices: one pass to size the columns, one to write.
+std::string format_pci_table(const hostv1::ListPciDevicesResponse& list);
+
+// The `host check` report: one row per item "OK|FAIL   <name>   <detail>" (aligned columns), then
+// "host ready for GPU passthrough" when `ready`, else "host NOT ready: <n> problem(s)" with n the
+// number of failed items.
+std::string format_host_check(const hostv1::CheckHostResponse& check);
 
 // The `vm ping` block: version, build_version, pid, features.
 std::string format_ping(const v1::PingVmResponse& ping);
@@ -54,7 +82,17 @@ std::string format_event_line(const v1::VmEvent& event);
 
 // The message as JSON (see the file comment): indented when `pretty`, one line otherwise.
 // INTERNAL if protobuf cannot render it (an Any whose type this build does not know).
+// Messages proto_json_supported() accepts are printed by cli/proto_json.h (the same text as
+// protobuf's, a hundred times faster); others (events, with their Any) by protobuf. The
+// indentation is added by one linear pass over the compact text (indent_json), so large
+// responses (`gpu list --all` on a big host) cost no parse and re-dump.
 Result<std::string> to_json(const google::protobuf::Message& message, bool pretty);
+
+// Compact JSON (no whitespace between tokens, as protobuf prints it) re-laid out with two-space
+// indentation: one member or element per line, "key": value, empty objects and arrays as {} and
+// []. Strings are copied unchanged. Whitespace between tokens in the input is dropped.
+// INTERNAL if brackets do not balance or a string is not closed.
+Result<std::string> indent_json(std::string_view compact);
 
 // One event as a compact JSON line. An event whose Any this build cannot decode (a newer daemon's
 // event type) still prints, with "data" reduced to {"@type": <type url>}.

@@ -180,6 +180,48 @@ Result<v1::NetConfig> parse_tap_spec(std::string_view spec) {
   return net;
 }
 
+Result<hostv1::GpuConfig> parse_gpu_spec(std::string_view spec) {
+  constexpr std::string_view kFlag = "--gpu";
+  constexpr std::string_view kSyntax = " (expected ADDR[,rombar=on|off][,boot-vga])";
+  std::vector<std::string_view> parts = split_commas(spec);
+  // An option in the first place ("rombar=off", "boot-vga") means the address is missing.
+  if (parts[0].empty() || parts[0].find('=') != std::string_view::npos || parts[0] == "boot-vga") {
+    return usage(kFlag, "missing PCI address in " + in_quotes(spec) + std::string(kSyntax));
+  }
+  hostv1::GpuConfig gpu;
+  gpu.set_address(std::string(parts[0]));
+  bool seen_rombar = false;
+  bool seen_boot_vga = false;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::string_view option = parts[i];
+    if (starts_with(option, "rombar=")) {
+      if (seen_rombar) {
+        return usage(kFlag, "option 'rombar=' given twice in " + in_quotes(spec));
+      }
+      std::string_view value = option.substr(7);
+      if (value == "on") {
+        gpu.set_rombar(hostv1::ROM_BAR_ON);
+      } else if (value == "off") {
+        gpu.set_rombar(hostv1::ROM_BAR_OFF);
+      } else {
+        return usage(
+            kFlag, "rombar must be on or off, got " + in_quotes(value) + " in " + in_quotes(spec));
+      }
+      seen_rombar = true;
+    } else if (option == "boot-vga") {
+      if (seen_boot_vga) {
+        return usage(kFlag, "option 'boot-vga' given twice in " + in_quotes(spec));
+      }
+      gpu.set_boot_vga(true);
+      seen_boot_vga = true;
+    } else {
+      return usage(kFlag, "unknown option " + in_quotes(option) + " in " + in_quotes(spec) +
+                              std::string(kSyntax));
+    }
+  }
+  return gpu;
+}
+
 Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::string_view cwd,
                                                  const sys::Filesystem& fs) {
   constexpr uint64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
@@ -241,6 +283,11 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
     auto net = parse_tap_spec(spec);
     if (!net) return fail(net.error());
     *config.add_net() = std::move(*net);
+  }
+  for (const std::string& spec : args.gpus) {
+    auto gpu = parse_gpu_spec(spec);
+    if (!gpu) return fail(gpu.error());
+    *config.add_gpus() = std::move(*gpu);
   }
 
   if (args.ignition_file) {

@@ -10,11 +10,13 @@
 
 #include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
+#include "feosd/v1/passthrough.pb.h"
 #include "sys/filesystem.h"
 
 namespace feos::cli {
 
 namespace v1 = ::feos::vm::vmm::api::v1;
+namespace hostv1 = ::feosd::v1;
 
 // Parses a plain decimal integer (digits only, no sign, no base prefix) within [min, max].
 // INVALID_ARGUMENT "<flag>: ..." otherwise.
@@ -44,6 +46,13 @@ Result<v1::DiskConfig> parse_disk_spec(std::string_view spec, std::string_view c
 // an empty id or an unknown option.
 Result<v1::NetConfig> parse_tap_spec(std::string_view spec);
 
+// "ADDR[,rombar=on|off][,boot-vga]" -> GpuConfig{address, rombar, boot_vga}. ADDR goes to the
+// daemon as typed: it parses PCI addresses strictly and names the bad one. Options may come in
+// any order, each at most once; without rombar= the daemon's default applies (ROM_BAR_DEFAULT).
+// INVALID_ARGUMENT "--gpu: ..." for a missing address, an unknown option or a rombar value other
+// than on/off.
+Result<hostv1::GpuConfig> parse_gpu_spec(std::string_view spec);
+
 // Raw values of `vm create`'s flags, as typed (numbers still text, so errors can quote them).
 struct CreateArgs {
   std::optional<std::string> vm_id;          // --id
@@ -57,15 +66,17 @@ struct CreateArgs {
   std::optional<std::string> cmdline;        // --cmdline
   std::vector<std::string> disks;            // --disk, repeatable
   std::vector<std::string> taps;             // --tap, repeatable
+  std::vector<std::string> gpus;             // --gpu, repeatable
   std::optional<std::string> ignition_file;  // --ignition (read here, content sent)
 };
 
 // Builds the CreateVmRequest: numbers checked (vcpus >= 1 and fitting uint32, max-vcpus >= vcpus,
 // memory >= 1 MiB and small enough that its size in bytes fits uint64),
 // host paths (image without "scheme://", kernel, initramfs, disks) made absolute against `cwd`, the
-// ignition file read through `fs`. `boot` is set only when --kernel, --initramfs or --cmdline is.
-// Whether the config as a whole is bootable (image or kernel given, ...) is the daemon's call.
-// INVALID_ARGUMENT naming the flag on any bad value or an unreadable ignition file.
+// ignition file read through `fs`, each --gpu parsed in order. `boot` is set only when --kernel,
+// --initramfs or --cmdline is. Whether the config as a whole is bootable (image or kernel given,
+// ...) is the daemon's call. INVALID_ARGUMENT naming the flag on any bad value or an unreadable
+// ignition file.
 Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::string_view cwd,
                                                  const sys::Filesystem& fs);
 

@@ -144,6 +144,57 @@ TEST_F(CommandLineTest, CreateDefaultsAreOneVcpuAnd512MibWithoutBootOrId) {
   EXPECT_FALSE(inv.create_request.config().has_ignition());
 }
 
+TEST_F(CommandLineTest, GpusAreSentInOrderWithTheirOptions) {
+  Invocation inv =
+      parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--gpu", "0000:18:00.0", "--gpu",
+                "19:00.0,rombar=off,boot-vga", "--gpu", "0000:1A:00.0,boot-vga,rombar=on"});
+  EXPECT_THAT(inv.create_request, EqualsProto(from_text<v1::CreateVmRequest>(R"pb(
+                config {
+                  cpus { boot_vcpus: 1 }
+                  memory { size_mib: 512 }
+                  boot { kernel: "/boot/vmlinuz" }
+                  gpus { address: "0000:18:00.0" }
+                  gpus { address: "19:00.0" rombar: ROM_BAR_OFF boot_vga: true }
+                  gpus { address: "0000:1A:00.0" rombar: ROM_BAR_ON boot_vga: true }
+                }
+              )pb")));
+}
+
+TEST_F(CommandLineTest, GpuAddressGoesToTheDaemonAsTyped) {
+  // The daemon parses addresses strictly and names the bad one; the CLI does not second-guess it.
+  Invocation inv = parse_ok({"vm", "create", "--gpu", "not-a-bdf", "--gpu", "0000:18:00.0"});
+  ASSERT_EQ(inv.create_request.config().gpus_size(), 2);
+  EXPECT_EQ(inv.create_request.config().gpus(0).address(), "not-a-bdf");
+  EXPECT_EQ(inv.create_request.config().gpus(0).rombar(), hostv1::ROM_BAR_DEFAULT);
+  EXPECT_FALSE(inv.create_request.config().gpus(0).boot_vga());
+}
+
+TEST_F(CommandLineTest, CreateWithoutGpuHasNone) {
+  EXPECT_EQ(parse_ok({"vm", "create"}).create_request.config().gpus_size(), 0);
+}
+
+TEST_F(CommandLineTest, GpuListAsksForGpusOnlyUnlessAll) {
+  Invocation gpus = parse_ok({"gpu", "list"});
+  EXPECT_EQ(gpus.command, Command::kGpuList);
+  EXPECT_THAT(gpus.pci_request,
+              EqualsProto(from_text<hostv1::ListPciDevicesRequest>(R"pb(gpus_only: true)pb")));
+  EXPECT_EQ(gpus.global.output, OutputFormat::kTable);
+
+  Invocation all = parse_ok({"--socket", "/s.sock", "gpu", "list", "--all", "-o", "json"});
+  EXPECT_EQ(all.command, Command::kGpuList);
+  EXPECT_THAT(all.pci_request,
+              EqualsProto(from_text<hostv1::ListPciDevicesRequest>(R"pb(gpus_only: false)pb")));
+  EXPECT_EQ(all.global.output, OutputFormat::kJson);
+  EXPECT_EQ(all.global.socket_path, "/s.sock");
+}
+
+TEST_F(CommandLineTest, HostCheck) {
+  Invocation inv = parse_ok({"host", "check", "-o", "json", "--timeout", "5"});
+  EXPECT_EQ(inv.command, Command::kHostCheck);
+  EXPECT_EQ(inv.global.output, OutputFormat::kJson);
+  EXPECT_DOUBLE_EQ(inv.global.timeout_s, 5);
+}
+
 TEST_F(CommandLineTest, CmdlineAloneStillSetsBootConfig) {
   Invocation inv = parse_ok({"vm", "create", "--cmdline", "quiet"});
   ASSERT_TRUE(inv.create_request.config().has_boot());
@@ -217,8 +268,40 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"vm", "get"}, "ID"}, UsageCase{{"vm", "start", ""}, "ID: must not be empty"},
         UsageCase{{"vm", "start", "a", "b"}, "b"},
         UsageCase{{"vm"}, "expected a vm command (create, start, get"},
-        UsageCase{{"vm", "reboot", "x"}, "got 'reboot'"}, UsageCase{{}, "expected a command (vm)"},
-        UsageCase{{"gpu", "list"}, "got 'gpu'"},
+        UsageCase{{"vm", "reboot", "x"}, "got 'reboot'"},
+        UsageCase{{}, "expected a command (vm, gpu, host)"},
+        UsageCase{{"disk", "list"}, "got 'disk'"},
+        UsageCase{{"vm", "create", "--gpu", ""}, "--gpu: missing PCI address in ''"},
+        UsageCase{{"vm", "create", "--gpu", ",rombar=on"}, "--gpu: missing PCI address"},
+        UsageCase{{"vm", "create", "--gpu", "rombar=off"}, "--gpu: missing PCI address"},
+        UsageCase{{"vm", "create", "--gpu", "boot-vga"}, "--gpu: missing PCI address"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,rombar=maybe"},
+                  "--gpu: rombar must be on or off, got 'maybe' in '18:00.0,rombar=maybe'"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,rombar="},
+                  "--gpu: rombar must be on or off, got ''"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,rombar=ON"},
+                  "--gpu: rombar must be on or off, got 'ON'"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,x-vga=on"},
+                  "--gpu: unknown option 'x-vga=on' in '18:00.0,x-vga=on' (expected "
+                  "ADDR[,rombar=on|off][,boot-vga])"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,boot-vga=on"},
+                  "--gpu: unknown option 'boot-vga=on'"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,,boot-vga"}, "--gpu: unknown option ''"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,"}, "--gpu: unknown option ''"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,rombar=on,rombar=off"},
+                  "--gpu: option 'rombar=' given twice"},
+        UsageCase{{"vm", "create", "--gpu", "18:00.0,boot-vga,boot-vga"},
+                  "--gpu: option 'boot-vga' given twice"},
+        UsageCase{{"vm", "create", "--gpu", "0000:18:00.0", "--gpu", "19:00.0,vga"},
+                  "--gpu: unknown option 'vga'"},
+        UsageCase{{"vm", "create", "--gpu"}, "--gpu"},
+        UsageCase{{"gpu"}, "expected a gpu command (list)"},
+        UsageCase{{"gpu", "show"}, "got 'show'"},
+        UsageCase{{"gpu", "list", "--gpus-only"}, "--gpus-only"},
+        UsageCase{{"gpu", "list", "0000:18:00.0"}, "0000:18:00.0"},
+        UsageCase{{"gpu", "list", "-o", "xml"}, "-o/--output: expected table or json"},
+        UsageCase{{"host"}, "expected a host command (check)"},
+        UsageCase{{"host", "check", "--all"}, "--all"},
         UsageCase{{"vm", "events", "x", "--tail", "many"}, "--tail: expected a whole number"},
         UsageCase{{"vm", "events", "x", "--tail", "1", "--since", "5"}, "--tail excludes --since"},
         UsageCase{{"vm", "events", "x", "--since", "0"}, "--since: must be at least 1"},
@@ -291,6 +374,14 @@ TEST_F(CommandLineTest, HelpIsReturnedNotAnError) {
   ASSERT_TRUE(create.has_value());
   ASSERT_TRUE(create->help.has_value());
   EXPECT_NE(create->help->find("--disk"), std::string::npos);
+  EXPECT_NE(create->help->find("--gpu"), std::string::npos);
+  EXPECT_NE(top->help->find("gpu"), std::string::npos);
+  EXPECT_NE(top->help->find("host"), std::string::npos);
+
+  auto gpu = parse({"gpu", "list", "--help"});
+  ASSERT_TRUE(gpu.has_value());
+  ASSERT_TRUE(gpu->help.has_value());
+  EXPECT_NE(gpu->help->find("--all"), std::string::npos);
 }
 
 TEST_F(CommandLineTest, EventsDefaultIsAllVmsFollowWithoutHistoryMode) {

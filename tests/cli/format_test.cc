@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace feos::cli {
@@ -168,6 +169,299 @@ TEST(FormatDetails, UnsetFactsAreDashesAndOptionalLinesAreLeftOut) {
             "image:    -\n");
 }
 
+v1::VmInfo vm_with_gpus() {
+  return from_text<v1::VmInfo>(R"pb(
+    vm_id: "vm-g"
+    state: VM_STATE_RUNNING
+    config {
+      cpus { boot_vcpus: 8 }
+      memory { size_mib: 65536 }
+      gpus { address: "18:00.0" rombar: ROM_BAR_OFF }
+      gpus { address: "0000:2a:00.0" boot_vga: true }
+      gpus { address: "0000:3b:00.0" }
+    }
+    gpus {
+      # Listed out of request order, and with the address as the daemon canonicalised it.
+      request { address: "0000:2a:00.0" boot_vga: true }
+      functions {
+        address: "0000:2a:00.0"
+        id: "10de:2330"
+        iommu_group: "73"
+        original_driver: "nvidia"
+      }
+      numa_node: -1
+    }
+    gpus {
+      request { address: "0000:18:00.0" rombar: ROM_BAR_OFF }
+      functions {
+        address: "0000:18:00.0"
+        id: "10de:2330"
+        iommu_group: "59"
+        original_driver: "nvidia"
+      }
+      functions { address: "0000:18:00.1" id: "10de:22a3" iommu_group: "59" }
+      group_peers {
+        address: "0000:17:00.0"
+        id: "1000:c030"
+        iommu_group: "59"
+        original_driver: "mpt3sas"
+      }
+      numa_node: 1
+    }
+  )pb");
+}
+
+TEST(FormatDetails, GpuLinesShowTheAssignedFunctionsPeersAndNumaNode) {
+  EXPECT_EQ(format_vm_details(vm_with_gpus(), kNow),
+            "id:       vm-g\n"
+            "state:    running\n"
+            "reason:   -\n"
+            "pid:      -\n"
+            "created:  -\n"
+            "vcpus:    8\n"
+            "memory:   65536 MiB\n"
+            "image:    -\n"
+            "gpu:      18:00.0,rombar=off -> 0000:18:00.0 (10de:2330, group 59, was nvidia), "
+            "0000:18:00.1 (10de:22a3, group 59, had no driver); group peers: 0000:17:00.0 "
+            "(1000:c030, group 59, was mpt3sas); numa node 1\n"
+            "gpu:      0000:2a:00.0,boot-vga -> 0000:2a:00.0 (10de:2330, group 73, was nvidia); "
+            "no numa node\n"
+            "gpu:      0000:3b:00.0 (not assigned)\n");
+}
+
+TEST(FormatDetails, AssignmentWithoutMatchingRequestStillShows) {
+  auto vm = from_text<v1::VmInfo>(R"pb(
+    vm_id: "vm-h"
+    config {
+      cpus { boot_vcpus: 1 }
+      memory { size_mib: 512 }
+    }
+    gpus {
+      request { address: "0000:65:00.0" rombar: ROM_BAR_ON }
+      functions {
+        address: "0000:65:00.0"
+        id: "10de:20b5"
+        iommu_group: "7"
+        original_driver: "nvidia"
+      }
+      numa_node: 0
+    }
+  )pb");
+  std::string details = format_vm_details(vm, kNow);
+  EXPECT_NE(details.find("\ngpu:      0000:65:00.0,rombar=on -> 0000:65:00.0 (10de:20b5, group 7, "
+                         "was nvidia); numa node 0\n"),
+            std::string::npos)
+      << details;
+}
+
+TEST(FormatDetails, JsonOfVmGetCarriesRequestedAndAssignedGpus) {
+  auto json = nlohmann::json::parse(to_json(vm_with_gpus(), true).value());
+  ASSERT_EQ(json["config"]["gpus"].size(), 3u);
+  EXPECT_EQ(json["config"]["gpus"][0]["address"], "18:00.0");
+  EXPECT_EQ(json["config"]["gpus"][0]["rombar"], "ROM_BAR_OFF");
+  EXPECT_EQ(json["config"]["gpus"][1]["boot_vga"], true);
+  ASSERT_EQ(json["gpus"].size(), 2u);
+  EXPECT_EQ(json["gpus"][1]["functions"][1]["address"], "0000:18:00.1");
+  EXPECT_EQ(json["gpus"][1]["group_peers"][0]["original_driver"], "mpt3sas");
+  EXPECT_EQ(json["gpus"][1]["numa_node"], 1);
+  EXPECT_EQ(json["gpus"][0]["numa_node"], -1);
+}
+
+// A GPU host's inventory as `gpu list --all` gets it: one GPU available, one assigned, the BMC's
+// boot VGA not assignable, a root port.
+hostv1::ListPciDevicesResponse inventory() {
+  return from_text<hostv1::ListPciDevicesResponse>(R"pb(
+    devices {
+      address: "0000:18:00.0"
+      vendor_id: "10de"
+      device_id: "2330"
+      vendor_name: "NVIDIA Corporation"
+      device_name: "GH100 [H100 SXM5 80GB]"
+      class_code: 0x030200
+      class_name: "3D controller"
+      driver: "nvidia"
+      iommu_group: "59"
+      iommu_group_members: "0000:18:00.0"
+      numa_node: 0
+      bars { index: 0 size: 16777216 }
+      bars { index: 1 size: 137438953472 is_64bit: true prefetchable: true }
+      bars { index: 3 size: 33554432 is_64bit: true prefetchable: true }
+      is_gpu: true
+      status: DEVICE_STATUS_AVAILABLE
+    }
+    devices {
+      address: "0000:2a:00.0"
+      vendor_id: "10de"
+      device_id: "2330"
+      vendor_name: "NVIDIA Corporation"
+      device_name: "GH100 [H100 SXM5 80GB]"
+      class_code: 0x030200
+      driver: "vfio-pci"
+      iommu_group: "73"
+      numa_node: 1
+      bars { index: 1 size: 137438953472 is_64bit: true prefetchable: true }
+      is_gpu: true
+      status: DEVICE_STATUS_ASSIGNED
+      assigned_vm: "3f0c1c3e-9b1a-4d7e-8d2c-0a1b2c3d4e5f"
+      reason: "assigned to vm 3f0c1c3e-9b1a-4d7e-8d2c-0a1b2c3d4e5f"
+    }
+    devices {
+      address: "0000:03:00.0"
+      vendor_id: "1a03"
+      device_id: "2000"
+      vendor_name: "ASPEED Technology, Inc."
+      device_name: "ASPEED Graphics Family"
+      class_code: 0x030000
+      driver: "ast"
+      iommu_group: "12"
+      numa_node: -1
+      bars { index: 0 size: 67108864 }
+      bars { index: 1 size: 262144 }
+      boot_vga: true
+      is_gpu: true
+      status: DEVICE_STATUS_NOT_ASSIGNABLE
+      reason: "boot VGA of the host console;\nrequest it with boot-vga to take it anyway"
+    }
+    devices {
+      address: "0000:00:01.0"
+      vendor_id: "8086"
+      device_id: "2030"
+      class_code: 0x060400
+      class_name: "PCI bridge"
+      driver: "pcieport"
+      iommu_group: "1"
+      numa_node: 0
+      is_bridge: true
+      status: DEVICE_STATUS_NOT_ASSIGNABLE
+      reason: "PCI bridge"
+    }
+  )pb");
+}
+
+TEST(FormatPciTable, GoldenTable) {
+  EXPECT_EQ(format_pci_table(inventory()),
+            "ADDRESS        ID          NAME                                           DRIVER     "
+            "GROUP   NUMA   BAR      STATUS              REASON\n"
+            "0000:18:00.0   10de:2330   NVIDIA Corporation GH100 [H100 SXM5 80GB]      nvidia     "
+            "59      0      128GiB   available           -\n"
+            "0000:2a:00.0   10de:2330   NVIDIA Corporation GH100 [H100 SXM5 80GB]      vfio-pci   "
+            "73      1      128GiB   assigned:3f0c1c3e   assigned to vm 3f0c1c3e-9b1a-4d7e-8d2...\n"
+            "0000:03:00.0   1a03:2000   ASPEED Technology, Inc. ASPEED Graphics F...   ast        "
+            "12      -      64MiB    not-assignable      boot VGA of the host console; request...\n"
+            "0000:00:01.0   8086:2030   PCI bridge                                     pcieport   "
+            "1       0      -        not-assignable      PCI bridge\n");
+}
+
+TEST(FormatPciTable, EmptyListIsJustTheHeader) {
+  EXPECT_EQ(format_pci_table(hostv1::ListPciDevicesResponse{}),
+            "ADDRESS   ID   NAME   DRIVER   GROUP   NUMA   BAR   STATUS   REASON\n");
+}
+
+TEST(FormatPciTable, UnknownNamesAndDriverAreDashes) {
+  auto list = from_text<hostv1::ListPciDevicesResponse>(R"pb(
+    devices {
+      address: "0000:c1:00.0"
+      vendor_id: "10de"
+      device_id: "ffff"
+      numa_node: 3
+      bars { size: 1536 }
+    }
+    devices { address: "0000:c2:00.0" numa_node: -1 }
+  )pb");
+  EXPECT_EQ(format_pci_table(list),
+            "ADDRESS        ID          NAME   DRIVER   GROUP   NUMA   BAR      STATUS    REASON\n"
+            "0000:c1:00.0   10de:ffff   -      -        -       3      1.5KiB   unknown   -\n"
+            "0000:c2:00.0   -           -      -        -       -      -        unknown   -\n");
+}
+
+TEST(FormatPciTable, ThousandDevicesOneRowEach) {
+  hostv1::ListPciDevicesResponse list;
+  for (int i = 0; i < 1000; ++i) {
+    hostv1::PciDeviceInfo& device = *list.add_devices() = inventory().devices(i % 4);
+    device.set_address("0000:" + std::to_string(100 + i / 10) + ":00." + std::to_string(i % 8));
+  }
+  std::string table = format_pci_table(list);
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 1001);
+  EXPECT_NE(table.find("0000:199:00.7"), std::string::npos);
+}
+
+TEST(FormatPciTable, JsonIsTheProtoMapping) {
+  auto json = nlohmann::json::parse(to_json(inventory(), true).value());
+  ASSERT_EQ(json["devices"].size(), 4u);
+  const auto& gpu = json["devices"][0];
+  EXPECT_EQ(gpu["address"], "0000:18:00.0");
+  EXPECT_EQ(gpu["status"], "DEVICE_STATUS_AVAILABLE");
+  EXPECT_EQ(gpu["class_code"], 0x030200);
+  EXPECT_EQ(gpu["bars"][1]["size"], "137438953472");  // uint64 -> string
+  EXPECT_EQ(gpu["iommu_group_members"][0], "0000:18:00.0");
+  EXPECT_EQ(json["devices"][1]["assigned_vm"], "3f0c1c3e-9b1a-4d7e-8d2c-0a1b2c3d4e5f");
+  EXPECT_EQ(json["devices"][2]["numa_node"], -1);
+  EXPECT_EQ(json["devices"][3]["bars"], nlohmann::json::array());
+  EXPECT_EQ(json["devices"][3]["is_bridge"], true);
+}
+
+TEST(FormatBytes, LargestWholeUnit) {
+  EXPECT_EQ(format_bytes(0), "0B");
+  EXPECT_EQ(format_bytes(512), "512B");
+  EXPECT_EQ(format_bytes(1023), "1023B");
+  EXPECT_EQ(format_bytes(1024), "1KiB");
+  EXPECT_EQ(format_bytes(1536), "1.5KiB");
+  EXPECT_EQ(format_bytes(262144), "256KiB");
+  EXPECT_EQ(format_bytes(16ULL << 20), "16MiB");
+  EXPECT_EQ(format_bytes(128ULL << 30), "128GiB");
+  EXPECT_EQ(format_bytes((2ULL << 30) - 1), "1.9GiB");  // rounded down, never "2.0GiB"
+  EXPECT_EQ(format_bytes(1ULL << 40), "1TiB");
+  EXPECT_EQ(format_bytes(~0ULL), "15.9EiB");
+}
+
+TEST(FormatStatus, Cells) {
+  hostv1::PciDeviceInfo device;
+  EXPECT_EQ(device_status_text(device), "unknown");
+  device.set_status(hostv1::DEVICE_STATUS_ASSIGNED);
+  EXPECT_EQ(device_status_text(device), "assigned");
+  device.set_assigned_vm("vm-1");
+  EXPECT_EQ(device_status_text(device), "assigned:vm-1");
+  device.set_assigned_vm("0123456789abcdef");
+  EXPECT_EQ(device_status_text(device), "assigned:01234567");
+  device.set_status(hostv1::DEVICE_STATUS_AVAILABLE);
+  EXPECT_EQ(device_status_text(device), "available");
+  device.set_status(hostv1::DEVICE_STATUS_NOT_ASSIGNABLE);
+  EXPECT_EQ(device_status_text(device), "not-assignable");
+  device.set_status(static_cast<hostv1::DeviceStatus>(9));
+  EXPECT_EQ(device_status_text(device), "status-9");
+}
+
+TEST(FormatHostCheck, ReadyHost) {
+  auto check = from_text<hostv1::CheckHostResponse>(R"pb(
+    ready: true
+    items { name: "iommu" ok: true detail: "Intel VT-d on, 112 groups" }
+    items { name: "interrupt_remapping" ok: true detail: "enabled" }
+    items { name: "vfio_pci" ok: true detail: "module loaded" }
+    items { name: "gpu 0000:18:00.0" ok: true }
+  )pb");
+  EXPECT_EQ(format_host_check(check),
+            "OK   iommu                 Intel VT-d on, 112 groups\n"
+            "OK   interrupt_remapping   enabled\n"
+            "OK   vfio_pci              module loaded\n"
+            "OK   gpu 0000:18:00.0      -\n"
+            "host ready for GPU passthrough\n");
+}
+
+TEST(FormatHostCheck, HostNotReadyCountsTheProblems) {
+  auto check = from_text<hostv1::CheckHostResponse>(R"pb(
+    ready: false
+    items { name: "iommu" ok: false detail: "no IOMMU groups:\nboot with intel_iommu=on" }
+    items { name: "vfio_pci" ok: true detail: "module loaded" }
+    items { name: "gpu 0000:18:00.0" ok: false detail: "held open by pid 4242 (nvidia-smi)" }
+  )pb");
+  EXPECT_EQ(format_host_check(check),
+            "FAIL   iommu              no IOMMU groups: boot with intel_iommu=on\n"
+            "OK     vfio_pci           module loaded\n"
+            "FAIL   gpu 0000:18:00.0   held open by pid 4242 (nvidia-smi)\n"
+            "host NOT ready: 2 problem(s)\n");
+  EXPECT_EQ(format_host_check(hostv1::CheckHostResponse{}), "host NOT ready: 0 problem(s)\n");
+}
+
 TEST(FormatPing, ListsVersionAndFeatures) {
   auto ping = from_text<v1::PingVmResponse>(
       R"pb(version: "0.1.0" build_version: "g1234" pid: 77 features: "qemu" features: "vfio")pb");
@@ -234,6 +528,57 @@ TEST(FormatJson, ListParsesAndCarriesTheFields) {
   EXPECT_EQ(json["vms"][2]["pid"], "0");
   EXPECT_EQ(json["vms"][1]["state_reason"],
             "qemu exited with status 1: could not open /dev/vfio/12: Device or\nresource busy");
+}
+
+// indent_json must lay out protobuf's compact text exactly as nlohmann's dump(2) would.
+TEST(FormatJson, IndentMatchesTheTwoSpaceLayout) {
+  const std::string samples[] = {
+      R"({})",
+      R"([])",
+      R"({"a":1})",
+      R"({"a":{},"b":[],"c":[{}],"d":[[1,2],[]],"e":{"f":{"g":null}}})",
+      R"({"s":"x,y:{z}[w]","t":"quote \" and \\ and \n","u":"\\"})",
+      R"([true,false,-1.5,"",{"":""}])",
+  };
+  for (const std::string& sample : samples) {
+    auto indented = indent_json(sample);
+    ASSERT_TRUE(indented.has_value()) << sample;
+    EXPECT_EQ(*indented, nlohmann::ordered_json::parse(sample).dump(2)) << sample;
+  }
+  // Numbers keep protobuf's spelling (nlohmann would rewrite 1e+10).
+  EXPECT_EQ(indent_json("[1e+10]").value(), "[\n  1e+10\n]");
+  // Whitespace between tokens is dropped.
+  EXPECT_EQ(indent_json("{ \"a\" : [ ] ,\n\"b\":1 }").value(), "{\n  \"a\": [],\n  \"b\": 1\n}");
+}
+
+TEST(FormatJson, IndentRejectsBrokenText) {
+  for (const std::string bad : {"{", "]", "{]", "[}", R"({"a":"x)", R"({"a":"x\)", "[[]"}) {
+    auto indented = indent_json(bad);
+    ASSERT_FALSE(indented.has_value()) << bad;
+    EXPECT_EQ(indented.error().code, Code::kInternal);
+  }
+}
+
+TEST(FormatJson, PrettyEqualsAParseAndRedumpOfTheCompactForm) {
+  const v1::ListVmsResponse vms = three_vms();
+  const hostv1::ListPciDevicesResponse devices = inventory();
+  const v1::VmInfo vm = vm_with_gpus();
+  using Message = google::protobuf::Message;
+  for (const Message* message : std::vector<const Message*>{&vms, &devices, &vm}) {
+    auto compact = to_json(*message, /*pretty=*/false);
+    auto pretty = to_json(*message, /*pretty=*/true);
+    ASSERT_TRUE(compact.has_value() && pretty.has_value()) << message->GetTypeName();
+    EXPECT_EQ(compact->find('\n'), std::string::npos);
+    EXPECT_EQ(*pretty, nlohmann::ordered_json::parse(*compact).dump(2)) << message->GetTypeName();
+  }
+}
+
+TEST(FormatJson, SpecialCharactersSurviveAsTheSameValue) {
+  hostv1::HostCheckItem item;
+  const std::string detail = "<&> 'q' \"d\" \\ tab\t nl\n \x01 caf\xc3\xa9 \xe2\x80\xa8 /";
+  item.set_detail(detail);
+  auto json = nlohmann::json::parse(to_json(item, true).value());
+  EXPECT_EQ(json["detail"], detail);
 }
 
 TEST(FormatJson, PrettyIsIndentedCompactIsOneLine) {

@@ -1,0 +1,330 @@
+// feosctl's gRPC side against fake feosd services on a real unix socket: the request that reaches
+// the daemon, what is printed, the exit status. The daemon's own HostDeviceService is tested with
+// the daemon; here only the client's half of the contract is.
+#include "cli/client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "cli/command_line.h"
+#include "cli/format.h"
+#include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
+#include "feosd/v1/host.grpc.pb.h"
+
+namespace feos::cli {
+namespace {
+
+class FakeHostService final : public hostv1::HostDeviceService::Service {
+ public:
+  grpc::Status ListPciDevices(grpc::ServerContext*, const hostv1::ListPciDevicesRequest* request,
+                              hostv1::ListPciDevicesResponse* response) override {
+    std::lock_guard lock(mutex_);
+    requests_.push_back(*request);
+    *response = devices_;
+    return grpc::Status::OK;
+  }
+  grpc::Status CheckHost(grpc::ServerContext*, const hostv1::CheckHostRequest*,
+                         hostv1::CheckHostResponse* response) override {
+    std::lock_guard lock(mutex_);
+    *response = check_;
+    return grpc::Status::OK;
+  }
+
+  void set_devices(hostv1::ListPciDevicesResponse devices) {
+    std::lock_guard lock(mutex_);
+    devices_ = std::move(devices);
+  }
+  void set_check(hostv1::CheckHostResponse check) {
+    std::lock_guard lock(mutex_);
+    check_ = std::move(check);
+  }
+  std::vector<hostv1::ListPciDevicesRequest> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  std::mutex mutex_;
+  hostv1::ListPciDevicesResponse devices_;
+  hostv1::CheckHostResponse check_;
+  std::vector<hostv1::ListPciDevicesRequest> requests_;
+};
+
+class FakeVmService final : public v1::VMService::Service {
+ public:
+  grpc::Status GetVm(grpc::ServerContext*, const v1::GetVmRequest* request,
+                     v1::VmInfo* response) override {
+    std::lock_guard lock(mutex_);
+    if (request->vm_id() != vm_.vm_id()) {
+      return {grpc::StatusCode::NOT_FOUND, "vm " + request->vm_id() + " not found"};
+    }
+    *response = vm_;
+    return grpc::Status::OK;
+  }
+  grpc::Status CreateVm(grpc::ServerContext*, const v1::CreateVmRequest* request,
+                        v1::CreateVmResponse* response) override {
+    std::lock_guard lock(mutex_);
+    created_ = *request;
+    response->set_vm_id("vm-new");
+    return grpc::Status::OK;
+  }
+
+  void set_vm(v1::VmInfo vm) {
+    std::lock_guard lock(mutex_);
+    vm_ = std::move(vm);
+  }
+  std::optional<v1::CreateVmRequest> created() {
+    std::lock_guard lock(mutex_);
+    return created_;
+  }
+
+ private:
+  std::mutex mutex_;
+  v1::VmInfo vm_;
+  std::optional<v1::CreateVmRequest> created_;
+};
+
+struct Outcome {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = "/tmp/feosctl-XXXXXX";  // short: unix socket paths are limited to 108 bytes
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+    socket_ = dir_ + "/feosd.sock";
+    start_server(/*with_host_service=*/true);
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // Serves VMService always and HostDeviceService unless told not to (a daemon that predates it).
+  void start_server(bool with_host_service) {
+    if (server_) server_->Shutdown();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
+    builder.RegisterService(&vms_);
+    if (with_host_service) builder.RegisterService(&host_);
+    builder.SetMaxSendMessageSize(-1);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+
+  Outcome run_cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--socket", socket_, "--timeout", "10"});
+    CommandLineEnv env;
+    env.cwd = dir_;
+    auto fs = sys::make_posix_filesystem();
+    env.fs = fs.get();
+    auto parsed = parse_command_line(args, env);
+    EXPECT_TRUE(parsed.has_value()) << parsed.error().to_string();
+    if (!parsed) return {};
+    Outcome outcome;
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    outcome.rc = run(parsed->invocation);
+    outcome.out = ::testing::internal::GetCapturedStdout();
+    outcome.err = ::testing::internal::GetCapturedStderr();
+    return outcome;
+  }
+
+  std::string dir_;
+  std::string socket_;
+  FakeHostService host_;
+  FakeVmService vms_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+hostv1::PciDeviceInfo h100(const std::string& address) {
+  hostv1::PciDeviceInfo device;
+  device.set_address(address);
+  device.set_vendor_id("10de");
+  device.set_device_id("2330");
+  device.set_vendor_name("NVIDIA Corporation");
+  device.set_device_name("GH100 [H100 SXM5 80GB]");
+  device.set_class_code(0x030200);
+  device.set_class_name("3D controller");
+  device.set_driver("nvidia");
+  device.set_iommu_group("59");
+  device.add_iommu_group_members(address);
+  device.set_numa_node(0);
+  hostv1::PciBar* bar = device.add_bars();
+  bar->set_index(1);
+  bar->set_size(128ULL << 30);
+  bar->set_is_64bit(true);
+  bar->set_prefetchable(true);
+  device.set_is_gpu(true);
+  device.set_status(hostv1::DEVICE_STATUS_AVAILABLE);
+  return device;
+}
+
+hostv1::ListPciDevicesResponse many_gpus(int count) {
+  hostv1::ListPciDevicesResponse list;
+  for (int i = 0; i < count; ++i) {
+    char address[16];
+    std::snprintf(address, sizeof address, "0000:%02x:%02x.0", (i / 32) % 256, i % 32);
+    *list.add_devices() = h100(address);
+  }
+  return list;
+}
+
+TEST_F(ClientTest, GpuListAsksForGpusOnlyAndPrintsTheTable) {
+  hostv1::ListPciDevicesResponse list;
+  *list.add_devices() = h100("0000:18:00.0");
+  host_.set_devices(list);
+  Outcome outcome = run_cli({"gpu", "list"});
+  EXPECT_EQ(outcome.rc, kExitOk) << outcome.err;
+  EXPECT_EQ(outcome.out, format_pci_table(list));
+  EXPECT_EQ(outcome.err, "");
+  ASSERT_EQ(host_.requests().size(), 1u);
+  EXPECT_TRUE(host_.requests()[0].gpus_only());
+
+  EXPECT_EQ(run_cli({"gpu", "list", "--all"}).rc, kExitOk);
+  ASSERT_EQ(host_.requests().size(), 2u);
+  EXPECT_FALSE(host_.requests()[1].gpus_only());
+}
+
+TEST_F(ClientTest, GpuListJsonIsTheResponse) {
+  host_.set_devices(many_gpus(3));
+  Outcome outcome = run_cli({"gpu", "list", "-o", "json"});
+  ASSERT_EQ(outcome.rc, kExitOk) << outcome.err;
+  auto json = nlohmann::json::parse(outcome.out);
+  ASSERT_EQ(json["devices"].size(), 3u);
+  EXPECT_EQ(json["devices"][2]["address"], "0000:00:02.0");
+  EXPECT_EQ(json["devices"][0]["status"], "DEVICE_STATUS_AVAILABLE");
+  EXPECT_EQ(json["devices"][0]["bars"][0]["size"], "137438953472");
+  EXPECT_EQ(outcome.out, to_json(many_gpus(3), true).value() + "\n");
+}
+
+// A big host's `gpu list --all` exceeds gRPC's default 4 MiB receive limit.
+TEST_F(ClientTest, ResponsesLargerThanFourMebibytesArrive) {
+  hostv1::ListPciDevicesResponse list = many_gpus(5000);
+  for (hostv1::PciDeviceInfo& device : *list.mutable_devices()) {
+    device.set_reason(std::string(1000, 'r'));
+  }
+  ASSERT_GT(list.ByteSizeLong(), 4u << 20);
+  host_.set_devices(list);
+  Outcome outcome = run_cli({"gpu", "list", "--all"});
+  EXPECT_EQ(outcome.rc, kExitOk) << outcome.err;
+  EXPECT_EQ(std::count(outcome.out.begin(), outcome.out.end(), '\n'), 5001);
+}
+
+TEST_F(ClientTest, HostCheckExitStatusFollowsReadiness) {
+  hostv1::CheckHostResponse check;
+  check.set_ready(false);
+  hostv1::HostCheckItem* iommu = check.add_items();
+  iommu->set_name("iommu");
+  iommu->set_ok(false);
+  iommu->set_detail("no IOMMU groups: boot with intel_iommu=on");
+  host_.set_check(check);
+
+  Outcome not_ready = run_cli({"host", "check"});
+  EXPECT_EQ(not_ready.rc, kExitServerError);
+  EXPECT_EQ(not_ready.out,
+            "FAIL   iommu   no IOMMU groups: boot with intel_iommu=on\n"
+            "host NOT ready: 1 problem(s)\n");
+  EXPECT_EQ(not_ready.err, "");
+
+  Outcome json = run_cli({"host", "check", "-o", "json"});
+  EXPECT_EQ(json.rc, kExitServerError);
+  EXPECT_EQ(nlohmann::json::parse(json.out)["ready"], false);
+
+  iommu->set_ok(true);
+  iommu->set_detail("on");
+  check.set_ready(true);
+  host_.set_check(check);
+  Outcome ready = run_cli({"host", "check"});
+  EXPECT_EQ(ready.rc, kExitOk);
+  EXPECT_EQ(ready.out, "OK   iommu   on\nhost ready for GPU passthrough\n");
+  EXPECT_EQ(run_cli({"host", "check", "-o", "json"}).rc, kExitOk);
+}
+
+TEST_F(ClientTest, DaemonWithoutHostServiceIsOneErrorLine) {
+  start_server(/*with_host_service=*/false);
+  Outcome outcome = run_cli({"gpu", "list"});
+  EXPECT_EQ(outcome.rc, kExitServerError);
+  EXPECT_EQ(outcome.out, "");
+  EXPECT_EQ(outcome.err.rfind("feosctl: error: UNIMPLEMENTED: ", 0), 0u) << outcome.err;
+  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1);
+}
+
+TEST_F(ClientTest, VmCreateSendsGpusAndVmGetShowsThem) {
+  Outcome created =
+      run_cli({"vm", "create", "--gpu", "18:00.0,rombar=off", "--gpu", "0000:2a:00.0,boot-vga"});
+  EXPECT_EQ(created.rc, kExitOk) << created.err;
+  EXPECT_EQ(created.out, "vm-new\n");
+  std::optional<v1::CreateVmRequest> request = vms_.created();
+  ASSERT_TRUE(request.has_value());
+  const auto& gpus = request->config().gpus();
+  ASSERT_EQ(gpus.size(), 2);
+  EXPECT_EQ(gpus[0].address(), "18:00.0");
+  EXPECT_EQ(gpus[0].rombar(), hostv1::ROM_BAR_OFF);
+  EXPECT_EQ(gpus[1].address(), "0000:2a:00.0");
+  EXPECT_TRUE(gpus[1].boot_vga());
+
+  v1::VmInfo vm;
+  vm.set_vm_id("vm-new");
+  *vm.mutable_config()->mutable_gpus() = gpus;
+  hostv1::AssignedGpu& assigned = *vm.add_gpus();
+  *assigned.mutable_request() = gpus[0];
+  hostv1::PassthroughFunction& function = *assigned.add_functions();
+  function.set_address("0000:18:00.0");
+  function.set_id("10de:2330");
+  function.set_iommu_group("59");
+  function.set_original_driver("nvidia");
+  assigned.set_numa_node(0);
+  vms_.set_vm(vm);
+  Outcome shown = run_cli({"vm", "get", "vm-new"});
+  EXPECT_EQ(shown.rc, kExitOk) << shown.err;
+  EXPECT_NE(shown.out.find("gpu:      18:00.0,rombar=off -> 0000:18:00.0 (10de:2330, group 59, "
+                           "was nvidia); numa node 0\n"
+                           "gpu:      0000:2a:00.0,boot-vga (not assigned)\n"),
+            std::string::npos)
+      << shown.out;
+  auto json = nlohmann::json::parse(run_cli({"vm", "get", "vm-new", "-o", "json"}).out);
+  EXPECT_EQ(json["gpus"][0]["functions"][0]["original_driver"], "nvidia");
+  EXPECT_EQ(json["config"]["gpus"][1]["boot_vga"], true);
+}
+
+// The real binary, end to end (process start, connect, call, JSON), on 1,000 GPUs: the shape of
+// the `gpu list -o json` benchmark. Reports the time; asserts only a generous bound.
+TEST_F(ClientTest, FeosctlBinaryListsAThousandGpusAsJson) {
+  host_.set_devices(many_gpus(1000));
+  const std::string command =
+      std::string(FEOSCTL_BINARY) + " --socket " + socket_ + " gpu list -o json";
+  std::string out;
+  const auto start = std::chrono::steady_clock::now();
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[65536];
+  size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
+  int status = ::pclose(pipe);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), kExitOk);
+  EXPECT_EQ(nlohmann::json::parse(out)["devices"].size(), 1000u);
+  const double ms = std::chrono::duration<double, std::milli>(elapsed).count();
+  RecordProperty("feosctl_gpu_list_json_1000_ms", std::to_string(ms));
+  std::printf("feosctl gpu list -o json, 1000 GPUs: %.1f ms, %zu bytes\n", ms, out.size());
+  EXPECT_LT(ms, 5000);
+}
+
+}  // namespace
+}  // namespace feos::cli
