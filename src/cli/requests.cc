@@ -255,8 +255,13 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
 
   if (args.image) {
     if (args.image->empty()) return usage("--image", "must not be empty");
-    config.set_image_ref(looks_like_url(*args.image) ? *args.image
-                                                     : absolute_path(*args.image, cwd));
+    // A relative path that exists here is made absolute for the daemon; anything else that is
+    // not a path (a URL, an OCI reference like "ghcr.io/org/image:tag") goes as typed, so the
+    // daemon can say what it supports.
+    std::string local = absolute_path(*args.image, cwd);
+    bool is_path = args.image->front() == '/' || args.image->starts_with("./") ||
+                   args.image->starts_with("../") || fs.exists(local);
+    config.set_image_ref(looks_like_url(*args.image) || !is_path ? *args.image : local);
   }
 
   if (args.kernel || args.initramfs || args.cmdline) {

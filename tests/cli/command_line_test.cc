@@ -85,7 +85,7 @@ TEST_F(CommandLineTest, CreateWithEveryFlagBuildsTheWholeRequest) {
                              "4096",
                              "--hugepages",
                              "--image",
-                             "images/base.qcow2",
+                             "./images/base.qcow2",
                              "--kernel",
                              "/boot/vmlinuz",
                              "--initramfs",
@@ -127,6 +127,12 @@ TEST_F(CommandLineTest, CreateWithEveryFlagBuildsTheWholeRequest) {
                   }
                 }
               )pb")));
+}
+
+TEST_F(CommandLineTest, ImageReferencesThatAreNotLocalPathsGoAsTyped) {
+  // An OCI reference is no path here: the daemon answers it (UNIMPLEMENTED), not a mangled path.
+  Invocation inv = parse_ok({"vm", "create", "--image", "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0"});
+  EXPECT_EQ(inv.create_request.config().image_ref(), "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0");
 }
 
 TEST_F(CommandLineTest, CreateDefaultsAreOneVcpuAnd512MibWithoutBootOrId) {
