@@ -71,10 +71,10 @@ std::string driver_file(const sys::HostPaths& paths, const std::string& driver, 
 std::string iommu_class(const sys::HostPaths& paths) { return paths.sysfs_root + "/class/iommu"; }
 
 std::string nvidia_gpu_information(const sys::HostPaths& paths, const std::string& bdf) {
-  return paths.proc_root + "/driver/nvidia/gpus/" + bdf + "/information";
+  return paths.nvidia_gpu_information(bdf);
 }
 
-std::string kernel_cmdline(const sys::HostPaths& paths) { return paths.proc_root + "/cmdline"; }
+std::string kernel_cmdline(const sys::HostPaths& paths) { return paths.kernel_cmdline(); }
 
 std::string dri_node(const sys::HostPaths& paths, const std::string& name) {
   return paths.dev_root + "/dri/" + name;

@@ -283,9 +283,11 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path,
     return fail(Code::kInternal, op + ": cannot use WAL journal (journal mode stays \"" + *mode +
                                      "\"; the file system may lack shared memory support)");
   }
-  // FULL: a commit is on disk when the call returns, so an acknowledged VM survives power loss.
-  // Writes are rare (VM lifecycle), reads do not sync.
-  FEOS_TRY(exec_sql(raw, "PRAGMA synchronous = FULL", op + ": set synchronous"));
+  // NORMAL (with WAL): a commit survives a crash of feosd as soon as the call returns; only an OS
+  // crash or power loss may drop the last commits. That is safe here: after a host reboot no qemu
+  // runs and every device is back on its host driver, so reconcile() rebuilds the truth from the
+  // kernel. FULL would fsync every ledger step and serialize parallel GPU preparation behind it.
+  FEOS_TRY(exec_sql(raw, "PRAGMA synchronous = NORMAL", op + ": set synchronous"));
 
   {
     std::lock_guard lock(db->mu_);

@@ -4,8 +4,9 @@
 //
 // One connection, guarded by a mutex: every method is thread-safe and runs to completion before
 // the next starts (SQLite serializes writers anyway; one connection keeps statements cached and
-// avoids SQLITE_BUSY between our own threads). The file is in WAL mode with synchronous=FULL, so
-// readers do not block the writer and a call that returned success survives a crash or power loss.
+// avoids SQLITE_BUSY between our own threads). The file is in WAL mode with synchronous=NORMAL, so
+// readers do not block the writer and a call that returned success survives a crash of feosd (not
+// necessarily an OS crash or power loss; see open() for why that is enough).
 // Schema changes go through migrations.h.
 #include <cstdint>
 #include <memory>

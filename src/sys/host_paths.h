@@ -32,6 +32,16 @@ struct HostPaths {
   std::string hugepages() const { return dev_root + "/hugepages"; }
   // <proc>/<pid>
   std::string process(long pid) const { return proc_root + "/" + std::to_string(pid); }
+  // <proc>/cpuinfo ("address sizes": the CPU's physical address bits)
+  std::string cpuinfo() const { return proc_root + "/cpuinfo"; }
+  // <proc>/cmdline (the host kernel's command line: intel_iommu=on, ...)
+  std::string kernel_cmdline() const { return proc_root + "/cmdline"; }
+  // <proc>/driver/nvidia/version (the NVIDIA kernel driver's version)
+  std::string nvidia_driver_version() const { return proc_root + "/driver/nvidia/version"; }
+  // <proc>/driver/nvidia/gpus/<bdf>/information ("Device Minor: N" -> <dev>/nvidiaN)
+  std::string nvidia_gpu_information(const std::string& bdf) const {
+    return proc_root + "/driver/nvidia/gpus/" + bdf + "/information";
+  }
 };
 
 }  // namespace feos::sys

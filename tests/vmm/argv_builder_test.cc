@@ -5,12 +5,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "gpu_fixtures.h"
+
 namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using Argv = std::vector<std::string>;
+using namespace feos::vmm::qemu::testing;
 
 const RuntimeFiles kFiles = runtime_files("/run/feos/vms/vm-1");
 
@@ -215,20 +218,6 @@ INSTANTIATE_TEST_SUITE_P(
                     "image_ref"}),
     [](const auto& info) { return std::string(info.param.name); });
 
-TEST(ArgvBuilder, GpusAreRefusedUntilPassthroughIsWired) {
-  auto spec = kernel_spec();
-  spec.gpus.push_back(model::GpuSpec{"0000:17:00.0"});
-  // The requests alone change nothing: the builder reads only the resolved GPUs.
-  ASSERT_TRUE(build_argv(tcg_config(), spec, {}, kFiles, "vm-1"));
-  model::AssignedGpu gpu;
-  gpu.request = spec.gpus[0];
-  gpu.functions.push_back({"0000:17:00.0", "10de:2330", 0x030200, "41", "nvidia", {}});
-  auto argv = build_argv(tcg_config(), spec, {gpu}, kFiles, "vm-1");
-  ASSERT_FALSE(argv);
-  EXPECT_EQ(argv.error().code, Code::kUnimplemented);
-  EXPECT_THAT(argv.error().message, HasSubstr("gpus"));
-}
-
 TEST(ArgvBuilder, EmptyVmIdAndMissingIgnitionPath) {
   auto argv = build_argv(tcg_config(), kernel_spec(), {}, kFiles, "");
   ASSERT_FALSE(argv);
@@ -240,6 +229,288 @@ TEST(ArgvBuilder, EmptyVmIdAndMissingIgnitionPath) {
   argv = build_argv(tcg_config(), spec, {}, files, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_THAT(argv.error().message, HasSubstr("ignition"));
+}
+
+
+// ---- GPUs -------------------------------------------------------------------------------------
+
+const Argv kKernelArgs = {"-kernel", "/guest/vmlinuz", "-initrd", "/guest/initramfs.cpio",
+                          "-append", "console=ttyS0 quiet"};
+
+model::VmSpec gpu_spec(uint64_t memory_mib) {
+  auto spec = kernel_spec();
+  spec.memory.size_mib = memory_mib;
+  return spec;
+}
+
+// "-device" arguments of a card's root port and functions.
+Argv root_port(const std::string& id, int slot) {
+  return {"-device", "pcie-root-port,id=" + id + ",bus=pcie.0,chassis=1,slot=" + std::to_string(slot)};
+}
+Argv vfio(const std::string& host, const std::string& id, const std::string& bus,
+          const std::string& addr, const std::string& extra = "") {
+  return {"-device", "vfio-pci,host=" + host + ",id=" + id + ",bus=" + bus + ",addr=" + addr + extra};
+}
+Argv h100_devices(size_t index, const std::string& host, const std::string& extra = "") {
+  std::string card = "feos-gpu" + std::to_string(index);
+  return concat({root_port(card + "-rp", static_cast<int>(index) + 1),
+                 vfio(host, card + "-f0", card + "-rp", "0x0.0", extra)});
+}
+
+TEST(ArgvBuilderGpu, OneH100) {
+  // Card window: BAR1 128 GiB + BAR3 32 MiB packed largest first = 128 GiB + 32 MiB, rounded up
+  // to a multiple of the largest BAR (128 GiB) = 256 GiB. Hole: 256 GiB + 128 GiB slack for the
+  // first window's alignment = 384 GiB = 412316860416 > 32 GiB default -> -global.
+  // 64 GiB RAM: 2 GiB below 4 GiB, 62 GiB above -> hole at 66 GiB, ends at 450 GiB < 1012 GiB
+  // (no AMD relocation); 450 GiB < 2^39 -> the 40-bit floor.
+  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=412316860416"}, kCommon,
+                          kKernelArgs, h100_devices(0, "0000:18:00.0")})));
+}
+
+TEST(ArgvBuilderGpu, TwoH100s) {
+  // Hole: 2 x 256 GiB + 128 GiB slack = 640 GiB = 687194767360.
+  // 512 GiB RAM: 510 GiB above 4 GiB -> hole at 514 GiB would end at 1154 GiB, past the AMD
+  // HyperTransport range at 1012 GiB, so qemu moves high RAM to 1 TiB: hole at 1024 + 510 =
+  // 1534 GiB, ends at 2174 GiB > 2^41 (2048 GiB) -> 42 bits.
+  auto argv = build_argv(tcg_config(), gpu_spec(512 * 1024), hgx_h100s(2), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=42", "1,maxcpus=2", "524288M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=687194767360"}, kCommon,
+                          kKernelArgs, h100_devices(0, "0000:18:00.0"),
+                          h100_devices(1, "0000:2a:00.0")})));
+}
+
+Argv eight_h100_devices(const std::string& extra = "") {
+  const char* hosts[] = {"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
+                         "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"};
+  Argv out;
+  for (size_t i = 0; i < 8; ++i) out = concat({out, h100_devices(i, hosts[i], extra)});
+  return out;
+}
+
+TEST(ArgvBuilderGpu, EightH100s) {
+  // Hole: 8 x 256 GiB + 128 GiB slack = 2176 GiB = 2336462209024.
+  // 1 TiB RAM: 1022 GiB above 4 GiB -> relocated to 1 TiB: hole at 1024 + 1022 = 2046 GiB, ends
+  // at 4222 GiB > 2^42 (4096 GiB) -> 43 bits. 32-bit MMIO: 8 x 16 MiB (BAR0) = 128 MiB.
+  auto argv = build_argv(tcg_config(), gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=43", "1,maxcpus=2", "1048576M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon,
+                          kKernelArgs, eight_h100_devices()})));
+}
+
+TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {
+  auto config = tcg_config();
+  config.accel = Accel::kKvm;
+  config.host_phys_bits = 46;  // Sapphire Rapids: 64 TiB
+  config.gpudirect_clique = 0;
+  auto argv = build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "1048576M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon,
+                          kKernelArgs, eight_h100_devices(",x-nv-gpudirect-clique=0")})));
+}
+
+TEST(ArgvBuilderGpu, LayoutBeyondTheHostsAddressBitsIsRefused) {
+  auto config = tcg_config();
+  config.accel = Accel::kKvm;
+  config.host_phys_bits = 39;
+  auto argv = build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(argv.error().message,
+            "vm vm-1: gpus: the guest address space must reach 4222 GiB (64-bit PCI hole of "
+            "2176 GiB at 2046 GiB, after 1 TiB of RAM), which needs 43 physical address bits; "
+            "the host CPU has 39 (kvm guests get the host's address bits)");
+  // One H100 with 64 GiB RAM ends at 450 GiB: 39 bits reach 512 GiB, but the 40-bit floor
+  // still exceeds a 39-bit host.
+  argv = build_argv(config, gpu_spec(64 * 1024), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_THAT(argv.error().message, HasSubstr("needs 40 physical address bits; the host CPU has 39"));
+  // Exactly enough, or unknown: accepted.
+  config.host_phys_bits = 43;
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+  config.host_phys_bits = 0;
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+  // tcg emulates any width up to 52, whatever the host has.
+  config.accel = Accel::kTcg;
+  config.host_phys_bits = 39;
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+}
+
+TEST(ArgvBuilderGpu, ConsumerCardIsOneMultifunctionSlot) {
+  // 64-bit windows: 256 MiB + 32 MiB (VGA) + 256 KiB + 64 KiB (USB) -> 512 MiB, + 256 MiB slack
+  // -> 1 GiB: within the 32 GiB default, no -global. 8 GiB RAM: hole at 10 GiB, ends at 42 GiB
+  // -> 40 bits. The I/O BAR takes no MMIO.
+  auto argv = build_argv(tcg_config(), gpu_spec(8 * 1024), {rtx4090()}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "8192M"), kCommon,
+                          kKernelArgs, root_port("feos-gpu0-rp", 1),
+                          vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
+                               ",multifunction=on"),
+                          vfio("0000:01:00.1", "feos-gpu0-f1", "feos-gpu0-rp", "0x0.1"),
+                          vfio("0000:01:00.2", "feos-gpu0-f2", "feos-gpu0-rp", "0x0.2"),
+                          vfio("0000:01:00.3", "feos-gpu0-f3", "feos-gpu0-rp", "0x0.3")})));
+}
+
+TEST(ArgvBuilderGpu, BootVgaRomBarOffAndCliqueOnTheConsumerCard) {
+  auto config = tcg_config();
+  config.accel = Accel::kKvm;
+  config.gpudirect_clique = 5;
+  auto gpu = rtx4090();
+  gpu.request.boot_vga = true;
+  gpu.request.rombar = model::RomBar::kOff;
+  auto argv = build_argv(config, gpu_spec(8 * 1024), {gpu}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  // x-vga only on the VGA function 0; the clique only on the NVIDIA display function; rombar=0 on
+  // every function of the card.
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "8192M"),
+                          kCommon, kKernelArgs, root_port("feos-gpu0-rp", 1),
+                          vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
+                               ",multifunction=on,rombar=0,x-vga=on,x-nv-gpudirect-clique=5"),
+                          vfio("0000:01:00.1", "feos-gpu0-f1", "feos-gpu0-rp", "0x0.1", ",rombar=0"),
+                          vfio("0000:01:00.2", "feos-gpu0-f2", "feos-gpu0-rp", "0x0.2", ",rombar=0"),
+                          vfio("0000:01:00.3", "feos-gpu0-f3", "feos-gpu0-rp", "0x0.3",
+                               ",rombar=0")})));
+  // RomBar::kOn keeps qemu's default (rombar=1), like kDefault.
+  gpu.request.rombar = model::RomBar::kOn;
+  argv = build_argv(config, gpu_spec(8 * 1024), {gpu}, kFiles, "vm-1");
+  ASSERT_TRUE(argv);
+  for (const auto& arg : *argv) EXPECT_THAT(arg, ::testing::Not(HasSubstr("rombar")));
+}
+
+TEST(ArgvBuilderGpu, GroupPeerGetsItsOwnRootPort) {
+  // Hole: card 256 GiB + NIC 32 MiB + 128 GiB slack = 384 GiB + 32 MiB, rounded up to 1 GiB =
+  // 385 GiB = 413390602240.
+  auto gpus = hgx_h100s(1);
+  gpus[0].group_peers.push_back(connectx7("0000:19:00.1", "40"));
+  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), gpus, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=413390602240"}, kCommon,
+                          kKernelArgs, h100_devices(0, "0000:18:00.0"),
+                          root_port("feos-gpu0-peer0-rp", 2),
+                          vfio("0000:19:00.1", "feos-gpu0-peer0", "feos-gpu0-peer0-rp", "0x0.0")})));
+}
+
+TEST(ArgvBuilderGpu, GpusComeAfterDisksAndNets) {
+  auto spec = gpu_spec(64 * 1024);
+  spec.image_path = "/images/root.raw";
+  spec.nets = {{"nic0", "tap0", ""}};
+  auto argv = build_argv(tcg_config(), spec, hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  auto at = [&](const std::string& prefix) {
+    for (size_t i = 0; i < argv->size(); ++i)
+      if ((*argv)[i].rfind(prefix, 0) == 0) return i;
+    return argv->size();
+  };
+  EXPECT_LT(at("virtio-net-pci"), at("pcie-root-port"));
+  EXPECT_LT(at("pcie-root-port"), at("vfio-pci"));
+  EXPECT_LT(at("vfio-pci"), argv->size());
+}
+
+TEST(ArgvBuilderGpu, BelowFourGibWindowsThatCannotFitAreRefused) {
+  // A card with a 1 GiB non-prefetchable BAR: its window must sit below 4 GiB.
+  auto gpu = h100("0000:18:00.0", "40");
+  gpu.functions[0].bars[0] = mem64(0, 1 * kGiB);
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), {gpu}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(argv.error().message,
+            "vm vm-1: gpus: the devices need 1 GiB of MMIO below 4 GiB (non-prefetchable and "
+            "32-bit BARs, per root port), more than the 748 MiB q35's 32-bit PCI hole leaves for "
+            "passed-through devices");
+}
+
+TEST(ArgvBuilderGpu, LayoutBeyondFiftyTwoBitsIsRefused) {
+  auto gpu = h100("0000:18:00.0", "40");
+  gpu.functions[0].bars[1] = mem64_pref(1, uint64_t{1} << 52);
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), {gpu}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(argv.error().message, HasSubstr("which needs 54 physical address bits; x86-64 has at most 52"));
+}
+
+struct BadGpuCase {
+  const char* name;
+  void (*mutate)(std::vector<model::AssignedGpu>&);
+  const char* message;
+};
+
+class ArgvBuilderBadGpu : public ::testing::TestWithParam<BadGpuCase> {};
+
+TEST_P(ArgvBuilderBadGpu, IsInvalidArgumentNamingTheGpu) {
+  auto gpus = hgx_h100s(2);
+  GetParam().mutate(gpus);
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), gpus, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(argv.error().message, HasSubstr(GetParam().message)) << argv.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Validation, ArgvBuilderBadGpu,
+    ::testing::Values(
+        BadGpuCase{"NoFunctions", [](auto& g) { g[1].functions.clear(); },
+                   "vm vm-1: gpus[1]: no host functions were assigned"},
+        BadGpuCase{"FunctionZeroNotFirst",
+                   [](auto& g) { g[0] = rtx4090(); std::swap(g[0].functions[0], g[0].functions[1]); },
+                   "gpus[0]: the first function is 0000:01:00.1, not function 0"},
+        BadGpuCase{"OtherSlot",
+                   [](auto& g) {
+                     g[0] = rtx4090();
+                     g[0].functions[3].address = "0000:02:00.3";
+                   },
+                   "gpus[0]: 0000:02:00.3 is not in the slot of 0000:01:00.0"},
+        BadGpuCase{"BadAddress", [](auto& g) { g[1].functions[0].address = "0000:2a:00.0/../x"; },
+                   "gpus[1]: "},
+        BadGpuCase{"PassedTwice", [](auto& g) { g[1].functions[0].address = "18:00.0"; },
+                   "gpus[1]: 0000:18:00.0 is passed twice"},
+        BadGpuCase{"PeerIsAFunctionOfACard",
+                   [](auto& g) { g[1].group_peers.push_back(connectx7("0000:18:00.0", "40")); },
+                   "gpus[1].group_peers[0]: 0000:18:00.0 is passed twice"},
+        BadGpuCase{"GroupNotANumber", [](auto& g) { g[0].functions[0].iommu_group = "../40"; },
+                   "gpus[0]: IOMMU group '../40' of 0000:18:00.0 is not a number"},
+        BadGpuCase{"BootVgaOnA3dController", [](auto& g) { g[0].request.boot_vga = true; },
+                   "gpus[0]: boot_vga: 0000:18:00.0 is not a VGA controller (class 0x030200)"},
+        BadGpuCase{"TwoBootVgas",
+                   [](auto& g) {
+                     g[0] = rtx4090();
+                     g[1] = rtx4090();
+                     for (auto& f : g[1].functions) f.address[6] = '2';
+                     g[0].request.boot_vga = g[1].request.boot_vga = true;
+                   },
+                   "gpus[1]: boot_vga: only one GPU can be the guest's VGA"},
+        BadGpuCase{"BarNotAPowerOfTwo",
+                   [](auto& g) { g[1].functions[0].bars[2].size = 48 * kMiB; },
+                   "gpus[1]: function 0000:2a:00.0 BAR 3: size 50331648 is not a power of two"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ArgvBuilderGpu, CliqueOutOfRangeIsRefused) {
+  auto config = tcg_config();
+  config.gpudirect_clique = 16;
+  auto argv = build_argv(config, gpu_spec(4096), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(argv.error().message, "vm vm-1: gpudirect clique 16 is outside 0..15");
+}
+
+TEST(ArgvBuilderGpu, GpuRequestsAloneChangeNothing) {
+  // The builder reads only the resolved GPUs; spec.gpus are the requests.
+  auto spec = kernel_spec();
+  spec.gpus.push_back(model::GpuSpec{"0000:18:00.0"});
+  EXPECT_EQ(*build_argv(tcg_config(), spec, {}, kFiles, "vm-1"),
+            *build_argv(tcg_config(), kernel_spec(), {}, kFiles, "vm-1"));
 }
 
 TEST(ArgvBuilder, BuildCost) {

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "gpu_fixtures.h"
 #include "temp_dir.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
@@ -42,8 +43,10 @@ class FakeLauncher final : public sys::ProcessLauncher {
  public:
   std::map<int, bool> alive;
   int launches = 0;
-  Result<int> launch(const sys::LaunchSpec&) override {
+  sys::LaunchSpec last;
+  Result<int> launch(const sys::LaunchSpec& spec) override {
     ++launches;
+    last = spec;
     return fail(Code::kInternal, "fake launcher does not launch");
   }
   bool is_alive(int pid) const override {
@@ -177,6 +180,104 @@ TEST_F(QemuHypervisorUnit, StartRefusesGpuRequestsThatWereNotPrepared) {
   EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(started.error().message, "vm vm-1: gpus: the spec asks for 1 GPUs but 0 were prepared");
   EXPECT_EQ(launcher_.launches, 0);
+}
+
+// A spec asking for `gpus` (their requests) with `memory_mib` of RAM.
+model::VmSpec with_gpus(model::VmSpec spec, const std::vector<model::AssignedGpu>& gpus,
+                        uint64_t memory_mib) {
+  for (const auto& gpu : gpus) spec.gpus.push_back(gpu.request);
+  spec.memory.size_mib = memory_mib;
+  return spec;
+}
+
+TEST_F(QemuHypervisorUnit, StartWithGpusNeedsTheirVfioGroups) {
+  auto hv = make();
+  auto gpus = testing::hgx_h100s(2);
+  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+  auto spec = with_gpus(kernel_spec(), gpus, 4096);
+  TempDir run;
+  fs_.files["/fake/dev/vfio/40"] = "";
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kNotFound);
+  EXPECT_EQ(started.error().message,
+            "vm vm-1: gpus[1]: IOMMU group 41 of 0000:2a:00.0: /fake/dev/vfio/41 not found: the "
+            "host side did not bind it to vfio-pci");
+  EXPECT_EQ(launcher_.launches, 0);
+}
+
+TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
+  auto hv = make();
+  TempDir run;
+  // Without GPUs nothing is pinned: the limit is inherited.
+  EXPECT_FALSE(hv->start("vm-0", kernel_spec(), {}, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_EQ(launcher_.last.memlock_bytes, 0u);
+
+  auto gpus = testing::hgx_h100s(1);
+  auto spec = with_gpus(kernel_spec(), gpus, 64 * 1024);
+  fs_.files["/fake/dev/vfio/40"] = "";
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);  // the fake launcher launches nothing
+  ASSERT_EQ(launcher_.launches, 2);
+  // 64 GiB of guest RAM + 1 GiB.
+  EXPECT_EQ(launcher_.last.memlock_bytes, uint64_t{65} << 30);
+  EXPECT_THAT(launcher_.last.argv,
+              ::testing::Contains("vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0"));
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("max,phys-bits=40"));
+}
+
+TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
+  QemuConfig config;
+  config.accel = "kvm";
+  config.gpudirect_clique = 3;
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_TRUE(hv) << hv.error().to_string();
+  fs_.files["/fake/proc/cpuinfo"] =
+      "processor\t: 0\nvendor_id\t: GenuineIntel\naddress sizes\t: 39 bits physical, 48 bits "
+      "virtual\npower management:\n\nprocessor\t: 1\naddress sizes\t: 39 bits physical, 48 bits "
+      "virtual\n";
+  auto gpus = testing::hgx_h100s(8);
+  for (const auto& gpu : gpus) fs_.files["/fake/dev/vfio/" + gpu.functions[0].iommu_group] = "";
+  auto spec = with_gpus(kernel_spec(), gpus, 1024 * 1024);
+  TempDir run;
+  auto started = (*hv)->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(started.error().message,
+              HasSubstr("which needs 43 physical address bits; the host CPU has 39"));
+  EXPECT_EQ(launcher_.launches, 0);
+  // A 46-bit host fits: the launch is attempted, with the clique on every GPU.
+  fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 46 bits physical, 57 bits virtual\n";
+  EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("host,host-phys-bits=on"));
+  EXPECT_THAT(launcher_.last.argv,
+              ::testing::Contains(
+                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0,"
+                  "x-nv-gpudirect-clique=3"));
+  // No cpuinfo: unknown width, qemu decides.
+  fs_.files.erase("/fake/proc/cpuinfo");
+  EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
+  EXPECT_EQ(launcher_.launches, 2);
+}
+
+TEST(HostPhysBits, ParsesCpuinfo) {
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits physical, 57 bits virtual\n"), 46);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("flags\t: fpu\naddress sizes : 52 bits physical, 57 bits virtual"), 52);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo(""), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: lots\n"), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits virtual\n"), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 4600 bits physical\n"), 0);
+}
+
+TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
+  QemuConfig config;
+  config.gpudirect_clique = 16;
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_FALSE(hv);
+  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(hv.error().message, "gpudirect clique 16 is outside 0..15");
 }
 
 TEST_F(QemuHypervisorUnit, AdoptRefusesDeadProcess) {

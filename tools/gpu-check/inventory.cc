@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "gpu-check/run_command.h"
+#include "sys/host_paths.h"
 
 namespace feos::gpucheck {
 
@@ -75,7 +76,7 @@ std::string parse_nvidia_version(const std::string& text) {
 
 NvidiaDriver read_nvidia_driver(const sys::Filesystem& fs, const std::string& proc_root) {
   NvidiaDriver d;
-  d.path = proc_root + "/driver/nvidia/version";
+  d.path = sys::HostPaths{.proc_root = proc_root}.nvidia_driver_version();
   auto text = fs.read_file(d.path);
   if (!text) {
     d.error = text.error().code == Code::kNotFound ? d.path + " not found (NVIDIA kernel module not loaded)"

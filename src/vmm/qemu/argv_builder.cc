@@ -1,7 +1,10 @@
 #include "vmm/qemu/argv_builder.h"
 
+#include <set>
 #include <utility>
 
+#include "pci/address.h"
+#include "vmm/qemu/mmio_layout.h"
 #include "vmm/spec_validation.h"
 
 namespace feos::vmm::qemu {
@@ -62,7 +65,7 @@ class Opts {
 };
 
 // The composed machine, filled section by section and rendered in a fixed order. A component
-// (memory, disks, nets, and later vfio cards with their pcie-root-ports) adds machine and cpu
+// (memory, disks, nets, vfio cards with their pcie-root-ports) adds machine and cpu
 // properties, -global settings, backends and devices without knowing about the others.
 struct MachinePlan {
   Opts machine{"q35"};
@@ -138,6 +141,175 @@ void add_nets(MachinePlan& plan, const model::VmSpec& spec) {
   }
 }
 
+bool is_digits(const std::string& text) {
+  if (text.empty()) return false;
+  for (char c : text)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// Checks one passed-through function's address (returned parsed) and IOMMU group (it becomes a
+// /dev/vfio path component in the adapter). `seen` catches a function passed twice.
+Result<pci::Address> check_function(const model::PassthroughFunction& function,
+                                    const std::string& field, std::set<pci::Address>& seen) {
+  auto address = pci::Address::parse(function.address);
+  if (!address) return fail(Code::kInvalidArgument, field + ": " + address.error().message);
+  if (!seen.insert(*address).second)
+    return fail(Code::kInvalidArgument, field + ": " + address->to_string() + " is passed twice");
+  if (!is_digits(function.iommu_group))
+    return fail(Code::kInvalidArgument, field + ": IOMMU group " +
+                                            pci::quote_for_message(function.iommu_group) + " of " +
+                                            address->to_string() + " is not a number");
+  return address;
+}
+
+std::string class_hex(uint32_t class_code) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "0x";
+  for (int shift = 20; shift >= 0; shift -= 4) out += kDigits[(class_code >> shift) & 0xf];
+  return out;
+}
+
+bool is_vga(const model::PassthroughFunction& function) {
+  return (function.class_code >> 8) == 0x0300;
+}
+
+bool is_nvidia_display(const model::PassthroughFunction& function) {
+  bool nvidia = function.id.size() >= 5 && (function.id.compare(0, 5, "10de:") == 0 ||
+                                            function.id.compare(0, 5, "10DE:") == 0);
+  return nvidia && (function.class_code >> 16) == 0x03;
+}
+
+// One pcie-root-port on the root complex. Unique (chassis, slot) pairs: qemu refuses duplicates,
+// and the guest names hotplug slots by slot number.
+Opts root_port(const std::string& id, int slot) {
+  return Opts("pcie-root-port")
+      .set("id", id)
+      .set("bus", "pcie.0")
+      .set("chassis", "1")
+      .set("slot", std::to_string(slot));
+}
+
+struct FunctionOptions {
+  bool multifunction = false;
+  bool rombar_off = false;
+  bool x_vga = false;
+};
+
+// Host function `address` as guest function `guest_function` of slot 0 behind root port `bus`.
+Opts vfio_function(const model::PassthroughFunction& function, const pci::Address& address,
+                   uint8_t guest_function, const std::string& id, const std::string& bus,
+                   const FunctionOptions& options, const ArgvConfig& config) {
+  Opts device("vfio-pci");
+  device.set("host", address.to_string())
+      .set("id", id)
+      .set("bus", bus)
+      .set("addr", "0x0." + std::to_string(guest_function));
+  if (options.multifunction) device.set("multifunction", "on");
+  if (options.rombar_off) device.set("rombar", "0");
+  if (options.x_vga) device.set("x-vga", "on");
+  if (config.gpudirect_clique && is_nvidia_display(function))
+    device.set("x-nv-gpudirect-clique", std::to_string(*config.gpudirect_clique));
+  return device;
+}
+
+// Root ports and vfio-pci functions for `gpus`, plus the 64-bit hole and phys-bits they need
+// (see build_argv()). Errors as build_argv()'s for GPUs, without the "vm <id>: " prefix.
+Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
+                const std::vector<model::AssignedGpu>& gpus) {
+  if (gpus.empty()) return ok();
+  if (config.gpudirect_clique && (*config.gpudirect_clique < 0 || *config.gpudirect_clique > 15))
+    return fail(Code::kInvalidArgument, "gpudirect clique " +
+                                            std::to_string(*config.gpudirect_clique) +
+                                            " is outside 0..15");
+  std::set<pci::Address> seen;
+  std::vector<BridgeWindows> ports;
+  std::vector<Opts> devices;
+  int slot = 0;
+  int boot_vga_cards = 0;
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    const auto& gpu = gpus[i];
+    std::string field = "gpus[" + std::to_string(i) + "]";
+    if (gpu.functions.empty())
+      return fail(Code::kInvalidArgument, field + ": no host functions were assigned");
+    std::vector<pci::Address> addresses;
+    for (const auto& function : gpu.functions) {
+      auto address = check_function(function, field, seen);
+      if (!address) return fail(address.error());
+      addresses.push_back(*address);
+    }
+    if (addresses[0].function() != 0)
+      return fail(Code::kInvalidArgument, field + ": the first function is " +
+                                              addresses[0].to_string() + ", not function 0");
+    for (const auto& address : addresses)
+      if (!address.same_slot(addresses[0]))
+        return fail(Code::kInvalidArgument, field + ": " + address.to_string() +
+                                                " is not in the slot of " +
+                                                addresses[0].to_string());
+    bool x_vga = gpu.request.boot_vga;
+    if (x_vga) {
+      if (!is_vga(gpu.functions[0]))
+        return fail(Code::kInvalidArgument,
+                    field + ": boot_vga: " + addresses[0].to_string() +
+                        " is not a VGA controller (class " +
+                        class_hex(gpu.functions[0].class_code) + ")");
+      // The legacy VGA ranges (0xa0000, ports 0x3b0-0x3df) can go to one device only.
+      if (++boot_vga_cards > 1)
+        return fail(Code::kInvalidArgument,
+                    field + ": boot_vga: only one GPU can be the guest's VGA");
+    }
+    auto windows = bridge_windows(gpu.functions);
+    if (!windows) return fail(windows.error().context(field));
+    ports.push_back(*windows);
+
+    std::string card = "feos-gpu" + std::to_string(i);
+    std::string bus = card + "-rp";
+    devices.push_back(root_port(bus, ++slot));
+    for (size_t f = 0; f < gpu.functions.size(); ++f) {
+      FunctionOptions options;
+      options.multifunction = f == 0 && gpu.functions.size() > 1;
+      options.rombar_off = gpu.request.rombar == model::RomBar::kOff;
+      options.x_vga = f == 0 && x_vga;
+      uint8_t function = addresses[f].function();
+      devices.push_back(vfio_function(gpu.functions[f], addresses[f], function,
+                                      card + "-f" + std::to_string(function), bus, options,
+                                      config));
+    }
+    // A group peer is a device of its own (not part of the card): its own root port, function 0.
+    for (size_t j = 0; j < gpu.group_peers.size(); ++j) {
+      const auto& peer = gpu.group_peers[j];
+      std::string peer_field = field + ".group_peers[" + std::to_string(j) + "]";
+      auto address = check_function(peer, peer_field, seen);
+      if (!address) return fail(address.error());
+      auto peer_windows = bridge_windows({peer});
+      if (!peer_windows) return fail(peer_windows.error().context(peer_field));
+      ports.push_back(*peer_windows);
+      std::string peer_id = card + "-peer" + std::to_string(j);
+      devices.push_back(root_port(peer_id + "-rp", ++slot));
+      devices.push_back(vfio_function(peer, *address, 0, peer_id, peer_id + "-rp", {}, config));
+    }
+  }
+
+  uint64_t ram = spec.memory.size_mib * kMiB;
+  auto layout = plan_address_layout(ram, ports);
+  if (!layout) return fail(layout.error().context("gpus"));
+  if (config.accel == Accel::kKvm) {
+    if (config.host_phys_bits > 0 && layout->phys_bits > config.host_phys_bits)
+      return fail(Code::kFailedPrecondition,
+                  "gpus: " + describe_reach(*layout, ram) + "; the host CPU has " +
+                      std::to_string(config.host_phys_bits) +
+                      " (kvm guests get the host's address bits)");
+    plan.cpu.set("host-phys-bits", "on");
+  } else {
+    plan.cpu.set("phys-bits", std::to_string(layout->phys_bits));
+  }
+  if (!layout->hole64_is_default)
+    plan.globals.push_back(
+        Opts().set("q35-pcihost.pci-hole64-size", std::to_string(layout->hole64_size)));
+  for (auto& device : devices) plan.devices.push_back(std::move(device));
+  return ok();
+}
+
 }  // namespace
 
 std::string name_argument(std::string_view vm_id) {
@@ -154,12 +326,6 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   if (spec.memory.hugepages && config.hugepages_dir.empty())
     return fail(Code::kInvalidArgument,
                 "vm " + vm_id + ": memory.hugepages: no hugepages mount configured");
-  // A GPU must fail the start rather than be left out silently. Passthrough will add, per card,
-  // a pcie-root-port and its vfio-pci functions to MachinePlan::devices, and pci-hole64-size /
-  // phys-bits to plan.globals / plan.cpu.
-  if (!gpus.empty())
-    return fail(Code::kUnimplemented,
-                "vm " + vm_id + ": gpus: GPU passthrough is not supported by this qemu adapter yet");
   if (spec.ignition && files.ignition_file.empty())
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": ignition: no ignition file path given");
 
@@ -168,6 +334,9 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   add_memory(plan, config, spec);
   add_disks(plan, config, spec);
   add_nets(plan, spec);
+  FEOS_TRY(add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
+    return e.context("vm " + vm_id);
+  }));
 
   std::vector<std::string> argv{config.binary};
   auto arg = [&](std::string flag, std::string value) {

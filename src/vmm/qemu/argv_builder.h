@@ -4,6 +4,7 @@
 // accelerator, detected disk formats, runtime file paths, hugepages mount) is passed in, so the
 // result is a deterministic function of the inputs and is tested with golden argv lists.
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,15 @@ struct ArgvConfig {
   std::string hugepages_dir;
   // Detected format per host image path (root image and extra disks); absent paths are raw.
   std::map<std::string, DiskFormat> disk_formats;
+  // The host CPU's physical address bits (/proc/cpuinfo "address sizes"); 0 = unknown. With kvm
+  // the guest gets the host's bits (host-phys-bits=on), so a GPU layout that needs more is
+  // refused before qemu starts.
+  int host_phys_bits = 0;
+  // NVIDIA GPUDirect P2P clique (0..15) for multi-GPU VMs: set as x-nv-gpudirect-clique on every
+  // NVIDIA display-class function, so the guest driver knows the GPUs can reach each other
+  // peer-to-peer. Unset (the default): no clique. Only meaningful when the host topology allows
+  // P2P between the cards (same PCIe switch or NVLink); a daemon-wide option for now.
+  std::optional<int> gpudirect_clique;
 };
 
 // Per-VM files in the runtime directory (see runtime_files()).
@@ -62,12 +72,26 @@ inline constexpr std::string_view kRootDiskId = "feos-root";
 //   console on unix sockets (server=on,wait=off); `-pidfile`; direct kernel boot when
 //   spec.boot.kernel is set; root image (bootindex 0 unless booting a kernel) and extra disks as
 //   virtio-blk over -blockdev; taps as virtio-net-pci; ignition via fw_cfg opt/com.coreos/config.
-// Preconditions: none (the spec is validated here with validate_spec()).
 // `gpus` are the VM's GPUs as the host side resolved them (spec.gpus are only the requests and are
-// not read here).
+// not read here). Each card gets its own pcie-root-port (id feos-gpu<i>-rp, chassis 1, slot
+// 1..n) holding all its functions in guest slot 0 with their host function numbers
+// (`vfio-pci,host=...,bus=feos-gpu<i>-rp,addr=0x0.<f>`, multifunction=on on function 0 of a
+// multi-function card); each group peer gets a root port of its own (feos-gpu<i>-peer<j>-rp).
+// Options: rombar=0 when the request says RomBar::kOff (default and kOn keep qemu's default,
+// rombar=1: the guest sees the card's own option ROM); x-vga=on on a VGA-class function 0 of a
+// boot_vga request; x-nv-gpudirect-clique per config.gpudirect_clique. The address space is
+// sized from the BARs (see mmio_layout.h): `-global q35-pcihost.pci-hole64-size=<bytes>` when the
+// 64-bit windows exceed q35's 32 GiB default, and the guest's physical address bits
+// (tcg: `-cpu max,phys-bits=N`; kvm: `-cpu host,host-phys-bits=on`).
+// Preconditions: none (the spec is validated here with validate_spec()).
 // Errors: INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
 // requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;
-// UNIMPLEMENTED when `gpus` is not empty (vfio-pci devices are not built yet).
+// INVALID_ARGUMENT naming gpus[i] for a malformed GPU (no functions, function 0 not first,
+// functions of different slots, a bad or repeated address, an IOMMU group that is not a number,
+// a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or a
+// clique outside 0..15; FAILED_PRECONDITION naming the numbers when the BARs do not fit below
+// 4 GiB, or the layout needs more physical address bits than 52 or than config.host_phys_bits
+// (kvm, when known).
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id);

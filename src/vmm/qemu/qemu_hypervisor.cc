@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "vmm/qemu/console.h"
 #include "vmm/qemu/disk_format.h"
+#include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/spec_validation.h"
 
@@ -198,6 +199,29 @@ bool wait_vm(QemuHypervisor::VmProcess& vm, milliseconds timeout, Pred done) {
 
 }  // namespace
 
+int host_phys_bits_from_cpuinfo(std::string_view cpuinfo) {
+  constexpr std::string_view kKey = "address sizes";
+  size_t begin = 0;
+  while (begin < cpuinfo.size()) {
+    size_t end = cpuinfo.find('\n', begin);
+    if (end == std::string_view::npos) end = cpuinfo.size();
+    std::string_view line = cpuinfo.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.substr(0, kKey.size()) != kKey) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return 0;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    int bits = 0;
+    size_t digits = 0;
+    while (digits < value.size() && digits < 3 && value[digits] >= '0' && value[digits] <= '9')
+      bits = bits * 10 + (value[digits++] - '0');
+    if (digits == 0 || value.substr(digits, 14) != " bits physical") return 0;
+    return bits;
+  }
+  return 0;
+}
+
 Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLauncher& launcher,
                                                                sys::Filesystem& fs,
                                                                sys::HostPaths paths,
@@ -206,6 +230,10 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   if (config.start_timeout.count() <= 0 || config.command_timeout.count() <= 0 ||
       config.stop_grace.count() <= 0)
     return fail(Code::kInvalidArgument, "qemu timeouts must be positive");
+  if (config.gpudirect_clique && (*config.gpudirect_clique < 0 || *config.gpudirect_clique > 15))
+    return fail(Code::kInvalidArgument, "gpudirect clique " +
+                                            std::to_string(*config.gpudirect_clique) +
+                                            " is outside 0..15");
   Accel accel;
   if (config.accel == "kvm") {
     accel = Accel::kKvm;
@@ -312,6 +340,34 @@ Status QemuHypervisor::connect(const std::shared_ptr<VmProcess>& vm, millisecond
   return ok();
 }
 
+int QemuHypervisor::host_phys_bits() const {
+  std::string path = paths_.cpuinfo();
+  auto cpuinfo = fs_.read_file(path);
+  int bits = cpuinfo ? host_phys_bits_from_cpuinfo(*cpuinfo) : 0;
+  if (bits == 0)
+    logger()->warn("host physical address bits unknown path={} error=\"{}\"", path,
+                   cpuinfo ? "no address sizes line" : cpuinfo.error().message);
+  return bits;
+}
+
+Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const {
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    std::vector<const model::PassthroughFunction*> functions;
+    for (const auto& function : gpus[i].functions) functions.push_back(&function);
+    for (const auto& peer : gpus[i].group_peers) functions.push_back(&peer);
+    for (const auto* function : functions) {
+      // build_argv() checked that the group is a number, so this is a plain path.
+      std::string path = paths_.vfio_group(function->iommu_group);
+      if (!fs_.exists(path))
+        return fail(Code::kNotFound, "gpus[" + std::to_string(i) + "]: IOMMU group " +
+                                         function->iommu_group + " of " + function->address +
+                                         ": " + path +
+                                         " not found: the host side did not bind it to vfio-pci");
+    }
+  }
+  return ok();
+}
+
 void QemuHypervisor::forget(const std::shared_ptr<VmProcess>& vm) {
   std::lock_guard lock(shared_->mutex);
   auto it = shared_->vms.find(vm->id);
@@ -339,6 +395,9 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   argv_config.binary = config_.binary;
   argv_config.accel = accel_;
   argv_config.hugepages_dir = paths_.hugepages();
+  argv_config.gpudirect_clique = config_.gpudirect_clique;
+  // Only kvm passes the host's address width through; tcg emulates whatever it is told.
+  if (!gpus.empty() && accel_ == Accel::kKvm) argv_config.host_phys_bits = host_phys_bits();
   std::vector<std::string> images;
   if (!spec.image_path.empty()) images.push_back(spec.image_path);
   for (const auto& disk : spec.disks) images.push_back(disk.path);
@@ -349,6 +408,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   }
   auto argv = build_argv(argv_config, spec, gpus, vm->files, vm_id);
   if (!argv) return fail(argv.error());
+  FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
 
   {
     std::lock_guard lock(shared_->mutex);
@@ -373,7 +433,9 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   sys::LaunchSpec launch;
   launch.argv = *argv;
   launch.output_path = vm->files.qemu_log;
-  launch.memlock_bytes = 0;  // nothing pins guest RAM yet (vfio will)
+  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
+  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
+  launch.memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
   logger()->debug("launching qemu vm={} argv=\"{}\"", vm_id, fmt::join(*argv, " "));
   auto pid = launcher_.launch(launch);
   if (!pid) return failed(pid.error().context("vm " + vm_id + ": launch qemu"));

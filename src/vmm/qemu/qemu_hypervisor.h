@@ -3,7 +3,9 @@
 // qemu through the ProcessLauncher seam, drives it over QMP and owns its serial console.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
@@ -22,12 +24,20 @@ struct QemuConfig {
   std::chrono::milliseconds command_timeout{10000};  // each QMP command
   // stop(): QMP quit, wait this long, SIGTERM, wait again, SIGKILL, wait again.
   std::chrono::milliseconds stop_grace{10000};
+  // NVIDIA GPUDirect P2P clique (0..15) given to every NVIDIA GPU of a VM (see
+  // ArgvConfig::gpudirect_clique); unset = none.
+  std::optional<int> gpudirect_clique;
 };
+
+// The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
+// 57 bits virtual" line); 0 when there is no such line or it does not parse.
+int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
 
 class QemuHypervisor final : public Hypervisor {
  public:
   // Checks `config` and resolves the accelerator. The launcher and filesystem must outlive the
-  // hypervisor. Errors: INVALID_ARGUMENT for an unknown accel, an empty binary or a timeout <= 0.
+  // hypervisor. Errors: INVALID_ARGUMENT for an unknown accel, an empty binary, a timeout <= 0
+  // or a gpudirect clique outside 0..15.
   static Result<std::unique_ptr<QemuHypervisor>> create(sys::ProcessLauncher& launcher,
                                                         sys::Filesystem& fs,
                                                         sys::HostPaths paths, QemuConfig config);
@@ -43,12 +53,19 @@ class QemuHypervisor final : public Hypervisor {
   // Writes the runtime files into `runtime_dir` (sockets, qemu.pid, ignition.json; qemu.log and
   // console.log are appended to), detects qcow2 images, launches qemu with its output in
   // qemu.log, connects QMP and the console, then resumes the vCPUs and checks they run.
+  // With GPUs: the argv gets their root ports and vfio-pci functions (see build_argv; with kvm
+  // the host's physical address bits come from <proc>/cpuinfo), every function's
+  // <dev>/vfio/<group> must exist, and qemu runs with RLIMIT_MEMLOCK = guest RAM + 1 GiB: VFIO
+  // pins all guest RAM for device DMA, plus what qemu maps for DMA beside it (firmware, option
+  // ROMs; the same allowance libvirt makes). Too low a limit fails the start with qemu's
+  // "vfio_dma_map ... Cannot allocate memory".
   // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already or `gpus` does not
-  // hold one entry per spec.gpus request; UNIMPLEMENTED for GPUs (see build_argv); INVALID_ARGUMENT
-  // if runtime_dir is too long for unix socket paths; NOT_FOUND if the qemu binary is missing;
-  // otherwise INTERNAL (qemu exited: its exit status and the tail of qemu.log) or
-  // UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with the qemu.log tail). The process is
-  // killed on every failure after launch.
+  // hold one entry per spec.gpus request; build_argv()'s (INVALID_ARGUMENT / FAILED_PRECONDITION
+  // for GPUs that do not fit); NOT_FOUND naming the group when a <dev>/vfio/<group> is missing
+  // (the host side did not bind it); INVALID_ARGUMENT if runtime_dir is too long for unix socket
+  // paths; NOT_FOUND if the qemu binary is missing; otherwise INTERNAL (qemu exited: its exit
+  // status and the tail of qemu.log) or UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with
+  // the qemu.log tail). The process is killed on every failure after launch.
   Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                     const std::vector<model::AssignedGpu>& gpus,
                     const std::string& runtime_dir) override;
@@ -92,6 +109,8 @@ class QemuHypervisor final : public Hypervisor {
   Status watch(const std::shared_ptr<VmProcess>& vm);
   Status connect(const std::shared_ptr<VmProcess>& vm, std::chrono::milliseconds timeout);
   void forget(const std::shared_ptr<VmProcess>& vm);
+  int host_phys_bits() const;
+  Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
 
   sys::ProcessLauncher& launcher_;
   sys::Filesystem& fs_;

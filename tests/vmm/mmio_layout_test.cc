@@ -1,0 +1,157 @@
+#include "vmm/qemu/mmio_layout.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "gpu_fixtures.h"
+
+namespace feos::vmm::qemu {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace feos::vmm::qemu::testing;
+
+model::PassthroughFunction function_with(std::vector<model::Bar> bars) {
+  return {"0000:17:00.0", "1234:5678", 0x030200, "7", "", std::move(bars)};
+}
+
+TEST(BridgeWindows, H100NeedsA256GibWindow) {
+  auto windows = bridge_windows(h100("0000:18:00.0", "40").functions);
+  ASSERT_TRUE(windows) << windows.error().to_string();
+  // 128 GiB + 32 MiB rounded up to a multiple of 128 GiB.
+  EXPECT_EQ(windows->pref64, 256 * kGiB);
+  EXPECT_EQ(windows->pref64_align, 128 * kGiB);
+  // BAR0 is 64-bit but not prefetchable: it goes to the non-prefetchable window below 4 GiB.
+  EXPECT_EQ(windows->mmio32, 16 * kMiB);
+}
+
+TEST(BridgeWindows, ConsumerCardFunctionsShareTheWindows) {
+  auto windows = bridge_windows(rtx4090().functions);
+  ASSERT_TRUE(windows) << windows.error().to_string();
+  // 256 MiB + 32 MiB + 256 KiB + 64 KiB -> 512 MiB (a multiple of 256 MiB).
+  EXPECT_EQ(windows->pref64, 512 * kMiB);
+  EXPECT_EQ(windows->pref64_align, 256 * kMiB);
+  // 16 MiB + 16 KiB + 16 KiB -> 32 MiB (a multiple of 16 MiB); the I/O BAR takes no MMIO.
+  EXPECT_EQ(windows->mmio32, 32 * kMiB);
+}
+
+TEST(BridgeWindows, SmallWindowsHaveTheBridgeGranularity) {
+  auto windows = bridge_windows({function_with({mem32(0, 4096), mem64_pref(2, 16 * 1024)})});
+  ASSERT_TRUE(windows);
+  EXPECT_EQ(windows->mmio32, kMiB);
+  EXPECT_EQ(windows->pref64, kMiB);
+  EXPECT_EQ(windows->pref64_align, kMiB);
+}
+
+TEST(BridgeWindows, PackingAlignsEachBarToItsSize) {
+  // 64 MiB, 32 MiB, 32 MiB, 1 MiB: 129 MiB packed, rounded up to a multiple of 64 MiB.
+  auto windows = bridge_windows({function_with({mem64_pref(0, 32 * kMiB), mem64_pref(2, kMiB),
+                                                mem64_pref(4, 64 * kMiB)}),
+                                 function_with({mem64_pref(0, 32 * kMiB)})});
+  ASSERT_TRUE(windows);
+  EXPECT_EQ(windows->pref64, 192 * kMiB);
+  EXPECT_EQ(windows->mmio32, 0u);
+}
+
+TEST(BridgeWindows, A32BitPrefetchableBarKeepsThePrefetchableWindowBelow4Gib) {
+  model::Bar pref32{1, 64 * kMiB, false, true, false};
+  auto windows = bridge_windows({function_with({mem32(0, 16 * kMiB), pref32}),
+                                 function_with({mem64_pref(0, 256 * kMiB)})});
+  ASSERT_TRUE(windows);
+  EXPECT_EQ(windows->pref64, 0u);
+  EXPECT_EQ(windows->pref64_align, 0u);
+  EXPECT_EQ(windows->mmio32, 16 * kMiB + 512 * kMiB);
+}
+
+TEST(BridgeWindows, RejectsImpossibleBars) {
+  auto bad = bridge_windows({function_with({mem64_pref(1, 3 * kMiB)})});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(bad.error().message, "function 0000:17:00.0 BAR 1: size 3145728 is not a power of two");
+  bad = bridge_windows({function_with({mem64_pref(1, uint64_t{1} << 53)})});
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("exceed a 52-bit address space"));
+}
+
+TEST(AddressLayout, NoDevicesKeepsTheDefaultHole) {
+  auto layout = plan_address_layout(512 * kMiB, {});
+  ASSERT_TRUE(layout);
+  EXPECT_EQ(layout->hole64_needed, 0u);
+  EXPECT_TRUE(layout->hole64_is_default);
+  EXPECT_EQ(layout->hole64_size, 32 * kGiB);
+  // All RAM below 4 GiB: the hole starts at 4 GiB.
+  EXPECT_EQ(layout->hole64_start, 4 * kGiB);
+  EXPECT_EQ(layout->address_end, 36 * kGiB);
+  EXPECT_EQ(layout->phys_bits, 40);
+}
+
+TEST(AddressLayout, RamSplitsAt2GibFrom2Point75Gib) {
+  // qemu 7.2: below 0xB0000000 all RAM is low; from there on, 2 GiB low and the rest at 4 GiB.
+  EXPECT_EQ(plan_address_layout(0xB0000000 - kMiB, {})->hole64_start, 4 * kGiB);
+  EXPECT_EQ(plan_address_layout(0xB0000000, {})->hole64_start, 5 * kGiB);  // 4 + 0.75, rounded
+  EXPECT_EQ(plan_address_layout(8 * kGiB, {})->hole64_start, 10 * kGiB);
+}
+
+TEST(AddressLayout, EightH100s) {
+  std::vector<BridgeWindows> ports;
+  for (const auto& gpu : hgx_h100s(8)) ports.push_back(*bridge_windows(gpu.functions));
+  auto layout = plan_address_layout(1 * kTiB, ports);
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  EXPECT_EQ(layout->hole64_needed, 2176 * kGiB);  // 8 x 256 GiB + 128 GiB
+  EXPECT_FALSE(layout->hole64_is_default);
+  EXPECT_EQ(layout->mmio32_needed, 128 * kMiB);
+  EXPECT_EQ(layout->hole64_start, 2046 * kGiB);  // 1 TiB + 1022 GiB of high RAM
+  EXPECT_EQ(layout->address_end, 4222 * kGiB);
+  EXPECT_EQ(layout->phys_bits, 43);
+}
+
+TEST(AddressLayout, AmdRelocationStartsWhereTheHoleReachesHyperTransport) {
+  // With 1 GiB RAM the hole starts at 4 GiB; qemu 7.2 moves it to 1 TiB once start + size - 1
+  // reaches 0xFD00000000 (1012 GiB): a 1008 GiB hole stays, a 1009 GiB one moves (both checked
+  // against qemu-system-x86_64 7.2 -cpu max).
+  BridgeWindows stays{1008 * kGiB - kGiB, kGiB, 0};  // + 1 GiB slack = 1008 GiB
+  auto layout = plan_address_layout(kGiB, {stays});
+  ASSERT_TRUE(layout);
+  EXPECT_EQ(layout->hole64_size, 1008 * kGiB);
+  EXPECT_EQ(layout->hole64_start, 4 * kGiB);
+  BridgeWindows moves{1009 * kGiB - kGiB, kGiB, 0};
+  layout = plan_address_layout(kGiB, {moves});
+  ASSERT_TRUE(layout);
+  EXPECT_EQ(layout->hole64_start, kTiB);
+  EXPECT_EQ(layout->address_end, kTiB + 1009 * kGiB);
+  EXPECT_EQ(layout->phys_bits, 41);
+}
+
+TEST(AddressLayout, PhysBitsCoverTheLastAddress) {
+  // A hole ending exactly at 2^41 needs 41 bits; one more GiB needs 42.
+  BridgeWindows exact{1023 * kGiB, kGiB, 0};  // + 1 GiB slack, at 1 TiB
+  auto layout = plan_address_layout(kGiB, {exact});
+  ASSERT_TRUE(layout);
+  ASSERT_EQ(layout->hole64_start, kTiB);
+  EXPECT_EQ(layout->address_end, 2048 * kGiB);
+  EXPECT_EQ(layout->phys_bits, 41);
+  BridgeWindows more{exact.pref64 + kGiB, kGiB, 0};
+  EXPECT_EQ(plan_address_layout(kGiB, {more})->phys_bits, 42);
+}
+
+TEST(AddressLayout, Mmio32BudgetIsInclusive) {
+  BridgeWindows fits{0, 0, kMmio32Budget};
+  EXPECT_TRUE(plan_address_layout(kGiB, {fits}));
+  BridgeWindows over{0, 0, kMmio32Budget + kMiB};
+  auto layout = plan_address_layout(kGiB, {over});
+  ASSERT_FALSE(layout);
+  EXPECT_EQ(layout.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(layout.error().message, HasSubstr("need 749 MiB of MMIO below 4 GiB"));
+  EXPECT_THAT(layout.error().message, HasSubstr("more than the 748 MiB"));
+}
+
+TEST(FormatBytes, PicksTheLargestExactUnit) {
+  EXPECT_EQ(format_bytes(0), "0 bytes");
+  EXPECT_EQ(format_bytes(100), "100 bytes");
+  EXPECT_EQ(format_bytes(16 * 1024), "16 KiB");
+  EXPECT_EQ(format_bytes(128 * kGiB + 32 * kMiB), "131104 MiB");
+  EXPECT_EQ(format_bytes(2 * kTiB), "2 TiB");
+}
+
+}  // namespace
+}  // namespace feos::vmm::qemu
