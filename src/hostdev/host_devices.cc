@@ -80,7 +80,8 @@ HostDevices::HostDevices(sys::Filesystem& fs, sys::HostPaths paths, store::Datab
       paths_(std::move(paths)),
       db_(db),
       policy_(std::move(policy)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      device_cache_(std::make_unique<detail::DeviceCache>()) {}
 
 HostDevices::~HostDevices() = default;
 

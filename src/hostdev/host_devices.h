@@ -38,6 +38,7 @@ namespace feos::hostdev {
 
 namespace detail {
 struct Target;
+class DeviceCache;
 }
 
 struct Options {
@@ -222,6 +223,8 @@ class HostDevices {
 
   std::mutex busy_mu_;
   std::set<std::string> busy_vms_;  // guarded by busy_mu_
+  // Static PCI facts kept between inventory() calls (it re-reads only what changes).
+  mutable std::unique_ptr<detail::DeviceCache> device_cache_;
 };
 
 }  // namespace feos::hostdev

@@ -153,7 +153,27 @@ Result<size_t> HostView::iommu_group_count() {
   return names->size();
 }
 
-Status HostView::load_all(unsigned threads) {
+std::optional<pci::Device> DeviceCache::get(const pci::Address& address) const {
+  std::lock_guard lock(mu_);
+  auto it = devices_.find(address);
+  if (it == devices_.end()) return std::nullopt;
+  return it->second;
+}
+
+void DeviceCache::put(const pci::Device& device) {
+  std::lock_guard lock(mu_);
+  devices_.insert_or_assign(device.address, device);
+}
+
+void DeviceCache::retain(const std::vector<pci::Address>& present) {
+  std::lock_guard lock(mu_);
+  for (auto it = devices_.begin(); it != devices_.end();) {
+    if (std::binary_search(present.begin(), present.end(), it->first)) ++it;
+    else it = devices_.erase(it);
+  }
+}
+
+Status HostView::load_all(unsigned threads, DeviceCache* cache) {
   auto all = all_addresses();
   if (!all) return fail(all.error());
   const std::vector<pci::Address>& addresses = **all;
@@ -162,7 +182,15 @@ Status HostView::load_all(unsigned threads) {
   // so a few readers in parallel cut the wall time.
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i = next++; i < addresses.size(); i = next++) read[i] = sysfs_.read(addresses[i]);
+    for (size_t i = next++; i < addresses.size(); i = next++) {
+      if (auto cached = cache ? cache->get(addresses[i]) : std::nullopt) {
+        Status refreshed = sysfs_.refresh(*cached);
+        read[i] = refreshed ? Result<pci::Device>(std::move(*cached)) : Result<pci::Device>(fail(refreshed.error()));
+        continue;
+      }
+      read[i] = sysfs_.read(addresses[i]);
+      if (cache && *read[i]) cache->put(**read[i]);
+    }
   };
   const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(addresses.size() / 32 + 1)));
   std::vector<std::thread> pool;
@@ -182,6 +210,7 @@ Status HostView::load_all(unsigned threads) {
     devices_.insert_or_assign(d->address, std::move(*d));
   }
   groups_complete_ = true;  // members are pushed in address order: already sorted
+  if (cache) cache->retain(addresses);
   return ok();
 }
 

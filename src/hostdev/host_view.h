@@ -4,6 +4,7 @@
 // sys::HostPaths does not build (yet): they are derived from its roots here and nowhere else.
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,21 @@ std::string class_name(uint32_t class_code, const pci::PciIds* ids);
 // "0000:04:00.0 (8086:1521 Ethernet controller, driver igb)" (driver "none" when unbound).
 std::string describe_device(const pci::Device& device, const pci::PciIds* ids);
 
+// PCI facts that only change with hot-plug (ids, class, BARs, IOMMU group, NUMA), kept across
+// inventory calls so a listing re-reads only what changes at run time (pci::PciSysfs::refresh).
+// Thread-safe. A function that disappears from the listing is forgotten.
+class DeviceCache {
+ public:
+  std::optional<pci::Device> get(const pci::Address& address) const;
+  void put(const pci::Device& device);
+  // Forgets every device not in `present` (sorted).
+  void retain(const std::vector<pci::Address>& present);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<pci::Address, pci::Device> devices_;  // guarded by mu_
+};
+
 // Lazily read, cached PCI facts of one host. Not thread-safe: one per operation.
 class HostView {
  public:
@@ -58,7 +74,8 @@ class HostView {
   Result<size_t> iommu_group_count();
   // Reads every function (in `threads` parallel readers) and derives group membership from the
   // devices' iommu_group links.
-  Status load_all(unsigned threads);
+  // With a cache, known functions are only refreshed and new ones are added to it.
+  Status load_all(unsigned threads, DeviceCache* cache = nullptr);
   // After load_all(): every function, sorted.
   const std::map<pci::Address, pci::Device>& devices() const { return devices_; }
 

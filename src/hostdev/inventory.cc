@@ -90,7 +90,7 @@ InterruptRemapping interrupt_remapping(const sys::Filesystem& fs, const sys::Hos
 Result<Inventory> HostDevices::inventory() const {
   detail::HostView view(fs_, paths_);
   const unsigned threads = std::max(2u, std::min(8u, std::thread::hardware_concurrency()));
-  FEOS_TRY(view.load_all(threads));
+  FEOS_TRY(view.load_all(threads, device_cache_.get()));
   detail::PlanContext context(fs_, paths_, db_, policy_, options_, view);
   context.tolerate_scan_errors();
   const pci::PciIds* ids = options_.pci_ids.get();

@@ -106,6 +106,53 @@ Result<std::optional<std::string>> PciSysfs::link_basename(const std::string& di
   return std::optional<std::string>(sys::basename_of(*target));
 }
 
+Result<std::optional<Link>> PciSysfs::read_pcie_link(const std::string& dir, const char* speed_name,
+                                                     const char* width_name) const {
+  auto speed = optional_attr(dir, speed_name);
+  if (!speed) return fail(speed.error());
+  auto width = optional_attr(dir, width_name);
+  if (!width) return fail(width.error());
+  if (!*speed && !*width) return std::optional<Link>();
+  Link link;
+  if (*speed) {
+    link.speed = **speed;
+    link.gts = parse_gts(**speed);
+  }
+  if (*width) {
+    auto w = parse_width(**width);
+    if (!w) return fail(Code::kInternal, "malformed " + dir + "/" + width_name + ": " + quote_for_message(**width));
+    link.width = *w;
+  }
+  return std::optional<Link>(link);
+}
+
+Status PciSysfs::read_dynamic(const std::string& dir, Device& d) const {
+  auto driver = link_basename(dir, "driver");
+  if (!driver) return fail(driver.error());
+  d.driver = driver->value_or("");
+  auto override_text = optional_attr(dir, "driver_override");
+  if (!override_text) return fail(override_text.error());
+  d.driver_override = *override_text && **override_text != "(null)" ? **override_text : "";
+  auto current = read_pcie_link(dir, "current_link_speed", "current_link_width");
+  if (!current) return fail(current.error());
+  d.current_link = *current;
+  auto enable = optional_attr(dir, "enable");
+  if (!enable) return fail(enable.error());
+  d.enable_count.reset();
+  if (*enable) {
+    auto value = parse_int(**enable);
+    if (!value) return fail(Code::kInternal, "malformed " + dir + "/enable: " + quote_for_message(**enable));
+    d.enable_count = *value;
+  }
+  return ok();
+}
+
+Status PciSysfs::refresh(Device& device) const {
+  const std::string dir = paths_.pci_device(device.address.to_string());
+  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + device.address.to_string() + " not found (no " + dir + ")");
+  return read_dynamic(dir, device);
+}
+
 Result<Device> PciSysfs::read(const Address& address) const {
   const std::string bdf = address.to_string();
   const std::string dir = paths_.pci_device(bdf);
@@ -152,16 +199,10 @@ Result<Device> PciSysfs::read(const Address& address) const {
   d.subsystem_device_id = static_cast<uint16_t>(sub_device->value_or(0));
   if (*revision) d.revision = static_cast<uint8_t>(**revision);
 
-  auto driver = link_basename(dir, "driver");
-  if (!driver) return fail(driver.error());
-  d.driver = driver->value_or("");
   auto group = link_basename(dir, "iommu_group");
   if (!group) return fail(group.error());
   d.iommu_group = *group;
-
-  auto override_text = optional_attr(dir, "driver_override");
-  if (!override_text) return fail(override_text.error());
-  if (*override_text && **override_text != "(null)") d.driver_override = **override_text;
+  FEOS_TRY(read_dynamic(dir, d));
 
   auto numa = optional_attr(dir, "numa_node");
   if (!numa) return fail(numa.error());
@@ -179,38 +220,10 @@ Result<Device> PciSysfs::read(const Address& address) const {
   if (!reset) return fail(reset.error());
   if (*reset) d.reset_methods = split_words(**reset);
 
-  auto read_link = [&](const char* speed_name, const char* width_name) -> Result<std::optional<Link>> {
-    auto speed = optional_attr(dir, speed_name);
-    if (!speed) return fail(speed.error());
-    auto width = optional_attr(dir, width_name);
-    if (!width) return fail(width.error());
-    if (!*speed && !*width) return std::optional<Link>();
-    Link link;
-    if (*speed) {
-      link.speed = **speed;
-      link.gts = parse_gts(**speed);
-    }
-    if (*width) {
-      auto w = parse_width(**width);
-      if (!w) return fail(Code::kInternal, "malformed " + dir + "/" + width_name + ": " + quote_for_message(**width));
-      link.width = *w;
-    }
-    return std::optional<Link>(link);
-  };
-  auto current = read_link("current_link_speed", "current_link_width");
-  if (!current) return fail(current.error());
-  d.current_link = *current;
-  auto max = read_link("max_link_speed", "max_link_width");
+  auto max = read_pcie_link(dir, "max_link_speed", "max_link_width");
   if (!max) return fail(max.error());
   d.max_link = *max;
 
-  auto enable = optional_attr(dir, "enable");
-  if (!enable) return fail(enable.error());
-  if (*enable) {
-    auto value = parse_int(**enable);
-    if (!value) return fail(Code::kInternal, "malformed " + dir + "/enable: " + quote_for_message(**enable));
-    d.enable_count = *value;
-  }
 
   auto resource_text = fs_.read_file(dir + "/resource");
   if (!resource_text) return fail(Code::kInternal, resource_text.error().message);

@@ -30,6 +30,10 @@ class PciSysfs {
   // attribute (vendor, device, class, resource) is missing or malformed, naming the path.
   // Optional attributes the kernel does not provide for this device are left empty.
   Result<Device> read(const Address& address) const;
+  // Re-reads the facts of `device` that change while the host runs (driver, driver_override,
+  // current link, enable); the rest (ids, class, BARs, group, NUMA) only change with hot-plug.
+  // Cheaper than read(): callers cache devices and refresh them. NOT_FOUND if the function is gone.
+  Status refresh(Device& device) const;
 
   // read() for every function of list(), in its order. Fails on the first device that fails.
   Result<std::vector<Device>> read_all() const;
@@ -54,6 +58,10 @@ class PciSysfs {
   Result<std::string> required_attr(const std::string& dir, const char* name) const;
   // Basename of the link `dir/name`; nullopt when there is no such link.
   Result<std::optional<std::string>> link_basename(const std::string& dir, const char* name) const;
+  // The run-time facts read() and refresh() share.
+  Status read_dynamic(const std::string& dir, Device& d) const;
+  Result<std::optional<Link>> read_pcie_link(const std::string& dir, const char* speed_name,
+                                             const char* width_name) const;
 
   const sys::Filesystem& fs_;
   sys::HostPaths paths_;

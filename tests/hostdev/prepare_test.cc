@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -126,41 +127,115 @@ TEST_F(PrepareTest, EmptyRequestTouchesNothing) {
 }
 
 // 8 GPUs whose unbind takes 200 ms: groups run in parallel, so about 200 ms in total. The fake
-// kernel's own cost (it rewrites files of its tree under one lock; tens of ms on a busy disk) is
-// measured first without delay and allowed for on top of the 1.5 x D + 100 ms.
+// kernel's own cost (it rewrites files of its tree under one lock; tens of ms, more on a busy
+// disk) is measured without delay and allowed for on top of the 1.5 x D + 100 ms. Best
+// of 3 rounds against a shared machine's noise; serial groups would miss by 1.4 s every round.
 TEST_F(PrepareTest, EightGpusPrepareInParallel) {
   start(test::hgx_h100_host());
-  auto t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(host_->prepare("vm-baseline", gpus_at(hgx_gpus())));
-  const double baseline_ms = ms_since(t0);
-  t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(host_->release("vm-baseline"));
-  const double release_baseline_ms = ms_since(t0);
-
   constexpr double kUnbindMs = 200;
+  constexpr int kRounds = 3;
+  auto timed = [&](const std::vector<std::string>& gpus, double* prepare_ms, double* release_ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto prepared = host_->prepare("vm-bench", gpus_at(gpus));
+    *prepare_ms = std::min(*prepare_ms, ms_since(t0));
+    ASSERT_TRUE(prepared) << prepared.error().to_string();
+    EXPECT_EQ(kernel_->vfio_groups().size(), gpus.size());
+    t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(host_->release("vm-bench"));
+    *release_ms = std::min(*release_ms, ms_since(t0));
+  };
+  double base_prepare = 1e9, base_release = 1e9, one_prepare = 1e9, one_release = 1e9;
+  double eight_prepare = 1e9, eight_release = 1e9;
+  for (int r = 0; r < kRounds; ++r) timed(hgx_gpus(), &base_prepare, &base_release);
   kernel_->inject({.op = Op::kUnbind, .fault = Fault::delay(std::chrono::milliseconds(200))});
-  t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(host_->prepare("vm-one", gpus_at({"0000:18:00.0"})));
-  const double one_ms = ms_since(t0);
-  ASSERT_TRUE(host_->release("vm-one"));
+  for (int r = 0; r < kRounds; ++r) {
+    timed({"0000:18:00.0"}, &one_prepare, &one_release);
+    timed(hgx_gpus(), &eight_prepare, &eight_release);
+  }
+  std::printf("prepare with unbind D=200 ms (best of %d): 1 GPU %.1f ms, 8 GPUs %.1f ms "
+              "(1.5 x D + 100 = 400 ms; fake kernel cost without delay %.1f ms); release 8 GPUs "
+              "%.1f ms (without delay %.1f ms)\n",
+              kRounds, one_prepare, eight_prepare, base_prepare, eight_release, base_release);
+  EXPECT_GE(eight_prepare, kUnbindMs);
+  EXPECT_LE(eight_prepare, 1.5 * kUnbindMs + 100 + base_prepare);
+  // Release's unbind from vfio-pci is delayed the same.
+  EXPECT_LE(eight_release, 1.5 * kUnbindMs + 100 + base_release);
+  expect_host_as_before("after release");
+}
 
-  t0 = std::chrono::steady_clock::now();
-  auto prepared = host_->prepare("vm-eight", gpus_at(hgx_gpus()));
-  const double eight_ms = ms_since(t0);
-  ASSERT_TRUE(prepared) << prepared.error().to_string();
-  EXPECT_EQ(kernel_->vfio_groups().size(), 8u);
+// The ledger holds the step BEFORE each sysfs write reaches the kernel: a filesystem in front of
+// the fake kernel looks the device's row up at every write.
+class LedgerProbe final : public sys::Filesystem {
+ public:
+  LedgerProbe(test::FakeKernel& kernel, store::Database& db) : k_(kernel), db_(db) {}
+  Result<std::string> read_file(const std::string& p) const override { return k_.read_file(p); }
+  Status write_file(const std::string& p, std::string_view d) override {
+    std::string bdf = std::string(d.substr(0, 12));  // unbind, bind, drivers_probe name the device
+    if (p.size() > 16 && p.compare(p.size() - 16, 16, "/driver_override") == 0) {
+      bdf = p.substr(p.size() - 28, 12);  // .../devices/<bdf>/driver_override
+    }
+    std::string step = "no row";
+    auto rows = db_.list_device_assignments();
+    if (rows) {
+      for (const auto& row : *rows) {
+        if (row.bdf == bdf) step = std::string(store::step_name(row.step));
+      }
+    }
+    std::string op = p.substr(p.rfind('/') + 1);
+    if (op == "unbind" || op == "bind") op = p.substr(p.rfind('/', p.rfind('/') - 1) + 1);
+    std::lock_guard lock(mu_);
+    seen_.push_back(bdf + " " + op + " at step " + step);
+    return k_.write_file(p, d);
+  }
+  Result<std::vector<std::string>> list_dir(const std::string& p) const override { return k_.list_dir(p); }
+  Result<std::string> read_link(const std::string& p) const override { return k_.read_link(p); }
+  bool exists(const std::string& p) const override { return k_.exists(p); }
+  std::vector<std::string> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
 
-  t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(host_->release("vm-eight"));
-  const double release_ms = ms_since(t0);
-  std::printf("prepare with unbind D=200 ms: 1 GPU %.1f ms, 8 GPUs %.1f ms (1.5 x D + 100 = "
-              "400 ms; fake kernel cost without delay %.1f ms); release 8 GPUs %.1f ms (without "
-              "delay %.1f ms)\n",
-              one_ms, eight_ms, baseline_ms, release_ms, release_baseline_ms);
-  EXPECT_GE(eight_ms, kUnbindMs);
-  // Serial groups would take 8 x D = 1,600 ms more than the baseline.
-  EXPECT_LE(eight_ms, 1.5 * kUnbindMs + 100 + baseline_ms);
-  EXPECT_LE(release_ms, 1.5 * kUnbindMs + 100 + release_baseline_ms);  // unbind from vfio-pci
+ private:
+  test::FakeKernel& k_;
+  store::Database& db_;
+  std::mutex mu_;
+  std::vector<std::string> seen_;
+};
+
+TEST_F(PrepareTest, StepIsRecordedBeforeEachWrite) {
+  start(test::consumer_gpu_host());
+  LedgerProbe fs(*kernel_, *db_);
+  HostDevices host(fs, paths(), *db_, Policy(), test_options());
+  ASSERT_TRUE(host.prepare("vm-1", gpus_at({"0000:01:00.0"})));
+  ASSERT_TRUE(host.release("vm-1"));
+  EXPECT_EQ(fs.seen(), (std::vector<std::string>{
+                           // prepare (one IOMMU group: its devices in order)
+                           "0000:01:00.0 driver_override at step override_set",
+                           "0000:01:00.0 nvidia/unbind at step unbound",
+                           "0000:01:00.0 drivers_probe at step bound",
+                           "0000:01:00.1 driver_override at step override_set",
+                           "0000:01:00.1 snd_hda_intel/unbind at step unbound",
+                           "0000:01:00.1 drivers_probe at step bound",
+                           "0000:01:00.2 driver_override at step override_set",
+                           "0000:01:00.2 xhci_hcd/unbind at step unbound",
+                           "0000:01:00.2 drivers_probe at step bound",
+                           "0000:01:00.3 driver_override at step override_set",
+                           "0000:01:00.3 nvidia-gpu/unbind at step unbound",
+                           "0000:01:00.3 drivers_probe at step bound",
+                           // release: last bound first; unbind, clear override, rebind
+                           "0000:01:00.3 vfio-pci/unbind at step releasing",
+                           "0000:01:00.3 driver_override at step releasing",
+                           "0000:01:00.3 nvidia-gpu/bind at step releasing",
+                           "0000:01:00.2 vfio-pci/unbind at step releasing",
+                           "0000:01:00.2 driver_override at step releasing",
+                           "0000:01:00.2 xhci_hcd/bind at step releasing",
+                           "0000:01:00.1 vfio-pci/unbind at step releasing",
+                           "0000:01:00.1 driver_override at step releasing",
+                           "0000:01:00.1 snd_hda_intel/bind at step releasing",
+                           "0000:01:00.0 vfio-pci/unbind at step releasing",
+                           "0000:01:00.0 driver_override at step releasing",
+                           "0000:01:00.0 nvidia/bind at step releasing",
+                       }));
   expect_host_as_before("after release");
 }
 
