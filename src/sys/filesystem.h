@@ -29,6 +29,11 @@ class Filesystem {
 
 std::unique_ptr<Filesystem> make_posix_filesystem();
 
+// The error code a failed filesystem call on a kernel interface maps to: ENOENT/ENODEV/ENXIO ->
+// NOT_FOUND, EBUSY -> FAILED_PRECONDITION, EACCES/EPERM -> PERMISSION_DENIED, EINVAL ->
+// INVALID_ARGUMENT, others INTERNAL. Shared by every Filesystem implementation.
+Code code_for_errno(int err);
+
 // Trims trailing whitespace/newlines, as sysfs attributes end in "\n".
 std::string trim(std::string_view text);
 

@@ -11,19 +11,6 @@
 namespace feos::sys {
 namespace {
 
-Code code_for_errno(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENODEV:
-    case ENXIO: return Code::kNotFound;
-    case EBUSY: return Code::kFailedPrecondition;
-    case EACCES:
-    case EPERM: return Code::kPermissionDenied;
-    case EINVAL: return Code::kInvalidArgument;
-    default: return Code::kInternal;
-  }
-}
-
 class PosixFilesystem final : public Filesystem {
  public:
   Result<std::string> read_file(const std::string& path) const override {
@@ -90,6 +77,20 @@ class PosixFilesystem final : public Filesystem {
 }  // namespace
 
 std::unique_ptr<Filesystem> make_posix_filesystem() { return std::make_unique<PosixFilesystem>(); }
+
+Code code_for_errno(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENODEV:
+    case ENXIO: return Code::kNotFound;
+    case EBUSY: return Code::kFailedPrecondition;
+    case EACCES:
+    case EPERM: return Code::kPermissionDenied;
+    case EINVAL: return Code::kInvalidArgument;
+    default: return Code::kInternal;
+  }
+}
+
 
 std::string trim(std::string_view text) {
   size_t end = text.size();

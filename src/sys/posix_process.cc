@@ -24,27 +24,12 @@ std::string ExitStatus::describe() const {
 
 namespace {
 
-// Resolves a bare program name against PATH before fork, so the child does no allocation.
-std::string resolve_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return {};
-}
 
 class PosixProcessLauncher final : public ProcessLauncher {
  public:
   Result<int> launch(const LaunchSpec& spec) override {
     if (spec.argv.empty()) return fail(Code::kInvalidArgument, "launch: empty argv");
-    std::string program = resolve_program(spec.argv[0]);
+    std::string program = find_program(spec.argv[0]);
     if (program.empty() || ::access(program.c_str(), X_OK) != 0)
       return fail(Code::kNotFound, "program not found or not executable: " + spec.argv[0]);
 
@@ -158,6 +143,22 @@ class PosixProcessLauncher final : public ProcessLauncher {
 };
 
 }  // namespace
+
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
 
 std::unique_ptr<ProcessLauncher> make_posix_process_launcher() {
   return std::make_unique<PosixProcessLauncher>();

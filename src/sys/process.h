@@ -46,4 +46,8 @@ class ProcessLauncher {
 
 std::unique_ptr<ProcessLauncher> make_posix_process_launcher();
 
+// `name` when it contains a '/', else the first executable <dir>/<name> of $PATH (default
+// /usr/local/bin:/usr/bin:/bin); "" when none. Called before fork so the child only execs.
+std::string find_program(const std::string& name);
+
 }  // namespace feos::sys

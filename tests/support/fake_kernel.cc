@@ -14,19 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The same errno -> code mapping as PosixFilesystem, so callers see identical errors.
-Code code_for_errno(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENODEV:
-    case ENXIO: return Code::kNotFound;
-    case EBUSY: return Code::kFailedPrecondition;
-    case EACCES:
-    case EPERM: return Code::kPermissionDenied;
-    case EINVAL: return Code::kInvalidArgument;
-    default: return Code::kInternal;
-  }
-}
+using sys::code_for_errno;  // the same errno -> code mapping as PosixFilesystem
 
 tl::unexpected<Error> write_error(const std::string& path, std::string_view value, int err, std::string_view why = {}) {
   std::string msg = "write '" + std::string(value) + "' to " + path + ": " + std::strerror(err);

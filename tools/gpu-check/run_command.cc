@@ -12,27 +12,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sys/process.h"
+
 namespace feos::gpucheck {
 namespace {
 
 constexpr size_t kMaxCapture = 1 << 20;
 
-// Resolves a bare name against PATH before fork, so the child only calls execv.
-std::string resolve_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string dir = dirs.substr(start, end - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return {};
-}
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -43,7 +29,7 @@ void close_fd(int& fd) {
 
 CommandResult run_command(const std::vector<std::string>& argv, int timeout_ms) {
   CommandResult r;
-  std::string program = resolve_program(argv.at(0));
+  std::string program = sys::find_program(argv.at(0));
   if (program.empty()) {
     r.error = argv[0] + " not found in PATH";
     return r;
