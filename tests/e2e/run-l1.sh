@@ -1,0 +1,56 @@
+#!/bin/bash
+# Boots L1, the emulated GPU host: qemu TCG, q35 with an Intel vIOMMU (interrupt remapping,
+# caching mode so L1's vfio can map guest memory), Debian's kernel with intel_iommu=on, and the
+# cards of the end-to-end suite. L1's serial console is this script's stdout.
+#
+#   00:01.0      VGA (1234:1111)           the host's own boot display (like a server's BMC VGA)
+#   00:02.0 rp1  01:00.0 VGA (1234:1111)   card A, function 0  } one IOMMU group
+#                01:00.1 HDA (8086:293e)   card A, function 1  }
+#   00:03.0 rp2  02:00.0 bochs-display     card B (1234:1111, class 0380), own group
+#   00:04.0 rp3  03:00.0 e1000e (8086:10d3) a NIC, own group
+#   00:05.0 pci-bridge (conventional PCI)  04:01.0 bochs-display } one group with the bridge:
+#                                          04:02.0 e1000e        } not viable for one device
+# plus two virtio-9p devices: L0's / read-only (tag hostroot) and RESULTS writable (tag results).
+#
+# Usage: run-l1.sh OUTDIR RESULTS PAYLOAD [KEY=VALUE...]
+#   OUTDIR   prepared by setup.sh; RESULTS an existing directory; PAYLOAD a script on L0's
+#   filesystem run inside L1 (see init.sh); KEY=VALUE pairs go onto L1's kernel command line.
+# Environment: E2E_L1_TIMEOUT (seconds, default 1500), E2E_L1_MEMORY (default 4G),
+#   E2E_L1_EXTRA_QEMU (more qemu arguments).
+set -euo pipefail
+if [ $# -lt 3 ]; then echo "usage: $0 OUTDIR RESULTS PAYLOAD [KEY=VALUE...]" >&2; exit 2; fi
+OUT=$(cd "$1" && pwd)
+RESULTS=$(cd "$2" && pwd)
+PAYLOAD=$3
+shift 3
+# shellcheck source=/dev/null
+. "$OUT/env"
+for p in "$OUT" "$RESULTS" "$PAYLOAD" "$@"; do
+  case $p in *[[:space:]]*) echo "run-l1: '$p' contains white space (kernel command line)" >&2; exit 2 ;; esac
+done
+TIMEOUT=${E2E_L1_TIMEOUT:-1500}
+# shellcheck disable=SC2086
+exec timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+  -accel tcg,thread=multi,tb-size=512 -cpu max -smp 2 -m "${E2E_L1_MEMORY:-4G}" \
+  -machine q35,kernel-irqchip=split \
+  -device intel-iommu,intremap=on,caching-mode=on \
+  -nodefaults -no-user-config -display none -serial stdio -monitor none -no-reboot \
+  -kernel "$VMLINUZ" -initrd "$INITRD_L1" \
+  -append "console=ttyS0 intel_iommu=on panic=-1 mitigations=off quiet role=l1 e2e_out=$OUT e2e_results=$RESULTS e2e_payload=$PAYLOAD $*" \
+  -fsdev local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap \
+  -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot,bus=pcie.0,addr=0x6 \
+  -fsdev "local,id=fs1,path=$RESULTS,security_model=none,multidevs=remap" \
+  -device virtio-9p-pci,fsdev=fs1,mount_tag=results,bus=pcie.0,addr=0x7 \
+  -device VGA,bus=pcie.0,addr=0x1 \
+  -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x2,chassis=1,slot=1 \
+  -device pcie-root-port,id=rp2,bus=pcie.0,addr=0x3,chassis=2,slot=2 \
+  -device pcie-root-port,id=rp3,bus=pcie.0,addr=0x4,chassis=3,slot=3 \
+  -device pci-bridge,id=pb1,bus=pcie.0,addr=0x5,chassis_nr=4,shpc=off \
+  -device VGA,bus=rp1,addr=0.0,multifunction=on \
+  -device ich9-intel-hda,id=hda0,bus=rp1,addr=0.1 -device hda-output,bus=hda0.0,audiodev=snd0 \
+  -audiodev none,id=snd0 \
+  -device bochs-display,bus=rp2,addr=0.0 \
+  -device e1000e,bus=rp3,addr=0.0,netdev=n0 -netdev user,id=n0,restrict=on \
+  -device bochs-display,bus=pb1,addr=0x1 \
+  -device e1000e,bus=pb1,addr=0x2,netdev=n1 -netdev user,id=n1,restrict=on \
+  ${E2E_L1_EXTRA_QEMU:-} < /dev/null
