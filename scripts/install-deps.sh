@@ -8,7 +8,7 @@ packages=(
   libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpci-dev pciutils pci.ids
-  python3 python3-grpcio python3-protobuf
+  python3 python3-grpcio python3-protobuf procps
   qemu-system-x86 busybox-static cpio kmod xz-utils file
 )
 missing=()

@@ -138,7 +138,7 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
     if (!prepared) {
       std::lock_guard lock(mutex_);
       vms_.erase(vm_id);
-      return fail(prepared.error().context("vm " + vm_id));
+      return fail(prepared.error());  // hostdev's messages already name the VM
     }
     gpus = std::move(*prepared);
     // The API shows and stores canonical addresses ("17:00.0" -> "0000:17:00.0").
@@ -235,7 +235,7 @@ Status VmManager::acquire_devices(const std::string& id) {
     wanted = entry.record.spec.gpus;
   }
   auto prepared = devices_->prepare(id, wanted);
-  if (!prepared) return fail(prepared.error().context("vm " + id));
+  if (!prepared) return fail(prepared.error());  // hostdev's messages already name the VM
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(id);
   entry.holds_devices = true;
@@ -254,7 +254,7 @@ Status VmManager::release_devices(const std::string& id) {
   auto released = devices_->release(id);
   if (!released) {
     logger()->error("vm={} devices not returned to the host: {}", id, released.error().to_string());
-    return fail(released.error().context("vm " + id + ": return GPUs to the host"));
+    return fail(released.error().context("return GPUs to the host"));
   }
   std::lock_guard lock(mutex_);
   if (auto it = vms_.find(id); it != vms_.end()) it->second.holds_devices = false;

@@ -10,7 +10,8 @@ namespace feos::model {
 
 enum class RomBar { kDefault, kOn, kOff };  // kDefault: the hypervisor's choice (on for GPUs)
 
-// One GPU of a VM, by the host PCIe address of one of its functions (normally function 0).
+// One GPU of a VM, by the host PCIe address of its display/3D function (normally function 0); the
+// card's other functions travel with it.
 struct GpuSpec {
   std::string address;  // canonical "0000:17:00.0" once validated
   RomBar rombar = RomBar::kDefault;

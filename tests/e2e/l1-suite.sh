@@ -5,6 +5,9 @@
 # E2E_RESULTS (writable, shared with L0), E2E_CASES (comma-separated case names; empty: all).
 # Each case prints `CASE <name> PASS|FAIL|SKIP (<seconds> s)` with its evidence lines; the suite
 # ends with `SUMMARY passed=N failed=M skipped=K`, also written to RESULTS/summary.txt.
+# Order matters for time only: gpu_two leaves its VM running (SHARED_VM) for isolation,
+# refusals, crash_while_running and release; each of those starts one itself when run alone.
+# A case whose feature the daemon answers UNIMPLEMENTED for is SKIP, not FAIL.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
