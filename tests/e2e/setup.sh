@@ -98,16 +98,8 @@ build() {
   ln -s busybox "$st/bin/sh"
   for spec in "$@"; do
     group=${spec%%=*}
-    : > "$st/etc/modules.$group"
-    for m in ${spec#*=}; do
-      modprobe -d "$KROOT" -S "$KV" --show-depends "$m" | awk '$1=="insmod"{print $2}'
-    done | awk '!seen[$0]++' | while read -r p; do
-      rel=${p#"$KROOT"}
-      mkdir -p "$st$(dirname "$rel")"
-      cp "$p" "$st$rel"
-      echo "$rel" >> "$st/etc/modules.$group"
-    done
-    [ -s "$st/etc/modules.$group" ] || { say "no modules found for ${spec#*=}" >&2; exit 1; }
+    # shellcheck disable=SC2086  # the module list is a word list
+    "$HERE/../lib/copy-kernel-modules.sh" "$KROOT" "$KV" "$st" "$st/etc/modules.$group" ${spec#*=}
   done
   python3 - "$st" <<'PY'
 import os, sys

@@ -57,16 +57,8 @@ if [ "$(cat "$KCACHE/.modules" 2>/dev/null)" != "$MODULES" ]; then
   mkdir -p "$KCACHE/modules"
   cp "$KROOT/boot/vmlinuz-$KV" "$KCACHE/vmlinuz"
   echo "$KV" > "$KCACHE/version"
-  : > "$KCACHE/modules.order"
-  for m in $MODULES; do
-    modprobe -d "$KROOT" -S "$KV" --show-depends "$m" | awk '$1=="insmod"{print $2}'
-  done | awk '!seen[$0]++' | while read -r p; do
-    rel=${p#"$KROOT"}
-    mkdir -p "$KCACHE/modules$(dirname "$rel")"
-    cp "$p" "$KCACHE/modules$rel"
-    echo "$rel" >> "$KCACHE/modules.order"
-  done
-  [ -s "$KCACHE/modules.order" ] || { echo "build-guest: no modules found for: $MODULES" >&2; exit 1; }
+  # shellcheck disable=SC2086  # MODULES is a word list
+  "$HERE/../lib/copy-kernel-modules.sh" "$KROOT" "$KV" "$KCACHE/modules" "$KCACHE/modules.order" $MODULES
   rm -rf "$KROOT"
   echo "$MODULES" > "$KCACHE/.modules"
 fi
