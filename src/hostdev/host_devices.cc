@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -55,6 +58,46 @@ std::vector<std::vector<DeviceAssignment>> by_group(const std::vector<DeviceAssi
 
 }  // namespace
 
+// Devices with a sysfs write that outlived its deadline and is still blocked in the kernel. Such a
+// write may still take effect (a late unbind detaches the device after the rollback looked), so
+// the device's ledger row stays until the write returns; then its VM's rows are released again by
+// the retry thread. Shared with the writing threads, which may outlive HostDevices.
+struct HostDevices::InDoubt {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, int> blocked_writes;  // bdf -> writes still in the kernel
+  std::deque<std::string> vms_to_release;      // VMs whose last blocked write returned
+  bool closed = false;                         // HostDevices is gone: nobody retries
+
+  bool blocked(const std::string& bdf) {
+    std::lock_guard lock(mu);
+    return blocked_writes.count(bdf) > 0;
+  }
+};
+
+namespace {
+
+// Hooks for a write about `bdf` on behalf of `vm_id` (see InDoubt).
+LateWriteHooks late_hooks(const std::shared_ptr<HostDevices::InDoubt>& in_doubt,
+                          const std::string& vm_id, const std::string& bdf) {
+  LateWriteHooks hooks;
+  hooks.abandoned = [in_doubt, bdf] {
+    std::lock_guard lock(in_doubt->mu);
+    ++in_doubt->blocked_writes[bdf];
+  };
+  hooks.returned = [in_doubt, vm_id, bdf](const Status&) {
+    std::lock_guard lock(in_doubt->mu);
+    auto it = in_doubt->blocked_writes.find(bdf);
+    if (it != in_doubt->blocked_writes.end() && --it->second <= 0) in_doubt->blocked_writes.erase(it);
+    if (in_doubt->closed) return;
+    in_doubt->vms_to_release.push_back(vm_id);
+    in_doubt->cv.notify_all();
+  };
+  return hooks;
+}
+
+}  // namespace
+
 // Marks a VM busy for one operation; the destructor clears the mark.
 class VmOperation {
  public:
@@ -81,9 +124,48 @@ HostDevices::HostDevices(sys::Filesystem& fs, sys::HostPaths paths, store::Datab
       db_(db),
       policy_(std::move(policy)),
       options_(std::move(options)),
-      device_cache_(std::make_unique<detail::DeviceCache>()) {}
+      device_cache_(std::make_unique<detail::DeviceCache>()),
+      in_doubt_(std::make_shared<InDoubt>()),
+      retrier_([this] { retry_loop(); }) {}
 
-HostDevices::~HostDevices() = default;
+HostDevices::~HostDevices() {
+  {
+    std::lock_guard lock(in_doubt_->mu);
+    in_doubt_->closed = true;
+    in_doubt_->cv.notify_all();
+  }
+  retrier_.join();
+}
+
+void HostDevices::retry_loop() {
+  for (;;) {
+    std::string vm_id;
+    {
+      std::unique_lock lock(in_doubt_->mu);
+      in_doubt_->cv.wait(lock, [&] { return in_doubt_->closed || !in_doubt_->vms_to_release.empty(); });
+      if (in_doubt_->closed) return;
+      vm_id = std::move(in_doubt_->vms_to_release.front());
+      in_doubt_->vms_to_release.pop_front();
+    }
+    // The operation whose write hung may still be rolling back: wait for it to end.
+    std::optional<VmOperation> operation;
+    for (;;) {
+      operation.emplace(*this, vm_id);
+      if (operation->begun()) break;
+      operation.reset();
+      std::unique_lock lock(in_doubt_->mu);
+      if (in_doubt_->cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return in_doubt_->closed; }))
+        return;
+    }
+    Status released = release_rows_of(vm_id);
+    if (released) {
+      logger()->info("devices returned after a late sysfs write vm={}", vm_id);
+    } else {
+      logger()->error("devices not returned after a late sysfs write vm={} error=\"{}\"", vm_id,
+                      released.error().to_string());
+    }
+  }
+}
 
 int64_t HostDevices::now_ms() const {
   if (options_.now_unix_ms) return options_.now_unix_ms();
@@ -180,7 +262,8 @@ Status HostDevices::bind_group(const std::string& vm_id,
 
     FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kOverrideSet));
     FEOS_TRY(timed_write(fs_, device_attr(paths_, bdf, "driver_override"), vfio,
-                         prefix + "set driver_override to " + vfio, options_.step_timeout));
+                         prefix + "set driver_override to " + vfio, options_.step_timeout,
+                         late_hooks(in_doubt_, vm_id, bdf)));
 
     auto driver = current_driver(bdf);
     if (!driver) return fail(driver.error().context(prefix + "read driver"));
@@ -188,13 +271,14 @@ Status HostDevices::bind_group(const std::string& vm_id,
       if (!driver->empty()) {
         FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kUnbound));
         FEOS_TRY(timed_write(fs_, driver_file(paths_, *driver, "unbind"), bdf,
-                             prefix + "unbind from " + *driver, options_.step_timeout));
+                             prefix + "unbind from " + *driver, options_.step_timeout,
+                             late_hooks(in_doubt_, vm_id, bdf)));
         logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                        *driver);
       }
       FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kBound));
       FEOS_TRY(timed_write(fs_, paths_.pci_drivers_probe(), bdf, prefix + "drivers_probe",
-                           options_.step_timeout));
+                           options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf)));
     } else {
       FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kBound));
     }
@@ -225,28 +309,71 @@ Result<std::vector<model::AssignedGpu>> HostDevices::prepare(
   VmOperation operation(*this, vm_id);
   if (!operation.begun()) return fail(operation.begun().error());
 
-  detail::HostView view(fs_, paths_);
-  detail::PlanContext context(fs_, paths_, db_, policy_, options_, view);
-  auto planned = detail::make_plan(context, gpus);
-  if (!planned) return fail(planned.error().error.context("vm " + vm_id));
-  const detail::Plan& plan = *planned;
-
-  // The claim is the commit point between concurrent prepares: all devices or none.
+  // The plan reads each device's driver and driver_override before the claim, and another VM's
+  // release may be returning the device right then (its rows go only once the device is back):
+  // the plan may have seen a passing state, and recording that as the device's original state
+  // would strand it on release. Once the claim holds the rows nobody else writes the devices, so
+  // they are read again; if they moved, the claim is given back and the plan made again.
+  constexpr int kPlanAttempts = 3;
+  std::optional<detail::Plan> planned_once;
   std::vector<DeviceAssignment> rows;
-  const int64_t now = now_ms();
-  for (const auto& t : plan.targets) {
-    rows.push_back(DeviceAssignment{.bdf = t.bdf,
-                                    .vm_id = vm_id,
-                                    .role = t.role,
-                                    .iommu_group = t.group,
-                                    .original_driver = t.original_driver,
-                                    .original_override = t.original_override,
-                                    .step = AssignmentStep::kClaimed,
-                                    .updated_unix_ms = now});
+  for (int attempt = 1; !planned_once; ++attempt) {
+    detail::HostView view(fs_, paths_);
+    detail::PlanContext context(fs_, paths_, db_, policy_, options_, view);
+    auto planned = detail::make_plan(context, gpus);
+    if (!planned) return fail(planned.error().error.context("vm " + vm_id));
+
+    // The claim is the commit point between concurrent prepares: all devices or none.
+    rows.clear();
+    const int64_t now = now_ms();
+    for (const auto& t : planned->targets) {
+      rows.push_back(DeviceAssignment{.bdf = t.bdf,
+                                      .vm_id = vm_id,
+                                      .role = t.role,
+                                      .iommu_group = t.group,
+                                      .original_driver = t.original_driver,
+                                      .original_override = t.original_override,
+                                      .step = AssignmentStep::kClaimed,
+                                      .updated_unix_ms = now});
+    }
+    if (Status claimed = db_.claim_devices(vm_id, rows); !claimed) {
+      return fail(claimed.error().context("vm " + vm_id));
+    }
+    std::string moved;
+    for (const auto& row : rows) {
+      auto driver = current_driver(row.bdf);
+      auto override_now = driver ? current_override(row.bdf) : Result<std::string>(driver);
+      if (!driver || !override_now) {
+        std::vector<std::string> bdfs;
+        for (const auto& r : rows) bdfs.push_back(r.bdf);
+        (void)db_.release_devices(vm_id, bdfs);  // nothing was written to sysfs yet
+        const Error& e = driver ? override_now.error() : driver.error();
+        return fail(e.context("vm " + vm_id + ": " + row.bdf + ": read after claim"));
+      }
+      if (*driver != row.original_driver || *override_now != row.original_override) {
+        moved = row.bdf + " (planned with driver '" + row.original_driver + "' override '" +
+                row.original_override + "', now '" + *driver + "' / '" + *override_now + "')";
+        break;
+      }
+    }
+    if (moved.empty()) {
+      planned_once = std::move(*planned);
+      break;
+    }
+    std::vector<std::string> bdfs;
+    for (const auto& r : rows) bdfs.push_back(r.bdf);
+    if (auto released = db_.release_devices(vm_id, bdfs); !released) {
+      return fail(released.error().context("vm " + vm_id + ": give back a stale claim"));
+    }
+    logger()->info("device changed between plan and claim, planning again vm={} attempt={} device=\"{}\"",
+                   vm_id, attempt, moved);
+    if (attempt == kPlanAttempts) {
+      return fail(Code::kAborted, "vm " + vm_id + ": " + moved +
+                                      " kept changing while it was being planned (another VM was "
+                                      "returning it); try again");
+    }
   }
-  if (Status claimed = db_.claim_devices(vm_id, rows); !claimed) {
-    return fail(claimed.error().context("vm " + vm_id));
-  }
+  const detail::Plan& plan = *planned_once;
   const auto by_group_targets = detail::targets_by_group(plan);
   logger()->info("devices claimed vm={} devices={} groups={}", vm_id, rows.size(),
                  by_group_targets.size());
@@ -311,6 +438,13 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
     marked = true;
     return set_step(vm_id, bdf, AssignmentStep::kReleasing);
   };
+  if (in_doubt_->blocked(bdf)) {
+    // Whatever is done now could be undone by the blocked write when it lands.
+    FEOS_TRY(mark_releasing());
+    return fail(Code::kUnavailable, prefix + "a write to it is still blocked in the kernel; it stays "
+                                             "held by vm " + vm_id +
+                                             " and is returned when that write returns");
+  }
 
   auto driver = current_driver(bdf);
   if (!driver) {
@@ -325,7 +459,8 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
   if (*driver == vfio && original != vfio) {
     FEOS_TRY(mark_releasing());
     FEOS_TRY(timed_write(fs_, driver_file(paths_, vfio, "unbind"), bdf,
-                         prefix + "unbind from " + vfio, options_.step_timeout));
+                         prefix + "unbind from " + vfio, options_.step_timeout,
+                         late_hooks(in_doubt_, vm_id, bdf)));
     logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
                    vfio);
   }
@@ -339,7 +474,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
                          prefix + (row.original_override.empty()
                                        ? std::string("clear driver_override")
                                        : "restore driver_override " + row.original_override),
-                         options_.step_timeout));
+                         options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf)));
   }
   driver = current_driver(bdf);
   if (!driver) return fail(driver.error().context(prefix + "read driver"));
@@ -354,14 +489,15 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
       Status bound = fail(Code::kNotFound, "driver " + original + " is not loaded");
       if (fs_.exists(paths_.pci_driver(original))) {
         bound = timed_write(fs_, driver_file(paths_, original, "bind"), bdf,
-                            prefix + "bind to " + original, options_.step_timeout);
+                            prefix + "bind to " + original, options_.step_timeout,
+                            late_hooks(in_doubt_, vm_id, bdf));
       }
       if (!bound && bound.error().code != Code::kDeadlineExceeded) {
         // The driver may be gone or refuse an explicit bind; probing finds it if it can.
         logger()->info("explicit bind failed, probing vm={} bdf={} driver={} error=\"{}\"", vm_id,
                        bdf, original, bound.error().to_string());
         bound = timed_write(fs_, paths_.pci_drivers_probe(), bdf, prefix + "drivers_probe",
-                            options_.step_timeout);
+                            options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf));
       }
       if (!bound) return bound;
       FEOS_TRY(wait_for_driver(bdf, original, prefix + "return to " + original));
@@ -407,6 +543,10 @@ Status HostDevices::restore_rows(const std::string& vm_id,
 Status HostDevices::release(const std::string& vm_id) {
   VmOperation operation(*this, vm_id);
   if (!operation.begun()) return fail(operation.begun().error());
+  return release_rows_of(vm_id);
+}
+
+Status HostDevices::release_rows_of(const std::string& vm_id) {
   auto rows = db_.list_device_assignments(vm_id);
   if (!rows) return fail(rows.error().context("release devices of vm " + vm_id));
   if (rows->empty()) return ok();

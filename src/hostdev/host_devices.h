@@ -12,8 +12,10 @@
 //
 // Hung kernel writes: each sysfs write has Options::step_timeout (timed_write.h). A write that
 // does not return fails the operation with DEADLINE_EXCEEDED naming the device and the step; its
-// thread stays blocked in the kernel, detached, and the device's ledger row stays (step
-// "releasing" after a failed rollback) until release() or reconcile() succeeds.
+// thread stays blocked in the kernel, detached. Until it returns the device is "in doubt" (the
+// write may still take effect): rollback and release leave it alone (UNAVAILABLE naming it) and
+// its ledger row stays (step "releasing"), so no other VM can take it. When the write returns, a
+// background thread releases that VM's rows again, which puts the device back where it was.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,6 +25,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -149,7 +152,9 @@ class HostDevices {
 
   // plan(), then claims every device in the ledger in one transaction (of concurrent prepares of
   // the same device exactly one wins; the others fail FAILED_PRECONDITION naming the winner), then
-  // binds each device to vfio-pci: driver_override, unbind from the current driver, drivers_probe,
+  // reads each device's driver and driver_override again (a release by another VM may have been
+  // returning it while it was planned; if so the claim is given back and the plan made again,
+  // at most 3 times), then binds each device to vfio-pci: driver_override, unbind from the current driver, drivers_probe,
   // verify the driver link, and per group wait for <dev>/vfio/<group>. The ledger step is written
   // before each write. Independent IOMMU groups are prepared in parallel (one thread each).
   // On any failure every device is returned to its recorded state in reverse order (unbind from
@@ -157,6 +162,7 @@ class HostDevices {
   // a device that cannot be returned keeps its row (step "releasing") and the error names it.
   // Returns what plan() returned. An empty `gpus` returns an empty list and touches nothing.
   // Errors: as plan(); FAILED_PRECONDITION when a prepare/release of this VM is in progress;
+  // ABORTED when a device kept changing between plan and claim (naming it; retry);
   // DEADLINE_EXCEEDED for a write or wait that timed out (naming device and step);
   // INTERNAL/NOT_FOUND/FAILED_PRECONDITION from the kernel (naming device and step, errno text);
   // store errors from the ledger.
@@ -197,6 +203,10 @@ class HostDevices {
   // Stops (CANCELLED) before the next device once `abort` is set (another group failed).
   Status bind_group(const std::string& vm_id, const std::vector<const detail::Target*>& devices,
                     const std::atomic<bool>& abort);
+  // release() for a VM the caller has marked busy.
+  Status release_rows_of(const std::string& vm_id);
+  // Returns the VMs of devices whose blocked write came back (InDoubt) until destruction.
+  void retry_loop();
   // Returns one device to `original_driver` / `original_override`, recording step "releasing".
   Status restore_device(const store::DeviceAssignment& row);
   // restore_device() for every row, IOMMU groups in parallel; deletes the rows it restored.
@@ -225,6 +235,13 @@ class HostDevices {
   std::set<std::string> busy_vms_;  // guarded by busy_mu_
   // Static PCI facts kept between inventory() calls (it re-reads only what changes).
   mutable std::unique_ptr<detail::DeviceCache> device_cache_;
+
+ public:
+  struct InDoubt;  // host_devices.cc
+
+ private:
+  std::shared_ptr<InDoubt> in_doubt_;
+  std::thread retrier_;  // runs retry_loop(); last member: starts after the others exist
 };
 
 }  // namespace feos::hostdev

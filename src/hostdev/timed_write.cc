@@ -23,27 +23,36 @@ struct WriteState {
 }  // namespace
 
 Status timed_write(sys::Filesystem& fs, const std::string& path, std::string_view value,
-                   const std::string& what, std::chrono::milliseconds timeout) {
+                   const std::string& what, std::chrono::milliseconds timeout,
+                   LateWriteHooks hooks) {
   auto logger = log::get("hostdev");
   logger->debug("sysfs write path={} value={} op=\"{}\"", path, pci::quote_for_message(value),
                 what);
   auto state = std::make_shared<WriteState>();
-  std::thread writer([&fs, state, path, data = std::string(value), what] {
+  std::thread writer([&fs, state, path, data = std::string(value), what,
+                      returned = std::move(hooks.returned)] {
     Status result = fs.write_file(path, data);
-    std::lock_guard lock(state->mu);
-    state->done = true;
-    state->result = std::move(result);
-    if (state->abandoned) {
-      // Nobody waits any more: the outcome of a write that outlived its deadline goes to the log.
-      log::get("hostdev")->warn(
-          "late sysfs write returned path={} op=\"{}\" result=\"{}\"", path, what,
-          state->result ? "ok" : state->result.error().to_string());
+    bool late = false;
+    {
+      std::lock_guard lock(state->mu);
+      state->done = true;
+      state->result = result;
+      late = state->abandoned;
+      state->cv.notify_all();
     }
-    state->cv.notify_all();
+    if (late) {
+      // Nobody waits any more: the outcome of a write that outlived its deadline goes to the log
+      // and to whoever asked to hear of it.
+      log::get("hostdev")->warn("late sysfs write returned path={} op=\"{}\" result=\"{}\"", path,
+                                what, result ? "ok" : result.error().to_string());
+      if (returned) returned(result);
+    }
   });
   std::unique_lock lock(state->mu);
   if (!state->cv.wait_for(lock, timeout, [&] { return state->done; })) {
     state->abandoned = true;
+    // Still under the lock: the writer cannot report the late return before this ran.
+    if (hooks.abandoned) hooks.abandoned();
     lock.unlock();
     writer.detach();  // blocked in the kernel; see the header
     logger->error("sysfs write timed out path={} op=\"{}\" timeout_ms={}", path, what,

@@ -1,6 +1,5 @@
-// Crash safety: the daemon "dies" at every sysfs write of a prepare or release (the fake kernel's
-// crash fault: that write and all later ones never reach the kernel), HostDevices and the database
-// are rebuilt on the same kernel and SQLite file, and reconcile() leaves nothing stranded.
+// reconcile() after a daemon restart: which rows stay, which devices go back, what is reported.
+// (A crash at every write of prepare and release is part of fault_matrix_test.cc.)
 #include <gtest/gtest.h>
 
 #include "hostdev_fixture.h"
@@ -12,96 +11,6 @@ using store::AssignmentStep;
 using test::Fault;
 using test::Op;
 using testing::gpus_at;
-
-struct CrashCase {
-  const char* host;  // "consumer" or "hgx-h100"
-  std::vector<std::string> gpus;
-  size_t writes;  // sysfs writes of a successful prepare (and of a release)
-};
-
-const CrashCase kConsumer{"consumer", {"0000:01:00.0"}, 12};          // 4 functions x 3 writes
-const CrashCase kTwoH100{"hgx-h100", {"0000:18:00.0", "0000:db:00.0"}, 6};  // 2 GPUs x 3 writes
-
-class CrashTest : public testing::HostdevTest,
-                  public ::testing::WithParamInterface<std::tuple<CrashCase, size_t>> {
- protected:
-  void start_case(const CrashCase& c) {
-    auto builder = test::host_by_name(c.host);
-    ASSERT_TRUE(builder);
-    start(*builder);
-  }
-  // Restart after the crash and reconcile with no VM keeping devices.
-  void restart_and_reconcile(const std::string& where) {
-    restart();  // HostDevices and the database connection are gone and rebuilt
-    kernel_->revive();
-    auto report = host_->reconcile({});
-    ASSERT_TRUE(report) << report.error().to_string();
-    EXPECT_TRUE(report->failed.empty()) << where << ": " << report->failed.front();
-    EXPECT_TRUE(report->kept.empty()) << where;
-    expect_host_as_before(where);
-    // Everything can be prepared again.
-    ASSERT_TRUE(host_->prepare("vm-again", gpus_at(std::get<0>(GetParam()).gpus))) << where;
-    ASSERT_TRUE(host_->release("vm-again")) << where;
-    expect_host_as_before(where + ", after another cycle");
-  }
-};
-
-TEST_P(CrashTest, CrashDuringPrepare) {
-  const auto& [c, k] = GetParam();
-  if (k >= c.writes) GTEST_SKIP() << "no such write";
-  start_case(c);
-  kernel_->inject({.op = Op::kAny, .skip = static_cast<int>(k), .fault = Fault::crash()});
-  auto prepared = host_->prepare("vm-1", gpus_at(c.gpus));
-  ASSERT_FALSE(prepared);
-  EXPECT_EQ(prepared.error().code, Code::kUnavailable) << prepared.error().to_string();
-  EXPECT_TRUE(kernel_->crashed());
-  EXPECT_EQ(kernel_->write_count(), k) << "writes that reached the kernel before the crash";
-  restart_and_reconcile(std::string(c.host) + " prepare, crash at write " + std::to_string(k));
-}
-
-TEST_P(CrashTest, CrashDuringRelease) {
-  const auto& [c, k] = GetParam();
-  if (k >= c.writes) GTEST_SKIP() << "no such write";
-  start_case(c);
-  ASSERT_TRUE(host_->prepare("vm-1", gpus_at(c.gpus)));
-  kernel_->clear_writes();
-  kernel_->inject({.op = Op::kAny, .skip = static_cast<int>(k), .fault = Fault::crash()});
-  auto released = host_->release("vm-1");
-  ASSERT_FALSE(released);
-  EXPECT_EQ(released.error().code, Code::kUnavailable) << released.error().to_string();
-  restart_and_reconcile(std::string(c.host) + " release, crash at write " + std::to_string(k));
-}
-
-INSTANTIATE_TEST_SUITE_P(EveryWrite, CrashTest,
-                         ::testing::Combine(::testing::Values(kConsumer, kTwoH100),
-                                            ::testing::Range<size_t>(0, 12)),
-                         [](const ::testing::TestParamInfo<std::tuple<CrashCase, size_t>>& info) {
-                           std::string host = std::get<0>(info.param).host;
-                           for (char& ch : host) {
-                             if (ch == '-') ch = '_';
-                           }
-                           return host + "_write" + std::to_string(std::get<1>(info.param));
-                         });
-
-// The counts above are what a successful prepare and release write.
-TEST(CrashCaseTest, WriteCountsMatch) {
-  for (const CrashCase& c : {kConsumer, kTwoH100}) {
-    class Probe : public testing::HostdevTest {
-     public:
-      void TestBody() override {}
-      size_t run(const CrashCase& c, bool release) {
-        start(*test::host_by_name(c.host));
-        EXPECT_TRUE(host_->prepare("vm-1", gpus_at(c.gpus)));
-        if (!release) return kernel_->write_count();
-        kernel_->clear_writes();
-        EXPECT_TRUE(host_->release("vm-1"));
-        return kernel_->write_count();
-      }
-    };
-    EXPECT_EQ(Probe().run(c, false), c.writes) << c.host;
-    EXPECT_EQ(Probe().run(c, true), c.writes) << c.host;
-  }
-}
 
 class ReconcileTest : public testing::HostdevTest {};
 

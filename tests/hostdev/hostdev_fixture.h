@@ -14,6 +14,7 @@
 
 #include "hostdev/host_devices.h"
 #include "store/database.h"
+#include "support/fake_host.h"
 #include "support/fake_kernel.h"
 #include "support/host_builder.h"
 #include "sysfs_tree.h"
@@ -92,7 +93,7 @@ class HostdevTest : public ::testing::Test {
     EXPECT_TRUE(ledger().empty()) << where;
   }
 
-  test::TempDir dir_;
+  test::ScratchDir dir_;  // tmpfs when available: trees and ledgers are many small writes
   std::unique_ptr<test::HostTree> tree_;
   std::unique_ptr<test::FakeKernel> kernel_;
   Policy policy_;
