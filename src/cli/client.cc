@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -111,20 +114,37 @@ std::string probe_unix_socket(const std::string& path) {
   return "the socket accepts connections but no gRPC session came up";
 }
 
-// Waits until the channel is READY. Fails fast when the first attempt fails (no daemon) instead of
-// retrying until the deadline. Returns the failure detail, or nullopt when connected.
-std::optional<std::string> connect(grpc::Channel& channel, const Invocation& inv) {
+// Why a TCP connection failed, in gRPC's words (refused, TLS handshake failed, certificate not
+// accepted, ...): a call that does not wait for the channel fails at once with the channel's last
+// error. nullopt if the call went through after all (the connection came up meanwhile).
+std::optional<std::string> probe_tcp(const std::shared_ptr<grpc::Channel>& channel,
+                                     const Invocation& inv) {
+  const std::string& address = *inv.global.address;
+  grpc::ClientContext context;
+  context.set_wait_for_ready(false);
+  context.set_deadline(std::chrono::system_clock::now() + seconds(inv.global.timeout_s));
+  v1::ListVmsResponse response;
+  grpc::Status status = v1::VMService::NewStub(channel)->ListVms(&context, {}, &response);
+  if (status.ok()) return std::nullopt;
+  return "connection to " + address + " failed: " + status.error_message();
+}
+
+// Waits until the channel is READY. Fails fast when the first attempt fails (no daemon, TLS
+// handshake failed) instead of retrying until the deadline. Returns the failure detail, or
+// nullopt when connected.
+std::optional<std::string> connect(const std::shared_ptr<grpc::Channel>& channel,
+                                   const Invocation& inv) {
   auto deadline = std::chrono::system_clock::now() + seconds(inv.global.timeout_s);
-  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-      if (inv.global.address) return "connection to " + *inv.global.address + " failed";
+      if (inv.global.address) return probe_tcp(channel, inv);
       return probe_unix_socket(inv.global.socket_path);
     }
-    if (!channel.WaitForStateChange(state, deadline)) {
+    if (!channel->WaitForStateChange(state, deadline)) {
       return "no connection within " + seconds_text(inv.global.timeout_s);
     }
-    state = channel.GetState(/*try_to_connect=*/true);
+    state = channel->GetState(/*try_to_connect=*/true);
   }
   return std::nullopt;
 }
@@ -538,15 +558,84 @@ int Client::console() {
   return *rc;
 }
 
+// OpenSSL's reason for the last failure; its error queue is left empty.
+std::string openssl_error() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no PEM data";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+// Encrypted keys would make OpenSSL prompt on the terminal: refuse them instead.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+// The first certificate in `pem`, or INVALID_ARGUMENT naming `flag`.
+Result<X509Ptr> first_certificate(const char* flag, const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, &no_passphrase, nullptr), &X509_free);
+  if (!cert) {
+    return fail(Code::kInvalidArgument,
+                std::string(flag) + ": not a valid PEM certificate: " + openssl_error());
+  }
+  return cert;
+}
+
+// Parses the TLS material with OpenSSL before gRPC sees it: gRPC reports a malformed key or a key
+// that does not belong to the certificate only as an unusable channel ("empty address list").
+// INVALID_ARGUMENT naming the flag.
+Status check_tls(const TlsOptions& tls) {
+  auto ca = first_certificate("--tls-ca", tls.ca_pem);
+  if (!ca) return fail(ca.error());
+  if (tls.cert_pem.empty()) return ok();
+  auto cert = first_certificate("--tls-cert", tls.cert_pem);
+  if (!cert) return fail(cert.error());
+  BioPtr bio(BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())), &BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr), &EVP_PKEY_free);
+  if (!key) {
+    return fail(Code::kInvalidArgument,
+                "--tls-key: not a valid unencrypted PEM private key: " + openssl_error());
+  }
+  if (X509_check_private_key(cert->get(), key.get()) != 1) {
+    return fail(Code::kInvalidArgument,
+                "--tls-key: does not match the certificate of --tls-cert: " + openssl_error());
+  }
+  return ok();
+}
+
+// TLS (with the client certificate, when given) for --tls-ca, else plaintext: the Unix socket, or
+// a TCP server that takes plaintext (feosd itself never does).
+std::shared_ptr<grpc::ChannelCredentials> credentials(const GlobalOptions& global,
+                                                      grpc::ChannelArguments& args) {
+  if (!global.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = global.tls->ca_pem;
+  ssl.pem_cert_chain = global.tls->cert_pem;
+  ssl.pem_private_key = global.tls->key_pem;
+  if (!global.tls->server_name.empty()) args.SetSslTargetNameOverride(global.tls->server_name);
+  return grpc::SslCredentials(ssl);
+}
+
 }  // namespace
 
 int run(const Invocation& inv) {
   gpr_set_log_function(silent_log);
+  if (inv.global.tls) {
+    if (auto checked = check_tls(*inv.global.tls); !checked) {
+      return print_error(checked.error(), kExitUsage);
+    }
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  std::shared_ptr<grpc::ChannelCredentials> creds = credentials(inv.global, args);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(inv.global.grpc_target(), grpc::InsecureChannelCredentials(), args);
-  if (auto failure = connect(*channel, inv)) {
+      grpc::CreateCustomChannel(inv.global.grpc_target(), creds, args);
+  if (auto failure = connect(channel, inv)) {
     return print_error(
         "UNAVAILABLE",
         "cannot connect to feosd: " + *failure + " (is feosd running? " + inv.global.where() + ")",

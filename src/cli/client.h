@@ -9,7 +9,10 @@ namespace feos::cli {
 // an error as exactly one line "feosctl: error: <CODE>: <message>" to stderr. Returns the exit
 // status: kExitOk, kExitServerError (the daemon answered an error, a stream ended early, a wait
 // timed out, `host check` reported the host not ready) or kExitUnreachable (no connection within
-// the timeout, with a hint naming the socket or address).
+// the timeout, refused, or a failed TLS handshake in gRPC's words; with a hint naming the socket
+// or address). TCP uses TLS when inv.global.tls is set, plaintext otherwise; TLS material that
+// OpenSSL cannot use (malformed, encrypted key, key not of the certificate) is a usage error:
+// INVALID_ARGUMENT naming the flag, kExitUsage, nothing sent.
 int run(const Invocation& inv);
 
 }  // namespace feos::cli

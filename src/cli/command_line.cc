@@ -9,7 +9,11 @@ namespace {
 
 constexpr char kFooter[] =
     "\nExit status: 0 success, 1 the daemon answered an error, a wait timed out or the host\n"
-    "is not ready (host check), 2 usage error, 3 the daemon cannot be reached.\n"
+    "is not ready (host check), 2 usage error, 3 the daemon cannot be reached (including a\n"
+    "failed TLS handshake).\n"
+    "TCP: feosd accepts --address connections only over TLS with a client certificate: give\n"
+    "--tls-ca (the CA of feosd's certificate), --tls-cert and --tls-key (a certificate that\n"
+    "feosd's --tls-client-ca accepts).\n"
     "Environment: FEOSCTL_SOCKET replaces the default socket path.";
 
 // A string option whose presence matters: bound to CLI11, read back as std::optional.
@@ -59,6 +63,26 @@ Error usage_error(const CLI::App& app, const CLI::ParseError& e) {
   return Error{Code::kInvalidArgument, message};
 }
 
+// The content of the PEM file given to `flag` (relative paths against `cwd`). INVALID_ARGUMENT
+// naming the flag when it is empty, unreadable or lacks a PEM block that ends in `label`
+// ("CERTIFICATE", "PRIVATE KEY": also matches "RSA PRIVATE KEY" and "EC PRIVATE KEY").
+Result<std::string> read_pem(const std::string& flag, const std::string& path,
+                             std::string_view label, const CommandLineEnv& env) {
+  if (path.empty()) return fail(Code::kInvalidArgument, flag + ": path must not be empty");
+  auto content = env.fs->read_file(absolute_path(path, env.cwd));
+  if (!content) {
+    return fail(Code::kInvalidArgument,
+                flag + ": cannot read '" + path + "': " + content.error().message);
+  }
+  const std::string end_marker = std::string(label) + "-----";
+  size_t begin = content->find("-----BEGIN ");
+  if (begin == std::string::npos || content->find(end_marker, begin) == std::string::npos) {
+    return fail(Code::kInvalidArgument,
+                flag + ": '" + path + "' holds no PEM " + std::string(label) + " block");
+  }
+  return content;
+}
+
 }  // namespace
 
 std::string GlobalOptions::grpc_target() const {
@@ -67,7 +91,7 @@ std::string GlobalOptions::grpc_target() const {
 }
 
 std::string GlobalOptions::where() const {
-  if (address) return "address: " + *address;
+  if (address) return "address: " + *address + (tls ? " with TLS" : "");
   return "socket: " + socket_path;
 }
 
@@ -87,6 +111,20 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   OptionalText* address = add_text(&app, texts, "--address",
                                    "Connect over TCP instead of the Unix socket", "HOST:PORT");
   address->option->excludes(socket->option);
+  OptionalText* tls_ca = add_text(
+      &app, texts, "--tls-ca", "With --address: use TLS, verify feosd's certificate with this CA",
+      "FILE");
+  OptionalText* tls_cert = add_text(
+      &app, texts, "--tls-cert", "With --tls-ca: client certificate to present (PEM)", "FILE");
+  OptionalText* tls_key =
+      add_text(&app, texts, "--tls-key", "Private key of --tls-cert (PEM, unencrypted)", "FILE");
+  OptionalText* tls_server_name =
+      add_text(&app, texts, "--tls-server-name",
+               "With --tls-ca: name in feosd's certificate, when not the address's host", "NAME");
+  tls_ca->option->needs(address->option);
+  tls_cert->option->needs(tls_ca->option)->needs(tls_key->option);
+  tls_key->option->needs(tls_cert->option);
+  tls_server_name->option->needs(tls_ca->option);
   OptionalText* output =
       add_text(&app, texts, "-o,--output", "Output format: table (default) or json", "table|json");
   OptionalText* timeout = add_text(
@@ -238,6 +276,27 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       return fail(Code::kInvalidArgument, "--address: expected HOST:PORT, got '" + *addr + "'");
     }
     inv.global.address = *addr;
+  }
+  if (auto ca = tls_ca->get()) {
+    TlsOptions tls;
+    auto ca_pem = read_pem("--tls-ca", *ca, "CERTIFICATE", env);
+    if (!ca_pem) return fail(ca_pem.error());
+    tls.ca_pem = std::move(*ca_pem);
+    if (auto cert = tls_cert->get()) {
+      auto cert_pem = read_pem("--tls-cert", *cert, "CERTIFICATE", env);
+      if (!cert_pem) return fail(cert_pem.error());
+      auto key_pem = read_pem("--tls-key", *tls_key->get(), "PRIVATE KEY", env);
+      if (!key_pem) return fail(key_pem.error());
+      tls.cert_pem = std::move(*cert_pem);
+      tls.key_pem = std::move(*key_pem);
+    }
+    if (auto name = tls_server_name->get()) {
+      if (name->empty()) {
+        return fail(Code::kInvalidArgument, "--tls-server-name: must not be empty");
+      }
+      tls.server_name = *name;
+    }
+    inv.global.tls = std::move(tls);
   }
   if (auto format = output->get()) {
     if (*format == "table") {

@@ -48,15 +48,26 @@ enum class Command {
   kHostCheck,  // host check
 };
 
+// TLS towards a TCP address (feosd serves TCP only with TLS and client certificates). The PEM
+// contents are read while parsing, so a missing file is a usage error before any connection.
+struct TlsOptions {
+  std::string ca_pem;       // --tls-ca: the CA certificate(s) that verify the daemon's certificate
+  std::string cert_pem;     // --tls-cert: the client's certificate (chain); empty: none presented
+  std::string key_pem;      // --tls-key: its private key; set exactly when cert_pem is
+  std::string server_name;  // --tls-server-name: name to verify instead of the address's host
+};
+
 struct GlobalOptions {
   std::string socket_path = kDefaultSocket;  // --socket, else $FEOSCTL_SOCKET, else the default
   std::optional<std::string> address;        // --address HOST:PORT (TCP) instead of the socket
+  std::optional<TlsOptions> tls;             // set by --tls-ca (only with --address)
   OutputFormat output = OutputFormat::kTable;
   double timeout_s = 30;  // --timeout: deadline of each unary call and of connecting
 
   // gRPC target: "unix:<path>" or "<host:port>".
   std::string grpc_target() const;
-  // Where the daemon was looked for, for the unreachable hint: "socket: PATH" / "address: H:P".
+  // Where the daemon was looked for, for the unreachable hint: "socket: PATH" / "address: H:P"
+  // (" with TLS" appended when tls is set).
   std::string where() const;
 };
 
@@ -108,7 +119,9 @@ struct ParsedCommandLine {
 
 // Parses `args` (without the program name). INVALID_ARGUMENT with a one-line message naming the
 // offending flag or argument for any usage error (unknown option or command, missing or malformed
-// value, conflicting options); the caller prints it and exits with kExitUsage.
+// value, conflicting options, an unreadable or non-PEM --tls-* file); the caller prints it and
+// exits with kExitUsage. TLS rules: --tls-ca needs --address; --tls-cert and --tls-key need each
+// other and --tls-ca; --tls-server-name needs --tls-ca.
 Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args,
                                              const CommandLineEnv& env);
 

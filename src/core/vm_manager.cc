@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <system_error>
+#include <utility>
 
 #include "common/log.h"
 #include "core/vm_config.h"
@@ -113,8 +114,9 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   FEOS_TRY(validate_vm_id(vm_id));
   auto normalized = normalize_spec(std::move(spec));
   if (!normalized) return fail(normalized.error());
-  if (auto valid = hypervisor_.validate(*normalized); !valid)
-    return fail(valid.error().context("vm " + vm_id));
+  auto admitted = hypervisor_.admit(*normalized);
+  if (!admitted) return fail(admitted.error().context("vm " + vm_id));
+  normalized = std::move(*admitted);
   if (!normalized->gpus.empty() && !devices_)
     return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
 
@@ -173,6 +175,7 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
 }
 
 Result<VmManager::Entry*> VmManager::begin_locked(const std::string& id, Action action) {
+  FEOS_TRY(validate_vm_id(id));
   auto it = vms_.find(id);
   if (it == vms_.end()) return fail(not_found(id));
   Entry& entry = it->second;
@@ -246,20 +249,54 @@ Status VmManager::acquire_devices(const std::string& id) {
 }
 
 Status VmManager::release_devices(const std::string& id) {
+  bool held = false;
   {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
-    if (it == vms_.end() || !it->second.holds_devices || !devices_) return ok();
+    if (it == vms_.end() || it->second.record.spec.gpus.empty() || !devices_) return ok();
+    held = it->second.holds_devices;
   }
+  // Always asked (it is idempotent): rows may be left from an earlier release that failed.
   auto released = devices_->release(id);
+  std::lock_guard lock(mutex_);
+  auto it = vms_.find(id);
+  if (it == vms_.end()) return released;
+  Entry& entry = it->second;
+  // Either way the VM no longer holds its GPUs: a failed device keeps its ledger row, so no other
+  // VM can take it, and the VM's next start prepares its GPUs again (refused, naming the row,
+  // until the device is back).
+  entry.holds_devices = false;
   if (!released) {
     logger()->error("vm={} devices not returned to the host: {}", id, released.error().to_string());
+    publish_locked(entry, "gpus",
+                   "GPUs not returned to the host: " + released.error().message +
+                       " (they stay reserved; DeleteVm, StartVm or a daemon restart retries)");
     return fail(released.error().context("return GPUs to the host"));
   }
-  std::lock_guard lock(mutex_);
-  if (auto it = vms_.find(id); it != vms_.end()) it->second.holds_devices = false;
-  logger()->info("vm={} GPUs returned to the host", id);
+  if (held) {
+    std::string addresses;
+    for (const auto& gpu : entry.record.spec.gpus) addresses += (addresses.empty() ? "" : ", ") + gpu.address;
+    logger()->info("vm={} GPUs returned to the host", id);
+    publish_locked(entry, "gpus", "GPUs returned to the host: " + addresses);
+  }
+  // VmInfo shows what the VM holds: nothing now (the next start resolves them again).
+  if (!entry.record.gpus.empty()) {
+    entry.record.gpus.clear();
+    if (auto stored = db_.update_vm_gpus(id, {}); !stored)
+      logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
+  }
   return ok();
+}
+
+void VmManager::publish_locked(const Entry& entry, const std::string& component, std::string reason) {
+  model::VmEvent event{0, entry.record.id, component, entry.record.state, std::move(reason), now_ms()};
+  auto event_id = db_.append_event(event);
+  if (!event_id) {
+    logger()->error("vm={} event not stored: {}", entry.record.id, event_id.error().to_string());
+    return;
+  }
+  event.id = *event_id;
+  bus_.publish(event);
 }
 
 Status VmManager::start(const std::string& id) {
@@ -348,14 +385,22 @@ Status VmManager::remove(const std::string& id) {
   }
   BusyGuard guard(*this, id);
   FEOS_TRY(hypervisor_.stop(id));
+  std::vector<model::AssignedGpu> gpus;
   {
     std::lock_guard lock(mutex_);
     Entry& entry = vms_.at(id);
     entry.pending_exit.reset();  // the stop we asked for
     if (entry.record.state == VmState::kRunning || entry.record.state == VmState::kPaused)
       FEOS_TRY(set_state_locked(entry, VmState::kStopped, "stopped for delete", 0));
+    // The ledger lets the GPUs go before this record goes: get/list must not show them on this
+    // VM meanwhile, when another VM may already hold them.
+    if (entry.holds_devices) gpus = std::exchange(entry.record.gpus, {});
   }
-  FEOS_TRY(release_devices(id));
+  if (auto released = release_devices(id); !released) {
+    std::lock_guard lock(mutex_);
+    if (!gpus.empty()) vms_.at(id).record.gpus = std::move(gpus);
+    return fail(released.error());
+  }
   std::lock_guard lock(mutex_);
   FEOS_TRY(db_.remove_vm(id));
   vms_.erase(id);
@@ -396,6 +441,7 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
 }
 
 Result<model::VmRecord> VmManager::get(const std::string& id) const {
+  FEOS_TRY(validate_vm_id(id));
   std::lock_guard lock(mutex_);
   auto it = vms_.find(id);
   if (it == vms_.end()) return fail(not_found(id));
@@ -414,6 +460,7 @@ std::vector<model::VmRecord> VmManager::list() const {
 }
 
 Result<vmm::PingInfo> VmManager::ping(const std::string& id) {
+  FEOS_TRY(validate_vm_id(id));
   {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
@@ -424,6 +471,7 @@ Result<vmm::PingInfo> VmManager::ping(const std::string& id) {
 }
 
 Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& id) {
+  FEOS_TRY(validate_vm_id(id));
   {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
@@ -435,6 +483,7 @@ Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& id) 
 
 Result<std::vector<model::VmEvent>> VmManager::history(const store::EventFilter& filter) const {
   if (filter.vm_id) {
+    FEOS_TRY(validate_vm_id(*filter.vm_id));
     std::lock_guard lock(mutex_);
     if (!vms_.count(*filter.vm_id)) return fail(not_found(*filter.vm_id));
   }

@@ -4,6 +4,9 @@
 // drives the host devices and the hypervisor. Slow work (binding GPUs, starting, stopping) runs
 // outside the lock; a per-VM busy mark keeps two operations on one VM from overlapping.
 //
+// VM ids: every method that takes one refuses a malformed id (not a UUID, see validate_vm_id)
+// with INVALID_ARGUMENT before looking it up; a well-formed id of no VM is NOT_FOUND.
+//
 // GPU ownership: a VM holds its GPUs (bound to vfio-pci, recorded in the ledger) from CreateVm
 // until its hypervisor process ends or the VM is deleted; then the host gets them back. StartVm
 // of a stopped or crashed VM takes them again, failing clearly if another VM has them now.
@@ -80,8 +83,11 @@ class VmManager {
   void finish(const std::string& id);
   // Takes the VM's GPUs if it does not hold them (busy, outside the lock).
   Status acquire_devices(const std::string& id);
-  // Returns the VM's GPUs to the host if it holds them (busy, outside the lock).
+  // Returns the VM's GPUs to the host (hostdev release) and emits a "gpus" event saying so, or
+  // saying which devices could not be returned. OK for a VM without GPUs. Busy, outside the lock.
   Status release_devices(const std::string& id);
+  // Stores and publishes an event of `component` with the VM's current state. Caller holds mutex_.
+  void publish_locked(const Entry& entry, const std::string& component, std::string reason);
   // Persists a state change, updates the cache and emits an event. Caller holds mutex_.
   Status set_state_locked(Entry& entry, model::VmState state, std::string reason, int pid);
   // Applies a process exit to the state; true when the VM's devices should now be released.

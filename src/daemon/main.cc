@@ -2,19 +2,30 @@
 // CLI that does), recovers state, serves the gRPC API until SIGINT/SIGTERM. VMs keep running when
 // feosd stops; the next feosd adopts them.
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/security/server_credentials.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "api/host_service.h"
 #include "api/vm_service.h"
@@ -26,7 +37,9 @@
 #include "store/database.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
+#include "sys/permissions.h"
 #include "sys/process.h"
+#include "sys/run_as.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
 namespace {
@@ -35,12 +48,17 @@ constexpr const char* kVersion = "feosd 0.1.0";
 
 struct Options {
   std::string socket = "/run/feosd/feosd.sock";
-  std::string listen;  // host:port, optional
+  std::string socket_group;  // empty: the socket is 0600, root only
+  std::string listen;        // host:port, optional; needs the three TLS files
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   std::string state_dir = "/var/lib/feosd";
-  std::string socket_group;
   feos::sys::HostPaths paths;
   std::string qemu = "qemu-system-x86_64";
   std::string accel = "auto";
+  std::string qemu_user;  // run qemu as this user; empty: as feosd itself
+  std::vector<std::string> image_roots;  // empty: requests may name any regular file
   std::string log_level = "info";
   std::string device_policy;  // JSON allow-list; empty = default policy
   std::string pci_ids = "/usr/share/misc/pci.ids";
@@ -66,8 +84,246 @@ feos::Result<int> lock_state_dir(const std::string& state_dir) {
   return fd;
 }
 
+// --- Access control: who may reach the API ---
+// The unix socket is 0600 (feosd's user, root) or 0660 with --socket-group; TCP only with TLS and a
+// client certificate signed by --tls-client-ca. There is no unauthenticated TCP mode.
+
+// The gid of group `name`. INVALID_ARGUMENT when there is no such group.
+feos::Result<gid_t> resolve_group(const std::string& name) {
+  long hint = ::sysconf(_SC_GETGR_R_SIZE_MAX);
+  std::vector<char> buffer(hint > 0 ? static_cast<size_t>(hint) : 4096);
+  while (true) {
+    group entry{};
+    group* found = nullptr;
+    int rc = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (rc == ERANGE && buffer.size() < (1u << 22)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    if (rc != 0) return feos::fail_errno("--socket-group: look up group '" + name + "'", rc);
+    if (found == nullptr)
+      return feos::fail(feos::Code::kInvalidArgument,
+                        "--socket-group: no such group '" + name + "'");
+    return entry.gr_gid;
+  }
+}
+
+// The socket's directory must not let another user replace the socket: created 0755 when missing;
+// an existing one must be owned by root or feosd's user and not group/world-writable unless sticky.
+// What is at the socket path may only be a stale socket (removed here): never a symbolic link, a
+// file of another kind, or a socket someone still listens on.
+feos::Status prepare_socket_path(const std::string& socket) {
+  sockaddr_un addr{};
+  if (socket.empty() || socket.size() >= sizeof(addr.sun_path))
+    return feos::fail(feos::Code::kInvalidArgument, "--socket: path must be 1 to " +
+                                                        std::to_string(sizeof(addr.sun_path) - 1) +
+                                                        " bytes: '" + socket + "'");
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(socket, ec).parent_path();
+  if (ec) return feos::fail(feos::Code::kInternal, "--socket " + socket + ": " + ec.message());
+  // Create the missing components one by one so each gets exactly 0755, whatever the umask.
+  std::vector<std::filesystem::path> missing;
+  for (std::filesystem::path p = dir; !p.empty() && ::access(p.c_str(), F_OK) != 0;
+       p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.root_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST)
+      return feos::fail_errno("create socket directory " + it->string(), errno);
+    if (::chmod(it->c_str(), 0755) != 0)
+      return feos::fail_errno("chmod 0755 " + it->string(), errno);
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return feos::fail_errno("stat socket directory " + dir.string(), errno);
+  if (!S_ISDIR(st.st_mode))
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "socket directory " + dir.string() + " is not a directory");
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "socket directory " + dir.string() + " is owned by uid " +
+                          std::to_string(st.st_uid) +
+                          ", not root or feosd's user: its owner could replace the socket");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return feos::fail(
+        feos::Code::kFailedPrecondition,
+        "socket directory " + dir.string() + " (mode " + mode +
+            ") is writable by other users and not sticky: they could replace the socket");
+  }
+
+  if (::lstat(socket.c_str(), &st) != 0) {
+    if (errno == ENOENT) return feos::ok();
+    return feos::fail_errno("lstat " + socket, errno);
+  }
+  if (S_ISLNK(st.st_mode))
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "--socket " + socket + " is a symbolic link; refusing to replace it");
+  if (!S_ISSOCK(st.st_mode))
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "--socket " + socket + " exists and is not a socket; refusing to replace it");
+  // A socket: stale (nobody accepts) or another server's. gRPC would silently take over a live one.
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return feos::fail_errno("socket(AF_UNIX)", errno);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::close(fd);
+  if (rc == 0)
+    return feos::fail(feos::Code::kFailedPrecondition,
+                      "another server listens on " + socket + "; refusing to take over its socket");
+  if (err != ECONNREFUSED) return feos::fail_errno("probe existing socket " + socket, err);
+  if (::unlink(socket.c_str()) != 0 && errno != ENOENT)
+    return feos::fail_errno("remove stale socket " + socket, errno);
+  return feos::ok();
+}
+
+// Gives the freshly bound socket (0600, from the umask at bind time) to `group` with mode 0660,
+// then checks with lstat that the path is that socket with exactly the expected owner, group and
+// mode. Nothing ever widens access beyond the final mode: the group is set before the group bits.
+feos::Status secure_socket(const std::string& socket, std::optional<gid_t> group) {
+  mode_t want = group ? 0660 : 0600;
+  if (group) {
+    if (::lchown(socket.c_str(), static_cast<uid_t>(-1), *group) != 0)
+      return feos::fail_errno("chgrp " + std::to_string(*group) + " " + socket, errno);
+    if (::fchmodat(AT_FDCWD, socket.c_str(), want, AT_SYMLINK_NOFOLLOW) != 0)
+      return feos::fail_errno("chmod 0660 " + socket, errno);
+  }
+  struct stat st {};
+  if (::lstat(socket.c_str(), &st) != 0) return feos::fail_errno("lstat " + socket, errno);
+  char found[64];
+  std::snprintf(found, sizeof found, "mode %04o uid %u gid %u",
+                static_cast<unsigned>(st.st_mode & 07777), static_cast<unsigned>(st.st_uid),
+                static_cast<unsigned>(st.st_gid));
+  if (!S_ISSOCK(st.st_mode) || (st.st_mode & 07777) != want || st.st_uid != ::geteuid() ||
+      (group && st.st_gid != *group))
+    return feos::fail(
+        feos::Code::kInternal,
+        "socket " + socket + " has the wrong type or permissions (" + found + ") after binding");
+  return feos::ok();
+}
+
+// Contents of the PEM file given to `flag`. INVALID_ARGUMENT naming both when it cannot be read.
+feos::Result<std::string> read_pem(const feos::sys::Filesystem& fs, const char* flag,
+                                   const std::string& path) {
+  auto content = fs.read_file(path);
+  if (!content)
+    return feos::fail(feos::Code::kInvalidArgument, std::string(flag) + ": " + content.error().message);
+  return content;
+}
+
+// OpenSSL's reason for the last failure (its error queue is cleared).
+std::string openssl_error() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no PEM data";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+// Encrypted keys would make OpenSSL prompt on the terminal: refuse them instead.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+
+// The certificates in `pem`, in order. INVALID_ARGUMENT naming `flag` and `path` when there is none
+// or one is malformed.
+feos::Result<std::vector<X509Ptr>> parse_certificates(const char* flag, const std::string& path,
+                                                      const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  std::vector<X509Ptr> certs;
+  ERR_clear_error();
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, &no_passphrase, nullptr))
+    certs.emplace_back(cert, &X509_free);
+  unsigned long last = ERR_peek_last_error();
+  bool clean_end = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  if (certs.empty() || !clean_end)
+    return feos::fail(
+        feos::Code::kInvalidArgument,
+        std::string(flag) + ": " + path + " is not a PEM certificate file: " + openssl_error());
+  ERR_clear_error();
+  return certs;
+}
+
+// gRPC's TLS credentials for --listen: the server presents --tls-cert/--tls-key and accepts only
+// clients whose certificate --tls-client-ca verifies. The files are parsed here so that a bad one
+// stops feosd at startup with a message naming it (gRPC would only fail the listening port).
+feos::Result<std::shared_ptr<grpc::ServerCredentials>> tls_credentials(const Options& opt) {
+  auto fs = feos::sys::make_posix_filesystem();
+  auto cert_pem = read_pem(*fs, "--tls-cert", opt.tls_cert);
+  if (!cert_pem) return feos::fail(cert_pem.error());
+  auto key_pem = read_pem(*fs, "--tls-key", opt.tls_key);
+  if (!key_pem) return feos::fail(key_pem.error());
+  auto ca_pem = read_pem(*fs, "--tls-client-ca", opt.tls_client_ca);
+  if (!ca_pem) return feos::fail(ca_pem.error());
+
+  auto chain = parse_certificates("--tls-cert", opt.tls_cert, *cert_pem);
+  if (!chain) return feos::fail(chain.error());
+  auto cas = parse_certificates("--tls-client-ca", opt.tls_client_ca, *ca_pem);
+  if (!cas) return feos::fail(cas.error());
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())), &BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr), &EVP_PKEY_free);
+  if (!key)
+    return feos::fail(
+        feos::Code::kInvalidArgument,
+        "--tls-key: " + opt.tls_key + " is not an unencrypted PEM private key: " + openssl_error());
+  if (X509_check_private_key(chain->front().get(), key.get()) != 1)
+    return feos::fail(feos::Code::kInvalidArgument,
+                      "--tls-key: " + opt.tls_key +
+                          " does not match the certificate in --tls-cert " + opt.tls_cert + ": " +
+                          openssl_error());
+  ERR_clear_error();
+  if (X509_cmp_current_time(X509_get0_notAfter(chain->front().get())) < 0)
+    feos::log::get("feosd")->warn("--tls-cert {} has expired: clients will refuse it",
+                                  opt.tls_cert);
+
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = std::move(*ca_pem);
+  ssl.pem_key_cert_pairs.push_back({std::move(*key_pem), std::move(*cert_pem)});
+  return grpc::SslServerCredentials(ssl);
+}
+
 int run(const Options& opt) {
   auto logger = feos::log::get("feosd");
+  // Access control first: a daemon that cannot enforce it must not start at all.
+  bool any_tls = !opt.tls_cert.empty() || !opt.tls_key.empty() || !opt.tls_client_ca.empty();
+  if (!opt.listen.empty() &&
+      (opt.tls_cert.empty() || opt.tls_key.empty() || opt.tls_client_ca.empty())) {
+    logger->error(
+        "--listen requires TLS: --tls-cert, --tls-key and --tls-client-ca (clients must present "
+        "certificates)");
+    return 1;
+  }
+  if (opt.listen.empty() && any_tls) {
+    logger->error("--tls-cert, --tls-key and --tls-client-ca only apply to --listen");
+    return 1;
+  }
+  std::optional<gid_t> socket_gid;
+  if (!opt.socket_group.empty()) {
+    auto gid = resolve_group(opt.socket_group);
+    if (!gid) {
+      logger->error("{}", gid.error().message);
+      return 1;
+    }
+    socket_gid = *gid;
+  }
+  std::shared_ptr<grpc::ServerCredentials> tcp_credentials;
+  if (!opt.listen.empty()) {
+    auto credentials = tls_credentials(opt);
+    if (!credentials) {
+      logger->error("{}", credentials.error().message);
+      return 1;
+    }
+    tcp_credentials = std::move(*credentials);
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(opt.state_dir + "/vms", ec);
   if (ec) {
@@ -90,7 +346,20 @@ int run(const Options& opt) {
   feos::vmm::qemu::QemuConfig qemu_config;
   qemu_config.binary = opt.qemu;
   qemu_config.accel = opt.accel;
-  auto hypervisor = feos::vmm::qemu::QemuHypervisor::create(*launcher, *fs, opt.paths, qemu_config);
+  qemu_config.image_roots = opt.image_roots;
+  if (opt.image_roots.empty())
+    logger->warn("no --image-root: VM requests may name any regular file on this host as a disk or kernel");
+  if (!opt.qemu_user.empty()) {
+    auto user = feos::sys::resolve_user(opt.qemu_user);
+    if (!user) {
+      logger->error("--qemu-user: {}", user.error().to_string());
+      return 1;
+    }
+    qemu_config.run_as = std::move(*user);
+  }
+  auto permissions = feos::sys::make_posix_permissions();
+  auto hypervisor = feos::vmm::qemu::QemuHypervisor::create(*launcher, *fs, *permissions, opt.paths,
+                                                            qemu_config);
   if (!hypervisor) {
     logger->error("hypervisor: {}", hypervisor.error().to_string());
     return 1;
@@ -120,30 +389,43 @@ int run(const Options& opt) {
 
   auto service = feos::api::make_vm_service(manager, kVersion);
   auto host_service = feos::api::make_host_service(devices);
+  if (auto prepared = prepare_socket_path(opt.socket); !prepared) {
+    logger->error("{}", prepared.error().message);
+    return 1;
+  }
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  std::filesystem::create_directories(std::filesystem::path(opt.socket).parent_path(), ec);
+  // Unix peers are the local users the socket's mode lets in; they need no TLS.
   builder.AddListeningPort("unix:" + opt.socket, grpc::InsecureServerCredentials());
   int tcp_port = 0;
-  if (!opt.listen.empty())
-    builder.AddListeningPort(opt.listen, grpc::InsecureServerCredentials(), &tcp_port);
+  if (!opt.listen.empty()) builder.AddListeningPort(opt.listen, tcp_credentials, &tcp_port);
   builder.RegisterService(service.get());
   builder.RegisterService(host_service.get());
-  // The socket is created with mode 0660: only root and the socket's group may drive VMs.
-  mode_t old_umask = ::umask(0117);
+  // bind() creates the socket as 0600: never reachable by anyone else, even for a moment.
+  mode_t old_umask = ::umask(0177);
   auto server = builder.BuildAndStart();
   ::umask(old_umask);
   if (!server) {
-    logger->error("cannot serve on unix:{}{}", opt.socket, opt.listen.empty() ? "" : " or " + opt.listen);
+    logger->error("cannot serve on unix:{}{}", opt.socket,
+                  opt.listen.empty() ? "" : " or " + opt.listen);
     return 1;
   }
   if (!opt.listen.empty() && tcp_port == 0) {
     logger->error("cannot listen on {}", opt.listen);
+    server->Shutdown();
     return 1;
   }
-  logger->info("ready version=\"{}\" socket={} listen={} state_dir={} sysfs_root={} dev_root={}", kVersion,
-               opt.socket, opt.listen.empty() ? "-" : opt.listen, opt.state_dir, opt.paths.sysfs_root,
-               opt.paths.dev_root);
+  if (auto secured = secure_socket(opt.socket, socket_gid); !secured) {
+    logger->error("{}", secured.error().message);
+    server->Shutdown();
+    return 1;
+  }
+  logger->info(
+      "ready version=\"{}\" socket={} socket_mode={} listen={} state_dir={} sysfs_root={} "
+      "dev_root={}",
+      kVersion, opt.socket, socket_gid ? "0660 group=" + opt.socket_group : std::string("0600"),
+      opt.listen.empty() ? "-" : opt.listen + " (TLS, client certificates required)", opt.state_dir,
+      opt.paths.sysfs_root, opt.paths.dev_root);
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -161,13 +443,40 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"feosd: runs VMs with whole GPUs passed through, behind FeOS's VM API"};
-  app.add_option("--socket", opt.socket, "unix socket to serve on (mode 0660)")->capture_default_str();
-  app.add_option("--listen", opt.listen, "also serve on TCP host:port (insecure; trusted networks only)");
+  app.add_option(
+         "--socket", opt.socket,
+         "unix socket to serve on: mode 0600 (root only), 0660 with --socket-group; its directory "
+         "is created 0755 and must not be writable by other users")
+      ->capture_default_str();
+  app.add_option("--socket-group", opt.socket_group,
+                 "group that may also use the socket (mode 0660)")
+      ->type_name("NAME");
+  app.add_option(
+         "--listen", opt.listen,
+         "also serve on TCP, only with TLS and client certificates (needs --tls-cert, --tls-key, "
+         "--tls-client-ca)")
+      ->type_name("HOST:PORT");
+  app.add_option("--tls-cert", opt.tls_cert, "PEM certificate (chain) feosd presents on --listen")
+      ->type_name("FILE");
+  app.add_option("--tls-key", opt.tls_key, "PEM private key of --tls-cert (unencrypted)")
+      ->type_name("FILE");
+  app.add_option(
+         "--tls-client-ca", opt.tls_client_ca,
+         "PEM CA certificate(s): --listen accepts only clients whose certificate they verify")
+      ->type_name("FILE");
   app.add_option("--state-dir", opt.state_dir, "database, lock and per-VM runtime files")->capture_default_str();
   app.add_option("--sysfs-root", opt.paths.sysfs_root, "where sysfs is mounted")->capture_default_str();
   app.add_option("--dev-root", opt.paths.dev_root, "where /dev is")->capture_default_str();
   app.add_option("--proc-root", opt.paths.proc_root, "where procfs is mounted")->capture_default_str();
   app.add_option("--qemu", opt.qemu, "qemu-system binary")->capture_default_str();
+  app.add_option("--qemu-user", opt.qemu_user,
+                 "run qemu as this unprivileged user, given each VM's /dev/vfio/<group> nodes and "
+                 "runtime dir while its qemu runs (default: as feosd)")
+      ->type_name("NAME");
+  app.add_option("--image-root", opt.image_roots,
+                 "directory whose files VM requests may name as images, disks, kernels, initramfs "
+                 "and qcow2 backing files (repeatable; symlinks are resolved; default: any regular file)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--accel", opt.accel, "auto (kvm when usable), kvm or tcg")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();

@@ -15,4 +15,13 @@ std::string_view state_name(VmState state) {
   return "unspecified";
 }
 
+std::string_view disk_format_name(DiskFormat format) {
+  switch (format) {
+    case DiskFormat::kUnknown: return "";
+    case DiskFormat::kRaw: return "raw";
+    case DiskFormat::kQcow2: return "qcow2";
+  }
+  return "";
+}
+
 }  // namespace feos::model

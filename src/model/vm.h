@@ -27,10 +27,21 @@ struct BootSpec {
   std::string cmdline;    // kernel command line, optional
 };
 
+// How a disk image is opened. Recorded when the VM is created and never guessed again at start: a
+// guest that writes a qcow2 header onto its raw disk must not get it opened as qcow2 (with a
+// backing file of its choosing) the next time.
+enum class DiskFormat {
+  kUnknown = 0,  // not recorded (VMs created before formats were): detected at start
+  kRaw = 1,
+  kQcow2 = 2,
+};
+std::string_view disk_format_name(DiskFormat format);  // "raw", "qcow2", "" for kUnknown
+
 struct DiskSpec {
   std::string device_id;  // guest-visible id; unique within the VM
   std::string path;       // host path of a disk image (raw or qcow2)
   bool readonly = false;
+  DiskFormat format = DiskFormat::kUnknown;  // recorded at create
 };
 
 struct NetSpec {
@@ -44,6 +55,7 @@ struct VmSpec {
   MemorySpec memory;
   std::string image_ref;  // as the client gave it (FeOS field)
   std::string image_path; // resolved local root disk image; empty when booting a kernel only
+  DiskFormat image_format = DiskFormat::kUnknown;  // image_path's, recorded at create
   std::vector<DiskSpec> disks;
   std::vector<NetSpec> nets;
   std::optional<std::string> ignition;  // passed to the guest via fw_cfg opt/com.coreos/config

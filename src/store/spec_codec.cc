@@ -32,8 +32,11 @@ json boot_to_json(const model::BootSpec& boot) {
 }
 
 json disk_to_json(const model::DiskSpec& disk) {
-  const auto& [device_id, path, readonly] = disk;
-  return json::object({{"device_id", device_id}, {"path", path}, {"readonly", readonly}});
+  const auto& [device_id, path, readonly, format] = disk;
+  return json::object({{"device_id", device_id},
+                       {"path", path},
+                       {"readonly", readonly},
+                       {"format", model::disk_format_name(format)}});
 }
 
 json net_to_json(const model::NetSpec& net) {
@@ -167,6 +170,9 @@ class ObjectReader {
   }
 
   std::string path_of(std::string_view key) const { return path_ + "." + std::string(key); }
+
+  // Whether `key` is present (for keys added after the first schema).
+  bool has(std::string_view key) const { return j_->contains(key); }
 
   Result<const json*> field(std::string_view key) {
     auto it = j_->find(key);
@@ -311,12 +317,26 @@ Result<model::BootSpec> boot_from_json(ObjectReader reader) {
   return boot;
 }
 
+// A disk format: "raw", "qcow2", or "" (not recorded). The key is absent in records written
+// before formats were recorded (schema 3 and older): those read as not recorded.
+Result<model::DiskFormat> disk_format_from_json(ObjectReader& reader, std::string_view key) {
+  if (!reader.has(key)) return model::DiskFormat::kUnknown;
+  auto name = reader.string(key);
+  if (!name) return fail(name.error());
+  for (auto format : {model::DiskFormat::kUnknown, model::DiskFormat::kRaw, model::DiskFormat::kQcow2}) {
+    if (*name == model::disk_format_name(format)) return format;
+  }
+  return fail(Code::kInvalidArgument,
+              reader.path_of(key) + ": unknown disk format \"" + *name + "\" (raw, qcow2 or \"\")");
+}
+
 Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
   model::DiskSpec disk;
-  auto& [device_id, path, readonly] = disk;
+  auto& [device_id, path, readonly, format] = disk;
   FEOS_STORE_ASSIGN(device_id, reader.string("device_id"));
   FEOS_STORE_ASSIGN(path, reader.string("path"));
   FEOS_STORE_ASSIGN(readonly, reader.boolean("readonly"));
+  FEOS_STORE_ASSIGN(format, disk_format_from_json(reader, "format"));
   FEOS_TRY(reader.finish());
   return disk;
 }
@@ -429,7 +449,8 @@ Result<json> parse_json(std::string_view text, const std::string& what) {
 }  // namespace
 
 json spec_to_json(const model::VmSpec& spec) {
-  const auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot, gpus] = spec;
+  const auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot,
+               gpus] = spec;
   json gpu_list = json::array();
   for (const auto& gpu : gpus) gpu_list.push_back(gpu_spec_to_json(gpu));
   json disk_list = json::array();
@@ -441,6 +462,7 @@ json spec_to_json(const model::VmSpec& spec) {
       {"memory", memory_to_json(memory)},
       {"image_ref", image_ref},
       {"image_path", image_path},
+      {"image_format", model::disk_format_name(image_format)},
       {"disks", std::move(disk_list)},
       {"nets", std::move(net_list)},
       {"ignition", ignition ? json(*ignition) : json(nullptr)},
@@ -453,7 +475,7 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   auto reader = ObjectReader::open(j, "spec");
   if (!reader) return fail(reader.error());
   model::VmSpec spec;
-  auto& [cpus, memory, image_ref, image_path, disks, nets, ignition, boot, gpus] = spec;
+  auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus] = spec;
   {
     auto sub = reader->object("cpus");
     if (!sub) return fail(sub.error());
@@ -466,6 +488,7 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   }
   FEOS_STORE_ASSIGN(image_ref, reader->string("image_ref"));
   FEOS_STORE_ASSIGN(image_path, reader->string("image_path"));
+  FEOS_STORE_ASSIGN(image_format, disk_format_from_json(*reader, "image_format"));
   FEOS_STORE_ASSIGN(disks, list_from_json<model::DiskSpec>(*reader, "disks", disk_from_json));
   FEOS_STORE_ASSIGN(nets, list_from_json<model::NetSpec>(*reader, "nets", net_from_json));
   FEOS_STORE_ASSIGN(ignition, reader->optional_string("ignition"));

@@ -24,6 +24,13 @@ std::string ExitStatus::describe() const {
 
 namespace {
 
+// What a child that did not get to exec reports through the pipe.
+enum class ChildStep : int { kMemlock, kIdentity, kExec };
+struct ChildFailure {
+  ChildStep step = ChildStep::kExec;
+  int err = 0;
+  char call[16] = {};  // kIdentity: the call that failed (become_user)
+};
 
 class PosixProcessLauncher final : public ProcessLauncher {
  public:
@@ -37,7 +44,8 @@ class PosixProcessLauncher final : public ProcessLauncher {
     for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::string out = spec.output_path.empty() ? "/dev/null" : spec.output_path;
-    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    // O_NOFOLLOW: the output may sit in a directory the child's user can write to.
+    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (out_fd < 0) return fail_errno("open " + out, errno);
     int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) {
@@ -71,30 +79,48 @@ class PosixProcessLauncher final : public ProcessLauncher {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (spec.memlock_bytes != 0 && ::setrlimit(RLIMIT_MEMLOCK, &memlock) != 0) {
-        int err = errno;
-        (void)!::write(err_pipe[1], &err, sizeof err);
+      auto report = [&](ChildStep step, int err, const char* call = "") {
+        ChildFailure failure{step, err, {}};
+        for (size_t i = 0; call[i] != '\0' && i + 1 < sizeof failure.call; ++i) failure.call[i] = call[i];
+        (void)!::write(err_pipe[1], &failure, sizeof failure);
         ::_exit(127);
+      };
+      // The limit first: raising RLIMIT_MEMLOCK takes root, which run_as gives up.
+      if (spec.memlock_bytes != 0 && ::setrlimit(RLIMIT_MEMLOCK, &memlock) != 0)
+        report(ChildStep::kMemlock, errno);
+      if (spec.run_as) {
+        const char* call = "";
+        if (int err = become_user(*spec.run_as, &call); err != 0)
+          report(ChildStep::kIdentity, err, call);
       }
       ::execv(program.c_str(), argv.data());
-      int err = errno;
-      (void)!::write(err_pipe[1], &err, sizeof err);
-      ::_exit(127);
+      report(ChildStep::kExec, errno);
     }
     ::close(out_fd);
     ::close(null_fd);
     ::close(err_pipe[1]);
-    int child_err = 0;
+    ChildFailure failure;
     ssize_t n;
     do {
-      n = ::read(err_pipe[0], &child_err, sizeof child_err);
+      n = ::read(err_pipe[0], &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
     ::close(err_pipe[0]);
-    if (n == sizeof child_err) {
+    if (n == sizeof failure) {
       ::waitpid(pid, nullptr, 0);
-      return fail_errno("start " + program + " (exec or RLIMIT_MEMLOCK=" +
-                            std::to_string(spec.memlock_bytes) + ")",
-                        child_err);
+      std::string what = "start " + program;
+      switch (failure.step) {
+        case ChildStep::kMemlock:
+          what += ": set RLIMIT_MEMLOCK to " + std::to_string(spec.memlock_bytes);
+          break;
+        case ChildStep::kIdentity:
+          what += ": become " + spec.run_as->describe() + " (gid " +
+                  std::to_string(spec.run_as->gid) + "): " + failure.call;
+          break;
+        case ChildStep::kExec:
+          if (spec.run_as) what += " as " + spec.run_as->describe();
+          break;
+      }
+      return fail_errno(what, failure.err);
     }
     return static_cast<int>(pid);
   }

@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "sys/run_as.h"
 
 namespace feos::sys {
 
@@ -14,6 +16,9 @@ struct LaunchSpec {
   std::vector<std::string> argv;  // argv[0]: absolute path, or a name looked up in PATH
   std::string output_path;        // stdout+stderr appended here; /dev/null when empty
   uint64_t memlock_bytes = 0;     // RLIMIT_MEMLOCK for the child (VFIO pins guest RAM); 0 = inherit
+  // The identity the child execs as (set after RLIMIT_MEMLOCK, which only root may raise);
+  // empty = the daemon's own.
+  std::optional<RunAs> run_as = std::nullopt;
 };
 
 struct ExitStatus {
@@ -29,8 +34,10 @@ class ProcessLauncher {
   virtual ~ProcessLauncher() = default;
 
   // Starts argv in a new session (own process group, so it outlives the daemon and a terminal's
-  // signals), stdin from /dev/null. Returns the pid. NOT_FOUND if the program does not exist,
-  // INTERNAL on fork/exec failure.
+  // signals), stdin from /dev/null, as spec.run_as when set (become_user). output_path is opened
+  // by the caller's identity, not followed when it is a symbolic link. Returns the pid.
+  // NOT_FOUND if the program does not exist; INTERNAL on fork/exec failure, a RLIMIT_MEMLOCK
+  // that cannot be set, or an identity that cannot be taken (naming the user and uid).
   virtual Result<int> launch(const LaunchSpec& spec) = 0;
 
   // True while `pid` exists and is not a zombie.

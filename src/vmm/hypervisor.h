@@ -49,6 +49,14 @@ class Hypervisor {
   // referenced files exist (NOT_FOUND), values are in range (INVALID_ARGUMENT).
   virtual Status validate(const model::VmSpec& spec) const = 0;
 
+  // At create: validate(), plus the checks that need the real files, and what is recorded of them
+  // for every later start (disk formats). Returns the spec to store.
+  // Errors: as validate(); PERMISSION_DENIED for a file the host's rules do not allow.
+  virtual Result<model::VmSpec> admit(const model::VmSpec& spec) const {
+    FEOS_TRY(validate(spec));
+    return spec;
+  }
+
   // Starts the hypervisor process for `vm_id` with runtime files in `runtime_dir` (exists, owned
   // by the caller), passing through `gpus` (already bound to vfio-pci by the host side; empty for
   // none). Returns the pid once the guest is running. On failure nothing is left running and the

@@ -42,6 +42,31 @@ Status validate_tap_name(std::string_view name, std::string_view field) {
 
 }  // namespace
 
+Status validate_host_path(std::string_view path, std::string_view field) {
+  const std::string shown = "\"" + std::string(path.substr(0, 256)) + (path.size() > 256 ? "...\"" : "\"");
+  if (path.empty()) return invalid(field, "is empty");
+  if (path.size() > kMaxHostPath)
+    return invalid(field, std::to_string(path.size()) + " bytes exceed the path limit of " +
+                              std::to_string(kMaxHostPath));
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return invalid(field, "contains a control character (NUL, newline, ...)");
+  }
+  if (path.front() != '/') return invalid(field, shown + " is not an absolute path");
+  // Every component must be a plain name: no "", ".", ".." (no escaping an allowed directory by
+  // spelling, no path that means something other than it says).
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..")
+      return invalid(field, shown + " is not a normalized path (empty, '.' or '..' component)");
+    start = end + 1;
+  }
+  return ok();
+}
+
 Status validate_mac(std::string_view mac, std::string_view field) {
   auto bad = [&] {
     return invalid(field, "\"" + std::string(mac) +
@@ -92,9 +117,10 @@ Status validate_spec(const model::VmSpec& spec) {
 
   if (spec.image_path.empty() && spec.boot.kernel.empty())
     return invalid("image_ref", "a root disk image or boot.kernel is required");
-  FEOS_TRY(no_nul(spec.image_path, "image_ref"));
-  FEOS_TRY(no_nul(spec.boot.kernel, "boot.kernel"));
-  FEOS_TRY(no_nul(spec.boot.initramfs, "boot.initramfs"));
+  if (!spec.image_path.empty()) FEOS_TRY(validate_host_path(spec.image_path, "image_ref"));
+  if (!spec.boot.kernel.empty()) FEOS_TRY(validate_host_path(spec.boot.kernel, "boot.kernel"));
+  if (!spec.boot.initramfs.empty())
+    FEOS_TRY(validate_host_path(spec.boot.initramfs, "boot.initramfs"));
   FEOS_TRY(no_nul(spec.boot.cmdline, "boot.cmdline"));
   if (spec.boot.kernel.empty()) {
     if (!spec.boot.initramfs.empty()) return invalid("boot.initramfs", "requires boot.kernel");
@@ -116,8 +142,7 @@ Status validate_spec(const model::VmSpec& spec) {
     std::string prefix = "disks[" + std::to_string(i) + "]";
     FEOS_TRY(validate_device_id(disk.device_id, prefix + ".device_id"));
     FEOS_TRY(unique(disk.device_id, prefix + ".device_id"));
-    if (disk.path.empty()) return invalid(prefix + ".path", "is empty");
-    FEOS_TRY(no_nul(disk.path, prefix + ".path"));
+    FEOS_TRY(validate_host_path(disk.path, prefix + ".path"));
   }
   for (size_t i = 0; i < spec.nets.size(); ++i) {
     const auto& net = spec.nets[i];

@@ -19,13 +19,20 @@ inline constexpr uint32_t kMaxVcpus = 288;
 inline constexpr uint64_t kMaxMemoryMib = uint64_t{16} << 20;
 // x86 COMMAND_LINE_SIZE is 2048 bytes including the terminating NUL.
 inline constexpr size_t kMaxKernelCmdline = 2047;
+// PATH_MAX is 4096 including the terminating NUL.
+inline constexpr size_t kMaxHostPath = 4095;
 
 // Checks every value of `spec`: vCPU counts (1 <= boot <= max <= kMaxVcpus), memory size,
 // a root image or a kernel to boot, unique well-formed device ids, tap names (1..15 characters,
 // no '/', ',', ':' or whitespace), MAC addresses (6 colon-separated hex octets, unicast), no NUL
-// bytes in anything that becomes a command-line argument.
+// bytes in anything that becomes a command-line argument, host paths as validate_host_path().
 // Errors: INVALID_ARGUMENT whose message names the field, e.g. "disks[1].device_id: ...".
 Status validate_spec(const model::VmSpec& spec);
+
+// A host file path from a request, before anything looks at the filesystem: absolute, at most
+// kMaxHostPath bytes, no control characters, every component a plain name (no empty, "." or ".."
+// component, no trailing '/'). INVALID_ARGUMENT naming `field` otherwise.
+Status validate_host_path(std::string_view path, std::string_view field);
 
 // "52:54:00:12:34:56" style (either case): INVALID_ARGUMENT naming `field` otherwise, or when the
 // multicast bit of the first octet is set.

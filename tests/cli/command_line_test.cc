@@ -271,6 +271,22 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"--socket", "/a.sock", "--address", "h:1", "vm", "list"},
                   "--socket excludes --address"},
         UsageCase{{"--address", "nohostport", "vm", "list"}, "--address: expected HOST:PORT"},
+        UsageCase{{"--tls-ca", "ca.pem", "vm", "list"}, "--tls-ca requires --address"},
+        UsageCase{{"--socket", "/a.sock", "--tls-ca", "ca.pem", "vm", "list"},
+                  "--tls-ca requires --address"},
+        UsageCase{{"--address", "h:1", "--tls-cert", "c.pem", "--tls-key", "k.pem", "vm", "list"},
+                  "--tls-cert requires --tls-ca"},
+        UsageCase{{"--address", "h:1", "--tls-ca", "ca.pem", "--tls-cert", "c.pem", "vm", "list"},
+                  "--tls-cert requires --tls-key"},
+        UsageCase{{"--address", "h:1", "--tls-ca", "ca.pem", "--tls-key", "k.pem", "vm", "list"},
+                  "--tls-key requires --tls-cert"},
+        UsageCase{{"--address", "h:1", "--tls-server-name", "feosd", "vm", "list"},
+                  "--tls-server-name requires --tls-ca"},
+        UsageCase{{"--address", "h:1", "--tls-ca", "", "vm", "list"},
+                  "--tls-ca: path must not be empty"},
+        UsageCase{{"--address", "h:1", "--tls-ca", "missing.pem", "vm", "list"},
+                  "--tls-ca: cannot read 'missing.pem'"},
+        UsageCase{{"--address", "h:1", "--tls-ca"}, "--tls-ca"},
         UsageCase{{"vm", "get"}, "ID"}, UsageCase{{"vm", "start", ""}, "ID: must not be empty"},
         UsageCase{{"vm", "start", "a", "b"}, "b"},
         UsageCase{{"vm"}, "expected a vm command (create, start, get"},
@@ -343,6 +359,70 @@ TEST_F(CommandLineTest, AddressSelectsTcp) {
   Invocation inv = parse_ok({"--address", "10.0.0.5:7000", "vm", "list"});
   EXPECT_EQ(inv.global.grpc_target(), "10.0.0.5:7000");
   EXPECT_EQ(inv.global.where(), "address: 10.0.0.5:7000");
+  EXPECT_FALSE(inv.global.tls.has_value()) << "plaintext unless --tls-ca";
+}
+
+constexpr char kCertPem[] =
+    "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
+constexpr char kKeyPem[] = "-----BEGIN PRIVATE KEY-----\nMIIBkey\n-----END PRIVATE KEY-----\n";
+
+TEST_F(CommandLineTest, TlsReadsTheFilesRelativeToTheWorkingDirectory) {
+  fs_.files["/home/op/vms/pki/ca.pem"] = std::string("ca:") + kCertPem;
+  fs_.files["/etc/feos/client.pem"] = std::string("client:") + kCertPem;
+  fs_.files["/home/op/vms/client.key"] = kKeyPem;
+  Invocation inv = parse_ok({"vm", "list", "--address", "10.0.0.5:7000", "--tls-ca", "pki/ca.pem",
+                             "--tls-cert", "/etc/feos/client.pem", "--tls-key", "client.key",
+                             "--tls-server-name", "feosd.example"});
+  ASSERT_TRUE(inv.global.tls.has_value());
+  EXPECT_EQ(inv.global.tls->ca_pem, std::string("ca:") + kCertPem);
+  EXPECT_EQ(inv.global.tls->cert_pem, std::string("client:") + kCertPem);
+  EXPECT_EQ(inv.global.tls->key_pem, kKeyPem);
+  EXPECT_EQ(inv.global.tls->server_name, "feosd.example");
+  EXPECT_EQ(inv.global.grpc_target(), "10.0.0.5:7000");
+  EXPECT_EQ(inv.global.where(), "address: 10.0.0.5:7000 with TLS");
+}
+
+TEST_F(CommandLineTest, TlsWithoutClientCertificateOrServerName) {
+  fs_.files["/ca.pem"] = kCertPem;
+  Invocation inv = parse_ok({"--address", "h:1", "--tls-ca", "/ca.pem", "vm", "list"});
+  ASSERT_TRUE(inv.global.tls.has_value());
+  EXPECT_EQ(inv.global.tls->ca_pem, kCertPem);
+  EXPECT_EQ(inv.global.tls->cert_pem, "");
+  EXPECT_EQ(inv.global.tls->key_pem, "");
+  EXPECT_EQ(inv.global.tls->server_name, "");
+}
+
+TEST_F(CommandLineTest, TlsFilesMustHoldTheRightPemBlocks) {
+  fs_.files["/ca.pem"] = kCertPem;
+  fs_.files["/cert.pem"] = kCertPem;
+  fs_.files["/key.pem"] = kKeyPem;
+  fs_.files["/rsa.key"] =
+      "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
+  fs_.files["/junk"] = "not pem at all";
+  const std::vector<std::string> base = {"--address", "h:1", "vm", "list"};
+  auto with = [&](std::vector<std::string> tls) {
+    tls.insert(tls.end(), base.begin(), base.end());
+    return parse(tls);
+  };
+  auto expect_error = [&](std::vector<std::string> tls, const std::string& expected) {
+    auto parsed = with(tls);
+    ASSERT_FALSE(parsed.has_value()) << ::testing::PrintToString(tls);
+    EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(parsed.error().message, expected);
+  };
+  expect_error({"--tls-ca", "/junk"}, "--tls-ca: '/junk' holds no PEM CERTIFICATE block");
+  expect_error({"--tls-ca", "/key.pem"}, "--tls-ca: '/key.pem' holds no PEM CERTIFICATE block");
+  expect_error({"--tls-ca", "/ca.pem", "--tls-cert", "/key.pem", "--tls-key", "/key.pem"},
+               "--tls-cert: '/key.pem' holds no PEM CERTIFICATE block");
+  expect_error({"--tls-ca", "/ca.pem", "--tls-cert", "/cert.pem", "--tls-key", "/cert.pem"},
+               "--tls-key: '/cert.pem' holds no PEM PRIVATE KEY block");
+  expect_error({"--tls-ca", "/ca.pem", "--tls-cert", "/cert.pem", "--tls-key", "/nokey.pem"},
+               "--tls-key: cannot read '/nokey.pem': /nokey.pem: No such file or directory");
+  expect_error({"--tls-ca", "/ca.pem", "--tls-server-name", ""},
+               "--tls-server-name: must not be empty");
+  auto rsa = with({"--tls-ca", "/ca.pem", "--tls-cert", "/cert.pem", "--tls-key", "/rsa.key"});
+  ASSERT_TRUE(rsa.has_value()) << rsa.error().to_string();
+  EXPECT_EQ(rsa->invocation.global.tls->key_pem, fs_.files["/rsa.key"]);
 }
 
 TEST_F(CommandLineTest, GlobalOptionsMayFollowTheCommand) {

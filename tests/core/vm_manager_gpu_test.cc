@@ -54,6 +54,15 @@ class VmManagerGpuTest : public ::testing::Test {
   }
   std::string driver(const std::string& bdf) { return kernel_->snapshot().at(bdf).driver; }
   VmState state(const std::string& id) { return manager_->get(id)->state; }
+  // The VM's newest `n` events as "<component> <state>: <reason>", oldest first.
+  std::vector<std::string> last_events(const std::string& id, uint32_t n) {
+    auto events = manager_->history({.vm_id = id, .last_n = n});
+    EXPECT_TRUE(events) << events.error().to_string();
+    std::vector<std::string> out;
+    for (const auto& e : events ? *events : std::vector<model::VmEvent>{})
+      out.push_back(e.component_id + " " + std::string(model::state_name(e.state)) + ": " + e.reason);
+    return out;
+  }
 
   test::TempDir dir_;
   std::unique_ptr<test::HostTree> tree_;
@@ -120,8 +129,14 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   ASSERT_TRUE(manager_->start(*id));
   hv_.exit(*id, false, "qemu killed by signal 9 (Killed)");
   EXPECT_EQ(state(*id), VmState::kCrashed);
+  EXPECT_EQ(manager_->get(*id)->state_reason, "qemu killed by signal 9 (Killed)");
+  EXPECT_TRUE(manager_->get(*id)->gpus.empty()) << "VmInfo must not show GPUs the VM no longer holds";
   EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
   EXPECT_EQ(driver("0000:5d:00.0"), "nvidia");
+  // The crash and the GPUs' return are events, in that order.
+  EXPECT_EQ(last_events(*id, 2),
+            (std::vector<std::string>{"vm crashed: qemu killed by signal 9 (Killed)",
+                                      "gpus crashed: GPUs returned to the host: 0000:3a:00.0, 0000:5d:00.0"}));
 
   // Meanwhile another VM takes one of the GPUs: the restart fails and says who has it.
   auto other = create({"0000:5d:00.0"});
@@ -134,6 +149,35 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   ASSERT_TRUE(manager_->start(*id));
   EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
   EXPECT_EQ(driver("0000:5d:00.0"), "vfio-pci");
+}
+
+// The hypervisor dies and a GPU cannot be returned: the VM is crashed, an event names the device,
+// the device stays reserved (no other VM gets it, the VM's own start is refused), and the next
+// delete returns it.
+TEST_F(VmManagerGpuTest, GpuThatCannotBeReturnedAfterACrashStaysReservedAndIsReported) {
+  auto id = create({"0000:3a:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  ASSERT_TRUE(manager_->start(*id));
+  auto stuck = kernel_->inject({.op = test::Op::kUnbind, .bdf = "0000:3a:00.0", .driver = "vfio-pci",
+                                .fault = test::Fault::busy(-1)});
+  hv_.exit(*id, false, "qemu killed by signal 11 (Segmentation fault)");
+  EXPECT_EQ(state(*id), VmState::kCrashed);
+  auto events = last_events(*id, 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find("gpus crashed: GPUs not returned to the host: release devices of vm " + *id +
+                           ": 0000:3a:00.0: unbind from vfio-pci"),
+            std::string::npos)
+      << events[0];
+  auto other = create({"0000:3a:00.0"});
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("0000:3a:00.0 is assigned to vm " + *id), std::string::npos);
+  auto restart = manager_->start(*id);
+  ASSERT_FALSE(restart);
+  EXPECT_NE(restart.error().message.find("0000:3a:00.0 is assigned to vm " + *id), std::string::npos)
+      << restart.error().message;
+  kernel_->remove_fault(stuck);
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_EQ(kernel_->snapshot(), before_);
 }
 
 TEST_F(VmManagerGpuTest, RestartKeepsGpusOfRunningVmsAndReturnsOthers) {

@@ -10,7 +10,7 @@ BIN=$(cd "$1" && pwd)
 : "${FEOS_TEST_GUEST_DIR:?set FEOS_TEST_GUEST_DIR to the test guest (tests/guest/build-guest.sh)}"
 
 start_daemon
-ls -l "$SOCK" | grep -q '^srw-rw----' && pass "socket mode 0660" || fail "socket mode: $(ls -l "$SOCK")"
+ls -l "$SOCK" | grep -q '^srw-------' && pass "socket mode 0600" || fail "socket mode: $(ls -l "$SOCK")"
 
 # --- lifecycle ---
 ID=$(ctl vm create "${GUEST_ARGS[@]}")

@@ -55,12 +55,13 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"({"boot":{"cmdline":"console=ttyS0 root=/dev/vda1 quiet",)"
       R"("initramfs":"/boot/initrd.img-6.1","kernel":"/boot/vmlinuz-6.1"},)"
       R"("cpus":{"boot_vcpus":4,"max_vcpus":8},)"
-      R"("disks":[{"device_id":"data0","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
-      R"({"device_id":"seed","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
+      R"("disks":[{"device_id":"data0","format":"qcow2","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
+      R"({"device_id":"seed","format":"","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
       R"("gpus":[{"address":"0000:17:00.0","boot_vga":false,"rombar":"off"},)"
       R"({"address":"0000:65:00.0","boot_vga":true,"rombar":"default"},)"
       R"({"address":"0000:b3:00.0","boot_vga":false,"rombar":"on"}],)"
       R"("ignition":"{\"ignition\":{\"version\":\"3.4.0\"}}",)"
+      R"("image_format":"raw",)"
       R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
       R"("image_ref":"ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0",)"
       R"("memory":{"hugepages":true,"size_mib":65536},)"
@@ -72,6 +73,22 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
   auto decoded = decode_spec(golden);
   ASSERT_TRUE(decoded) << decoded.error().to_string();
   expect_specs_equal(full_spec(), *decoded);
+}
+
+// Records written before disk formats were recorded have no format keys: they read as not
+// recorded (the hypervisor detects the format at start); an unknown format name is refused.
+TEST(SpecCodecTest, RecordsWithoutFormatsDecodeAsUnknown) {
+  auto full = spec_to_json(full_spec());
+  full.erase("image_format");
+  for (auto& disk : full["disks"]) disk.erase("format");
+  auto decoded = spec_from_json(full);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(decoded->image_format, model::DiskFormat::kUnknown);
+  EXPECT_EQ(decoded->disks[0].format, model::DiskFormat::kUnknown);
+  full["disks"][0]["format"] = "vmdk";
+  auto bad = spec_from_json(full);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "spec.disks[0].format: unknown disk format \"vmdk\" (raw, qcow2 or \"\")");
 }
 
 struct BadCase {

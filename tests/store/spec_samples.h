@@ -16,8 +16,10 @@ inline model::VmSpec full_spec() {
   spec.memory = {.size_mib = 65536, .hugepages = true};
   spec.image_ref = "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0";
   spec.image_path = "/var/lib/feos/images/3f2a/disk.raw";
+  spec.image_format = model::DiskFormat::kRaw;
   spec.disks = {
-      {.device_id = "data0", .path = "/var/lib/feos/disks/data0.qcow2", .readonly = false},
+      {.device_id = "data0", .path = "/var/lib/feos/disks/data0.qcow2", .readonly = false,
+       .format = model::DiskFormat::kQcow2},
       {.device_id = "seed", .path = "/var/lib/feos/disks/s\xc3\xa9\"ed\n.raw", .readonly = true},
   };
   spec.nets = {
@@ -133,23 +135,25 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
 }
 
 inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
-  const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_disks, a_nets, a_ignition,
-               a_boot, a_gpus] = a;
-  const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_disks, b_nets, b_ignition,
-               b_boot, b_gpus] = b;
+  const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_image_format, a_disks, a_nets,
+               a_ignition, a_boot, a_gpus] = a;
+  const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_image_format, b_disks, b_nets,
+               b_ignition, b_boot, b_gpus] = b;
   EXPECT_EQ(a_cpus.boot_vcpus, b_cpus.boot_vcpus);
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);
   EXPECT_EQ(a_memory.hugepages, b_memory.hugepages);
   EXPECT_EQ(a_image_ref, b_image_ref);
   EXPECT_EQ(a_image_path, b_image_path);
+  EXPECT_EQ(a_image_format, b_image_format);
   ASSERT_EQ(a_disks.size(), b_disks.size());
   for (size_t i = 0; i < a_disks.size(); ++i) {
-    const auto& [a_id, a_path, a_readonly] = a_disks[i];
-    const auto& [b_id, b_path, b_readonly] = b_disks[i];
+    const auto& [a_id, a_path, a_readonly, a_format] = a_disks[i];
+    const auto& [b_id, b_path, b_readonly, b_format] = b_disks[i];
     EXPECT_EQ(a_id, b_id) << "disk " << i;
     EXPECT_EQ(a_path, b_path) << "disk " << i;
     EXPECT_EQ(a_readonly, b_readonly) << "disk " << i;
+    EXPECT_EQ(a_format, b_format) << "disk " << i;
   }
   ASSERT_EQ(a_nets.size(), b_nets.size());
   for (size_t i = 0; i < a_nets.size(); ++i) {

@@ -1,7 +1,11 @@
 #include "support/fake_kernel.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +24,24 @@ tl::unexpected<Error> write_error(const std::string& path, std::string_view valu
   std::string msg = "write '" + std::string(value) + "' to " + path + ": " + std::strerror(err);
   if (!why.empty()) msg += " (" + std::string(why) + ")";
   return fail(code_for_errno(err), std::move(msg));
+}
+
+// Replaces an attribute's content the way sysfs shows it: a concurrent reader sees the old or the
+// new value, never an empty or half-written file (a plain O_TRUNC rewrite would show it empty for
+// a moment, which no real sysfs attribute does). Write a sibling, then rename(2) over it; the
+// file keeps its mode.
+Status replace_text(const std::string& path, std::string_view data) {
+  static std::atomic<uint64_t> counter{0};
+  struct stat st {};
+  const mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  const std::string tmp = path + ".feos-tmp-" + std::to_string(counter.fetch_add(1));
+  FEOS_TRY(detail::write_text(tmp, data, mode));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    return fail_errno("rename " + tmp + " to " + path, err);
+  }
+  return ok();
 }
 
 // sysfs_streq: the written name, without one trailing newline.
@@ -328,7 +350,7 @@ Status FakeKernel::attach(const DeviceInfo& d, const std::string& driver) {
   FEOS_TRY(detail::make_relative_link(d.dir + "/driver", drv_dir));
   FEOS_TRY(detail::make_relative_link(drv_dir + "/" + d.bdf, d.dir));
   FEOS_TRY(detail::set_uevent_driver(d.dir, driver));
-  if (posix_->exists(d.dir + "/enable")) FEOS_TRY(detail::write_text(d.dir + "/enable", driver == "vfio-pci" ? "0\n" : "1\n"));
+  if (posix_->exists(d.dir + "/enable")) FEOS_TRY(replace_text(d.dir + "/enable", driver == "vfio-pci" ? "0\n" : "1\n"));
   if (driver == "vfio-pci" && !d.group.empty() && !posix_->exists(paths_.vfio_group(d.group))) {
     if (vfio_node_delay_.count() > 0) {
       pending_vfio_nodes_.emplace(d.group, std::chrono::steady_clock::now() + vfio_node_delay_);
@@ -348,7 +370,7 @@ Status FakeKernel::detach(const DeviceInfo& d) {
   FEOS_TRY(detail::remove_path(d.dir + "/driver"));
   FEOS_TRY(detail::remove_path(paths_.pci_driver(driver) + "/" + d.bdf));
   FEOS_TRY(detail::set_uevent_driver(d.dir, ""));
-  if (posix_->exists(d.dir + "/enable")) FEOS_TRY(detail::write_text(d.dir + "/enable", "0\n"));
+  if (posix_->exists(d.dir + "/enable")) FEOS_TRY(replace_text(d.dir + "/enable", "0\n"));
   if (d.drm && posix_->exists(d.dir + "/drm")) FEOS_TRY(detail::remove_drm_nodes(d.dir, paths_.dev_root, *d.drm));
   if (driver == "vfio-pci" && !d.group.empty() && !group_uses_vfio(d.group, d.bdf)) {
     pending_vfio_nodes_.erase(d.group);
@@ -369,7 +391,7 @@ Status FakeKernel::apply(const Classified& c, const std::string& path, std::stri
     case Op::kDriverOverride: {
       if (value.size() >= 4095) return write_error(path, value, EINVAL);
       std::string v = strip_newline(value);
-      return detail::write_text(path, (v.empty() ? std::string("(null)") : v) + "\n");
+      return replace_text(path, (v.empty() ? std::string("(null)") : v) + "\n");
     }
     case Op::kUnbind:
       if (!d || current_driver(*d) != c.driver) return write_error(path, value, ENODEV, "not bound to " + c.driver);

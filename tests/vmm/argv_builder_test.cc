@@ -43,7 +43,9 @@ Argv head(const std::string& machine, const std::string& accel, const std::strin
 }
 
 const Argv kCommon = {
-    "-nodefaults", "-no-user-config", "-display", "none", "-msg", "timestamp=on", "-S",
+    "-nodefaults", "-no-user-config",
+    "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    "-display", "none", "-msg", "timestamp=on", "-S",
     "-pidfile", "/run/feos/vms/vm-1/qemu.pid",
     "-chardev", "socket,id=qmp0,path=/run/feos/vms/vm-1/qmp.sock,server=on,wait=off",
     "-mon", "chardev=qmp0,mode=control",
@@ -524,8 +526,8 @@ TEST(ArgvBuilder, BuildCost) {
   }
   auto first = build_argv(config, spec, {}, kFiles, "vm-1");
   ASSERT_TRUE(first) << first.error().to_string();
-  // 13 head + 17 common + 2 per blockdev (9), netdev (8) and device (17).
-  ASSERT_EQ(first->size(), 13u + 17u + 2u * (9u + 8u + 17u));
+  // 13 head + 19 common + 2 per blockdev (9), netdev (8) and device (17).
+  ASSERT_EQ(first->size(), 13u + 19u + 2u * (9u + 8u + 17u));
   constexpr int kRuns = 2000;
   auto start = std::chrono::steady_clock::now();
   size_t total = 0;

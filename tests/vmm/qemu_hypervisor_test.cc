@@ -3,6 +3,8 @@
 #include "vmm/qemu/qemu_hypervisor.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -359,6 +361,106 @@ TEST_F(QemuProcessTest, AdoptAfterRestart) {
   EXPECT_TRUE(exit->clean) << exit->reason;
   EXPECT_EQ(exit->reason, "guest powered off");
   EXPECT_FALSE(launcher_->is_alive(*pid));
+}
+
+// --- qemu as an unprivileged user (QemuConfig::run_as), under its seccomp sandbox ---
+
+class QemuRunAsProcessTest : public QemuProcessTest {
+ protected:
+  void SetUp() override {
+    QemuProcessTest::SetUp();
+    if (IsSkipped()) return;
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run qemu as another user";
+    auto user = sys::resolve_user("nobody");
+    ASSERT_TRUE(user) << user.error().to_string();
+    user_ = *user;
+    QemuConfig config;
+    config.accel = "auto";
+    config.start_timeout = 60s;
+    config.stop_grace = 10s;
+    config.run_as = user_;
+    auto hv = QemuHypervisor::create(*launcher_, *fs_, sys::HostPaths{}, config);
+    ASSERT_TRUE(hv) << hv.error().to_string();
+    hv_nobody_ = std::move(*hv);
+    hv_nobody_->set_exit_callback(exits_.callback());
+  }
+  // "Key:" of /proc/<pid>/status, whitespace squeezed.
+  std::string status_field(int pid, const std::string& key) {
+    std::istringstream in(read(sys::HostPaths{}.process(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(key + ":", 0) != 0) continue;
+      std::istringstream words(line.substr(key.size() + 1));
+      std::string word, out;
+      while (words >> word) out += (out.empty() ? "" : " ") + word;
+      return out;
+    }
+    return "<no " + key + ">";
+  }
+  struct stat stat_of(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st;
+  }
+  sys::RunAs user_;
+  std::unique_ptr<QemuHypervisor> hv_nobody_;
+};
+
+TEST_F(QemuRunAsProcessTest, GuestRunsUnderQemuAsNobody) {
+  auto t0 = Clock::now();
+  auto pid = hv_nobody_->start("vm-nobody", guest_spec(), {}, run_.path());
+  ASSERT_TRUE(pid) << pid.error().to_string();
+  double start_s = seconds_since(t0);
+  std::string uid = std::to_string(user_.uid), gid = std::to_string(user_.gid);
+  EXPECT_EQ(status_field(*pid, "Uid"), uid + " " + uid + " " + uid + " " + uid);
+  EXPECT_EQ(status_field(*pid, "Gid"), gid + " " + gid + " " + gid + " " + gid);
+  EXPECT_EQ(status_field(*pid, "CapEff"), "0000000000000000");
+  EXPECT_EQ(status_field(*pid, "Seccomp"), "2");  // qemu's -sandbox filter is in force
+  EXPECT_EQ(status_field(*pid, "NoNewPrivs"), "1");
+  // qemu made its sockets in the directory it was given; the daemon's logs stay the daemon's.
+  EXPECT_EQ(stat_of(run_.path()).st_gid, user_.gid);
+  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 01770u);
+  EXPECT_EQ(stat_of(run_ / "qmp.sock").st_uid, user_.uid);
+  EXPECT_EQ(stat_of(run_ / "qemu.pid").st_uid, user_.uid);
+  EXPECT_EQ(stat_of(run_ / "console.log").st_uid, 0u);
+  EXPECT_EQ(stat_of(run_ / "qemu.log").st_uid, 0u);
+
+  auto console = hv_nobody_->console("vm-nobody");
+  ASSERT_TRUE(console) << console.error().to_string();
+  ConsoleWatch watch;
+  watch.attach(*console);
+  ASSERT_TRUE(watch.wait_for(kMarker, kBootTimeout)) << "no marker; console:\n" << watch.output;
+  double marker_s = seconds_since(t0);
+  ASSERT_TRUE((*console)->write("as nobody\n"));
+  ASSERT_TRUE(watch.wait_for("ECHO:as nobody", 30s)) << watch.output;
+  ASSERT_TRUE(hv_nobody_->ping("vm-nobody"));
+  ASSERT_TRUE(hv_nobody_->pause("vm-nobody"));
+  ASSERT_TRUE(hv_nobody_->resume("vm-nobody"));
+  ASSERT_TRUE(hv_nobody_->request_shutdown("vm-nobody"));
+  auto exit = exits_.wait("vm-nobody", 60s);
+  ASSERT_TRUE(exit) << "no exit after system_powerdown; console:\n" << watch.output;
+  EXPECT_EQ(exit->reason, "guest powered off");
+  // Given back when qemu ended.
+  EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
+  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
+  std::printf("timing as %s: start->running %.2f s, start->marker %.2f s\n",
+              user_.describe().c_str(), start_s, marker_s);
+}
+
+TEST_F(QemuRunAsProcessTest, AKernelTheUserCannotReadIsRefusedBeforeLaunch) {
+  TempDir secret;  // 0700 root: nobody cannot enter
+  std::filesystem::copy_file(guest_dir_ + "/vmlinuz", secret / "vmlinuz");
+  auto spec = guest_spec();
+  spec.boot.kernel = secret / "vmlinuz";
+  auto pid = hv_nobody_->start("vm-secret", spec, {}, run_.path());
+  ASSERT_FALSE(pid);
+  EXPECT_EQ(pid.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(pid.error().message, "vm vm-secret: boot.kernel: " + user_.describe() +
+                                     " cannot read " + (secret / "vmlinuz") +
+                                     ": Permission denied");
+  EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
+  EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
+  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
 }
 
 }  // namespace

@@ -1,13 +1,19 @@
-// QemuHypervisor's checks that need no qemu: config, validate(), adopt() refusals, unknown VMs.
+// QemuHypervisor's checks that need no qemu: config, validate(), adopt() refusals, unknown VMs,
+// and what a run-as user is given and given back (fake launcher, permissions and QMP).
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fake_qmp_server.h"
 #include "gpu_fixtures.h"
 #include "temp_dir.h"
 #include "vmm/qemu/qemu_hypervisor.h"
@@ -21,6 +27,7 @@ using testing::TempDir;
 class FakeFilesystem final : public sys::Filesystem {
  public:
   std::map<std::string, std::string> files;
+  std::map<std::string, std::string> links;
   Result<std::string> read_file(const std::string& path) const override {
     auto it = files.find(path);
     if (it == files.end()) return fail(Code::kNotFound, path + ": No such file or directory");
@@ -34,7 +41,9 @@ class FakeFilesystem final : public sys::Filesystem {
     return fail(Code::kNotFound, path);
   }
   Result<std::string> read_link(const std::string& path) const override {
-    return fail(Code::kNotFound, path);
+    auto it = links.find(path);
+    if (it == links.end()) return fail(Code::kNotFound, path);
+    return it->second;
   }
   bool exists(const std::string& path) const override { return files.count(path) != 0; }
 };
@@ -44,9 +53,14 @@ class FakeLauncher final : public sys::ProcessLauncher {
   std::map<int, bool> alive;
   int launches = 0;
   sys::LaunchSpec last;
+  // Answers launch(); unset: launches nothing.
+  std::function<Result<int>(const sys::LaunchSpec&)> on_launch;
+  // watch_exit() callbacks by pid: a test calls one to end that process.
+  std::map<int, std::function<void(const sys::ExitStatus&)>> watchers;
   Result<int> launch(const sys::LaunchSpec& spec) override {
     ++launches;
     last = spec;
+    if (on_launch) return on_launch(spec);
     return fail(Code::kInternal, "fake launcher does not launch");
   }
   bool is_alive(int pid) const override {
@@ -57,9 +71,58 @@ class FakeLauncher final : public sys::ProcessLauncher {
     if (!is_alive(pid)) return fail(Code::kNotFound, "gone");
     return ok();
   }
-  Status watch_exit(int pid, std::function<void(const sys::ExitStatus&)>) override {
+  Status watch_exit(int pid, std::function<void(const sys::ExitStatus&)> on_exit) override {
     if (!is_alive(pid)) return fail(Code::kNotFound, "gone");
+    watchers[pid] = std::move(on_exit);
     return ok();
+  }
+};
+
+// Records owner changes (and the owner each path has now) and access checks.
+class FakePermissions final : public sys::Permissions {
+ public:
+  struct Change {
+    std::string path;
+    sys::FileOwner owner;
+  };
+  std::vector<Change> changes;
+  std::map<std::string, sys::FileOwner> owners;
+  mutable std::vector<std::vector<sys::AccessCheck>> checks;
+  mutable std::vector<sys::RunAs> checked_users;
+  std::optional<Error> access_error;  // check_access() returns it
+  std::string refuse_path;            // set_owner() of this path fails
+
+  Status set_owner(const std::string& path, const sys::FileOwner& owner) override {
+    changes.push_back({path, owner});
+    if (path == refuse_path) return fail(Code::kPermissionDenied, "chown " + path + ": refused");
+    owners[path] = owner;
+    return ok();
+  }
+  Status check_access(const sys::RunAs& user,
+                      const std::vector<sys::AccessCheck>& asked) const override {
+    checked_users.push_back(user);
+    checks.push_back(asked);
+    if (access_error) return fail(*access_error);
+    return ok();
+  }
+  // "uid:gid/mode" of `path` now, "-" if never changed.
+  std::string owner_of(const std::string& path) const {
+    auto it = owners.find(path);
+    if (it == owners.end()) return "-";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(it->second.mode));
+    return std::to_string(it->second.uid) + ":" + std::to_string(it->second.gid) + "/" + mode;
+  }
+  // Every change as "path uid:gid/mode", in order.
+  std::vector<std::string> history() const {
+    std::vector<std::string> out;
+    for (const auto& change : changes) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(change.owner.mode));
+      out.push_back(change.path + " " + std::to_string(change.owner.uid) + ":" +
+                    std::to_string(change.owner.gid) + "/" + mode);
+    }
+    return out;
   }
 };
 
@@ -67,20 +130,25 @@ class QemuHypervisorUnit : public ::testing::Test {
  protected:
   std::unique_ptr<QemuHypervisor> make(QemuConfig config = {}) {
     config.accel = "tcg";
-    auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+    auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
     EXPECT_TRUE(hv) << hv.error().to_string();
     return hv ? std::move(*hv) : nullptr;
   }
   model::VmSpec kernel_spec() {
     model::VmSpec spec;
-    spec.boot.kernel = "/guest/vmlinuz";
-    spec.boot.initramfs = "/guest/initramfs.cpio";
-    fs_.files[spec.boot.kernel] = "k";
-    fs_.files[spec.boot.initramfs] = "i";
+    // Real files too: start() checks request files on the real filesystem (request_files.h).
+    spec.boot.kernel = guest_ / "vmlinuz";
+    spec.boot.initramfs = guest_ / "initramfs.cpio";
+    for (const std::string* path : {&spec.boot.kernel, &spec.boot.initramfs}) {
+      std::ofstream(*path) << "k";
+      fs_.files[*path] = "k";
+    }
     return spec;
   }
+  TempDir guest_;
   FakeFilesystem fs_;
   FakeLauncher launcher_;
+  FakePermissions permissions_;
   sys::HostPaths paths_{"/fake/sys", "/fake/dev", "/fake/proc"};
 };
 
@@ -331,6 +399,283 @@ TEST_F(QemuHypervisorUnit, UnknownVm) {
   EXPECT_EQ(hv->console("nope").error().code, Code::kNotFound);
   EXPECT_EQ(hv->pause("nope").error().message, "vm nope has no qemu process");
   EXPECT_TRUE(hv->stop("nope"));  // already gone is fine
+}
+
+// --- qemu as an unprivileged user (QemuConfig::run_as) ---
+
+// An identity for the fakes: nothing real is changed, so it need not exist.
+sys::RunAs qemu_user() { return {"qemu-user", 1234, 2345, {2345, 36}}; }
+
+// What a qemu would serve in its runtime dir: QMP (answering what start() and adopt() ask) and a
+// console socket that accepts.
+struct FakeQemuSockets {
+  explicit FakeQemuSockets(const std::string& dir)
+      : qmp(dir + "/qmp.sock", [](testing::FakeQmpServer& server, const nlohmann::json& request) {
+          std::string command = request["execute"];
+          if (command == "query-status")
+            return server.reply(request, {{"status", "running"}, {"running", true}});
+          server.reply(request, nlohmann::json::object());  // qmp_capabilities, cont
+        }) {
+    qmp.start();
+    console_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = dir + "/console.sock";
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ::unlink(path.c_str());
+    if (::bind(console_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(console_fd, 4) != 0)
+      throw std::runtime_error("console socket " + path + ": " + std::strerror(errno));
+  }
+  ~FakeQemuSockets() {
+    qmp.stop();
+    ::close(console_fd);
+  }
+  testing::FakeQmpServer qmp;
+  int console_fd = -1;
+};
+
+class QemuRunAs : public QemuHypervisorUnit {
+ protected:
+  std::unique_ptr<QemuHypervisor> make_as(sys::RunAs user = qemu_user()) {
+    QemuConfig config;
+    config.run_as = user;
+    config.start_timeout = std::chrono::milliseconds(5000);
+    config.command_timeout = std::chrono::milliseconds(2000);
+    return make(config);
+  }
+  // Two H100s (groups 40, 41) and a ConnectX-7 in group 41 beside the second.
+  std::vector<model::AssignedGpu> gpus() {
+    auto gpus = testing::hgx_h100s(2);
+    gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+    fs_.files["/fake/dev/vfio/40"] = "";
+    fs_.files["/fake/dev/vfio/41"] = "";
+    return gpus;
+  }
+  // Lets the fake launcher "start" qemu as pid 4242: its sockets appear in `dir`.
+  void launch_fake_qemu(const std::string& dir) {
+    launcher_.on_launch = [this, dir](const sys::LaunchSpec&) -> Result<int> {
+      at_launch_ = permissions_.owners;
+      sockets_ = std::make_unique<FakeQemuSockets>(dir);
+      launcher_.alive[4242] = true;
+      return 4242;
+    };
+  }
+  // Ends pid 4242 the way the launcher's watcher reports it.
+  void exit_fake_qemu() {
+    sockets_.reset();  // qemu's QMP connection ends before its exit is seen
+    launcher_.alive[4242] = false;
+    ASSERT_EQ(launcher_.watchers.count(4242), 1u);
+    launcher_.watchers[4242](sys::ExitStatus{true, 0, 0});
+  }
+  std::map<std::string, sys::FileOwner> at_launch_;
+  std::unique_ptr<FakeQemuSockets> sockets_;
+};
+
+TEST_F(QemuRunAs, RefusesRoot) {
+  QemuConfig config;
+  config.run_as = sys::RunAs{"root", 0, 0, {0}};
+  auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
+  ASSERT_FALSE(hv);
+  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(hv.error().message, "qemu user root (uid 0): uid and gid must not be 0 (root)");
+  config.run_as = sys::RunAs{"wheel", 1000, 0, {0}};
+  EXPECT_FALSE(QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config));
+}
+
+TEST_F(QemuRunAs, WithoutAUserNothingChangesOwner) {
+  auto hv = make();
+  TempDir run;
+  auto gpus = this->gpus();
+  EXPECT_FALSE(hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_FALSE(launcher_.last.run_as);
+  EXPECT_TRUE(permissions_.changes.empty());
+  EXPECT_TRUE(permissions_.checks.empty());
+  // Sandboxed all the same.
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("-sandbox"));
+}
+
+TEST_F(QemuRunAs, TheVmsNodesAreTheUsersWhileQemuStartsAndGoBackWhenTheStartFails) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  auto spec = with_gpus(kernel_spec(), gpus, 1024);
+  launcher_.on_launch = [this](const sys::LaunchSpec&) -> Result<int> {
+    at_launch_ = permissions_.owners;
+    return fail(Code::kInternal, "exec failed");
+  };
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().message, "vm vm-1: launch qemu: exec failed");
+  ASSERT_EQ(launcher_.launches, 1);
+  ASSERT_TRUE(launcher_.last.run_as);
+  EXPECT_EQ(launcher_.last.run_as->uid, 1234u);
+  EXPECT_EQ(launcher_.last.run_as->groups, (std::vector<gid_t>{2345, 36}));
+
+  // At launch: the runtime dir is a sticky directory of the user's group, each group node (41
+  // once, though two functions are in it) the user's alone; the container node is untouched.
+  EXPECT_EQ(at_launch_.size(), 3u);
+  EXPECT_EQ(at_launch_[run.path()].gid, 2345u);
+  EXPECT_EQ(at_launch_[run.path()].mode, 01770u);
+  EXPECT_EQ(at_launch_["/fake/dev/vfio/40"].uid, 1234u);
+  EXPECT_EQ(at_launch_.count("/fake/dev/vfio/vfio"), 0u);
+  // The daemon's own files existed before the directory was opened to the user.
+  EXPECT_TRUE(std::filesystem::exists(run / "qemu.log"));
+  EXPECT_TRUE(std::filesystem::exists(run / "console.log"));
+  // Everything went back, newest first.
+  EXPECT_THAT(permissions_.history(),
+              ::testing::ElementsAre(run.path() + " 0:2345/1770", "/fake/dev/vfio/40 1234:2345/0600",
+                                     "/fake/dev/vfio/41 1234:2345/0600",
+                                     "/fake/dev/vfio/41 0:0/0600", "/fake/dev/vfio/40 0:0/0600",
+                                     run.path() + " 0:0/0755"));
+}
+
+TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
+  QemuConfig config;
+  config.run_as = qemu_user();
+  config.accel = "kvm";
+  auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
+  ASSERT_TRUE(hv) << hv.error().to_string();
+  TempDir run, images;  // images are real files: start() reads their format
+  auto spec = kernel_spec();
+  spec.image_path = images / "root.raw";
+  spec.disks = {{"data", images / "data.raw", false}, {"seed", images / "seed.iso", true}};
+  spec.ignition = "{}";
+  spec.memory.hugepages = true;
+  for (const auto& path : {spec.image_path, spec.disks[0].path, spec.disks[1].path}) {
+    std::ofstream(path) << "";
+    fs_.files[path] = "";
+  }
+  fs_.files["/fake/dev/hugepages"] = "";
+  auto gpus = std::vector<model::AssignedGpu>{testing::rtx4090()};  // four functions, group 2
+  spec = with_gpus(spec, gpus, 1024);
+  fs_.files["/fake/dev/vfio/2"] = "";
+  auto started = (*hv)->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().message, "vm vm-1: launch qemu: fake launcher does not launch");
+  ASSERT_EQ(permissions_.checks.size(), 1u);
+  EXPECT_EQ(permissions_.checked_users[0].name, "qemu-user");
+  std::vector<std::string> asked;
+  for (const auto& check : permissions_.checks[0])
+    asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path);
+  EXPECT_THAT(asked, ::testing::ElementsAre(
+                         "vfio group read and write /fake/dev/vfio/2",
+                         "boot.kernel read " + guest_ / "vmlinuz",
+                         "boot.initramfs read " + guest_ / "initramfs.cpio",
+                         "image_ref read and write " + images / "root.raw",
+                         "disks[0].path read and write " + images / "data.raw",
+                         "disks[1].path read " + images / "seed.iso",
+                         "runtime dir create files in " + run.path(),
+                         "ignition read " + run.path() + "/ignition.json",
+                         "memory.hugepages create files in /fake/dev/hugepages",
+                         "accel kvm read and write /fake/dev/kvm"));
+  // Request files are never given away; the ignition the daemon wrote is readable by the group.
+  EXPECT_EQ(permissions_.owner_of(images / "root.raw"), "-");
+  EXPECT_THAT(permissions_.history(),
+              ::testing::Contains(run.path() + "/ignition.json 0:2345/0640"));
+  EXPECT_EQ(permissions_.owner_of(run.path() + "/ignition.json"), "0:0/0600");
+}
+
+TEST_F(QemuRunAs, AFileTheUserCannotReachStopsTheStartAndUndoesEverything) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  permissions_.access_error =
+      Error{Code::kFailedPrecondition,
+            "boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: Permission denied"};
+  auto started = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(started.error().message,
+            "vm vm-1: boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: "
+            "Permission denied");
+  EXPECT_EQ(launcher_.launches, 0);
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+  // The VM can be started again once the file is readable.
+  permissions_.access_error.reset();
+  EXPECT_FALSE(hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path()));
+  EXPECT_EQ(launcher_.launches, 1);
+}
+
+TEST_F(QemuRunAs, ANodeThatCannotBeGivenStopsTheStart) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  permissions_.refuse_path = "/fake/dev/vfio/41";
+  auto started = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kPermissionDenied);
+  EXPECT_EQ(started.error().message, "vm vm-1: chown /fake/dev/vfio/41: refused");
+  EXPECT_EQ(launcher_.launches, 0);
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+}
+
+TEST_F(QemuRunAs, NodesGoBackWhenQemuExits) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  std::string at_exit_callback;
+  hv->set_exit_callback([&](const std::string&, const ExitInfo&) {
+    at_exit_callback = permissions_.owner_of("/fake/dev/vfio/40");
+  });
+  launch_fake_qemu(run.path());
+  auto pid = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
+  ASSERT_TRUE(pid) << pid.error().to_string();
+  EXPECT_EQ(*pid, 4242);
+  // Running: the user holds the nodes.
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "1234:2345/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "1234:2345/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:2345/1770");
+  exit_fake_qemu();
+  // Given back before the manager hears of the exit (it may hand the GPUs to the next VM).
+  EXPECT_EQ(at_exit_callback, "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+  EXPECT_EQ(permissions_.changes.size(), 6u);
+}
+
+TEST_F(QemuRunAs, AnAdoptedQemuOfAnotherUserGetsItsNodesTakenBackAtExit) {
+  auto hv = make();  // a daemon restarted without run_as still cleans up after the old one
+  TempDir run;
+  using namespace std::string_literals;
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
+      "pcie-root-port,id=feos-gpu0-rp,bus=pcie.0,chassis=1,slot=1\0-device\0"
+      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0-device\0"
+      "vfio-pci,host=0000:2b:00.0,id=feos-gpu0-peer0,bus=feos-gpu0-peer0-rp,addr=0x0.0\0"s;
+  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t1234\t1234\t1234\t1234\n";
+  fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
+  fs_.links["/fake/sys/bus/pci/devices/0000:2b:00.0/iommu_group"] = "../../../kernel/iommu_groups/41";
+  sockets_ = std::make_unique<FakeQemuSockets>(run.path());
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_TRUE(adopted) << adopted.error().to_string();
+  EXPECT_TRUE(permissions_.changes.empty());
+  exit_fake_qemu();
+  EXPECT_THAT(permissions_.history(),
+              ::testing::ElementsAre("/fake/dev/vfio/41 0:0/0600", "/fake/dev/vfio/40 0:0/0600",
+                                     run.path() + " 0:0/0755"));
+}
+
+TEST_F(QemuRunAs, AnAdoptedRootQemuKeepsOwnersAsTheyAre) {
+  auto hv = make_as();
+  TempDir run;
+  using namespace std::string_literals;
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
+      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0"s;
+  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
+  fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
+  sockets_ = std::make_unique<FakeQemuSockets>(run.path());
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_TRUE(adopted) << adopted.error().to_string();
+  exit_fake_qemu();
+  EXPECT_TRUE(permissions_.changes.empty());
 }
 
 }  // namespace

@@ -30,6 +30,24 @@ TEST(ValidateSpec, AcceptsKernelOnlyAndImageOnly) {
   EXPECT_TRUE(validate_spec(image));
 }
 
+TEST(ValidateSpec, HostPathsMustBeAbsoluteAndNormalized) {
+  for (const std::string& bad : std::vector<std::string>{"relative/vmlinuz", "/guest/../etc/shadow", "/guest/./vmlinuz", "/guest//vmlinuz",
+                          "/guest/vmlinuz/", "/guest/vm\nlinuz", std::string("/guest/vm\0linuz", 15),
+                          "/" + std::string(5000, 'a')}) {
+    auto spec = kernel_spec();
+    spec.boot.kernel = bad;
+    expect_invalid(spec, "boot.kernel");
+    spec = kernel_spec();
+    spec.disks.push_back({.device_id = "data", .path = bad});
+    expect_invalid(spec, "disks[0].path");
+  }
+  EXPECT_TRUE(validate_host_path("/images/a b,c.qcow2", "image_ref"));  // qemu's commas are escaped
+  auto message = validate_host_path("/a/../b", "image_ref");
+  ASSERT_FALSE(message);
+  EXPECT_EQ(message.error().message,
+            "image_ref: \"/a/../b\" is not a normalized path (empty, '.' or '..' component)");
+}
+
 TEST(ValidateSpec, ZeroBootVcpus) {
   auto spec = kernel_spec();
   spec.cpus.boot_vcpus = 0;
@@ -84,7 +102,7 @@ TEST(ValidateSpec, CmdlineTooLong) {
 TEST(ValidateSpec, NulInPath) {
   auto spec = kernel_spec();
   spec.boot.kernel = std::string("/guest/vm\0linuz", 15);
-  expect_invalid(spec, "boot.kernel: contains a NUL byte");
+  expect_invalid(spec, "boot.kernel: contains a control character (NUL, newline, ...)");
 }
 
 TEST(ValidateSpec, DuplicateDeviceIdsAcrossDisksAndNets) {

@@ -353,6 +353,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   for (const auto& object : plan.objects) arg("-object", object.render());
   for (const auto& global : plan.globals) arg("-global", global.render());
   for (const char* flag : {"-nodefaults", "-no-user-config"}) argv.emplace_back(flag);
+  arg("-sandbox", std::string(kSandbox));
   arg("-display", "none");
   arg("-msg", "timestamp=on");
   argv.emplace_back("-S");

@@ -64,8 +64,15 @@ inline constexpr std::string_view kQmpChardevId = "qmp0";
 inline constexpr std::string_view kConsoleChardevId = "con0";
 inline constexpr std::string_view kRootDiskId = "feos-root";
 
+// qemu's seccomp filter, on for every VM: besides the default deny list, no obsolete system
+// calls, no setuid/setgid and friends (qemu never needs to change identity: the launcher did),
+// no fork/exec (nothing here spawns helpers: taps come with script=no,downscript=no), no
+// scheduler/affinity/NUMA policy calls. Needs a qemu built with libseccomp (Debian's is).
+inline constexpr std::string_view kSandbox =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 // Builds the argv (argv[0] = config.binary) for `vm_id`:
-//   q35 machine, no default devices or user config, no display; kvm + `-cpu host` or tcg +
+//   q35 machine, no default devices or user config, `-sandbox` kSandbox, no display; kvm + `-cpu host` or tcg +
 //   `-cpu max`; `-smp boot,maxcpus=max`; `-m <mib>M` (with hugepages: a shared, preallocated
 //   memory-backend-file in config.hugepages_dir); vCPUs start stopped (`-S`: the adapter attaches
 //   the console, then resumes with QMP `cont`, so no early output is lost); QMP and serial

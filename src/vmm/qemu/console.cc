@@ -76,7 +76,8 @@ Result<std::shared_ptr<QemuConsole>> QemuConsole::open(const std::string& vm_id,
                                                        const std::string& socket_path,
                                                        const std::string& log_path,
                                                        Options options) {
-  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  // O_NOFOLLOW: a qemu running as another user can create entries in the runtime dir.
+  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
   if (!log) return fail_errno("vm " + vm_id + ": open console log " + log_path, errno);
   auto socket = connect_unix(socket_path, options.connect_timeout, options.keep_trying);
   if (!socket) return fail(socket.error().context("vm " + vm_id + ": console"));

@@ -1,15 +1,22 @@
 #pragma once
-// Disk image format detection for the argv builder's input.
+// What the daemon reads of a disk image before it hands it to qemu: its format and, for qcow2, the
+// backing file its header names (qemu would open that file too).
 #include <string>
 
 #include "common/error.h"
-#include "vmm/qemu/argv_builder.h"
+#include "model/vm.h"
 
 namespace feos::vmm::qemu {
 
-// Reads the first bytes of the image at `path`: the qcow2 magic "QFI\xfb" means qcow2, anything
-// else (including files shorter than 4 bytes) raw.
-// Errors: NOT_FOUND if `path` does not exist, INTERNAL with errno text if it cannot be read.
-Result<DiskFormat> detect_disk_format(const std::string& path);
+struct DiskImageInfo {
+  model::DiskFormat format = model::DiskFormat::kRaw;
+  std::string backing_file;  // qcow2 only: as written in the header ("" when none)
+};
+
+// Reads the head of the image at `path`: the qcow2 magic "QFI\xfb" means qcow2 (and its header's
+// backing file name is read), anything else (including files shorter than 4 bytes) raw.
+// Errors: NOT_FOUND if `path` does not exist; INVALID_ARGUMENT for a qcow2 header whose backing
+// file name is out of bounds; INTERNAL with errno text if it cannot be read.
+Result<DiskImageInfo> inspect_disk_image(const std::string& path);
 
 }  // namespace feos::vmm::qemu

@@ -11,12 +11,14 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "pci/address.h"
 #include "vmm/qemu/console.h"
-#include "vmm/qemu/disk_format.h"
+#include "vmm/qemu/request_files.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/spec_validation.h"
@@ -45,6 +47,9 @@ struct QemuHypervisor::VmProcess {
   bool stop_requested = false;
   std::string shutdown_reason;  // "reason" of the last SHUTDOWN event
   sys::ExitStatus exit_status;
+  // What the run-as user was given, and the owner each path gets back when the process ends
+  // (in order of granting; given back in reverse).
+  std::vector<std::pair<std::string, sys::FileOwner>> grants;
 };
 
 // State that exit watchers (launcher threads) share with the adapter; they hold it weakly, so
@@ -56,6 +61,7 @@ struct QemuHypervisor::Shared {
   Hypervisor::ExitCallback callback;
   bool destroyed = false;
   int running_handlers = 0;
+  sys::Permissions* permissions = nullptr;  // the adapter's; valid while !destroyed
 };
 
 namespace {
@@ -67,7 +73,8 @@ thread_local bool t_in_exit_handler = false;
 
 // The last lines qemu wrote since `offset`, joined by " | ", at most ~1000 bytes.
 std::string log_tail(const std::string& path, off_t offset) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NOFOLLOW: with run_as, qemu's user can create entries in the runtime dir.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return {};
   struct stat st {};
   std::string text;
@@ -106,7 +113,7 @@ Status remove_stale(const std::string& path) {
 }
 
 Status write_private_file(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("create " + path, errno);
   std::string_view rest(data);
   while (!rest.empty()) {
@@ -122,6 +129,57 @@ Status write_private_file(const std::string& path, const std::string& data) {
   if (::close(fd) != 0) return fail_errno("close " + path, errno);
   return ok();
 }
+
+// Creates `path` (empty, mode 0640) unless it exists; never through a symbolic link.
+Status ensure_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) return fail_errno("create " + path, errno);
+  ::close(fd);
+  return ok();
+}
+
+// Gives every path of vm.grants back to its owner (newest first) and clears the list. Failures
+// are logged: the process is gone either way.
+void give_back(sys::Permissions& permissions, QemuHypervisor::VmProcess& vm) {
+  std::vector<std::pair<std::string, sys::FileOwner>> grants;
+  {
+    std::lock_guard lock(vm.mutex);
+    grants.swap(vm.grants);
+  }
+  for (auto it = grants.rbegin(); it != grants.rend(); ++it) {
+    auto restored = permissions.set_owner(it->first, it->second);
+    if (restored)
+      logger()->debug("gave back vm={} path={} owner={}:{} mode={:04o}", vm.id, it->first,
+                      it->second.uid, it->second.gid, it->second.mode);
+    else if (restored.error().code == Code::kNotFound)  // a group node goes with its unbind
+      logger()->debug("nothing to give back vm={} path={} (gone)", vm.id, it->first);
+    else
+      logger()->warn("cannot give back vm={} path={} error=\"{}\"", vm.id, it->first,
+                     restored.error().message);
+  }
+}
+
+// The distinct <dev>/vfio/<group> nodes of `gpus` (functions and group peers), in order.
+std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
+                                          const std::vector<model::AssignedGpu>& gpus) {
+  std::vector<std::string> nodes;
+  std::set<std::string> seen;
+  for (const auto& gpu : gpus) {
+    std::vector<const model::PassthroughFunction*> functions;
+    for (const auto& function : gpu.functions) functions.push_back(&function);
+    for (const auto& peer : gpu.group_peers) functions.push_back(&peer);
+    for (const auto* function : functions) {
+      std::string node = paths.vfio_group(function->iommu_group);
+      if (seen.insert(node).second) nodes.push_back(node);
+    }
+  }
+  return nodes;
+}
+
+// What the adapter gives back when a run-as qemu ends: the kernel's owner and mode of a vfio
+// group node and the daemon's of its own files.
+constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
+constexpr sys::FileOwner kRootDir{0, 0, 0755};
 
 off_t file_size(const std::string& path) {
   struct stat st {};
@@ -157,6 +215,8 @@ void on_process_exit(const std::weak_ptr<QemuHypervisor::Shared>& weak,
     ++shared->running_handlers;
   }
   t_in_exit_handler = true;
+  // The process is gone: nothing of its user may keep the VM's devices.
+  give_back(*shared->permissions, *vm);
   // qemu sends SHUTDOWN before it exits; once the QMP connection has ended, the reader has
   // handed us every event, so the reason below is final.
   vm->qmp->wait_closed(milliseconds(2000));
@@ -226,6 +286,17 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
                                                                sys::Filesystem& fs,
                                                                sys::HostPaths paths,
                                                                QemuConfig config) {
+  auto permissions = sys::make_posix_permissions();
+  auto hv = create(launcher, fs, *permissions, std::move(paths), std::move(config));
+  if (hv) (*hv)->owned_permissions_ = std::move(permissions);
+  return hv;
+}
+
+Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLauncher& launcher,
+                                                               sys::Filesystem& fs,
+                                                               sys::Permissions& permissions,
+                                                               sys::HostPaths paths,
+                                                               QemuConfig config) {
   if (config.binary.empty()) return fail(Code::kInvalidArgument, "qemu binary is empty");
   if (config.start_timeout.count() <= 0 || config.command_timeout.count() <= 0 ||
       config.stop_grace.count() <= 0)
@@ -234,6 +305,9 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
     return fail(Code::kInvalidArgument, "gpudirect clique " +
                                             std::to_string(*config.gpudirect_clique) +
                                             " is outside 0..15");
+  if (config.run_as && (config.run_as->uid == 0 || config.run_as->gid == 0))
+    return fail(Code::kInvalidArgument, "qemu " + config.run_as->describe() +
+                                            ": uid and gid must not be 0 (root)");
   Accel accel;
   if (config.accel == "kvm") {
     accel = Accel::kKvm;
@@ -247,20 +321,25 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
     return fail(Code::kInvalidArgument,
                 "qemu accel \"" + config.accel + "\" is not one of auto, kvm, tcg");
   }
-  logger()->info("qemu adapter ready binary={} accel={} (configured {})", config.binary,
-                 accel_name(accel), config.accel);
+  logger()->info("qemu adapter ready binary={} accel={} (configured {}) user={}", config.binary,
+                 accel_name(accel), config.accel,
+                 config.run_as ? config.run_as->describe() : "the daemon's");
   return std::unique_ptr<QemuHypervisor>(
-      new QemuHypervisor(launcher, fs, std::move(paths), std::move(config), accel));
+      new QemuHypervisor(launcher, fs, permissions, std::move(paths), std::move(config), accel));
 }
 
 QemuHypervisor::QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& fs,
-                               sys::HostPaths paths, QemuConfig config, Accel accel)
+                               sys::Permissions& permissions, sys::HostPaths paths,
+                               QemuConfig config, Accel accel)
     : launcher_(launcher),
       fs_(fs),
+      permissions_(permissions),
       paths_(std::move(paths)),
       config_(std::move(config)),
       accel_(accel),
-      shared_(std::make_shared<Shared>()) {}
+      shared_(std::make_shared<Shared>()) {
+  shared_->permissions = &permissions_;
+}
 
 QemuHypervisor::~QemuHypervisor() {
   std::map<std::string, std::shared_ptr<VmProcess>> vms;
@@ -298,6 +377,11 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
     return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
   return ok();
+}
+
+Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
+  FEOS_TRY(validate(spec));
+  return check_spec_files(spec, config_.image_roots);
 }
 
 Status QemuHypervisor::watch(const std::shared_ptr<VmProcess>& vm) {
@@ -368,6 +452,87 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
   return ok();
 }
 
+Status QemuHypervisor::grant_to_user(VmProcess& vm, const model::VmSpec& spec,
+                                     const std::vector<model::AssignedGpu>& gpus,
+                                     const std::string& runtime_dir) {
+  const sys::RunAs& user = *config_.run_as;
+  // The daemon's files exist before the user may create entries in the directory, so qemu
+  // cannot plant links under their names; the sticky bit keeps it from replacing them.
+  FEOS_TRY(ensure_file(vm.files.qemu_log));
+  FEOS_TRY(ensure_file(vm.files.console_log));
+  auto give = [&](const std::string& path, sys::FileOwner to, sys::FileOwner back) -> Status {
+    {
+      // Recorded first: a chown that worked before a failed chmod is given back too.
+      std::lock_guard lock(vm.mutex);
+      vm.grants.emplace_back(path, back);
+    }
+    return permissions_.set_owner(path, to);
+  };
+  FEOS_TRY(give(runtime_dir, {0, user.gid, 01770}, kRootDir));
+  if (spec.ignition) FEOS_TRY(give(vm.files.ignition_file, {0, user.gid, 0640}, kRootPrivate));
+  std::vector<sys::AccessCheck> checks;
+  auto nodes = vfio_group_nodes(paths_, gpus);
+  for (const auto& node : nodes) {
+    FEOS_TRY(give(node, {user.uid, user.gid, 0600}, kRootPrivate));
+    checks.push_back({"vfio group", node, sys::Access::kReadWrite});
+  }
+
+  auto need = [&](std::string what, const std::string& path, sys::Access access) {
+    if (!path.empty()) checks.push_back({std::move(what), path, access});
+  };
+  need("boot.kernel", spec.boot.kernel, sys::Access::kRead);
+  need("boot.initramfs", spec.boot.initramfs, sys::Access::kRead);
+  need("image_ref", spec.image_path, sys::Access::kReadWrite);
+  for (size_t i = 0; i < spec.disks.size(); ++i)
+    need("disks[" + std::to_string(i) + "].path", spec.disks[i].path,
+         spec.disks[i].readonly ? sys::Access::kRead : sys::Access::kReadWrite);
+  need("runtime dir", runtime_dir, sys::Access::kCreateIn);
+  if (spec.ignition) need("ignition", vm.files.ignition_file, sys::Access::kRead);
+  if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
+  if (accel_ == Accel::kKvm) need("accel kvm", paths_.kvm(), sys::Access::kReadWrite);
+  FEOS_TRY(permissions_.check_access(user, checks));
+  logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(), vm.id,
+                 nodes.size(), runtime_dir);
+  return ok();
+}
+
+void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::string>& args,
+                                       const std::string& runtime_dir) const {
+  // Only a qemu running as another user was given anything ("Uid:" lists real uid first).
+  auto status = fs_.read_file(paths_.process(vm.pid) + "/status");
+  if (!status) return;
+  auto at = status->find("\nUid:");
+  if (at == std::string::npos) return;
+  size_t digit = status->find_first_not_of(" \t", at + 5);
+  if (digit == std::string::npos || (*status)[digit] == '0') return;  // root (no leading zeros)
+  std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
+  if (fs_.exists(vm.files.ignition_file)) grants.emplace_back(vm.files.ignition_file, kRootPrivate);
+  std::set<std::string> seen;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] != "-device" || args[i + 1].rfind("vfio-pci,", 0) != 0) continue;
+    auto host = args[i + 1].find(",host=");
+    if (host == std::string::npos) continue;
+    std::string value = args[i + 1].substr(host + 6);
+    value = value.substr(0, value.find(','));
+    auto address = pci::Address::parse(value);
+    if (!address) continue;  // not one we wrote
+    std::string link = paths_.pci_device(address->to_string()) + "/iommu_group";
+    auto group = fs_.read_link(link);
+    if (!group) {
+      logger()->warn("adopted qemu vm={} pid={}: no IOMMU group for {} ({}): its vfio node will "
+                     "not be given back at exit",
+                     vm.id, vm.pid, address->to_string(), group.error().message);
+      continue;
+    }
+    std::string number = sys::basename_of(*group);
+    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string node = paths_.vfio_group(number);
+    if (seen.insert(node).second) grants.emplace_back(node, kRootPrivate);
+  }
+  std::lock_guard lock(vm.mutex);
+  vm.grants = std::move(grants);
+}
+
 void QemuHypervisor::forget(const std::shared_ptr<VmProcess>& vm) {
   std::lock_guard lock(shared_->mutex);
   auto it = shared_->vms.find(vm->id);
@@ -398,14 +563,16 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   argv_config.gpudirect_clique = config_.gpudirect_clique;
   // Only kvm passes the host's address width through; tcg emulates whatever it is told.
   if (!gpus.empty() && accel_ == Accel::kKvm) argv_config.host_phys_bits = host_phys_bits();
-  std::vector<std::string> images;
-  if (!spec.image_path.empty()) images.push_back(spec.image_path);
-  for (const auto& disk : spec.disks) images.push_back(disk.path);
-  for (const auto& image : images) {
-    auto format = detect_disk_format(image);
-    if (!format) return fail(format.error().context("vm " + vm_id));
-    argv_config.disk_formats[image] = *format;
-  }
+  // The files again (they may have changed since create), with the formats recorded at create;
+  // a VM created before formats were recorded gets them detected now.
+  auto files = check_spec_files(spec, config_.image_roots);
+  if (!files) return fail(files.error().context("vm " + vm_id));
+  auto qemu_format = [](model::DiskFormat f) {
+    return f == model::DiskFormat::kQcow2 ? DiskFormat::kQcow2 : DiskFormat::kRaw;
+  };
+  if (!files->image_path.empty())
+    argv_config.disk_formats[files->image_path] = qemu_format(files->image_format);
+  for (const auto& disk : files->disks) argv_config.disk_formats[disk.path] = qemu_format(disk.format);
   auto argv = build_argv(argv_config, spec, gpus, vm->files, vm_id);
   if (!argv) return fail(argv.error());
   FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
@@ -417,6 +584,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     shared_->vms[vm_id] = vm;
   }
   auto failed = [&](Error error) -> Result<int> {
+    give_back(permissions_, *vm);  // nothing of qemu's user outlives a failed start
     forget(vm);
     return fail(std::move(error));
   };
@@ -428,6 +596,10 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     auto written = write_private_file(vm->files.ignition_file, *spec.ignition);
     if (!written) return failed(written.error().context("vm " + vm_id));
   }
+  if (config_.run_as) {
+    auto granted = grant_to_user(*vm, spec, gpus, runtime_dir);
+    if (!granted) return failed(granted.error().context("vm " + vm_id));
+  }
 
   vm->log_offset = file_size(vm->files.qemu_log);
   sys::LaunchSpec launch;
@@ -436,6 +608,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
   // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
   launch.memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
+  launch.run_as = config_.run_as;
   logger()->debug("launching qemu vm={} argv=\"{}\"", vm_id, fmt::join(*argv, " "));
   auto pid = launcher_.launch(launch);
   if (!pid) return failed(pid.error().context("vm " + vm_id + ": launch qemu"));
@@ -531,6 +704,7 @@ Result<model::VmState> QemuHypervisor::adopt(const std::string& vm_id, int pid,
   vm->files = runtime_files(runtime_dir);
   vm->accel = accel;
   vm->log_offset = file_size(vm->files.qemu_log);
+  grants_of_adopted(*vm, args, runtime_dir);
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->vms.count(vm_id) != 0)
@@ -555,7 +729,10 @@ Result<model::VmState> QemuHypervisor::adopt(const std::string& vm_id, int pid,
     std::lock_guard lock(vm->mutex);
     if (!vm->exited) vm->attached = attached = true;
   }
-  if (!attached) return failed(Error{Code::kNotFound, where + " exited during adoption"});
+  if (!attached) {
+    give_back(permissions_, *vm);  // it ended: its user keeps nothing
+    return failed(Error{Code::kNotFound, where + " exited during adoption"});
+  }
   logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
   return run_state == "running" ? model::VmState::kRunning : model::VmState::kPaused;
 }

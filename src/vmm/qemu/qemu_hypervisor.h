@@ -9,9 +9,12 @@
 
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
+#include "sys/permissions.h"
 #include "sys/process.h"
+#include "sys/run_as.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qemu/argv_builder.h"
+#include "vmm/qemu/request_files.h"
 
 namespace feos::vmm::qemu {
 
@@ -27,6 +30,13 @@ struct QemuConfig {
   // NVIDIA GPUDirect P2P clique (0..15) given to every NVIDIA GPU of a VM (see
   // ArgvConfig::gpudirect_clique); unset = none.
   std::optional<int> gpudirect_clique;
+  // Run qemu as this unprivileged user (sys::resolve_user) instead of the daemon's root; see
+  // start() for what the user is given. Unset: qemu runs as the daemon's user. Either way qemu
+  // runs under its seccomp sandbox (kSandbox).
+  std::optional<sys::RunAs> run_as;
+  // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files) requests may
+  // name; empty: any regular file (request_files.h).
+  FileRoots image_roots;
 };
 
 // The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
@@ -35,9 +45,15 @@ int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
 
 class QemuHypervisor final : public Hypervisor {
  public:
-  // Checks `config` and resolves the accelerator. The launcher and filesystem must outlive the
-  // hypervisor. Errors: INVALID_ARGUMENT for an unknown accel, an empty binary, a timeout <= 0
-  // or a gpudirect clique outside 0..15.
+  // Checks `config` and resolves the accelerator. The launcher, filesystem and permissions must
+  // outlive the hypervisor. Errors: INVALID_ARGUMENT for an unknown accel, an empty binary, a
+  // timeout <= 0, a gpudirect clique outside 0..15, or a run_as user with uid or gid 0.
+  static Result<std::unique_ptr<QemuHypervisor>> create(sys::ProcessLauncher& launcher,
+                                                        sys::Filesystem& fs,
+                                                        sys::Permissions& permissions,
+                                                        sys::HostPaths paths, QemuConfig config);
+  // As above, with the real chown/chmod and access checks (sys::make_posix_permissions()),
+  // owned by the hypervisor.
   static Result<std::unique_ptr<QemuHypervisor>> create(sys::ProcessLauncher& launcher,
                                                         sys::Filesystem& fs,
                                                         sys::HostPaths paths, QemuConfig config);
@@ -49,6 +65,8 @@ class QemuHypervisor final : public Hypervisor {
   // validate_spec() plus: kernel, initramfs, root image and disk paths exist (NOT_FOUND naming the
   // field and path); the hugepages mount exists when hugepages are asked for (NOT_FOUND).
   Status validate(const model::VmSpec& spec) const override;
+  // validate(), then check_spec_files() on the real files: formats recorded.
+  Result<model::VmSpec> admit(const model::VmSpec& spec) const override;
 
   // Writes the runtime files into `runtime_dir` (sockets, qemu.pid, ignition.json; qemu.log and
   // console.log are appended to), detects qcow2 images, launches qemu with its output in
@@ -59,11 +77,26 @@ class QemuHypervisor final : public Hypervisor {
   // pins all guest RAM for device DMA, plus what qemu maps for DMA beside it (firmware, option
   // ROMs; the same allowance libvirt makes). Too low a limit fails the start with qemu's
   // "vfio_dma_map ... Cannot allocate memory".
+  // With config.run_as, before the launch: qemu.log and console.log are created (the daemon's,
+  // root-owned); runtime_dir becomes root:<user's gid> 01770 (qemu creates its sockets and
+  // pidfile there, and the sticky bit keeps it from replacing the daemon's files); ignition.json
+  // root:<gid> 0640; every <dev>/vfio/<group> of the VM <uid>:<gid> 0600 (<dev>/vfio/vfio, the
+  // container, is left as the kernel made it, 0666). Then a child holding only the user's
+  // identity checks that the user can read the kernel and initramfs, read and write the root
+  // image and writable disks (read the read-only ones), create files in runtime_dir (every
+  // parent must be searchable by it) and in the hugepages mount when asked for, open <dev>/kvm
+  // with kvm, and the vfio nodes. Request files are never chowned. qemu then execs as the user
+  // (RLIMIT_MEMLOCK set before the identity change). When the process ends, or the start fails,
+  // the group nodes and ignition.json go back to root:root 0600 and runtime_dir to root:root
+  // 0755; for an adopted qemu running as a non-root user, the same happens at its exit (its
+  // groups found from its vfio-pci host= arguments).
   // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already or `gpus` does not
   // hold one entry per spec.gpus request; build_argv()'s (INVALID_ARGUMENT / FAILED_PRECONDITION
   // for GPUs that do not fit); NOT_FOUND naming the group when a <dev>/vfio/<group> is missing
   // (the host side did not bind it); INVALID_ARGUMENT if runtime_dir is too long for unix socket
-  // paths; NOT_FOUND if the qemu binary is missing; otherwise INTERNAL (qemu exited: its exit
+  // paths; with run_as, FAILED_PRECONDITION naming the field, path and user that cannot access
+  // it, or the set_owner() error naming the path; NOT_FOUND if the qemu binary is missing;
+  // otherwise INTERNAL (qemu exited: its exit
   // status and the tail of qemu.log) or UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with
   // the qemu.log tail). The process is killed on every failure after launch.
   Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
@@ -103,17 +136,24 @@ class QemuHypervisor final : public Hypervisor {
   struct Shared;
 
  private:
-  QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& fs, sys::HostPaths paths,
-                 QemuConfig config, Accel accel);
+  QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& fs,
+                 sys::Permissions& permissions, sys::HostPaths paths, QemuConfig config,
+                 Accel accel);
   Result<std::shared_ptr<VmProcess>> attached(const std::string& vm_id) const;
   Status watch(const std::shared_ptr<VmProcess>& vm);
   Status connect(const std::shared_ptr<VmProcess>& vm, std::chrono::milliseconds timeout);
   void forget(const std::shared_ptr<VmProcess>& vm);
   int host_phys_bits() const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
+  Status grant_to_user(VmProcess& vm, const model::VmSpec& spec,
+                       const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
+  void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& args,
+                         const std::string& runtime_dir) const;
 
+  std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;
   sys::Filesystem& fs_;
+  sys::Permissions& permissions_;
   const sys::HostPaths paths_;
   const QemuConfig config_;
   const Accel accel_;
