@@ -9,7 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpci-dev pciutils pci.ids
   python3 python3-grpcio python3-protobuf procps
-  qemu-system-x86 busybox-static cpio kmod xz-utils file
+  qemu-system-x86 busybox-static cpio kmod xz-utils file openssl
+  clang libclang-rt-dev llvm
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -50,8 +50,9 @@ Result<Policy> Policy::parse(std::string_view text, std::string_view source) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    // e.what() carries "parse error at line L, column C: ...".
+  } catch (const json::exception& e) {
+    // e.what() carries "parse error at line L, column C: ...". A number too large for a double
+    // ("1e999") is an out_of_range, not a parse_error: catch every json exception.
     return fail(Code::kInvalidArgument, where + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) {

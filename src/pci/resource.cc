@@ -67,13 +67,17 @@ Result<std::vector<Resource>> parse_resource_file(std::string_view text, std::st
 }
 
 BarTotals bar_totals(const std::vector<Resource>& bars) {
+  // The file's numbers are 64-bit, so two huge lines could wrap a plain sum to a small total.
+  auto add = [](uint64_t& total, uint64_t size) {
+    total = size > UINT64_MAX - total ? UINT64_MAX : total + size;
+  };
   BarTotals t;
   for (const auto& r : bars) {
     if (r.index >= kRomIndex || !r.present()) continue;
-    if (r.is_io()) t.io += r.size();
-    else if (r.is_64bit() && r.is_prefetchable()) t.mem64_prefetchable += r.size();
-    else if (r.is_64bit()) t.mem64_other += r.size();
-    else if (r.is_mem()) t.mem32 += r.size();
+    if (r.is_io()) add(t.io, r.size());
+    else if (r.is_64bit() && r.is_prefetchable()) add(t.mem64_prefetchable, r.size());
+    else if (r.is_64bit()) add(t.mem64_other, r.size());
+    else if (r.is_mem()) add(t.mem32, r.size());
   }
   return t;
 }

@@ -49,7 +49,8 @@ struct Resource {
 // names `where` (the file's path) and the line.
 Result<std::vector<Resource>> parse_resource_file(std::string_view text, std::string_view where);
 
-// Sums of present BAR sizes (lines 0-5 only; ROM and bridge windows are not counted).
+// Sums of present BAR sizes (lines 0-5 only; ROM and bridge windows are not counted), each
+// capped at UINT64_MAX rather than wrapping around.
 struct BarTotals {
   uint64_t mem64_prefetchable = 0;  // what a VM's 64-bit MMIO window (pci-hole64) must hold
   uint64_t mem64_other = 0;

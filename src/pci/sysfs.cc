@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 namespace feos::pci {
 namespace {
@@ -22,11 +23,12 @@ std::optional<int> parse_int(std::string_view text) {
   return value;
 }
 
-// "32.0 GT/s PCIe" -> 32.0; "Unknown" (or anything without a leading number) -> 0.
+// "32.0 GT/s PCIe" -> 32.0; "Unknown" (or anything without a leading number) -> 0. from_chars
+// also reads "inf" and "nan": those are not speeds either.
 double parse_gts(std::string_view speed) {
   double value = 0;
   auto [ptr, ec] = std::from_chars(speed.data(), speed.data() + speed.size(), value);
-  if (ec != std::errc() || value < 0) return 0;
+  if (ec != std::errc() || !std::isfinite(value) || value < 0) return 0;
   std::string_view rest(ptr, static_cast<size_t>(speed.data() + speed.size() - ptr));
   return rest.substr(0, 5) == " GT/s" ? value : 0;
 }

@@ -441,7 +441,7 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
 Result<json> parse_json(std::string_view text, const std::string& what) {
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     return fail(Code::kInvalidArgument, what + ": not valid JSON: " + e.what());
   }
 }

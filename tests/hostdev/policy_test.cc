@@ -90,7 +90,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadPolicy{R"({"allow_addresses": ["../../etc"]})",
                   "allow_addresses[0]: invalid PCI address '../../etc'"},
         BadPolicy{R"({"allow_group_peers": "yes"})",
-                  "allow_group_peers: expected a boolean, got string"}));
+                  "allow_group_peers: expected a boolean, got string"},
+        // Found by fuzz/device_policy_fuzzer: escaped parse() as an uncaught out_of_range.
+        BadPolicy{R"({"allow_ids": [-1e999]})", "not valid JSON: [json.exception.out_of_range.406] number overflow"}));
 
 TEST(PolicyTest, LoadReadsFileOrReportsNotFound) {
   test::TempDir dir;

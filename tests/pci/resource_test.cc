@@ -128,5 +128,22 @@ TEST(ResourceTest, FormatsBytes) {
   EXPECT_EQ(format_bytes(1ull << 40), "1 TiB");
 }
 
+// Found by a hand-written input to fuzz/pci_resource_fuzzer (its invariant: totals equal exact
+// sums): two 2^63-byte 64-bit prefetchable lines summed to 0.
+TEST(ResourceTest, TotalsSaturateInsteadOfWrapping) {
+  const char* text =
+      "0x0000000000000000 0x7fffffffffffffff 0x000000000014220c\n"
+      "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+      "0x8000000000000000 0xffffffffffffffff 0x000000000014220c\n"
+      "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+      "0x0000102000000000 0x0000102001ffffff 0x000000000014220c\n"
+      "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+      "0x0000000000000000 0x0000000000000000 0x0000000000000000\n";
+  auto r = parse_resource_file(text, "huge");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)[0].size(), uint64_t{1} << 63);
+  EXPECT_EQ(bar_totals(*r).mem64_prefetchable, UINT64_MAX);
+}
+
 }  // namespace
 }  // namespace feos::pci

@@ -293,6 +293,22 @@ TEST_F(HostTopologyTest, MalformedAttributesAreInternalErrorsNamingThePath) {
   EXPECT_NE(d.error().message.find(dir + "/device"), std::string::npos) << d.error().message;
 }
 
+// Found by a hand-written input to fuzz/sysfs_attributes_fuzzer, whose invariant wants finite,
+// non-negative speeds: std::from_chars reads "inf" and "nan" as numbers, and they came out as link speeds.
+TEST_F(HostTopologyTest, LinkSpeedsThatAreNotNumbersAreUnknown) {
+  const std::string path = paths_.pci_device("0000:18:00.0") + "/current_link_speed";
+  PciSysfs pci(*fs_, paths_);
+  for (const char* speed : {"inf GT/s PCIe", "nan GT/s PCIe", "-inf GT/s PCIe", "-2.5 GT/s PCIe",
+                            "1e999 GT/s PCIe", "32.0 GB/s"}) {
+    { std::ofstream(path, std::ios::trunc) << speed << "\n"; }
+    auto d = pci.read(addr("0000:18:00.0"));
+    ASSERT_TRUE(d) << d.error().message;
+    ASSERT_TRUE(d->current_link);
+    EXPECT_EQ(d->current_link->speed, speed);
+    EXPECT_EQ(d->current_link->gts, 0.0) << speed;
+  }
+}
+
 TEST_F(HostTopologyTest, SkipsNonAddressEntries) {
   std::filesystem::create_directories(paths_.pci_devices() + "/not-a-device");
   PciSysfs pci(*fs_, paths_);

@@ -313,5 +313,106 @@ TEST(QmpClient, CloseIsIdempotentAndFailsLaterCommands) {
   EXPECT_EQ(result.error().code, Code::kUnavailable);
 }
 
+// The parsers the reader thread uses, on lines captured from qemu 7.2 (-qmp stdio).
+TEST(QmpParse, GreetingVersion) {
+  auto version = parse_qmp_greeting(
+      R"({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}})"
+      "\r");
+  ASSERT_TRUE(version) << version.error().to_string();
+  EXPECT_EQ(*version, "7.2.22");
+  auto bare = parse_qmp_greeting(R"({"QMP": {"capabilities": []}})");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(*bare, "unknown");
+  auto wrong = parse_qmp_greeting(R"({"return": {}})");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, Code::kInternal);
+  EXPECT_EQ(wrong.error().message, R"(not a QMP greeting: {"return": {}})");
+}
+
+TEST(QmpParse, ClassifiesLines) {
+  auto reply = parse_qmp_message(
+      R"({"return": {"status": "running", "singlestep": false, "running": true}, "id": 2})");
+  ASSERT_EQ(reply.kind, QmpMessage::Kind::kReply);
+  EXPECT_EQ(reply.id, 2u);
+  EXPECT_EQ(reply.body["return"]["status"], "running");
+
+  auto event = parse_qmp_message(
+      R"({"timestamp": {"seconds": 1795496374, "microseconds": 374077}, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}})");
+  ASSERT_EQ(event.kind, QmpMessage::Kind::kEvent);
+  EXPECT_EQ(event.event.name, "SHUTDOWN");
+  EXPECT_EQ(event.event.data["reason"], "host-qmp-quit");
+  auto stop = parse_qmp_message(R"({"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"})");
+  ASSERT_EQ(stop.kind, QmpMessage::Kind::kEvent);
+  EXPECT_EQ(stop.event.data, json::object());
+
+  // qemu's answer to a line it could not parse carries no id.
+  EXPECT_EQ(parse_qmp_message(
+                R"({"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'garbage'"}})")
+                .kind,
+            QmpMessage::Kind::kUnmatched);
+  EXPECT_EQ(parse_qmp_message(R"({"return": {}, "id": -1})").kind, QmpMessage::Kind::kUnmatched);
+  EXPECT_EQ(parse_qmp_message(R"({"return": {}, "id": "1"})").kind, QmpMessage::Kind::kUnmatched);
+  EXPECT_EQ(parse_qmp_message("garbage").kind, QmpMessage::Kind::kUnparsable);
+  EXPECT_EQ(parse_qmp_message("[1, 2]").kind, QmpMessage::Kind::kUnparsable);
+  EXPECT_EQ(parse_qmp_message("").kind, QmpMessage::Kind::kUnparsable);
+}
+
+TEST(QmpParse, ReplyResults) {
+  auto value = qmp_reply_result("query-kvm", json::parse(R"({"return": {"enabled": false, "present": true}, "id": 4})"));
+  ASSERT_TRUE(value);
+  EXPECT_EQ((*value)["present"], true);
+  auto empty = qmp_reply_result("cont", json::parse(R"({"id": 4})"));
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(*empty, json::object());
+
+  auto missing = qmp_reply_result(
+      "device_del", json::parse(R"({"id": 7, "error": {"class": "DeviceNotFound", "desc": "Device 'gpu0' not found"}})"));
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_EQ(missing.error().message, "qmp device_del: Device 'gpu0' not found (DeviceNotFound)");
+  auto odd = qmp_reply_result("stop", json::parse(R"({"id": 1, "error": [1]})"));
+  ASSERT_FALSE(odd);
+  EXPECT_EQ(odd.error().code, Code::kInternal);
+  EXPECT_EQ(odd.error().message, "qmp stop: [1] (GenericError)");
+}
+
+// Found by a hand-written input to fuzz/qmp_reply_fuzzer (ASan: stack-overflow): copying and
+// printing a nlohmann::json value recurse once per nesting level, so a reply like
+// {"return": [[[[...]]]], "id": 1} 30000 levels deep overflowed the reader thread's stack. Lines
+// deeper than QEMU's own limit are now unparsable.
+TEST(QmpParse, RefusesNestingBeyondQemusLimit) {
+  auto nested = [](int levels, const std::string& shape) {
+    return shape.substr(0, shape.find('@')) + std::string(levels, '[') + std::string(levels, ']') +
+           shape.substr(shape.find('@') + 1);
+  };
+  const std::string reply = R"({"return": @, "id": 1})";
+  const std::string event = R"({"event": "X", "data": {"a": @}})";
+  EXPECT_EQ(parse_qmp_message(nested(30000, reply)).kind, QmpMessage::Kind::kUnparsable);
+  EXPECT_EQ(parse_qmp_message(nested(30000, event)).kind, QmpMessage::Kind::kUnparsable);
+  EXPECT_EQ(parse_qmp_message(nested(kMaxQmpNesting, reply)).kind, QmpMessage::Kind::kUnparsable);
+  auto deep_ok = parse_qmp_message(nested(kMaxQmpNesting - 1, reply));
+  ASSERT_EQ(deep_ok.kind, QmpMessage::Kind::kReply);
+  EXPECT_TRUE(qmp_reply_result("x", deep_ok.body));
+  EXPECT_FALSE(parse_qmp_greeting(nested(30000, R"({"QMP": @})")));
+}
+
+// Found by a hand-written input to fuzz/qmp_reply_fuzzer (UBSan): get<int>() of 1e300 is an
+// out-of-range float-to-int conversion, which is undefined behaviour.
+TEST(QmpParse, VersionNumbersMustBeIntegers) {
+  auto version = parse_qmp_greeting(
+      R"({"QMP": {"version": {"qemu": {"micro": 1e300, "minor": 2, "major": 7}}, "capabilities": []}})");
+  ASSERT_TRUE(version);
+  EXPECT_EQ(*version, "unknown");
+  EXPECT_EQ(qmp_version_string(json::parse(R"({"major": 7, "minor": 2, "micro": 22})")), "7.2.22");
+  EXPECT_FALSE(qmp_version_string(json::parse(R"({"major": 7, "minor": 2, "micro": 2.5})")));
+  EXPECT_FALSE(qmp_version_string(json::parse(R"({"major": -7, "minor": 2, "micro": 22})")));
+  EXPECT_FALSE(qmp_version_string(json::parse(R"({"major": 4294967296, "minor": 2, "micro": 22})")));
+  EXPECT_FALSE(qmp_version_string(json::parse(R"({"major": 7, "minor": 2})")));
+  EXPECT_FALSE(qmp_version_string(json::parse(R"([7, 2, 22])")));
+  auto odd = parse_qmp_greeting(R"({"QMP": {"version": [1]}})");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(*odd, "unknown");
+}
+
 }  // namespace
 }  // namespace feos::vmm::qemu

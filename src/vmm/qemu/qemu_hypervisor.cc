@@ -813,14 +813,14 @@ Result<PingInfo> QemuHypervisor::ping(const std::string& vm_id) {
   auto reply = (*vm)->qmp->execute("query-version");
   if (!reply) return fail(reply.error().context("vm " + vm_id));
   PingInfo info;
-  try {
-    const auto& q = reply->at("qemu");
-    info.version = std::to_string(q.at("major").get<int>()) + "." +
-                   std::to_string(q.at("minor").get<int>()) + "." +
-                   std::to_string(q.at("micro").get<int>());
-  } catch (const nlohmann::json::exception&) {
-    return fail(Code::kInternal, "vm " + vm_id + ": unexpected query-version reply " + reply->dump());
-  }
+  // Checked like the greeting: qemu's reply is outside data (no float-to-int conversion of 1e300).
+  auto version = reply->is_object() && reply->contains("qemu")
+                     ? qmp_version_string((*reply)["qemu"])
+                     : std::nullopt;
+  if (!version)
+    return fail(Code::kInternal, "vm " + vm_id + ": unexpected query-version reply " +
+                                     reply->dump().substr(0, 512));
+  info.version = *version;
   info.pid = (*vm)->pid;
   info.features.push_back("accel=" + std::string(accel_name((*vm)->accel)));
   return info;

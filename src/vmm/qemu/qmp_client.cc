@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "common/log.h"
 
@@ -45,6 +46,21 @@ Result<std::string> read_line(int fd, Clock::time_point deadline, const std::str
   }
 }
 
+// Parses one QMP line; discarded when it is not JSON or nests deeper than kMaxQmpNesting. The
+// parser itself is iterative at any depth; the callback sees each value's depth.
+json parse_line(std::string_view line) {
+  bool too_deep = false;
+  json parsed = json::parse(
+      line,
+      [&too_deep](int depth, json::parse_event_t, json&) {
+        if (depth >= kMaxQmpNesting) too_deep = true;
+        return !too_deep;
+      },
+      false);
+  if (too_deep) return json(json::value_t::discarded);
+  return parsed;
+}
+
 Code code_for_class(const std::string& error_class) {
   if (error_class == "DeviceNotFound") return Code::kNotFound;
   if (error_class == "CommandNotFound") return Code::kUnimplemented;
@@ -52,6 +68,67 @@ Code code_for_class(const std::string& error_class) {
 }
 
 }  // namespace
+
+QmpMessage parse_qmp_message(std::string_view line) {
+  QmpMessage out;
+  json message = parse_line(line);
+  if (message.is_discarded() || !message.is_object()) return out;
+  if (message.contains("event")) {
+    out.kind = QmpMessage::Kind::kEvent;
+    out.event.name = message["event"].is_string() ? message["event"].get<std::string>() : "";
+    out.event.data = message.value("data", json::object());
+    return out;
+  }
+  if (!message.contains("id") || !message["id"].is_number_unsigned()) {
+    out.kind = QmpMessage::Kind::kUnmatched;
+    return out;
+  }
+  out.kind = QmpMessage::Kind::kReply;
+  out.id = message["id"].get<uint64_t>();
+  out.body = std::move(message);
+  return out;
+}
+
+std::optional<std::string> qmp_version_string(const json& qemu) {
+  if (!qemu.is_object()) return std::nullopt;
+  std::string out;
+  for (const char* key : {"major", "minor", "micro"}) {
+    auto it = qemu.find(key);
+    if (it == qemu.end() || !it->is_number_integer() || it->get<int64_t>() < 0 ||
+        it->get<int64_t>() > std::numeric_limits<int>::max())
+      return std::nullopt;
+    if (!out.empty()) out += ".";
+    out += std::to_string(it->get<int64_t>());
+  }
+  return out;
+}
+
+Result<std::string> parse_qmp_greeting(std::string_view line) {
+  json greeting = parse_line(line);
+  if (greeting.is_discarded() || !greeting.is_object() || !greeting.contains("QMP"))
+    return fail(Code::kInternal, "not a QMP greeting: " + std::string(line.substr(0, 200)));
+  const json* qemu = &greeting;
+  for (const char* key : {"QMP", "version", "qemu"}) {
+    auto it = qemu->is_object() ? qemu->find(key) : qemu->end();
+    if (it == qemu->end()) return std::string("unknown");  // still a usable greeting
+    qemu = &*it;
+  }
+  return qmp_version_string(*qemu).value_or("unknown");
+}
+
+Result<json> qmp_reply_result(const std::string& command, const json& reply) {
+  if (reply.contains("error")) {
+    const json& error = reply["error"];
+    std::string error_class = "GenericError";
+    std::string desc = error.dump();
+    if (error.is_object() && error.contains("class") && error["class"].is_string())
+      error_class = error["class"].get<std::string>();
+    if (error.is_object() && error.contains("desc") && error["desc"].is_string())
+      desc = error["desc"].get<std::string>();
+    return fail(code_for_class(error_class), "qmp " + command + ": " + desc + " (" + error_class + ")");
+  }
+  return reply.value("return", json::object());
+}
 
 Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_path,
                                                       EventHandler on_event, Options options) {
@@ -64,23 +141,13 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_
   std::string rest;
   auto line = read_line(fd->get(), deadline, socket_path, rest);
   if (!line) return fail(line.error());
-  json greeting = json::parse(*line, nullptr, false);
-  if (greeting.is_discarded() || !greeting.is_object() || !greeting.contains("QMP"))
-    return fail(Code::kInternal, "qmp " + socket_path + ": not a QMP greeting: " + line->substr(0, 200));
-  std::string version;
-  try {
-    const json& v = greeting["QMP"]["version"]["qemu"];
-    version = std::to_string(v.at("major").get<int>()) + "." +
-              std::to_string(v.at("minor").get<int>()) + "." +
-              std::to_string(v.at("micro").get<int>());
-  } catch (const json::exception&) {
-    version = "unknown";  // a greeting without a version is still usable
-  }
+  auto version = parse_qmp_greeting(*line);
+  if (!version) return fail(version.error().context("qmp " + socket_path));
 
   std::unique_ptr<QmpClient> client(new QmpClient(std::move(*fd), std::move(*waker),
                                                    std::move(on_event), socket_path,
                                                    options.command_timeout));
-  client->version_ = std::move(version);
+  client->version_ = std::move(*version);
   client->reader_ = std::thread([c = client.get(), rest = std::move(rest)]() mutable {
     c->reader_loop(std::move(rest));
   });
@@ -190,30 +257,27 @@ void QmpClient::handle_line(const std::string& line) {
 }
 
 void QmpClient::dispatch(const std::string& line) {
-  json message = json::parse(line, nullptr, false);
-  if (message.is_discarded() || !message.is_object()) {
-    log::get("qemu")->warn("qmp unparsable line socket={} line=\"{}\"", socket_path_,
-                           line.substr(0, 200));
-    return;
-  }
-  if (message.contains("event")) {
-    if (!on_event_) return;
-    QmpEvent event;
-    event.name = message["event"].is_string() ? message["event"].get<std::string>() : "";
-    event.data = message.value("data", json::object());
-    on_event_(event);
-    return;
-  }
-  if (!message.contains("id") || !message["id"].is_number_unsigned()) {
-    log::get("qemu")->warn("qmp reply without our id socket={} line=\"{}\"", socket_path_,
-                           line.substr(0, 200));
-    return;
+  QmpMessage message = parse_qmp_message(line);
+  switch (message.kind) {
+    case QmpMessage::Kind::kUnparsable:
+      log::get("qemu")->warn("qmp unparsable line socket={} line=\"{}\"", socket_path_,
+                             line.substr(0, 200));
+      return;
+    case QmpMessage::Kind::kEvent:
+      if (on_event_) on_event_(message.event);
+      return;
+    case QmpMessage::Kind::kUnmatched:
+      log::get("qemu")->warn("qmp reply without our id socket={} line=\"{}\"", socket_path_,
+                             line.substr(0, 200));
+      return;
+    case QmpMessage::Kind::kReply:
+      break;
   }
   std::lock_guard lock(mutex_);
-  auto it = pending_.find(message["id"].get<uint64_t>());
+  auto it = pending_.find(message.id);
   if (it == pending_.end()) return;  // its caller timed out already
   it->second->done = true;
-  it->second->reply = std::move(message);
+  it->second->reply = std::move(message.body);
   cv_.notify_all();
 }
 
@@ -260,18 +324,7 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
   if (!pending->failure.empty())
     return fail(Code::kUnavailable,
                 "qmp " + command + ": connection ended before the reply (" + pending->failure + ")");
-  const json& reply = pending->reply;
-  if (reply.contains("error")) {
-    const json& error = reply["error"];
-    std::string error_class = "GenericError";
-    std::string desc = error.dump();
-    if (error.is_object() && error.contains("class") && error["class"].is_string())
-      error_class = error["class"].get<std::string>();
-    if (error.is_object() && error.contains("desc") && error["desc"].is_string())
-      desc = error["desc"].get<std::string>();
-    return fail(code_for_class(error_class), "qmp " + command + ": " + desc + " (" + error_class + ")");
-  }
-  return reply.value("return", json::object());
+  return qmp_reply_result(command, pending->reply);
 }
 
 }  // namespace feos::vmm::qemu

@@ -9,7 +9,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -21,8 +23,47 @@ namespace feos::vmm::qemu {
 
 struct QmpEvent {
   std::string name;     // "SHUTDOWN", "STOP", ...
-  nlohmann::json data;  // the event's "data" member (an object; empty object when absent)
+  nlohmann::json data;  // the event's "data" member as sent (an empty object when absent)
 };
+
+// What QEMU sends, parsed without the socket (the reader thread and the fuzz targets use these).
+// None of them throws.
+
+// QEMU's JSON parser refuses input nested deeper than this (MAX_NESTING in
+// qobject/json-streamer.c); lines from QEMU nested deeper are refused here, because copying or
+// printing such a value recurses once per level and would overflow the reader thread's stack.
+inline constexpr int kMaxQmpNesting = 1024;
+
+// One line from QEMU (without its newline), classified. A line nested deeper than
+// kMaxQmpNesting is kUnparsable.
+struct QmpMessage {
+  enum class Kind {
+    kUnparsable,  // not a JSON object
+    kEvent,       // has "event": `event` is filled (name "" when it is not a string)
+    kReply,       // has an unsigned integer "id": `id` and `body` (the whole object) are filled
+    kUnmatched,   // an object that is neither: a reply without an id of ours
+  };
+  Kind kind = Kind::kUnparsable;
+  QmpEvent event;
+  uint64_t id = 0;
+  nlohmann::json body;
+};
+QmpMessage parse_qmp_message(std::string_view line);
+
+// "major.minor.micro" from a version object such as the greeting's and query-version's "qemu"
+// member ({"major": 7, "minor": 2, "micro": 22}); nullopt unless all three are integers from 0 to
+// INT_MAX (a float there must not reach an int conversion: out of range, that is undefined).
+std::optional<std::string> qmp_version_string(const nlohmann::json& qemu);
+
+// The greeting line: qemu's version (qmp_version_string of QMP.version.qemu), or "unknown" for a
+// greeting without a usable version. INTERNAL "not a QMP greeting: <the line's first 200 bytes>" when the line is
+// not a JSON object with a "QMP" member.
+Result<std::string> parse_qmp_greeting(std::string_view line);
+
+// The outcome of `command` from its reply: the "return" value (an empty object when absent), or
+// qemu's "error" as execute() documents it ("qmp <command>: <desc> (<class>)").
+// Precondition: `reply` is an object (the body of a kReply message).
+Result<nlohmann::json> qmp_reply_result(const std::string& command, const nlohmann::json& reply);
 
 class QmpClient {
  public:
