@@ -94,6 +94,13 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                label + (gpu.driver.empty() ? "" : ", driver " + gpu.driver) +
                    (gpu.reason.empty() ? ": ready" : ": " + gpu.reason));
       if (gpu.ready) ++ready_gpus;
+      // Not a refusal (some cards only reset with the slot), but the operator must know.
+      std::string methods;
+      for (const auto& m : gpu.reset_methods) methods += (methods.empty() ? "" : ", ") + m;
+      add_item(resp, "gpu " + gpu.address + " reset", !methods.empty(),
+               methods.empty() ? "no reset method (no FLR, bus or power-management reset): GPU memory "
+                                 "and state may carry over from one VM to the next"
+                               : "reset between VMs by " + methods);
     }
     if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
     resp->set_ready(check->iommu_enabled && check->vfio_pci_available &&

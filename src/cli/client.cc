@@ -3,9 +3,6 @@
 #include <fcntl.h>
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,6 +26,7 @@
 #include "cli/watch.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
+#include "tls/pem.h"
 
 namespace feos::cli {
 namespace {
@@ -558,54 +556,13 @@ int Client::console() {
   return *rc;
 }
 
-// OpenSSL's reason for the last failure; its error queue is left empty.
-std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "no PEM data";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
-
-// Encrypted keys would make OpenSSL prompt on the terminal: refuse them instead.
-int no_passphrase(char*, int, int, void*) { return 0; }
-
-using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
-using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
-
-// The first certificate in `pem`, or INVALID_ARGUMENT naming `flag`.
-Result<X509Ptr> first_certificate(const char* flag, const std::string& pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, &no_passphrase, nullptr), &X509_free);
-  if (!cert) {
-    return fail(Code::kInvalidArgument,
-                std::string(flag) + ": not a valid PEM certificate: " + openssl_error());
-  }
-  return cert;
-}
-
-// Parses the TLS material with OpenSSL before gRPC sees it: gRPC reports a malformed key or a key
-// that does not belong to the certificate only as an unusable channel ("empty address list").
+// Parses the TLS material before gRPC sees it: gRPC reports a malformed key or a key that does
+// not belong to the certificate only as an unusable channel ("empty address list").
 // INVALID_ARGUMENT naming the flag.
 Status check_tls(const TlsOptions& tls) {
-  auto ca = first_certificate("--tls-ca", tls.ca_pem);
-  if (!ca) return fail(ca.error());
+  FEOS_TRY(feos::tls::check_certificates(tls.ca_pem, "--tls-ca"));
   if (tls.cert_pem.empty()) return ok();
-  auto cert = first_certificate("--tls-cert", tls.cert_pem);
-  if (!cert) return fail(cert.error());
-  BioPtr bio(BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())), &BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr), &EVP_PKEY_free);
-  if (!key) {
-    return fail(Code::kInvalidArgument,
-                "--tls-key: not a valid unencrypted PEM private key: " + openssl_error());
-  }
-  if (X509_check_private_key(cert->get(), key.get()) != 1) {
-    return fail(Code::kInvalidArgument,
-                "--tls-key: does not match the certificate of --tls-cert: " + openssl_error());
-  }
-  return ok();
+  return feos::tls::check_key_pair(tls.cert_pem, "--tls-cert", tls.key_pem, "--tls-key");
 }
 
 // TLS (with the client certificate, when given) for --tls-ca, else plaintext: the Unix socket, or

@@ -23,9 +23,6 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
 #include <grpcpp/security/server_credentials.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "api/host_service.h"
 #include "api/vm_service.h"
@@ -40,6 +37,7 @@
 #include "sys/permissions.h"
 #include "sys/process.h"
 #include "sys/run_as.h"
+#include "tls/pem.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
 namespace {
@@ -215,41 +213,6 @@ feos::Result<std::string> read_pem(const feos::sys::Filesystem& fs, const char* 
   return content;
 }
 
-// OpenSSL's reason for the last failure (its error queue is cleared).
-std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "no PEM data";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
-
-// Encrypted keys would make OpenSSL prompt on the terminal: refuse them instead.
-int no_passphrase(char*, int, int, void*) { return 0; }
-
-using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
-
-// The certificates in `pem`, in order. INVALID_ARGUMENT naming `flag` and `path` when there is none
-// or one is malformed.
-feos::Result<std::vector<X509Ptr>> parse_certificates(const char* flag, const std::string& path,
-                                                      const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  std::vector<X509Ptr> certs;
-  ERR_clear_error();
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, &no_passphrase, nullptr))
-    certs.emplace_back(cert, &X509_free);
-  unsigned long last = ERR_peek_last_error();
-  bool clean_end = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
-  if (certs.empty() || !clean_end)
-    return feos::fail(
-        feos::Code::kInvalidArgument,
-        std::string(flag) + ": " + path + " is not a PEM certificate file: " + openssl_error());
-  ERR_clear_error();
-  return certs;
-}
-
 // gRPC's TLS credentials for --listen: the server presents --tls-cert/--tls-key and accepts only
 // clients whose certificate --tls-client-ca verifies. The files are parsed here so that a bad one
 // stops feosd at startup with a message naming it (gRPC would only fail the listening port).
@@ -262,25 +225,10 @@ feos::Result<std::shared_ptr<grpc::ServerCredentials>> tls_credentials(const Opt
   auto ca_pem = read_pem(*fs, "--tls-client-ca", opt.tls_client_ca);
   if (!ca_pem) return feos::fail(ca_pem.error());
 
-  auto chain = parse_certificates("--tls-cert", opt.tls_cert, *cert_pem);
-  if (!chain) return feos::fail(chain.error());
-  auto cas = parse_certificates("--tls-client-ca", opt.tls_client_ca, *ca_pem);
-  if (!cas) return feos::fail(cas.error());
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())), &BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr), &EVP_PKEY_free);
-  if (!key)
-    return feos::fail(
-        feos::Code::kInvalidArgument,
-        "--tls-key: " + opt.tls_key + " is not an unencrypted PEM private key: " + openssl_error());
-  if (X509_check_private_key(chain->front().get(), key.get()) != 1)
-    return feos::fail(feos::Code::kInvalidArgument,
-                      "--tls-key: " + opt.tls_key +
-                          " does not match the certificate in --tls-cert " + opt.tls_cert + ": " +
-                          openssl_error());
-  ERR_clear_error();
-  if (X509_cmp_current_time(X509_get0_notAfter(chain->front().get())) < 0)
+  FEOS_TRY(feos::tls::check_key_pair(*cert_pem, "--tls-cert " + opt.tls_cert, *key_pem,
+                                     "--tls-key: " + opt.tls_key));
+  FEOS_TRY(feos::tls::check_certificates(*ca_pem, "--tls-client-ca: " + opt.tls_client_ca));
+  if (feos::tls::first_certificate_expired(*cert_pem))
     feos::log::get("feosd")->warn("--tls-cert {} has expired: clients will refuse it",
                                   opt.tls_cert);
 

@@ -104,6 +104,9 @@ struct GpuReadiness {
   std::string driver;   // current driver or ""
   bool ready = false;   // prepare() would accept it now (or it is held by a VM: see reason)
   std::string reason;   // why not ready; "assigned to vm X" for held ones; "" when ready
+  // How vfio-pci can reset it between VMs (pci::Device::reset_methods); empty: none, so GPU
+  // memory and state may carry over from one VM to the next.
+  std::vector<std::string> reset_methods;
 };
 
 struct HostCheck {

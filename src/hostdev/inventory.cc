@@ -210,6 +210,7 @@ Result<HostCheck> HostDevices::check_host() const {
     gpu.id = item.device.id();
     gpu.name = item.device_name;
     gpu.driver = item.device.driver;
+    gpu.reset_methods = item.device.reset_methods;
     switch (item.status) {
       case DeviceStatus::kAvailable: gpu.ready = true; break;
       case DeviceStatus::kAssigned:

@@ -37,7 +37,9 @@ struct Device {
   std::optional<std::string> iommu_group;  // decimal group number; absent without an IOMMU
   int numa_node = -1;                    // -1: no NUMA affinity known
   std::optional<bool> boot_vga;          // only VGA-class devices have the attribute
-  std::vector<std::string> reset_methods;  // from reset_method, in the kernel's order ("flr", "bus")
+  // From reset_method, in the kernel's order ("flr", "bus"); on kernels without that attribute,
+  // {"flr"} when config space shows Function Level Reset. Empty: no reset known.
+  std::vector<std::string> reset_methods;
   std::optional<Link> current_link;      // PCIe devices only
   std::optional<Link> max_link;
   std::optional<int> enable_count;       // `enable`: >0 when a driver has enabled the device

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "pci/config_space.h"
+
 namespace feos::pci {
 namespace {
 
@@ -220,7 +222,18 @@ Result<Device> PciSysfs::read(const Address& address) const {
 
   auto reset = optional_attr(dir, "reset_method");
   if (!reset) return fail(reset.error());
-  if (*reset) d.reset_methods = split_words(**reset);
+  if (*reset) {
+    d.reset_methods = split_words(**reset);
+  } else {
+    // Kernels before 5.15 have no reset_method: Function Level Reset, the method that matters
+    // for handing a GPU to the next VM, is read from the PCI Express capability instead. A
+    // config space that cannot be read or walked just leaves the list empty (unknown).
+    auto config = fs_.read_file(dir + "/config");
+    if (config) {
+      auto space = parse_config_space(*config, dir + "/config");
+      if (space && space->flr_supported()) d.reset_methods = {"flr"};
+    }
+  }
 
   auto max = read_pcie_link(dir, "max_link_speed", "max_link_width");
   if (!max) return fail(max.error());

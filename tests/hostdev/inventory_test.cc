@@ -2,6 +2,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "hostdev_fixture.h"
@@ -202,6 +204,31 @@ TEST_F(InventoryTest, CheckHost) {
   EXPECT_NE(check->interrupt_remapping_detail.find("dmar1 lacks interrupt remapping"),
             std::string::npos)
       << check->interrupt_remapping_detail;
+}
+
+// How each GPU can be reset between VMs; without the kernel's reset_method (before 5.15), FLR is
+// read from the PCI Express capability in config space.
+TEST_F(InventoryTest, CheckHostReportsResetMethods) {
+  start(test::consumer_gpu_host());  // iGPU 00:02.0: flr; card 01:00.0: bus; 01:00.1: none
+  const std::string devices = paths().sysfs_root + "/bus/pci/devices/";
+  auto check = host_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  std::map<std::string, std::vector<std::string>> methods;
+  for (const auto& gpu : check->gpus) methods[gpu.address] = gpu.reset_methods;
+  EXPECT_EQ(methods.at("0000:00:02.0"), std::vector<std::string>{"flr"});
+  EXPECT_EQ(methods.at("0000:01:00.0"), std::vector<std::string>{"bus"});
+
+  // An older kernel: no reset_method. The iGPU's config space shows FLR; the card's does not.
+  for (const char* bdf : {"0000:00:02.0", "0000:01:00.0"}) {
+    pci::PciSysfs sysfs(*kernel_, paths());
+    std::filesystem::remove(devices + bdf + "/reset_method");
+    auto device = sysfs.read(*pci::Address::parse(bdf));
+    ASSERT_TRUE(device) << device.error().to_string();
+    EXPECT_EQ(device->reset_methods, std::string_view(bdf) == "0000:00:02.0"
+                                         ? std::vector<std::string>{"flr"}
+                                         : std::vector<std::string>{})
+        << bdf;
+  }
 }
 
 TEST_F(InventoryTest, CheckHostWithoutIommuOrVfio) {

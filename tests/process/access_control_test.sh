@@ -200,9 +200,9 @@ expect_ctl_usage() {
 printf -- '-----BEGIN PRIVATE KEY-----\nAAAAgarbage\n-----END PRIVATE KEY-----\n' >"$PKI/garbage.key"
 expect_ctl_usage "missing --tls-ca file" "--tls-ca: cannot read '$PKI/missing.pem'" \
   --address "127.0.0.1:$PORT" --tls-ca "$PKI/missing.pem" vm list
-expect_ctl_usage "malformed --tls-key" "--tls-key: not a valid unencrypted PEM private key" \
+expect_ctl_usage "malformed --tls-key" "--tls-key is not an unencrypted PEM private key" \
   --address "127.0.0.1:$PORT" --tls-ca "$PKI/ca.pem" --tls-cert "$PKI/client.pem" --tls-key "$PKI/garbage.key" vm list
-expect_ctl_usage "--tls-key of another certificate" "--tls-key: does not match the certificate of --tls-cert" \
+expect_ctl_usage "--tls-key of another certificate" "--tls-key does not match the certificate in --tls-cert" \
   --address "127.0.0.1:$PORT" --tls-ca "$PKI/ca.pem" --tls-cert "$PKI/client.pem" \
   --tls-key "$PKI/other-client.key" vm list
 ctl vm list >/dev/null && pass "the unix socket still serves beside TLS" || fail "unix socket with --listen"
