@@ -1,5 +1,6 @@
 #include "common/error.h"
 
+#include <cstdio>
 #include <cstring>
 
 namespace feos {
@@ -33,6 +34,28 @@ std::string Error::to_string() const { return std::string(code_name(code)) + ": 
 
 tl::unexpected<Error> fail_errno(std::string_view what, int errnum, Code code) {
   return fail(code, std::string(what) + ": " + std::strerror(errnum));
+}
+
+std::string quote_for_message(std::string_view text) {
+  std::string out = "'";
+  size_t shown = 0;
+  for (char c : text) {
+    if (shown == 64) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\' && c != '\'') {
+      out += c;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    }
+    ++shown;
+  }
+  out += "'";
+  return out;
 }
 
 }  // namespace feos

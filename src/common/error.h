@@ -56,6 +56,11 @@ tl::unexpected<Error> fail_errno(std::string_view what, int errnum, Code code = 
 
 inline Status ok() { return {}; }
 
+// Quotes untrusted text (request fields, file contents) for an error message: printable ASCII as
+// is, everything else as \xNN, at most 64 characters (then "..."), in single quotes. Messages go to
+// logs and terminals: a request must not inject lines or escape sequences into them.
+std::string quote_for_message(std::string_view text);
+
 }  // namespace feos
 
 // Propagate an error from an expression returning Result/Status: FEOS_TRY(fs.write(...));

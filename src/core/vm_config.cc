@@ -16,9 +16,8 @@ Status validate_vm_id(std::string_view id) {
     if (g < 4 && valid && id[pos++] != '-') valid = false;
   }
   if (valid) return ok();
-  std::string shown(id.substr(0, 64));
   return fail(Code::kInvalidArgument,
-              "invalid vm id '" + shown + "': expected a UUID like 123e4567-e89b-12d3-a456-426614174000");
+              "invalid vm id " + quote_for_message(id) + ": expected a UUID like 123e4567-e89b-12d3-a456-426614174000");
 }
 
 std::string new_vm_id() {

@@ -25,28 +25,6 @@ long fixed_hex(std::string_view text, size_t pos, size_t digits) {
 
 }  // namespace
 
-std::string quote_for_message(std::string_view text) {
-  std::string out = "'";
-  size_t shown = 0;
-  for (char c : text) {
-    if (shown == 64) {
-      out += "...";
-      break;
-    }
-    auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f && c != '\\' && c != '\'') {
-      out += c;
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    }
-    ++shown;
-  }
-  out += "'";
-  return out;
-}
-
 Result<Address> Address::parse(std::string_view text) {
   auto invalid = [&](std::string_view why) {
     return fail(Code::kInvalidArgument, "invalid PCI address " + quote_for_message(text) + ": " +

@@ -54,9 +54,8 @@ class Address {
   uint8_t function_ = 0;
 };
 
-// Quotes untrusted text for an error message: printable ASCII as is, everything else as \xNN,
-// at most 64 characters (then "...").
-std::string quote_for_message(std::string_view text);
+// common/error.h's, used throughout this layer's messages.
+using feos::quote_for_message;
 
 }  // namespace feos::pci
 

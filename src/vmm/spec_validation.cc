@@ -29,21 +29,21 @@ Status validate_tap_name(std::string_view name, std::string_view field) {
   if (name.empty()) return invalid(field, "is empty (a host tap interface name is required)");
   // IFNAMSIZ is 16 including the NUL.
   if (name.size() > 15)
-    return invalid(field, "\"" + std::string(name) + "\" is longer than 15 characters");
+    return invalid(field, quote_for_message(name) + " is longer than 15 characters");
   for (char c : name) {
     if (c == '/' || c == ',' || c == ':' || c == '\0' || c == ' ' || c == '\t' || c == '\n' ||
         c == '\r')
-      return invalid(field, "\"" + std::string(name) + "\" contains a character not allowed in an interface name");
+      return invalid(field, quote_for_message(name) + " contains a character not allowed in an interface name");
   }
   if (name == "." || name == "..")
-    return invalid(field, "\"" + std::string(name) + "\" is not a valid interface name");
+    return invalid(field, quote_for_message(name) + " is not a valid interface name");
   return ok();
 }
 
 }  // namespace
 
 Status validate_host_path(std::string_view path, std::string_view field) {
-  const std::string shown = "\"" + std::string(path.substr(0, 256)) + (path.size() > 256 ? "...\"" : "\"");
+  const std::string shown = quote_for_message(path);
   if (path.empty()) return invalid(field, "is empty");
   if (path.size() > kMaxHostPath)
     return invalid(field, std::to_string(path.size()) + " bytes exceed the path limit of " +
@@ -69,8 +69,8 @@ Status validate_host_path(std::string_view path, std::string_view field) {
 
 Status validate_mac(std::string_view mac, std::string_view field) {
   auto bad = [&] {
-    return invalid(field, "\"" + std::string(mac) +
-                              "\" is not a MAC address (six hex octets separated by ':')");
+    return invalid(field, quote_for_message(mac) +
+                              " is not a MAC address (six hex octets separated by ':')");
   };
   if (mac.size() != 17) return bad();
   for (size_t i = 0; i < mac.size(); ++i) {
@@ -78,24 +78,24 @@ Status validate_mac(std::string_view mac, std::string_view field) {
     if (colon_position ? mac[i] != ':' : !is_hex(mac[i])) return bad();
   }
   if ((hex_value(mac[1]) & 1) != 0)
-    return invalid(field, "\"" + std::string(mac) + "\" is a multicast address (a NIC needs a unicast one)");
+    return invalid(field, quote_for_message(mac) + " is a multicast address (a NIC needs a unicast one)");
   return ok();
 }
 
 Status validate_device_id(std::string_view id, std::string_view field) {
   if (id.empty()) return invalid(field, "is empty");
   if (id.size() > kMaxDeviceIdLength)
-    return invalid(field, "\"" + std::string(id) + "\" is longer than " +
+    return invalid(field, quote_for_message(id) + " is longer than " +
                               std::to_string(kMaxDeviceIdLength) + " characters");
   if (!is_alpha(id[0]))
-    return invalid(field, "\"" + std::string(id) + "\" must start with a letter");
+    return invalid(field, quote_for_message(id) + " must start with a letter");
   for (char c : id) {
     if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.' && c != '_')
-      return invalid(field, "\"" + std::string(id) +
-                                "\" may contain only letters, digits, '-', '.' and '_'");
+      return invalid(field, quote_for_message(id) +
+                                " may contain only letters, digits, '-', '.' and '_'");
   }
   if (id.substr(0, kReservedIdPrefix.size()) == kReservedIdPrefix)
-    return invalid(field, "\"" + std::string(id) + "\" uses the reserved prefix \"" +
+    return invalid(field, quote_for_message(id) + " uses the reserved prefix \"" +
                               std::string(kReservedIdPrefix) + "\"");
   return ok();
 }
@@ -134,7 +134,7 @@ Status validate_spec(const model::VmSpec& spec) {
   // Disk and net ids share QEMU's device id namespace.
   std::set<std::string> ids;
   auto unique = [&](const std::string& id, const std::string& field) -> Status {
-    if (!ids.insert(id).second) return invalid(field, "duplicate device id \"" + id + "\"");
+    if (!ids.insert(id).second) return invalid(field, "duplicate device id " + quote_for_message(id));
     return ok();
   };
   for (size_t i = 0; i < spec.disks.size(); ++i) {

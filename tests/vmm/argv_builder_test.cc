@@ -210,7 +210,7 @@ INSTANTIATE_TEST_SUITE_P(
                       s.disks = {{"d", "/a.raw", false}};
                       s.nets = {{"d", "tap0", ""}};
                     },
-                    "net[0].device_id: duplicate device id \"d\""},
+                    "net[0].device_id: duplicate device id 'd'"},
         InvalidCase{"BadMac", [](model::VmSpec& s) { s.nets = {{"n", "tap0", "zz:54:00:12:34:56"}}; },
                     "net[0].mac_address"},
         InvalidCase{"NoImageNoKernel",

@@ -45,7 +45,7 @@ TEST(ValidateSpec, HostPathsMustBeAbsoluteAndNormalized) {
   auto message = validate_host_path("/a/../b", "image_ref");
   ASSERT_FALSE(message);
   EXPECT_EQ(message.error().message,
-            "image_ref: \"/a/../b\" is not a normalized path (empty, '.' or '..' component)");
+            "image_ref: '/a/../b' is not a normalized path (empty, '.' or '..' component)");
 }
 
 TEST(ValidateSpec, ZeroBootVcpus) {
@@ -108,10 +108,10 @@ TEST(ValidateSpec, NulInPath) {
 TEST(ValidateSpec, DuplicateDeviceIdsAcrossDisksAndNets) {
   auto spec = kernel_spec();
   spec.disks = {{"data", "/d1.raw", false}, {"data", "/d2.raw", false}};
-  expect_invalid(spec, "disks[1].device_id: duplicate device id \"data\"");
+  expect_invalid(spec, "disks[1].device_id: duplicate device id 'data'");
   spec.disks.pop_back();
   spec.nets = {{"data", "tap0", ""}};
-  expect_invalid(spec, "net[0].device_id: duplicate device id \"data\"");
+  expect_invalid(spec, "net[0].device_id: duplicate device id 'data'");
 }
 
 TEST(ValidateSpec, MalformedDeviceIds) {
