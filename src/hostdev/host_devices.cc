@@ -75,17 +75,14 @@ struct HostDevices::InDoubt {
   }
 };
 
-namespace {
-
-// Hooks for a write about `bdf` on behalf of `vm_id` (see InDoubt).
-LateWriteHooks late_hooks(const std::shared_ptr<HostDevices::InDoubt>& in_doubt,
-                          const std::string& vm_id, const std::string& bdf) {
+LateWriteHooks HostDevices::late_hooks(const std::string& vm_id, const std::string& bdf) const {
   LateWriteHooks hooks;
-  hooks.abandoned = [in_doubt, bdf] {
+  hooks.abandoned = [in_doubt = in_doubt_, bdf] {
     std::lock_guard lock(in_doubt->mu);
     ++in_doubt->blocked_writes[bdf];
   };
-  hooks.returned = [in_doubt, vm_id, bdf](const Status&) {
+  // The writing thread may outlive this object: it holds the shared state, never `this`.
+  hooks.returned = [in_doubt = in_doubt_, vm_id, bdf](const Status&) {
     std::lock_guard lock(in_doubt->mu);
     auto it = in_doubt->blocked_writes.find(bdf);
     if (it != in_doubt->blocked_writes.end() && --it->second <= 0) in_doubt->blocked_writes.erase(it);
@@ -95,8 +92,6 @@ LateWriteHooks late_hooks(const std::shared_ptr<HostDevices::InDoubt>& in_doubt,
   };
   return hooks;
 }
-
-}  // namespace
 
 // Marks a VM busy for one operation; the destructor clears the mark.
 class VmOperation {
@@ -263,7 +258,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
     FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kOverrideSet));
     FEOS_TRY(timed_write(fs_, device_attr(paths_, bdf, "driver_override"), vfio,
                          prefix + "set driver_override to " + vfio, options_.step_timeout,
-                         late_hooks(in_doubt_, vm_id, bdf)));
+                         late_hooks(vm_id, bdf)));
 
     auto driver = current_driver(bdf);
     if (!driver) return fail(driver.error().context(prefix + "read driver"));
@@ -272,13 +267,13 @@ Status HostDevices::bind_group(const std::string& vm_id,
         FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kUnbound));
         FEOS_TRY(timed_write(fs_, driver_file(paths_, *driver, "unbind"), bdf,
                              prefix + "unbind from " + *driver, options_.step_timeout,
-                             late_hooks(in_doubt_, vm_id, bdf)));
+                             late_hooks(vm_id, bdf)));
         logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                        *driver);
       }
       FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kBound));
       FEOS_TRY(timed_write(fs_, paths_.pci_drivers_probe(), bdf, prefix + "drivers_probe",
-                           options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf)));
+                           options_.step_timeout, late_hooks(vm_id, bdf)));
     } else {
       FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kBound));
     }
@@ -460,7 +455,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
     FEOS_TRY(mark_releasing());
     FEOS_TRY(timed_write(fs_, driver_file(paths_, vfio, "unbind"), bdf,
                          prefix + "unbind from " + vfio, options_.step_timeout,
-                         late_hooks(in_doubt_, vm_id, bdf)));
+                         late_hooks(vm_id, bdf)));
     logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
                    vfio);
   }
@@ -474,7 +469,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
                          prefix + (row.original_override.empty()
                                        ? std::string("clear driver_override")
                                        : "restore driver_override " + row.original_override),
-                         options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf)));
+                         options_.step_timeout, late_hooks(vm_id, bdf)));
   }
   driver = current_driver(bdf);
   if (!driver) return fail(driver.error().context(prefix + "read driver"));
@@ -490,14 +485,14 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
       if (fs_.exists(paths_.pci_driver(original))) {
         bound = timed_write(fs_, driver_file(paths_, original, "bind"), bdf,
                             prefix + "bind to " + original, options_.step_timeout,
-                            late_hooks(in_doubt_, vm_id, bdf));
+                            late_hooks(vm_id, bdf));
       }
       if (!bound && bound.error().code != Code::kDeadlineExceeded) {
         // The driver may be gone or refuse an explicit bind; probing finds it if it can.
         logger()->info("explicit bind failed, probing vm={} bdf={} driver={} error=\"{}\"", vm_id,
                        bdf, original, bound.error().to_string());
         bound = timed_write(fs_, paths_.pci_drivers_probe(), bdf, prefix + "drivers_probe",
-                            options_.step_timeout, late_hooks(in_doubt_, vm_id, bdf));
+                            options_.step_timeout, late_hooks(vm_id, bdf));
       }
       if (!bound) return bound;
       FEOS_TRY(wait_for_driver(bdf, original, prefix + "return to " + original));

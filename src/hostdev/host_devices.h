@@ -30,6 +30,7 @@
 
 #include "common/error.h"
 #include "hostdev/policy.h"
+#include "hostdev/timed_write.h"
 #include "model/gpu.h"
 #include "pci/device.h"
 #include "pci/pci_ids.h"
@@ -239,10 +240,9 @@ class HostDevices {
   // Static PCI facts kept between inventory() calls (it re-reads only what changes).
   mutable std::unique_ptr<detail::DeviceCache> device_cache_;
 
- public:
   struct InDoubt;  // host_devices.cc
-
- private:
+  // Hooks for a write about `bdf` on behalf of `vm_id` that keep in_doubt_ current.
+  LateWriteHooks late_hooks(const std::string& vm_id, const std::string& bdf) const;
   std::shared_ptr<InDoubt> in_doubt_;
   std::thread retrier_;  // runs retry_loop(); last member: starts after the others exist
 };

@@ -92,14 +92,13 @@ TEST(ArgvBuilder, KvmUsesHostCpu) {
 
 TEST(ArgvBuilder, DisksNetsAndIgnition) {
   auto config = tcg_config();
-  config.disk_formats["/images/root.qcow2"] = DiskFormat::kQcow2;
-  config.disk_formats["/images/data.raw"] = DiskFormat::kRaw;
   model::VmSpec spec;
   spec.cpus = {2, 4};
   spec.memory.size_mib = 1024;
   spec.image_path = "/images/root.qcow2";
-  spec.disks = {{"data", "/images/data.raw", false},
-                {"seed", "/images/seed,v1.iso", true}};  // no format entry: raw
+  spec.image_format = model::DiskFormat::kQcow2;
+  spec.disks = {{"data", "/images/data.raw", false, model::DiskFormat::kRaw},
+                {"seed", "/images/seed,v1.iso", true}};  // format not recorded: raw
   spec.nets = {{"nic0", "tap-vm1", "52:54:00:12:34:56"}, {"nic1", "tap-vm1b", ""}};
   spec.ignition = R"({"ignition":{"version":"3.4.0"}})";
   auto argv = build_argv(config, spec, {}, kFiles, "vm-1");

@@ -11,9 +11,6 @@ namespace feos::vmm::qemu {
 
 std::string_view accel_name(Accel accel) { return accel == Accel::kKvm ? "kvm" : "tcg"; }
 
-std::string_view disk_format_name(DiskFormat format) {
-  return format == DiskFormat::kQcow2 ? "qcow2" : "raw";
-}
 
 RuntimeFiles runtime_files(const std::string& runtime_dir) {
   RuntimeFiles files;
@@ -89,17 +86,18 @@ void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
   plan.machine.set("memory-backend", "ram0");
 }
 
-DiskFormat format_of(const ArgvConfig& config, const std::string& path) {
-  auto it = config.disk_formats.find(path);
-  return it == config.disk_formats.end() ? DiskFormat::kRaw : it->second;
+// The format recorded at create (request_files.h); one not recorded opens as raw, which never
+// follows a backing file.
+std::string driver_of(model::DiskFormat format) {
+  return format == model::DiskFormat::kQcow2 ? "qcow2" : "raw";
 }
 
-void add_disk(MachinePlan& plan, const ArgvConfig& config, const std::string& node,
-              const std::string& device_id, const std::string& path, bool readonly,
-              bool serial, int bootindex) {
+void add_disk(MachinePlan& plan, const std::string& node, const std::string& device_id,
+              const std::string& path, model::DiskFormat format, bool readonly, bool serial,
+              int bootindex) {
   plan.backends.emplace_back("-blockdev",
                              Opts()
-                                 .set("driver", std::string(disk_format_name(format_of(config, path))))
+                                 .set("driver", driver_of(format))
                                  .set("node-name", node)
                                  .set("read-only", readonly ? "on" : "off")
                                  .set("file.driver", "file")
@@ -112,15 +110,15 @@ void add_disk(MachinePlan& plan, const ArgvConfig& config, const std::string& no
   plan.devices.push_back(std::move(device));
 }
 
-void add_disks(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
+void add_disks(MachinePlan& plan, const model::VmSpec& spec) {
   bool kernel_boot = !spec.boot.kernel.empty();
   if (!spec.image_path.empty())
-    add_disk(plan, config, "drive-root", std::string(kRootDiskId), spec.image_path, false, false,
-             kernel_boot ? -1 : 0);
+    add_disk(plan, "drive-root", std::string(kRootDiskId), spec.image_path, spec.image_format,
+             false, false, kernel_boot ? -1 : 0);
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const auto& disk = spec.disks[i];
-    add_disk(plan, config, "drive" + std::to_string(i), disk.device_id, disk.path, disk.readonly,
-             true, -1);
+    add_disk(plan, "drive" + std::to_string(i), disk.device_id, disk.path, disk.format,
+             disk.readonly, true, -1);
   }
 }
 
@@ -332,7 +330,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   MachinePlan plan;
   plan.cpu = Opts(config.accel == Accel::kKvm ? "host" : "max");
   add_memory(plan, config, spec);
-  add_disks(plan, config, spec);
+  add_disks(plan, spec);
   add_nets(plan, spec);
   FEOS_TRY(add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);

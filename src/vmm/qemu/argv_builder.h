@@ -16,10 +16,8 @@
 namespace feos::vmm::qemu {
 
 enum class Accel { kKvm, kTcg };
-enum class DiskFormat { kRaw, kQcow2 };
 
 std::string_view accel_name(Accel accel);  // "kvm", "tcg"
-std::string_view disk_format_name(DiskFormat format);  // "raw", "qcow2"
 
 // Host facts the builder needs, resolved by the adapter before building.
 struct ArgvConfig {
@@ -27,8 +25,6 @@ struct ArgvConfig {
   Accel accel = Accel::kTcg;
   // hugetlbfs mount for guest RAM (HostPaths::hugepages()); required when spec.memory.hugepages.
   std::string hugepages_dir;
-  // Detected format per host image path (root image and extra disks); absent paths are raw.
-  std::map<std::string, DiskFormat> disk_formats;
   // The host CPU's physical address bits (/proc/cpuinfo "address sizes"); 0 = unknown. With kvm
   // the guest gets the host's bits (host-phys-bits=on), so a GPU layout that needs more is
   // refused before qemu starts.

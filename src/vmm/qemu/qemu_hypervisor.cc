@@ -567,13 +567,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   // a VM created before formats were recorded gets them detected now.
   auto files = check_spec_files(spec, config_.image_roots);
   if (!files) return fail(files.error().context("vm " + vm_id));
-  auto qemu_format = [](model::DiskFormat f) {
-    return f == model::DiskFormat::kQcow2 ? DiskFormat::kQcow2 : DiskFormat::kRaw;
-  };
-  if (!files->image_path.empty())
-    argv_config.disk_formats[files->image_path] = qemu_format(files->image_format);
-  for (const auto& disk : files->disks) argv_config.disk_formats[disk.path] = qemu_format(disk.format);
-  auto argv = build_argv(argv_config, spec, gpus, vm->files, vm_id);
+  auto argv = build_argv(argv_config, *files, gpus, vm->files, vm_id);
   if (!argv) return fail(argv.error());
   FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
 
