@@ -1,27 +1,90 @@
 #!/usr/bin/env bash
-# Installs what building, testing and the demo need, from Debian's archive. Idempotent: does
-# nothing when everything is present. Needs root (or sudo).
+# Installs what building, testing, the demo and the benchmarks need, from Debian's archive, then
+# checks that every tool they invoke is really there. Idempotent: installs nothing when every
+# package is present. Needs root (or sudo).
+#
+# The table below is the one list of outside tools: each row is a Debian package and what it must
+# provide afterwards. A script, test or benchmark that starts using a new command adds it here, in
+# the row of the package that ships it (`dpkg -S $(command -v NAME)` tells which). Entries:
+#   NAME          a command that must be on PATH
+#   /PATH         a file that must exist (libraries, data files, firmware)
+#   py:MODULE     a module /usr/bin/python3 must import (the tests use Debian's python, not pyenv's)
+# Packages without entries are build-time libraries, checked by CMake when it configures.
 set -euo pipefail
-packages=(
-  build-essential cmake ninja-build pkg-config
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libexpected-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  libpci-dev pciutils pci.ids
-  python3 python3-grpcio python3-protobuf procps
-  qemu-system-x86 busybox-static cpio kmod xz-utils file openssl
-  clang libclang-rt-dev llvm
+requirements=(
+  # build
+  "build-essential      gcc g++ make"
+  "cmake                cmake ctest"
+  "ninja-build          ninja"
+  "pkg-config           pkg-config"
+  "protobuf-compiler    protoc"
+  "protobuf-compiler-grpc grpc_cpp_plugin grpc_python_plugin"
+  "libgrpc++-dev" "libprotobuf-dev" "libsqlite3-dev" "libspdlog-dev" "libfmt-dev" "libcli11-dev"
+  "nlohmann-json3-dev" "libexpected-dev" "libgtest-dev" "libgmock-dev" "libbenchmark-dev"
+  "libpci-dev"
+  # PCI names and the inventory benchmark's reference (lspci)
+  "pciutils             lspci setpci"
+  "pci.ids              /usr/share/misc/pci.ids"
+  # Python client test (python_client_test.py)
+  "python3              /usr/bin/python3"
+  "python3-grpcio       py:grpc"
+  "python3-protobuf     py:google.protobuf"
+  # process tests, the emulated GPU host, the test guests
+  "procps               ps pgrep pkill free"
+  "qemu-system-x86      qemu-system-x86_64"
+  "qemu-utils           qemu-img"
+  "busybox-static       /bin/busybox"
+  "cpio                 cpio"
+  "kmod                 modprobe depmod"
+  "xz-utils             xz"
+  "file                 file"
+  "openssl              openssl"
+  "bc                   bc"
+  "util-linux           setpriv setsid"
+  "passwd               groupadd groupdel"
+  # fuzzers (clang, libFuzzer and the sanitizer runtimes; llvm-symbolizer for readable reports)
+  "clang                clang clang++"
+  "libclang-rt-dev"
+  "llvm                 llvm-symbolizer"
 )
+
+packages=()
+for row in "${requirements[@]}"; do
+  read -r pkg _ <<<"$row"
+  packages+=("$pkg")
+done
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Every tool the project invokes must now be present: a package that was on the development
+# machine by accident would otherwise show up only as a failing test on a fresh one.
+absent=()
+for row in "${requirements[@]}"; do
+  read -r pkg entries <<<"$row"
+  for entry in $entries; do
+    case $entry in
+      py:*) /usr/bin/python3 -c "import ${entry#py:}" 2>/dev/null && continue ;;
+      /*) [ -e "$entry" ] && continue ;;
+      *) command -v "$entry" >/dev/null && continue ;;
+    esac
+    absent+=("$entry (package $pkg)")
+  done
+done
+if [ ${#absent[@]} -ne 0 ]; then
+  echo "install-deps: missing after installation:" >&2
+  printf '  %s\n' "${absent[@]}" >&2
+  exit 1
+fi
+echo "install-deps: every tool the build, tests, demo and benchmarks invoke is present"

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs what is missing, builds, runs every test
 # (unit, layer, hardening, process-level with real qemu, the emulated GPU host end to end) and the
-# benchmarks' printed figures, then builds the libFuzzer targets with clang and runs each for a
-# bounded time (scripts/fuzz.sh). Exits non-zero if either part failed; both always run.
+# benchmarks, prints the benchmarks' and the load test's figures after CTest's summary, then builds
+# the libFuzzer targets with clang and runs each for a bounded time (scripts/fuzz.sh). Exits
+# non-zero if either part failed; both always run. Extra arguments go to CTest (e.g. -L bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 scripts/install-deps.sh
 scripts/build.sh
 status=0
+rm -rf build/figures
 (cd build && ctest --output-on-failure --timeout 900 "$@") || status=$?
+if compgen -G 'build/figures/*.txt' >/dev/null; then
+  echo
+  echo "== Figures printed by the benchmarks and the load test in this run"
+  for f in build/figures/*.txt; do
+    echo
+    echo "-- $(basename "$f" .txt)"
+    cat "$f"
+  done
+fi
 scripts/fuzz.sh || status=$?
+echo
+echo "test.sh: finished in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s, exit status $status"
 exit "$status"

@@ -63,6 +63,9 @@ finish() {
   log "all checks passed"
 }
 
-# feosctl vm create arguments that boot the tiny test guest: "${GUEST_ARGS[@]}".
-GUEST_ARGS=(--kernel "${FEOS_TEST_GUEST_DIR:-}/vmlinuz" --initramfs "${FEOS_TEST_GUEST_DIR:-}/initramfs.cpio"
-  --cmdline "console=ttyS0 panic=-1" --memory 256)
+# use_guest DIR: GUEST_ARGS becomes the feosctl vm create arguments that boot the tiny test guest
+# in DIR ("${GUEST_ARGS[@]}"); by default the one FEOS_TEST_GUEST_DIR names.
+use_guest() {
+  GUEST_ARGS=(--kernel "$1/vmlinuz" --initramfs "$1/initramfs.cpio" --cmdline "console=ttyS0 panic=-1" --memory 256)
+}
+use_guest "${FEOS_TEST_GUEST_DIR:-}"

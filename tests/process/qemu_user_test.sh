@@ -19,6 +19,12 @@ fi
 
 # nobody must be able to reach the runtime dirs under $STATE (mktemp made $WORK 0700).
 chmod 0755 "$WORK"
+# ... and the guest's kernel and initramfs: the build tree may sit where nobody cannot traverse (a
+# checkout in a 0700 home or mktemp directory), so the test boots copies in a directory of its own.
+GUEST=$WORK/guest
+mkdir -m 0755 "$GUEST"
+install -m 0644 "$FEOS_TEST_GUEST_DIR/vmlinuz" "$FEOS_TEST_GUEST_DIR/initramfs.cpio" "$GUEST/"
+use_guest "$GUEST"
 UID_N=$(id -u nobody)
 GID_N=$(id -g nobody)
 GROUP_N=$(id -gn nobody)
@@ -77,8 +83,8 @@ ctl vm delete "$ID"
 
 # --- a kernel nobody cannot read ---
 mkdir -m 0700 "$WORK/secret"
-cp "$FEOS_TEST_GUEST_DIR/vmlinuz" "$WORK/secret/vmlinuz"
-ID2=$(ctl vm create --kernel "$WORK/secret/vmlinuz" --initramfs "$FEOS_TEST_GUEST_DIR/initramfs.cpio" --memory 256)
+cp "$GUEST/vmlinuz" "$WORK/secret/vmlinuz"
+ID2=$(ctl vm create --kernel "$WORK/secret/vmlinuz" --initramfs "$GUEST/initramfs.cpio" --memory 256)
 rc=0
 out=$(ctl vm start "$ID2" 2>&1) || rc=$?
 if [ $rc -ne 0 ] && grep -q "error: FAILED_PRECONDITION:" <<<"$out" \

@@ -374,6 +374,7 @@ class QemuRunAsProcessTest : public QemuProcessTest {
     auto user = sys::resolve_user("nobody");
     ASSERT_TRUE(user) << user.error().to_string();
     user_ = *user;
+    stage_guest_for_user();
     QemuConfig config;
     config.accel = "auto";
     config.start_timeout = 60s;
@@ -383,6 +384,17 @@ class QemuRunAsProcessTest : public QemuProcessTest {
     ASSERT_TRUE(hv) << hv.error().to_string();
     hv_nobody_ = std::move(*hv);
     hv_nobody_->set_exit_callback(exits_.callback());
+  }
+  // The test guest lives in the build tree, which another user may not be able to traverse (a
+  // checkout in a 0700 home or mktemp directory). Copies it into a directory of this test's own
+  // that nobody can read, and boots those copies.
+  void stage_guest_for_user() {
+    ASSERT_EQ(::chmod(staged_guest_.path().c_str(), 0755), 0);
+    for (const char* file : {"vmlinuz", "initramfs.cpio"}) {
+      std::filesystem::copy_file(guest_dir_ + "/" + file, staged_guest_ / file);
+      ASSERT_EQ(::chmod((staged_guest_ / file).c_str(), 0644), 0);
+    }
+    guest_dir_ = staged_guest_.path();
   }
   // "Key:" of /proc/<pid>/status, whitespace squeezed.
   std::string status_field(int pid, const std::string& key) {
@@ -403,6 +415,7 @@ class QemuRunAsProcessTest : public QemuProcessTest {
     return st;
   }
   sys::RunAs user_;
+  TempDir staged_guest_;
   std::unique_ptr<QemuHypervisor> hv_nobody_;
 };
 
