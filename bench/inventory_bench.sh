@@ -28,12 +28,15 @@ time_runs() {  # command...: prints the median wall time in ms over R runs (afte
     echo $(( (e - s) / 1000 ))
   done | median | awk '{printf "%.1f", $1 / 1000}'
 }
+# lspci -k looks up kernel modules with libkmod and complains once per device when the running
+# kernel has no /lib/modules tree (containers, some VMs); the complaint is not part of the figure.
+lspci_tree() { lspci -A linux-sysfs -O "sysfs.path=$WORK/host/sys/bus/pci" -nnk 2>/dev/null; }
 gpus=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list -o json | grep -c '"address"' || true)
 all=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list --all -o json | grep -c '"address"' || true)
-lspci_lines=$(lspci -A linux-sysfs -O "sysfs.path=$WORK/host/sys/bus/pci" -nnk | grep -c '^[0-9a-f]' || true)
+lspci_lines=$(lspci_tree | grep -c '^[0-9a-f]' || true)
 f=$(time_runs "$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list -o json)
 fa=$(time_runs "$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list --all -o json)
-l=$(time_runs lspci -A linux-sysfs -O "sysfs.path=$WORK/host/sys/bus/pci" -nnk)
+l=$(time_runs lspci_tree)
 echo "inventory of $N devices ($gpus GPUs), median of $R runs:"
 echo "  feosctl gpu list -o json        : $f ms ($gpus GPUs)"
 echo "  feosctl gpu list --all -o json  : $fa ms ($all devices)"

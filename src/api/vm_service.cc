@@ -1,5 +1,6 @@
 #include "api/vm_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -55,8 +56,8 @@ constexpr std::chrono::milliseconds kPollInterval{200};
 
 class VmService final : public pb::VMService::Service {
  public:
-  VmService(core::VmManager& manager, std::string build_version)
-      : manager_(manager), build_version_(std::move(build_version)) {}
+  VmService(core::VmManager& manager, std::string build_version, StreamLimits limits)
+      : manager_(manager), build_version_(std::move(build_version)), limits_(limits) {}
 
   grpc::Status CreateVm(ServerContext*, const pb::CreateVmRequest* req, pb::CreateVmResponse* resp) override {
     auto spec = spec_from_proto(req->config());
@@ -126,8 +127,14 @@ class VmService final : public pb::VMService::Service {
 
   grpc::Status StreamVmEvents(ServerContext* ctx, const pb::StreamVmEventsRequest* req,
                               grpc::ServerWriter<pb::VmEvent>* writer) override {
+    StreamSlot slot(*this);
+    if (!slot) return to_grpc(slot.refusal());
     std::optional<std::string> vm_id;
-    if (req->has_vm_id()) vm_id = req->vm_id();
+    if (req->has_vm_id()) {
+      auto resolved = manager_.resolve_id(req->vm_id());  // the stored spelling of the id
+      if (!resolved) return to_grpc(resolved.error());
+      vm_id = *resolved;
+    }
     std::string component = req->with_component_id();
     auto matches = [vm_id, component](const model::VmEvent& e) {
       return (!vm_id || e.vm_id == *vm_id) && (component.empty() || e.component_id == component);
@@ -202,8 +209,14 @@ class VmService final : public pb::VMService::Service {
   grpc::Status StreamVmConsole(
       ServerContext* ctx,
       grpc::ServerReaderWriter<pb::StreamVmConsoleResponse, pb::StreamVmConsoleRequest>* stream) override {
+    StreamSlot slot(*this);
+    if (!slot) return to_grpc(slot.refusal());
     pb::StreamVmConsoleRequest first;
-    if (!stream->Read(&first)) return grpc::Status::OK;
+    if (!read_attach(ctx, stream, first))
+      return to_grpc(Error{Code::kInvalidArgument, ctx->IsCancelled()
+                                                       ? "console: no attach message within " +
+                                                             std::to_string(limits_.attach_timeout.count()) + " ms"
+                                                       : "console: the stream ended before its attach message"});
     if (first.payload_case() != pb::StreamVmConsoleRequest::kAttach)
       return to_grpc(Error{Code::kInvalidArgument, "console: the first message must be attach{vm_id}"});
     const std::string vm_id = first.attach().vm_id();
@@ -247,9 +260,9 @@ class VmService final : public pb::VMService::Service {
 
   static Result<int64_t> parse_event_id(const std::string& text) {
     int64_t value = 0;
-    if (text.empty() || text.size() > 18) return fail(Code::kInvalidArgument, "tail_id '" + text.substr(0, 32) + "': not an event id");
+    if (text.empty() || text.size() > 18) return fail(Code::kInvalidArgument, "tail_id " + quote_for_message(text) + ": not an event id");
     for (char ch : text) {
-      if (ch < '0' || ch > '9') return fail(Code::kInvalidArgument, "tail_id '" + text.substr(0, 32) + "': not an event id");
+      if (ch < '0' || ch > '9') return fail(Code::kInvalidArgument, "tail_id " + quote_for_message(text) + ": not an event id");
       value = value * 10 + (ch - '0');
     }
     return value;
@@ -260,14 +273,60 @@ class VmService final : public pb::VMService::Service {
                          "hot-plug of a " + what + " is not supported by feosd; define it when creating the VM"});
   }
 
+  // One of limits_.max_streams places, held for a stream's lifetime.
+  class StreamSlot {
+   public:
+    explicit StreamSlot(VmService& service) : service_(service) {
+      taken_ = service_.open_streams_.fetch_add(1) < service_.limits_.max_streams;
+    }
+    ~StreamSlot() { service_.open_streams_.fetch_sub(1); }
+    StreamSlot(const StreamSlot&) = delete;
+    StreamSlot& operator=(const StreamSlot&) = delete;
+    explicit operator bool() const { return taken_; }
+    Error refusal() const {
+      return Error{Code::kResourceExhausted, "feosd serves at most " + std::to_string(service_.limits_.max_streams) +
+                                                 " event and console streams at once; close one and retry"};
+    }
+
+   private:
+    VmService& service_;
+    bool taken_ = false;
+  };
+
+  // Reads the console's first message, waiting at most limits_.attach_timeout: a client that never
+  // sends one would hold a server thread forever. False when none came (the call is then
+  // cancelled on timeout, so the blocked Read returns).
+  bool read_attach(ServerContext* ctx,
+                   grpc::ServerReaderWriter<pb::StreamVmConsoleResponse, pb::StreamVmConsoleRequest>* stream,
+                   pb::StreamVmConsoleRequest& first) {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread watchdog([&] {
+      std::unique_lock lock(mutex);
+      if (!cv.wait_for(lock, limits_.attach_timeout, [&] { return done; })) ctx->TryCancel();
+    });
+    bool read = stream->Read(&first);
+    {
+      std::lock_guard lock(mutex);
+      done = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+    return read;
+  }
+
   core::VmManager& manager_;
   std::string build_version_;
+  const StreamLimits limits_;
+  std::atomic<int> open_streams_{0};
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_vm_service(core::VmManager& manager, std::string build_version) {
-  return std::make_unique<VmService>(manager, std::move(build_version));
+std::unique_ptr<grpc::Service> make_vm_service(core::VmManager& manager, std::string build_version,
+                                               StreamLimits limits) {
+  return std::make_unique<VmService>(manager, std::move(build_version), limits);
 }
 
 }  // namespace feos::api

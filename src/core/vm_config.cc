@@ -20,6 +20,13 @@ Status validate_vm_id(std::string_view id) {
               "invalid vm id " + quote_for_message(id) + ": expected a UUID like 123e4567-e89b-12d3-a456-426614174000");
 }
 
+Result<std::string> canonical_vm_id(std::string_view id) {
+  FEOS_TRY(validate_vm_id(id));
+  std::string out(id);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 std::string new_vm_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t hi = rng(), lo = rng();
@@ -42,18 +49,18 @@ Result<std::string> resolve_image_ref(std::string_view ref) {
     path = std::string(ref);
   } else if (ref.find("://") != std::string_view::npos) {
     return fail(Code::kInvalidArgument,
-                "image_ref '" + std::string(ref) + "': only file:// URLs and absolute paths are supported");
+                "image_ref " + quote_for_message(ref) + ": only file:// URLs and absolute paths are supported");
   } else {
     return fail(Code::kUnimplemented,
-                "image_ref '" + std::string(ref) +
-                    "': pulling OCI images from a registry is not supported by feosd; give a local "
+                "image_ref " + quote_for_message(ref) +
+                    ": pulling OCI images from a registry is not supported by feosd; give a local "
                     "disk image as an absolute path or file:// URL");
   }
   if (path.empty() || path.front() != '/')
-    return fail(Code::kInvalidArgument, "image_ref '" + std::string(ref) + "': path must be absolute");
+    return fail(Code::kInvalidArgument, "image_ref " + quote_for_message(ref) + ": path must be absolute");
   if (path.find("/../") != std::string::npos || path.ends_with("/..") ||
       path.find('\0') != std::string::npos)
-    return fail(Code::kInvalidArgument, "image_ref '" + std::string(ref) + "': '..' is not allowed");
+    return fail(Code::kInvalidArgument, "image_ref " + quote_for_message(ref) + ": '..' is not allowed");
   return path;
 }
 

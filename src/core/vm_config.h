@@ -12,6 +12,10 @@ namespace feos::core {
 // name, so nothing else is accepted. INVALID_ARGUMENT otherwise.
 Status validate_vm_id(std::string_view id);
 
+// The id as feosd stores and compares it: validate_vm_id(), then lower-cased, so the upper-case
+// spelling of a VM's UUID names the same VM (RFC 9562 compares UUIDs case-insensitively).
+Result<std::string> canonical_vm_id(std::string_view id);
+
 // A new random (version 4) UUID, lowercase.
 std::string new_vm_id();
 

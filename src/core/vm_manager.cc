@@ -1,6 +1,8 @@
 #include "core/vm_manager.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <map>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -8,6 +10,7 @@
 
 #include "common/log.h"
 #include "core/vm_config.h"
+#include "store/spec_codec.h"
 
 namespace feos::core {
 namespace {
@@ -31,12 +34,51 @@ Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + i
 // guest power-off during a daemon outage from a crash.
 constexpr std::string_view kShutdownRequested = "shutdown requested";
 
+// state_reason while StartVm runs. Stored before the hypervisor launches: recover() reads it to
+// tell a start cut short by a daemon crash from a VM that was simply created or stopped.
+constexpr std::string_view kStarting = "starting";
+
 // States in which a VM holds its GPUs.
 bool holds_devices_in(VmState state) {
   return state == VmState::kCreated || state == VmState::kRunning || state == VmState::kPaused;
 }
 
+// `text` cut to kMaxReasonBytes at a UTF-8 character boundary (the API's strings must stay valid
+// UTF-8), marked with "..." when cut.
+std::string bounded_reason(std::string text) {
+  if (text.size() <= kMaxReasonBytes) return text;
+  size_t end = kMaxReasonBytes - 3;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;  // continuation byte
+  text.resize(end);
+  return text + "...";
+}
+
+// "3.5 MiB", "64.0 KiB": one decimal, so that a total just over a limit does not read as equal.
+std::string with_unit(uint64_t bytes) {
+  char text[32];
+  if (bytes >= 1024 * 1024)
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024 * 1024));
+  else
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  return text;
+}
+
 }  // namespace
+
+uint64_t stored_size(const model::VmRecord& record) {
+  // Compact JSON: what the store holds. Strings that are not UTF-8 never get stored; count them
+  // at their length.
+  auto spec = store::encode_spec(record.spec);
+  uint64_t size = spec ? spec->size() : record.spec.ignition.value_or("").size() + 64 * 1024;
+  if (record.gpus.empty()) {
+    size += record.spec.gpus.size() * kResolvedGpuAllowance;
+  } else {
+    auto gpus = store::encode_assigned_gpus(record.gpus);
+    size += gpus ? gpus->size() : record.gpus.size() * kResolvedGpuAllowance;
+  }
+  // The reason at its cap, the id, numbers and protobuf framing.
+  return size + kMaxReasonBytes + 512;
+}
 
 // Clears the busy mark when an operation leaves its scope, whatever path it takes.
 class VmManager::BusyGuard {
@@ -52,8 +94,13 @@ class VmManager::BusyGuard {
 };
 
 VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-                     EventBus& bus, std::string runtime_root)
-    : db_(db), hypervisor_(hypervisor), devices_(devices), bus_(bus), runtime_root_(std::move(runtime_root)) {
+                     EventBus& bus, std::string runtime_root, VmLimits limits)
+    : db_(db),
+      hypervisor_(hypervisor),
+      devices_(devices),
+      bus_(bus),
+      runtime_root_(std::move(runtime_root)),
+      limits_(limits) {
   hypervisor_.set_exit_callback(
       [this](const std::string& id, const vmm::ExitInfo& info) { on_exit(id, info); });
 }
@@ -62,35 +109,30 @@ VmManager::~VmManager() { hypervisor_.set_exit_callback(nullptr); }
 
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }
 
-Status VmManager::recover() {
+Status VmManager::recover(const RecoverOptions& options) {
   auto records = db_.list_vms();
   if (!records) return fail(records.error().context("load vms"));
+  // Every live process of our VMs, whatever the records say (a start cut short leaves one that
+  // no record names); then what the database does not know at all.
+  auto found = hypervisor_.find_processes(runtime_root_);
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& record : *records) {
+      std::string id = record.id;
+      vms_[id].record = std::move(record);
+    }
+  }
+  FEOS_TRY(handle_unknown_vms(found, options));
+
   std::set<std::string> keepers;
   std::lock_guard lock(mutex_);
-  for (auto& record : *records) {
-    std::string id = record.id;
-    Entry& entry = vms_[id];
-    entry.record = std::move(record);
+  for (auto& [id, entry] : vms_) {
+    int live = 0;
+    for (const auto& process : found)
+      if (process.vm_id == id) live = process.pid;
     VmState state = entry.record.state;
-    if (state == VmState::kRunning || state == VmState::kPaused) {
-      int pid = entry.record.pid;
-      auto adopted = pid > 0 ? hypervisor_.adopt(id, pid, runtime_dir(id))
-                             : Result<VmState>(fail(Code::kNotFound, "no pid recorded"));
-      if (adopted) {
-        logger()->info("adopted vm={} pid={} state={}", id, pid, model::state_name(*adopted));
-        if (*adopted != state)
-          FEOS_TRY(set_state_locked(entry, *adopted, "state read from the hypervisor after a feosd restart", pid));
-      } else {
-        bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
-        logger()->warn("vm={} pid={} not adoptable: {}", id, pid, adopted.error().message);
-        FEOS_TRY(set_state_locked(
-            entry, asked ? VmState::kStopped : VmState::kCrashed,
-            asked ? "guest powered off after the requested shutdown, while feosd was not running"
-                  : "hypervisor process " + std::to_string(pid) + " ended while feosd was not running (" +
-                        adopted.error().message + ")",
-            0));
-      }
-    }
+    if (live == 0 && (state == VmState::kRunning || state == VmState::kPaused)) live = entry.record.pid;
+    FEOS_TRY(recover_entry_locked(entry, live));
     if (!entry.record.spec.gpus.empty() && holds_devices_in(entry.record.state)) {
       keepers.insert(id);
       entry.holds_devices = true;
@@ -109,9 +151,100 @@ Status VmManager::recover() {
   return ok();
 }
 
+Status VmManager::handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options) {
+  std::map<std::string, std::string> unknown;  // id -> what shows it
+  {
+    std::lock_guard lock(mutex_);
+    std::error_code ec;
+    for (const auto& dir : std::filesystem::directory_iterator(runtime_root_, ec)) {
+      std::string name = dir.path().filename().string();
+      if (!vms_.count(name)) unknown[name] = "runtime directory " + dir.path().string();
+    }
+    for (const auto& process : found)
+      if (!vms_.count(process.vm_id)) unknown[process.vm_id] += (unknown[process.vm_id].empty() ? "" : ", ") +
+                                                                std::string("live qemu pid ") + std::to_string(process.pid);
+  }
+  if (unknown.empty()) return ok();
+  std::string list;
+  for (const auto& [id, what] : unknown) list += (list.empty() ? "" : "; ") + quote_for_message(id) + ": " + what;
+  if (!options.discard_unknown_vms)
+    return fail(Code::kFailedPrecondition,
+                std::to_string(unknown.size()) + " VM(s) in " + runtime_root_ + " are unknown to the database " +
+                    db_.path() + " (" + list +
+                    "). The database may have been lost, truncated or replaced: stop feosd and restore it "
+                    "from a backup; or, to kill these VMs' processes and move their runtime directories "
+                    "to " + runtime_root_ + ".discarded/, start feosd once with --discard-unknown-vms. "
+                    "Their GPUs stay on vfio-pci, reported by the host check");
+  // The operator asked for it: nothing of these VMs keeps running, their files are kept aside.
+  for (const auto& process : found) {
+    if (!unknown.count(process.vm_id)) continue;
+    if (auto killed = hypervisor_.kill_found(process.vm_id, process.pid); !killed)
+      return fail(killed.error().context("discard unknown vm " + process.vm_id));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(runtime_root_ + ".discarded", ec);
+  for (const auto& [id, what] : unknown) {
+    std::string from = runtime_root_ + "/" + id;
+    if (!std::filesystem::exists(from, ec)) continue;
+    std::string to = runtime_root_ + ".discarded/" + id + "-" + std::to_string(now_ms());
+    std::filesystem::rename(from, to, ec);
+    if (ec) return fail(Code::kInternal, "discard unknown vm: move " + from + " to " + to + ": " + ec.message());
+  }
+  logger()->warn("discarded VMs unknown to the database ({}): {}", unknown.size(), list);
+  return ok();
+}
+
+Status VmManager::recover_entry_locked(Entry& entry, int live) {
+  const std::string& id = entry.record.id;
+  VmState state = entry.record.state;
+  bool was_starting = entry.record.state_reason == kStarting;
+  if (live > 0) {
+    auto adopted = hypervisor_.adopt(id, live, runtime_dir(id));
+    if (adopted && *adopted != vmm::RunState::kNotStarted) {
+      VmState now = *adopted == vmm::RunState::kRunning ? VmState::kRunning : VmState::kPaused;
+      logger()->info("adopted vm={} pid={} state={}", id, live, model::state_name(now));
+      if (now != state || was_starting || entry.record.pid != live)
+        FEOS_TRY(set_state_locked(entry, now, "adopted after a feosd restart", live));
+      return ok();
+    }
+    if (adopted) {
+      // Launched, never resumed: the start it belonged to was cut short and its client got no
+      // answer. Nothing of the guest ran; stop it and leave the VM as it was.
+      logger()->warn("vm={} pid={} start was cut short by a feosd restart; stopping its qemu", id, live);
+      FEOS_TRY(hypervisor_.stop(id).map_error([&](const Error& e) { return e.context("stop vm " + id); }));
+      return set_state_locked(entry, was_starting ? state : VmState::kStopped,
+                              "start interrupted by a feosd restart; its qemu (pid " + std::to_string(live) +
+                                  ") was stopped",
+                              0);
+    }
+    logger()->warn("vm={} pid={} not adoptable: {}", id, live, adopted.error().message);
+    // A process of ours that cannot be attached must not run on beside a VM we consider stopped.
+    if (auto killed = hypervisor_.kill_found(id, live); !killed)
+      logger()->error("vm={} pid={} not stopped: {}", id, live, killed.error().message);
+    if (state == VmState::kRunning || state == VmState::kPaused) {
+      bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
+      return set_state_locked(
+          entry, asked ? VmState::kStopped : VmState::kCrashed,
+          asked ? "guest powered off after the requested shutdown, while feosd was not running"
+                : "hypervisor process " + std::to_string(live) + " ended while feosd was not running (" +
+                      adopted.error().message + ")",
+          0);
+    }
+  } else if (state == VmState::kRunning || state == VmState::kPaused) {
+    bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
+    return set_state_locked(entry, asked ? VmState::kStopped : VmState::kCrashed,
+                            asked ? "guest powered off after the requested shutdown, while feosd was not running"
+                                  : "hypervisor process ended while feosd was not running",
+                            0);
+  }
+  if (was_starting) return set_state_locked(entry, state, "start interrupted by a feosd restart", 0);
+  return ok();
+}
+
 Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::string> id) {
-  std::string vm_id = id ? *id : new_vm_id();
-  FEOS_TRY(validate_vm_id(vm_id));
+  auto canonical = canonical_vm_id(id ? *id : new_vm_id());
+  if (!canonical) return fail(canonical.error());
+  const std::string vm_id = std::move(*canonical);
   auto normalized = normalize_spec(std::move(spec));
   if (!normalized) return fail(normalized.error());
   auto admitted = hypervisor_.admit(*normalized);
@@ -125,6 +258,9 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
     // Reserve the id (in memory only) while the GPUs are taken outside the lock.
     std::lock_guard lock(mutex_);
     if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
+    model::VmRecord pending;
+    pending.spec = *normalized;
+    FEOS_TRY(check_limits_locked(vm_id, stored_size(pending)));
     Entry& entry = vms_[vm_id];
     entry.record.id = vm_id;
     entry.record.spec = *normalized;
@@ -174,14 +310,49 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   return vm_id;
 }
 
-Result<VmManager::Entry*> VmManager::begin_locked(const std::string& id, Action action) {
-  FEOS_TRY(validate_vm_id(id));
-  auto it = vms_.find(id);
-  if (it == vms_.end()) return fail(not_found(id));
-  Entry& entry = it->second;
+Status VmManager::check_limits_locked(const std::string& vm_id, uint64_t size) const {
+  if (vms_.size() >= limits_.max_vms)
+    return fail(Code::kResourceExhausted, "vm " + vm_id + ": feosd holds " + std::to_string(vms_.size()) +
+                                              " VMs, its limit; delete one first");
+  uint64_t total = 0;
+  for (const auto& [id, entry] : vms_) total += stored_size(entry.record);
+  if (total + size > limits_.max_total_bytes)
+    return fail(Code::kResourceExhausted,
+                "vm " + vm_id + ": its definition (" + with_unit(size) + " with ignition and devices) would bring " +
+                    "all VMs to " + with_unit(total + size) + ", over feosd's limit of " +
+                    with_unit(limits_.max_total_bytes) + " (it keeps ListVms within gRPC's 4 MiB message limit)");
+  return ok();
+}
+
+Result<VmManager::Entry*> VmManager::find_locked(std::string_view id) {
+  auto found = std::as_const(*this).find_locked(id);
+  if (!found) return fail(found.error());
+  return const_cast<Entry*>(*found);
+}
+
+Result<const VmManager::Entry*> VmManager::find_locked(std::string_view id) const {
+  auto canonical = canonical_vm_id(id);
+  if (!canonical) return fail(canonical.error());
+  auto it = vms_.find(std::string(id));
+  if (it == vms_.end()) it = vms_.find(*canonical);
+  if (it == vms_.end()) return fail(not_found(*canonical));
+  return &it->second;
+}
+
+Result<std::string> VmManager::resolve_id(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  auto entry = find_locked(id);
+  if (!entry) return fail(entry.error());
+  return (*entry)->record.id;
+}
+
+Result<VmManager::Entry*> VmManager::begin_locked(std::string_view id, Action action) {
+  auto found = find_locked(id);
+  if (!found) return fail(found.error());
+  Entry& entry = **found;
   if (entry.busy)
-    return fail(Code::kFailedPrecondition, "vm " + id + " is busy: " + *entry.busy + " in progress");
-  FEOS_TRY(check_action(id, entry.record.state, action));
+    return fail(Code::kAborted, "vm " + entry.record.id + " is busy: " + *entry.busy + " in progress; retry");
+  FEOS_TRY(check_action(entry.record.id, entry.record.state, action));
   entry.busy = std::string(action_name(action));
   return &entry;
 }
@@ -210,6 +381,7 @@ void VmManager::finish(const std::string& id) {
 }
 
 Status VmManager::set_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
+  reason = bounded_reason(std::move(reason));
   int64_t now = now_ms();
   FEOS_TRY(db_.update_vm_state(entry.record.id, state, reason, pid, now));
   VmState old = entry.record.state;
@@ -289,7 +461,8 @@ Status VmManager::release_devices(const std::string& id) {
 }
 
 void VmManager::publish_locked(const Entry& entry, const std::string& component, std::string reason) {
-  model::VmEvent event{0, entry.record.id, component, entry.record.state, std::move(reason), now_ms()};
+  model::VmEvent event{0, entry.record.id, component, entry.record.state, bounded_reason(std::move(reason)),
+                       now_ms()};
   auto event_id = db_.append_event(event);
   if (!event_id) {
     logger()->error("vm={} event not stored: {}", entry.record.id, event_id.error().to_string());
@@ -299,13 +472,21 @@ void VmManager::publish_locked(const Entry& entry, const std::string& component,
   bus_.publish(event);
 }
 
-Status VmManager::start(const std::string& id) {
+Status VmManager::start(const std::string& request_id) {
   model::VmSpec spec;
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(id, Action::kStart);
+    auto entry = begin_locked(request_id, Action::kStart);
     if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
     spec = (*entry)->record.spec;
+    // The intent is durable before anything runs: a daemon killed from here on finds it at
+    // recover() (and qemu's own pidfile holds the pid once it runs).
+    if (auto stored = set_state_locked(**entry, (*entry)->record.state, std::string(kStarting), 0); !stored) {
+      (*entry)->busy.reset();
+      return fail(stored.error().context("start vm " + id));
+    }
   }
   BusyGuard guard(*this, id);
   auto record_failure = [&](const Error& error) {
@@ -336,11 +517,13 @@ Status VmManager::start(const std::string& id) {
   return set_state_locked(entry, VmState::kRunning, "started", *pid);
 }
 
-Status VmManager::pause(const std::string& id) {
+Status VmManager::pause(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(id, Action::kPause);
+    auto entry = begin_locked(request_id, Action::kPause);
     if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
   }
   BusyGuard guard(*this, id);
   FEOS_TRY(hypervisor_.pause(id));
@@ -349,11 +532,13 @@ Status VmManager::pause(const std::string& id) {
   return set_state_locked(entry, VmState::kPaused, "paused by request", entry.record.pid);
 }
 
-Status VmManager::resume(const std::string& id) {
+Status VmManager::resume(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(id, Action::kResume);
+    auto entry = begin_locked(request_id, Action::kResume);
     if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
   }
   BusyGuard guard(*this, id);
   FEOS_TRY(hypervisor_.resume(id));
@@ -362,11 +547,13 @@ Status VmManager::resume(const std::string& id) {
   return set_state_locked(entry, VmState::kRunning, "resumed by request", entry.record.pid);
 }
 
-Status VmManager::shutdown(const std::string& id) {
+Status VmManager::shutdown(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(id, Action::kShutdown);
+    auto entry = begin_locked(request_id, Action::kShutdown);
     if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
   }
   BusyGuard guard(*this, id);
   FEOS_TRY(hypervisor_.request_shutdown(id));
@@ -377,13 +564,22 @@ Status VmManager::shutdown(const std::string& id) {
                           std::string(kShutdownRequested) + " (ACPI power button)", entry.record.pid);
 }
 
-Status VmManager::remove(const std::string& id) {
+Status VmManager::remove(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(id, Action::kDelete);
+    auto entry = begin_locked(request_id, Action::kDelete);
     if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
   }
   BusyGuard guard(*this, id);
+  // A delete writes too (state, events, ledger): on a full state directory the store gives up
+  // its reserve for it, and takes it again once the delete freed room.
+  db_.make_room();
+  struct RestoreReserve {
+    store::Database& db;
+    ~RestoreReserve() { db.restore_reserve(); }
+  } restore_reserve{db_};
   FEOS_TRY(hypervisor_.stop(id));
   std::vector<model::AssignedGpu> gpus;
   {
@@ -441,11 +637,10 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
 }
 
 Result<model::VmRecord> VmManager::get(const std::string& id) const {
-  FEOS_TRY(validate_vm_id(id));
   std::lock_guard lock(mutex_);
-  auto it = vms_.find(id);
-  if (it == vms_.end()) return fail(not_found(id));
-  return it->second.record;
+  auto entry = find_locked(id);
+  if (!entry) return fail(entry.error());
+  return (*entry)->record;
 }
 
 std::vector<model::VmRecord> VmManager::list() const {
@@ -459,33 +654,35 @@ std::vector<model::VmRecord> VmManager::list() const {
   return out;
 }
 
-Result<vmm::PingInfo> VmManager::ping(const std::string& id) {
-  FEOS_TRY(validate_vm_id(id));
+Result<vmm::PingInfo> VmManager::ping(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto it = vms_.find(id);
-    if (it == vms_.end()) return fail(not_found(id));
-    FEOS_TRY(check_action(id, it->second.record.state, Action::kPing));
+    auto entry = find_locked(request_id);
+    if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
+    FEOS_TRY(check_action(id, (*entry)->record.state, Action::kPing));
   }
   return hypervisor_.ping(id);
 }
 
-Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& id) {
-  FEOS_TRY(validate_vm_id(id));
+Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& request_id) {
+  std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto it = vms_.find(id);
-    if (it == vms_.end()) return fail(not_found(id));
-    FEOS_TRY(check_action(id, it->second.record.state, Action::kConsole));
+    auto entry = find_locked(request_id);
+    if (!entry) return fail(entry.error());
+    id = (*entry)->record.id;
+    FEOS_TRY(check_action(id, (*entry)->record.state, Action::kConsole));
   }
   return hypervisor_.console(id);
 }
 
-Result<std::vector<model::VmEvent>> VmManager::history(const store::EventFilter& filter) const {
+Result<std::vector<model::VmEvent>> VmManager::history(store::EventFilter filter) const {
   if (filter.vm_id) {
-    FEOS_TRY(validate_vm_id(*filter.vm_id));
-    std::lock_guard lock(mutex_);
-    if (!vms_.count(*filter.vm_id)) return fail(not_found(*filter.vm_id));
+    auto id = resolve_id(*filter.vm_id);
+    if (!id) return fail(id.error());
+    filter.vm_id = *id;
   }
   return db_.query_events(filter);
 }

@@ -5,11 +5,17 @@
 // outside the lock; a per-VM busy mark keeps two operations on one VM from overlapping.
 //
 // VM ids: every method that takes one refuses a malformed id (not a UUID, see validate_vm_id)
-// with INVALID_ARGUMENT before looking it up; a well-formed id of no VM is NOT_FOUND.
+// with INVALID_ARGUMENT before looking it up; a well-formed id of no VM is NOT_FOUND. Ids are
+// compared canonically (canonical_vm_id: lower case) and stored that way.
+//
+// Start is crash-safe: the intent ("starting") is stored before the hypervisor launches, the
+// hypervisor's process records its own pid as it starts (qemu's locked pidfile), and recover()
+// finds every live process of our VMs whatever the records say, adopting or stopping it.
 //
 // GPU ownership: a VM holds its GPUs (bound to vfio-pci, recorded in the ledger) from CreateVm
 // until its hypervisor process ends or the VM is deleted; then the host gets them back. StartVm
 // of a stopped or crashed VM takes them again, failing clearly if another VM has them now.
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,24 +34,59 @@
 
 namespace feos::core {
 
+// What one daemon holds at most, so that no client can make the service unusable for the others
+// (docs/security.md, "Limits"). CreateVm past them is RESOURCE_EXHAUSTED.
+struct VmLimits {
+  size_t max_vms = 512;
+  // Sum of every VM's stored size (stored_size()). The default keeps ListVms of a full host
+  // under gRPC's default 4 MiB receive limit with 512 KiB to spare (a record's protobuf form is
+  // never larger than its stored size), and holds three VMs with the largest ignition (1 MiB).
+  uint64_t max_total_bytes = 3584 * 1024;
+};
+
+// An upper bound of what `record` takes in the store and in a VmInfo message: its spec and
+// resolved GPUs as stored (JSON), a state reason at its cap, and a fixed allowance for the rest.
+// Before GPUs are resolved, each requested GPU counts kResolvedGpuAllowance bytes.
+uint64_t stored_size(const model::VmRecord& record);
+inline constexpr uint64_t kResolvedGpuAllowance = 8 * 1024;
+// State reasons and event texts are cut to this many bytes (at a UTF-8 character boundary).
+inline constexpr size_t kMaxReasonBytes = 1024;
+
+struct RecoverOptions {
+  // A state directory that shows VMs the database does not know (runtime directories, live
+  // processes) makes recover() refuse, unless this is set: then their processes are killed and
+  // their runtime directories moved to <runtime root>.discarded/ (feosd --discard-unknown-vms).
+  bool discard_unknown_vms = false;
+};
+
 class VmManager {
  public:
   // `runtime_root` holds one directory per VM with its hypervisor's sockets and logs. `devices`
   // may be null on a host without passthrough: VMs with GPUs are then refused.
   VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-            EventBus& bus, std::string runtime_root);
+            EventBus& bus, std::string runtime_root, VmLimits limits = {});
   ~VmManager();
 
-  // Loads the stored VMs and reconciles them with live hypervisor processes: a VM whose process
-  // still runs is adopted again, one whose process is gone becomes stopped or crashed with a
-  // reason. Then reconciles the device ledger: created, running and paused VMs keep their GPUs,
-  // everything else on vfio-pci under our ledger goes back to the host. Call once, before serving.
-  Status recover();
+  // Loads the stored VMs and reconciles them with the host, before anything else may change it:
+  // 1. VMs the database does not know (a runtime directory or a live hypervisor process under
+  //    runtime_root without a record): FAILED_PRECONDITION naming them and how to recover,
+  //    unless options.discard_unknown_vms (see RecoverOptions).
+  // 2. Every live process of a known VM (hypervisor find_processes(), or the recorded pid) is
+  //    adopted: a running or paused guest makes the VM running or paused, whatever its record
+  //    said; a process whose start was cut short (never resumed) is stopped and the VM keeps its
+  //    state. A VM recorded running or paused without a live process becomes stopped (after a
+  //    requested shutdown) or crashed, with a reason; a start cut short before anything ran
+  //    keeps its state with a reason saying so.
+  // 3. The device ledger: created, running and paused VMs keep their GPUs; everything else on
+  //    vfio-pci under our ledger goes back to the host.
+  // Call once, before serving.
+  Status recover(const RecoverOptions& options = {});
 
   // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs),
   // takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
-  // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken.
-  // Returns the id. On failure nothing is recorded and no device is held.
+  // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken
+  // (in any letter case); RESOURCE_EXHAUSTED past the VmLimits or when the state directory is
+  // full. Returns the id. On failure nothing is recorded and no device is held.
   Result<std::string> create(model::VmSpec spec, std::optional<std::string> id);
   // Launches the hypervisor and boots the guest. FAILED_PRECONDITION in the wrong state.
   Status start(const std::string& id);
@@ -55,7 +96,8 @@ class VmManager {
   Status shutdown(const std::string& id);
   // Stops the hypervisor if it runs, returns its GPUs to the host, then forgets the VM and its
   // events. If a device cannot be returned the VM stays (so the delete can be retried) and the
-  // error names the device.
+  // error names the device. Works on a full state directory: the store's reserve is given up
+  // for it (Database::make_room) and taken again afterwards.
   Status remove(const std::string& id);
 
   Result<model::VmRecord> get(const std::string& id) const;
@@ -64,7 +106,9 @@ class VmManager {
   Result<std::shared_ptr<vmm::Console>> console(const std::string& id);
 
   // Stored events matching `filter`, oldest first. For a vm filter, NOT_FOUND if the VM is unknown.
-  Result<std::vector<model::VmEvent>> history(const store::EventFilter& filter) const;
+  Result<std::vector<model::VmEvent>> history(store::EventFilter filter) const;
+  // The id under which `id` is stored (as given, else canonical). INVALID_ARGUMENT, NOT_FOUND.
+  Result<std::string> resolve_id(std::string_view id) const;
   EventBus& bus() { return bus_; }
 
  private:
@@ -77,8 +121,19 @@ class VmManager {
   };
   class BusyGuard;
 
-  // Marks `id` busy for `action` after checking existence, the state table and no overlap.
-  Result<Entry*> begin_locked(const std::string& id, Action action);
+  // The entry `id` names: looked up as given, then canonically (a record stored before ids were
+  // canonical whose lower-case spelling another VM took keeps its own). Caller holds mutex_.
+  Result<Entry*> find_locked(std::string_view id);
+  Result<const Entry*> find_locked(std::string_view id) const;
+  // Marks the VM busy for `action` after checking existence, the state table and no overlap
+  // (ABORTED while another operation runs: a conflict worth retrying).
+  Result<Entry*> begin_locked(std::string_view id, Action action);
+  // RESOURCE_EXHAUSTED when a VM of `size` bytes would exceed limits_. Caller holds mutex_.
+  Status check_limits_locked(const std::string& vm_id, uint64_t size) const;
+  // recover() step 1: the ids of runtime directories and live processes without a record.
+  Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options);
+  // recover() step 2 for one record; `live` is the pid of its live process, or 0.
+  Status recover_entry_locked(Entry& entry, int live);
   // Clears the busy mark; applies an exit that arrived meanwhile (and returns its devices).
   void finish(const std::string& id);
   // Takes the VM's GPUs if it does not hold them (busy, outside the lock).
@@ -100,6 +155,7 @@ class VmManager {
   hostdev::HostDevices* devices_;
   EventBus& bus_;
   std::string runtime_root_;
+  const VmLimits limits_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry> vms_;
 };

@@ -56,7 +56,13 @@ struct Options {
   std::string log_level = "info";
   std::string device_policy;  // JSON allow-list; empty = default policy
   std::string pci_ids = "/usr/share/misc/pci.ids";
+  bool discard_unknown_vms = false;  // recover by killing and setting aside VMs the database lost
+  feos::core::VmLimits vm_limits;
+  feos::api::StreamLimits stream_limits;
 };
+
+// Room kept beside the database so that DeleteVm works on a full disk (store/space_reserve.h).
+constexpr uint64_t kStateReserveBytes = 16 * 1024 * 1024;
 
 // Holds an exclusive lock on <state>/feosd.lock for the process's lifetime, so two daemons never
 // share one state directory (gRPC would silently take over a live socket).
@@ -123,7 +129,20 @@ int run(const Options& opt) {
     logger->error("{}", lock.error().message);
     return 1;
   }
-  auto db = feos::store::Database::open(opt.state_dir + "/feosd.db");
+  const std::string db_path = opt.state_dir + "/feosd.db";
+  // SQLite takes a 0-byte file for a new, empty database: a truncated one would silently forget
+  // every VM while their qemus run on.
+  if (struct stat st {}; ::stat(db_path.c_str(), &st) == 0 && st.st_size == 0 && !opt.discard_unknown_vms) {
+    logger->error(
+        "database {} is empty (0 bytes): it was truncated or replaced, and feosd would forget every VM. "
+        "Restore it from a backup; or start feosd once with --discard-unknown-vms to start over (the "
+        "processes of VMs it finds in {}/vms are killed and their runtime directories set aside)",
+        db_path, opt.state_dir);
+    return 1;
+  }
+  feos::store::DatabaseOptions db_options;
+  db_options.reserve_bytes = kStateReserveBytes;
+  auto db = feos::store::Database::open(db_path, db_options);
   if (!db) {
     logger->error("open database: {}", db.error().to_string());
     return 1;
@@ -169,13 +188,13 @@ int run(const Options& opt) {
   logger->info("device policy: {}", policy.describe());
   feos::hostdev::HostDevices devices(*fs, opt.paths, **db, std::move(policy), device_options);
   feos::core::EventBus bus;
-  feos::core::VmManager manager(**db, **hypervisor, &devices, bus, opt.state_dir + "/vms");
-  if (auto recovered = manager.recover(); !recovered) {
+  feos::core::VmManager manager(**db, **hypervisor, &devices, bus, opt.state_dir + "/vms", opt.vm_limits);
+  if (auto recovered = manager.recover({.discard_unknown_vms = opt.discard_unknown_vms}); !recovered) {
     logger->error("recover: {}", recovered.error().to_string());
     return 1;
   }
 
-  auto service = feos::api::make_vm_service(manager, kVersion);
+  auto service = feos::api::make_vm_service(manager, kVersion, opt.stream_limits);
   auto host_service = feos::api::make_host_service(devices);
   if (auto prepared = feos::daemon::prepare_socket_path(opt.socket); !prepared) {
     logger->error("{}", prepared.error().message);
@@ -272,6 +291,14 @@ int main(int argc, char** argv) {
   app.add_option("--device-policy", opt.device_policy,
                  "JSON allow-list of passable GPUs (default: every display/3D device, no group peers)");
   app.add_option("--pci-ids", opt.pci_ids, "pci.ids database for device names")->capture_default_str();
+  app.add_flag("--discard-unknown-vms", opt.discard_unknown_vms,
+               "recover a state dir whose database lost VMs (empty or replaced feosd.db): kill their "
+               "qemus and move their runtime dirs to <state-dir>/vms.discarded/, then start");
+  app.add_option("--max-vms", opt.vm_limits.max_vms, "VMs this daemon holds at most")->capture_default_str();
+  app.add_option("--max-streams", opt.stream_limits.max_streams,
+                 "event and console streams served at once (each holds a thread)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   feos::log::set_level(opt.log_level);
 

@@ -229,7 +229,7 @@ std::optional<AssignmentStep> step_from_name(std::string_view name) {
 int Database::latest_schema_version() { return static_cast<int>(schema_migrations().size()); }
 
 Database::Database(std::string path, sqlite3* db, const DatabaseOptions& options)
-    : path_(std::move(path)), options_(options), db_(db) {}
+    : path_(std::move(path)), options_(options), reserve_(path_ + ".reserve", options.reserve_bytes), db_(db) {}
 
 Database::~Database() {
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
@@ -293,6 +293,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path,
     std::lock_guard lock(db->mu_);
     FEOS_TRY(db->prune_events_locked());
   }
+  db->reserve_.restore();
   log::get("store")->info("database opened path={} schema_version={}", path, *version);
   return db;
 }

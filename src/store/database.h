@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "model/vm.h"
 #include "store/device_assignment.h"
+#include "store/space_reserve.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -34,6 +35,9 @@ struct DatabaseOptions {
   // this (amortized: trimming scans `max_events_per_vm` index entries); open() and
   // prune_events() trim to exactly this. Must be >= 1.
   uint32_t max_events_per_vm = 10000;
+  // Bytes kept aside beside the database file (<path>.reserve) so that DeleteVm works on a full
+  // disk (make_room()); 0: none.
+  uint64_t reserve_bytes = 0;
 };
 
 // Which events query_events returns. All conditions must hold. (Every member has an initializer
@@ -68,6 +72,12 @@ class Database {
   const std::string& path() const { return path_; }
   // The file's schema version after open() (== latest_schema_version()).
   int schema_version() const { return schema_version_; }
+
+  // Gives up the reserve (DatabaseOptions::reserve_bytes) when the disk is nearly full, so that
+  // the writes of a delete that follow find room; restore_reserve() takes it back when there is
+  // room again. Writes that fail for lack of space are RESOURCE_EXHAUSTED naming the directory.
+  void make_room() { reserve_.make_room(); }
+  void restore_reserve() { reserve_.restore(); }
 
   // Stores a new VM record (all of its fields, as given, gpus included).
   // Errors: INVALID_ARGUMENT for an empty id or a spec string that is not valid UTF-8;
@@ -154,6 +164,7 @@ class Database {
 
   const std::string path_;
   const DatabaseOptions options_;
+  SpaceReserve reserve_;
   int schema_version_ = 0;
 
   std::mutex mu_;

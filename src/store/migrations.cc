@@ -99,6 +99,23 @@ CREATE TABLE device_assignments (
 -- Release and listing of one VM's devices.
 CREATE INDEX device_assignments_by_vm ON device_assignments (vm_id, bdf);
 )sql"},
+    {"vm ids in lower case", R"sql(
+-- VM ids are UUIDs compared case-insensitively and stored in lower case from this version on.
+-- Earlier versions stored ids as the client spelled them. A record whose lower-case id another
+-- record already has keeps its spelling (feosd looks ids up as given first, then in lower case).
+-- vm_events follow their VM in the same transaction: the foreign key is checked at COMMIT.
+PRAGMA defer_foreign_keys = ON;
+CREATE TEMP TABLE renamed AS
+  SELECT min(id) AS old_id, lower(id) AS new_id FROM vms
+  WHERE id <> lower(id) AND lower(id) NOT IN (SELECT id FROM vms) GROUP BY lower(id);
+UPDATE vms SET id = (SELECT new_id FROM renamed WHERE old_id = vms.id)
+  WHERE id IN (SELECT old_id FROM renamed);
+UPDATE vm_events SET vm_id = (SELECT new_id FROM renamed WHERE old_id = vm_events.vm_id)
+  WHERE vm_id IN (SELECT old_id FROM renamed);
+UPDATE device_assignments SET vm_id = (SELECT new_id FROM renamed WHERE old_id = device_assignments.vm_id)
+  WHERE vm_id IN (SELECT old_id FROM renamed);
+DROP TABLE temp.renamed;
+)sql"},
 };
 
 }  // namespace

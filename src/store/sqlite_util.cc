@@ -1,5 +1,6 @@
 #include "store/sqlite_util.h"
 
+#include <algorithm>
 #include <string>
 
 #include <sqlite3.h>
@@ -8,11 +9,19 @@ namespace feos::store {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view op) {
   const int primary = rc & 0xff;
-  const Code code =
-      (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? Code::kUnavailable : Code::kInternal;
   // Without a connection (open failed before one existed) only the generic text is known.
   const char* text = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return Error{code, std::string(op) + ": " + text + " (sqlite code " + std::to_string(rc) + ")"};
+  std::string message = std::string(op) + ": " + text + " (sqlite code " + std::to_string(rc) + ")";
+  if (primary == SQLITE_FULL) {
+    // Out of space is the operator's to fix: say where.
+    const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+    std::string dir = file != nullptr && *file != '\0' ? std::string(file) : std::string("?");
+    dir = dir.substr(0, dir.rfind('/') == std::string::npos ? dir.size() : std::max<size_t>(dir.rfind('/'), 1));
+    return Error{Code::kResourceExhausted, "the state directory " + dir + " is full: " + message};
+  }
+  const Code code =
+      (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? Code::kUnavailable : Code::kInternal;
+  return Error{code, std::move(message)};
 }
 
 Status exec_sql(sqlite3* db, const char* sql, std::string_view op) {

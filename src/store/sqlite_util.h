@@ -15,7 +15,9 @@ namespace feos::store {
 // Turns a failed SQLite call into an Error whose message is
 // "<op>: <sqlite3_errmsg> (sqlite code <extended code>)".
 // Code: UNAVAILABLE for SQLITE_BUSY / SQLITE_LOCKED (another connection holds the database past
-// the busy timeout; retrying may succeed), INTERNAL for everything else.
+// the busy timeout; retrying may succeed), RESOURCE_EXHAUSTED for SQLITE_FULL (the message then
+// starts "the state directory <dir of the database file> is full: "), INTERNAL for everything
+// else.
 // Precondition: `rc` is the result of the last call on `db`, so sqlite3_errmsg describes it.
 Error sqlite_error(sqlite3* db, int rc, std::string_view op);
 

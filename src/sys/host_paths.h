@@ -34,6 +34,8 @@ struct HostPaths {
   std::string process(long pid) const { return proc_root + "/" + std::to_string(pid); }
   // <proc>/cpuinfo ("address sizes": the CPU's physical address bits)
   std::string cpuinfo() const { return proc_root + "/cpuinfo"; }
+  // <proc>/meminfo ("MemTotal:": the host's RAM)
+  std::string meminfo() const { return proc_root + "/meminfo"; }
   // <proc>/cmdline (the host kernel's command line: intel_iommu=on, ...)
   std::string kernel_cmdline() const { return proc_root + "/cmdline"; }
   // <proc>/driver/nvidia/version (the NVIDIA kernel driver's version)

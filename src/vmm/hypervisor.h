@@ -40,6 +40,19 @@ class Console {
   virtual Status write(std::string_view input) = 0;
 };
 
+// Where the guest of a live hypervisor process stands. core/ decides the VM's state from it.
+enum class RunState {
+  kRunning,
+  kPaused,
+  kNotStarted,  // launched but never resumed: a start that was cut short (qemu's "prelaunch")
+};
+
+// A live hypervisor process that belongs to a VM, found on the host (see find_processes()).
+struct FoundProcess {
+  std::string vm_id;
+  int pid = 0;
+};
+
 class Hypervisor {
  public:
   using ExitCallback = std::function<void(const std::string& vm_id, const ExitInfo& info)>;
@@ -60,15 +73,25 @@ class Hypervisor {
   // Starts the hypervisor process for `vm_id` with runtime files in `runtime_dir` (exists, owned
   // by the caller), passing through `gpus` (already bound to vfio-pci by the host side; empty for
   // none). Returns the pid once the guest is running. On failure nothing is left running and the
-  // error carries the hypervisor's own message (INTERNAL/UNAVAILABLE).
+  // error carries the hypervisor's own message (INTERNAL/UNAVAILABLE). FAILED_PRECONDITION, and
+  // nothing is launched, while a process of this VM is still alive: never two for one VM.
   virtual Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                             const std::vector<model::AssignedGpu>& gpus,
                             const std::string& runtime_dir) = 0;
 
-  // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns the guest's
-  // current state (running or paused). NOT_FOUND if the process is gone or is not this VM's.
-  virtual Result<model::VmState> adopt(const std::string& vm_id, int pid,
-                                       const std::string& runtime_dir) = 0;
+  // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns where its guest
+  // stands. NOT_FOUND if the process is gone or is not this VM's.
+  virtual Result<RunState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) = 0;
+
+  // Every live hypervisor process on the host whose runtime directory is <runtime_root>/<vm id>,
+  // whatever the daemon's records say: a daemon killed while starting a VM leaves one that no
+  // record names. Recovery adopts or stops each. A process that cannot be inspected is skipped.
+  virtual std::vector<FoundProcess> find_processes(const std::string& runtime_root) = 0;
+
+  // Ends a process of `vm_id` that find_processes() reported and that is not attached (adopt()
+  // failed or was not wanted): SIGKILL, then waits until it is gone. OK if it is already gone.
+  // FAILED_PRECONDITION if `pid` is not that VM's process; INTERNAL if it does not die.
+  virtual Status kill_found(const std::string& vm_id, int pid) = 0;
 
   // Pause / resume the vCPUs. NOT_FOUND if the VM has no process.
   virtual Status pause(const std::string& vm_id) = 0;

@@ -79,6 +79,8 @@ Status validate_mac(std::string_view mac, std::string_view field) {
   }
   if ((hex_value(mac[1]) & 1) != 0)
     return invalid(field, quote_for_message(mac) + " is a multicast address (a NIC needs a unicast one)");
+  if (mac.find_first_not_of("0:") == std::string_view::npos)
+    return invalid(field, quote_for_message(mac) + " is the all-zero address (not a NIC's address)");
   return ok();
 }
 

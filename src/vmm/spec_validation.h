@@ -34,8 +34,8 @@ Status validate_spec(const model::VmSpec& spec);
 // component, no trailing '/'). INVALID_ARGUMENT naming `field` otherwise.
 Status validate_host_path(std::string_view path, std::string_view field);
 
-// "52:54:00:12:34:56" style (either case): INVALID_ARGUMENT naming `field` otherwise, or when the
-// multicast bit of the first octet is set.
+// "52:54:00:12:34:56" style (either case): INVALID_ARGUMENT naming `field` otherwise, when the
+// multicast bit of the first octet is set (broadcast included), or for 00:00:00:00:00:00.
 Status validate_mac(std::string_view mac, std::string_view field);
 
 // QEMU-compatible device id (see above). INVALID_ARGUMENT naming `field`.

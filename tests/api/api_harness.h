@@ -39,9 +39,13 @@ class CheckingHypervisor final : public vmm::Hypervisor {
                     const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir) override {
     return fake.start(vm_id, spec, gpus, runtime_dir);
   }
-  Result<model::VmState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) override {
+  Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) override {
     return fake.adopt(vm_id, pid, runtime_dir);
   }
+  std::vector<vmm::FoundProcess> find_processes(const std::string& runtime_root) override {
+    return fake.find_processes(runtime_root);
+  }
+  Status kill_found(const std::string& vm_id, int pid) override { return fake.kill_found(vm_id, pid); }
   Status pause(const std::string& vm_id) override { return fake.pause(vm_id); }
   Status resume(const std::string& vm_id) override { return fake.resume(vm_id); }
   Status request_shutdown(const std::string& vm_id) override { return fake.request_shutdown(vm_id); }

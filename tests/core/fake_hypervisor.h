@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "vmm/hypervisor.h"
 
@@ -31,11 +32,23 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return pid;
   }
 
-  Result<model::VmState> adopt(const std::string& vm_id, int pid, const std::string&) override {
+  Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string&) override {
     std::lock_guard lock(mutex_);
     if (!alive_after_restart.count(pid)) return fail(Code::kNotFound, "process " + std::to_string(pid) + " is gone");
     running_[vm_id] = pid;
+    ++adoptions;
     return adopted_state;
+  }
+  // What a test put in `found`, as the real adapter reports live processes of earlier daemons.
+  std::vector<vmm::FoundProcess> find_processes(const std::string&) override {
+    std::lock_guard lock(mutex_);
+    return found;
+  }
+  Status kill_found(const std::string& vm_id, int pid) override {
+    std::lock_guard lock(mutex_);
+    killed.push_back({vm_id, pid});
+    alive_after_restart.erase(pid);
+    return ok();
   }
 
   Status pause(const std::string& vm_id) override {
@@ -94,8 +107,10 @@ class FakeHypervisor final : public vmm::Hypervisor {
   bool fail_start = false;
   std::map<std::string, std::vector<model::AssignedGpu>> started_gpus;  // what start() was given
   std::set<int> alive_after_restart;
-  model::VmState adopted_state = model::VmState::kRunning;
-  std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0;
+  vmm::RunState adopted_state = vmm::RunState::kRunning;
+  std::vector<vmm::FoundProcess> found;   // find_processes() reports these
+  std::vector<vmm::FoundProcess> killed;  // what kill_found() was asked to kill
+  std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0, adoptions = 0;
 
  private:
   Status need(const std::string& vm_id) {

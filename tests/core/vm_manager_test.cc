@@ -29,14 +29,15 @@ class VmManagerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   // Simulates a daemon restart: a new store connection and manager on the same file.
-  void reopen() {
+  void reopen() { ASSERT_TRUE(reopen_with({})); }
+  Status reopen_with(RecoverOptions options, VmLimits limits = {}) {
     manager_.reset();
     db_.reset();
     auto db = store::Database::open((dir_ / "feosd.db").string());
-    ASSERT_TRUE(db) << db.error().to_string();
+    if (!db) return fail(db.error());
     db_ = std::move(*db);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string());
-    ASSERT_TRUE(manager_->recover());
+    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string(), limits);
+    return manager_->recover(options);
   }
   model::VmSpec spec() {
     model::VmSpec s;
@@ -149,7 +150,8 @@ TEST_F(VmManagerTest, OverlappingOperationsAreRefused) {
   auto second = manager_->start(id);
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("busy"), std::string::npos);
-  EXPECT_EQ(manager_->remove(id).error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(second.error().code, Code::kAborted);  // a conflict worth retrying
+  EXPECT_EQ(manager_->remove(id).error().code, Code::kAborted);
   hv_.hold(false);
   starter.join();
   EXPECT_EQ(state(id), VmState::kRunning);
@@ -196,9 +198,178 @@ TEST_F(VmManagerTest, AdoptedPausedStateIsTakenFromHypervisor) {
   std::string id = create();
   ASSERT_TRUE(manager_->start(id));
   hv_.alive_after_restart = {manager_->get(id)->pid};
-  hv_.adopted_state = VmState::kPaused;
+  hv_.adopted_state = vmm::RunState::kPaused;
   reopen();
   EXPECT_EQ(state(id), VmState::kPaused);
+}
+
+// --- ids are compared canonically (issue 17, item 4) ---
+
+TEST_F(VmManagerTest, AnIdInUpperCaseNamesTheSameVm) {
+  const std::string upper = "123E4567-E89B-12D3-A456-426614174000";
+  const std::string lower = "123e4567-e89b-12d3-a456-426614174000";
+  auto created = manager_->create(spec(), upper);
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_EQ(*created, lower);  // stored and reported in lower case
+  auto again = manager_->create(spec(), lower);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(manager_->create(spec(), "123e4567-E89B-12d3-a456-426614174000").error().code, Code::kAlreadyExists);
+  ASSERT_TRUE(manager_->get(upper));
+  EXPECT_EQ(manager_->get(upper)->id, lower);
+  ASSERT_EQ(manager_->list().size(), 1u);
+  EXPECT_EQ(manager_->list()[0].id, lower);
+  ASSERT_TRUE(manager_->start(upper));
+  store::EventFilter filter;
+  filter.vm_id = upper;
+  auto events = manager_->history(filter);
+  ASSERT_TRUE(events);
+  EXPECT_FALSE(events->empty());
+  ASSERT_TRUE(manager_->remove("123e4567-e89b-12d3-A456-426614174000"));
+  EXPECT_TRUE(manager_->list().empty());
+}
+
+// --- crash-safe start (issue 17, item 2) ---
+
+TEST_F(VmManagerTest, StartRecordsItsIntentBeforeTheHypervisorRuns) {
+  std::string id = create();
+  hv_.hold(true);
+  std::thread starter([&] { EXPECT_TRUE(manager_->start(id)); });
+  while (hv_.starts == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // What a daemon killed now would find on disk, read through a second connection.
+  auto other = store::Database::open((dir_ / "feosd.db").string());
+  ASSERT_TRUE(other) << other.error().to_string();
+  auto stored = (*other)->get_vm(id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->state, VmState::kCreated);
+  EXPECT_EQ(stored->state_reason, "starting");
+  hv_.hold(false);
+  starter.join();
+  EXPECT_EQ(state(id), VmState::kRunning);
+}
+
+TEST_F(VmManagerTest, ALiveProcessOfAVmRecordedAsCreatedIsAdopted) {
+  // The daemon died after qemu ran the guest but before it recorded "running".
+  std::string id = create();
+  ASSERT_TRUE(db_->update_vm_state(id, VmState::kCreated, "starting", 0, 1));
+  hv_.found = {{id, 4242}};
+  hv_.alive_after_restart = {4242};
+  reopen();
+  EXPECT_EQ(state(id), VmState::kRunning);
+  EXPECT_EQ(manager_->get(id)->pid, 4242);
+  EXPECT_EQ(manager_->get(id)->state_reason, "adopted after a feosd restart");
+  // Never a second process for it: start is refused by the state table now.
+  EXPECT_EQ(manager_->start(id).error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(hv_.starts, 0);
+}
+
+TEST_F(VmManagerTest, AProcessWhoseStartWasCutShortIsStoppedAndTheVmKeepsItsState) {
+  std::string id = create();
+  ASSERT_TRUE(db_->update_vm_state(id, VmState::kCreated, "starting", 0, 1));
+  hv_.found = {{id, 4242}};
+  hv_.alive_after_restart = {4242};
+  hv_.adopted_state = vmm::RunState::kNotStarted;
+  reopen();
+  EXPECT_EQ(hv_.stops, 1);
+  EXPECT_FALSE(hv_.running(id));
+  EXPECT_EQ(state(id), VmState::kCreated);
+  EXPECT_EQ(manager_->get(id)->state_reason,
+            "start interrupted by a feosd restart; its qemu (pid 4242) was stopped");
+  ASSERT_TRUE(manager_->start(id));  // exactly one process again
+  EXPECT_EQ(state(id), VmState::kRunning);
+}
+
+TEST_F(VmManagerTest, AStartCutShortBeforeAnythingRanSaysSo) {
+  std::string id = create();
+  ASSERT_TRUE(db_->update_vm_state(id, VmState::kStopped, "starting", 0, 1));
+  reopen();
+  EXPECT_EQ(state(id), VmState::kStopped);
+  EXPECT_EQ(manager_->get(id)->state_reason, "start interrupted by a feosd restart");
+}
+
+TEST_F(VmManagerTest, AFoundProcessThatCannotBeAdoptedIsKilled) {
+  std::string id = create();
+  ASSERT_TRUE(manager_->start(id));
+  int pid = manager_->get(id)->pid;
+  hv_.found = {{id, pid}};  // alive, but adopt() fails (not in alive_after_restart)
+  reopen();
+  ASSERT_EQ(hv_.killed.size(), 1u);
+  EXPECT_EQ(hv_.killed[0].vm_id, id);
+  EXPECT_EQ(hv_.killed[0].pid, pid);
+  EXPECT_EQ(state(id), VmState::kCrashed);
+}
+
+// --- a database that forgets (issue 17, item 3) ---
+
+TEST_F(VmManagerTest, RuntimeDirectoriesTheDatabaseDoesNotKnowStopRecovery) {
+  std::string id = create();
+  ASSERT_TRUE(manager_->start(id));
+  // The database is lost: a fresh file, while the VM's runtime dir and qemu are still there.
+  manager_.reset();
+  db_.reset();
+  std::filesystem::remove(dir_ / "feosd.db");
+  std::filesystem::remove(dir_ / "feosd.db-wal");
+  std::filesystem::remove(dir_ / "feosd.db-shm");
+  hv_.found = {{id, 1000}};
+  auto refused = reopen_with({});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("1 VM(s) in " + (dir_ / "vms").string() + " are unknown to the database"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("'" + id + "': runtime directory " + (dir_ / "vms" / id).string() +
+                                         ", live qemu pid 1000"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("--discard-unknown-vms"), std::string::npos);
+  EXPECT_TRUE(hv_.killed.empty());  // nothing touched without the operator's word
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / id));
+
+  ASSERT_TRUE(reopen_with({.discard_unknown_vms = true}));
+  ASSERT_EQ(hv_.killed.size(), 1u);
+  EXPECT_EQ(hv_.killed[0].pid, 1000);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id));
+  int set_aside = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ / "vms.discarded"))
+    set_aside += entry.path().filename().string().rfind(id + "-", 0) == 0;
+  EXPECT_EQ(set_aside, 1);
+  EXPECT_TRUE(manager_->list().empty());
+  hv_.found.clear();
+  reopen();  // and from now on the state dir is consistent
+}
+
+// --- limits (issue 17, item 6) ---
+
+TEST_F(VmManagerTest, CreatesPastTheLimitsAreResourceExhausted) {
+  ASSERT_TRUE(reopen_with({}, VmLimits{.max_vms = 2, .max_total_bytes = 64 * 1024}));
+  std::string a = create(), b = create();
+  auto third = manager_->create(spec(), std::nullopt);
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code, Code::kResourceExhausted);
+  EXPECT_NE(third.error().message.find("feosd holds 2 VMs, its limit"), std::string::npos) << third.error().message;
+  ASSERT_TRUE(manager_->remove(a));
+  auto big = spec();
+  big.ignition = std::string(63 * 1024, 'x');
+  auto too_big = manager_->create(big, std::nullopt);
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().code, Code::kResourceExhausted);
+  EXPECT_NE(too_big.error().message.find("over feosd's limit of 64.0 KiB"), std::string::npos) << too_big.error().message;
+  EXPECT_EQ(manager_->list().size(), 1u);  // nothing recorded
+  EXPECT_TRUE(manager_->create(spec(), std::nullopt));
+}
+
+TEST_F(VmManagerTest, StateReasonsAreBoundedAndStayUtf8) {
+  std::string id = create();
+  ASSERT_TRUE(manager_->start(id));
+  std::string reason(2000, 'a');
+  reason.replace(kMaxReasonBytes - 4, 3, "\xe2\x82\xac");  // a euro sign across the cut
+  hv_.exit(id, false, reason);
+  std::string stored = manager_->get(id)->state_reason;
+  EXPECT_LE(stored.size(), kMaxReasonBytes);
+  EXPECT_EQ(stored.substr(stored.size() - 3), "...");
+  EXPECT_EQ(stored.find('\xe2'), std::string::npos);  // cut before the character, not inside it
+  reopen();  // and the store takes it back
+  EXPECT_EQ(manager_->get(id)->state_reason, stored);
 }
 
 }  // namespace

@@ -96,6 +96,36 @@ TEST_F(MigrationsTest, RefusesNewerVersionWithoutWriting) {
   EXPECT_FALSE(has_table("t1"));
 }
 
+// Step 4 (issue 17): ids stored as clients spelled them become lower case, with their events and
+// ledger rows; a record whose lower-case id is taken keeps its spelling.
+TEST_F(MigrationsTest, VmIdsBecomeLowerCaseWithTheirEventsAndDevices) {
+  ASSERT_EQ(sqlite3_exec(db_, "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_TRUE(migrate(db_, schema_migrations().first(3), "mem"));
+  const char* rows = R"sql(
+    INSERT INTO vms (id, spec_json, state, state_reason, pid, created_unix_ms, updated_unix_ms)
+      VALUES ('AAAAAAAA-0000-4000-8000-000000000001', '{}', 2, 'created', 0, 1, 1),
+             ('bbbbbbbb-0000-4000-8000-000000000002', '{}', 2, 'created', 0, 2, 2),
+             ('BBBBBBBB-0000-4000-8000-000000000002', '{}', 2, 'created', 0, 3, 3);
+    INSERT INTO vm_events (vm_id, component_id, state, reason, unix_ms)
+      VALUES ('AAAAAAAA-0000-4000-8000-000000000001', 'vm', 2, 'created', 1),
+             ('BBBBBBBB-0000-4000-8000-000000000002', 'vm', 2, 'created', 3);
+    INSERT INTO device_assignments VALUES
+      ('0000:18:00.0', 'AAAAAAAA-0000-4000-8000-000000000001', 'requested', '40', 'nvidia', '', 'bound', 1);
+  )sql";
+  ASSERT_EQ(sqlite3_exec(db_, rows, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+  auto migrated = migrate(db_, schema_migrations(), "mem");
+  ASSERT_TRUE(migrated) << migrated.error().to_string();
+  EXPECT_EQ(int_of("SELECT count(*) FROM vms WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001'"), 1);
+  EXPECT_EQ(int_of("SELECT count(*) FROM vm_events WHERE vm_id = 'aaaaaaaa-0000-4000-8000-000000000001'"), 1);
+  EXPECT_EQ(int_of("SELECT count(*) FROM device_assignments WHERE vm_id = 'aaaaaaaa-0000-4000-8000-000000000001'"), 1);
+  // The collision: both spellings stay, each with its own events.
+  EXPECT_EQ(int_of("SELECT count(*) FROM vms WHERE lower(id) = 'bbbbbbbb-0000-4000-8000-000000000002'"), 2);
+  EXPECT_EQ(int_of("SELECT count(*) FROM vm_events WHERE vm_id = 'BBBBBBBB-0000-4000-8000-000000000002'"), 1);
+  EXPECT_EQ(int_of("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+  EXPECT_EQ(int_of("SELECT count(*) FROM sqlite_temp_master"), 0);  // the helper table is gone
+}
+
+
 // Every column of every table has a comment saying why it exists: on its line or on the line(s)
 // right above it.
 TEST(SchemaTest, EveryColumnIsCommented) {

@@ -335,7 +335,7 @@ TEST_F(QemuProcessTest, AdoptAfterRestart) {
 
   auto state = restarted->adopt("vm-adopt", *pid, run_.path());
   ASSERT_TRUE(state) << state.error().to_string();
-  EXPECT_EQ(*state, model::VmState::kRunning);
+  EXPECT_EQ(*state, RunState::kRunning);
   auto again = restarted->adopt("vm-adopt", *pid, run_.path());
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Code::kFailedPrecondition);
@@ -352,7 +352,7 @@ TEST_F(QemuProcessTest, AdoptAfterRestart) {
   restarted = make();
   state = restarted->adopt("vm-adopt", *pid, run_.path());
   ASSERT_TRUE(state) << state.error().to_string();
-  EXPECT_EQ(*state, model::VmState::kPaused);
+  EXPECT_EQ(*state, RunState::kPaused);
 
   ASSERT_TRUE(restarted->request_shutdown("vm-adopt"));  // paused: the button waits for resume
   ASSERT_TRUE(restarted->resume("vm-adopt"));
@@ -361,6 +361,39 @@ TEST_F(QemuProcessTest, AdoptAfterRestart) {
   EXPECT_TRUE(exit->clean) << exit->reason;
   EXPECT_EQ(exit->reason, "guest powered off");
   EXPECT_FALSE(launcher_->is_alive(*pid));
+}
+
+// A daemon that does not know a VM's live qemu (killed right after launching it, before it
+// recorded anything) must not start a second one: qemu holds the lock of its pidfile for its
+// whole life, and start() checks it before touching anything in the runtime dir.
+TEST_F(QemuProcessTest, NeverASecondQemuBesideALiveOneOfTheSameVm) {
+  // <runtime root>/<vm id>, as the daemon lays it out.
+  const std::string dir = run_ / "vm-once";
+  std::filesystem::create_directories(dir);
+  auto pid = hv_->start("vm-once", guest_spec(), {}, dir);
+  ASSERT_TRUE(pid) << pid.error().to_string();
+  auto unaware = make();  // another adapter: knows nothing of the first qemu
+  ASSERT_TRUE(unaware);
+  auto second = unaware->start("vm-once", guest_spec(), {}, dir);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(second.error().message, "vm vm-once: a qemu process of this VM (pid " + std::to_string(*pid) +
+                                        ") is still running (it holds " + dir + "/qemu.pid)");
+  // The first one was not disturbed: its QMP socket is where it was and it answers.
+  auto ping = hv_->ping("vm-once");
+  ASSERT_TRUE(ping) << ping.error().to_string();
+  EXPECT_EQ(ping->pid, *pid);
+  // And the unaware adapter finds it, as a restarted daemon's recovery does.
+  auto found = unaware->find_processes(run_.path());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].vm_id, "vm-once");
+  EXPECT_EQ(found[0].pid, *pid);
+  ASSERT_TRUE(hv_->stop("vm-once"));
+  ASSERT_TRUE(exits_.wait("vm-once", 30s));
+  // Once it is gone the VM starts again (the stale pidfile is no obstacle).
+  auto again = unaware->start("vm-once", guest_spec(), {}, dir);
+  ASSERT_TRUE(again) << again.error().to_string();
+  ASSERT_TRUE(unaware->stop("vm-once"));
 }
 
 // --- qemu as an unprivileged user (QemuConfig::run_as), under its seccomp sandbox ---

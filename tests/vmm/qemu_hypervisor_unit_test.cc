@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -37,8 +38,13 @@ class FakeFilesystem final : public sys::Filesystem {
     files[path] = std::string(data);
     return ok();
   }
+  // The next path components of the files under `path` (so a fake /proc lists its pids).
   Result<std::vector<std::string>> list_dir(const std::string& path) const override {
-    return fail(Code::kNotFound, path);
+    std::set<std::string> names;
+    for (const auto& [file, contents] : files)
+      if (file.rfind(path + "/", 0) == 0) names.insert(file.substr(path.size() + 1, file.find('/', path.size() + 1) - path.size() - 1));
+    if (names.empty()) return fail(Code::kNotFound, path);
+    return std::vector<std::string>(names.begin(), names.end());
   }
   Result<std::string> read_link(const std::string& path) const override {
     auto it = links.find(path);
@@ -676,6 +682,88 @@ TEST_F(QemuRunAs, AnAdoptedRootQemuKeepsOwnersAsTheyAre) {
   ASSERT_TRUE(adopted) << adopted.error().to_string();
   exit_fake_qemu();
   EXPECT_TRUE(permissions_.changes.empty());
+}
+
+// --- finding the processes of our VMs after a restart (issue 17, item 2) ---
+
+TEST_F(QemuHypervisorUnit, FindProcessesReportsOurQemusWhateverTheRecordsSay) {
+  TempDir state;
+  std::filesystem::create_directories(state / "vms");
+  std::string root = state / "vms";
+  using namespace std::string_literals;
+  auto qemu_of = [&](const std::string& id, const std::string& runtime_root) {
+    return "/usr/bin/qemu-system-x86_64\0-name\0guest="s + id + ",debug-threads=on\0-pidfile\0"s + runtime_root +
+           "/" + id + "/qemu.pid\0-S\0"s;
+  };
+  fs_.files["/fake/proc/101/cmdline"] = qemu_of("vm-a", root);
+  fs_.files["/fake/proc/102/cmdline"] = qemu_of("vm-b", root + "/../vms");  // another spelling of the root
+  fs_.files["/fake/proc/103/cmdline"] = qemu_of("vm-c", "/var/lib/other-feosd/vms");  // another daemon's
+  fs_.files["/fake/proc/104/cmdline"] = "/usr/sbin/sshd\0-D\0"s;
+  fs_.files["/fake/proc/105/cmdline"] = "";  // a kernel thread
+  fs_.files["/fake/proc/106/cmdline"] = "/bin/sh\0/tmp/wrapper\0-name\0guest=vm-d,debug-threads=on\0-pidfile\0"s +
+                                        root + "/vm-e/qemu.pid\0"s;  // names one VM, runs in another's dir
+  fs_.files["/fake/proc/cpuinfo"] = "processor : 0\n";
+  auto hv = make();
+  auto found = hv->find_processes(root);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].vm_id, "vm-a");
+  EXPECT_EQ(found[0].pid, 101);
+  EXPECT_EQ(found[1].vm_id, "vm-b");
+  EXPECT_EQ(found[1].pid, 102);
+}
+
+TEST_F(QemuHypervisorUnit, KillFoundChecksTheProcessIsTheVmsBeforeKilling) {
+  using namespace std::string_literals;
+  QemuConfig config;
+  config.stop_grace = std::chrono::milliseconds(100);
+  auto hv = make(config);
+  EXPECT_TRUE(hv->kill_found("vm-a", 4242));  // already gone
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] = "qemu-system-x86_64\0-name\0guest=vm-b,debug-threads=on\0"s;
+  auto wrong = hv->kill_found("vm-a", 4242);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(wrong.error().message, "vm vm-a: process 4242 belongs to vm vm-b");
+  // The fake's SIGKILL does not end it: reported, not waited on forever.
+  fs_.files["/fake/proc/4242/cmdline"] = "qemu-system-x86_64\0-name\0guest=vm-a,debug-threads=on\0"s;
+  auto survived = hv->kill_found("vm-a", 4242);
+  ASSERT_FALSE(survived);
+  EXPECT_EQ(survived.error().code, Code::kInternal);
+}
+
+TEST_F(QemuHypervisorUnit, AVmMayNotHaveMoreMemoryThanTheHost) {
+  fs_.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nMemFree:        20000000 kB\n";
+  auto hv = make();
+  auto spec = kernel_spec();
+  spec.memory.size_mib = 23999;
+  EXPECT_TRUE(hv->validate(spec));
+  spec.memory.size_mib = uint64_t{16} << 20;  // 16 TiB
+  auto refused = hv->validate(spec);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(refused.error().message, "memory.size_mib: 16777216 MiB is more than this host's memory (23999 MiB)");
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: 2048 kB\n"), 2u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemFree: 2048 kB\nMemTotal: 4096 kB\n"), 4u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: lots\n"), 0u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("XMemTotal: 4096 kB\n"), 0u);
+  EXPECT_EQ(host_memory_mib_from_meminfo(""), 0u);
+}
+
+TEST(QemuCmdline, ReadsBackWhatTheBuilderWrote) {
+  using namespace std::string_literals;
+  auto args = split_cmdline("/usr/bin/qemu\0-name\0guest=vm-1,debug-threads=on\0-accel\0kvm\0-pidfile\0/s/vms/vm-1/qemu.pid\0"
+                            "-device\0vfio-pci,host=0000:18:00.0,id=f0,bus=rp0,addr=0x0.0\0-device\0virtio-blk-pci,drive=d\0"s);
+  ASSERT_EQ(args.size(), 11u);
+  auto identity = read_qemu_identity(args);
+  ASSERT_TRUE(identity);
+  EXPECT_EQ(identity->vm_id, "vm-1");
+  EXPECT_EQ(identity->runtime_dir, "/s/vms/vm-1");
+  EXPECT_EQ(identity->accel, Accel::kKvm);
+  EXPECT_EQ(identity->vfio_hosts, std::vector<std::string>{"0000:18:00.0"});
+  EXPECT_FALSE(read_qemu_identity(split_cmdline("/usr/sbin/sshd\0-D\0"s)));
+  EXPECT_FALSE(read_qemu_identity(split_cmdline("qemu\0-name\0debug-threads=on\0"s)));
+  EXPECT_FALSE(read_qemu_identity({}));
+  EXPECT_EQ(read_qemu_identity(split_cmdline("qemu\0-name\0guest=x\0"s))->runtime_dir, "");
 }
 
 }  // namespace

@@ -135,7 +135,8 @@ TEST(ValidateSpec, DiskWithoutPath) {
 TEST(ValidateSpec, BadMacs) {
   auto spec = kernel_spec();
   for (const char* mac : {"52:54:00:12:34", "52:54:00:12:34:5g", "52-54-00-12-34-56",
-                          "52:54:00:12:34:567", "01:00:5e:00:00:01"}) {
+                          "52:54:00:12:34:567", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff",
+                          "33:33:00:00:00:01", "00:00:00:00:00:00"}) {
     spec.nets = {{"nic0", "tap0", mac}};
     expect_invalid(spec, "net[0].mac_address");
   }

@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -181,6 +183,20 @@ std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
 constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
 constexpr sys::FileOwner kRootDir{0, 0, 0755};
 
+// The pid of the process holding the lock qemu keeps on its pidfile for its whole life (-1 when
+// the lock does not say), or 0 when no process holds it: no file, or one a dead qemu left.
+int pid_file_holder(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  int holder = 0;
+  if (::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK) holder = lock.l_pid > 0 ? lock.l_pid : -1;
+  ::close(fd);
+  return holder;
+}
+
 off_t file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
@@ -258,6 +274,21 @@ bool wait_vm(QemuHypervisor::VmProcess& vm, milliseconds timeout, Pred done) {
 }
 
 }  // namespace
+
+uint64_t host_memory_mib_from_meminfo(std::string_view meminfo) {
+  constexpr std::string_view kKey = "MemTotal:";
+  size_t at = meminfo.rfind(kKey, 0) == 0 ? 0 : meminfo.find("\n" + std::string(kKey));
+  if (at == std::string_view::npos) return 0;
+  if (meminfo[at] == '\n') ++at;
+  std::string_view rest = meminfo.substr(at + kKey.size());
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  uint64_t kib = 0;
+  size_t digits = 0;
+  while (digits < rest.size() && digits < 15 && rest[digits] >= '0' && rest[digits] <= '9')
+    kib = kib * 10 + static_cast<uint64_t>(rest[digits++] - '0');
+  if (digits == 0 || rest.substr(digits, 3) != " kB") return 0;
+  return kib / 1024;
+}
 
 int host_phys_bits_from_cpuinfo(std::string_view cpuinfo) {
   constexpr std::string_view kKey = "address sizes";
@@ -376,7 +407,17 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
     FEOS_TRY(exists(spec.disks[i].path, "disks[" + std::to_string(i) + "].path"));
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
     return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
+  FEOS_TRY(check_host_memory(spec));
   return ok();
+}
+
+Status QemuHypervisor::check_host_memory(const model::VmSpec& spec) const {
+  auto meminfo = fs_.read_file(paths_.meminfo());
+  uint64_t host_mib = meminfo ? host_memory_mib_from_meminfo(*meminfo) : 0;
+  if (host_mib == 0 || spec.memory.size_mib <= host_mib) return ok();
+  return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
+                                          " MiB is more than this host's memory (" + std::to_string(host_mib) +
+                                          " MiB)");
 }
 
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
@@ -496,7 +537,7 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const model::VmSpec& spec,
   return ok();
 }
 
-void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::string>& args,
+void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
                                        const std::string& runtime_dir) const {
   // Only a qemu running as another user was given anything ("Uid:" lists real uid first).
   auto status = fs_.read_file(paths_.process(vm.pid) + "/status");
@@ -508,13 +549,8 @@ void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::str
   std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
   if (fs_.exists(vm.files.ignition_file)) grants.emplace_back(vm.files.ignition_file, kRootPrivate);
   std::set<std::string> seen;
-  for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] != "-device" || args[i + 1].rfind("vfio-pci,", 0) != 0) continue;
-    auto host = args[i + 1].find(",host=");
-    if (host == std::string::npos) continue;
-    std::string value = args[i + 1].substr(host + 6);
-    value = value.substr(0, value.find(','));
-    auto address = pci::Address::parse(value);
+  for (const auto& host : vfio_hosts) {
+    auto address = pci::Address::parse(host);
     if (!address) continue;  // not one we wrote
     std::string link = paths_.pci_device(address->to_string()) + "/iommu_group";
     auto group = fs_.read_link(link);
@@ -531,6 +567,51 @@ void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::str
   }
   std::lock_guard lock(vm.mutex);
   vm.grants = std::move(grants);
+}
+
+Result<QemuIdentity> QemuHypervisor::identity_of(int pid, const std::string& where) const {
+  auto cmdline = fs_.read_file(paths_.process(pid) + "/cmdline");
+  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
+  auto identity = read_qemu_identity(split_cmdline(*cmdline));
+  if (!identity) return fail(Code::kNotFound, where + " is not a qemu started by feosd");
+  return *identity;
+}
+
+std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runtime_root) {
+  std::vector<FoundProcess> found;
+  auto entries = fs_.list_dir(paths_.proc_root);
+  if (!entries) {
+    logger()->warn("cannot list processes path={} error=\"{}\"", paths_.proc_root, entries.error().message);
+    return found;
+  }
+  std::error_code ec;
+  const auto root = std::filesystem::weakly_canonical(runtime_root, ec);
+  for (const auto& name : *entries) {
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos || name.size() > 9) continue;
+    int pid = std::stoi(name);
+    auto identity = identity_of(pid, "process " + name);
+    if (!identity || identity->runtime_dir.empty()) continue;  // gone meanwhile, a kernel thread, or not ours
+    auto dir = std::filesystem::weakly_canonical(identity->runtime_dir, ec);
+    if (ec || dir.parent_path() != root || dir.filename() != identity->vm_id) continue;
+    found.push_back({identity->vm_id, pid});
+  }
+  return found;
+}
+
+Status QemuHypervisor::kill_found(const std::string& vm_id, int pid) {
+  std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
+  if (pid <= 0 || !launcher_.is_alive(pid)) return ok();
+  auto identity = identity_of(pid, where);
+  if (!identity) return launcher_.is_alive(pid) ? fail(Code::kFailedPrecondition, identity.error().message) : ok();
+  if (identity->vm_id != vm_id) return fail(Code::kFailedPrecondition, where + " belongs to vm " + identity->vm_id);
+  logger()->warn("killing qemu that is not attached vm={} pid={}", vm_id, pid);
+  auto sent = launcher_.send_signal(pid, SIGKILL);
+  if (!sent && sent.error().code != Code::kNotFound) return fail(sent.error().context(where));
+  for (auto deadline = Clock::now() + config_.stop_grace; Clock::now() < deadline;) {
+    if (!launcher_.is_alive(pid)) return ok();
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return fail(Code::kInternal, where + " did not exit after SIGKILL");
 }
 
 void QemuHypervisor::forget(const std::shared_ptr<VmProcess>& vm) {
@@ -582,6 +663,13 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     forget(vm);
     return fail(std::move(error));
   };
+  // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
+  // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
+  if (int holder = pid_file_holder(vm->files.pid_file); holder != 0)
+    return failed(Error{Code::kFailedPrecondition,
+                        "vm " + vm_id + ": a qemu process of this VM" +
+                            (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
+                            " is still running (it holds " + vm->files.pid_file + ")"});
   for (const auto* path : {&vm->files.qmp_socket, &vm->files.console_socket, &vm->files.pid_file}) {
     auto removed = remove_stale(*path);
     if (!removed) return failed(removed.error().context("vm " + vm_id));
@@ -669,43 +757,29 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   return vm->pid;
 }
 
-Result<model::VmState> QemuHypervisor::adopt(const std::string& vm_id, int pid,
-                                             const std::string& runtime_dir) {
+Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) {
   std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
   if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
-  auto cmdline = fs_.read_file(paths_.process(pid) + "/cmdline");
-  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
-  std::vector<std::string> args;
-  for (size_t begin = 0; begin < cmdline->size();) {
-    size_t end = cmdline->find('\0', begin);
-    if (end == std::string::npos) end = cmdline->size();
-    args.push_back(cmdline->substr(begin, end - begin));
-    begin = end + 1;
-  }
-  std::string name = name_argument(vm_id);
-  bool ours = false;
-  Accel accel = Accel::kTcg;
-  for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] == "-name" && args[i + 1] == name) ours = true;
-    if (args[i] == "-accel" && args[i + 1] == "kvm") accel = Accel::kKvm;
-  }
-  if (!ours)
-    return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name + "\" in its command line)");
+  auto identity = identity_of(pid, where);
+  if (!identity) return fail(identity.error());
+  if (identity->vm_id != vm_id)
+    return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name_argument(vm_id) +
+                                     "\" in its command line)");
 
   auto vm = std::make_shared<VmProcess>();
   vm->id = vm_id;
   vm->pid = pid;
   vm->files = runtime_files(runtime_dir);
-  vm->accel = accel;
+  vm->accel = identity->accel;
   vm->log_offset = file_size(vm->files.qemu_log);
-  grants_of_adopted(*vm, args, runtime_dir);
+  grants_of_adopted(*vm, identity->vfio_hosts, runtime_dir);
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->vms.count(vm_id) != 0)
       return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process attached");
     shared_->vms[vm_id] = vm;
   }
-  auto failed = [&](Error error) -> Result<model::VmState> {
+  auto failed = [&](Error error) -> Result<RunState> {
     if (vm->qmp) vm->qmp->close();
     if (vm->console) vm->console->close();
     forget(vm);
@@ -728,7 +802,9 @@ Result<model::VmState> QemuHypervisor::adopt(const std::string& vm_id, int pid,
     return failed(Error{Code::kNotFound, where + " exited during adoption"});
   }
   logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
-  return run_state == "running" ? model::VmState::kRunning : model::VmState::kPaused;
+  if (run_state == "running") return RunState::kRunning;
+  if (run_state == "prelaunch") return RunState::kNotStarted;
+  return RunState::kPaused;
 }
 
 Result<std::shared_ptr<QemuHypervisor::VmProcess>> QemuHypervisor::attached(

@@ -14,6 +14,7 @@
 #include "sys/run_as.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qemu/argv_builder.h"
+#include "vmm/qemu/qemu_cmdline.h"
 #include "vmm/qemu/request_files.h"
 
 namespace feos::vmm::qemu {
@@ -39,6 +40,9 @@ struct QemuConfig {
   FileRoots image_roots;
 };
 
+// The "MemTotal:" of /proc/meminfo text in MiB; 0 when there is no such line or it does not parse.
+uint64_t host_memory_mib_from_meminfo(std::string_view meminfo);
+
 // The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
 // 57 bits virtual" line); 0 when there is no such line or it does not parse.
 int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
@@ -63,7 +67,9 @@ class QemuHypervisor final : public Hypervisor {
   ~QemuHypervisor() override;
 
   // validate_spec() plus: kernel, initramfs, root image and disk paths exist (NOT_FOUND naming the
-  // field and path); the hugepages mount exists when hugepages are asked for (NOT_FOUND).
+  // field and path); the hugepages mount exists when hugepages are asked for (NOT_FOUND); the
+  // guest's memory is not more than the host's RAM (<proc>/meminfo MemTotal; INVALID_ARGUMENT,
+  // skipped when meminfo cannot be read).
   Status validate(const model::VmSpec& spec) const override;
   // validate(), then check_spec_files() on the real files: formats recorded.
   Result<model::VmSpec> admit(const model::VmSpec& spec) const override;
@@ -90,8 +96,11 @@ class QemuHypervisor final : public Hypervisor {
   // the group nodes and ignition.json go back to root:root 0600 and runtime_dir to root:root
   // 0755; for an adopted qemu running as a non-root user, the same happens at its exit (its
   // groups found from its vfio-pci host= arguments).
-  // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already or `gpus` does not
-  // hold one entry per spec.gpus request; build_argv()'s (INVALID_ARGUMENT / FAILED_PRECONDITION
+  // Never two processes for one VM: before anything is written, a live qemu holding the lock of
+  // runtime_dir's qemu.pid (qemu locks its pidfile for its lifetime, also one this adapter does not
+  // know, e.g. left by a daemon killed mid-start) fails the start.
+  // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already (attached, or alive
+  // holding its pidfile, naming the pid) or `gpus` does not hold one entry per spec.gpus request; build_argv()'s (INVALID_ARGUMENT / FAILED_PRECONDITION
   // for GPUs that do not fit); NOT_FOUND naming the group when a <dev>/vfio/<group> is missing
   // (the host side did not bind it); INVALID_ARGUMENT if runtime_dir is too long for unix socket
   // paths; with run_as, FAILED_PRECONDITION naming the field, path and user that cannot access
@@ -105,10 +114,16 @@ class QemuHypervisor final : public Hypervisor {
 
   // NOT_FOUND when `pid` is not alive or its /proc cmdline lacks this VM's `-name` argument;
   // FAILED_PRECONDITION if the VM has a process attached already; UNAVAILABLE when QMP or the
-  // console cannot be reached (the process is left running). Running -> kRunning, any other
-  // qemu run state (paused, prelaunch, ...) -> kPaused.
-  Result<model::VmState> adopt(const std::string& vm_id, int pid,
-                               const std::string& runtime_dir) override;
+  // console cannot be reached (the process is left running). qemu's run state "running" ->
+  // kRunning, "prelaunch" (started with -S, never resumed) -> kNotStarted, any other -> kPaused.
+  Result<RunState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) override;
+
+  // Scans <proc>/*/cmdline for command lines build_argv() wrote whose -pidfile lies in
+  // <runtime_root>/<vm id> (paths compared after resolving symlinks and "..").
+  std::vector<FoundProcess> find_processes(const std::string& runtime_root) override;
+  // Checks the cmdline again (the pid may have been reused), then SIGKILL; waits up to
+  // stop_grace for the process to go.
+  Status kill_found(const std::string& vm_id, int pid) override;
 
   // QMP stop / cont / system_powerdown. NOT_FOUND if the VM has no attached process; QMP errors
   // otherwise (see QmpClient::execute).
@@ -144,11 +159,15 @@ class QemuHypervisor final : public Hypervisor {
   Status connect(const std::shared_ptr<VmProcess>& vm, std::chrono::milliseconds timeout);
   void forget(const std::shared_ptr<VmProcess>& vm);
   int host_phys_bits() const;
+  Status check_host_memory(const model::VmSpec& spec) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status grant_to_user(VmProcess& vm, const model::VmSpec& spec,
                        const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
-  void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& args,
+  void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
                          const std::string& runtime_dir) const;
+  // The identity of process `pid` from its <proc>/<pid>/cmdline; NOT_FOUND naming `where` when it
+  // is gone or is not a qemu of feosd's.
+  Result<QemuIdentity> identity_of(int pid, const std::string& where) const;
 
   std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;
