@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "pci/address.h"
+#include "vmm/qemu/block_graph.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qemu_options.h"
 #include "vmm/spec_validation.h"
@@ -34,7 +35,8 @@ struct MachinePlan {
   QemuOpts cpu;
   std::vector<QemuOpts> objects;  // -object
   std::vector<QemuOpts> globals;  // -global
-  std::vector<std::pair<std::string, QemuOpts>> backends;  // -blockdev / -netdev, in device order
+  // -blockdev / -netdev values, rendered, in device order
+  std::vector<std::pair<std::string, std::string>> backends;
   std::vector<QemuOpts> devices;  // -device
 };
 
@@ -51,22 +53,11 @@ void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
   plan.machine.set("memory-backend", "ram0");
 }
 
-// The format recorded at create (request_files.h); one not recorded opens as raw, which never
-// follows a backing file.
-std::string driver_of(model::DiskFormat format) {
-  return format == model::DiskFormat::kQcow2 ? "qcow2" : "raw";
-}
-
-void add_disk(MachinePlan& plan, const std::string& node, const std::string& device_id,
-              const std::string& path, model::DiskFormat format, bool readonly, bool serial,
-              int bootindex) {
-  plan.backends.emplace_back("-blockdev",
-                             QemuOpts()
-                                 .set("driver", driver_of(format))
-                                 .set("node-name", node)
-                                 .set("read-only", readonly ? "on" : "off")
-                                 .set("file.driver", "file")
-                                 .set("file.filename", path));
+// One disk: its checked image chain as -blockdev nodes (block_graph.h), and the device.
+void add_disk(MachinePlan& plan, const ImageChain& chain, const std::string& node,
+              const std::string& device_id, bool readonly, bool serial, int bootindex) {
+  for (auto& value : blockdev_values(chain, node, readonly))
+    plan.backends.emplace_back("-blockdev", std::move(value));
   QemuOpts device("virtio-blk-pci");
   device.set("drive", node).set("id", device_id);
   // The guest finds the disk as /dev/disk/by-id/virtio-<device_id> (first 20 characters).
@@ -75,16 +66,27 @@ void add_disk(MachinePlan& plan, const std::string& node, const std::string& dev
   plan.devices.push_back(std::move(device));
 }
 
-void add_disks(MachinePlan& plan, const model::VmSpec& spec) {
+// Every disk of `spec` needs its image chain in `images` (the adapter resolved and checked them):
+// qemu is never given a path of the spec itself.
+Status add_disks(MachinePlan& plan, const model::VmSpec& spec, const BlockGraph& images) {
+  if (spec.image_path.empty() != images.root.empty())
+    return fail(Code::kInternal, "image_ref: the checked image chain does not match the spec");
+  if (images.disks.size() != spec.disks.size())
+    return fail(Code::kInternal, "disks: " + std::to_string(images.disks.size()) +
+                                     " checked image chains for " +
+                                     std::to_string(spec.disks.size()) + " disks");
   bool kernel_boot = !spec.boot.kernel.empty();
   if (!spec.image_path.empty())
-    add_disk(plan, "drive-root", std::string(kRootDiskId), spec.image_path, spec.image_format,
-             false, false, kernel_boot ? -1 : 0);
+    add_disk(plan, images.root, "drive-root", std::string(kRootDiskId), false, false,
+             kernel_boot ? -1 : 0);
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const auto& disk = spec.disks[i];
-    add_disk(plan, "drive" + std::to_string(i), disk.device_id, disk.path, disk.format,
-             disk.readonly, true, -1);
+    if (images.disks[i].empty())
+      return fail(Code::kInternal, "disks[" + std::to_string(i) + "].path: no checked image chain");
+    add_disk(plan, images.disks[i], "drive" + std::to_string(i), disk.device_id, disk.readonly,
+             true, -1);
   }
+  return ok();
 }
 
 void add_nets(MachinePlan& plan, const model::VmSpec& spec) {
@@ -96,7 +98,8 @@ void add_nets(MachinePlan& plan, const model::VmSpec& spec) {
                                                   .set("id", netdev)
                                                   .set("ifname", net.tap_name)
                                                   .set("script", "no")
-                                                  .set("downscript", "no"));
+                                                  .set("downscript", "no")
+                                                  .render());
     QemuOpts device("virtio-net-pci");
     device.set("netdev", netdev).set("id", net.device_id);
     if (!net.mac.empty()) device.set("mac", net.mac);
@@ -280,6 +283,7 @@ std::string name_argument(std::string_view vm_id) {
 }
 
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
+                                            const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id) {
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "vm id is empty");
@@ -295,7 +299,9 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   MachinePlan plan;
   plan.cpu = QemuOpts(config.accel == Accel::kKvm ? "host" : "max");
   add_memory(plan, config, spec);
-  add_disks(plan, spec);
+  FEOS_TRY(add_disks(plan, spec, images).map_error([&](const Error& e) {
+    return e.context("vm " + vm_id);
+  }));
   add_nets(plan, spec);
   FEOS_TRY(add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
@@ -344,7 +350,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   if (spec.ignition)
     arg("-fw_cfg",
         QemuOpts().set("name", "opt/com.coreos/config").set("file", files.ignition_file).render());
-  for (const auto& [flag, backend] : plan.backends) arg(flag, backend.render());
+  for (const auto& [flag, backend] : plan.backends) arg(flag, backend);
   for (const auto& device : plan.devices) arg("-device", device.render());
   return argv;
 }
