@@ -5,8 +5,12 @@
 #   corpus/pci_resource/      the captured `resource` files
 #   corpus/config_space/      the captured `config` files
 #   corpus/create_vm_request/ seeds/create_vm_request/*.txtpb encoded with protoc --encode
+#   corpus/image_header/      the first 4 KiB of images qemu-img creates: qcow2 v2 and v3, with a
+#                             backing file, an external data file, a bitmap, LUKS encryption, and
+#                             VMDK (sparse and descriptor), VDI, VHDX, VPC, QED
 # The other corpora (pci_address, qmp_reply, device_policy) are written by hand or captured, and
-# kept as they are. Needs protoc (Debian: protobuf-compiler). Run from anywhere.
+# kept as they are. Needs protoc (Debian: protobuf-compiler) and qemu-img (qemu-utils). Run from
+# anywhere.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -95,6 +99,34 @@ for txt in "$here"/seeds/create_vm_request/*.txtpb; do
     protoc -I "$root/proto" --encode=feos.vm.vmm.api.v1.CreateVmRequest \
       feos/vm/vmm/api/v1/vm.proto >"$here/corpus/create_vm_request/$(basename "$txt" .txtpb).bin"
 done
+# Images in a fixed scratch directory: the data file names they record are the same on every run.
+scratch=/tmp/feos-image-seeds
+rm -rf "$scratch"
+mkdir -p "$scratch" "$here/corpus/image_header"
+image() {  # image <seed name> <qemu-img create arguments...>
+  local name=$1
+  shift
+  qemu-img create -q "$@" "$scratch/$name" 1M
+  head -c 4096 "$scratch/$name" >"$here/corpus/image_header/$name"
+}
+image qcow2_v2 -f qcow2 -o compat=0.10
+image qcow2_v3 -f qcow2
+image qcow2_v3_features -f qcow2 -o lazy_refcounts=on,extended_l2=on,compression_type=zstd
+qemu-img create -q -f raw "$scratch/base.raw" 1M
+image qcow2_backing_raw -f qcow2 -b "$scratch/base.raw" -F raw
+image qcow2_v2_backing_qcow2 -f qcow2 -o compat=0.10 -b qcow2_v3 -F qcow2
+image qcow2_data_file -f qcow2 -o data_file="$scratch/vm.data"
+image qcow2_data_file_raw -f qcow2 -o data_file="$scratch/raw.data",data_file_raw=on
+image qcow2_luks --object secret,id=sec0,data=seed -f qcow2 \
+  -o encrypt.format=luks,encrypt.key-secret=sec0
+qemu-img create -q -f qcow2 "$scratch/qcow2_bitmap" 1M
+qemu-img bitmap --add "$scratch/qcow2_bitmap" b0
+head -c 4096 "$scratch/qcow2_bitmap" >"$here/corpus/image_header/qcow2_bitmap"
+image vmdk_sparse -f vmdk
+image vmdk_descriptor -f vmdk -o subformat=monolithicFlat
+for format in vdi vhdx vpc qed; do image "$format" -f "$format"; done
+rm -rf "$scratch"
+
 # Functions with identical files (the capture's virtio devices) need one seed, not five.
 for d in sysfs_attributes pci_resource config_space; do
   (cd "$here/corpus/$d" && md5sum * | sort | awk 'seen[$1]++ {print $2}' | xargs -r rm --)

@@ -16,6 +16,7 @@ generated independently from the .proto files at test time:
 Usage: hostile_client_test.py BIN_DIR PROTO_DIR   (FEOS_TEST_GUEST_DIR: the built test guest)
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,6 +199,19 @@ try:
                                 response_deserializer=lambda b: b)(pb.ListVmsRequest(), timeout=10)).vms:
         if info.vm_id != vm_id:
             call(vm_service, "DeleteVm", pb.DeleteVmRequest(vm_id=info.vm_id))
+
+    # --- paths outside --image-root: one answer, whether they exist or not ---
+    answers = {}
+    for outside in ("/etc/passwd", "/nonexistent/disk.raw", "/proc/self/mem", f"/proc/{daemon.pid}/mem"):
+        c = config()
+        c.disks[0].path = outside
+        code, details = call(vm_service, "CreateVm", pb.CreateVmRequest(config=c))
+        answers[outside] = (code, re.sub(r"vm [0-9a-f-]{36}: ", "vm <id>: ", details.replace(outside, "<path>")))
+    shapes = set(answers.values())
+    check(len(shapes) == 1 and next(iter(shapes))[0] == grpc.StatusCode.PERMISSION_DENIED,
+          f"outside the image root: one answer for existing, missing and /proc files: {shapes}")
+    check(all("mem" not in details.replace("/proc/self/mem", "").replace(f"/proc/{daemon.pid}/mem", "")
+              for _, details in answers.values()), "the answer shows no resolved path")
 
     # --- ids compare canonically ---
     upper = vm_id.upper()

@@ -68,7 +68,7 @@ TEST(ArgvBuilder, RuntimeFileNames) {
 }
 
 TEST(ArgvBuilder, MinimalKernelBootTcg) {
-  auto argv = build_argv(tcg_config(), kernel_spec(), {}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), kernel_spec(), {}, {}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max", "1,maxcpus=2", "256M"), kCommon,
@@ -84,10 +84,23 @@ TEST(ArgvBuilder, KvmUsesHostCpu) {
   spec.boot.cmdline.clear();
   spec.cpus = {4, 4};
   spec.memory.size_mib = 4096;
-  auto argv = build_argv(config, spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(config, spec, {}, {}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat({head("q35", "kvm", "host", "4,maxcpus=4", "4096M"),
                                               kCommon, {"-kernel", "/guest/vmlinuz"}})));
+}
+
+// Each disk of `spec` as a chain of one image at the spec's path (what check_spec_files() gives
+// for a raw image or a qcow2 image without backing file or data file).
+BlockGraph single_images(const model::VmSpec& spec) {
+  auto image = [](const std::string& path, model::DiskFormat format) {
+    bool qcow2 = format == model::DiskFormat::kQcow2;
+    return ImageChain{{path, qcow2 ? format : model::DiskFormat::kRaw, ""}};
+  };
+  BlockGraph graph;
+  if (!spec.image_path.empty()) graph.root = image(spec.image_path, spec.image_format);
+  for (const auto& disk : spec.disks) graph.disks.push_back(image(disk.path, disk.format));
+  return graph;
 }
 
 TEST(ArgvBuilder, DisksNetsAndIgnition) {
@@ -101,7 +114,7 @@ TEST(ArgvBuilder, DisksNetsAndIgnition) {
                 {"seed", "/images/seed,v1.iso", true}};  // format not recorded: raw
   spec.nets = {{"nic0", "tap-vm1", "52:54:00:12:34:56"}, {"nic1", "tap-vm1b", ""}};
   spec.ignition = R"({"ignition":{"version":"3.4.0"}})";
-  auto argv = build_argv(config, spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(config, spec, single_images(spec), {}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(
       *argv,
@@ -109,14 +122,18 @@ TEST(ArgvBuilder, DisksNetsAndIgnition) {
           {head("q35", "tcg", "max", "2,maxcpus=4", "1024M"), kCommon,
            {"-fw_cfg", "name=opt/com.coreos/config,file=/run/feos/vms/vm-1/ignition.json",
             "-blockdev",
-            "driver=qcow2,node-name=drive-root,read-only=off,file.driver=file,"
-            "file.filename=/images/root.qcow2",
+            "driver=file,node-name=drive-root-file,filename=/images/root.qcow2,read-only=off",
             "-blockdev",
-            "driver=raw,node-name=drive0,read-only=off,file.driver=file,"
-            "file.filename=/images/data.raw",
+            R"({"driver":"qcow2","node-name":"drive-root","file":"drive-root-file",)"
+            R"("backing":null,"read-only":false})",
             "-blockdev",
-            "driver=raw,node-name=drive1,read-only=on,file.driver=file,"
-            "file.filename=/images/seed,,v1.iso",
+            "driver=file,node-name=drive0-file,filename=/images/data.raw,read-only=off",
+            "-blockdev",
+            R"({"driver":"raw","node-name":"drive0","file":"drive0-file","read-only":false})",
+            "-blockdev",
+            "driver=file,node-name=drive1-file,filename=/images/seed,,v1.iso,read-only=on",
+            "-blockdev",
+            R"({"driver":"raw","node-name":"drive1","file":"drive1-file","read-only":true})",
             "-netdev", "tap,id=netdev0,ifname=tap-vm1,script=no,downscript=no",
             "-netdev", "tap,id=netdev1,ifname=tap-vm1b,script=no,downscript=no",
             "-device", "virtio-blk-pci,drive=drive-root,id=feos-root,bootindex=0",
@@ -126,10 +143,88 @@ TEST(ArgvBuilder, DisksNetsAndIgnition) {
             "-device", "virtio-net-pci,netdev=netdev1,id=nic1"}})));
 }
 
+// A qcow2 -> qcow2 -> raw chain whose top has an external data file, and a read-only disk whose
+// qcow2 image has a data file: every file a node of its own, linked by node name, bottom first.
+TEST(ArgvBuilder, ImageChainsAreExplicitBlockGraphs) {
+  auto spec = kernel_spec();
+  spec.image_path = "/images/vm.qcow2";
+  spec.image_format = model::DiskFormat::kQcow2;
+  spec.disks = {{"seed", "/images/seed.qcow2", true, model::DiskFormat::kQcow2}};
+  BlockGraph graph;
+  graph.root = {{"/images/store/vm.qcow2", model::DiskFormat::kQcow2, "/images/store/vm.data"},
+                {"/images/base/os.qcow2", model::DiskFormat::kQcow2, ""},
+                {"/images/base/os.raw", model::DiskFormat::kRaw, ""}};
+  graph.disks = {{{"/images/seed.qcow2", model::DiskFormat::kQcow2, "/images/seed,1.data"}}};
+  auto argv = build_argv(tcg_config(), spec, graph, {}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(
+      *argv,
+      ElementsAreArray(concat(
+          {head("q35", "tcg", "max", "1,maxcpus=2", "256M"), kCommon,
+           {"-kernel", "/guest/vmlinuz", "-initrd", "/guest/initramfs.cpio", "-append",
+            "console=ttyS0 quiet",
+            "-blockdev",
+            "driver=file,node-name=drive-root-b2-file,filename=/images/base/os.raw,read-only=on",
+            "-blockdev",
+            R"({"driver":"raw","node-name":"drive-root-b2","file":"drive-root-b2-file",)"
+            R"("read-only":true})",
+            "-blockdev",
+            "driver=file,node-name=drive-root-b1-file,filename=/images/base/os.qcow2,read-only=on",
+            "-blockdev",
+            R"({"driver":"qcow2","node-name":"drive-root-b1","file":"drive-root-b1-file",)"
+            R"("backing":"drive-root-b2","read-only":true})",
+            "-blockdev",
+            "driver=file,node-name=drive-root-file,filename=/images/store/vm.qcow2,read-only=off",
+            "-blockdev",
+            "driver=file,node-name=drive-root-data,filename=/images/store/vm.data,read-only=off",
+            "-blockdev",
+            R"({"driver":"qcow2","node-name":"drive-root","file":"drive-root-file",)"
+            R"("data-file":"drive-root-data","backing":"drive-root-b1","read-only":false})",
+            "-blockdev",
+            "driver=file,node-name=drive0-file,filename=/images/seed.qcow2,read-only=on",
+            "-blockdev",
+            "driver=file,node-name=drive0-data,filename=/images/seed,,1.data,read-only=on",
+            "-blockdev",
+            R"({"driver":"qcow2","node-name":"drive0","file":"drive0-file",)"
+            R"("data-file":"drive0-data","backing":null,"read-only":true})",
+            "-device", "virtio-blk-pci,drive=drive-root,id=feos-root",
+            "-device", "virtio-blk-pci,drive=drive0,id=seed,serial=seed"}})));
+  // qemu gets the graph's resolved paths only: the spec's own path is on no option.
+  for (const auto& arg : *argv) EXPECT_THAT(arg, ::testing::Not(HasSubstr("/images/vm.qcow2")));
+}
+
+TEST(ArgvBuilder, EveryDiskNeedsItsCheckedImageChain) {
+  auto spec = kernel_spec();
+  spec.image_path = "/images/root.raw";
+  spec.disks = {{"data", "/images/data.raw", false}};
+  auto graph = single_images(spec);
+  ASSERT_TRUE(build_argv(tcg_config(), spec, graph, {}, kFiles, "vm-1"));
+
+  auto without_root = graph;
+  without_root.root.clear();
+  auto argv = build_argv(tcg_config(), spec, without_root, {}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kInternal);
+  EXPECT_EQ(argv.error().message,
+            "vm vm-1: image_ref: the checked image chain does not match the spec");
+
+  auto without_disk = graph;
+  without_disk.disks.clear();
+  argv = build_argv(tcg_config(), spec, without_disk, {}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().message, "vm vm-1: disks: 0 checked image chains for 1 disks");
+
+  auto empty_chain = graph;
+  empty_chain.disks[0].clear();
+  argv = build_argv(tcg_config(), spec, empty_chain, {}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().message, "vm vm-1: disks[0].path: no checked image chain");
+}
+
 TEST(ArgvBuilder, RootDiskHasNoBootindexWithKernelBoot) {
   auto spec = kernel_spec();
   spec.image_path = "/images/root.raw";
-  auto argv = build_argv(tcg_config(), spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), spec, single_images(spec), {}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ::testing::Contains("virtio-blk-pci,drive=drive-root,id=feos-root"));
 }
@@ -137,7 +232,7 @@ TEST(ArgvBuilder, RootDiskHasNoBootindexWithKernelBoot) {
 TEST(ArgvBuilder, Hugepages) {
   auto spec = kernel_spec();
   spec.memory = {2048, true};
-  auto argv = build_argv(tcg_config(), spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), spec, {}, {}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35,memory-backend=ram0", "tcg", "max", "1,maxcpus=2", "2048M"),
@@ -154,7 +249,7 @@ TEST(ArgvBuilder, HugepagesWithoutMountIsRejected) {
   config.hugepages_dir.clear();
   auto spec = kernel_spec();
   spec.memory.hugepages = true;
-  auto argv = build_argv(config, spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(config, spec, {}, {}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
   EXPECT_THAT(argv.error().message, HasSubstr("memory.hugepages"));
@@ -163,7 +258,7 @@ TEST(ArgvBuilder, HugepagesWithoutMountIsRejected) {
 TEST(ArgvBuilder, CommasInIdsAndPathsAreEscaped) {
   auto spec = kernel_spec();
   auto files = runtime_files("/run/a,b");
-  auto argv = build_argv(tcg_config(), spec, {}, files, "odd,id");
+  auto argv = build_argv(tcg_config(), spec, {}, {}, files, "odd,id");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_EQ((*argv)[2], "guest=odd,,id,debug-threads=on");
   EXPECT_EQ(name_argument("odd,id"), "guest=odd,,id,debug-threads=on");
@@ -173,7 +268,7 @@ TEST(ArgvBuilder, CommasInIdsAndPathsAreEscaped) {
 }
 
 TEST(ArgvBuilder, NoRebootOrDaemonize) {
-  auto argv = build_argv(tcg_config(), kernel_spec(), {}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), kernel_spec(), {}, {}, kFiles, "vm-1");
   ASSERT_TRUE(argv);
   for (const char* flag : {"-no-reboot", "-daemonize", "-no-shutdown"})
     EXPECT_THAT(*argv, ::testing::Not(::testing::Contains(flag)));
@@ -190,7 +285,7 @@ class ArgvBuilderInvalid : public ::testing::TestWithParam<InvalidCase> {};
 TEST_P(ArgvBuilderInvalid, NamesTheField) {
   auto spec = kernel_spec();
   GetParam().mutate(spec);
-  auto argv = build_argv(tcg_config(), spec, {}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), spec, {}, {}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
   EXPECT_THAT(argv.error().message, HasSubstr("vm vm-1: "));
@@ -220,14 +315,14 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ArgvBuilder, EmptyVmIdAndMissingIgnitionPath) {
-  auto argv = build_argv(tcg_config(), kernel_spec(), {}, kFiles, "");
+  auto argv = build_argv(tcg_config(), kernel_spec(), {}, {}, kFiles, "");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
   auto spec = kernel_spec();
   spec.ignition = "{}";
   auto files = kFiles;
   files.ignition_file.clear();
-  argv = build_argv(tcg_config(), spec, {}, files, "vm-1");
+  argv = build_argv(tcg_config(), spec, {}, {}, files, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_THAT(argv.error().message, HasSubstr("ignition"));
 }
@@ -264,7 +359,7 @@ TEST(ArgvBuilderGpu, OneH100) {
   // first window's alignment = 384 GiB = 412316860416 > 32 GiB default -> -global.
   // 64 GiB RAM: 2 GiB below 4 GiB, 62 GiB above -> hole at 66 GiB, ends at 450 GiB < 1012 GiB
   // (no AMD relocation); 450 GiB < 2^39 -> the 40-bit floor.
-  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), hgx_h100s(1), kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, hgx_h100s(1), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
@@ -277,7 +372,7 @@ TEST(ArgvBuilderGpu, TwoH100s) {
   // 512 GiB RAM: 510 GiB above 4 GiB -> hole at 514 GiB would end at 1154 GiB, past the AMD
   // HyperTransport range at 1012 GiB, so qemu moves high RAM to 1 TiB: hole at 1024 + 510 =
   // 1534 GiB, ends at 2174 GiB > 2^41 (2048 GiB) -> 42 bits.
-  auto argv = build_argv(tcg_config(), gpu_spec(512 * 1024), hgx_h100s(2), kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(512 * 1024), {}, hgx_h100s(2), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=42", "1,maxcpus=2", "524288M"),
@@ -298,7 +393,7 @@ TEST(ArgvBuilderGpu, EightH100s) {
   // Hole: 8 x 256 GiB + 128 GiB slack = 2176 GiB = 2336462209024.
   // 1 TiB RAM: 1022 GiB above 4 GiB -> relocated to 1 TiB: hole at 1024 + 1022 = 2046 GiB, ends
   // at 4222 GiB > 2^42 (4096 GiB) -> 43 bits. 32-bit MMIO: 8 x 16 MiB (BAR0) = 128 MiB.
-  auto argv = build_argv(tcg_config(), gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=43", "1,maxcpus=2", "1048576M"),
@@ -311,7 +406,7 @@ TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {
   config.accel = Accel::kKvm;
   config.host_phys_bits = 46;  // Sapphire Rapids: 64 TiB
   config.gpudirect_clique = 0;
-  auto argv = build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  auto argv = build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "1048576M"),
@@ -323,7 +418,7 @@ TEST(ArgvBuilderGpu, LayoutBeyondTheHostsAddressBitsIsRefused) {
   auto config = tcg_config();
   config.accel = Accel::kKvm;
   config.host_phys_bits = 39;
-  auto argv = build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1");
+  auto argv = build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(argv.error().message,
@@ -332,25 +427,25 @@ TEST(ArgvBuilderGpu, LayoutBeyondTheHostsAddressBitsIsRefused) {
             "the host CPU has 39 (kvm guests get the host's address bits)");
   // One H100 with 64 GiB RAM ends at 450 GiB: 39 bits reach 512 GiB, but the 40-bit floor
   // still exceeds a 39-bit host.
-  argv = build_argv(config, gpu_spec(64 * 1024), hgx_h100s(1), kFiles, "vm-1");
+  argv = build_argv(config, gpu_spec(64 * 1024), {}, hgx_h100s(1), kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_THAT(argv.error().message, HasSubstr("needs 40 physical address bits; the host CPU has 39"));
   // Exactly enough, or unknown: accepted.
   config.host_phys_bits = 43;
-  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1"));
   config.host_phys_bits = 0;
-  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1"));
   // tcg emulates any width up to 52, whatever the host has.
   config.accel = Accel::kTcg;
   config.host_phys_bits = 39;
-  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), hgx_h100s(8), kFiles, "vm-1"));
+  EXPECT_TRUE(build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1"));
 }
 
 TEST(ArgvBuilderGpu, ConsumerCardIsOneMultifunctionSlot) {
   // 64-bit windows: 256 MiB + 32 MiB (VGA) + 256 KiB + 64 KiB (USB) -> 512 MiB, + 256 MiB slack
   // -> 1 GiB: within the 32 GiB default, no -global. 8 GiB RAM: hole at 10 GiB, ends at 42 GiB
   // -> 40 bits. The I/O BAR takes no MMIO.
-  auto argv = build_argv(tcg_config(), gpu_spec(8 * 1024), {rtx4090()}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(8 * 1024), {}, {rtx4090()}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "8192M"), kCommon,
@@ -369,7 +464,7 @@ TEST(ArgvBuilderGpu, BootVgaRomBarOffAndCliqueOnTheConsumerCard) {
   auto gpu = rtx4090();
   gpu.request.boot_vga = true;
   gpu.request.rombar = model::RomBar::kOff;
-  auto argv = build_argv(config, gpu_spec(8 * 1024), {gpu}, kFiles, "vm-1");
+  auto argv = build_argv(config, gpu_spec(8 * 1024), {}, {gpu}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   // x-vga only on the VGA function 0; the clique only on the NVIDIA display function; rombar=0 on
   // every function of the card.
@@ -384,7 +479,7 @@ TEST(ArgvBuilderGpu, BootVgaRomBarOffAndCliqueOnTheConsumerCard) {
                                ",rombar=0")})));
   // RomBar::kOn keeps qemu's default (rombar=1), like kDefault.
   gpu.request.rombar = model::RomBar::kOn;
-  argv = build_argv(config, gpu_spec(8 * 1024), {gpu}, kFiles, "vm-1");
+  argv = build_argv(config, gpu_spec(8 * 1024), {}, {gpu}, kFiles, "vm-1");
   ASSERT_TRUE(argv);
   for (const auto& arg : *argv) EXPECT_THAT(arg, ::testing::Not(HasSubstr("rombar")));
 }
@@ -394,7 +489,7 @@ TEST(ArgvBuilderGpu, GroupPeerGetsItsOwnRootPort) {
   // 385 GiB = 413390602240.
   auto gpus = hgx_h100s(1);
   gpus[0].group_peers.push_back(connectx7("0000:19:00.1", "40"));
-  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), gpus, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, gpus, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
@@ -408,7 +503,7 @@ TEST(ArgvBuilderGpu, GpusComeAfterDisksAndNets) {
   auto spec = gpu_spec(64 * 1024);
   spec.image_path = "/images/root.raw";
   spec.nets = {{"nic0", "tap0", ""}};
-  auto argv = build_argv(tcg_config(), spec, hgx_h100s(1), kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   auto at = [&](const std::string& prefix) {
     for (size_t i = 0; i < argv->size(); ++i)
@@ -424,7 +519,7 @@ TEST(ArgvBuilderGpu, BelowFourGibWindowsThatCannotFitAreRefused) {
   // A card with a 1 GiB non-prefetchable BAR: its window must sit below 4 GiB.
   auto gpu = h100("0000:18:00.0", "40");
   gpu.functions[0].bars[0] = mem64(0, 1 * kGiB);
-  auto argv = build_argv(tcg_config(), gpu_spec(4096), {gpu}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), {}, {gpu}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(argv.error().message,
@@ -436,7 +531,7 @@ TEST(ArgvBuilderGpu, BelowFourGibWindowsThatCannotFitAreRefused) {
 TEST(ArgvBuilderGpu, LayoutBeyondFiftyTwoBitsIsRefused) {
   auto gpu = h100("0000:18:00.0", "40");
   gpu.functions[0].bars[1] = mem64_pref(1, uint64_t{1} << 52);
-  auto argv = build_argv(tcg_config(), gpu_spec(4096), {gpu}, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), {}, {gpu}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
   EXPECT_THAT(argv.error().message, HasSubstr("which needs 54 physical address bits; x86-64 has at most 52"));
@@ -453,7 +548,7 @@ class ArgvBuilderBadGpu : public ::testing::TestWithParam<BadGpuCase> {};
 TEST_P(ArgvBuilderBadGpu, IsInvalidArgumentNamingTheGpu) {
   auto gpus = hgx_h100s(2);
   GetParam().mutate(gpus);
-  auto argv = build_argv(tcg_config(), gpu_spec(4096), gpus, kFiles, "vm-1");
+  auto argv = build_argv(tcg_config(), gpu_spec(4096), {}, gpus, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
   EXPECT_THAT(argv.error().message, HasSubstr(GetParam().message)) << argv.error().message;
@@ -500,7 +595,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ArgvBuilderGpu, CliqueOutOfRangeIsRefused) {
   auto config = tcg_config();
   config.gpudirect_clique = 16;
-  auto argv = build_argv(config, gpu_spec(4096), hgx_h100s(1), kFiles, "vm-1");
+  auto argv = build_argv(config, gpu_spec(4096), {}, hgx_h100s(1), kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
   EXPECT_EQ(argv.error().message, "vm vm-1: gpudirect clique 16 is outside 0..15");
@@ -510,8 +605,8 @@ TEST(ArgvBuilderGpu, GpuRequestsAloneChangeNothing) {
   // The builder reads only the resolved GPUs; spec.gpus are the requests.
   auto spec = kernel_spec();
   spec.gpus.push_back(model::GpuSpec{"0000:18:00.0"});
-  EXPECT_EQ(*build_argv(tcg_config(), spec, {}, kFiles, "vm-1"),
-            *build_argv(tcg_config(), kernel_spec(), {}, kFiles, "vm-1"));
+  EXPECT_EQ(*build_argv(tcg_config(), spec, {}, {}, kFiles, "vm-1"),
+            *build_argv(tcg_config(), kernel_spec(), {}, {}, kFiles, "vm-1"));
 }
 
 TEST(ArgvBuilder, BuildCost) {
@@ -523,14 +618,16 @@ TEST(ArgvBuilder, BuildCost) {
     spec.disks.push_back({"disk" + std::to_string(i), "/images/d" + std::to_string(i), false});
     spec.nets.push_back({"nic" + std::to_string(i), "tap" + std::to_string(i), ""});
   }
-  auto first = build_argv(config, spec, {}, kFiles, "vm-1");
+  const auto graph = single_images(spec);
+  auto first = build_argv(config, spec, graph, {}, kFiles, "vm-1");
   ASSERT_TRUE(first) << first.error().to_string();
-  // 13 head + 19 common + 2 per blockdev (9), netdev (8) and device (17).
-  ASSERT_EQ(first->size(), 13u + 19u + 2u * (9u + 8u + 17u));
+  // 13 head + 19 common + 2 per blockdev (2 per disk: 18), netdev (8) and device (17).
+  ASSERT_EQ(first->size(), 13u + 19u + 2u * (18u + 8u + 17u));
   constexpr int kRuns = 2000;
   auto start = std::chrono::steady_clock::now();
   size_t total = 0;
-  for (int i = 0; i < kRuns; ++i) total += build_argv(config, spec, {}, kFiles, "vm-1")->size();
+  for (int i = 0; i < kRuns; ++i)
+    total += build_argv(config, spec, graph, {}, kFiles, "vm-1")->size();
   auto per_build = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start) / kRuns;
   EXPECT_EQ(total, size_t{kRuns} * first->size());
   RecordProperty("build_argv_us", std::to_string(per_build.count()));

@@ -118,7 +118,7 @@ class QemuGpuLayout : public ::testing::Test {
     spec.boot.kernel = "/nonexistent/vmlinuz";  // never loaded: only the machine is built
     spec.memory.size_mib = memory_mib;
     ArgvConfig config;
-    auto built = build_argv(config, spec, gpus, runtime_files("/tmp/unused"), "vm-1");
+    auto built = build_argv(config, spec, {}, gpus, runtime_files("/tmp/unused"), "vm-1");
     ASSERT_TRUE(built) << built.error().to_string();
     std::vector<BridgeWindows> ports;
     for (const auto& gpu : gpus) {
@@ -173,7 +173,9 @@ TEST_F(QemuGpuLayout, DeviceOptionsAreAcceptedByQemu) {
   gpu.request.rombar = model::RomBar::kOff;
   ArgvConfig config;
   config.gpudirect_clique = 1;
-  auto built = build_argv(config, spec, {gpu}, runtime_files(dir.path()), "vm-1");
+  BlockGraph images;
+  images.root = {{spec.image_path, model::DiskFormat::kRaw, ""}};
+  auto built = build_argv(config, spec, images, {gpu}, runtime_files(dir.path()), "vm-1");
   ASSERT_TRUE(built) << built.error().to_string();
   ASSERT_THAT(*built, ::testing::Contains(
                           "vfio-pci,host=fffe:01:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0,"

@@ -19,6 +19,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "qcow2_bytes.h"
 #include "temp_dir.h"
 
 namespace feos::vmm::qemu {
@@ -235,14 +236,16 @@ TEST_F(QemuProcessTest, MissingKernelIsCaughtBeforeLaunch) {
   auto pid = hv_->start("vm-nokernel", spec, {}, run_.path());
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kNotFound);
-  EXPECT_THAT(pid.error().message, HasSubstr("boot.kernel: " + run_ / "no-such-vmlinuz"));
+  EXPECT_THAT(pid.error().message,
+              HasSubstr("boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
   EXPECT_FALSE(fs_->exists(run_ / "qemu.log"));  // qemu never ran
 }
 
 TEST_F(QemuProcessTest, QemuErrorIsReported) {
-  // A file with the qcow2 magic but no valid header: detected as qcow2, refused by qemu.
+  // A qcow2 header feosd reads (version 3, no backing file) without a refcount table: refused
+  // by qemu.
   std::string image = run_ / "broken.qcow2";
-  std::ofstream(image) << std::string("QFI\xfb", 4) << std::string(508, '\0');
+  std::ofstream(image) << testing::Qcow2Bytes{}.bytes();
   auto spec = guest_spec();
   spec.disks = {{"data", image, false}};
   auto t0 = Clock::now();
@@ -251,7 +254,8 @@ TEST_F(QemuProcessTest, QemuErrorIsReported) {
   EXPECT_EQ(pid.error().code, Code::kInternal);
   EXPECT_THAT(pid.error().message, HasSubstr("vm vm-broken: qemu exited with status 1 during start"));
   EXPECT_THAT(pid.error().message, HasSubstr("qemu.log:"));
-  EXPECT_THAT(pid.error().message, HasSubstr("-blockdev driver=qcow2"));  // qemu's own words
+  // qemu's own words
+  EXPECT_THAT(pid.error().message, HasSubstr("Image does not contain a reference count table"));
   EXPECT_LT(seconds_since(t0), 20.0) << "start waited for a qemu that had exited";
   EXPECT_FALSE(exits_.has("vm-broken"));  // a failed start is reported by start(), not the callback
   // The failed VM left nothing behind: starting it properly works.
@@ -507,6 +511,27 @@ TEST_F(QemuRunAsProcessTest, AKernelTheUserCannotReadIsRefusedBeforeLaunch) {
   EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
   EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
   EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
+}
+
+TEST_F(QemuRunAsProcessTest, ABackingFileTheUserCannotReadIsRefusedBeforeLaunch) {
+  TempDir images;
+  ASSERT_EQ(::chmod(images.path().c_str(), 0755), 0);
+  std::string create_base = "qemu-img create -q -f raw " + images / "base.raw" + " 16M";
+  std::string create_top = "qemu-img create -q -f qcow2 -b base.raw -F raw " + images / "top.qcow2";
+  ASSERT_EQ(std::system(create_base.c_str()), 0);
+  ASSERT_EQ(std::system(create_top.c_str()), 0);
+  // The disk itself is the user's to write; its backing file is root's alone.
+  ASSERT_EQ(::chmod((images / "top.qcow2").c_str(), 0666), 0);
+  ASSERT_EQ(::chmod((images / "base.raw").c_str(), 0600), 0);
+  auto spec = guest_spec();
+  spec.disks = {{"data", images / "top.qcow2", false}};
+  auto pid = hv_nobody_->start("vm-backing", spec, {}, run_.path());
+  ASSERT_FALSE(pid);
+  EXPECT_EQ(pid.error().code, Code::kFailedPrecondition) << pid.error().message;
+  EXPECT_EQ(pid.error().message, "vm vm-backing: disks[0].path (backing file 1): " +
+                                     user_.describe() + " cannot read " + (images / "base.raw") +
+                                     ": Permission denied");
+  EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "fake_qmp_server.h"
 #include "gpu_fixtures.h"
+#include "qcow2_bytes.h"
 #include "temp_dir.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
@@ -197,12 +198,38 @@ TEST_F(QemuHypervisorUnit, ValidateChecksFilesExist) {
   auto missing = hv->validate(spec);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, Code::kNotFound);
-  EXPECT_EQ(missing.error().message, "disks[0].path: /images/missing.raw not found");
+  EXPECT_EQ(missing.error().message, "disks[0].path: '/images/missing.raw' not found");
   spec.disks.clear();
-  spec.boot.kernel = "/guest/other";
+  spec.boot.kernel = "/guest/caf\xc3\xa9";  // bytes a terminal would interpret
   missing = hv->validate(spec);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message, "boot.kernel: /guest/other not found");
+  EXPECT_EQ(missing.error().message, "boot.kernel: '/guest/caf\\xc3\\xa9' not found");
+}
+
+// With image roots, validate() does not tell whether a file exists: admit() answers, with one
+// answer for every path outside the roots (request_files.h).
+TEST_F(QemuHypervisorUnit, WithImageRootsAdmitGivesOneAnswerOutsideThem) {
+  TempDir images, elsewhere;
+  std::ofstream(elsewhere / "secret") << "host secret";
+  QemuConfig config;
+  config.image_roots = {images.path()};
+  auto hv = make(config);
+  auto spec = kernel_spec();
+  spec.boot.kernel = images / "vmlinuz";
+  std::ofstream(spec.boot.kernel) << "k";
+  spec.boot.initramfs.clear();
+  for (const std::string& path : {elsewhere / "secret", elsewhere / "missing"}) {
+    spec.disks = {{"data", path, false}};
+    EXPECT_TRUE(hv->validate(spec));
+    auto admitted = hv->admit(spec);
+    ASSERT_FALSE(admitted);
+    EXPECT_EQ(admitted.error().code, Code::kPermissionDenied) << admitted.error().message;
+    EXPECT_EQ(admitted.error().message, "disks[0].path: " + quote_for_message(path) +
+                                            " is not a file inside the image roots (" +
+                                            images.path() + ")");
+  }
+  spec.disks = {{"data", images / "missing.raw", false}};
+  EXPECT_EQ(hv->admit(spec).error().code, Code::kNotFound);
 }
 
 TEST_F(QemuHypervisorUnit, ValidateChecksHugepagesMount) {
@@ -232,7 +259,7 @@ TEST_F(QemuHypervisorUnit, StartFailsValidationWithoutLaunching) {
   auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kNotFound);
-  EXPECT_EQ(started.error().message, "vm vm-1: boot.kernel: /nonexistent/vmlinuz not found");
+  EXPECT_EQ(started.error().message, "vm vm-1: boot.kernel: '/nonexistent/vmlinuz' not found");
   EXPECT_EQ(launcher_.launches, 0);
 }
 
@@ -553,6 +580,15 @@ TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
     std::ofstream(path) << "";
     fs_.files[path] = "";
   }
+  // A qcow2 chain with external data files: every file of it is checked, the backing ones for
+  // reading only.
+  spec.disks.push_back({"chain", images / "vm.qcow2", false});
+  fs_.files[images / "vm.qcow2"] = "";
+  std::ofstream(images / "vm.qcow2")
+      << testing::Qcow2Bytes{}.backing("base.qcow2", "qcow2").data_file(images / "vm.data").bytes();
+  std::ofstream(images / "base.qcow2")
+      << testing::Qcow2Bytes{}.backing("os.raw", "raw").data_file(images / "base.data").bytes();
+  for (const char* file : {"vm.data", "base.data", "os.raw"}) std::ofstream(images / file) << "";
   fs_.files["/fake/dev/hugepages"] = "";
   auto gpus = std::vector<model::AssignedGpu>{testing::rtx4090()};  // four functions, group 2
   spec = with_gpus(spec, gpus, 1024);
@@ -572,6 +608,11 @@ TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
                          "image_ref read and write " + images / "root.raw",
                          "disks[0].path read and write " + images / "data.raw",
                          "disks[1].path read " + images / "seed.iso",
+                         "disks[2].path read and write " + images / "vm.qcow2",
+                         "disks[2].path (data file) read and write " + images / "vm.data",
+                         "disks[2].path (backing file 1) read " + images / "base.qcow2",
+                         "disks[2].path (backing file 1) (data file) read " + images / "base.data",
+                         "disks[2].path (backing file 2) read " + images / "os.raw",
                          "runtime dir create files in " + run.path(),
                          "ignition read " + run.path() + "/ignition.json",
                          "memory.hugepages create files in /fake/dev/hugepages",

@@ -4,7 +4,9 @@
 #include <utility>
 
 #include "pci/address.h"
+#include "vmm/qemu/block_graph.h"
 #include "vmm/qemu/mmio_layout.h"
+#include "vmm/qemu/qemu_options.h"
 #include "vmm/spec_validation.h"
 
 namespace feos::vmm::qemu {
@@ -25,84 +27,38 @@ RuntimeFiles runtime_files(const std::string& runtime_dir) {
 
 namespace {
 
-// QEMU's option syntax doubles a comma inside a value.
-std::string escape(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    out += c;
-    if (c == ',') out += ',';
-  }
-  return out;
-}
-
-// One "-flag head,key=value,..." option. Values are escaped when rendered; `head` is the part
-// before the first comma (a driver or backend type), or empty.
-class Opts {
- public:
-  Opts() = default;
-  explicit Opts(std::string head) : head_(std::move(head)) {}
-  Opts& set(std::string key, std::string value) {
-    props_.emplace_back(std::move(key), std::move(value));
-    return *this;
-  }
-  bool empty() const { return head_.empty() && props_.empty(); }
-  std::string render() const {
-    std::string out = head_;
-    for (const auto& [key, value] : props_) {
-      if (!out.empty()) out += ',';
-      out += key + "=" + escape(value);
-    }
-    return out;
-  }
-
- private:
-  std::string head_;
-  std::vector<std::pair<std::string, std::string>> props_;
-};
-
 // The composed machine, filled section by section and rendered in a fixed order. A component
 // (memory, disks, nets, vfio cards with their pcie-root-ports) adds machine and cpu
 // properties, -global settings, backends and devices without knowing about the others.
 struct MachinePlan {
-  Opts machine{"q35"};
-  Opts cpu;
-  std::vector<Opts> objects;   // -object
-  std::vector<Opts> globals;   // -global
-  std::vector<std::pair<std::string, Opts>> backends;  // -blockdev / -netdev, in device order
-  std::vector<Opts> devices;   // -device
+  QemuOpts machine{"q35"};
+  QemuOpts cpu;
+  std::vector<QemuOpts> objects;  // -object
+  std::vector<QemuOpts> globals;  // -global
+  // -blockdev / -netdev values, rendered, in device order
+  std::vector<std::pair<std::string, std::string>> backends;
+  std::vector<QemuOpts> devices;  // -device
 };
 
 void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
   if (!spec.memory.hugepages) return;
   // Guest RAM from hugetlbfs, shared (so later vfio and vhost users see it) and preallocated
   // (a VM must fail at start, not at runtime, when the host runs out of hugepages).
-  plan.objects.push_back(Opts("memory-backend-file")
-                             .set("id", "ram0")
-                             .set("size", std::to_string(spec.memory.size_mib) + "M")
-                             .set("mem-path", config.hugepages_dir)
-                             .set("share", "on")
-                             .set("prealloc", "on"));
+  plan.objects.push_back(QemuOpts("memory-backend-file")
+                                 .set("id", "ram0")
+                                 .set("size", std::to_string(spec.memory.size_mib) + "M")
+                                 .set("mem-path", config.hugepages_dir)
+                                 .set("share", "on")
+                                 .set("prealloc", "on"));
   plan.machine.set("memory-backend", "ram0");
 }
 
-// The format recorded at create (request_files.h); one not recorded opens as raw, which never
-// follows a backing file.
-std::string driver_of(model::DiskFormat format) {
-  return format == model::DiskFormat::kQcow2 ? "qcow2" : "raw";
-}
-
-void add_disk(MachinePlan& plan, const std::string& node, const std::string& device_id,
-              const std::string& path, model::DiskFormat format, bool readonly, bool serial,
-              int bootindex) {
-  plan.backends.emplace_back("-blockdev",
-                             Opts()
-                                 .set("driver", driver_of(format))
-                                 .set("node-name", node)
-                                 .set("read-only", readonly ? "on" : "off")
-                                 .set("file.driver", "file")
-                                 .set("file.filename", path));
-  Opts device("virtio-blk-pci");
+// One disk: its checked image chain as -blockdev nodes (block_graph.h), and the device.
+void add_disk(MachinePlan& plan, const ImageChain& chain, const std::string& node,
+              const std::string& device_id, bool readonly, bool serial, int bootindex) {
+  for (auto& value : blockdev_values(chain, node, readonly))
+    plan.backends.emplace_back("-blockdev", std::move(value));
+  QemuOpts device("virtio-blk-pci");
   device.set("drive", node).set("id", device_id);
   // The guest finds the disk as /dev/disk/by-id/virtio-<device_id> (first 20 characters).
   if (serial) device.set("serial", device_id);
@@ -110,16 +66,27 @@ void add_disk(MachinePlan& plan, const std::string& node, const std::string& dev
   plan.devices.push_back(std::move(device));
 }
 
-void add_disks(MachinePlan& plan, const model::VmSpec& spec) {
+// Every disk of `spec` needs its image chain in `images` (the adapter resolved and checked them):
+// qemu is never given a path of the spec itself.
+Status add_disks(MachinePlan& plan, const model::VmSpec& spec, const BlockGraph& images) {
+  if (spec.image_path.empty() != images.root.empty())
+    return fail(Code::kInternal, "image_ref: the checked image chain does not match the spec");
+  if (images.disks.size() != spec.disks.size())
+    return fail(Code::kInternal, "disks: " + std::to_string(images.disks.size()) +
+                                     " checked image chains for " +
+                                     std::to_string(spec.disks.size()) + " disks");
   bool kernel_boot = !spec.boot.kernel.empty();
   if (!spec.image_path.empty())
-    add_disk(plan, "drive-root", std::string(kRootDiskId), spec.image_path, spec.image_format,
-             false, false, kernel_boot ? -1 : 0);
+    add_disk(plan, images.root, "drive-root", std::string(kRootDiskId), false, false,
+             kernel_boot ? -1 : 0);
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const auto& disk = spec.disks[i];
-    add_disk(plan, "drive" + std::to_string(i), disk.device_id, disk.path, disk.format,
-             disk.readonly, true, -1);
+    if (images.disks[i].empty())
+      return fail(Code::kInternal, "disks[" + std::to_string(i) + "].path: no checked image chain");
+    add_disk(plan, images.disks[i], "drive" + std::to_string(i), disk.device_id, disk.readonly,
+             true, -1);
   }
+  return ok();
 }
 
 void add_nets(MachinePlan& plan, const model::VmSpec& spec) {
@@ -127,12 +94,13 @@ void add_nets(MachinePlan& plan, const model::VmSpec& spec) {
     const auto& net = spec.nets[i];
     std::string netdev = "netdev" + std::to_string(i);
     // script=no: the tap exists already; qemu must not run /etc/qemu-ifup as root.
-    plan.backends.emplace_back("-netdev", Opts("tap")
-                                              .set("id", netdev)
-                                              .set("ifname", net.tap_name)
-                                              .set("script", "no")
-                                              .set("downscript", "no"));
-    Opts device("virtio-net-pci");
+    plan.backends.emplace_back("-netdev", QemuOpts("tap")
+                                                  .set("id", netdev)
+                                                  .set("ifname", net.tap_name)
+                                                  .set("script", "no")
+                                                  .set("downscript", "no")
+                                                  .render());
+    QemuOpts device("virtio-net-pci");
     device.set("netdev", netdev).set("id", net.device_id);
     if (!net.mac.empty()) device.set("mac", net.mac);
     plan.devices.push_back(std::move(device));
@@ -180,8 +148,8 @@ bool is_nvidia_display(const model::PassthroughFunction& function) {
 
 // One pcie-root-port on the root complex. Unique (chassis, slot) pairs: qemu refuses duplicates,
 // and the guest names hotplug slots by slot number.
-Opts root_port(const std::string& id, int slot) {
-  return Opts("pcie-root-port")
+QemuOpts root_port(const std::string& id, int slot) {
+  return QemuOpts("pcie-root-port")
       .set("id", id)
       .set("bus", "pcie.0")
       .set("chassis", "1")
@@ -195,10 +163,10 @@ struct FunctionOptions {
 };
 
 // Host function `address` as guest function `guest_function` of slot 0 behind root port `bus`.
-Opts vfio_function(const model::PassthroughFunction& function, const pci::Address& address,
-                   uint8_t guest_function, const std::string& id, const std::string& bus,
-                   const FunctionOptions& options, const ArgvConfig& config) {
-  Opts device("vfio-pci");
+QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Address& address,
+                       uint8_t guest_function, const std::string& id, const std::string& bus,
+                       const FunctionOptions& options, const ArgvConfig& config) {
+  QemuOpts device("vfio-pci");
   device.set("host", address.to_string())
       .set("id", id)
       .set("bus", bus)
@@ -222,7 +190,7 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
                                             " is outside 0..15");
   std::set<pci::Address> seen;
   std::vector<BridgeWindows> ports;
-  std::vector<Opts> devices;
+  std::vector<QemuOpts> devices;
   int slot = 0;
   int boot_vga_cards = 0;
   for (size_t i = 0; i < gpus.size(); ++i) {
@@ -303,7 +271,7 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
   }
   if (!layout->hole64_is_default)
     plan.globals.push_back(
-        Opts().set("q35-pcihost.pci-hole64-size", std::to_string(layout->hole64_size)));
+        QemuOpts().set("q35-pcihost.pci-hole64-size", std::to_string(layout->hole64_size)));
   for (auto& device : devices) plan.devices.push_back(std::move(device));
   return ok();
 }
@@ -311,10 +279,11 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
 }  // namespace
 
 std::string name_argument(std::string_view vm_id) {
-  return Opts().set("guest", std::string(vm_id)).set("debug-threads", "on").render();
+  return QemuOpts().set("guest", std::string(vm_id)).set("debug-threads", "on").render();
 }
 
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
+                                            const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id) {
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "vm id is empty");
@@ -328,9 +297,11 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": ignition: no ignition file path given");
 
   MachinePlan plan;
-  plan.cpu = Opts(config.accel == Accel::kKvm ? "host" : "max");
+  plan.cpu = QemuOpts(config.accel == Accel::kKvm ? "host" : "max");
   add_memory(plan, config, spec);
-  add_disks(plan, spec);
+  FEOS_TRY(add_disks(plan, spec, images).map_error([&](const Error& e) {
+    return e.context("vm " + vm_id);
+  }));
   add_nets(plan, spec);
   FEOS_TRY(add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
@@ -346,7 +317,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   arg("-accel", std::string(accel_name(config.accel)));
   arg("-cpu", plan.cpu.render());
   arg("-smp", std::to_string(spec.cpus.boot_vcpus) + "," +
-                  Opts().set("maxcpus", std::to_string(spec.cpus.max_vcpus)).render());
+                  QemuOpts().set("maxcpus", std::to_string(spec.cpus.max_vcpus)).render());
   arg("-m", std::to_string(spec.memory.size_mib) + "M");
   for (const auto& object : plan.objects) arg("-object", object.render());
   for (const auto& global : plan.globals) arg("-global", global.render());
@@ -356,19 +327,20 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   arg("-msg", "timestamp=on");
   argv.emplace_back("-S");
   arg("-pidfile", files.pid_file);
-  arg("-chardev", Opts("socket")
-                      .set("id", std::string(kQmpChardevId))
-                      .set("path", files.qmp_socket)
-                      .set("server", "on")
-                      .set("wait", "off")
-                      .render());
-  arg("-mon", Opts().set("chardev", std::string(kQmpChardevId)).set("mode", "control").render());
-  arg("-chardev", Opts("socket")
-                      .set("id", std::string(kConsoleChardevId))
-                      .set("path", files.console_socket)
-                      .set("server", "on")
-                      .set("wait", "off")
-                      .render());
+  arg("-chardev", QemuOpts("socket")
+                          .set("id", std::string(kQmpChardevId))
+                          .set("path", files.qmp_socket)
+                          .set("server", "on")
+                          .set("wait", "off")
+                          .render());
+  arg("-mon",
+      QemuOpts().set("chardev", std::string(kQmpChardevId)).set("mode", "control").render());
+  arg("-chardev", QemuOpts("socket")
+                          .set("id", std::string(kConsoleChardevId))
+                          .set("path", files.console_socket)
+                          .set("server", "on")
+                          .set("wait", "off")
+                          .render());
   arg("-serial", "chardev:" + std::string(kConsoleChardevId));
   if (!spec.boot.kernel.empty()) {
     arg("-kernel", spec.boot.kernel);
@@ -377,8 +349,8 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   }
   if (spec.ignition)
     arg("-fw_cfg",
-        Opts().set("name", "opt/com.coreos/config").set("file", files.ignition_file).render());
-  for (const auto& [flag, backend] : plan.backends) arg(flag, backend.render());
+        QemuOpts().set("name", "opt/com.coreos/config").set("file", files.ignition_file).render());
+  for (const auto& [flag, backend] : plan.backends) arg(flag, backend);
   for (const auto& device : plan.devices) arg("-device", device.render());
   return argv;
 }

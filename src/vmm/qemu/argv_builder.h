@@ -1,8 +1,9 @@
 #pragma once
 // Pure translation of a VmSpec into a qemu-system-x86_64 command line. Nothing here touches the
 // filesystem or the host: everything the command line needs that is not in the spec (resolved
-// accelerator, detected disk formats, runtime file paths, hugepages mount) is passed in, so the
-// result is a deterministic function of the inputs and is tested with golden argv lists.
+// accelerator, the checked image graph of the disks, runtime file paths, hugepages mount) is
+// passed in, so the result is a deterministic function of the inputs and is tested with golden
+// argv lists.
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "common/error.h"
 #include "model/gpu.h"
 #include "model/vm.h"
+#include "vmm/qemu/block_graph.h"
 
 namespace feos::vmm::qemu {
 
@@ -74,7 +76,9 @@ inline constexpr std::string_view kSandbox =
 //   the console, then resumes with QMP `cont`, so no early output is lost); QMP and serial
 //   console on unix sockets (server=on,wait=off); `-pidfile`; direct kernel boot when
 //   spec.boot.kernel is set; root image (bootindex 0 unless booting a kernel) and extra disks as
-//   virtio-blk over -blockdev; taps as virtio-net-pci; ignition via fw_cfg opt/com.coreos/config.
+//   virtio-blk, each over the explicit -blockdev graph of its image chain in `images` (node
+//   drive-root, drive<i>; see blockdev_values()): qemu opens no file path of the spec itself;
+//   taps as virtio-net-pci; ignition via fw_cfg opt/com.coreos/config.
 // `gpus` are the VM's GPUs as the host side resolved them (spec.gpus are only the requests and are
 // not read here). Each card gets its own pcie-root-port (id feos-gpu<i>-rp, chassis 1, slot
 // 1..n) holding all its functions in guest slot 0 with their host function numbers
@@ -87,7 +91,8 @@ inline constexpr std::string_view kSandbox =
 // 64-bit windows exceed q35's 32 GiB default, and the guest's physical address bits
 // (tcg: `-cpu max,phys-bits=N`; kvm: `-cpu host,host-phys-bits=on`).
 // Preconditions: none (the spec is validated here with validate_spec()).
-// Errors: INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
+// Errors: INTERNAL when `images` lacks the chain of a disk of `spec` (or has one too many);
+// INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
 // requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;
 // INVALID_ARGUMENT naming gpus[i] for a malformed GPU (no functions, function 0 not first,
 // functions of different slots, a bad or repeated address, an IOMMU group that is not a number,
@@ -96,6 +101,7 @@ inline constexpr std::string_view kSandbox =
 // 4 GiB, or the layout needs more physical address bits than 52 or than config.host_phys_bits
 // (kvm, when known).
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
+                                            const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id);
 

@@ -396,8 +396,11 @@ QemuHypervisor::~QemuHypervisor() {
 Status QemuHypervisor::validate(const model::VmSpec& spec) const {
   FEOS_TRY(validate_spec(spec));
   auto exists = [&](const std::string& path, const std::string& field) -> Status {
+    // With image roots, whether a file exists is only told for files inside them:
+    // check_spec_files() gives every other path one answer (request_files.h).
+    if (!config_.image_roots.empty()) return ok();
     if (!path.empty() && !fs_.exists(path))
-      return fail(Code::kNotFound, field + ": " + path + " not found");
+      return fail(Code::kNotFound, field + ": " + quote_for_message(path) + " not found");
     return ok();
   };
   FEOS_TRY(exists(spec.image_path, "image_ref"));
@@ -422,7 +425,9 @@ Status QemuHypervisor::check_host_memory(const model::VmSpec& spec) const {
 
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
   FEOS_TRY(validate(spec));
-  return check_spec_files(spec, config_.image_roots);
+  auto files = check_spec_files(spec, config_.image_roots);
+  if (!files) return fail(files.error());
+  return std::move(files->spec);
 }
 
 Status QemuHypervisor::watch(const std::shared_ptr<VmProcess>& vm) {
@@ -493,10 +498,11 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
   return ok();
 }
 
-Status QemuHypervisor::grant_to_user(VmProcess& vm, const model::VmSpec& spec,
+Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
                                      const std::vector<model::AssignedGpu>& gpus,
                                      const std::string& runtime_dir) {
   const sys::RunAs& user = *config_.run_as;
+  const model::VmSpec& spec = files.spec;
   // The daemon's files exist before the user may create entries in the directory, so qemu
   // cannot plant links under their names; the sticky bit keeps it from replacing them.
   FEOS_TRY(ensure_file(vm.files.qemu_log));
@@ -521,12 +527,22 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const model::VmSpec& spec,
   auto need = [&](std::string what, const std::string& path, sys::Access access) {
     if (!path.empty()) checks.push_back({std::move(what), path, access});
   };
-  need("boot.kernel", spec.boot.kernel, sys::Access::kRead);
-  need("boot.initramfs", spec.boot.initramfs, sys::Access::kRead);
-  need("image_ref", spec.image_path, sys::Access::kReadWrite);
+  need("boot.kernel", files.kernel, sys::Access::kRead);
+  need("boot.initramfs", files.initramfs, sys::Access::kRead);
+  // Every file of a disk's image graph: the top image and its data file as the disk is used,
+  // the backing files (and theirs) read-only, as qemu opens them.
+  auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable) {
+    for (size_t k = 0; k < chain.size(); ++k) {
+      std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
+      auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
+      need(what, chain[k].path, access);
+      need(what + " (data file)", chain[k].data_file, access);
+    }
+  };
+  need_chain("image_ref", files.images.root, true);
   for (size_t i = 0; i < spec.disks.size(); ++i)
-    need("disks[" + std::to_string(i) + "].path", spec.disks[i].path,
-         spec.disks[i].readonly ? sys::Access::kRead : sys::Access::kReadWrite);
+    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i],
+               !spec.disks[i].readonly);
   need("runtime dir", runtime_dir, sys::Access::kCreateIn);
   if (spec.ignition) need("ignition", vm.files.ignition_file, sys::Access::kRead);
   if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
@@ -648,7 +664,11 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   // a VM created before formats were recorded gets them detected now.
   auto files = check_spec_files(spec, config_.image_roots);
   if (!files) return fail(files.error().context("vm " + vm_id));
-  auto argv = build_argv(argv_config, *files, gpus, vm->files, vm_id);
+  // qemu gets the resolved paths: a symbolic link swapped after the checks cannot redirect it.
+  model::VmSpec resolved = files->spec;
+  resolved.boot.kernel = files->kernel;
+  resolved.boot.initramfs = files->initramfs;
+  auto argv = build_argv(argv_config, resolved, files->images, gpus, vm->files, vm_id);
   if (!argv) return fail(argv.error());
   FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
 
@@ -679,7 +699,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     if (!written) return failed(written.error().context("vm " + vm_id));
   }
   if (config_.run_as) {
-    auto granted = grant_to_user(*vm, spec, gpus, runtime_dir);
+    auto granted = grant_to_user(*vm, *files, gpus, runtime_dir);
     if (!granted) return failed(granted.error().context("vm " + vm_id));
   }
 

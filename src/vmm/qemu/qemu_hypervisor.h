@@ -35,8 +35,8 @@ struct QemuConfig {
   // start() for what the user is given. Unset: qemu runs as the daemon's user. Either way qemu
   // runs under its seccomp sandbox (kSandbox).
   std::optional<sys::RunAs> run_as;
-  // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files) requests may
-  // name; empty: any regular file (request_files.h).
+  // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files and external
+  // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
 };
 
@@ -66,17 +66,21 @@ class QemuHypervisor final : public Hypervisor {
   // them); no exit callback runs after this returns. Not from inside the exit callback.
   ~QemuHypervisor() override;
 
-  // validate_spec() plus: kernel, initramfs, root image and disk paths exist (NOT_FOUND naming the
-  // field and path); the hugepages mount exists when hugepages are asked for (NOT_FOUND); the
-  // guest's memory is not more than the host's RAM (<proc>/meminfo MemTotal; INVALID_ARGUMENT,
-  // skipped when meminfo cannot be read).
+  // validate_spec() plus: without image roots, kernel, initramfs, root image and disk paths exist
+  // (NOT_FOUND naming the field and quoting the path; with roots, check_spec_files() answers for
+  // them); the hugepages mount exists when hugepages are asked for (NOT_FOUND); the guest's
+  // memory is not more than the host's RAM (<proc>/meminfo MemTotal; INVALID_ARGUMENT, skipped
+  // when meminfo cannot be read).
   Status validate(const model::VmSpec& spec) const override;
-  // validate(), then check_spec_files() on the real files: formats recorded.
+  // validate(), then check_spec_files() on the real files (every file of every disk's image
+  // graph): formats recorded.
   Result<model::VmSpec> admit(const model::VmSpec& spec) const override;
 
   // Writes the runtime files into `runtime_dir` (sockets, qemu.pid, ignition.json; qemu.log and
-  // console.log are appended to), detects qcow2 images, launches qemu with its output in
-  // qemu.log, connects QMP and the console, then resumes the vCPUs and checks they run.
+  // console.log are appended to), checks the spec's files again (check_spec_files(): the image
+  // graphs resolved anew, formats recorded at create kept), launches qemu on the resolved paths
+  // with the explicit block graph (block_graph.h) and its output in qemu.log, connects QMP and
+  // the console, then resumes the vCPUs and checks they run.
   // With GPUs: the argv gets their root ports and vfio-pci functions (see build_argv; with kvm
   // the host's physical address bits come from <proc>/cpuinfo), every function's
   // <dev>/vfio/<group> must exist, and qemu runs with RLIMIT_MEMLOCK = guest RAM + 1 GiB: VFIO
@@ -89,9 +93,10 @@ class QemuHypervisor final : public Hypervisor {
   // root:<gid> 0640; every <dev>/vfio/<group> of the VM <uid>:<gid> 0600 (<dev>/vfio/vfio, the
   // container, is left as the kernel made it, 0666). Then a child holding only the user's
   // identity checks that the user can read the kernel and initramfs, read and write the root
-  // image and writable disks (read the read-only ones), create files in runtime_dir (every
-  // parent must be searchable by it) and in the hugepages mount when asked for, open <dev>/kvm
-  // with kvm, and the vfio nodes. Request files are never chowned. qemu then execs as the user
+  // image and writable disks with their external data files, read the read-only disks and every
+  // backing file with its data file, create files in runtime_dir (every parent must be
+  // searchable by it) and in the hugepages mount when asked for, open <dev>/kvm with kvm, and
+  // the vfio nodes. Request files are never chowned. qemu then execs as the user
   // (RLIMIT_MEMLOCK set before the identity change). When the process ends, or the start fails,
   // the group nodes and ignition.json go back to root:root 0600 and runtime_dir to root:root
   // 0755; for an adopted qemu running as a non-root user, the same happens at its exit (its
@@ -100,14 +105,15 @@ class QemuHypervisor final : public Hypervisor {
   // runtime_dir's qemu.pid (qemu locks its pidfile for its lifetime, also one this adapter does not
   // know, e.g. left by a daemon killed mid-start) fails the start.
   // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already (attached, or alive
-  // holding its pidfile, naming the pid) or `gpus` does not hold one entry per spec.gpus request; build_argv()'s (INVALID_ARGUMENT / FAILED_PRECONDITION
-  // for GPUs that do not fit); NOT_FOUND naming the group when a <dev>/vfio/<group> is missing
-  // (the host side did not bind it); INVALID_ARGUMENT if runtime_dir is too long for unix socket
-  // paths; with run_as, FAILED_PRECONDITION naming the field, path and user that cannot access
-  // it, or the set_owner() error naming the path; NOT_FOUND if the qemu binary is missing;
-  // otherwise INTERNAL (qemu exited: its exit
-  // status and the tail of qemu.log) or UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with
-  // the qemu.log tail). The process is killed on every failure after launch.
+  // holding its pidfile, naming the pid) or `gpus` does not hold one entry per spec.gpus request;
+  // check_spec_files()'s (request_files.h); build_argv()'s (INVALID_ARGUMENT /
+  // FAILED_PRECONDITION for GPUs that do not fit); NOT_FOUND naming the group when a
+  // <dev>/vfio/<group> is missing (the host side did not bind it); INVALID_ARGUMENT if
+  // runtime_dir is too long for unix socket paths; with run_as, FAILED_PRECONDITION naming the
+  // field, path and user that cannot access it, or the set_owner() error naming the path;
+  // NOT_FOUND if the qemu binary is missing; otherwise INTERNAL (qemu exited: its exit status and
+  // the tail of qemu.log) or UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with the
+  // qemu.log tail). The process is killed on every failure after launch.
   Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                     const std::vector<model::AssignedGpu>& gpus,
                     const std::string& runtime_dir) override;
@@ -161,7 +167,7 @@ class QemuHypervisor final : public Hypervisor {
   int host_phys_bits() const;
   Status check_host_memory(const model::VmSpec& spec) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
-  Status grant_to_user(VmProcess& vm, const model::VmSpec& spec,
+  Status grant_to_user(VmProcess& vm, const CheckedFiles& files,
                        const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
   void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
                          const std::string& runtime_dir) const;

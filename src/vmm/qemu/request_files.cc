@@ -1,16 +1,34 @@
 #include "vmm/qemu/request_files.h"
 
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <optional>
 
 #include "vmm/qemu/disk_format.h"
 
 namespace feos::vmm::qemu {
 namespace {
+
+// realpath(3); nullopt with errno set when it fails.
+std::optional<std::string> resolve(const std::string& path) {
+  std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(path.c_str(), nullptr),
+                                                       &std::free);
+  if (!resolved) return std::nullopt;
+  return std::string(resolved.get());
+}
+
+std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
 
 std::string describe_roots(const FileRoots& roots) {
   std::string out;
@@ -18,87 +36,213 @@ std::string describe_roots(const FileRoots& roots) {
   return out;
 }
 
-// Whether canonical `path` is `root` itself or lies below it (root canonicalized here).
-bool inside(const std::string& path, const std::string& root) {
-  std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(root.c_str(), nullptr), &std::free);
-  if (!resolved) return false;
-  std::string r = resolved.get();
-  if (r == "/") return true;
-  return path.size() > r.size() && path.compare(0, r.size(), r) == 0 && path[r.size()] == '/';
+// Whether canonical `path` is a root or lies below one (roots are canonicalized here).
+bool inside_roots(const std::string& path, const FileRoots& roots) {
+  for (const auto& root : roots) {
+    auto r = resolve(root);
+    if (!r) continue;
+    if (*r == "/" || path == *r) return true;
+    if (path.size() > r->size() && path.compare(0, r->size(), *r) == 0 && path[r->size()] == '/')
+      return true;
+  }
+  return false;
+}
+
+// Where the kernel's lookup of an unresolvable `path` ends, resolved: its deepest existing
+// ancestor, dangling symbolic links on the way followed to their targets; after too many links,
+// the directory of the last one. Only a lookup ending inside a root may be reported as "not
+// found" (check_request_file()).
+std::optional<std::string> where_lookup_ends(std::string path, int links = 0) {
+  if (links > 40) return resolve(parent_of(path));  // the kernel's own limit (ELOOP)
+  while (true) {
+    if (auto real = resolve(path)) return real;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+      if (n <= 0) return std::nullopt;
+      std::string next(target, static_cast<size_t>(n));
+      if (next.front() != '/') next = parent_of(path) + "/" + next;
+      return where_lookup_ends(next, links + 1);
+    }
+    if (path == "/") return std::nullopt;
+    path = parent_of(path);
+  }
+}
+
+// Filesystems of kernel interfaces: their "regular files" (/proc/self/mem, sysfs attributes)
+// are not disks or kernels, and reading some of them has effects.
+const char* kernel_interface_filesystem(long type) {
+  switch (type) {
+    case PROC_SUPER_MAGIC: return "procfs";
+    case SYSFS_MAGIC: return "sysfs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    case SELINUX_MAGIC: return "selinuxfs";
+    case SMACK_MAGIC: return "smackfs";
+    case CGROUP_SUPER_MAGIC: return "cgroup";
+    case CGROUP2_SUPER_MAGIC: return "cgroup2";
+    case BPF_FS_MAGIC: return "bpf";
+    case EFIVARFS_MAGIC: return "efivarfs";
+    case PSTOREFS_MAGIC: return "pstore";
+    case BINFMTFS_MAGIC: return "binfmt_misc";
+    case NSFS_MAGIC: return "nsfs";
+    case 0x62656570: return "configfs";  // CONFIGFS_MAGIC, not in linux/magic.h
+    default: return nullptr;
+  }
+}
+
+std::string describe_type(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
 }
 
 }  // namespace
 
-Status check_request_file(const std::string& path, const std::string& field, const FileRoots& roots) {
-  errno = 0;
-  std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(path.c_str(), nullptr), &std::free);
-  if (!resolved) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return fail(Code::kNotFound, field + ": " + path + " not found");
-    return fail_errno(field + ": resolve " + path, err);
-  }
-  const std::string real = resolved.get();
-  bool allowed = roots.empty();
-  for (const auto& root : roots) allowed = allowed || inside(real, root);
-  if (!allowed) {
+Result<std::string> check_request_file(const std::string& path, const std::string& field,
+                                       const FileRoots& roots) {
+  const std::string shown = field + ": " + quote_for_message(path);
+  if (path.empty() || path.front() != '/')
+    return fail(Code::kInvalidArgument, shown + " is not an absolute path");
+  auto outside = [&] {
     return fail(Code::kPermissionDenied,
-                field + ": " + path + (real == path ? "" : " (resolves to " + real + ")") +
-                    " is outside the directories VMs may use (" + describe_roots(roots) + ")");
+                shown + " is not a file inside the image roots (" + describe_roots(roots) + ")");
+  };
+  errno = 0;
+  auto real = resolve(path);
+  if (!real) {
+    int err = errno;
+    if (!roots.empty()) {
+      auto end = where_lookup_ends(path);
+      if (!end || !inside_roots(*end, roots)) return outside();
+    }
+    if (err == ENOENT || err == ENOTDIR) return fail(Code::kNotFound, shown + " not found");
+    if (err == ELOOP || err == ENAMETOOLONG)
+      return fail(Code::kInvalidArgument, shown + " cannot be resolved: " + std::strerror(err));
+    return fail_errno(shown + ": resolve", err);
   }
+  if (!roots.empty() && !inside_roots(*real, roots)) return outside();
   struct stat st {};
-  if (::stat(real.c_str(), &st) != 0) return fail_errno(field + ": stat " + real, errno);
-  if (S_ISREG(st.st_mode)) return ok();
-  if (S_ISBLK(st.st_mode) && !roots.empty()) return ok();
-  return fail(Code::kInvalidArgument,
-              field + ": " + path + " is not a regular file" +
-                  (S_ISBLK(st.st_mode) ? " (block devices only inside --image-root directories)" : ""));
+  if (::stat(real->c_str(), &st) != 0) return fail_errno(shown + ": stat", errno);
+  if (S_ISBLK(st.st_mode) && !roots.empty()) return *real;
+  if (!S_ISREG(st.st_mode))
+    return fail(
+        Code::kInvalidArgument,
+        shown + " is " + describe_type(st.st_mode) + ", not a regular file" +
+            (S_ISBLK(st.st_mode) ? " (block devices only inside --image-root directories)" : ""));
+  struct statfs fs {};
+  if (::statfs(real->c_str(), &fs) != 0) return fail_errno(shown + ": statfs", errno);
+  if (const char* name = kernel_interface_filesystem(static_cast<long>(fs.f_type)))
+    return fail(Code::kInvalidArgument, shown + " is a " + name + " file, not a regular file");
+  return *real;
 }
 
 namespace {
 
-// qemu's own limit on a backing chain is far lower in practice; this only stops a loop.
-constexpr int kMaxBackingDepth = 16;
-
-Result<model::DiskFormat> check_image_at_depth(const std::string& path, const std::string& field,
-                                               const FileRoots& roots, int depth) {
-  if (depth > kMaxBackingDepth)
-    return fail(Code::kInvalidArgument, field + ": backing chain longer than " +
-                                            std::to_string(kMaxBackingDepth) + " images (a loop?)");
-  FEOS_TRY(check_request_file(path, field, roots));
-  auto info = inspect_disk_image(path);
-  if (!info) return fail(info.error().context(field));
-  if (!info->backing_file.empty()) {
-    std::string backing = info->backing_file;
-    if (backing.front() != '/') backing = path.substr(0, path.rfind('/') + 1) + backing;
-    auto backing_format =
-        check_image_at_depth(backing, field + " (backing file of " + path + ")", roots, depth + 1);
-    if (!backing_format) return fail(backing_format.error());
+// The format an image of the chain opens in (see resolve_image_chain()). `top`: the spec's
+// image with its recorded format; otherwise a backing file with the format its overlay records.
+Result<model::DiskFormat> format_of(ImageMagic magic, bool top, model::DiskFormat recorded,
+                                    const std::string& backing_format, const std::string& shown) {
+  const bool qcow2 = magic == ImageMagic::kQcow2;
+  if (top) {
+    if (recorded == model::DiskFormat::kQcow2 && !qcow2)
+      return fail(
+          Code::kFailedPrecondition,
+          shown + " was recorded as qcow2 when the VM was created but has no qcow2 header now");
+    if (recorded != model::DiskFormat::kUnknown) return recorded;
+    return qcow2 ? model::DiskFormat::kQcow2 : model::DiskFormat::kRaw;
   }
-  return info->format;
+  if (backing_format == "raw") return model::DiskFormat::kRaw;
+  if (backing_format == "qcow2" && !qcow2)
+    return fail(Code::kInvalidArgument, shown + " is not a qcow2 image, as its overlay records");
+  if (qcow2) return model::DiskFormat::kQcow2;
+  if (magic != ImageMagic::kNone)
+    return fail(Code::kInvalidArgument, shown + " is a " + std::string(magic_name(magic)) +
+                                            " image: a backing file must be raw or qcow2");
+  return model::DiskFormat::kRaw;
 }
 
 }  // namespace
 
-Result<model::DiskFormat> check_disk_image(const std::string& path, const std::string& field,
-                                           const FileRoots& roots) {
-  return check_image_at_depth(path, field, roots, 0);
+Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskFormat format,
+                                       const std::string& field, const FileRoots& roots) {
+  ImageChain chain;
+  std::string named = path;  // as named: a relative backing name is relative to its directory
+  std::string what = field;
+  std::string backing_format;  // what the overlay's header records for `named`
+  while (true) {
+    if (chain.size() == kMaxChainImages)
+      return fail(Code::kInvalidArgument, field + ": backing chain longer than " +
+                                              std::to_string(kMaxChainImages) + " images");
+    const std::string shown = what + ": " + quote_for_message(named);
+    auto real = check_request_file(named, what, roots);
+    if (!real) return fail(real.error());
+    for (const auto& earlier : chain)
+      if (earlier.path == *real)
+        return fail(Code::kInvalidArgument, shown + " is already in the chain (a loop)");
+    auto head = read_image_head(*real);
+    if (!head) return fail(head.error().context(what));
+    auto opened =
+        format_of(detect_image_magic(*head), chain.empty(), format, backing_format, shown);
+    if (!opened) return fail(opened.error());
+    ImageFile image{*real, *opened, ""};
+    if (image.format != model::DiskFormat::kQcow2) {
+      chain.push_back(std::move(image));
+      return chain;
+    }
+    auto header = parse_qcow2_header(*head);
+    if (!header) return fail(header.error().context(shown));
+    if (!header->data_file.empty()) {
+      auto data = check_request_file(
+          header->data_file, field + " (data file of " + quote_for_message(named) + ")", roots);
+      if (!data) return fail(data.error());
+      image.data_file = std::move(*data);
+    }
+    chain.push_back(std::move(image));
+    if (header->backing_file.empty()) return chain;
+    std::string next = header->backing_file;
+    if (next.front() != '/') next = named.substr(0, named.rfind('/') + 1) + next;
+    what = field + " (backing file of " + quote_for_message(named) + ")";
+    backing_format = header->backing_format;
+    named = std::move(next);
+  }
 }
 
-Result<model::VmSpec> check_spec_files(const model::VmSpec& spec, const FileRoots& roots) {
-  model::VmSpec out = spec;
-  auto record = [&](const std::string& path, const std::string& field,
-                    model::DiskFormat& format) -> Status {
-    auto found = check_disk_image(path, field, roots);
-    if (!found) return fail(found.error());
-    if (format == model::DiskFormat::kUnknown) format = *found;
+Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots) {
+  CheckedFiles out{spec, {}, {}, {}};
+  // The chain of one image; its format is recorded unless it was already.
+  auto chain_of = [&](const std::string& path, const std::string& field,
+                      model::DiskFormat& format) -> Result<ImageChain> {
+    auto chain = resolve_image_chain(path, format, field, roots);
+    if (chain && format == model::DiskFormat::kUnknown) format = chain->front().format;
+    return chain;
+  };
+  if (!out.spec.image_path.empty()) {
+    auto chain = chain_of(out.spec.image_path, "image_ref", out.spec.image_format);
+    if (!chain) return fail(chain.error());
+    out.images.root = std::move(*chain);
+  }
+  for (size_t i = 0; i < out.spec.disks.size(); ++i) {
+    auto& disk = out.spec.disks[i];
+    auto chain = chain_of(disk.path, "disks[" + std::to_string(i) + "].path", disk.format);
+    if (!chain) return fail(chain.error());
+    out.images.disks.push_back(std::move(*chain));
+  }
+  auto boot_file = [&](const std::string& path, const std::string& field,
+                       std::string& resolved) -> Status {
+    if (path.empty()) return ok();
+    auto real = check_request_file(path, field, roots);
+    if (!real) return fail(real.error());
+    resolved = std::move(*real);
     return ok();
   };
-  if (!out.image_path.empty()) FEOS_TRY(record(out.image_path, "image_ref", out.image_format));
-  for (size_t i = 0; i < out.disks.size(); ++i)
-    FEOS_TRY(record(out.disks[i].path, "disks[" + std::to_string(i) + "].path", out.disks[i].format));
-  if (!out.boot.kernel.empty()) FEOS_TRY(check_request_file(out.boot.kernel, "boot.kernel", roots));
-  if (!out.boot.initramfs.empty())
-    FEOS_TRY(check_request_file(out.boot.initramfs, "boot.initramfs", roots));
+  FEOS_TRY(boot_file(spec.boot.kernel, "boot.kernel", out.kernel));
+  FEOS_TRY(boot_file(spec.boot.initramfs, "boot.initramfs", out.initramfs));
   return out;
 }
 
