@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
 
   auto fs = feos::sys::make_posix_filesystem();
   auto launcher = feos::sys::make_posix_process_launcher();
+  // ListVms is measured over m records: more than the daemon's default --max-vms (512) allows.
   auto daemon = launcher->launch({{bin + "/feosd", "--socket", sock, "--state-dir", (work / "state").string(),
-                                   "--accel", "tcg", "--log-level", "warn"},
+                                   "--accel", "tcg", "--log-level", "warn", "--max-vms", std::to_string(m + n + 16)},
                                   (work / "feosd.log").string(), 0});
   if (!daemon) die(daemon.error().to_string());
   auto channel = grpc::CreateChannel("unix:" + sock, grpc::InsecureChannelCredentials());

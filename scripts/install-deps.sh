@@ -77,7 +77,7 @@ for row in "${requirements[@]}"; do
     case $entry in
       py:*) /usr/bin/python3 -c "import ${entry#py:}" 2>/dev/null && continue ;;
       /*) [ -e "$entry" ] && continue ;;
-      *) command -v "$entry" >/dev/null && continue ;;
+      *) PATH=$PATH:/usr/sbin:/sbin command -v "$entry" >/dev/null && continue ;;  # sbin: not on a user's PATH
     esac
     absent+=("$entry (package $pkg)")
   done

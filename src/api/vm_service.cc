@@ -313,7 +313,8 @@ class VmService final : public pb::VMService::Service {
     }
     cv.notify_one();
     watchdog.join();
-    return read;
+    // A message that arrived just as the watchdog fired: the call is cancelled all the same.
+    return read && !ctx->IsCancelled();
   }
 
   core::VmManager& manager_;

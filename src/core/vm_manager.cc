@@ -9,19 +9,19 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "core/vm_config.h"
+#include "core/vm_manager_detail.h"
 #include "store/spec_codec.h"
 
 namespace feos::core {
 namespace {
 
 using model::VmState;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using detail::holds_devices_in;
+using detail::kShutdownRequested;
+using detail::kStarting;
+using detail::now_ms;
 
 auto logger() {
   static auto l = log::get("vm");
@@ -29,29 +29,6 @@ auto logger() {
 }
 
 Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + id + " not found"}; }
-
-// Prefix of state_reason that marks a shutdown the client asked for; recover() reads it to tell a
-// guest power-off during a daemon outage from a crash.
-constexpr std::string_view kShutdownRequested = "shutdown requested";
-
-// state_reason while StartVm runs. Stored before the hypervisor launches: recover() reads it to
-// tell a start cut short by a daemon crash from a VM that was simply created or stopped.
-constexpr std::string_view kStarting = "starting";
-
-// States in which a VM holds its GPUs.
-bool holds_devices_in(VmState state) {
-  return state == VmState::kCreated || state == VmState::kRunning || state == VmState::kPaused;
-}
-
-// `text` cut to kMaxReasonBytes at a UTF-8 character boundary (the API's strings must stay valid
-// UTF-8), marked with "..." when cut.
-std::string bounded_reason(std::string text) {
-  if (text.size() <= kMaxReasonBytes) return text;
-  size_t end = kMaxReasonBytes - 3;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;  // continuation byte
-  text.resize(end);
-  return text + "...";
-}
 
 // "3.5 MiB", "64.0 KiB": one decimal, so that a total just over a limit does not read as equal.
 std::string with_unit(uint64_t bytes) {
@@ -109,138 +86,6 @@ VmManager::~VmManager() { hypervisor_.set_exit_callback(nullptr); }
 
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }
 
-Status VmManager::recover(const RecoverOptions& options) {
-  auto records = db_.list_vms();
-  if (!records) return fail(records.error().context("load vms"));
-  // Every live process of our VMs, whatever the records say (a start cut short leaves one that
-  // no record names); then what the database does not know at all.
-  auto found = hypervisor_.find_processes(runtime_root_);
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& record : *records) {
-      std::string id = record.id;
-      vms_[id].record = std::move(record);
-    }
-  }
-  FEOS_TRY(handle_unknown_vms(found, options));
-
-  std::set<std::string> keepers;
-  std::lock_guard lock(mutex_);
-  for (auto& [id, entry] : vms_) {
-    int live = 0;
-    for (const auto& process : found)
-      if (process.vm_id == id) live = process.pid;
-    VmState state = entry.record.state;
-    if (live == 0 && (state == VmState::kRunning || state == VmState::kPaused)) live = entry.record.pid;
-    FEOS_TRY(recover_entry_locked(entry, live));
-    if (!entry.record.spec.gpus.empty() && holds_devices_in(entry.record.state)) {
-      keepers.insert(id);
-      entry.holds_devices = true;
-    }
-  }
-  if (devices_) {
-    // Devices of VMs that no longer run (or of creates cut short by a crash) go back to the host.
-    auto report = devices_->reconcile(keepers);
-    if (!report) return fail(report.error().context("reconcile device ledger"));
-    logger()->info("device ledger reconciled kept={} released={} failed={} unowned_vfio={}", report->kept.size(),
-                   report->released.size(), report->failed.size(), report->unowned_vfio.size());
-    for (const auto& f : report->failed) logger()->error("device not returned to the host: {}", f);
-    for (const auto& u : report->unowned_vfio) logger()->warn("on vfio-pci without a ledger row (left alone): {}", u);
-  }
-  logger()->info("recovered vms={}", vms_.size());
-  return ok();
-}
-
-Status VmManager::handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options) {
-  std::map<std::string, std::string> unknown;  // id -> what shows it
-  {
-    std::lock_guard lock(mutex_);
-    std::error_code ec;
-    for (const auto& dir : std::filesystem::directory_iterator(runtime_root_, ec)) {
-      std::string name = dir.path().filename().string();
-      if (!vms_.count(name)) unknown[name] = "runtime directory " + dir.path().string();
-    }
-    for (const auto& process : found)
-      if (!vms_.count(process.vm_id)) unknown[process.vm_id] += (unknown[process.vm_id].empty() ? "" : ", ") +
-                                                                std::string("live qemu pid ") + std::to_string(process.pid);
-  }
-  if (unknown.empty()) return ok();
-  std::string list;
-  for (const auto& [id, what] : unknown) list += (list.empty() ? "" : "; ") + quote_for_message(id) + ": " + what;
-  if (!options.discard_unknown_vms)
-    return fail(Code::kFailedPrecondition,
-                std::to_string(unknown.size()) + " VM(s) in " + runtime_root_ + " are unknown to the database " +
-                    db_.path() + " (" + list +
-                    "). The database may have been lost, truncated or replaced: stop feosd and restore it "
-                    "from a backup; or, to kill these VMs' processes and move their runtime directories "
-                    "to " + runtime_root_ + ".discarded/, start feosd once with --discard-unknown-vms. "
-                    "Their GPUs stay on vfio-pci, reported by the host check");
-  // The operator asked for it: nothing of these VMs keeps running, their files are kept aside.
-  for (const auto& process : found) {
-    if (!unknown.count(process.vm_id)) continue;
-    if (auto killed = hypervisor_.kill_found(process.vm_id, process.pid); !killed)
-      return fail(killed.error().context("discard unknown vm " + process.vm_id));
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(runtime_root_ + ".discarded", ec);
-  for (const auto& [id, what] : unknown) {
-    std::string from = runtime_root_ + "/" + id;
-    if (!std::filesystem::exists(from, ec)) continue;
-    std::string to = runtime_root_ + ".discarded/" + id + "-" + std::to_string(now_ms());
-    std::filesystem::rename(from, to, ec);
-    if (ec) return fail(Code::kInternal, "discard unknown vm: move " + from + " to " + to + ": " + ec.message());
-  }
-  logger()->warn("discarded VMs unknown to the database ({}): {}", unknown.size(), list);
-  return ok();
-}
-
-Status VmManager::recover_entry_locked(Entry& entry, int live) {
-  const std::string& id = entry.record.id;
-  VmState state = entry.record.state;
-  bool was_starting = entry.record.state_reason == kStarting;
-  if (live > 0) {
-    auto adopted = hypervisor_.adopt(id, live, runtime_dir(id));
-    if (adopted && *adopted != vmm::RunState::kNotStarted) {
-      VmState now = *adopted == vmm::RunState::kRunning ? VmState::kRunning : VmState::kPaused;
-      logger()->info("adopted vm={} pid={} state={}", id, live, model::state_name(now));
-      if (now != state || was_starting || entry.record.pid != live)
-        FEOS_TRY(set_state_locked(entry, now, "adopted after a feosd restart", live));
-      return ok();
-    }
-    if (adopted) {
-      // Launched, never resumed: the start it belonged to was cut short and its client got no
-      // answer. Nothing of the guest ran; stop it and leave the VM as it was.
-      logger()->warn("vm={} pid={} start was cut short by a feosd restart; stopping its qemu", id, live);
-      FEOS_TRY(hypervisor_.stop(id).map_error([&](const Error& e) { return e.context("stop vm " + id); }));
-      return set_state_locked(entry, was_starting ? state : VmState::kStopped,
-                              "start interrupted by a feosd restart; its qemu (pid " + std::to_string(live) +
-                                  ") was stopped",
-                              0);
-    }
-    logger()->warn("vm={} pid={} not adoptable: {}", id, live, adopted.error().message);
-    // A process of ours that cannot be attached must not run on beside a VM we consider stopped.
-    if (auto killed = hypervisor_.kill_found(id, live); !killed)
-      logger()->error("vm={} pid={} not stopped: {}", id, live, killed.error().message);
-    if (state == VmState::kRunning || state == VmState::kPaused) {
-      bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
-      return set_state_locked(
-          entry, asked ? VmState::kStopped : VmState::kCrashed,
-          asked ? "guest powered off after the requested shutdown, while feosd was not running"
-                : "hypervisor process " + std::to_string(live) + " ended while feosd was not running (" +
-                      adopted.error().message + ")",
-          0);
-    }
-  } else if (state == VmState::kRunning || state == VmState::kPaused) {
-    bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
-    return set_state_locked(entry, asked ? VmState::kStopped : VmState::kCrashed,
-                            asked ? "guest powered off after the requested shutdown, while feosd was not running"
-                                  : "hypervisor process ended while feosd was not running",
-                            0);
-  }
-  if (was_starting) return set_state_locked(entry, state, "start interrupted by a feosd restart", 0);
-  return ok();
-}
-
 Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::string> id) {
   auto canonical = canonical_vm_id(id ? *id : new_vm_id());
   if (!canonical) return fail(canonical.error());
@@ -260,8 +105,10 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
     if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
     model::VmRecord pending;
     pending.spec = *normalized;
-    FEOS_TRY(check_limits_locked(vm_id, stored_size(pending)));
+    const uint64_t size = stored_size(pending);
+    FEOS_TRY(check_limits_locked(vm_id, size));
     Entry& entry = vms_[vm_id];
+    entry.stored_bytes = size;
     entry.record.id = vm_id;
     entry.record.spec = *normalized;
     entry.record.state = VmState::kCreating;
@@ -290,6 +137,7 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   entry.record.gpus = std::move(gpus);
   entry.record.state = VmState::kCreated;
   entry.record.state_reason = "created";
+  entry.stored_bytes = stored_size(entry.record);
   if (auto inserted = db_.insert_vm(entry.record); !inserted) {
     bool had_gpus = !entry.record.gpus.empty();
     vms_.erase(vm_id);
@@ -315,7 +163,7 @@ Status VmManager::check_limits_locked(const std::string& vm_id, uint64_t size) c
     return fail(Code::kResourceExhausted, "vm " + vm_id + ": feosd holds " + std::to_string(vms_.size()) +
                                               " VMs, its limit; delete one first");
   uint64_t total = 0;
-  for (const auto& [id, entry] : vms_) total += stored_size(entry.record);
+  for (const auto& [id, entry] : vms_) total += entry.stored_bytes;
   if (total + size > limits_.max_total_bytes)
     return fail(Code::kResourceExhausted,
                 "vm " + vm_id + ": its definition (" + with_unit(size) + " with ignition and devices) would bring " +
@@ -381,7 +229,7 @@ void VmManager::finish(const std::string& id) {
 }
 
 Status VmManager::set_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
-  reason = bounded_reason(std::move(reason));
+  reason = cut_utf8(std::move(reason), kMaxReasonBytes);
   int64_t now = now_ms();
   FEOS_TRY(db_.update_vm_state(entry.record.id, state, reason, pid, now));
   VmState old = entry.record.state;
@@ -415,6 +263,7 @@ Status VmManager::acquire_devices(const std::string& id) {
   Entry& entry = vms_.at(id);
   entry.holds_devices = true;
   entry.record.gpus = std::move(*prepared);
+  entry.stored_bytes = stored_size(entry.record);
   if (auto stored = db_.update_vm_gpus(id, entry.record.gpus); !stored)
     logger()->error("vm={} assigned gpus not stored: {}", id, stored.error().to_string());
   return ok();
@@ -454,6 +303,7 @@ Status VmManager::release_devices(const std::string& id) {
   // VmInfo shows what the VM holds: nothing now (the next start resolves them again).
   if (!entry.record.gpus.empty()) {
     entry.record.gpus.clear();
+    entry.stored_bytes = stored_size(entry.record);
     if (auto stored = db_.update_vm_gpus(id, {}); !stored)
       logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
   }
@@ -461,7 +311,7 @@ Status VmManager::release_devices(const std::string& id) {
 }
 
 void VmManager::publish_locked(const Entry& entry, const std::string& component, std::string reason) {
-  model::VmEvent event{0, entry.record.id, component, entry.record.state, bounded_reason(std::move(reason)),
+  model::VmEvent event{0, entry.record.id, component, entry.record.state, cut_utf8(std::move(reason), kMaxReasonBytes),
                        now_ms()};
   auto event_id = db_.append_event(event);
   if (!event_id) {
@@ -507,8 +357,9 @@ Status VmManager::start(const std::string& request_id) {
   }
   auto pid = hypervisor_.start(id, spec, gpus, runtime_dir(id));
   if (!pid) {
-    // Nothing runs: the host gets the GPUs back; the next start takes them again.
-    (void)release_devices(id);
+    // Nothing of ours runs: the host gets the GPUs back; the next start takes them again. Not
+    // when a process of this VM is alive (ALREADY_EXISTS): it may be using them.
+    if (pid.error().code != Code::kAlreadyExists) (void)release_devices(id);
     return record_failure(pid.error());
   }
   std::lock_guard lock(mutex_);
@@ -597,12 +448,14 @@ Status VmManager::remove(const std::string& request_id) {
     if (!gpus.empty()) vms_.at(id).record.gpus = std::move(gpus);
     return fail(released.error());
   }
+  // The runtime directory goes before the record: a daemon killed in between finds a record
+  // without a directory (fine), never a directory without a record (an unknown VM at recover()).
+  std::error_code ec;
+  std::filesystem::remove_all(runtime_dir(id), ec);
+  if (ec) return fail(Code::kInternal, "delete vm " + id + ": remove " + runtime_dir(id) + ": " + ec.message());
   std::lock_guard lock(mutex_);
   FEOS_TRY(db_.remove_vm(id));
   vms_.erase(id);
-  std::error_code ec;
-  std::filesystem::remove_all(runtime_dir(id), ec);
-  if (ec) logger()->warn("vm={} runtime dir not removed: {}", id, ec.message());
   logger()->info("deleted vm={}", id);
   return ok();
 }

@@ -118,6 +118,7 @@ class VmManager {
     std::optional<vmm::ExitInfo> pending_exit;  // process ended while busy
     bool holds_devices = false;                 // its GPUs are bound to vfio-pci for it
     bool persisted = true;                      // false while CreateVm prepares its devices
+    uint64_t stored_bytes = 0;                  // stored_size(record), kept current
   };
   class BusyGuard;
 
@@ -130,10 +131,18 @@ class VmManager {
   Result<Entry*> begin_locked(std::string_view id, Action action);
   // RESOURCE_EXHAUSTED when a VM of `size` bytes would exceed limits_. Caller holds mutex_.
   Status check_limits_locked(const std::string& vm_id, uint64_t size) const;
-  // recover() step 1: the ids of runtime directories and live processes without a record.
+  // recover() (vm_recovery.cc). The record a runtime directory or process name belongs to: the
+  // one with exactly that id, else with its canonical spelling (a VM created before ids were
+  // canonical runs under its old spelling); nullopt for none. Caller holds mutex_.
+  std::optional<std::string> record_key_locked(std::string_view name) const;
+  // Renames <runtime_root>/<old spelling> to the canonical id of its record.
+  void rename_legacy_runtime_dirs_locked();
+  // Runtime directories and live processes without a record: refused, or discarded on request.
   Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options);
-  // recover() step 2 for one record; `live` is the pid of its live process, or 0.
-  Status recover_entry_locked(Entry& entry, int live);
+  // One record against its live processes (recorded pid first): adopts one, stops the rest.
+  Status recover_entry_locked(Entry& entry, const std::vector<int>& live);
+  // hypervisor adopt(), tried again while the process is alive but unreachable (a loaded host).
+  Result<vmm::RunState> adopt_with_retries(const std::string& id, int pid);
   // Clears the busy mark; applies an exit that arrived meanwhile (and returns its devices).
   void finish(const std::string& id);
   // Takes the VM's GPUs if it does not hold them (busy, outside the lock).

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -132,13 +133,30 @@ int run(const Options& opt) {
   const std::string db_path = opt.state_dir + "/feosd.db";
   // SQLite takes a 0-byte file for a new, empty database: a truncated one would silently forget
   // every VM while their qemus run on.
-  if (struct stat st {}; ::stat(db_path.c_str(), &st) == 0 && st.st_size == 0 && !opt.discard_unknown_vms) {
-    logger->error(
-        "database {} is empty (0 bytes): it was truncated or replaced, and feosd would forget every VM. "
-        "Restore it from a backup; or start feosd once with --discard-unknown-vms to start over (the "
-        "processes of VMs it finds in {}/vms are killed and their runtime directories set aside)",
-        db_path, opt.state_dir);
-    return 1;
+  if (struct stat st {}; ::stat(db_path.c_str(), &st) == 0 && st.st_size == 0) {
+    if (!opt.discard_unknown_vms) {
+      logger->error(
+          "database {} is empty (0 bytes): it was truncated or replaced, and feosd would forget every "
+          "VM. Restore it (with its -wal file) from a backup; or start feosd once with "
+          "--discard-unknown-vms to start over (the processes of VMs it finds in {}/vms are killed "
+          "and their runtime directories set aside)",
+          db_path, opt.state_dir);
+      return 1;
+    }
+    // Starting over: a write-ahead log of the lost database must not be replayed into the new one.
+    for (const char* suffix : {"-wal", "-shm"}) {
+      std::string from = db_path + suffix;
+      std::string to = opt.state_dir + "/vms.discarded/feosd.db" + suffix + "-" + std::to_string(::time(nullptr));
+      std::error_code moved;
+      if (!std::filesystem::exists(from, moved)) continue;
+      std::filesystem::create_directories(opt.state_dir + "/vms.discarded", moved);
+      std::filesystem::rename(from, to, moved);
+      if (moved) {
+        logger->error("cannot set aside {}: {}", from, moved.message());
+        return 1;
+      }
+      logger->warn("empty database: set aside its write-ahead log {} as {}", from, to);
+    }
   }
   feos::store::DatabaseOptions db_options;
   db_options.reserve_bytes = kStateReserveBytes;

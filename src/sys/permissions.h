@@ -29,6 +29,9 @@ struct AccessCheck {
   std::string what;  // the request field or purpose, for the message ("boot.kernel")
   std::string path;
   Access access = Access::kRead;
+  // How the message names the file (quoted): the path as the request gave it, when `path` is what
+  // it resolved to (a message must not show a symlink's target); empty: `path`.
+  std::string shown = {};
 };
 
 class Permissions {

@@ -131,9 +131,10 @@ class PosixPermissions final : public Permissions {
         return fail_errno("become " + user.describe() + ": " + report.call, report.err,
                           Code::kInternal);
       const auto& check = checks[static_cast<size_t>(report.index)];
-      return fail(Code::kFailedPrecondition, check.what + ": " + user.describe() + " cannot " +
-                                                 access_verb(check.access) + " " + check.path +
-                                                 ": " + std::strerror(report.err));
+      return fail(Code::kFailedPrecondition,
+                  check.what + ": " + user.describe() + " cannot " + access_verb(check.access) + " " +
+                      quote_for_message(check.shown.empty() ? check.path : check.shown) + ": " +
+                      std::strerror(report.err));
     }
     if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
       return fail(Code::kInternal, "access check as " + user.describe() +

@@ -73,8 +73,9 @@ class Hypervisor {
   // Starts the hypervisor process for `vm_id` with runtime files in `runtime_dir` (exists, owned
   // by the caller), passing through `gpus` (already bound to vfio-pci by the host side; empty for
   // none). Returns the pid once the guest is running. On failure nothing is left running and the
-  // error carries the hypervisor's own message (INTERNAL/UNAVAILABLE). FAILED_PRECONDITION, and
-  // nothing is launched, while a process of this VM is still alive: never two for one VM.
+  // error carries the hypervisor's own message (INTERNAL/UNAVAILABLE). ALREADY_EXISTS, and
+  // nothing is launched, while a process of this VM is alive: never two for one VM (the caller
+  // must not take the VM's devices back from it).
   virtual Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                             const std::vector<model::AssignedGpu>& gpus,
                             const std::string& runtime_dir) = 0;

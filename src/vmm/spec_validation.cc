@@ -124,6 +124,12 @@ Status validate_spec(const model::VmSpec& spec) {
   if (!spec.boot.initramfs.empty())
     FEOS_TRY(validate_host_path(spec.boot.initramfs, "boot.initramfs"));
   FEOS_TRY(no_nul(spec.boot.cmdline, "boot.cmdline"));
+  // A kernel command line is one line of words; control characters would only reach logs.
+  for (unsigned char c : spec.boot.cmdline)
+    if (c < 0x20 || c == 0x7f) return invalid("boot.cmdline", "contains a control character");
+  if (spec.boot.initramfs.find(',') != std::string::npos)
+    return invalid("boot.initramfs", quote_for_message(spec.boot.initramfs) +
+                                         " contains ',', which qemu's -initrd cannot take (it splits there)");
   if (spec.boot.kernel.empty()) {
     if (!spec.boot.initramfs.empty()) return invalid("boot.initramfs", "requires boot.kernel");
     if (!spec.boot.cmdline.empty()) return invalid("boot.cmdline", "requires boot.kernel");

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -27,6 +28,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
     started_gpus[vm_id] = gpus;
     cv_.wait(lock, [&] { return !hold_start_; });
     if (fail_start) return fail(Code::kInternal, "qemu: could not open kernel file");
+    if (start_error) return fail(*start_error);
     int pid = next_pid_++;
     running_[vm_id] = pid;
     return pid;
@@ -34,6 +36,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
 
   Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string&) override {
     std::lock_guard lock(mutex_);
+    if (unreachable.count(pid)) return fail(Code::kDeadlineExceeded, "process " + std::to_string(pid) + ": QMP timed out");
     if (!alive_after_restart.count(pid)) return fail(Code::kNotFound, "process " + std::to_string(pid) + " is gone");
     running_[vm_id] = pid;
     ++adoptions;
@@ -105,8 +108,10 @@ class FakeHypervisor final : public vmm::Hypervisor {
   }
 
   bool fail_start = false;
+  std::optional<Error> start_error;  // start() fails with it
   std::map<std::string, std::vector<model::AssignedGpu>> started_gpus;  // what start() was given
   std::set<int> alive_after_restart;
+  std::set<int> unreachable;  // alive, but adopt() cannot attach (DEADLINE_EXCEEDED)
   vmm::RunState adopted_state = vmm::RunState::kRunning;
   std::vector<vmm::FoundProcess> found;   // find_processes() reports these
   std::vector<vmm::FoundProcess> killed;  // what kill_found() was asked to kill

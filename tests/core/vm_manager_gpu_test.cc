@@ -215,5 +215,22 @@ TEST_F(VmManagerGpuTest, CrashDuringCreateStrandsNothing) {
   EXPECT_TRUE(db_->list_device_assignments()->empty());
 }
 
+// StartVm refused because a process of the VM is alive (issue 17): that process may be using the
+// GPUs, so they stay on vfio-pci for the VM; nothing is taken from under it.
+TEST_F(VmManagerGpuTest, AStartRefusedForALiveProcessLeavesTheGpusBound) {
+  auto id = create({"0000:3a:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  hv_.start_error = Error{Code::kAlreadyExists, "vm " + *id + ": a qemu process of this VM (pid 77) is still running"};
+  auto refused = manager_->start(*id);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
+  EXPECT_EQ(state(*id), VmState::kCreated);
+  // Any other failure gives them back (as before).
+  hv_.start_error = Error{Code::kInternal, "qemu exited with status 1"};
+  ASSERT_FALSE(manager_->start(*id));
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
+}
+
 }  // namespace
 }  // namespace feos::core

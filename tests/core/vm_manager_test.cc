@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "fake_hypervisor.h"
@@ -291,12 +292,18 @@ TEST_F(VmManagerTest, AFoundProcessThatCannotBeAdoptedIsKilled) {
   std::string id = create();
   ASSERT_TRUE(manager_->start(id));
   int pid = manager_->get(id)->pid;
-  hv_.found = {{id, pid}};  // alive, but adopt() fails (not in alive_after_restart)
+  hv_.found = {{id, pid}};
+  hv_.unreachable = {pid};  // alive, but it never answers on its control socket
   reopen();
+  EXPECT_EQ(hv_.adoptions, 0);
   ASSERT_EQ(hv_.killed.size(), 1u);
   EXPECT_EQ(hv_.killed[0].vm_id, id);
   EXPECT_EQ(hv_.killed[0].pid, pid);
   EXPECT_EQ(state(id), VmState::kCrashed);
+  EXPECT_EQ(manager_->get(id)->state_reason,
+            "its qemu (pid " + std::to_string(pid) +
+                ") could not be attached after a feosd restart (process " + std::to_string(pid) +
+                ": QMP timed out) and was stopped");
 }
 
 // --- a database that forgets (issue 17, item 3) ---
@@ -370,6 +377,47 @@ TEST_F(VmManagerTest, StateReasonsAreBoundedAndStayUtf8) {
   EXPECT_EQ(stored.find('\xe2'), std::string::npos);  // cut before the character, not inside it
   reopen();  // and the store takes it back
   EXPECT_EQ(manager_->get(id)->state_reason, stored);
+}
+
+TEST_F(VmManagerTest, OfTwoLiveProcessesOfOneVmOneIsAdoptedAndTheOtherStopped) {
+  std::string id = create();
+  ASSERT_TRUE(manager_->start(id));
+  int recorded = manager_->get(id)->pid;
+  hv_.found = {{id, 5555}, {id, recorded}};  // a qemu doubled by an older feosd
+  hv_.alive_after_restart = {recorded, 5555};
+  reopen();
+  EXPECT_EQ(state(id), VmState::kRunning);
+  EXPECT_EQ(manager_->get(id)->pid, recorded);  // the recorded one is the VM's
+  ASSERT_EQ(hv_.killed.size(), 1u);
+  EXPECT_EQ(hv_.killed[0].pid, 5555);
+}
+
+TEST_F(VmManagerTest, AVmOfAnOlderFeosdUnderAnUpperCaseIdIsFoundAndItsDirectoryRenamed) {
+  // As an older feosd left it: the record migrated to lower case, the runtime directory and the
+  // live process still under the client's spelling.
+  const std::string lower = "123e4567-e89b-12d3-a456-426614174000";
+  const std::string upper = "123E4567-E89B-12D3-A456-426614174000";
+  ASSERT_TRUE(manager_->create(spec(), lower));
+  ASSERT_TRUE(db_->update_vm_state(lower, VmState::kRunning, "started", 4242, 1));
+  std::filesystem::create_directories(dir_ / "vms" / upper);
+  std::ofstream(dir_ / "vms" / upper / "console.log") << "guest output";
+  hv_.found = {{upper, 4242}};
+  hv_.alive_after_restart = {4242};
+  reopen();  // not refused: the directory and the process are the VM's
+  EXPECT_EQ(state(lower), VmState::kRunning);
+  EXPECT_EQ(manager_->get(lower)->pid, 4242);
+  EXPECT_TRUE(hv_.killed.empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / upper));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / lower / "console.log"));
+}
+
+TEST_F(VmManagerTest, DeleteLeavesNoRuntimeDirectoryBehind) {
+  std::string id = create();
+  ASSERT_TRUE(manager_->start(id));
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "vms" / id));
+  ASSERT_TRUE(manager_->remove(id));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id));
+  reopen();  // nothing unknown is left for the next daemon
 }
 
 }  // namespace

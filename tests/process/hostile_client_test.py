@@ -181,7 +181,9 @@ try:
                     code, details = call(service, method.name, with_value(request, path, value))
                     calls += 1
                     where = f"{method.name} {'.'.join(f.name for f in path)}={value[:24]!r}"
-                    if not printable(details) or len(details) > MAX_MESSAGE:
+                    # Request text is quoted where the message is built (at most 64 characters
+                    # of it), not just cut at the border: no long run of the value survives.
+                    if not printable(details) or len(details) > MAX_MESSAGE or re.search(r"[aA]{65}", details):
                         leaked += 1
                         check(False, f"{where}: {code.name}, {len(details)} bytes: {details[:200]!r}")
     check(calls > 100 and leaked == 0,

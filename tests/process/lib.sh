@@ -13,10 +13,12 @@ log() { echo "[$(date +%H:%M:%S.%3N)] $*"; }
 pass() { log "PASS: $*"; }
 fail() { log "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
+# start_daemon [FEOSD ARGS...]: returns once the daemon answers (recovery may take a while: up to
+# 60 s), or fails with the log's tail.
 start_daemon() {
   "$BIN/feosd" --socket "$SOCK" --state-dir "$STATE" --accel tcg "$@" >>"$WORK/feosd.log" 2>&1 &
   DAEMON_PID=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 1200); do
     [ -S "$SOCK" ] && ctl vm list >/dev/null 2>&1 && return 0
     kill -0 "$DAEMON_PID" 2>/dev/null || break
     sleep 0.05

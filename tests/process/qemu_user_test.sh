@@ -20,7 +20,8 @@ fi
 # nobody must be able to reach the runtime dirs under $STATE (mktemp made $WORK 0700).
 chmod 0755 "$WORK"
 # ... and the guest's kernel and initramfs: the build tree may sit where nobody cannot traverse (a
-# checkout in a 0700 home or mktemp directory), so the test boots copies in a directory of its own.
+# checkout in a 0700 home or mktemp directory), so the test boots copies in a directory of its own
+# that user nobody can read.
 GUEST=$WORK/guest
 mkdir -m 0755 "$GUEST"
 install -m 0644 "$FEOS_TEST_GUEST_DIR/vmlinuz" "$FEOS_TEST_GUEST_DIR/initramfs.cpio" "$GUEST/"
@@ -88,7 +89,7 @@ ID2=$(ctl vm create --kernel "$WORK/secret/vmlinuz" --initramfs "$GUEST/initramf
 rc=0
 out=$(ctl vm start "$ID2" 2>&1) || rc=$?
 if [ $rc -ne 0 ] && grep -q "error: FAILED_PRECONDITION:" <<<"$out" \
-  && grep -q "boot.kernel: user nobody (uid $UID_N) cannot read $WORK/secret/vmlinuz" <<<"$out"; then
+  && grep -q "boot.kernel: user nobody (uid $UID_N) cannot read '$WORK/secret/vmlinuz'" <<<"$out"; then
   pass "unreadable kernel refused: $out"
 else
   fail "start with an unreadable kernel: rc=$rc: $out"

@@ -183,14 +183,14 @@ TEST_F(PermissionsTest, CheckAccessUsesTheUsersIdentity) {
       nobody_, {{"kernel", dir / "public", Access::kRead}, {"image", dir / "public", Access::kReadWrite}});
   ASSERT_FALSE(denied);
   EXPECT_EQ(denied.error().code, Code::kFailedPrecondition);
-  EXPECT_EQ(denied.error().message, "image: " + nobody_.describe() + " cannot read and write " +
-                                        (dir / "public") + ": Permission denied");
+  EXPECT_EQ(denied.error().message, "image: " + nobody_.describe() + " cannot read and write '" +
+                                        (dir / "public") + "': Permission denied");
   denied = permissions->check_access(nobody_, {{"initrd", dir / "private", Access::kRead}});
   ASSERT_FALSE(denied);
-  EXPECT_THAT(denied.error().message, HasSubstr("cannot read " + (dir / "private")));
+  EXPECT_THAT(denied.error().message, HasSubstr("cannot read '" + (dir / "private") + "'"));
   denied = permissions->check_access(nobody_, {{"runtime dir", dir / "run", Access::kCreateIn}});
   ASSERT_FALSE(denied);
-  EXPECT_THAT(denied.error().message, HasSubstr("cannot create files in " + (dir / "run")));
+  EXPECT_THAT(denied.error().message, HasSubstr("cannot create files in '" + (dir / "run") + "'"));
 
   // Given to the user's group as a sticky directory, it can create files there.
   ASSERT_TRUE(permissions->set_owner(dir / "run", {0, nobody_.gid, 01770}));

@@ -206,7 +206,7 @@ TEST_F(QemuProcessTest, StopEndsARunningVm) {
   // A second start of the same VM is refused while it runs.
   auto again = hv_->start("vm-stop", guest_spec(), {}, run_.path());
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
 
   auto t0 = Clock::now();
   ASSERT_TRUE(hv_->stop("vm-stop"));
@@ -380,7 +380,7 @@ TEST_F(QemuProcessTest, NeverASecondQemuBesideALiveOneOfTheSameVm) {
   ASSERT_TRUE(unaware);
   auto second = unaware->start("vm-once", guest_spec(), {}, dir);
   ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(second.error().code, Code::kAlreadyExists);
   EXPECT_EQ(second.error().message, "vm vm-once: a qemu process of this VM (pid " + std::to_string(*pid) +
                                         ") is still running (it holds " + dir + "/qemu.pid)");
   // The first one was not disturbed: its QMP socket is where it was and it answers.
@@ -412,6 +412,7 @@ class QemuRunAsProcessTest : public QemuProcessTest {
     ASSERT_TRUE(user) << user.error().to_string();
     user_ = *user;
     stage_guest_for_user();
+    if (HasFatalFailure()) return;
     QemuConfig config;
     config.accel = "auto";
     config.start_timeout = 60s;
@@ -424,7 +425,7 @@ class QemuRunAsProcessTest : public QemuProcessTest {
   }
   // The test guest lives in the build tree, which another user may not be able to traverse (a
   // checkout in a 0700 home or mktemp directory). Copies it into a directory of this test's own
-  // that nobody can read, and boots those copies.
+  // that user nobody can read, and boots those copies.
   void stage_guest_for_user() {
     ASSERT_EQ(::chmod(staged_guest_.path().c_str(), 0755), 0);
     for (const char* file : {"vmlinuz", "initramfs.cpio"}) {
@@ -506,8 +507,8 @@ TEST_F(QemuRunAsProcessTest, AKernelTheUserCannotReadIsRefusedBeforeLaunch) {
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(pid.error().message, "vm vm-secret: boot.kernel: " + user_.describe() +
-                                     " cannot read " + (secret / "vmlinuz") +
-                                     ": Permission denied");
+                                     " cannot read '" + (secret / "vmlinuz") +
+                                     "': Permission denied");
   EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
   EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
   EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
@@ -529,8 +530,8 @@ TEST_F(QemuRunAsProcessTest, ABackingFileTheUserCannotReadIsRefusedBeforeLaunch)
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kFailedPrecondition) << pid.error().message;
   EXPECT_EQ(pid.error().message, "vm vm-backing: disks[0].path (backing file 1): " +
-                                     user_.describe() + " cannot read " + (images / "base.raw") +
-                                     ": Permission denied");
+                                     user_.describe() + " cannot read '" + (images / "base.raw") +
+                                     "': Permission denied");
   EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
 }
 

@@ -146,6 +146,16 @@ TEST(ValidateSpec, BadMacs) {
   EXPECT_TRUE(validate_spec(spec));
 }
 
+TEST(ValidateSpec, KernelCommandLineAndInitramfsThatQemuWouldMisread) {
+  auto spec = kernel_spec();
+  spec.boot.initramfs = "/boot/initrd.img";
+  spec.boot.cmdline = "console=ttyS0\n\x1b[2J";
+  expect_invalid(spec, "boot.cmdline");
+  spec.boot.cmdline = "console=ttyS0";
+  spec.boot.initramfs = "/images/a,/etc/shadow";  // qemu's multiboot loader splits at ','
+  expect_invalid(spec, "boot.initramfs");
+}
+
 TEST(ValidateSpec, BadTapNames) {
   auto spec = kernel_spec();
   for (const char* tap : {"", "tap-name-too-long", "tap/0", "tap,0", "tap 0", ".."}) {

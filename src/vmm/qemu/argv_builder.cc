@@ -343,6 +343,11 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
                           .render());
   arg("-serial", "chardev:" + std::string(kConsoleChardevId));
   if (!spec.boot.kernel.empty()) {
+    // qemu's multiboot loader splits -initrd at commas and opens each piece: a path with one in it
+    // would make qemu open files nobody checked.
+    if (spec.boot.initramfs.find(',') != std::string::npos)
+      return fail(Code::kInvalidArgument, "boot.initramfs: " + quote_for_message(spec.boot.initramfs) +
+                                              " contains ',', which qemu's -initrd cannot take");
     arg("-kernel", spec.boot.kernel);
     if (!spec.boot.initramfs.empty()) arg("-initrd", spec.boot.initramfs);
     if (!spec.boot.cmdline.empty()) arg("-append", spec.boot.cmdline);

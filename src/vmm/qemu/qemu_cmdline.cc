@@ -1,5 +1,7 @@
 #include "vmm/qemu/qemu_cmdline.h"
 
+#include <cctype>
+
 namespace feos::vmm::qemu {
 namespace {
 
@@ -19,6 +21,13 @@ std::optional<std::string> option_value(std::string_view options, std::string_vi
 }
 
 }  // namespace
+
+bool same_vm_id(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
 
 std::vector<std::string> split_cmdline(std::string_view raw) {
   std::vector<std::string> args;

@@ -18,6 +18,10 @@ struct QemuIdentity {
   std::vector<std::string> vfio_hosts;  // "host=" of each "-device vfio-pci,...", as written
 };
 
+// Whether two VM ids name the same VM: ids are UUIDs, compared case-insensitively (a qemu started
+// before ids were stored in lower case runs under the client's spelling).
+bool same_vm_id(std::string_view a, std::string_view b);
+
 // Splits the contents of /proc/<pid>/cmdline (arguments each ended by a NUL) into arguments.
 std::vector<std::string> split_cmdline(std::string_view raw);
 

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "pci/address.h"
 #include "vmm/qemu/console.h"
 #include "vmm/qemu/request_files.h"
@@ -73,7 +74,8 @@ std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
 // True on a launcher thread while it runs on_process_exit().
 thread_local bool t_in_exit_handler = false;
 
-// The last lines qemu wrote since `offset`, joined by " | ", at most ~1000 bytes.
+// The last lines qemu wrote since `offset`, joined by " | ", at most ~600 bytes, control bytes
+// escaped: it goes into error messages (cut at 1 KiB by the API) and logs.
 std::string log_tail(const std::string& path, off_t offset) {
   // O_NOFOLLOW: with run_as, qemu's user can create entries in the runtime dir.
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -81,7 +83,7 @@ std::string log_tail(const std::string& path, off_t offset) {
   struct stat st {};
   std::string text;
   if (::fstat(fd, &st) == 0 && st.st_size > offset) {
-    off_t start = std::max<off_t>(offset, st.st_size - 1000);
+    off_t start = std::max<off_t>(offset, st.st_size - 600);
     text.resize(static_cast<size_t>(st.st_size - start));
     ssize_t n = ::pread(fd, text.data(), text.size(), start);
     text.resize(n > 0 ? static_cast<size_t>(n) : 0);
@@ -100,7 +102,7 @@ std::string log_tail(const std::string& path, off_t offset) {
     if (!line.empty()) out += (out.empty() ? "" : " | ") + line;
     begin = end + 1;
   }
-  return out;
+  return escape_controls(out);
 }
 
 std::string with_log(std::string message, const QemuHypervisor::VmProcess& vm) {
@@ -184,17 +186,21 @@ constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
 constexpr sys::FileOwner kRootDir{0, 0, 0755};
 
 // The pid of the process holding the lock qemu keeps on its pidfile for its whole life (-1 when
-// the lock does not say), or 0 when no process holds it: no file, or one a dead qemu left.
-int pid_file_holder(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return 0;
+// the lock does not say, e.g. a holder in another pid namespace), or 0 when no process holds it:
+// no file, or one a dead qemu left. FAILED_PRECONDITION when the file cannot be inspected (a
+// symlink planted by qemu's user, ...): never taken for "nobody holds it".
+Result<int> pid_file_holder(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return 0;
+  if (fd < 0) return fail_errno("inspect the pidfile " + path, errno, Code::kFailedPrecondition);
   struct flock lock {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
-  int holder = 0;
-  if (::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK) holder = lock.l_pid > 0 ? lock.l_pid : -1;
+  int err = ::fcntl(fd, F_GETLK, &lock) == 0 ? 0 : errno;
   ::close(fd);
-  return holder;
+  if (err != 0) return fail_errno("inspect the pidfile lock of " + path, err, Code::kFailedPrecondition);
+  if (lock.l_type == F_UNLCK) return 0;
+  return lock.l_pid > 0 ? lock.l_pid : -1;
 }
 
 off_t file_size(const std::string& path) {
@@ -524,25 +530,28 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
     checks.push_back({"vfio group", node, sys::Access::kReadWrite});
   }
 
-  auto need = [&](std::string what, const std::string& path, sys::Access access) {
-    if (!path.empty()) checks.push_back({std::move(what), path, access});
+  // `shown`: the path as requested, for files the request named (messages never show what they
+  // resolved to).
+  auto need = [&](std::string what, const std::string& path, sys::Access access, std::string shown = {}) {
+    if (!path.empty()) checks.push_back({std::move(what), path, access, std::move(shown)});
   };
-  need("boot.kernel", files.kernel, sys::Access::kRead);
-  need("boot.initramfs", files.initramfs, sys::Access::kRead);
+  need("boot.kernel", files.kernel, sys::Access::kRead, spec.boot.kernel);
+  need("boot.initramfs", files.initramfs, sys::Access::kRead, spec.boot.initramfs);
   // Every file of a disk's image graph: the top image and its data file as the disk is used,
   // the backing files (and theirs) read-only, as qemu opens them.
-  auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable) {
+  auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable,
+                        const std::string& requested) {
     for (size_t k = 0; k < chain.size(); ++k) {
       std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
       auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
-      need(what, chain[k].path, access);
+      need(what, chain[k].path, access, k == 0 ? requested : std::string());
       need(what + " (data file)", chain[k].data_file, access);
     }
   };
-  need_chain("image_ref", files.images.root, true);
+  need_chain("image_ref", files.images.root, true, spec.image_path);
   for (size_t i = 0; i < spec.disks.size(); ++i)
-    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i],
-               !spec.disks[i].readonly);
+    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i], !spec.disks[i].readonly,
+               spec.disks[i].path);
   need("runtime dir", runtime_dir, sys::Access::kCreateIn);
   if (spec.ignition) need("ignition", vm.files.ignition_file, sys::Access::kRead);
   if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
@@ -608,7 +617,7 @@ std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runt
     auto identity = identity_of(pid, "process " + name);
     if (!identity || identity->runtime_dir.empty()) continue;  // gone meanwhile, a kernel thread, or not ours
     auto dir = std::filesystem::weakly_canonical(identity->runtime_dir, ec);
-    if (ec || dir.parent_path() != root || dir.filename() != identity->vm_id) continue;
+    if (ec || dir.parent_path() != root || dir.filename().string() != identity->vm_id) continue;
     found.push_back({identity->vm_id, pid});
   }
   return found;
@@ -619,7 +628,8 @@ Status QemuHypervisor::kill_found(const std::string& vm_id, int pid) {
   if (pid <= 0 || !launcher_.is_alive(pid)) return ok();
   auto identity = identity_of(pid, where);
   if (!identity) return launcher_.is_alive(pid) ? fail(Code::kFailedPrecondition, identity.error().message) : ok();
-  if (identity->vm_id != vm_id) return fail(Code::kFailedPrecondition, where + " belongs to vm " + identity->vm_id);
+  if (!same_vm_id(identity->vm_id, vm_id))
+    return fail(Code::kFailedPrecondition, where + " belongs to vm " + identity->vm_id);
   logger()->warn("killing qemu that is not attached vm={} pid={}", vm_id, pid);
   auto sent = launcher_.send_signal(pid, SIGKILL);
   if (!sent && sent.error().code != Code::kNotFound) return fail(sent.error().context(where));
@@ -675,7 +685,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->vms.count(vm_id) != 0)
-      return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process");
+      return fail(Code::kAlreadyExists, "vm " + vm_id + " already has a qemu process");
     shared_->vms[vm_id] = vm;
   }
   auto failed = [&](Error error) -> Result<int> {
@@ -685,10 +695,12 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   };
   // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
   // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
-  if (int holder = pid_file_holder(vm->files.pid_file); holder != 0)
-    return failed(Error{Code::kFailedPrecondition,
+  auto holder = pid_file_holder(vm->files.pid_file);
+  if (!holder) return failed(holder.error().context("vm " + vm_id));
+  if (*holder != 0)
+    return failed(Error{Code::kAlreadyExists,
                         "vm " + vm_id + ": a qemu process of this VM" +
-                            (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
+                            (*holder > 0 ? " (pid " + std::to_string(*holder) + ")" : std::string()) +
                             " is still running (it holds " + vm->files.pid_file + ")"});
   for (const auto* path : {&vm->files.qmp_socket, &vm->files.console_socket, &vm->files.pid_file}) {
     auto removed = remove_stale(*path);
@@ -782,7 +794,7 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
   if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
   auto identity = identity_of(pid, where);
   if (!identity) return fail(identity.error());
-  if (identity->vm_id != vm_id)
+  if (!same_vm_id(identity->vm_id, vm_id))
     return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name_argument(vm_id) +
                                      "\" in its command line)");
 
