@@ -22,8 +22,15 @@ std::string_view code_name(Code code) {
     case Code::kUnimplemented: return "UNIMPLEMENTED";
     case Code::kInternal: return "INTERNAL";
     case Code::kUnavailable: return "UNAVAILABLE";
+    case Code::kDataLoss: return "DATA_LOSS";
+    case Code::kUnauthenticated: return "UNAUTHENTICATED";
   }
   return "UNKNOWN";
+}
+
+std::optional<Code> code_from_number(int number) {
+  if (number < 0 || number > static_cast<int>(Code::kUnauthenticated)) return std::nullopt;
+  return static_cast<Code>(number);
 }
 
 Error Error::context(std::string_view what) const {

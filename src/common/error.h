@@ -2,6 +2,7 @@
 // The project's one error type. Every fallible function returns Result<T> (or Status for no value).
 // Codes mirror gRPC's so the API layer maps them one to one; messages are built where the failure
 // is found and name the VM, device address or path involved. Callers add context with `context()`.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,10 +27,14 @@ enum class Code {
   kUnimplemented = 12,
   kInternal = 13,
   kUnavailable = 14,
+  kDataLoss = 15,         // not produced by feosd; named for clients that show gRPC codes
+  kUnauthenticated = 16,  // gRPC's own (TLS); named for the same reason
 };
 
-// Short upper-case name of a code, e.g. "FAILED_PRECONDITION".
+// Short upper-case name of a code, e.g. "FAILED_PRECONDITION" (gRPC's names).
 std::string_view code_name(Code code);
+// The code with gRPC's number `number`; nullopt outside 0..16.
+std::optional<Code> code_from_number(int number);
 
 struct Error {
   Code code = Code::kUnknown;
@@ -69,3 +74,15 @@ std::string quote_for_message(std::string_view text);
     auto feos_try_result_ = (expr);                      \
     if (!feos_try_result_) return ::feos::fail(std::move(feos_try_result_).error()); \
   } while (0)
+
+// Declare-and-assign the value of a Result, or propagate its error:
+//   FEOS_ASSIGN_OR_RETURN(auto rows, db.list_device_assignments(vm_id));
+//   FEOS_ASSIGN_OR_RETURN(spec.cpus, read_cpus(json));
+#define FEOS_ASSIGN_OR_RETURN(lhs, expr) \
+  FEOS_ASSIGN_OR_RETURN_IMPL_(FEOS_CONCAT_(feos_assign_result_, __LINE__), lhs, expr)
+#define FEOS_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr)                  \
+  auto result = (expr);                                                 \
+  if (!result) return ::feos::fail(std::move(result).error());          \
+  lhs = std::move(*result)
+#define FEOS_CONCAT_(a, b) FEOS_CONCAT_INNER_(a, b)
+#define FEOS_CONCAT_INNER_(a, b) a##b
