@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
-#include <chrono>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -18,7 +16,6 @@ namespace feos::core {
 namespace {
 
 using model::VmState;
-using detail::holds_devices_in;
 using detail::kShutdownRequested;
 using detail::kStarting;
 using detail::now_ms;
@@ -57,13 +54,13 @@ uint64_t stored_size(const model::VmRecord& record) {
   return size + kMaxReasonBytes + 512;
 }
 
-// Clears the busy mark when an operation leaves its scope, whatever path it takes.
-class VmManager::BusyGuard {
+// Ends the VM's job when an operation leaves its scope, whatever path it takes.
+class VmManager::JobGuard {
  public:
-  BusyGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
-  ~BusyGuard() { manager_.finish(id_); }
-  BusyGuard(const BusyGuard&) = delete;
-  BusyGuard& operator=(const BusyGuard&) = delete;
+  JobGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
+  ~JobGuard() { manager_.end_job(id_); }
+  JobGuard(const JobGuard&) = delete;
+  JobGuard& operator=(const JobGuard&) = delete;
 
  private:
   VmManager& manager_;
@@ -86,16 +83,15 @@ VmManager::~VmManager() { hypervisor_.set_exit_callback(nullptr); }
 
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }
 
+// --- requests ---
+
 Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::string> id) {
-  auto canonical = canonical_vm_id(id ? *id : new_vm_id());
-  if (!canonical) return fail(canonical.error());
-  const std::string vm_id = std::move(*canonical);
-  auto normalized = normalize_spec(std::move(spec));
-  if (!normalized) return fail(normalized.error());
-  auto admitted = hypervisor_.admit(*normalized);
+  FEOS_ASSIGN_OR_RETURN(const std::string vm_id, canonical_vm_id(id ? *id : new_vm_id()));
+  FEOS_ASSIGN_OR_RETURN(auto normalized, normalize_spec(std::move(spec)));
+  auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
   normalized = std::move(*admitted);
-  if (!normalized->gpus.empty() && !devices_)
+  if (!normalized.gpus.empty() && !devices_)
     return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
 
   int64_t now = now_ms();
@@ -104,22 +100,22 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
     std::lock_guard lock(mutex_);
     if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
     model::VmRecord pending;
-    pending.spec = *normalized;
+    pending.spec = normalized;
     const uint64_t size = stored_size(pending);
     FEOS_TRY(check_limits_locked(vm_id, size));
     Entry& entry = vms_[vm_id];
     entry.stored_bytes = size;
     entry.record.id = vm_id;
-    entry.record.spec = *normalized;
+    entry.record.spec = normalized;
     entry.record.state = VmState::kCreating;
-    entry.record.state_reason = normalized->gpus.empty() ? "creating" : "preparing GPUs";
+    entry.record.state_reason = normalized.gpus.empty() ? "creating" : "preparing GPUs";
     entry.record.created_unix_ms = entry.record.updated_unix_ms = now;
-    entry.busy = "create";
+    entry.job = Job{JobKind::kCreate, std::nullopt};
     entry.persisted = false;
   }
   std::vector<model::AssignedGpu> gpus;
-  if (!normalized->gpus.empty()) {
-    auto prepared = devices_->prepare(vm_id, normalized->gpus);
+  if (!normalized.gpus.empty()) {
+    auto prepared = devices_->prepare(vm_id, normalized.gpus);
     if (!prepared) {
       std::lock_guard lock(mutex_);
       vms_.erase(vm_id);
@@ -127,15 +123,16 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
     }
     gpus = std::move(*prepared);
     // The API shows and stores canonical addresses ("17:00.0" -> "0000:17:00.0").
-    for (size_t i = 0; i < gpus.size() && i < normalized->gpus.size(); ++i)
-      normalized->gpus[i].address = gpus[i].request.address;
+    for (size_t i = 0; i < gpus.size() && i < normalized.gpus.size(); ++i)
+      normalized.gpus[i].address = gpus[i].request.address;
   }
 
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(vm_id);
-  entry.record.spec = std::move(*normalized);
+  entry.record.spec = std::move(normalized);
   entry.record.gpus = std::move(gpus);
-  entry.record.state = VmState::kCreated;
+  // The record is stored in the state the table gives a created VM: "creating" never reaches disk.
+  entry.record.state = transition(VmState::kCreating, LifecycleEvent::kCreated)->to;
   entry.record.state_reason = "created";
   entry.stored_bytes = stored_size(entry.record);
   if (auto inserted = db_.insert_vm(entry.record); !inserted) {
@@ -146,180 +143,11 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   }
   entry.persisted = true;
   entry.holds_devices = !entry.record.gpus.empty();
-  entry.busy.reset();
-  model::VmEvent event{0, vm_id, "vm", VmState::kCreated, "created", now};
-  if (auto event_id = db_.append_event(event)) {
-    event.id = *event_id;
-    bus_.publish(event);
-  } else {
-    logger()->error("vm={} event not stored: {}", vm_id, event_id.error().to_string());
-  }
+  entry.job.reset();
+  if (auto emitted = emit_locked(entry, "vm", "created"); !emitted)
+    logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
   logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
   return vm_id;
-}
-
-Status VmManager::check_limits_locked(const std::string& vm_id, uint64_t size) const {
-  if (vms_.size() >= limits_.max_vms)
-    return fail(Code::kResourceExhausted, "vm " + vm_id + ": feosd holds " + std::to_string(vms_.size()) +
-                                              " VMs, its limit; delete one first");
-  uint64_t total = 0;
-  for (const auto& [id, entry] : vms_) total += entry.stored_bytes;
-  if (total + size > limits_.max_total_bytes)
-    return fail(Code::kResourceExhausted,
-                "vm " + vm_id + ": its definition (" + with_unit(size) + " with ignition and devices) would bring " +
-                    "all VMs to " + with_unit(total + size) + ", over feosd's limit of " +
-                    with_unit(limits_.max_total_bytes) + " (it keeps ListVms within gRPC's 4 MiB message limit)");
-  return ok();
-}
-
-Result<VmManager::Entry*> VmManager::find_locked(std::string_view id) {
-  auto found = std::as_const(*this).find_locked(id);
-  if (!found) return fail(found.error());
-  return const_cast<Entry*>(*found);
-}
-
-Result<const VmManager::Entry*> VmManager::find_locked(std::string_view id) const {
-  auto canonical = canonical_vm_id(id);
-  if (!canonical) return fail(canonical.error());
-  auto it = vms_.find(std::string(id));
-  if (it == vms_.end()) it = vms_.find(*canonical);
-  if (it == vms_.end()) return fail(not_found(*canonical));
-  return &it->second;
-}
-
-Result<std::string> VmManager::resolve_id(std::string_view id) const {
-  std::lock_guard lock(mutex_);
-  auto entry = find_locked(id);
-  if (!entry) return fail(entry.error());
-  return (*entry)->record.id;
-}
-
-Result<VmManager::Entry*> VmManager::begin_locked(std::string_view id, Action action) {
-  auto found = find_locked(id);
-  if (!found) return fail(found.error());
-  Entry& entry = **found;
-  if (entry.busy)
-    return fail(Code::kAborted, "vm " + entry.record.id + " is busy: " + *entry.busy + " in progress; retry");
-  FEOS_TRY(check_action(entry.record.id, entry.record.state, action));
-  entry.busy = std::string(action_name(action));
-  return &entry;
-}
-
-void VmManager::finish(const std::string& id) {
-  bool release = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = vms_.find(id);
-    if (it == vms_.end()) return;
-    Entry& entry = it->second;
-    if (entry.pending_exit) {
-      vmm::ExitInfo info = std::move(*entry.pending_exit);
-      entry.pending_exit.reset();
-      release = apply_exit_locked(entry, info);
-    }
-    if (!release) {
-      entry.busy.reset();
-      return;
-    }
-    entry.busy = "releasing devices";
-  }
-  (void)release_devices(id);
-  std::lock_guard lock(mutex_);
-  if (auto it = vms_.find(id); it != vms_.end()) it->second.busy.reset();
-}
-
-Status VmManager::set_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
-  reason = cut_utf8(std::move(reason), kMaxReasonBytes);
-  int64_t now = now_ms();
-  FEOS_TRY(db_.update_vm_state(entry.record.id, state, reason, pid, now));
-  VmState old = entry.record.state;
-  entry.record.state = state;
-  entry.record.state_reason = reason;
-  entry.record.pid = pid;
-  entry.record.updated_unix_ms = now;
-  if (old == state) return ok();
-  logger()->info("state change vm={} from={} to={} reason=\"{}\"", entry.record.id,
-                 model::state_name(old), model::state_name(state), reason);
-  model::VmEvent event{0, entry.record.id, "vm", state, std::move(reason), now};
-  auto event_id = db_.append_event(event);
-  if (!event_id) return fail(event_id.error().context("store event"));
-  event.id = *event_id;
-  bus_.publish(event);
-  return ok();
-}
-
-Status VmManager::acquire_devices(const std::string& id) {
-  std::vector<model::GpuSpec> wanted;
-  {
-    std::lock_guard lock(mutex_);
-    Entry& entry = vms_.at(id);
-    if (entry.holds_devices || entry.record.spec.gpus.empty()) return ok();
-    if (!devices_) return fail(Code::kFailedPrecondition, "vm " + id + ": GPU passthrough is not available on this host");
-    wanted = entry.record.spec.gpus;
-  }
-  auto prepared = devices_->prepare(id, wanted);
-  if (!prepared) return fail(prepared.error());  // hostdev's messages already name the VM
-  std::lock_guard lock(mutex_);
-  Entry& entry = vms_.at(id);
-  entry.holds_devices = true;
-  entry.record.gpus = std::move(*prepared);
-  entry.stored_bytes = stored_size(entry.record);
-  if (auto stored = db_.update_vm_gpus(id, entry.record.gpus); !stored)
-    logger()->error("vm={} assigned gpus not stored: {}", id, stored.error().to_string());
-  return ok();
-}
-
-Status VmManager::release_devices(const std::string& id) {
-  bool held = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = vms_.find(id);
-    if (it == vms_.end() || it->second.record.spec.gpus.empty() || !devices_) return ok();
-    held = it->second.holds_devices;
-  }
-  // Always asked (it is idempotent): rows may be left from an earlier release that failed.
-  auto released = devices_->release(id);
-  std::lock_guard lock(mutex_);
-  auto it = vms_.find(id);
-  if (it == vms_.end()) return released;
-  Entry& entry = it->second;
-  // Either way the VM no longer holds its GPUs: a failed device keeps its ledger row, so no other
-  // VM can take it, and the VM's next start prepares its GPUs again (refused, naming the row,
-  // until the device is back).
-  entry.holds_devices = false;
-  if (!released) {
-    logger()->error("vm={} devices not returned to the host: {}", id, released.error().to_string());
-    publish_locked(entry, "gpus",
-                   "GPUs not returned to the host: " + released.error().message +
-                       " (they stay reserved; DeleteVm, StartVm or a daemon restart retries)");
-    return fail(released.error().context("return GPUs to the host"));
-  }
-  if (held) {
-    std::string addresses;
-    for (const auto& gpu : entry.record.spec.gpus) addresses += (addresses.empty() ? "" : ", ") + gpu.address;
-    logger()->info("vm={} GPUs returned to the host", id);
-    publish_locked(entry, "gpus", "GPUs returned to the host: " + addresses);
-  }
-  // VmInfo shows what the VM holds: nothing now (the next start resolves them again).
-  if (!entry.record.gpus.empty()) {
-    entry.record.gpus.clear();
-    entry.stored_bytes = stored_size(entry.record);
-    if (auto stored = db_.update_vm_gpus(id, {}); !stored)
-      logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
-  }
-  return ok();
-}
-
-void VmManager::publish_locked(const Entry& entry, const std::string& component, std::string reason) {
-  model::VmEvent event{0, entry.record.id, component, entry.record.state, cut_utf8(std::move(reason), kMaxReasonBytes),
-                       now_ms()};
-  auto event_id = db_.append_event(event);
-  if (!event_id) {
-    logger()->error("vm={} event not stored: {}", entry.record.id, event_id.error().to_string());
-    return;
-  }
-  event.id = *event_id;
-  bus_.publish(event);
 }
 
 Status VmManager::start(const std::string& request_id) {
@@ -327,29 +155,30 @@ Status VmManager::start(const std::string& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(request_id, Action::kStart);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
-    spec = (*entry)->record.spec;
+    FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, LifecycleEvent::kStart, JobKind::kStart));
+    id = entry->record.id;
+    spec = entry->record.spec;
     // The intent is durable before anything runs: a daemon killed from here on finds it at
     // recover() (and qemu's own pidfile holds the pid once it runs).
-    if (auto stored = set_state_locked(**entry, (*entry)->record.state, std::string(kStarting), 0); !stored) {
-      (*entry)->busy.reset();
+    if (auto stored = record_state_locked(*entry, entry->record.state, std::string(kStarting), 0); !stored) {
+      entry->job.reset();
       return fail(stored.error().context("start vm " + id));
     }
   }
-  BusyGuard guard(*this, id);
-  auto record_failure = [&](const Error& error) {
+  JobGuard guard(*this, id);
+  // The VM keeps its state: nothing runs. The reason tells the client what failed.
+  auto failed = [&](const Error& error, LifecycleEvent event) -> Status {
+    if (event == LifecycleEvent::kStartFailed) (void)release_devices(id);
     std::lock_guard lock(mutex_);
-    Entry& entry = vms_.at(id);
-    // Keep the VM's state: nothing runs. The reason tells the client what failed.
-    (void)set_state_locked(entry, entry.record.state, "start failed: " + error.message, 0);
+    (void)apply_locked(vms_.at(id), event, "start failed: " + error.message, 0);
     return fail(error.context("start vm " + id));
   };
-  if (auto acquired = acquire_devices(id); !acquired) return record_failure(acquired.error());
+  if (auto acquired = acquire_devices(id); !acquired) return failed(acquired.error(), LifecycleEvent::kStartFailed);
   std::error_code ec;
   std::filesystem::create_directories(runtime_dir(id), ec);
-  if (ec) return record_failure(Error{Code::kInternal, "create " + runtime_dir(id) + ": " + ec.message()});
+  if (ec)
+    return failed(Error{Code::kInternal, "create " + runtime_dir(id) + ": " + ec.message()},
+                  LifecycleEvent::kStartFailed);
   std::vector<model::AssignedGpu> gpus;
   {
     std::lock_guard lock(mutex_);
@@ -357,73 +186,56 @@ Status VmManager::start(const std::string& request_id) {
   }
   auto pid = hypervisor_.start(id, spec, gpus, runtime_dir(id));
   if (!pid) {
-    // Nothing of ours runs: the host gets the GPUs back; the next start takes them again. Not
-    // when a process of this VM is alive (ALREADY_EXISTS): it may be using them.
-    if (pid.error().code != Code::kAlreadyExists) (void)release_devices(id);
-    return record_failure(pid.error());
+    // ALREADY_EXISTS: a process of this VM is alive and may be using its GPUs; they stay.
+    return failed(pid.error(), pid.error().code == Code::kAlreadyExists ? LifecycleEvent::kStartRefused
+                                                                        : LifecycleEvent::kStartFailed);
   }
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(id);
-  entry.pending_exit.reset();  // an exit seen during start belongs to an earlier process
-  return set_state_locked(entry, VmState::kRunning, "started", *pid);
+  entry.job->pending_exit.reset();  // an exit seen during start belongs to an earlier process
+  FEOS_TRY(apply_locked(entry, LifecycleEvent::kStart, "started", *pid));
+  return ok();
 }
 
-Status VmManager::pause(const std::string& request_id) {
+Status VmManager::pause(const std::string& id) {
+  return run_request(id, LifecycleEvent::kPause, JobKind::kPause, &vmm::Hypervisor::pause, "paused by request");
+}
+
+Status VmManager::resume(const std::string& id) {
+  return run_request(id, LifecycleEvent::kResume, JobKind::kResume, &vmm::Hypervisor::resume, "resumed by request");
+}
+
+Status VmManager::shutdown(const std::string& id) {
+  // The state stays (the guest decides); the reason records the request so that a power-off is
+  // not mistaken for a crash.
+  return run_request(id, LifecycleEvent::kShutdown, JobKind::kShutdown, &vmm::Hypervisor::request_shutdown,
+                     std::string(kShutdownRequested) + " (ACPI power button)");
+}
+
+Status VmManager::run_request(const std::string& request_id, LifecycleEvent request, JobKind kind,
+                              Status (vmm::Hypervisor::*call)(const std::string&), std::string reason) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(request_id, Action::kPause);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
+    FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, request, kind));
+    id = entry->record.id;
   }
-  BusyGuard guard(*this, id);
-  FEOS_TRY(hypervisor_.pause(id));
+  JobGuard guard(*this, id);
+  FEOS_TRY((hypervisor_.*call)(id));
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(id);
-  return set_state_locked(entry, VmState::kPaused, "paused by request", entry.record.pid);
-}
-
-Status VmManager::resume(const std::string& request_id) {
-  std::string id;
-  {
-    std::lock_guard lock(mutex_);
-    auto entry = begin_locked(request_id, Action::kResume);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
-  }
-  BusyGuard guard(*this, id);
-  FEOS_TRY(hypervisor_.resume(id));
-  std::lock_guard lock(mutex_);
-  Entry& entry = vms_.at(id);
-  return set_state_locked(entry, VmState::kRunning, "resumed by request", entry.record.pid);
-}
-
-Status VmManager::shutdown(const std::string& request_id) {
-  std::string id;
-  {
-    std::lock_guard lock(mutex_);
-    auto entry = begin_locked(request_id, Action::kShutdown);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
-  }
-  BusyGuard guard(*this, id);
-  FEOS_TRY(hypervisor_.request_shutdown(id));
-  std::lock_guard lock(mutex_);
-  Entry& entry = vms_.at(id);
-  // Same state; the reason records the request so a power-off is not mistaken for a crash.
-  return set_state_locked(entry, entry.record.state,
-                          std::string(kShutdownRequested) + " (ACPI power button)", entry.record.pid);
+  FEOS_TRY(apply_locked(entry, request, std::move(reason), entry.record.pid));
+  return ok();
 }
 
 Status VmManager::remove(const std::string& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = begin_locked(request_id, Action::kDelete);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
+    FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, LifecycleEvent::kDelete, JobKind::kDelete));
+    id = entry->record.id;
   }
-  BusyGuard guard(*this, id);
+  JobGuard guard(*this, id);
   // A delete writes too (state, events, ledger): on a full state directory the store gives up
   // its reserve for it, and takes it again once the delete freed room.
   db_.make_room();
@@ -436,9 +248,9 @@ Status VmManager::remove(const std::string& request_id) {
   {
     std::lock_guard lock(mutex_);
     Entry& entry = vms_.at(id);
-    entry.pending_exit.reset();  // the stop we asked for
-    if (entry.record.state == VmState::kRunning || entry.record.state == VmState::kPaused)
-      FEOS_TRY(set_state_locked(entry, VmState::kStopped, "stopped for delete", 0));
+    entry.job->pending_exit.reset();  // the stop we asked for
+    if (transition(entry.record.state, LifecycleEvent::kStoppedForDelete))
+      FEOS_TRY(apply_locked(entry, LifecycleEvent::kStoppedForDelete, "stopped for delete", 0));
     // The ledger lets the GPUs go before this record goes: get/list must not show them on this
     // VM meanwhile, when another VM may already hold them.
     if (entry.holds_devices) gpus = std::exchange(entry.record.gpus, {});
@@ -460,13 +272,92 @@ Status VmManager::remove(const std::string& request_id) {
   return ok();
 }
 
-bool VmManager::apply_exit_locked(Entry& entry, const vmm::ExitInfo& info) {
-  VmState state = entry.record.state;
-  if (state != VmState::kRunning && state != VmState::kPaused) return false;
-  auto stored = set_state_locked(entry, info.clean ? VmState::kStopped : VmState::kCrashed,
-                                 info.reason, 0);
-  if (!stored) logger()->error("vm={} exit not stored: {}", entry.record.id, stored.error().to_string());
-  return entry.holds_devices;
+// --- the lifecycle ---
+
+std::string_view VmManager::job_name(JobKind kind) {
+  switch (kind) {
+    case JobKind::kCreate: return "create";
+    case JobKind::kStart: return "start";
+    case JobKind::kPause: return "pause";
+    case JobKind::kResume: return "resume";
+    case JobKind::kShutdown: return "shutdown";
+    case JobKind::kDelete: return "delete";
+    case JobKind::kReleaseDevices: return "releasing devices";
+  }
+  return "?";
+}
+
+Result<VmManager::Entry*> VmManager::begin_job_locked(std::string_view id, LifecycleEvent request, JobKind kind) {
+  FEOS_ASSIGN_OR_RETURN(Entry* entry, find_locked(id));
+  if (entry->job)
+    return fail(Code::kAborted, "vm " + entry->record.id + " is busy: " +
+                                    std::string(job_name(entry->job->kind)) +
+                                    " in progress; retry");
+  FEOS_TRY(check(entry->record.id, entry->record.state, request));
+  entry->job = Job{kind, std::nullopt};
+  return entry;
+}
+
+void VmManager::end_job(const std::string& id) {
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = vms_.find(id);
+    if (it == vms_.end()) return;
+    Entry& entry = it->second;
+    std::optional<vmm::ExitInfo> exit = entry.job ? std::move(entry.job->pending_exit) : std::nullopt;
+    if (exit) {
+      if (auto event = exit_event(entry, *exit)) {
+        auto devices = apply_locked(entry, *event, exit->reason, 0);
+        if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
+        release = devices && *devices == DeviceHold::kReleased && entry.holds_devices;
+      }
+    }
+    if (!release) {
+      entry.job.reset();
+      return;
+    }
+    entry.job = Job{JobKind::kReleaseDevices, std::nullopt};
+  }
+  (void)release_devices(id);
+  std::lock_guard lock(mutex_);
+  if (auto it = vms_.find(id); it != vms_.end()) it->second.job.reset();
+}
+
+Result<DeviceHold> VmManager::apply_locked(Entry& entry, LifecycleEvent event, std::string reason, int pid) {
+  auto next = transition(entry.record.state, event);
+  if (!next) return fail(check(entry.record.id, entry.record.state, event).error());
+  FEOS_TRY(record_state_locked(entry, next->to, std::move(reason), pid));
+  return next->devices;
+}
+
+Status VmManager::record_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
+  reason = cut_utf8(std::move(reason), kMaxReasonBytes);
+  int64_t now = now_ms();
+  FEOS_TRY(db_.update_vm_state(entry.record.id, state, reason, pid, now));
+  VmState old = entry.record.state;
+  entry.record.state = state;
+  entry.record.state_reason = reason;
+  entry.record.pid = pid;
+  entry.record.updated_unix_ms = now;
+  if (old == state) return ok();
+  logger()->info("state change vm={} from={} to={} reason=\"{}\"", entry.record.id, model::state_name(old),
+                 model::state_name(state), reason);
+  return emit_locked(entry, "vm", std::move(reason)).map_error([](const Error& e) { return e.context("store event"); });
+}
+
+Status VmManager::emit_locked(const Entry& entry, const std::string& component, std::string reason) {
+  model::VmEvent event{0, entry.record.id, component, entry.record.state, cut_utf8(std::move(reason), kMaxReasonBytes),
+                       now_ms()};
+  FEOS_ASSIGN_OR_RETURN(event.id, db_.append_event(event));
+  bus_.publish(event);
+  return ok();
+}
+
+std::optional<LifecycleEvent> VmManager::exit_event(const Entry& entry, const vmm::ExitInfo& info) const {
+  LifecycleEvent event = info.clean ? LifecycleEvent::kGuestPoweredOff : LifecycleEvent::kHypervisorCrashed;
+  if (!transition(entry.record.state, event)) return std::nullopt;
+  return event;
 }
 
 void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
@@ -475,25 +366,63 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
     auto it = vms_.find(id);
     if (it == vms_.end()) return;
     Entry& entry = it->second;
-    if (entry.busy) {
-      // The operation in progress owns the outcome; finish() applies the exit after it.
-      entry.pending_exit = info;
+    if (entry.job) {
+      // The job in progress owns the outcome; end_job() applies the exit after it.
+      entry.job->pending_exit = info;
       return;
     }
-    if (!apply_exit_locked(entry, info)) return;
-    entry.busy = "releasing devices";
+    auto event = exit_event(entry, info);
+    if (!event) return;
+    auto devices = apply_locked(entry, *event, info.reason, 0);
+    if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
+    if (!devices || *devices != DeviceHold::kReleased || !entry.holds_devices) return;
+    entry.job = Job{JobKind::kReleaseDevices, std::nullopt};
   }
   // The process is gone: the host gets the GPUs back now, not at delete.
   (void)release_devices(id);
   std::lock_guard lock(mutex_);
-  if (auto it = vms_.find(id); it != vms_.end()) it->second.busy.reset();
+  if (auto it = vms_.find(id); it != vms_.end()) it->second.job.reset();
+}
+
+// --- lookups ---
+
+Status VmManager::check_limits_locked(const std::string& vm_id, uint64_t size) const {
+  if (vms_.size() >= limits_.max_vms)
+    return fail(Code::kResourceExhausted, "vm " + vm_id + ": feosd holds " + std::to_string(vms_.size()) +
+                                              " VMs, its limit; delete one first");
+  uint64_t total = 0;
+  for (const auto& [id, entry] : vms_) total += entry.stored_bytes;
+  if (total + size > limits_.max_total_bytes)
+    return fail(Code::kResourceExhausted,
+                "vm " + vm_id + ": its definition (" + with_unit(size) + " with ignition and devices) would bring " +
+                    "all VMs to " + with_unit(total + size) + ", over feosd's limit of " +
+                    with_unit(limits_.max_total_bytes) + " (it keeps ListVms within gRPC's 4 MiB message limit)");
+  return ok();
+}
+
+Result<VmManager::Entry*> VmManager::find_locked(std::string_view id) {
+  FEOS_ASSIGN_OR_RETURN(const Entry* entry, std::as_const(*this).find_locked(id));
+  return const_cast<Entry*>(entry);
+}
+
+Result<const VmManager::Entry*> VmManager::find_locked(std::string_view id) const {
+  FEOS_ASSIGN_OR_RETURN(const std::string canonical, canonical_vm_id(id));
+  auto it = vms_.find(std::string(id));
+  if (it == vms_.end()) it = vms_.find(canonical);
+  if (it == vms_.end()) return fail(not_found(canonical));
+  return &it->second;
+}
+
+Result<std::string> VmManager::resolve_id(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(id));
+  return entry->record.id;
 }
 
 Result<model::VmRecord> VmManager::get(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  auto entry = find_locked(id);
-  if (!entry) return fail(entry.error());
-  return (*entry)->record;
+  FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(id));
+  return entry->record;
 }
 
 std::vector<model::VmRecord> VmManager::list() const {
@@ -511,10 +440,9 @@ Result<vmm::PingInfo> VmManager::ping(const std::string& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = find_locked(request_id);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
-    FEOS_TRY(check_action(id, (*entry)->record.state, Action::kPing));
+    FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(request_id));
+    id = entry->record.id;
+    FEOS_TRY(check(id, entry->record.state, LifecycleEvent::kPing));
   }
   return hypervisor_.ping(id);
 }
@@ -523,19 +451,16 @@ Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& requ
   std::string id;
   {
     std::lock_guard lock(mutex_);
-    auto entry = find_locked(request_id);
-    if (!entry) return fail(entry.error());
-    id = (*entry)->record.id;
-    FEOS_TRY(check_action(id, (*entry)->record.state, Action::kConsole));
+    FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(request_id));
+    id = entry->record.id;
+    FEOS_TRY(check(id, entry->record.state, LifecycleEvent::kConsole));
   }
   return hypervisor_.console(id);
 }
 
 Result<std::vector<model::VmEvent>> VmManager::history(store::EventFilter filter) const {
   if (filter.vm_id) {
-    auto id = resolve_id(*filter.vm_id);
-    if (!id) return fail(id.error());
-    filter.vm_id = *id;
+    FEOS_ASSIGN_OR_RETURN(filter.vm_id, resolve_id(*filter.vm_id));
   }
   return db_.query_events(filter);
 }

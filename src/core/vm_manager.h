@@ -1,8 +1,9 @@
 #pragma once
-// The one writer of VM state. Every API request goes through here: it checks the state table,
-// persists each change in the store BEFORE it reports it, emits an event per state change, and
-// drives the host devices and the hypervisor. Slow work (binding GPUs, starting, stopping) runs
-// outside the lock; a per-VM busy mark keeps two operations on one VM from overlapping.
+// The one writer of VM state. Every API request and every hypervisor report goes through here:
+// the lifecycle table (vm_lifecycle.h) says whether it may happen and where it leads; each change
+// is persisted in the store BEFORE it is reported, and emits an event. Drives the host devices and
+// the hypervisor. Slow work (binding GPUs, starting, stopping) runs outside the lock, as the VM's
+// one job; a second request meanwhile is ABORTED.
 //
 // VM ids: every method that takes one refuses a malformed id (not a UUID, see validate_vm_id)
 // with INVALID_ARGUMENT before looking it up; a well-formed id of no VM is NOT_FOUND. Ids are
@@ -26,7 +27,7 @@
 
 #include "common/error.h"
 #include "core/event_bus.h"
-#include "core/state_machine.h"
+#include "core/vm_lifecycle.h"
 #include "hostdev/host_devices.h"
 #include "model/vm.h"
 #include "store/database.h"
@@ -112,28 +113,66 @@ class VmManager {
   EventBus& bus() { return bus_; }
 
  private:
+  // What runs on a VM outside the lock; one at a time per VM.
+  enum class JobKind { kCreate, kStart, kPause, kResume, kShutdown, kDelete, kReleaseDevices };
+  struct Job {
+    JobKind kind;
+    std::optional<vmm::ExitInfo> pending_exit;  // the process ended meanwhile: applied after the job
+  };
   struct Entry {
     model::VmRecord record;
-    std::optional<std::string> busy;            // operation in progress outside the lock
-    std::optional<vmm::ExitInfo> pending_exit;  // process ended while busy
-    bool holds_devices = false;                 // its GPUs are bound to vfio-pci for it
-    bool persisted = true;                      // false while CreateVm prepares its devices
-    uint64_t stored_bytes = 0;                  // stored_size(record), kept current
+    std::optional<Job> job;
+    bool holds_devices = false;  // its GPUs are bound to vfio-pci for it
+    bool persisted = true;       // false while CreateVm prepares its devices
+    uint64_t stored_bytes = 0;   // stored_size(record), kept current
   };
-  class BusyGuard;
+  class JobGuard;
+  static std::string_view job_name(JobKind kind);  // "start", "releasing devices", ...
 
+  // --- lookups (caller holds mutex_) ---
   // The entry `id` names: looked up as given, then canonically (a record stored before ids were
-  // canonical whose lower-case spelling another VM took keeps its own). Caller holds mutex_.
+  // canonical whose lower-case spelling another VM took keeps its own).
   Result<Entry*> find_locked(std::string_view id);
   Result<const Entry*> find_locked(std::string_view id) const;
-  // Marks the VM busy for `action` after checking existence, the state table and no overlap
-  // (ABORTED while another operation runs: a conflict worth retrying).
-  Result<Entry*> begin_locked(std::string_view id, Action action);
-  // RESOURCE_EXHAUSTED when a VM of `size` bytes would exceed limits_. Caller holds mutex_.
+  // RESOURCE_EXHAUSTED when a VM of `size` bytes would exceed limits_.
   Status check_limits_locked(const std::string& vm_id, uint64_t size) const;
-  // recover() (vm_recovery.cc). The record a runtime directory or process name belongs to: the
-  // one with exactly that id, else with its canonical spelling (a VM created before ids were
-  // canonical runs under its old spelling); nullopt for none. Caller holds mutex_.
+
+  // --- the lifecycle (vm_manager.cc) ---
+  // Starts a job for `request` on the VM after checking existence, the lifecycle table and that
+  // no other job runs (ABORTED then: a conflict worth retrying). Caller holds mutex_.
+  Result<Entry*> begin_job_locked(std::string_view id, LifecycleEvent request, JobKind kind);
+  // Ends the VM's job; applies an exit that arrived meanwhile (and returns its devices).
+  void end_job(const std::string& id);
+  // pause, resume, shutdown: one hypervisor call, then the table's transition with `reason`.
+  Status run_request(const std::string& request_id, LifecycleEvent request, JobKind kind,
+                     Status (vmm::Hypervisor::*call)(const std::string&), std::string reason);
+  // Moves the VM along the table for `event` (FAILED_PRECONDITION if it cannot happen in its
+  // state), persisting and publishing the change; returns what to do with its devices. Caller
+  // holds mutex_.
+  Result<DeviceHold> apply_locked(Entry& entry, LifecycleEvent event, std::string reason, int pid);
+  // Persists state, reason and pid, and publishes a "vm" event when the state changed. Caller
+  // holds mutex_.
+  Status record_state_locked(Entry& entry, model::VmState state, std::string reason, int pid);
+  // Stores an event of `component` with the VM's current state and publishes it: the one place
+  // events are made. Caller holds mutex_.
+  Status emit_locked(const Entry& entry, const std::string& component, std::string reason);
+  void on_exit(const std::string& id, const vmm::ExitInfo& info);
+  // The lifecycle event an exit is, or nullopt when the VM's state takes no exit (not running).
+  std::optional<LifecycleEvent> exit_event(const Entry& entry, const vmm::ExitInfo& info) const;
+  std::string runtime_dir(const std::string& id) const;
+
+  // --- devices (vm_devices.cc) ---
+  // Takes the VM's GPUs if it does not hold them (in a job, outside the lock).
+  Status acquire_devices(const std::string& id);
+  // Returns the VM's GPUs to the host (hostdev release) and emits a "gpus" event saying so, or
+  // saying which devices could not be returned. OK for a VM without GPUs. In a job, outside the
+  // lock.
+  Status release_devices(const std::string& id);
+
+  // --- recover() (vm_recovery.cc) ---
+  // The record a runtime directory or process name belongs to: the one with exactly that id,
+  // else with its canonical spelling (a VM created before ids were canonical runs under its old
+  // spelling); nullopt for none. Caller holds mutex_.
   std::optional<std::string> record_key_locked(std::string_view name) const;
   // Renames <runtime_root>/<old spelling> to the canonical id of its record.
   void rename_legacy_runtime_dirs_locked();
@@ -143,21 +182,6 @@ class VmManager {
   Status recover_entry_locked(Entry& entry, const std::vector<int>& live);
   // hypervisor adopt(), tried again while the process is alive but unreachable (a loaded host).
   Result<vmm::RunState> adopt_with_retries(const std::string& id, int pid);
-  // Clears the busy mark; applies an exit that arrived meanwhile (and returns its devices).
-  void finish(const std::string& id);
-  // Takes the VM's GPUs if it does not hold them (busy, outside the lock).
-  Status acquire_devices(const std::string& id);
-  // Returns the VM's GPUs to the host (hostdev release) and emits a "gpus" event saying so, or
-  // saying which devices could not be returned. OK for a VM without GPUs. Busy, outside the lock.
-  Status release_devices(const std::string& id);
-  // Stores and publishes an event of `component` with the VM's current state. Caller holds mutex_.
-  void publish_locked(const Entry& entry, const std::string& component, std::string reason);
-  // Persists a state change, updates the cache and emits an event. Caller holds mutex_.
-  Status set_state_locked(Entry& entry, model::VmState state, std::string reason, int pid);
-  // Applies a process exit to the state; true when the VM's devices should now be released.
-  bool apply_exit_locked(Entry& entry, const vmm::ExitInfo& info);
-  void on_exit(const std::string& id, const vmm::ExitInfo& info);
-  std::string runtime_dir(const std::string& id) const;
 
   store::Database& db_;
   vmm::Hypervisor& hypervisor_;

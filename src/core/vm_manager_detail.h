@@ -16,12 +16,6 @@ inline constexpr std::string_view kShutdownRequested = "shutdown requested";
 // daemon crash is told from a VM that was simply created or stopped.
 inline constexpr std::string_view kStarting = "starting";
 
-// States in which a VM holds its GPUs.
-inline bool holds_devices_in(model::VmState state) {
-  return state == model::VmState::kCreated || state == model::VmState::kRunning ||
-         state == model::VmState::kPaused;
-}
-
 inline int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();

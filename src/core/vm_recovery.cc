@@ -15,7 +15,6 @@ namespace feos::core {
 namespace {
 
 using model::VmState;
-using detail::holds_devices_in;
 using detail::kShutdownRequested;
 using detail::kStarting;
 
@@ -62,7 +61,9 @@ Status VmManager::recover(const RecoverOptions& options) {
       pids.insert(pids.begin(), recorded);
     }
     FEOS_TRY(recover_entry_locked(entry, pids));
-    if (!entry.record.spec.gpus.empty() && holds_devices_in(entry.record.state)) {
+    // A VM at rest in a state that holds devices keeps those it had resolved; a start that failed
+    // before the restart gave them back and left none recorded.
+    if (!entry.record.gpus.empty() && holds_devices_in(entry.record.state)) {
       keepers.insert(id);
       entry.holds_devices = true;
     }
@@ -198,31 +199,36 @@ Status VmManager::recover_entry_locked(Entry& entry, const std::vector<int>& liv
   }
 
   if (run_state && *run_state != vmm::RunState::kNotStarted) {
-    VmState now = *run_state == vmm::RunState::kRunning ? VmState::kRunning : VmState::kPaused;
+    auto event = *run_state == vmm::RunState::kRunning ? LifecycleEvent::kAdoptedRunning : LifecycleEvent::kAdoptedPaused;
+    VmState now = transition(state, event)->to;
     logger()->info("adopted vm={} pid={} state={}", id, adopted_pid, model::state_name(now));
     if (now != state || was_starting || entry.record.pid != adopted_pid)
-      return set_state_locked(entry, now, "adopted after a feosd restart", adopted_pid);
+      FEOS_TRY(apply_locked(entry, event, "adopted after a feosd restart", adopted_pid));
     return ok();
   }
   if (run_state) {
     // Launched, never resumed: the start it belonged to was cut short and its client got no
-    // answer. Nothing of the guest ran; stop it and leave the VM as it was.
+    // answer. Nothing of the guest ran; stop it, and the table says what the VM becomes.
     logger()->warn("vm={} pid={} start was cut short by a feosd restart; stopping its qemu", id, adopted_pid);
     FEOS_TRY(hypervisor_.stop(id).map_error([&](const Error& e) { return e.context("stop vm " + id); }));
-    return set_state_locked(entry, was_up ? VmState::kStopped : state,
-                            "start interrupted by a feosd restart; its qemu (pid " + std::to_string(adopted_pid) +
-                                ") was stopped",
-                            0);
+    FEOS_TRY(apply_locked(entry, LifecycleEvent::kStartCutShort,
+                          "start interrupted by a feosd restart; its qemu (pid " + std::to_string(adopted_pid) +
+                              ") was stopped",
+                          0));
+    return ok();
   }
   if (was_up) {
     bool asked = entry.record.state_reason.starts_with(kShutdownRequested);
-    if (lost.empty()) lost = "hypervisor process ended while feosd was not running";
-    return set_state_locked(entry, asked ? VmState::kStopped : VmState::kCrashed,
-                            asked ? "guest powered off after the requested shutdown, while feosd was not running"
-                                  : lost,
-                            0);
+    if (asked)
+      FEOS_TRY(apply_locked(entry, LifecycleEvent::kPoweredOffWhileDown,
+                            "guest powered off after the requested shutdown, while feosd was not running", 0));
+    else
+      FEOS_TRY(apply_locked(entry, LifecycleEvent::kLostWhileDown,
+                            lost.empty() ? "hypervisor process ended while feosd was not running" : lost, 0));
+    return ok();
   }
-  if (was_starting) return set_state_locked(entry, state, "start interrupted by a feosd restart", 0);
+  // A start cut short before anything ran: only the reason changes.
+  if (was_starting) return record_state_locked(entry, state, "start interrupted by a feosd restart", 0);
   return ok();
 }
 

@@ -1,0 +1,105 @@
+#include "core/vm_lifecycle.h"
+
+#include <initializer_list>
+#include <string>
+
+namespace feos::core {
+namespace {
+
+using model::VmState;
+using E = LifecycleEvent;
+using D = DeviceHold;
+
+constexpr VmState kSame = VmState::kUnspecified;  // in the table: the state does not change
+
+struct Row {
+  LifecycleEvent event;
+  std::initializer_list<VmState> from;
+  VmState to;
+  DeviceHold devices;
+};
+
+constexpr auto kCreating = VmState::kCreating, kCreated = VmState::kCreated, kRunning = VmState::kRunning,
+               kPaused = VmState::kPaused, kStopped = VmState::kStopped, kCrashed = VmState::kCrashed;
+
+// The table. An event may have several rows (different from-states lead to different places);
+// a state in no row of an event means the event cannot happen there.
+const Row kTable[] = {
+    {E::kStart, {kCreated, kStopped, kCrashed}, kRunning, D::kHeld},
+    {E::kPause, {kRunning}, kPaused, D::kUnchanged},
+    {E::kResume, {kPaused}, kRunning, D::kUnchanged},
+    {E::kShutdown, {kRunning}, kSame, D::kUnchanged},
+    {E::kDelete, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kSame, D::kReleased},
+    {E::kPing, {kRunning, kPaused}, kSame, D::kUnchanged},
+    {E::kConsole, {kRunning, kPaused}, kSame, D::kUnchanged},
+    {E::kCreated, {kCreating}, kCreated, D::kHeld},
+    // Nothing runs after a failed start: the host gets the devices back, the next start takes
+    // them again.
+    {E::kStartFailed, {kCreated, kStopped, kCrashed}, kSame, D::kReleased},
+    // ... but not while a process of the VM lives: it may be using them.
+    {E::kStartRefused, {kCreated, kStopped, kCrashed}, kSame, D::kUnchanged},
+    {E::kGuestPoweredOff, {kRunning, kPaused}, kStopped, D::kReleased},
+    {E::kHypervisorCrashed, {kRunning, kPaused}, kCrashed, D::kReleased},
+    {E::kStoppedForDelete, {kRunning, kPaused}, kStopped, D::kReleased},
+    // A live process is the truth, whatever the record said.
+    {E::kAdoptedRunning, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kRunning, D::kHeld},
+    {E::kAdoptedPaused, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kPaused, D::kHeld},
+    // The half-started process is stopped; a created VM keeps what CreateVm gave it.
+    {E::kStartCutShort, {kCreated}, kSame, D::kUnchanged},
+    {E::kStartCutShort, {kStopped, kCrashed}, kSame, D::kReleased},
+    {E::kStartCutShort, {kRunning, kPaused}, kStopped, D::kReleased},
+    {E::kLostWhileDown, {kRunning, kPaused}, kCrashed, D::kReleased},
+    {E::kPoweredOffWhileDown, {kRunning, kPaused}, kStopped, D::kReleased},
+};
+
+}  // namespace
+
+std::string_view event_name(LifecycleEvent event) {
+  switch (event) {
+    case E::kStart: return "start";
+    case E::kPause: return "pause";
+    case E::kResume: return "resume";
+    case E::kShutdown: return "shutdown";
+    case E::kDelete: return "delete";
+    case E::kPing: return "ping";
+    case E::kConsole: return "console";
+    case E::kCreated: return "created";
+    case E::kStartFailed: return "start failed";
+    case E::kStartRefused: return "start refused";
+    case E::kGuestPoweredOff: return "guest powered off";
+    case E::kHypervisorCrashed: return "hypervisor crashed";
+    case E::kStoppedForDelete: return "stopped for delete";
+    case E::kAdoptedRunning: return "adopted running";
+    case E::kAdoptedPaused: return "adopted paused";
+    case E::kStartCutShort: return "start cut short";
+    case E::kLostWhileDown: return "lost while feosd was down";
+    case E::kPoweredOffWhileDown: return "powered off while feosd was down";
+  }
+  return "?";
+}
+
+bool holds_devices_in(VmState state) {
+  return state == kCreated || state == kRunning || state == kPaused;
+}
+
+std::optional<Transition> transition(VmState state, LifecycleEvent event) {
+  for (const Row& row : kTable) {
+    if (row.event != event) continue;
+    for (VmState from : row.from)
+      if (from == state) return Transition{row.to == kSame ? state : row.to, row.devices};
+  }
+  return std::nullopt;
+}
+
+Status check(std::string_view vm_id, VmState state, LifecycleEvent event) {
+  if (transition(state, event)) return ok();
+  std::string allowed;
+  for (const Row& row : kTable) {
+    if (row.event != event) continue;
+    for (VmState from : row.from) allowed += (allowed.empty() ? "" : ", ") + std::string(model::state_name(from));
+  }
+  return fail(Code::kFailedPrecondition, "vm " + std::string(vm_id) + " is " + std::string(model::state_name(state)) +
+                                             "; " + std::string(event_name(event)) + " needs state " + allowed);
+}
+
+}  // namespace feos::core
