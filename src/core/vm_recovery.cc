@@ -61,9 +61,12 @@ Status VmManager::recover(const RecoverOptions& options) {
       pids.insert(pids.begin(), recorded);
     }
     FEOS_TRY(recover_entry_locked(entry, pids));
-    // A VM at rest in a state that holds devices keeps those it had resolved; a start that failed
-    // before the restart gave them back and left none recorded.
-    if (!entry.record.gpus.empty() && holds_devices_in(entry.record.state)) {
+    // A VM in a state that holds devices keeps them: a running or paused guest uses them; a
+    // created VM only if it still has them (a start that failed before the restart gave them back
+    // and left none recorded).
+    const bool keeps = entry.record.state == VmState::kCreated ? !entry.record.gpus.empty()
+                                                               : holds_devices_in(entry.record.state);
+    if (!entry.record.spec.gpus.empty() && keeps) {
       keepers.insert(id);
       entry.holds_devices = true;
     }
