@@ -232,5 +232,21 @@ TEST_F(VmManagerGpuTest, AStartRefusedForALiveProcessLeavesTheGpusBound) {
   EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
 }
 
+// A failed start gives the GPUs back; after a daemon restart the created VM must take them again
+// at its next start (it does not still "hold" what it gave back).
+TEST_F(VmManagerGpuTest, AfterAFailedStartAndARestartTheNextStartTakesTheGpusAgain) {
+  auto id = create({"0000:3a:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  hv_.fail_start = true;
+  ASSERT_FALSE(manager_->start(*id));
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
+  hv_.fail_start = false;
+  reopen();
+  ASSERT_TRUE(manager_->start(*id));
+  EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
+  ASSERT_EQ(hv_.started_gpus[*id].size(), 1u);
+  EXPECT_EQ(hv_.started_gpus[*id][0].request.address, "0000:3a:00.0");
+}
+
 }  // namespace
 }  // namespace feos::core
