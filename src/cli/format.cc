@@ -185,6 +185,14 @@ std::string format_age(int64_t created_unix_ms, int64_t now_unix_ms) {
   return std::to_string(hours / 24) + "d";
 }
 
+std::string format_seconds(double seconds) {
+  std::string text = std::to_string(seconds);
+  // "30.000000" -> "30", "0.500000" -> "0.5"
+  text.erase(text.find_last_not_of('0') + 1);
+  if (text.back() == '.') text.pop_back();
+  return text + " s";
+}
+
 std::string truncate(std::string_view text, size_t width) {
   if (text.size() <= width) return std::string(text);
   return std::string(text.substr(0, width - 3)) + "...";

@@ -30,6 +30,9 @@ std::string state_name(v1::VmState state);
 // `created_unix_ms` is 0 (unknown); "0s" when it lies in the future.
 std::string format_age(int64_t created_unix_ms, int64_t now_unix_ms);
 
+// A duration given in seconds, as "30 s" or "0.5 s" (no trailing zeros).
+std::string format_seconds(double seconds);
+
 // `text` cut to at most `width` characters, ending in "..." when cut. Precondition: width >= 3.
 std::string truncate(std::string_view text, size_t width);
 

@@ -97,6 +97,13 @@ TEST(FormatAge, PicksTheLargestUnitThatKeepsTwoDigitsOfSense) {
   EXPECT_EQ(format_age(kNow - 48 * 3'600'000LL, kNow), "2d");
 }
 
+TEST(FormatSeconds, NoTrailingZeros) {
+  EXPECT_EQ(format_seconds(30), "30 s");
+  EXPECT_EQ(format_seconds(0.5), "0.5 s");
+  EXPECT_EQ(format_seconds(2.25), "2.25 s");
+  EXPECT_EQ(format_seconds(0), "0 s");
+}
+
 TEST(FormatTruncate, CutsWithEllipsis) {
   EXPECT_EQ(truncate("short", 10), "short");
   EXPECT_EQ(truncate("exactly10!", 10), "exactly10!");
