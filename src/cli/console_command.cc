@@ -1,6 +1,5 @@
 #include "cli/console_command.h"
 
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <poll.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "cli/output.h"
 #include "cli/terminal.h"
 #include "cli/watch.h"
+#include "sys/waker.h"
 
 namespace feos::cli {
 namespace {
@@ -56,11 +56,9 @@ int run_console_command(v1::VMService::Stub& stub, const Invocation& inv) {
   }
 
   // The reader thread copies output to stdout and watches for --until; it wakes this thread, which
-  // reads stdin and keeps the deadlines, through a pipe.
-  int wake[2];
-  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return print_error("INTERNAL", std::string("pipe2: ") + std::strerror(errno), kExitServerError);
-  }
+  // reads stdin and keeps the deadlines.
+  Result<sys::Waker> waker = sys::Waker::create();
+  if (!waker) return print_error(waker.error(), kExitServerError);
   std::atomic<bool> matched{false};
   std::atomic<bool> ended{false};
   std::atomic<int64_t> last_output_ticks{Clock::now().time_since_epoch().count()};
@@ -75,11 +73,11 @@ int run_console_command(v1::VMService::Stub& stub, const Invocation& inv) {
       last_output_ticks = Clock::now().time_since_epoch().count();
       if (matcher && matcher->feed(chunk.output())) {
         matched = true;
-        [[maybe_unused]] ssize_t n = ::write(wake[1], "m", 1);
+        waker->wake();
       }
     }
     ended = true;
-    [[maybe_unused]] ssize_t n = ::write(wake[1], "e", 1);
+    waker->wake();
   });
 
   const bool interactive = opts.interactive();
@@ -115,16 +113,14 @@ int run_console_command(v1::VMService::Stub& stub, const Invocation& inv) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 60'000));
     }
-    pollfd fds[2] = {{wake[0], POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+    pollfd fds[2] = {{waker->fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
     int n = ::poll(fds, stdin_open ? 2 : 1, timeout_ms);
     if (n < 0 && errno != EINTR) {
       rc = print_error("INTERNAL", std::string("poll: ") + std::strerror(errno), kExitServerError);
       break;
     }
     if (n > 0 && (fds[0].revents & POLLIN)) {
-      char drain[64];
-      while (::read(wake[0], drain, sizeof drain) > 0) {
-      }
+      waker->drain();
       continue;  // re-check matched / ended
     }
     if (n > 0 && stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -172,22 +168,17 @@ int run_console_command(v1::VMService::Stub& stub, const Invocation& inv) {
     context.TryCancel();
     pump.join();
     stream->Finish();  // CANCELLED by us: not an error
-  } else {
-    pump.join();
-    grpc::Status status = stream->Finish();
-    if (!status.ok()) {
-      rc = report(status);
-    } else if (opts.until) {
-      rc = print_error(
-          "ABORTED", "console of vm " + inv.vm_id + " closed before '" + *opts.until + "' appeared",
-          kExitServerError);
-    } else {
-      rc = kExitOk;
-    }
+    return *rc;
   }
-  ::close(wake[0]);
-  ::close(wake[1]);
-  return *rc;
+  pump.join();
+  grpc::Status status = stream->Finish();
+  if (!status.ok()) return report(status);
+  if (opts.until) {
+    return print_error(
+        "ABORTED", "console of vm " + inv.vm_id + " closed before '" + *opts.until + "' appeared",
+        kExitServerError);
+  }
+  return kExitOk;
 }
 
 }  // namespace feos::cli

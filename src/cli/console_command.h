@@ -13,7 +13,7 @@ namespace feos::cli {
 // --until TEXT ends with kExitOk once TEXT appeared in the output. --wait ends the session at
 // that time: kExitOk, or with --until DEADLINE_EXCEEDED. Errors, one line on stderr and
 // kExitServerError: the server's status (NOT_FOUND for an unknown VM, ...), ABORTED when the
-// console closes before the --until text, INTERNAL when no pipe can be made or poll(2) fails.
+// console closes before the --until text, INTERNAL when no waker or poll(2) is available.
 int run_console_command(v1::VMService::Stub& stub, const Invocation& inv);
 
 }  // namespace feos::cli

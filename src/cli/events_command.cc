@@ -4,10 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -15,31 +12,23 @@
 #include "cli/format.h"
 #include "cli/output.h"
 #include "cli/watch.h"
+#include "common/blocking_queue.h"
 
 namespace feos::cli {
 
 int run_events_command(v1::VMService::Stub& stub, const Invocation& inv) {
-  using Clock = std::chrono::steady_clock;
+  using Clock = BlockingQueue<v1::VmEvent>::Clock;
   const EventsOptions& opts = inv.events;
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReader<v1::VmEvent>> reader =
       stub.StreamVmEvents(&context, inv.events_request);
 
   // A thread does the blocking reads; this one applies the idle and --wait deadlines.
-  std::mutex mutex;
-  std::condition_variable arrived;
-  std::deque<v1::VmEvent> queue;
-  bool ended = false;
+  BlockingQueue<v1::VmEvent> queue;
   std::thread pump([&] {
     v1::VmEvent event;
-    while (reader->Read(&event)) {
-      std::lock_guard lock(mutex);
-      queue.push_back(event);
-      arrived.notify_one();
-    }
-    std::lock_guard lock(mutex);
-    ended = true;
-    arrived.notify_one();
+    while (reader->Read(&event)) queue.push(event);
+    queue.close();
   });
 
   std::optional<StateWatcher> watcher;
@@ -64,29 +53,24 @@ int run_events_command(v1::VMService::Stub& stub, const Invocation& inv) {
     return watcher->latest() ? state_name(*watcher->latest()) : std::string("unknown");
   };
 
-  std::unique_lock lock(mutex);
   while (!rc) {
-    if (!queue.empty()) {
-      std::deque<v1::VmEvent> batch;
-      batch.swap(queue);
-      lock.unlock();
-      for (const v1::VmEvent& event : batch) {
-        print_event(event);
-        if (watcher && watcher->on_event(event)) {
-          rc = kExitOk;
-          break;
-        }
-      }
-      last_event = Clock::now();
-      lock.lock();
-      continue;
-    }
-    if (ended) break;
-
     Clock::time_point deadline = wait_deadline;
     if (history_pending) deadline = std::min(deadline, last_event + idle);
-    if (arrived.wait_until(lock, deadline, [&] { return !queue.empty() || ended; })) continue;
+    auto [events, ended] = queue.take_until(deadline);
+    for (const v1::VmEvent& event : events) {
+      print_event(event);
+      if (watcher && watcher->on_event(event)) {
+        rc = kExitOk;
+        break;
+      }
+    }
+    if (rc || ended) break;
+    if (!events.empty()) {
+      last_event = Clock::now();
+      continue;
+    }
 
+    // A deadline passed.
     const Clock::time_point now = Clock::now();
     if (history_pending && now >= last_event + idle) {
       history_pending = false;
@@ -114,7 +98,6 @@ int run_events_command(v1::VMService::Stub& stub, const Invocation& inv) {
       }
     }
   }
-  lock.unlock();
 
   if (rc) {
     context.TryCancel();
