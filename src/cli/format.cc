@@ -456,28 +456,8 @@ std::string event_to_json(const v1::VmEvent& event) {
 }
 
 std::string grpc_code_name(int code) {
-  static constexpr std::string_view kNames[] = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED",
-  };
-  if (code < 0 || code >= static_cast<int>(std::size(kNames)))
-    return "CODE_" + std::to_string(code);
-  return std::string(kNames[code]);
+  if (std::optional<Code> known = code_from_number(code)) return std::string(code_name(*known));
+  return "CODE_" + std::to_string(code);
 }
 
 std::string error_line(std::string_view code_name, std::string_view message) {

@@ -638,6 +638,7 @@ TEST(FormatErrors, OneLineWithCodeName) {
   EXPECT_EQ(grpc_code_name(5), "NOT_FOUND");
   EXPECT_EQ(grpc_code_name(9), "FAILED_PRECONDITION");
   EXPECT_EQ(grpc_code_name(14), "UNAVAILABLE");
+  EXPECT_EQ(grpc_code_name(15), "DATA_LOSS");
   EXPECT_EQ(grpc_code_name(16), "UNAUTHENTICATED");
   EXPECT_EQ(grpc_code_name(17), "CODE_17");
   EXPECT_EQ(grpc_code_name(-1), "CODE_-1");
