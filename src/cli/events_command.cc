@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/format.h"
+#include "cli/json_format.h"
 #include "cli/output.h"
 #include "cli/watch.h"
 #include "common/blocking_queue.h"

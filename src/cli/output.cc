@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/format.h"
+#include "cli/json_format.h"
 
 namespace feos::cli {
 

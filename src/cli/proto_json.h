@@ -34,7 +34,7 @@ bool proto_json_supported(const google::protobuf::Descriptor& type);
 
 // Appends `message` as JSON to `out`: compact (no whitespace), or when `pretty` one member or
 // element per line, indented by two spaces per level, "key": value, empty objects and arrays as
-// {} and [] (exactly indent_json() of the compact text, see cli/format.h).
+// {} and [] (exactly indent_json() of the compact text, see cli/json_format.h).
 // Precondition: proto_json_supported(*message.GetDescriptor()).
 void append_proto_json(const google::protobuf::Message& message, bool pretty, std::string& out);
 

@@ -1,4 +1,5 @@
-// Rendering of responses: table, key: value block, event lines, JSON, error lines.
+// Rendering of responses: table, key: value block, event lines, JSON (cli/json_format.h), error
+// lines.
 #include "cli/format.h"
 
 #include <google/protobuf/text_format.h>
@@ -6,6 +7,8 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "cli/json_format.h"
 
 namespace feos::cli {
 namespace {
