@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "pci/address.h"
 
 namespace feos::cli {
 namespace {
@@ -110,14 +111,14 @@ std::string assigned_text(const hostv1::AssignedGpu& assigned) {
   return text;
 }
 
-// "17:00.0" and "0000:17:00.0" name the same function (domain 0 is implied); case is not
-// significant in hex. Only used to pair an assignment with its request when the daemon echoes
-// the address in its canonical form.
-std::string canonical_address(std::string_view address) {
-  std::string text(address);
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (std::count(text.begin(), text.end(), ':') == 1) text = "0000:" + text;
-  return text;
+// Whether two addresses name the same PCI function: "17:00.0" and "0000:17:00.0" do (domain 0 is
+// implied), and case is not significant in hex. Text that is not a PCI address names none. Only
+// used to pair an assignment with its request when the daemon echoes the address in its
+// canonical form; feosd accepts only what pci::Address::parse accepts, so both always parse.
+bool same_function(const std::string& a, const std::string& b) {
+  auto first = pci::Address::parse(a);
+  auto second = pci::Address::parse(b);
+  return first && second && *first == *second;
 }
 
 // The gpu lines of `vm get`, one per request, plus one per assignment no request claims.
@@ -129,8 +130,7 @@ void add_gpu_lines(const v1::VmInfo& vm, std::vector<std::pair<std::string, std:
       for (int i = 0; i < vm.gpus_size(); ++i) {
         if (used[static_cast<size_t>(i)]) continue;
         const std::string& echoed = vm.gpus(i).request().address();
-        bool same =
-            pass == 0 ? echoed == address : canonical_address(echoed) == canonical_address(address);
+        bool same = pass == 0 ? echoed == address : same_function(echoed, address);
         if (same) {
           used[static_cast<size_t>(i)] = true;
           return &vm.gpus(i);

@@ -239,6 +239,29 @@ TEST(FormatDetails, GpuLinesShowTheAssignedFunctionsPeersAndNumaNode) {
             "gpu:      0000:3b:00.0 (not assigned)\n");
 }
 
+// The daemon echoes requests in canonical form: lower-case hex, with the domain.
+TEST(FormatDetails, RequestPairsWithItsCanonicalEchoWhateverTheHexCase) {
+  auto vm = from_text<v1::VmInfo>(R"pb(
+    vm_id: "vm-c"
+    config {
+      cpus { boot_vcpus: 1 }
+      memory { size_mib: 512 }
+      gpus { address: "2A:00.0" }
+    }
+    gpus {
+      request { address: "0000:2a:00.0" }
+      functions { address: "0000:2a:00.0" id: "10de:2330" iommu_group: "73" }
+      numa_node: 0
+    }
+  )pb");
+  std::string details = format_vm_details(vm, kNow);
+  EXPECT_NE(details.find("\ngpu:      2A:00.0 -> 0000:2a:00.0 (10de:2330, group 73, had no driver); "
+                         "numa node 0\n"),
+            std::string::npos)
+      << details;
+  EXPECT_EQ(details.find("not assigned"), std::string::npos) << details;
+}
+
 TEST(FormatDetails, AssignmentWithoutMatchingRequestStillShows) {
   auto vm = from_text<v1::VmInfo>(R"pb(
     vm_id: "vm-h"
