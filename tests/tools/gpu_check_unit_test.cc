@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "gpu-check/inventory.h"
@@ -122,6 +124,18 @@ TEST(RunCommandTest, MissingProgramAndTimeout) {
   EXPECT_EQ(r.signal, 9);
   EXPECT_FALSE(r.succeeded());
   EXPECT_LT(took, std::chrono::seconds(10));
+}
+
+// A program that exists and is executable but that the kernel cannot exec: the child's report
+// carries execv's errno.
+TEST(RunCommandTest, ExecFailureIsReportedWithItsErrno) {
+  test::TempDir tmp;
+  const std::string program = tmp.path() + "/not-a-program";
+  std::ofstream(program) << std::string("\x7f" "ELF garbage", 12);
+  ASSERT_EQ(::chmod(program.c_str(), 0755), 0);
+  auto r = run_command({program}, 10000);
+  EXPECT_FALSE(r.started);
+  EXPECT_EQ(r.error, program + ": Exec format error");
 }
 
 // A VM with QEMU's emulated VGA next to a passed-through card: only the real GPU counts.
