@@ -4,7 +4,10 @@
 // message, re-parses it through a type resolver and buffers defaults in a tree: ~30 ms for 1,000
 // GPUs on the development machine, against ~1.2 ms for this printer (indented output included)
 // and ~0.3 ms for the `gpu list` table. This walks the message once by reflection and writes
-// the same text.
+// the same text. Whole command, re-measured for the architecture step on the bench_inventory
+// host (1,000 devices, 2 busy cores, median of 50 paired runs): `feosctl gpu list --all -o json`
+// takes 71 ms CPU, 237 ms wall and 18.5 MiB with this printer; 136 ms, 354 ms and 28.6 MiB
+// with protobuf's.
 //
 // Same text means: the options feosctl uses (proto field names, fields at their default value
 // printed), and protobuf 3.21's layout and escaping, which tests check byte for byte against
