@@ -5,9 +5,9 @@
 // GPUs on the development machine, against ~1.2 ms for this printer (indented output included)
 // and ~0.3 ms for the `gpu list` table. This walks the message once by reflection and writes
 // the same text. Whole command, re-measured for the architecture step on the bench_inventory
-// host (1,000 devices, 2 busy cores, median of 50 paired runs): `feosctl gpu list --all -o json`
-// takes 71 ms CPU, 237 ms wall and 18.5 MiB with this printer; 136 ms, 354 ms and 28.6 MiB
-// with protobuf's.
+// host (1,000 devices, 2 cores, median of 50 paired runs): `feosctl gpu list --all -o json`
+// takes 43 ms CPU, 69 ms wall and 18.3 MiB with this printer; 86 ms, 111 ms and 28.5 MiB with
+// protobuf's (on busy cores 71 / 237 ms against 136 / 354 ms).
 //
 // Same text means: the options feosctl uses (proto field names, fields at their default value
 // printed), and protobuf 3.21's layout and escaping, which tests check byte for byte against
