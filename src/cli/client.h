@@ -1,6 +1,7 @@
 #pragma once
 // The gRPC side of feosctl. This header stays free of grpcpp (each translation unit that includes
-// grpcpp costs ~17 s to compile); only client.cc includes it.
+// grpcpp costs ~17 s to compile); only the client's own files include it: client.cc (dispatch and
+// the unary calls), connection.cc, events_command.cc, console_command.cc and output.cc.
 #include "cli/command_line.h"
 
 namespace feos::cli {

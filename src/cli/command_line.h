@@ -5,6 +5,7 @@
 //
 // Command groups: `vm ...` (feos.vm.vmm.api.v1.VMService), `gpu ...` and `host ...`
 // (feosd.v1.HostDeviceService: the host's PCI inventory and its readiness for passthrough).
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,12 @@ inline constexpr char kDefaultSocket[] = "/run/feosd/feosd.sock";
 inline constexpr char kSocketEnv[] = "FEOSCTL_SOCKET";
 
 enum class OutputFormat { kTable, kJson };
+
+// A --timeout or --wait value (seconds, fractions allowed) as a steady-clock duration.
+inline std::chrono::steady_clock::duration to_duration(double seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(seconds));
+}
 
 enum class Command {
   kVmCreate,

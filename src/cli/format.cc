@@ -1,14 +1,12 @@
 #include "cli/format.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <cctype>
 #include <ctime>
-#include <nlohmann/json.hpp>
 #include <vector>
 
-#include "cli/proto_json.h"
+#include "common/error.h"
+#include "pci/address.h"
 
 namespace feos::cli {
 namespace {
@@ -113,14 +111,14 @@ std::string assigned_text(const hostv1::AssignedGpu& assigned) {
   return text;
 }
 
-// "17:00.0" and "0000:17:00.0" name the same function (domain 0 is implied); case is not
-// significant in hex. Only used to pair an assignment with its request when the daemon echoes
-// the address in its canonical form.
-std::string canonical_address(std::string_view address) {
-  std::string text(address);
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (std::count(text.begin(), text.end(), ':') == 1) text = "0000:" + text;
-  return text;
+// Whether two addresses name the same PCI function: "17:00.0" and "0000:17:00.0" do (domain 0 is
+// implied), and case is not significant in hex. Text that is not a PCI address names none. Only
+// used to pair an assignment with its request when the daemon echoes the address in its
+// canonical form; feosd accepts only what pci::Address::parse accepts, so both always parse.
+bool same_function(const std::string& a, const std::string& b) {
+  auto first = pci::Address::parse(a);
+  auto second = pci::Address::parse(b);
+  return first && second && *first == *second;
 }
 
 // The gpu lines of `vm get`, one per request, plus one per assignment no request claims.
@@ -132,8 +130,7 @@ void add_gpu_lines(const v1::VmInfo& vm, std::vector<std::pair<std::string, std:
       for (int i = 0; i < vm.gpus_size(); ++i) {
         if (used[static_cast<size_t>(i)]) continue;
         const std::string& echoed = vm.gpus(i).request().address();
-        bool same =
-            pass == 0 ? echoed == address : canonical_address(echoed) == canonical_address(address);
+        bool same = pass == 0 ? echoed == address : same_function(echoed, address);
         if (same) {
           used[static_cast<size_t>(i)] = true;
           return &vm.gpus(i);
@@ -183,6 +180,14 @@ std::string format_age(int64_t created_unix_ms, int64_t now_unix_ms) {
   int64_t hours = minutes / 60;
   if (hours < 48) return std::to_string(hours) + "h";
   return std::to_string(hours / 24) + "d";
+}
+
+std::string format_seconds(double seconds) {
+  std::string text = std::to_string(seconds);
+  // "30.000000" -> "30", "0.500000" -> "0.5"
+  text.erase(text.find_last_not_of('0') + 1);
+  if (text.back() == '.') text.pop_back();
+  return text + " s";
 }
 
 std::string truncate(std::string_view text, size_t width) {
@@ -349,127 +354,9 @@ std::string format_event_line(const v1::VmEvent& event) {
   return line;
 }
 
-Result<std::string> to_json(const google::protobuf::Message& message, bool pretty) {
-  std::string text;
-  if (proto_json_supported(*message.GetDescriptor())) {
-    append_proto_json(message, pretty, text);
-    return text;
-  }
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
-  if (!status.ok()) {
-    return fail(Code::kInternal, "cannot render " + message.GetTypeName() +
-                                     " as JSON: " + status.message().ToString());
-  }
-  // Protobuf's own whitespace mode indents by one space; ours is two (the layout every -o json
-  // output shares), added in one pass instead of a parse and re-dump.
-  auto laid_out = indent_json(text);
-  if (!laid_out) {
-    return fail(Code::kInternal, "protobuf produced invalid JSON for " + message.GetTypeName() +
-                                     ": " + laid_out.error().message);
-  }
-  if (pretty) return laid_out;
-  return text;
-}
-
-Result<std::string> indent_json(std::string_view compact) {
-  std::string out;
-  out.reserve(compact.size() + compact.size() / 2);
-  std::string open;  // the brackets still open, innermost last
-  auto newline = [&]() {
-    out += '\n';
-    out.append(2 * open.size(), ' ');
-  };
-  for (size_t i = 0; i < compact.size(); ++i) {
-    const char c = compact[i];
-    switch (c) {
-      case '"': {
-        // Copy the string as is, up to its unescaped closing quote.
-        size_t end = i + 1;
-        while (end < compact.size() && compact[end] != '"') end += compact[end] == '\\' ? 2 : 1;
-        if (end >= compact.size()) {
-          return fail(Code::kInternal, "string not closed at offset " + std::to_string(i));
-        }
-        out.append(compact.substr(i, end - i + 1));
-        i = end;
-        break;
-      }
-      case '{':
-      case '[': {
-        size_t next = compact.find_first_not_of(" \t\r\n", i + 1);
-        const char close = c == '{' ? '}' : ']';
-        if (next != std::string_view::npos && compact[next] == close) {
-          out += c;
-          out += close;
-          i = next;
-          break;
-        }
-        out += c;
-        open += c;
-        newline();
-        break;
-      }
-      case '}':
-      case ']':
-        if (open.empty() || open.back() != (c == '}' ? '{' : '[')) {
-          return fail(Code::kInternal,
-                      std::string("unbalanced '") + c + "' at offset " + std::to_string(i));
-        }
-        open.pop_back();
-        newline();
-        out += c;
-        break;
-      case ',':
-        out += ',';
-        newline();
-        break;
-      case ':': out += ": "; break;
-      case ' ':
-      case '\t':
-      case '\r':
-      case '\n': break;
-      default: out += c;
-    }
-  }
-  if (!open.empty()) return fail(Code::kInternal, "unbalanced brackets at the end");
-  return out;
-}
-
-std::string event_to_json(const v1::VmEvent& event) {
-  if (auto json = to_json(event, /*pretty=*/false)) return *json;
-  v1::VmEvent without_data = event;
-  without_data.clear_data();
-  // Rendering a VmEvent without an Any cannot fail: all its other fields are plain.
-  auto json = nlohmann::ordered_json::parse(to_json(without_data, false).value());
-  json["data"] = {{"@type", event.data().type_url()}};
-  return json.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
 std::string grpc_code_name(int code) {
-  static constexpr std::string_view kNames[] = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED",
-  };
-  if (code < 0 || code >= static_cast<int>(std::size(kNames)))
-    return "CODE_" + std::to_string(code);
-  return std::string(kNames[code]);
+  if (std::optional<Code> known = code_from_number(code)) return std::string(code_name(*known));
+  return "CODE_" + std::to_string(code);
 }
 
 std::string error_line(std::string_view code_name, std::string_view message) {

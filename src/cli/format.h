@@ -1,20 +1,12 @@
 #pragma once
-// Pure rendering of API responses for humans (tables, key: value blocks, event lines) and for
-// scripts (JSON), plus the CLI's one error-line format. No gRPC: only the generated messages.
-//
-// JSON output (-o json) is always the protobuf JSON mapping of the response message (proto field
-// names such as "vm_id", fields at their default value included, enums by name such as
-// "VM_STATE_RUNNING", int64 fields such as "pid" and "created_unix_ms" as JSON strings, Any
-// expanded with its "@type"), printed with two-space indentation; streamed events are one compact
-// object per line (JSON Lines).
-#include <google/protobuf/message.h>
-
+// Pure rendering of API responses for humans (tables, key: value blocks, event lines), plus the
+// CLI's one error-line format. No gRPC: only the generated messages. JSON output (-o json) is
+// cli/json_format.h.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
 #include "feosd/v1/host.pb.h"
 
@@ -29,6 +21,9 @@ std::string state_name(v1::VmState state);
 // Age of a timestamp for tables: "45s", "12m", "5h", "3d" (whole units, rounded down); "-" when
 // `created_unix_ms` is 0 (unknown); "0s" when it lies in the future.
 std::string format_age(int64_t created_unix_ms, int64_t now_unix_ms);
+
+// A duration given in seconds, as "30 s" or "0.5 s" (no trailing zeros).
+std::string format_seconds(double seconds);
 
 // `text` cut to at most `width` characters, ending in "..." when cut. Precondition: width >= 3.
 std::string truncate(std::string_view text, size_t width);
@@ -79,24 +74,6 @@ std::optional<v1::VmStateChangedEvent> state_change_of(const v1::VmEvent& event)
 // "<event id> <vm id> <component> <type url>" for events that carry something else. Empty ids
 // print as "-" so the columns stay countable.
 std::string format_event_line(const v1::VmEvent& event);
-
-// The message as JSON (see the file comment): indented when `pretty`, one line otherwise.
-// INTERNAL if protobuf cannot render it (an Any whose type this build does not know).
-// Messages proto_json_supported() accepts are printed by cli/proto_json.h (the same text as
-// protobuf's, a hundred times faster); others (events, with their Any) by protobuf. The
-// indentation is added by one linear pass over the compact text (indent_json), so large
-// responses (`gpu list --all` on a big host) cost no parse and re-dump.
-Result<std::string> to_json(const google::protobuf::Message& message, bool pretty);
-
-// Compact JSON (no whitespace between tokens, as protobuf prints it) re-laid out with two-space
-// indentation: one member or element per line, "key": value, empty objects and arrays as {} and
-// []. Strings are copied unchanged. Whitespace between tokens in the input is dropped.
-// INTERNAL if brackets do not balance or a string is not closed.
-Result<std::string> indent_json(std::string_view compact);
-
-// One event as a compact JSON line. An event whose Any this build cannot decode (a newer daemon's
-// event type) still prints, with "data" reduced to {"@type": <type url>}.
-std::string event_to_json(const v1::VmEvent& event);
 
 // gRPC status code name ("NOT_FOUND") for codes 0..16, "CODE_<n>" otherwise.
 std::string grpc_code_name(int code);

@@ -4,7 +4,10 @@
 // message, re-parses it through a type resolver and buffers defaults in a tree: ~30 ms for 1,000
 // GPUs on the development machine, against ~1.2 ms for this printer (indented output included)
 // and ~0.3 ms for the `gpu list` table. This walks the message once by reflection and writes
-// the same text.
+// the same text. Whole command, re-measured for the architecture step on the bench_inventory
+// host (1,000 devices, 2 cores, median of 50 paired runs): `feosctl gpu list --all -o json`
+// takes 43 ms CPU, 69 ms wall and 18.3 MiB with this printer; 86 ms, 111 ms and 28.5 MiB with
+// protobuf's (on busy cores 71 / 237 ms against 136 / 354 ms).
 //
 // Same text means: the options feosctl uses (proto field names, fields at their default value
 // printed), and protobuf 3.21's layout and escaping, which tests check byte for byte against
@@ -34,7 +37,7 @@ bool proto_json_supported(const google::protobuf::Descriptor& type);
 
 // Appends `message` as JSON to `out`: compact (no whitespace), or when `pretty` one member or
 // element per line, indented by two spaces per level, "key": value, empty objects and arrays as
-// {} and [] (exactly indent_json() of the compact text, see cli/format.h).
+// {} and [] (exactly indent_json() of the compact text, see cli/json_format.h).
 // Precondition: proto_json_supported(*message.GetDescriptor()).
 void append_proto_json(const google::protobuf::Message& message, bool pretty, std::string& out);
 

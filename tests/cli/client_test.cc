@@ -17,6 +17,7 @@
 
 #include "cli/command_line.h"
 #include "cli/format.h"
+#include "cli/json_format.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
 

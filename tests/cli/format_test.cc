@@ -1,4 +1,5 @@
-// Rendering of responses: table, key: value block, event lines, JSON, error lines.
+// Rendering of responses: table, key: value block, event lines, JSON (cli/json_format.h), error
+// lines.
 #include "cli/format.h"
 
 #include <google/protobuf/text_format.h>
@@ -6,6 +7,8 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "cli/json_format.h"
 
 namespace feos::cli {
 namespace {
@@ -95,6 +98,13 @@ TEST(FormatAge, PicksTheLargestUnitThatKeepsTwoDigitsOfSense) {
   EXPECT_EQ(format_age(kNow - 7'200'000, kNow), "2h");
   EXPECT_EQ(format_age(kNow - 47 * 3'600'000LL, kNow), "47h");
   EXPECT_EQ(format_age(kNow - 48 * 3'600'000LL, kNow), "2d");
+}
+
+TEST(FormatSeconds, NoTrailingZeros) {
+  EXPECT_EQ(format_seconds(30), "30 s");
+  EXPECT_EQ(format_seconds(0.5), "0.5 s");
+  EXPECT_EQ(format_seconds(2.25), "2.25 s");
+  EXPECT_EQ(format_seconds(0), "0 s");
 }
 
 TEST(FormatTruncate, CutsWithEllipsis) {
@@ -227,6 +237,29 @@ TEST(FormatDetails, GpuLinesShowTheAssignedFunctionsPeersAndNumaNode) {
             "gpu:      0000:2a:00.0,boot-vga -> 0000:2a:00.0 (10de:2330, group 73, was nvidia); "
             "no numa node\n"
             "gpu:      0000:3b:00.0 (not assigned)\n");
+}
+
+// The daemon echoes requests in canonical form: lower-case hex, with the domain.
+TEST(FormatDetails, RequestPairsWithItsCanonicalEchoWhateverTheHexCase) {
+  auto vm = from_text<v1::VmInfo>(R"pb(
+    vm_id: "vm-c"
+    config {
+      cpus { boot_vcpus: 1 }
+      memory { size_mib: 512 }
+      gpus { address: "2A:00.0" }
+    }
+    gpus {
+      request { address: "0000:2a:00.0" }
+      functions { address: "0000:2a:00.0" id: "10de:2330" iommu_group: "73" }
+      numa_node: 0
+    }
+  )pb");
+  std::string details = format_vm_details(vm, kNow);
+  EXPECT_NE(details.find("\ngpu:      2A:00.0 -> 0000:2a:00.0 (10de:2330, group 73, had no driver); "
+                         "numa node 0\n"),
+            std::string::npos)
+      << details;
+  EXPECT_EQ(details.find("not assigned"), std::string::npos) << details;
 }
 
 TEST(FormatDetails, AssignmentWithoutMatchingRequestStillShows) {
@@ -631,6 +664,7 @@ TEST(FormatErrors, OneLineWithCodeName) {
   EXPECT_EQ(grpc_code_name(5), "NOT_FOUND");
   EXPECT_EQ(grpc_code_name(9), "FAILED_PRECONDITION");
   EXPECT_EQ(grpc_code_name(14), "UNAVAILABLE");
+  EXPECT_EQ(grpc_code_name(15), "DATA_LOSS");
   EXPECT_EQ(grpc_code_name(16), "UNAUTHENTICATED");
   EXPECT_EQ(grpc_code_name(17), "CODE_17");
   EXPECT_EQ(grpc_code_name(-1), "CODE_-1");

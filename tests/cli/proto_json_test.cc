@@ -11,7 +11,7 @@
 #include <limits>
 #include <memory>
 
-#include "cli/format.h"
+#include "cli/json_format.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
 #include "feosd/v1/host.pb.h"
 

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "gpu-check/inventory.h"
-#include "gpu-check/json_writer.h"
 #include "gpu-check/options.h"
 #include "gpu-check/report.h"
 #include "gpu-check/run_command.h"
@@ -68,37 +70,6 @@ TEST(OptionsTest, RejectsBadInput) {
   }
 }
 
-TEST(JsonWriterTest, EscapesAndNests) {
-  JsonWriter w;
-  w.begin_object()
-      .key("s").value("quote\" backslash\\ nl\n tab\t ctl\x01 del\x7f")
-      .key("utf8").value("gr\xc3\xbc\xc3\x9f \xe2\x82\xac")
-      .key("bad").value(std::string("\xff\xc3", 2))
-      .key("n").value(int64_t{-5})
-      .key("u").value(uint64_t{137438953472})
-      .key("d").value(1.5)
-      .key("inf").value(1.0 / 0.0)
-      .key("b").value(false)
-      .key("null").null()
-      .key("empty").string_or_null("")
-      .key("a").begin_array().value(1).begin_object().end_object().begin_array().end_array().end_array()
-      .end_object();
-  std::string text = w.str();
-  auto j = nlohmann::json::parse(text);
-  EXPECT_EQ(j["s"], "quote\" backslash\\ nl\n tab\t ctl\x01 del\x7f");
-  EXPECT_EQ(j["utf8"], "gr\xc3\xbc\xc3\x9f \xe2\x82\xac");
-  EXPECT_EQ(j["bad"], "\xef\xbf\xbd\xef\xbf\xbd");  // each invalid byte -> U+FFFD
-  EXPECT_EQ(j["n"], -5);
-  EXPECT_EQ(j["u"].get<uint64_t>(), 137438953472ull);
-  EXPECT_DOUBLE_EQ(j["d"].get<double>(), 1.5);
-  EXPECT_TRUE(j["inf"].is_null());
-  EXPECT_EQ(j["b"], false);
-  EXPECT_TRUE(j["null"].is_null());
-  EXPECT_TRUE(j["empty"].is_null());
-  EXPECT_EQ(j["a"].dump(), "[1,{},[]]");
-  EXPECT_EQ(json_quote("\x1f"), "\"\\u001f\"");
-}
-
 TEST(InventoryTest, ParsesNvidiaDriverVersion) {
   EXPECT_EQ(parse_nvidia_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release "
                                  "Build  (dvs-builder@U22)  Thu Oct 30 05:48:51 UTC 2025\nGCC version: 12.3.0\n"),
@@ -153,6 +124,18 @@ TEST(RunCommandTest, MissingProgramAndTimeout) {
   EXPECT_EQ(r.signal, 9);
   EXPECT_FALSE(r.succeeded());
   EXPECT_LT(took, std::chrono::seconds(10));
+}
+
+// A program that exists and is executable but that the kernel cannot exec: the child's report
+// carries execv's errno.
+TEST(RunCommandTest, ExecFailureIsReportedWithItsErrno) {
+  test::TempDir tmp;
+  const std::string program = tmp.path() + "/not-a-program";
+  std::ofstream(program) << std::string("\x7f" "ELF garbage", 12);
+  ASSERT_EQ(::chmod(program.c_str(), 0755), 0);
+  auto r = run_command({program}, 10000);
+  EXPECT_FALSE(r.started);
+  EXPECT_EQ(r.error, program + ": Exec format error");
 }
 
 // A VM with QEMU's emulated VGA next to a passed-through card: only the real GPU counts.
@@ -306,6 +289,41 @@ TEST(EvaluateTest, GpuInvisibleToCudaFails) {
   ASSERT_EQ(checks.size(), 1u);
   EXPECT_EQ(checks[0].name, "cuda");
   EXPECT_FALSE(checks[0].pass);
+}
+
+// The JSON report: one line, keys in the documented order, any text from the guest carried
+// exactly (quotes, control characters) or, when it is not UTF-8, with U+FFFD in place of the bad
+// bytes; measured figures with six significant digits, unmeasurable ones null.
+TEST(RenderJsonTest, OneLineInDocumentedOrderWithGuestTextCarried) {
+  Report r = two_gpu_report();
+  const std::string awkward = "quote\" backslash\\ nl\n tab\t ctl\x01 del\x7f gr\xc3\xbc\xc3\x9f";
+  r.cuda.devices[0].error = awkward;
+  r.nvidia_smi.error = std::string("\xff\xc3", 2);
+  r.cuda.devices[0].vector_add_ms = 0.33292812345;
+  r.cuda.devices[1].host_to_device.gbps = INFINITY;
+  auto checks = evaluate(r, Options());
+  const std::string text = render_json(r, checks);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find('\n'), text.size() - 1) << text;
+
+  auto j = nlohmann::ordered_json::parse(text);
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : j.items()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"tool", "version", "cuda_built", "pci", "nvidia_driver",
+                                            "nvidia_smi", "cuda", "checks", "result"}));
+  const auto& device = j["cuda"]["devices"][0];
+  EXPECT_EQ(device["error"], awkward);
+  EXPECT_EQ(j["nvidia_smi"]["error"], "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(device["vector_add"].dump(),
+            R"({"ran":true,"ok":true,"elements":16777216,"mismatches":0,"ms":0.332928})");
+  EXPECT_TRUE(j["cuda"]["devices"][1]["host_to_device"]["gbps"].is_null());
+  EXPECT_DOUBLE_EQ(j["cuda"]["devices"][1]["device_to_host"]["gbps"].get<double>(), 50.0);
+  const auto& gpu = j["pci"]["gpus"][0];
+  EXPECT_EQ(gpu["address"], "0000:18:00.0");
+  EXPECT_TRUE(gpu["iommu_group"].is_null());
+  EXPECT_TRUE(gpu["boot_vga"].is_null());
+  EXPECT_TRUE(j["pci"]["error"].is_null());
+  EXPECT_EQ(j["result"], "PASS");
 }
 
 }  // namespace

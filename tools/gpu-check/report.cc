@@ -1,13 +1,31 @@
 #include "gpu-check/report.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <optional>
 
-#include "gpu-check/json_writer.h"
 #include "pci/resource.h"
 
 namespace feos::gpucheck {
 namespace {
+
+// Keys in the order they are written, as the report documents them.
+using Json = nlohmann::ordered_json;
+
+// The report's convention for what is not known: null rather than "".
+Json string_or_null(const std::string& text) { return text.empty() ? Json(nullptr) : Json(text); }
+
+// Measured figures keep six significant digits, as the report has always printed them: the
+// digits after that are noise of the measurement, not information. Non-finite values stay as they
+// are (written as null).
+double six_digits(double value) {
+  if (!std::isfinite(value)) return value;
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return std::strtod(text, nullptr);
+}
 
 std::string fmt(const char* format, double value) {
   char buf[64];
@@ -279,169 +297,144 @@ std::string render_text(const Report& r, const std::vector<Check>& checks) {
 }
 
 std::string render_json(const Report& r, const std::vector<Check>& checks) {
-  JsonWriter w;
-  auto link = [&](const std::optional<pci::Link>& l) {
-    if (!l) {
-      w.null();
-      return;
-    }
-    w.begin_object().key("speed").value(l->speed).key("gts").value(l->gts).key("width").value(l->width).end_object();
+  auto link = [](const std::optional<pci::Link>& l) {
+    if (!l) return Json(nullptr);
+    return Json{{"speed", l->speed}, {"gts", six_digits(l->gts)}, {"width", l->width}};
   };
-  auto bandwidth = [&](const Bandwidth& b) {
-    w.begin_object()
-        .key("measured").value(b.measured)
-        .key("gbps").value(b.gbps)
-        .key("bytes").value(b.bytes)
-        .key("repetitions").value(b.repetitions)
-        .key("error").string_or_null(b.error)
-        .end_object();
+  auto bandwidth = [](const Bandwidth& b) {
+    return Json{{"measured", b.measured},
+                {"gbps", six_digits(b.gbps)},
+                {"bytes", b.bytes},
+                {"repetitions", b.repetitions},
+                {"error", string_or_null(b.error)}};
   };
   auto gpu = [&](const GpuFunction& g) {
     const pci::Device& d = g.device;
-    w.begin_object()
-        .key("address").value(d.address.to_string())
-        .key("id").value(d.id())
-        .key("vendor_name").string_or_null(g.vendor_name)
-        .key("device_name").string_or_null(g.device_name)
-        .key("subsystem_id").value(d.subsystem_id())
-        .key("subsystem_name").string_or_null(g.subsystem_name)
-        .key("class").value(d.class_string())
-        .key("class_name").string_or_null(g.class_name)
-        .key("driver").string_or_null(d.driver)
-        .key("iommu_group").string_or_null(d.iommu_group.value_or(""))
-        .key("numa_node").value(d.numa_node);
-    w.key("boot_vga");
-    if (d.boot_vga) w.value(*d.boot_vga);
-    else w.null();
-    w.key("reset_methods").begin_array();
-    for (const auto& m : d.reset_methods) w.value(m);
-    w.end_array();
-    w.key("current_link");
-    link(d.current_link);
-    w.key("max_link");
-    link(d.max_link);
-    w.key("bars").begin_array();
+    Json bars = Json::array();
     for (const auto& b : d.present_bars()) {
       char start[32];
       std::snprintf(start, sizeof start, "0x%llx", static_cast<unsigned long long>(b.start));
-      w.begin_object()
-          .key("index").value(b.index)
-          .key("start").value(start)
-          .key("size").value(b.size())
-          .key("size_text").value(pci::format_bytes(b.size()))
-          .key("type").value(b.is_io() ? "io" : "mem")
-          .key("is_64bit").value(b.is_64bit())
-          .key("prefetchable").value(b.is_prefetchable())
-          .end_object();
+      bars.push_back({{"index", b.index},
+                      {"start", start},
+                      {"size", b.size()},
+                      {"size_text", pci::format_bytes(b.size())},
+                      {"type", b.is_io() ? "io" : "mem"},
+                      {"is_64bit", b.is_64bit()},
+                      {"prefetchable", b.is_prefetchable()}});
     }
-    w.end_array();
-    w.key("mmio64_prefetchable_bytes").value(pci::bar_totals(d.bars).mem64_prefetchable);
-    w.end_object();
+    return Json{{"address", d.address.to_string()},
+                {"id", d.id()},
+                {"vendor_name", string_or_null(g.vendor_name)},
+                {"device_name", string_or_null(g.device_name)},
+                {"subsystem_id", d.subsystem_id()},
+                {"subsystem_name", string_or_null(g.subsystem_name)},
+                {"class", d.class_string()},
+                {"class_name", string_or_null(g.class_name)},
+                {"driver", string_or_null(d.driver)},
+                {"iommu_group", string_or_null(d.iommu_group.value_or(""))},
+                {"numa_node", d.numa_node},
+                {"boot_vga", d.boot_vga ? Json(*d.boot_vga) : Json(nullptr)},
+                {"reset_methods", d.reset_methods},
+                {"current_link", link(d.current_link)},
+                {"max_link", link(d.max_link)},
+                {"bars", std::move(bars)},
+                {"mmio64_prefetchable_bytes", pci::bar_totals(d.bars).mem64_prefetchable}};
+  };
+  auto gpu_list = [&](const std::vector<GpuFunction>& gpus) {
+    Json list = Json::array();
+    for (const auto& g : gpus) list.push_back(gpu(g));
+    return list;
   };
 
-  w.begin_object();
-  w.key("tool").value("feos-gpu-check").key("version").value(kToolVersion);
-  w.key("cuda_built").value(r.cuda_state != CudaState::kNotBuilt);
-
-  w.key("pci").begin_object();
-  w.key("sysfs_root").value(r.sysfs_root);
-  w.key("ok").value(r.pci_ok);
-  w.key("error").string_or_null(r.pci_error);
-  w.key("functions").value(static_cast<uint64_t>(r.pci_functions));
-  w.key("pci_ids").string_or_null(r.pci_ids_path);
-  w.key("gpus").begin_array();
-  for (const auto& g : r.gpus) gpu(g);
-  w.end_array();
-  w.key("emulated_displays").begin_array();
-  for (const auto& g : r.emulated) gpu(g);
-  w.end_array();
-  w.key("read_errors").begin_array();
-  for (const auto& e : r.read_errors) w.value(e);
-  w.end_array();
-  w.end_object();
-
-  w.key("nvidia_driver").begin_object()
-      .key("path").value(r.nvidia_driver.path)
-      .key("found").value(r.nvidia_driver.found)
-      .key("version").string_or_null(r.nvidia_driver.version)
-      .key("line").string_or_null(r.nvidia_driver.line)
-      .key("error").string_or_null(r.nvidia_driver.error)
-      .end_object();
-
-  w.key("nvidia_smi").begin_object()
-      .key("requested").value(r.nvidia_smi.requested)
-      .key("program").string_or_null(r.nvidia_smi.program)
-      .key("ran").value(r.nvidia_smi.ran)
-      .key("ok").value(r.nvidia_smi.ok)
-      .key("error").string_or_null(r.nvidia_smi.error);
-  w.key("gpus").begin_array();
+  Json smi_rows = Json::array();
   for (const auto& row : r.nvidia_smi.rows) {
-    w.begin_object();
-    for (size_t i = 0; i < row.size(); ++i) w.key(r.nvidia_smi.fields[i]).value(row[i]);
-    w.end_object();
+    Json values = Json::object();
+    for (size_t i = 0; i < row.size(); ++i) values[r.nvidia_smi.fields[i]] = row[i];
+    smi_rows.push_back(std::move(values));
   }
-  w.end_array().end_object();
 
-  w.key("cuda").begin_object();
-  w.key("state").value(r.cuda_state == CudaState::kRan ? "ran"
-                       : r.cuda_state == CudaState::kSkipped ? "skipped" : "not_built");
-  w.key("driver_version").value(cuda_version_string(r.cuda.driver_version));
-  w.key("runtime_version").value(cuda_version_string(r.cuda.runtime_version));
-  w.key("device_count").value(r.cuda.device_count);
-  w.key("error").string_or_null(r.cuda.error);
-  w.key("devices").begin_array();
+  Json cuda_devices = Json::array();
   for (const auto& d : r.cuda.devices) {
-    w.begin_object()
-        .key("index").value(d.index)
-        .key("name").value(d.name)
-        .key("pci_address").value(cuda_address(d).to_string())
-        .key("compute_capability").value(std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor))
-        .key("multiprocessors").value(d.multiprocessors)
-        .key("total_memory").value(d.total_memory)
-        .key("l2_cache_bytes").value(d.l2_cache_bytes)
-        .key("memory_bus_width").value(d.memory_bus_width)
-        .key("ecc_enabled").value(d.ecc_enabled);
-    w.key("vector_add").begin_object()
-        .key("ran").value(d.vector_add_ran)
-        .key("ok").value(d.vector_add_ok)
-        .key("elements").value(d.vector_elements)
-        .key("mismatches").value(d.vector_mismatches)
-        .key("ms").value(d.vector_add_ms)
-        .end_object();
-    w.key("host_to_device");
-    bandwidth(d.host_to_device);
-    w.key("device_to_host");
-    bandwidth(d.device_to_host);
-    w.key("device_to_device");
-    bandwidth(d.device_to_device);
-    w.key("error").string_or_null(d.error);
-    w.end_object();
+    cuda_devices.push_back(
+        {{"index", d.index},
+         {"name", d.name},
+         {"pci_address", cuda_address(d).to_string()},
+         {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+         {"multiprocessors", d.multiprocessors},
+         {"total_memory", d.total_memory},
+         {"l2_cache_bytes", d.l2_cache_bytes},
+         {"memory_bus_width", d.memory_bus_width},
+         {"ecc_enabled", d.ecc_enabled},
+         {"vector_add",
+          {{"ran", d.vector_add_ran},
+           {"ok", d.vector_add_ok},
+           {"elements", d.vector_elements},
+           {"mismatches", d.vector_mismatches},
+           {"ms", six_digits(d.vector_add_ms)}}},
+         {"host_to_device", bandwidth(d.host_to_device)},
+         {"device_to_host", bandwidth(d.device_to_host)},
+         {"device_to_device", bandwidth(d.device_to_device)},
+         {"error", string_or_null(d.error)}});
   }
-  w.end_array();
-  w.key("peers").begin_array();
+  Json peers = Json::array();
   for (const auto& p : r.cuda.peers) {
-    w.begin_object()
-        .key("from").value(p.from)
-        .key("to").value(p.to)
-        .key("can_access").value(p.can_access)
-        .key("peer_enabled").value(p.peer_enabled)
-        .key("enable_error").string_or_null(p.enable_error);
-    w.key("copy");
-    bandwidth(p.copy);
-    w.key("verified").value(p.verified).key("mismatched_words").value(p.mismatched_words);
-    w.key("error").string_or_null(p.error);
-    w.end_object();
+    peers.push_back({{"from", p.from},
+                     {"to", p.to},
+                     {"can_access", p.can_access},
+                     {"peer_enabled", p.peer_enabled},
+                     {"enable_error", string_or_null(p.enable_error)},
+                     {"copy", bandwidth(p.copy)},
+                     {"verified", p.verified},
+                     {"mismatched_words", p.mismatched_words},
+                     {"error", string_or_null(p.error)}});
   }
-  w.end_array();
-  w.end_object();
+  Json check_list = Json::array();
+  for (const auto& c : checks) {
+    check_list.push_back({{"name", c.name}, {"pass", c.pass}, {"detail", c.detail}});
+  }
 
-  w.key("checks").begin_array();
-  for (const auto& c : checks)
-    w.begin_object().key("name").value(c.name).key("pass").value(c.pass).key("detail").value(c.detail).end_object();
-  w.end_array();
-  w.key("result").value(all_pass(checks) ? "PASS" : "FAIL");
-  w.end_object();
-  return w.str();
+  const Json report = {
+      {"tool", "feos-gpu-check"},
+      {"version", kToolVersion},
+      {"cuda_built", r.cuda_state != CudaState::kNotBuilt},
+      {"pci",
+       {{"sysfs_root", r.sysfs_root},
+        {"ok", r.pci_ok},
+        {"error", string_or_null(r.pci_error)},
+        {"functions", r.pci_functions},
+        {"pci_ids", string_or_null(r.pci_ids_path)},
+        {"gpus", gpu_list(r.gpus)},
+        {"emulated_displays", gpu_list(r.emulated)},
+        {"read_errors", r.read_errors}}},
+      {"nvidia_driver",
+       {{"path", r.nvidia_driver.path},
+        {"found", r.nvidia_driver.found},
+        {"version", string_or_null(r.nvidia_driver.version)},
+        {"line", string_or_null(r.nvidia_driver.line)},
+        {"error", string_or_null(r.nvidia_driver.error)}}},
+      {"nvidia_smi",
+       {{"requested", r.nvidia_smi.requested},
+        {"program", string_or_null(r.nvidia_smi.program)},
+        {"ran", r.nvidia_smi.ran},
+        {"ok", r.nvidia_smi.ok},
+        {"error", string_or_null(r.nvidia_smi.error)},
+        {"gpus", std::move(smi_rows)}}},
+      {"cuda",
+       {{"state", r.cuda_state == CudaState::kRan       ? "ran"
+                  : r.cuda_state == CudaState::kSkipped ? "skipped"
+                                                        : "not_built"},
+        {"driver_version", cuda_version_string(r.cuda.driver_version)},
+        {"runtime_version", cuda_version_string(r.cuda.runtime_version)},
+        {"device_count", r.cuda.device_count},
+        {"error", string_or_null(r.cuda.error)},
+        {"devices", std::move(cuda_devices)},
+        {"peers", std::move(peers)}}},
+      {"checks", std::move(check_list)},
+      {"result", all_pass(checks) ? "PASS" : "FAIL"},
+  };
+  // Text from the guest (names, nvidia-smi output) may be invalid UTF-8: replaced by U+FFFD, never
+  // a failure to report.
+  return report.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace feos::gpucheck

@@ -13,12 +13,12 @@
 #include <cstring>
 
 #include "sys/process.h"
+#include "sys/spawn.h"
 
 namespace feos::gpucheck {
 namespace {
 
 constexpr size_t kMaxCapture = 1 << 20;
-
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -42,7 +42,7 @@ CommandResult run_command(const std::vector<std::string>& argv, int timeout_ms) 
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
-  int out_pipe[2], err_pipe[2], exec_pipe[2];
+  int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
     r.error = std::string("pipe: ") + std::strerror(errno);
     return r;
@@ -53,54 +53,31 @@ CommandResult run_command(const std::vector<std::string>& argv, int timeout_ms) 
     ::close(out_pipe[1]);
     return r;
   }
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    r.error = std::string("pipe: ") + std::strerror(errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
-    return r;
-  }
   // stdin: the read end of a pipe whose write end is closed, so the program reads EOF.
   int in_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
     r.error = std::string("pipe: ") + std::strerror(errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1]}) ::close(fd);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
     return r;
   }
   ::close(in_pipe[1]);
   int stdin_fd = in_pipe[0];
 
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Child: async-signal-safe calls only.
+  auto spawned = sys::spawn_with_report([&](const sys::ChildReporter& report) {
     ::dup2(stdin_fd, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
     ::execv(program.c_str(), args.data());
-    int e = errno;
-    (void)!::write(exec_pipe[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  int fds[] = {out_pipe[1], err_pipe[1], exec_pipe[1], stdin_fd};
-  for (int fd : fds)
-    if (fd >= 0) ::close(fd);
-  if (pid < 0) {
-    r.error = std::string("fork: ") + std::strerror(errno);
-    for (int fd : {out_pipe[0], err_pipe[0], exec_pipe[0]}) ::close(fd);
-    return r;
-  }
-
-  int exec_errno = 0;
-  ssize_t n;
-  do {
-    n = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
-  ::close(exec_pipe[0]);
-  if (n == sizeof exec_errno) {
-    ::waitpid(pid, nullptr, 0);
+    report.fail(0, errno);
+  });
+  for (int fd : {out_pipe[1], err_pipe[1], stdin_fd}) ::close(fd);
+  if (!spawned || spawned->failure) {
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
-    r.error = program + ": " + std::strerror(exec_errno);
+    r.error = spawned ? program + ": " + std::strerror(spawned->failure->err) : spawned.error().message;
     return r;
   }
+  const pid_t pid = spawned->pid;
   r.started = true;
 
   int out_fd = out_pipe[0], err_fd = err_pipe[0];
