@@ -101,7 +101,8 @@ class ObjectReader {
   // types ("expected a 32-bit integer, got negative integer -2147483649").
   template <typename T>
   Result<T> signed_integer(std::string_view key) {
-    static_assert(std::is_signed_v<T> && std::is_integral_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+    static_assert(std::is_signed_v<T> && std::is_integral_v<T> &&
+                  (sizeof(T) == 4 || sizeof(T) == 8));
     FEOS_ASSIGN_OR_RETURN(const int64_t value,
                           signed_within(key, std::numeric_limits<T>::min(),
                                         std::numeric_limits<T>::max(),

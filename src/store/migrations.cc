@@ -139,8 +139,9 @@ Result<int> migrate(sqlite::Lock& db, std::span<const Migration> steps, std::str
   auto logger = log::get("store");
   for (;;) {
     // Every return before the commit rolls the step back: nothing of it stays behind.
-    FEOS_ASSIGN_OR_RETURN(sqlite::Transaction transaction,
-                          sqlite::Transaction::begin(db, "begin migration of " + std::string(path)));
+    FEOS_ASSIGN_OR_RETURN(
+        sqlite::Transaction transaction,
+        sqlite::Transaction::begin(db, "begin migration of " + std::string(path)));
     FEOS_ASSIGN_OR_RETURN(const int64_t current, db.query_int("PRAGMA user_version", read_version));
     if (current > known) return newer_error(current);
     if (current == known) return known;  // nothing written: the rollback loses nothing

@@ -206,8 +206,8 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
   model::AssignedGpu gpu;
   auto& [request, functions, group_peers, numa_node] = gpu;
   FEOS_ASSIGN_OR_RETURN(request, reader.object<model::GpuSpec>("request", gpu_spec_from_json));
-  FEOS_ASSIGN_OR_RETURN(functions,
-                        reader.objects<model::PassthroughFunction>("functions", function_from_json));
+  FEOS_ASSIGN_OR_RETURN(functions, reader.objects<model::PassthroughFunction>(
+                                       "functions", function_from_json));
   FEOS_ASSIGN_OR_RETURN(group_peers, reader.objects<model::PassthroughFunction>(
                                          "group_peers", function_from_json));
   FEOS_ASSIGN_OR_RETURN(numa_node, reader.signed_integer<int>("numa_node"));

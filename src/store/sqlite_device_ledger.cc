@@ -99,7 +99,8 @@ Status SqliteDeviceLedger::claim(std::string_view vm_id,
       if (done) continue;
       if (insert.rc() != SQLITE_CONSTRAINT_PRIMARYKEY) return fail(done.error());
     }
-    return fail(Code::kFailedPrecondition, row.bdf + " is assigned to " + holder_of(db, row.bdf, op));
+    return fail(Code::kFailedPrecondition,
+                row.bdf + " is assigned to " + holder_of(db, row.bdf, op));
   }
   FEOS_TRY(transaction.commit(op));
   return ok();

@@ -130,7 +130,8 @@ TEST_F(SharedConnectionTest, FailedClaimLeavesNoTransactionOpen) {
   VmStore vms(*connection_, events);
   SqliteDeviceLedger ledger(*connection_);
   ASSERT_TRUE(ledger.claim("vm-a", {device("vm-a", "0000:3a:00.0")}));
-  auto clash = ledger.claim("vm-b", {device("vm-b", "0000:18:00.0"), device("vm-b", "0000:3a:00.0")});
+  auto clash =
+      ledger.claim("vm-b", {device("vm-b", "0000:18:00.0"), device("vm-b", "0000:3a:00.0")});
   ASSERT_FALSE(clash);
   EXPECT_EQ(clash.error().message, "0000:3a:00.0 is assigned to vm vm-a");
   {
