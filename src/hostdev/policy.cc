@@ -3,38 +3,37 @@
 #include <algorithm>
 #include <utility>
 
-#include <nlohmann/json.hpp>
+#include "common/strict_json.h"
 
 namespace feos::hostdev {
 namespace {
 
-using nlohmann::json;
+using strict_json::json;
 
-// Reads a JSON array of strings at `key`, converting each with `parse_one`.
-template <typename T, typename Parse>
-Result<std::vector<T>> string_list(const json& object, const char* key, const std::string& where,
-                                   Parse parse_one) {
-  std::vector<T> out;
-  auto it = object.find(key);
-  if (it == object.end()) return out;
-  if (!it->is_array()) {
-    return fail(Code::kInvalidArgument,
-                where + ": " + key + ": expected an array of strings, got " + it->type_name());
+// Reads the policy object (all keys optional). Errors name the field, without the source.
+Result<Policy> read_policy(const json& object) {
+  // Type names only in messages ("got number"): operators read them next to their own file.
+  FEOS_ASSIGN_OR_RETURN(auto reader,
+                        strict_json::ObjectReader::open(object, "", strict_json::Naming::kType));
+  FEOS_TRY(reader.only_keys({"allow_addresses", "allow_ids", "allow_group_peers"}));
+  std::vector<pci::Address> addresses;
+  if (reader.has("allow_addresses")) {
+    FEOS_ASSIGN_OR_RETURN(addresses,
+                          reader.strings<pci::Address>("allow_addresses", [](const std::string& s) {
+                            return pci::Address::parse(s);
+                          }));
   }
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& item = (*it)[i];
-    const std::string field = std::string(key) + "[" + std::to_string(i) + "]";
-    if (!item.is_string()) {
-      return fail(Code::kInvalidArgument,
-                  where + ": " + field + ": expected a string, got " + item.type_name());
-    }
-    auto parsed = parse_one(item.get_ref<const std::string&>());
-    if (!parsed) {
-      return fail(Code::kInvalidArgument, where + ": " + field + ": " + parsed.error().message);
-    }
-    out.push_back(*parsed);
+  std::vector<pci::DeviceId> ids;
+  if (reader.has("allow_ids")) {
+    FEOS_ASSIGN_OR_RETURN(ids, reader.strings<pci::DeviceId>("allow_ids", [](const std::string& s) {
+      return pci::DeviceId::parse(s);
+    }));
   }
-  return out;
+  bool peers = false;
+  if (reader.has("allow_group_peers")) {
+    FEOS_ASSIGN_OR_RETURN(peers, reader.boolean("allow_group_peers"));
+  }
+  return Policy(std::move(addresses), std::move(ids), peers);
 }
 
 }  // namespace
@@ -47,41 +46,14 @@ Policy::Policy(std::vector<pci::Address> allow_addresses, std::vector<pci::Devic
 
 Result<Policy> Policy::parse(std::string_view text, std::string_view source) {
   const std::string where(source);
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    // e.what() carries "parse error at line L, column C: ...". A number too large for a double
-    // ("1e999") is an out_of_range, not a parse_error: catch every json exception.
-    return fail(Code::kInvalidArgument, where + ": not valid JSON: " + e.what());
-  }
+  FEOS_ASSIGN_OR_RETURN(const json j, strict_json::parse(text, where));
   if (!j.is_object()) {
     return fail(Code::kInvalidArgument,
                 where + ": expected a JSON object, got " + std::string(j.type_name()));
   }
-  for (const auto& item : j.items()) {
-    const std::string& key = item.key();
-    if (key != "allow_addresses" && key != "allow_ids" && key != "allow_group_peers") {
-      return fail(Code::kInvalidArgument,
-                  where + ": unknown field " + pci::quote_for_message(key) +
-                      " (known: allow_addresses, allow_ids, allow_group_peers)");
-    }
-  }
-  auto addresses = string_list<pci::Address>(j, "allow_addresses", where,
-                                              [](const std::string& s) { return pci::Address::parse(s); });
-  if (!addresses) return fail(addresses.error());
-  auto ids = string_list<pci::DeviceId>(j, "allow_ids", where,
-                                        [](const std::string& s) { return pci::DeviceId::parse(s); });
-  if (!ids) return fail(ids.error());
-  bool peers = false;
-  if (auto it = j.find("allow_group_peers"); it != j.end()) {
-    if (!it->is_boolean()) {
-      return fail(Code::kInvalidArgument, where + ": allow_group_peers: expected a boolean, got " +
-                                              std::string(it->type_name()));
-    }
-    peers = it->get<bool>();
-  }
-  return Policy(std::move(*addresses), std::move(*ids), peers);
+  auto policy = read_policy(j);
+  if (!policy) return fail(policy.error().context(where));
+  return policy;
 }
 
 Result<Policy> Policy::load(const sys::Filesystem& fs, const std::string& path) {

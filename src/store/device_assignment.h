@@ -1,7 +1,7 @@
 #pragma once
 // Rows of the host-device ownership ledger (table device_assignments, see migrations.cc): which
 // VM holds which host PCI function and how far binding it to vfio-pci has come. The hostdev layer
-// writes them; Database stores them.
+// writes them through DeviceLedger (device_ledger.h).
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "common/log.h"
-#include "store/sqlite_util.h"
+#include "store/sqlite.h"
 
 namespace feos::store {
 namespace {
@@ -11,8 +11,9 @@ namespace {
 // Notes for later steps:
 // - PRAGMA foreign_keys cannot change inside a transaction; a step that rebuilds a referenced
 //   table uses PRAGMA defer_foreign_keys=ON instead (SQLite's "12-step" ALTER procedure).
-// - VmSpec is stored as strict JSON (spec_codec.h): a field added to VmSpec needs a step that
-//   adds its key to every stored spec, e.g.
+// - VmSpec is stored as strict JSON (spec_codec.h): a field added to VmSpec either decodes its
+//   absence as a default, or gets a step that adds its key to every stored spec (spec_codec.h
+//   says which and what each means for an older feosd), e.g.
 //   UPDATE vms SET spec_json = json_set(spec_json, '$.new_field', <default>);
 constexpr Migration kMigrations[] = {
     {"vms and vm_events", R"sql(
@@ -122,7 +123,7 @@ DROP TABLE temp.renamed;
 
 std::span<const Migration> schema_migrations() { return kMigrations; }
 
-Result<int> migrate(sqlite3* db, std::span<const Migration> steps, std::string_view path) {
+Result<int> migrate(sqlite::Lock& db, std::span<const Migration> steps, std::string_view path) {
   const int known = static_cast<int>(steps.size());
   auto newer_error = [&](int64_t version) {
     return fail(Code::kFailedPrecondition,
@@ -132,34 +133,26 @@ Result<int> migrate(sqlite3* db, std::span<const Migration> steps, std::string_v
   };
   // Checked before taking the write lock so a newer database is refused without writing to it.
   const std::string read_version = "read schema version of " + std::string(path);
-  auto version = query_int(db, "PRAGMA user_version", read_version);
-  if (!version) return fail(version.error());
-  if (*version > known) return newer_error(*version);
+  FEOS_ASSIGN_OR_RETURN(const int64_t version, db.query_int("PRAGMA user_version", read_version));
+  if (version > known) return newer_error(version);
 
   auto logger = log::get("store");
   for (;;) {
-    FEOS_TRY(exec_sql(db, "BEGIN IMMEDIATE", "begin migration of " + std::string(path)));
-    auto current = query_int(db, "PRAGMA user_version", read_version);
-    if (!current || *current >= known) {
-      // Nothing was written, so a failed rollback loses nothing.
-      (void)exec_sql(db, "ROLLBACK", "rollback");
-      if (!current) return fail(current.error());
-      if (*current > known) return newer_error(*current);
-      return known;
-    }
-    const int from = static_cast<int>(*current);
+    // Every return before the commit rolls the step back: nothing of it stays behind.
+    FEOS_ASSIGN_OR_RETURN(
+        sqlite::Transaction transaction,
+        sqlite::Transaction::begin(db, "begin migration of " + std::string(path)));
+    FEOS_ASSIGN_OR_RETURN(const int64_t current, db.query_int("PRAGMA user_version", read_version));
+    if (current > known) return newer_error(current);
+    if (current == known) return known;  // nothing written: the rollback loses nothing
+    const int from = static_cast<int>(current);
     const Migration& step = steps[from];
     const std::string what = "migrate " + std::string(path) + " to schema version " +
                              std::to_string(from + 1) + " (" + step.description + ")";
     const std::string bump = "PRAGMA user_version = " + std::to_string(from + 1);
-    Status applied = exec_sql(db, step.sql, what);
-    if (applied) applied = exec_sql(db, bump.c_str(), what);
-    if (applied) applied = exec_sql(db, "COMMIT", what);
-    if (!applied) {
-      // Undoes the partial step; the error returned says why it failed.
-      (void)exec_sql(db, "ROLLBACK", "rollback");
-      return fail(applied.error());
-    }
+    FEOS_TRY(db.exec(step.sql, what));
+    FEOS_TRY(db.exec(bump.c_str(), what));
+    FEOS_TRY(transaction.commit(what));
     logger->info("schema migrated path={} version={} step=\"{}\"", path, from + 1,
                  step.description);
   }

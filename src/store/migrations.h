@@ -11,7 +11,7 @@
 
 #include "common/error.h"
 
-struct sqlite3;
+#include "store/sqlite.h"
 
 namespace feos::store {
 
@@ -23,14 +23,15 @@ struct Migration {
 // The schema's history, oldest first. Its size is the newest version this binary knows.
 std::span<const Migration> schema_migrations();
 
-// Applies to `db` every step of `steps` it has not had yet, in order, each in its own
-// BEGIN IMMEDIATE transaction (the version is re-read inside it, so two processes opening the
+// Applies to the database held by `db` every step of `steps` it has not had yet, in order, each
+// in its own sqlite::Transaction (the version is re-read inside it, so two processes opening the
 // same file at once do not both apply a step). Returns the resulting version (== steps.size()).
 // `path` only names the database in messages and logs.
-// Preconditions: `db` is open, no transaction is active, and no other thread uses it.
+// Precondition: no transaction is open on the connection.
 // Errors: FAILED_PRECONDITION when the database's version is newer than steps.size() (written by
-// a newer binary; it is left untouched), naming both versions; a failing step as sqlite_error
-// (INTERNAL, or UNAVAILABLE when locked) prefixed with the step's version and description.
-Result<int> migrate(sqlite3* db, std::span<const Migration> steps, std::string_view path);
+// a newer binary; it is left untouched), naming both versions; a failing step as
+// sqlite::to_error (INTERNAL, or UNAVAILABLE when locked) prefixed with the step's version and
+// description (the step is rolled back).
+Result<int> migrate(sqlite::Lock& db, std::span<const Migration> steps, std::string_view path);
 
 }  // namespace feos::store

@@ -1,17 +1,18 @@
 #include "store/spec_codec.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/strict_json.h"
+
 namespace feos::store {
 namespace {
 
 using nlohmann::json;
+using strict_json::ObjectReader;
 
 // Encoders: each unpacks its struct with a structured binding that names every member, so a
 // member added to the model without being added here is a compile error.
@@ -92,208 +93,14 @@ json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
                        {"numa_node", numa_node}});
 }
 
-bool is_valid_utf8(std::string_view s) {
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};  // no overlongs
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t length = 0;
-    uint32_t code_point = 0;
-    if ((lead & 0xE0) == 0xC0) {
-      length = 2;
-      code_point = lead & 0x1F;
-    } else if ((lead & 0xF0) == 0xE0) {
-      length = 3;
-      code_point = lead & 0x0F;
-    } else if ((lead & 0xF8) == 0xF0) {
-      length = 4;
-      code_point = lead & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i < length) return false;
-    for (size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3F);
-    }
-    if (code_point < kMinForLength[length] || code_point > 0x10FFFF ||
-        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
-      return false;
-    }
-    i += length;
-  }
-  return true;
-}
-
-// Returns the path of the first string value in `j` that is not valid UTF-8.
-std::optional<std::string> find_invalid_utf8(const json& j, const std::string& path) {
-  if (j.is_string()) {
-    if (!is_valid_utf8(j.get_ref<const std::string&>())) return path;
-  } else if (j.is_array()) {
-    for (size_t i = 0; i < j.size(); ++i) {
-      if (auto bad = find_invalid_utf8(j[i], path + "[" + std::to_string(i) + "]")) return bad;
-    }
-  } else if (j.is_object()) {
-    for (const auto& [key, value] : j.items()) {
-      if (auto bad = find_invalid_utf8(value, path + "." + key)) return bad;
-    }
-  }
-  return std::nullopt;
-}
-
-// What a value is, for "expected X, got Y" messages. Numbers show their value (short); strings
-// do not (they may be long or hold anything).
-std::string describe(const json& j) {
-  switch (j.type()) {
-    case json::value_t::number_unsigned: return "integer " + j.dump();
-    case json::value_t::number_integer:
-      return (j.get<int64_t>() < 0 ? "negative integer " : "integer ") + j.dump();
-    case json::value_t::number_float: return "non-integer number " + j.dump();
-    default: return j.type_name();
-  }
-}
-
-// Reads one JSON object strictly: each key at most once through the typed getters, and
-// finish() rejects keys nobody read. `path` ("spec.disks[1]") prefixes every error.
-class ObjectReader {
- public:
-  static Result<ObjectReader> open(const json& j, std::string path) {
-    if (!j.is_object()) {
-      return fail(Code::kInvalidArgument, path + ": expected an object, got " + describe(j));
-    }
-    return ObjectReader(j, std::move(path));
-  }
-
-  std::string path_of(std::string_view key) const { return path_ + "." + std::string(key); }
-
-  // Whether `key` is present (for keys added after the first schema).
-  bool has(std::string_view key) const { return j_->contains(key); }
-
-  Result<const json*> field(std::string_view key) {
-    auto it = j_->find(key);
-    if (it == j_->end()) {
-      return fail(Code::kInvalidArgument, path_ + ": missing field " + std::string(key));
-    }
-    read_.push_back(key);
-    return &*it;
-  }
-
-  Result<std::string> string(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    if (!(*value)->is_string()) return type_error(key, "a string", **value);
-    return (*value)->get<std::string>();
-  }
-
-  Result<std::optional<std::string>> optional_string(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    if ((*value)->is_null()) return std::optional<std::string>();
-    if (!(*value)->is_string()) return type_error(key, "a string or null", **value);
-    return std::optional<std::string>((*value)->get<std::string>());
-  }
-
-  Result<bool> boolean(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    if (!(*value)->is_boolean()) return type_error(key, "a boolean", **value);
-    return (*value)->get<bool>();
-  }
-
-  // An unsigned integer that fits T; "2.0", negatives and out-of-range values are rejected.
-  template <typename T>
-  Result<T> unsigned_integer(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    const char* expected =
-        sizeof(T) == 4 ? "an unsigned 32-bit integer" : "an unsigned 64-bit integer";
-    // Parsed text holds non-negative integers as unsigned; a json built in code may hold them
-    // as signed.
-    const json& number = **value;
-    const bool non_negative_integer =
-        number.is_number_unsigned() || (number.is_number_integer() && number.get<int64_t>() >= 0);
-    if (!non_negative_integer || number.get<uint64_t>() > std::numeric_limits<T>::max()) {
-      return type_error(key, expected, number);
-    }
-    return static_cast<T>(number.get<uint64_t>());
-  }
-
-  // A signed integer that fits T ("2.0" and out-of-range values are rejected).
-  template <typename T>
-  Result<T> signed_integer(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    const json& number = **value;
-    const char* expected = sizeof(T) == 4 ? "a 32-bit integer" : "a 64-bit integer";
-    if (number.is_number_unsigned()) {
-      if (number.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
-        return type_error(key, expected, number);
-      }
-      return static_cast<T>(number.get<uint64_t>());
-    }
-    if (!number.is_number_integer()) return type_error(key, expected, number);
-    const int64_t v = number.get<int64_t>();
-    if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
-      return type_error(key, expected, number);
-    }
-    return static_cast<T>(v);
-  }
-
-  Result<const json*> array(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    if (!(*value)->is_array()) return type_error(key, "an array", **value);
-    return *value;
-  }
-
-  Result<ObjectReader> object(std::string_view key) {
-    auto value = field(key);
-    if (!value) return fail(value.error());
-    return open(**value, path_of(key));
-  }
-
-  // Fails on the first key that no getter read.
-  Status finish() const {
-    for (const auto& item : j_->items()) {
-      if (std::find(read_.begin(), read_.end(), item.key()) == read_.end()) {
-        return fail(Code::kInvalidArgument, path_ + ": unknown field \"" + item.key() + "\"");
-      }
-    }
-    return ok();
-  }
-
- private:
-  ObjectReader(const json& j, std::string path) : j_(&j), path_(std::move(path)) {}
-
-  tl::unexpected<Error> type_error(std::string_view key, std::string_view expected,
-                                   const json& got) const {
-    return fail(Code::kInvalidArgument,
-                path_of(key) + ": expected " + std::string(expected) + ", got " + describe(got));
-  }
-
-  const json* j_;
-  std::string path_;
-  std::vector<std::string_view> read_;  // keys are string literals of the decoders below
-};
-
-// FEOS_TRY for Result<T> values: assigns on success, returns the error otherwise.
-#define FEOS_STORE_ASSIGN(lhs, expr)                         \
-  do {                                                       \
-    auto feos_assign_result_ = (expr);                       \
-    if (!feos_assign_result_) return fail(std::move(feos_assign_result_).error()); \
-    lhs = std::move(*feos_assign_result_);                   \
-  } while (0)
+// Decoders: each binds every member too (the same compile error), reads each key once through
+// the strict reader and then finish()es, so an unknown key is an error.
 
 Result<model::CpuSpec> cpus_from_json(ObjectReader reader) {
   model::CpuSpec cpus;
   auto& [boot_vcpus, max_vcpus] = cpus;
-  FEOS_STORE_ASSIGN(boot_vcpus, reader.unsigned_integer<uint32_t>("boot_vcpus"));
-  FEOS_STORE_ASSIGN(max_vcpus, reader.unsigned_integer<uint32_t>("max_vcpus"));
+  FEOS_ASSIGN_OR_RETURN(boot_vcpus, reader.unsigned_integer<uint32_t>("boot_vcpus"));
+  FEOS_ASSIGN_OR_RETURN(max_vcpus, reader.unsigned_integer<uint32_t>("max_vcpus"));
   FEOS_TRY(reader.finish());
   return cpus;
 }
@@ -301,8 +108,8 @@ Result<model::CpuSpec> cpus_from_json(ObjectReader reader) {
 Result<model::MemorySpec> memory_from_json(ObjectReader reader) {
   model::MemorySpec memory;
   auto& [size_mib, hugepages] = memory;
-  FEOS_STORE_ASSIGN(size_mib, reader.unsigned_integer<uint64_t>("size_mib"));
-  FEOS_STORE_ASSIGN(hugepages, reader.boolean("hugepages"));
+  FEOS_ASSIGN_OR_RETURN(size_mib, reader.unsigned_integer<uint64_t>("size_mib"));
+  FEOS_ASSIGN_OR_RETURN(hugepages, reader.boolean("hugepages"));
   FEOS_TRY(reader.finish());
   return memory;
 }
@@ -310,9 +117,9 @@ Result<model::MemorySpec> memory_from_json(ObjectReader reader) {
 Result<model::BootSpec> boot_from_json(ObjectReader reader) {
   model::BootSpec boot;
   auto& [kernel, initramfs, cmdline] = boot;
-  FEOS_STORE_ASSIGN(kernel, reader.string("kernel"));
-  FEOS_STORE_ASSIGN(initramfs, reader.string("initramfs"));
-  FEOS_STORE_ASSIGN(cmdline, reader.string("cmdline"));
+  FEOS_ASSIGN_OR_RETURN(kernel, reader.string("kernel"));
+  FEOS_ASSIGN_OR_RETURN(initramfs, reader.string("initramfs"));
+  FEOS_ASSIGN_OR_RETURN(cmdline, reader.string("cmdline"));
   FEOS_TRY(reader.finish());
   return boot;
 }
@@ -321,22 +128,21 @@ Result<model::BootSpec> boot_from_json(ObjectReader reader) {
 // before formats were recorded (schema 3 and older): those read as not recorded.
 Result<model::DiskFormat> disk_format_from_json(ObjectReader& reader, std::string_view key) {
   if (!reader.has(key)) return model::DiskFormat::kUnknown;
-  auto name = reader.string(key);
-  if (!name) return fail(name.error());
+  FEOS_ASSIGN_OR_RETURN(const std::string name, reader.string(key));
   for (auto format : {model::DiskFormat::kUnknown, model::DiskFormat::kRaw, model::DiskFormat::kQcow2}) {
-    if (*name == model::disk_format_name(format)) return format;
+    if (name == model::disk_format_name(format)) return format;
   }
   return fail(Code::kInvalidArgument,
-              reader.path_of(key) + ": unknown disk format \"" + *name + "\" (raw, qcow2 or \"\")");
+              reader.path_of(key) + ": unknown disk format \"" + name + "\" (raw, qcow2 or \"\")");
 }
 
 Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
   model::DiskSpec disk;
   auto& [device_id, path, readonly, format] = disk;
-  FEOS_STORE_ASSIGN(device_id, reader.string("device_id"));
-  FEOS_STORE_ASSIGN(path, reader.string("path"));
-  FEOS_STORE_ASSIGN(readonly, reader.boolean("readonly"));
-  FEOS_STORE_ASSIGN(format, disk_format_from_json(reader, "format"));
+  FEOS_ASSIGN_OR_RETURN(device_id, reader.string("device_id"));
+  FEOS_ASSIGN_OR_RETURN(path, reader.string("path"));
+  FEOS_ASSIGN_OR_RETURN(readonly, reader.boolean("readonly"));
+  FEOS_ASSIGN_OR_RETURN(format, disk_format_from_json(reader, "format"));
   FEOS_TRY(reader.finish());
   return disk;
 }
@@ -344,30 +150,29 @@ Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
 Result<model::NetSpec> net_from_json(ObjectReader reader) {
   model::NetSpec net;
   auto& [device_id, tap_name, mac] = net;
-  FEOS_STORE_ASSIGN(device_id, reader.string("device_id"));
-  FEOS_STORE_ASSIGN(tap_name, reader.string("tap_name"));
-  FEOS_STORE_ASSIGN(mac, reader.string("mac"));
+  FEOS_ASSIGN_OR_RETURN(device_id, reader.string("device_id"));
+  FEOS_ASSIGN_OR_RETURN(tap_name, reader.string("tap_name"));
+  FEOS_ASSIGN_OR_RETURN(mac, reader.string("mac"));
   FEOS_TRY(reader.finish());
   return net;
 }
 
 Result<model::RomBar> rombar_from_json(ObjectReader& reader) {
-  auto name = reader.string("rombar");
-  if (!name) return fail(name.error());
+  FEOS_ASSIGN_OR_RETURN(const std::string name, reader.string("rombar"));
   for (model::RomBar value : {model::RomBar::kDefault, model::RomBar::kOn, model::RomBar::kOff}) {
-    if (*name == rombar_name(value)) return value;
+    if (name == rombar_name(value)) return value;
   }
   return fail(Code::kInvalidArgument, reader.path_of("rombar") +
                                           ": expected \"default\", \"on\" or \"off\", got \"" +
-                                          *name + "\"");
+                                          name + "\"");
 }
 
 Result<model::GpuSpec> gpu_spec_from_json(ObjectReader reader) {
   model::GpuSpec gpu;
   auto& [address, rombar, boot_vga] = gpu;
-  FEOS_STORE_ASSIGN(address, reader.string("address"));
-  FEOS_STORE_ASSIGN(rombar, rombar_from_json(reader));
-  FEOS_STORE_ASSIGN(boot_vga, reader.boolean("boot_vga"));
+  FEOS_ASSIGN_OR_RETURN(address, reader.string("address"));
+  FEOS_ASSIGN_OR_RETURN(rombar, rombar_from_json(reader));
+  FEOS_ASSIGN_OR_RETURN(boot_vga, reader.boolean("boot_vga"));
   FEOS_TRY(reader.finish());
   return gpu;
 }
@@ -375,47 +180,24 @@ Result<model::GpuSpec> gpu_spec_from_json(ObjectReader reader) {
 Result<model::Bar> bar_from_json(ObjectReader reader) {
   model::Bar bar;
   auto& [index, size, is_64bit, prefetchable, is_io] = bar;
-  FEOS_STORE_ASSIGN(index, reader.signed_integer<int>("index"));
-  FEOS_STORE_ASSIGN(size, reader.unsigned_integer<uint64_t>("size"));
-  FEOS_STORE_ASSIGN(is_64bit, reader.boolean("is_64bit"));
-  FEOS_STORE_ASSIGN(prefetchable, reader.boolean("prefetchable"));
-  FEOS_STORE_ASSIGN(is_io, reader.boolean("is_io"));
+  FEOS_ASSIGN_OR_RETURN(index, reader.signed_integer<int>("index"));
+  FEOS_ASSIGN_OR_RETURN(size, reader.unsigned_integer<uint64_t>("size"));
+  FEOS_ASSIGN_OR_RETURN(is_64bit, reader.boolean("is_64bit"));
+  FEOS_ASSIGN_OR_RETURN(prefetchable, reader.boolean("prefetchable"));
+  FEOS_ASSIGN_OR_RETURN(is_io, reader.boolean("is_io"));
   FEOS_TRY(reader.finish());
   return bar;
-}
-
-// Declared here, defined after list_from_json (it decodes a list of BARs).
-Result<model::PassthroughFunction> function_from_json(ObjectReader reader);
-Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader);
-
-// Decodes the array `key` of `reader` element by element with `decode_one`.
-template <typename T, typename Decode>
-Result<std::vector<T>> list_from_json(ObjectReader& reader, std::string_view key,
-                                      Decode decode_one) {
-  auto array = reader.array(key);
-  if (!array) return fail(array.error());
-  std::vector<T> items;
-  items.reserve((*array)->size());
-  for (size_t i = 0; i < (*array)->size(); ++i) {
-    auto element = ObjectReader::open((**array)[i],
-                                      reader.path_of(key) + "[" + std::to_string(i) + "]");
-    if (!element) return fail(element.error());
-    auto item = decode_one(std::move(*element));
-    if (!item) return fail(item.error());
-    items.push_back(std::move(*item));
-  }
-  return items;
 }
 
 Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
   model::PassthroughFunction function;
   auto& [address, id, class_code, iommu_group, original_driver, bars] = function;
-  FEOS_STORE_ASSIGN(address, reader.string("address"));
-  FEOS_STORE_ASSIGN(id, reader.string("id"));
-  FEOS_STORE_ASSIGN(class_code, reader.unsigned_integer<uint32_t>("class_code"));
-  FEOS_STORE_ASSIGN(iommu_group, reader.string("iommu_group"));
-  FEOS_STORE_ASSIGN(original_driver, reader.string("original_driver"));
-  FEOS_STORE_ASSIGN(bars, list_from_json<model::Bar>(reader, "bars", bar_from_json));
+  FEOS_ASSIGN_OR_RETURN(address, reader.string("address"));
+  FEOS_ASSIGN_OR_RETURN(id, reader.string("id"));
+  FEOS_ASSIGN_OR_RETURN(class_code, reader.unsigned_integer<uint32_t>("class_code"));
+  FEOS_ASSIGN_OR_RETURN(iommu_group, reader.string("iommu_group"));
+  FEOS_ASSIGN_OR_RETURN(original_driver, reader.string("original_driver"));
+  FEOS_ASSIGN_OR_RETURN(bars, reader.objects<model::Bar>("bars", bar_from_json));
   FEOS_TRY(reader.finish());
   return function;
 }
@@ -423,27 +205,14 @@ Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
 Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
   model::AssignedGpu gpu;
   auto& [request, functions, group_peers, numa_node] = gpu;
-  {
-    auto sub = reader.object("request");
-    if (!sub) return fail(sub.error());
-    FEOS_STORE_ASSIGN(request, gpu_spec_from_json(std::move(*sub)));
-  }
-  FEOS_STORE_ASSIGN(functions, list_from_json<model::PassthroughFunction>(reader, "functions",
-                                                                          function_from_json));
-  FEOS_STORE_ASSIGN(group_peers, list_from_json<model::PassthroughFunction>(
-                                     reader, "group_peers", function_from_json));
-  FEOS_STORE_ASSIGN(numa_node, reader.signed_integer<int>("numa_node"));
+  FEOS_ASSIGN_OR_RETURN(request, reader.object<model::GpuSpec>("request", gpu_spec_from_json));
+  FEOS_ASSIGN_OR_RETURN(functions, reader.objects<model::PassthroughFunction>(
+                                       "functions", function_from_json));
+  FEOS_ASSIGN_OR_RETURN(group_peers, reader.objects<model::PassthroughFunction>(
+                                         "group_peers", function_from_json));
+  FEOS_ASSIGN_OR_RETURN(numa_node, reader.signed_integer<int>("numa_node"));
   FEOS_TRY(reader.finish());
   return gpu;
-}
-
-// Parses JSON text; `what` names the value in the error ("spec", "gpus").
-Result<json> parse_json(std::string_view text, const std::string& what) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
-    return fail(Code::kInvalidArgument, what + ": not valid JSON: " + e.what());
-  }
 }
 
 }  // namespace
@@ -472,48 +241,34 @@ json spec_to_json(const model::VmSpec& spec) {
 }
 
 Result<model::VmSpec> spec_from_json(const json& j) {
-  auto reader = ObjectReader::open(j, "spec");
-  if (!reader) return fail(reader.error());
+  FEOS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::open(j, "spec"));
   model::VmSpec spec;
   auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus] = spec;
-  {
-    auto sub = reader->object("cpus");
-    if (!sub) return fail(sub.error());
-    FEOS_STORE_ASSIGN(cpus, cpus_from_json(std::move(*sub)));
-  }
-  {
-    auto sub = reader->object("memory");
-    if (!sub) return fail(sub.error());
-    FEOS_STORE_ASSIGN(memory, memory_from_json(std::move(*sub)));
-  }
-  FEOS_STORE_ASSIGN(image_ref, reader->string("image_ref"));
-  FEOS_STORE_ASSIGN(image_path, reader->string("image_path"));
-  FEOS_STORE_ASSIGN(image_format, disk_format_from_json(*reader, "image_format"));
-  FEOS_STORE_ASSIGN(disks, list_from_json<model::DiskSpec>(*reader, "disks", disk_from_json));
-  FEOS_STORE_ASSIGN(nets, list_from_json<model::NetSpec>(*reader, "nets", net_from_json));
-  FEOS_STORE_ASSIGN(ignition, reader->optional_string("ignition"));
-  {
-    auto sub = reader->object("boot");
-    if (!sub) return fail(sub.error());
-    FEOS_STORE_ASSIGN(boot, boot_from_json(std::move(*sub)));
-  }
-  FEOS_STORE_ASSIGN(gpus, list_from_json<model::GpuSpec>(*reader, "gpus", gpu_spec_from_json));
-  FEOS_TRY(reader->finish());
+  FEOS_ASSIGN_OR_RETURN(cpus, reader.object<model::CpuSpec>("cpus", cpus_from_json));
+  FEOS_ASSIGN_OR_RETURN(memory, reader.object<model::MemorySpec>("memory", memory_from_json));
+  FEOS_ASSIGN_OR_RETURN(image_ref, reader.string("image_ref"));
+  FEOS_ASSIGN_OR_RETURN(image_path, reader.string("image_path"));
+  FEOS_ASSIGN_OR_RETURN(image_format, disk_format_from_json(reader, "image_format"));
+  FEOS_ASSIGN_OR_RETURN(disks, reader.objects<model::DiskSpec>("disks", disk_from_json));
+  FEOS_ASSIGN_OR_RETURN(nets, reader.objects<model::NetSpec>("nets", net_from_json));
+  FEOS_ASSIGN_OR_RETURN(ignition, reader.optional_string("ignition"));
+  FEOS_ASSIGN_OR_RETURN(boot, reader.object<model::BootSpec>("boot", boot_from_json));
+  FEOS_ASSIGN_OR_RETURN(gpus, reader.objects<model::GpuSpec>("gpus", gpu_spec_from_json));
+  FEOS_TRY(reader.finish());
   return spec;
 }
 
 Result<std::string> encode_spec(const model::VmSpec& spec) {
   const json j = spec_to_json(spec);
-  if (auto bad = find_invalid_utf8(j, "spec")) {
+  if (auto bad = strict_json::find_invalid_utf8(j, "spec")) {
     return fail(Code::kInvalidArgument, *bad + ": string is not valid UTF-8");
   }
   return j.dump();
 }
 
 Result<model::VmSpec> decode_spec(std::string_view text) {
-  auto j = parse_json(text, "spec");
-  if (!j) return fail(j.error());
-  return spec_from_json(*j);
+  FEOS_ASSIGN_OR_RETURN(const json j, strict_json::parse(text, "spec"));
+  return spec_from_json(j);
 }
 
 json assigned_gpus_to_json(const std::vector<model::AssignedGpu>& gpus) {
@@ -523,33 +278,20 @@ json assigned_gpus_to_json(const std::vector<model::AssignedGpu>& gpus) {
 }
 
 Result<std::vector<model::AssignedGpu>> assigned_gpus_from_json(const json& j) {
-  if (!j.is_array()) {
-    return fail(Code::kInvalidArgument, "gpus: expected an array, got " + describe(j));
-  }
-  std::vector<model::AssignedGpu> gpus;
-  gpus.reserve(j.size());
-  for (size_t i = 0; i < j.size(); ++i) {
-    auto element = ObjectReader::open(j[i], "gpus[" + std::to_string(i) + "]");
-    if (!element) return fail(element.error());
-    auto gpu = assigned_gpu_from_json(std::move(*element));
-    if (!gpu) return fail(gpu.error());
-    gpus.push_back(std::move(*gpu));
-  }
-  return gpus;
+  return strict_json::objects_of<model::AssignedGpu>(j, "gpus", assigned_gpu_from_json);
 }
 
 Result<std::string> encode_assigned_gpus(const std::vector<model::AssignedGpu>& gpus) {
   const json j = assigned_gpus_to_json(gpus);
-  if (auto bad = find_invalid_utf8(j, "gpus")) {
+  if (auto bad = strict_json::find_invalid_utf8(j, "gpus")) {
     return fail(Code::kInvalidArgument, *bad + ": string is not valid UTF-8");
   }
   return j.dump();
 }
 
 Result<std::vector<model::AssignedGpu>> decode_assigned_gpus(std::string_view text) {
-  auto j = parse_json(text, "gpus");
-  if (!j) return fail(j.error());
-  return assigned_gpus_from_json(*j);
+  FEOS_ASSIGN_OR_RETURN(const json j, strict_json::parse(text, "gpus"));
+  return assigned_gpus_from_json(j);
 }
 
 }  // namespace feos::store

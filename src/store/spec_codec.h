@@ -7,9 +7,17 @@
 // objects, lists are arrays, an absent ignition is null. Decoding is strict: a missing key, an
 // unknown key, a wrong type or an out-of-range integer is an error naming the field, so a
 // damaged record is reported instead of silently turning into defaults.
-// Adding a field to a spec struct breaks the build of spec_codec.cc on purpose (structured
-// bindings list every member); add it to both directions, and add a schema migration that puts
-// the new key into the specs already stored (see migrations.cc).
+// Adding a member to one of these structs breaks the build of spec_codec.cc on purpose (the
+// encoders and decoders bind every member by name): add it to both directions. Records stored
+// before the member existed lack its key, and a missing key is an error, so either
+//  - the decoder reads the key as optional (ObjectReader::has) and its absence as the default that
+//    means "not recorded": DiskSpec::format and VmSpec::image_format, which records written before
+//    formats were recorded lack; no migration, the schema version stays; or
+//  - a schema migration writes the key into every stored record (step 2 did for VmSpec::gpus; see
+//    migrations.cc).
+// Either way an older feosd cannot read a record that has the new key (unknown keys are errors):
+// after a migration it refuses the whole database (newer schema version); without one it reports
+// each such record as corrupt.
 // Enums are stored by name (RomBar: "default", "on", "off"), so their numbering may change.
 #include <string>
 #include <string_view>

@@ -119,7 +119,7 @@ TEST_F(DatabaseTest, CreatesSchemaFromEmpty) {
   EXPECT_EQ(raw.text("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE "
                      "type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
             "device_assignments,device_assignments_by_vm,vm_events,vm_events_by_vm,vms");
-  auto vms = db->list_vms();
+  auto vms = db->vms().list();
   ASSERT_TRUE(vms);
   EXPECT_TRUE(vms->empty());
 }
@@ -129,15 +129,16 @@ TEST_F(DatabaseTest, ReopenKeepsData) {
   {
     auto db = open_db();
     ASSERT_TRUE(db);
-    ASSERT_TRUE(db->insert_vm(make_vm("vm-a", 100)));
-    ASSERT_TRUE(db->insert_vm(make_vm("vm-b", 200)));
-    ASSERT_TRUE(db->update_vm_state("vm-a", model::VmState::kRunning, "started", 4242, 300));
-    ASSERT_TRUE(db->append_event(make_event("vm-a", "vm", model::VmState::kCreated, 100)));
-    last_event = db->append_event(make_event("vm-a", "vm", model::VmState::kRunning, 300)).value();
+    ASSERT_TRUE(db->vms().insert(make_vm("vm-a", 100)));
+    ASSERT_TRUE(db->vms().insert(make_vm("vm-b", 200)));
+    ASSERT_TRUE(db->vms().update_state("vm-a", model::VmState::kRunning, "started", 4242, 300));
+    ASSERT_TRUE(db->events().append(make_event("vm-a", "vm", model::VmState::kCreated, 100)));
+    last_event =
+        db->events().append(make_event("vm-a", "vm", model::VmState::kRunning, 300)).value();
   }  // "daemon restart"
   auto db = open_db();
   ASSERT_TRUE(db);
-  auto vm_a = db->get_vm("vm-a");
+  auto vm_a = db->vms().get("vm-a");
   ASSERT_TRUE(vm_a) << vm_a.error().to_string();
   model::VmRecord expected = make_vm("vm-a", 100);
   expected.state = model::VmState::kRunning;
@@ -145,18 +146,18 @@ TEST_F(DatabaseTest, ReopenKeepsData) {
   expected.pid = 4242;
   expected.updated_unix_ms = 300;
   expect_records_equal(*vm_a, expected);
-  auto vms = db->list_vms();
+  auto vms = db->vms().list();
   ASSERT_TRUE(vms);
   ASSERT_EQ(vms->size(), 2u);
   expect_records_equal((*vms)[1], make_vm("vm-b", 200));
 
-  auto events = db->query_events({});
+  auto events = db->events().query({});
   ASSERT_TRUE(events);
   ASSERT_EQ(events->size(), 2u);
   EXPECT_EQ((*events)[1].id, last_event);
   EXPECT_EQ((*events)[1].state, model::VmState::kRunning);
   // Ids keep increasing across the restart.
-  auto next = db->append_event(make_event("vm-b", "vm", model::VmState::kRunning, 400));
+  auto next = db->events().append(make_event("vm-b", "vm", model::VmState::kRunning, 400));
   ASSERT_TRUE(next);
   EXPECT_GT(*next, last_event);
 }
@@ -213,29 +214,29 @@ TEST_F(DatabaseTest, InsertGetListUpdateRemove) {
   auto db = open_db();
   ASSERT_TRUE(db);
   // Created out of clock order: listing follows insertion, not created_unix_ms.
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-1", 500)));
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-2", 100)));
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-3", 300)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-1", 500)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-2", 100)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-3", 300)));
 
-  auto got = db->get_vm("vm-2");
+  auto got = db->vms().get("vm-2");
   ASSERT_TRUE(got) << got.error().to_string();
   expect_records_equal(*got, make_vm("vm-2", 100));
 
-  auto list = db->list_vms();
+  auto list = db->vms().list();
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 3u);
   EXPECT_EQ((*list)[0].id, "vm-1");
   EXPECT_EQ((*list)[1].id, "vm-2");
   EXPECT_EQ((*list)[2].id, "vm-3");
 
-  auto duplicate = db->insert_vm(make_vm("vm-2", 900));
+  auto duplicate = db->vms().insert(make_vm("vm-2", 900));
   ASSERT_FALSE(duplicate);
   EXPECT_EQ(duplicate.error().code, Code::kAlreadyExists);
   EXPECT_EQ(duplicate.error().message, "vm vm-2 already exists");
-  EXPECT_EQ(db->get_vm("vm-2")->created_unix_ms, 100) << "duplicate overwrote the record";
+  EXPECT_EQ(db->vms().get("vm-2")->created_unix_ms, 100) << "duplicate overwrote the record";
 
-  ASSERT_TRUE(db->update_vm_state("vm-2", model::VmState::kCrashed, "", 0, 777));
-  got = db->get_vm("vm-2");
+  ASSERT_TRUE(db->vms().update_state("vm-2", model::VmState::kCrashed, "", 0, 777));
+  got = db->vms().get("vm-2");
   ASSERT_TRUE(got);
   EXPECT_EQ(got->state, model::VmState::kCrashed);
   EXPECT_EQ(got->state_reason, "");
@@ -243,15 +244,15 @@ TEST_F(DatabaseTest, InsertGetListUpdateRemove) {
   EXPECT_EQ(got->updated_unix_ms, 777);
   EXPECT_EQ(got->created_unix_ms, 100);
 
-  ASSERT_TRUE(db->remove_vm("vm-2"));
-  list = db->list_vms();
+  ASSERT_TRUE(db->vms().remove("vm-2"));
+  list = db->vms().list();
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].id, "vm-1");
   EXPECT_EQ((*list)[1].id, "vm-3");
   // A VM inserted after a delete still lists last.
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-2", 1)));
-  list = db->list_vms();
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-2", 1)));
+  list = db->vms().list();
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 3u);
   EXPECT_EQ((*list)[2].id, "vm-2");
@@ -262,25 +263,25 @@ TEST_F(DatabaseTest, UpdateVmGpus) {
   ASSERT_TRUE(db);
   model::VmRecord record = make_vm("vm-1", 1);
   record.gpus.clear();
-  ASSERT_TRUE(db->insert_vm(record));
-  EXPECT_TRUE(db->get_vm("vm-1")->gpus.empty());
-  ASSERT_TRUE(db->update_vm_gpus("vm-1", testing::full_assigned_gpus()));
+  ASSERT_TRUE(db->vms().insert(record));
+  EXPECT_TRUE(db->vms().get("vm-1")->gpus.empty());
+  ASSERT_TRUE(db->vms().update_gpus("vm-1", testing::full_assigned_gpus()));
   {
     auto db2 = Database::open(path_);  // another connection sees it committed
     ASSERT_TRUE(db2);
-    testing::expect_assigned_gpus_equal((*db2)->get_vm("vm-1")->gpus,
+    testing::expect_assigned_gpus_equal((*db2)->vms().get("vm-1")->gpus,
                                         testing::full_assigned_gpus());
   }
-  ASSERT_TRUE(db->update_vm_gpus("vm-1", {}));
-  EXPECT_TRUE(db->get_vm("vm-1")->gpus.empty());
+  ASSERT_TRUE(db->vms().update_gpus("vm-1", {}));
+  EXPECT_TRUE(db->vms().get("vm-1")->gpus.empty());
 
-  auto missing = db->update_vm_gpus("nope", {});
+  auto missing = db->vms().update_gpus("nope", {});
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, Code::kNotFound);
   EXPECT_EQ(missing.error().message, "vm nope not found");
   auto gpus = testing::full_assigned_gpus();
   gpus[0].functions[0].original_driver = "nv\xff";
-  auto bad = db->update_vm_gpus("vm-1", gpus);
+  auto bad = db->vms().update_gpus("vm-1", gpus);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
   EXPECT_EQ(bad.error().message,
@@ -302,7 +303,7 @@ TEST_F(DatabaseTest, MigratesVersion1Records) {
   }
   auto db = open_db();
   ASSERT_TRUE(db);
-  auto old = db->get_vm("old");
+  auto old = db->vms().get("old");
   ASSERT_TRUE(old) << old.error().to_string();
   EXPECT_TRUE(old->spec.gpus.empty());
   EXPECT_TRUE(old->gpus.empty());
@@ -314,11 +315,11 @@ TEST_F(DatabaseTest, MigratesVersion1Records) {
 TEST_F(DatabaseTest, CorruptGpusAreInternalError) {
   auto db = open_db();
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-1", 1)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-1", 1)));
   RawDb raw(path_);
   raw.exec("UPDATE vms SET gpus_json = json_set(gpus_json, '$[1].numa_node', 'near') "
            "WHERE id = 'vm-1'");
-  auto got = db->get_vm("vm-1");
+  auto got = db->vms().get("vm-1");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
   EXPECT_EQ(got.error().message,
@@ -328,20 +329,20 @@ TEST_F(DatabaseTest, CorruptGpusAreInternalError) {
 TEST_F(DatabaseTest, UnknownVmIsNotFound) {
   auto db = open_db();
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-1", 1)));
-  auto got = db->get_vm("nope");
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-1", 1)));
+  auto got = db->vms().get("nope");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kNotFound);
   EXPECT_EQ(got.error().message, "vm nope not found");
-  auto updated = db->update_vm_state("nope", model::VmState::kRunning, "x", 1, 2);
+  auto updated = db->vms().update_state("nope", model::VmState::kRunning, "x", 1, 2);
   ASSERT_FALSE(updated);
   EXPECT_EQ(updated.error().code, Code::kNotFound);
   EXPECT_EQ(updated.error().message, "vm nope not found");
-  auto removed = db->remove_vm("nope");
+  auto removed = db->vms().remove("nope");
   ASSERT_FALSE(removed);
   EXPECT_EQ(removed.error().code, Code::kNotFound);
-  ASSERT_TRUE(db->remove_vm("vm-1"));
-  removed = db->remove_vm("vm-1");
+  ASSERT_TRUE(db->vms().remove("vm-1"));
+  removed = db->vms().remove("vm-1");
   ASSERT_FALSE(removed);
   EXPECT_EQ(removed.error().code, Code::kNotFound);
   EXPECT_EQ(removed.error().message, "vm vm-1 not found");
@@ -350,44 +351,44 @@ TEST_F(DatabaseTest, UnknownVmIsNotFound) {
 TEST_F(DatabaseTest, RejectsBadInput) {
   auto db = open_db();
   ASSERT_TRUE(db);
-  auto empty = db->insert_vm(make_vm("", 1));
+  auto empty = db->vms().insert(make_vm("", 1));
   ASSERT_FALSE(empty);
   EXPECT_EQ(empty.error().code, Code::kInvalidArgument);
   model::VmRecord bad = make_vm("vm-bad", 1);
   bad.spec.nets[0].tap_name = "tap\xff";
-  auto inserted = db->insert_vm(bad);
+  auto inserted = db->vms().insert(bad);
   ASSERT_FALSE(inserted);
   EXPECT_EQ(inserted.error().code, Code::kInvalidArgument);
   EXPECT_EQ(inserted.error().message,
             "insert vm vm-bad: spec.nets[0].tap_name: string is not valid UTF-8");
-  EXPECT_EQ(db->get_vm("vm-bad").error().code, Code::kNotFound);
+  EXPECT_EQ(db->vms().get("vm-bad").error().code, Code::kNotFound);
 }
 
 TEST_F(DatabaseTest, CorruptRecordIsInternalError) {
   auto db = open_db();
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-1", 1)));
-  ASSERT_TRUE(db->insert_vm(make_vm("vm-2", 2)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-1", 1)));
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-2", 2)));
   RawDb raw(path_);
   raw.exec("UPDATE vms SET spec_json = json_remove(spec_json, '$.cpus.max_vcpus') "
            "WHERE id = 'vm-2'");
-  auto got = db->get_vm("vm-2");
+  auto got = db->vms().get("vm-2");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
   EXPECT_EQ(got.error().message, "corrupt record for vm vm-2: spec.cpus: missing field max_vcpus");
-  auto list = db->list_vms();
+  auto list = db->vms().list();
   ASSERT_FALSE(list);
   EXPECT_EQ(list.error().message, got.error().message);
-  EXPECT_TRUE(db->get_vm("vm-1"));
+  EXPECT_TRUE(db->vms().get("vm-1"));
 
   raw.exec("UPDATE vms SET state = 42 WHERE id = 'vm-1'");
-  got = db->get_vm("vm-1");
+  got = db->vms().get("vm-1");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
   EXPECT_EQ(got.error().message, "corrupt record for vm vm-1: state: unknown VmState number 42");
 
   raw.exec("UPDATE vms SET spec_json = 'garbage' WHERE id = 'vm-1'");
-  got = db->get_vm("vm-1");
+  got = db->vms().get("vm-1");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
   EXPECT_NE(got.error().message.find("corrupt record for vm vm-1: spec: not valid JSON"),
@@ -402,15 +403,15 @@ TEST_F(DatabaseTest, LockedDatabaseIsUnavailable) {
   ASSERT_TRUE(db);
   RawDb other(path_);
   other.exec("BEGIN IMMEDIATE");
-  auto inserted = db->insert_vm(make_vm("vm-1", 1));
+  auto inserted = db->vms().insert(make_vm("vm-1", 1));
   ASSERT_FALSE(inserted);
   EXPECT_EQ(inserted.error().code, Code::kUnavailable);
   EXPECT_EQ(inserted.error().message.rfind("insert vm vm-1: database is locked", 0), 0u)
       << inserted.error().message;
   // WAL: readers are not blocked by the writer.
-  EXPECT_TRUE(db->list_vms());
+  EXPECT_TRUE(db->vms().list());
   other.exec("ROLLBACK");
-  EXPECT_TRUE(db->insert_vm(make_vm("vm-1", 1)));
+  EXPECT_TRUE(db->vms().insert(make_vm("vm-1", 1)));
 }
 
 class EventsTest : public DatabaseTest {
@@ -418,8 +419,8 @@ class EventsTest : public DatabaseTest {
   void SetUp() override {
     db_ = open_db();
     ASSERT_TRUE(db_);
-    ASSERT_TRUE(db_->insert_vm(make_vm("a", 1)));
-    ASSERT_TRUE(db_->insert_vm(make_vm("b", 2)));
+    ASSERT_TRUE(db_->vms().insert(make_vm("a", 1)));
+    ASSERT_TRUE(db_->vms().insert(make_vm("b", 2)));
     // Interleaved: a/vm@10, b/vm@20, a/qemu@30, a/vm@40, b/qemu@50, a/vm@60
     const struct {
       const char* vm;
@@ -428,14 +429,14 @@ class EventsTest : public DatabaseTest {
     } events[] = {{"a", "vm", 10},   {"b", "vm", 20},   {"a", "qemu", 30},
                   {"a", "vm", 40},   {"b", "qemu", 50}, {"a", "vm", 60}};
     for (const auto& e : events) {
-      auto id = db_->append_event(make_event(e.vm, e.component, model::VmState::kRunning, e.ms));
+      auto id = db_->events().append(make_event(e.vm, e.component, model::VmState::kRunning, e.ms));
       ASSERT_TRUE(id) << id.error().to_string();
       ids_.push_back(*id);
     }
   }
 
   std::vector<int64_t> query(const EventFilter& filter) {
-    auto events = db_->query_events(filter);
+    auto events = db_->events().query(filter);
     EXPECT_TRUE(events) << events.error().to_string();
     return events ? ids_of(*events) : std::vector<int64_t>{};
   }
@@ -451,7 +452,7 @@ class EventsTest : public DatabaseTest {
 
 TEST_F(EventsTest, IdsIncreaseAndFieldsRoundTrip) {
   for (size_t i = 1; i < ids_.size(); ++i) EXPECT_GT(ids_[i], ids_[i - 1]);
-  auto events = db_->query_events({});
+  auto events = db_->events().query({});
   ASSERT_TRUE(events);
   ASSERT_EQ(events->size(), 6u);
   const model::VmEvent& third = (*events)[2];
@@ -484,7 +485,7 @@ TEST_F(EventsTest, Filters) {
 }
 
 TEST_F(EventsTest, AppendForUnknownVmIsNotFound) {
-  auto id = db_->append_event(make_event("ghost", "vm", model::VmState::kRunning, 1));
+  auto id = db_->events().append(make_event("ghost", "vm", model::VmState::kRunning, 1));
   ASSERT_FALSE(id);
   EXPECT_EQ(id.error().code, Code::kNotFound);
   EXPECT_NE(id.error().message.find("vm ghost not found"), std::string::npos)
@@ -494,14 +495,14 @@ TEST_F(EventsTest, AppendForUnknownVmIsNotFound) {
 
 TEST_F(EventsTest, RemovingVmRemovesItsEventsAndIdsAreNotReused) {
   // "a" holds the newest event; removing it must not let the next id repeat that one.
-  ASSERT_TRUE(db_->remove_vm("a"));
+  ASSERT_TRUE(db_->vms().remove("a"));
   EXPECT_EQ(query({}), pick({1, 4}));
   EXPECT_EQ(query({.vm_id = "a"}), std::vector<int64_t>{});
-  auto next = db_->append_event(make_event("b", "vm", model::VmState::kStopped, 70));
+  auto next = db_->events().append(make_event("b", "vm", model::VmState::kStopped, 70));
   ASSERT_TRUE(next);
   EXPECT_GT(*next, ids_.back());
   // A new VM under the old id starts with no history.
-  ASSERT_TRUE(db_->insert_vm(make_vm("a", 80)));
+  ASSERT_TRUE(db_->vms().insert(make_vm("a", 80)));
   EXPECT_EQ(query({.vm_id = "a"}), std::vector<int64_t>{});
 }
 
@@ -509,42 +510,42 @@ TEST_F(DatabaseTest, EventsArePrunedPerVm) {
   const DatabaseOptions options{.max_events_per_vm = 20};
   auto db = open_db(options);
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->insert_vm(make_vm("busy", 1)));
-  ASSERT_TRUE(db->insert_vm(make_vm("quiet", 2)));
+  ASSERT_TRUE(db->vms().insert(make_vm("busy", 1)));
+  ASSERT_TRUE(db->vms().insert(make_vm("quiet", 2)));
   std::vector<int64_t> busy_ids;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(db->append_event(make_event("quiet", "vm", model::VmState::kRunning, i)));
+    ASSERT_TRUE(db->events().append(make_event("quiet", "vm", model::VmState::kRunning, i)));
   }
   for (int i = 0; i < 200; ++i) {
-    auto id = db->append_event(make_event("busy", "vm", model::VmState::kRunning, i));
+    auto id = db->events().append(make_event("busy", "vm", model::VmState::kRunning, i));
     ASSERT_TRUE(id);
     busy_ids.push_back(*id);
     // Bounded at every moment: the cap plus the amortization slack (10%).
-    auto held = db->query_events({.vm_id = "busy"});
+    auto held = db->events().query({.vm_id = "busy"});
     ASSERT_TRUE(held);
     ASSERT_LE(held->size(), 22u) << "after " << i + 1 << " appends";
   }
   // Whatever is kept is the newest.
-  auto held = db->query_events({.vm_id = "busy"});
+  auto held = db->events().query({.vm_id = "busy"});
   ASSERT_TRUE(held);
   ASSERT_GE(held->size(), 20u);
   EXPECT_EQ(ids_of(*held), std::vector<int64_t>(busy_ids.end() - held->size(), busy_ids.end()));
 
-  ASSERT_TRUE(db->prune_events());
-  held = db->query_events({.vm_id = "busy"});
+  ASSERT_TRUE(db->events().prune());
+  held = db->events().query({.vm_id = "busy"});
   ASSERT_TRUE(held);
   EXPECT_EQ(ids_of(*held), std::vector<int64_t>(busy_ids.end() - 20, busy_ids.end()));
   // The other VM's history is its own.
-  EXPECT_EQ(db->query_events({.vm_id = "quiet"})->size(), 3u);
+  EXPECT_EQ(db->events().query({.vm_id = "quiet"})->size(), 3u);
 
   // Reopening with a smaller cap trims at open.
   db.reset();
   db = open_db({.max_events_per_vm = 2});
   ASSERT_TRUE(db);
-  held = db->query_events({.vm_id = "busy"});
+  held = db->events().query({.vm_id = "busy"});
   ASSERT_TRUE(held);
   EXPECT_EQ(ids_of(*held), std::vector<int64_t>(busy_ids.end() - 2, busy_ids.end()));
-  EXPECT_EQ(db->query_events({.vm_id = "quiet"})->size(), 2u);
+  EXPECT_EQ(db->events().query({.vm_id = "quiet"})->size(), 2u);
 }
 
 // Several threads write at once, through one Database and through two Databases on the same
@@ -564,18 +565,18 @@ TEST_F(DatabaseTest, ConcurrentWritersLoseNothing) {
       Database& db = t % 2 == 0 ? *first : *second;
       for (int v = 0; v < kVmsPerThread; ++v) {
         const std::string vm = "t" + std::to_string(t) + "-vm" + std::to_string(v);
-        if (auto s = db.insert_vm(make_vm(vm, t * 100 + v)); !s) {
+        if (auto s = db.vms().insert(make_vm(vm, t * 100 + v)); !s) {
           errors[t] = s.error().to_string();
           return;
         }
         for (int e = 0; e < kEventsPerVm; ++e) {
-          auto id = db.append_event(make_event(vm, "vm", model::VmState::kRunning, e));
+          auto id = db.events().append(make_event(vm, "vm", model::VmState::kRunning, e));
           if (!id) {
             errors[t] = id.error().to_string();
             return;
           }
           ids[t].push_back(*id);
-          if (auto s = db.update_vm_state(vm, model::VmState::kRunning, "e" + std::to_string(e),
+          if (auto s = db.vms().update_state(vm, model::VmState::kRunning, "e" + std::to_string(e),
                                           1000 + e, e);
               !s) {
             errors[t] = s.error().to_string();
@@ -588,7 +589,7 @@ TEST_F(DatabaseTest, ConcurrentWritersLoseNothing) {
   for (auto& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], "") << "thread " << t;
 
-  auto vms = first->list_vms();
+  auto vms = first->vms().list();
   ASSERT_TRUE(vms);
   EXPECT_EQ(vms->size(), static_cast<size_t>(kThreads * kVmsPerThread));
   for (const auto& vm : *vms) {
@@ -603,7 +604,7 @@ TEST_F(DatabaseTest, ConcurrentWritersLoseNothing) {
   }
   EXPECT_EQ(handed_out.size(), static_cast<size_t>(kThreads * kVmsPerThread * kEventsPerVm))
       << "an id was handed out twice";
-  auto events = second->query_events({});
+  auto events = second->events().query({});
   ASSERT_TRUE(events);
   const std::vector<int64_t> stored = ids_of(*events);
   EXPECT_EQ(std::set<int64_t>(stored.begin(), stored.end()), handed_out);

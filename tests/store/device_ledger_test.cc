@@ -1,4 +1,5 @@
-// The device ownership ledger (device_assignments) of Database: atomic claims, steps, release.
+// The device ownership ledger (SqliteDeviceLedger, through Database::ledger()): atomic claims,
+// steps, deletion.
 #include <atomic>
 #include <map>
 #include <string>
@@ -36,7 +37,7 @@ class DeviceLedgerTest : public ::testing::Test {
     db_ = std::move(*db);
   }
   std::vector<std::string> bdfs_of(std::optional<std::string_view> vm = std::nullopt) {
-    auto rows = db_->list_device_assignments(vm);
+    auto rows = db_->ledger().list(vm);
     EXPECT_TRUE(rows) << rows.error().to_string();
     std::vector<std::string> out;
     if (rows) {
@@ -50,16 +51,16 @@ class DeviceLedgerTest : public ::testing::Test {
   std::unique_ptr<Database> db_;
 };
 
-TEST_F(DeviceLedgerTest, ClaimListStepRelease) {
+TEST_F(DeviceLedgerTest, ClaimListStepDelete) {
   const std::vector<DeviceAssignment> rows = {
       row("vm-a", "0000:18:00.0"),
       row("vm-a", "0000:18:00.1", DeviceRole::kFunction),
       row("vm-a", "0000:19:00.0", DeviceRole::kGroupPeer),
   };
-  ASSERT_TRUE(db_->claim_devices("vm-a", rows));
-  ASSERT_TRUE(db_->claim_devices("vm-b", {row("vm-b", "0000:2a:00.0")}));
+  ASSERT_TRUE(db_->ledger().claim("vm-a", rows));
+  ASSERT_TRUE(db_->ledger().claim("vm-b", {row("vm-b", "0000:2a:00.0")}));
 
-  auto all = db_->list_device_assignments();
+  auto all = db_->ledger().list(std::nullopt);
   ASSERT_TRUE(all) << all.error().to_string();
   ASSERT_EQ(all->size(), 4u);
   EXPECT_EQ((*all)[0], rows[0]);
@@ -71,34 +72,35 @@ TEST_F(DeviceLedgerTest, ClaimListStepRelease) {
   EXPECT_EQ(bdfs_of("vm-b"), (std::vector<std::string>{"0000:2a:00.0"}));
   EXPECT_TRUE(bdfs_of("vm-none").empty());
 
-  ASSERT_TRUE(db_->set_device_step("vm-a", "0000:18:00.1", AssignmentStep::kUnbound, 2000));
-  auto of_a = db_->list_device_assignments("vm-a");
+  ASSERT_TRUE(db_->ledger().set_step("vm-a", "0000:18:00.1", AssignmentStep::kUnbound, 2000));
+  auto of_a = db_->ledger().list("vm-a");
   ASSERT_TRUE(of_a);
   EXPECT_EQ((*of_a)[1].step, AssignmentStep::kUnbound);
   EXPECT_EQ((*of_a)[1].updated_unix_ms, 2000);
   EXPECT_EQ((*of_a)[0].step, AssignmentStep::kClaimed);
 
   // The step of a device held by another VM is not touched.
-  auto wrong_vm = db_->set_device_step("vm-b", "0000:18:00.0", AssignmentStep::kBound, 3000);
+  auto wrong_vm = db_->ledger().set_step("vm-b", "0000:18:00.0", AssignmentStep::kBound, 3000);
   ASSERT_FALSE(wrong_vm);
   EXPECT_EQ(wrong_vm.error().code, Code::kNotFound);
   EXPECT_EQ(wrong_vm.error().message, "0000:18:00.0 is not assigned to vm vm-b");
 
-  // Release deletes only the VM's own rows; twice is harmless.
-  auto released = db_->release_devices("vm-a", {"0000:18:00.0", "0000:2a:00.0", "0000:99:00.0"});
-  ASSERT_TRUE(released) << released.error().to_string();
-  EXPECT_EQ(*released, 1);
-  released = db_->release_devices("vm-a", {"0000:18:00.0"});
-  ASSERT_TRUE(released);
-  EXPECT_EQ(*released, 0);
+  // Deleting touches only the VM's own rows; twice is harmless.
+  auto deleted = db_->ledger().delete_assignments(
+      "vm-a", {"0000:18:00.0", "0000:2a:00.0", "0000:99:00.0"});
+  ASSERT_TRUE(deleted) << deleted.error().to_string();
+  EXPECT_EQ(*deleted, 1);
+  deleted = db_->ledger().delete_assignments("vm-a", {"0000:18:00.0"});
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(*deleted, 0);
   EXPECT_EQ(bdfs_of(), (std::vector<std::string>{"0000:18:00.1", "0000:19:00.0", "0000:2a:00.0"}));
-  // A released device can be claimed again.
-  EXPECT_TRUE(db_->claim_devices("vm-b", {row("vm-b", "0000:18:00.0")}));
+  // A device whose row was deleted can be claimed again.
+  EXPECT_TRUE(db_->ledger().claim("vm-b", {row("vm-b", "0000:18:00.0")}));
 }
 
 TEST_F(DeviceLedgerTest, ClaimIsAllOrNothing) {
-  ASSERT_TRUE(db_->claim_devices("vm-a", {row("vm-a", "0000:3a:00.0")}));
-  auto claimed = db_->claim_devices(
+  ASSERT_TRUE(db_->ledger().claim("vm-a", {row("vm-a", "0000:3a:00.0")}));
+  auto claimed = db_->ledger().claim(
       "vm-b", {row("vm-b", "0000:18:00.0"), row("vm-b", "0000:2a:00.0"),
                row("vm-b", "0000:3a:00.0"), row("vm-b", "0000:5d:00.0")});
   ASSERT_FALSE(claimed);
@@ -106,30 +108,31 @@ TEST_F(DeviceLedgerTest, ClaimIsAllOrNothing) {
   EXPECT_EQ(claimed.error().message, "0000:3a:00.0 is assigned to vm vm-a");
   EXPECT_EQ(bdfs_of(), (std::vector<std::string>{"0000:3a:00.0"})) << "a partial claim was kept";
   // The holder itself cannot claim a device twice either.
-  auto again = db_->claim_devices("vm-a", {row("vm-a", "0000:3a:00.0")});
+  auto again = db_->ledger().claim("vm-a", {row("vm-a", "0000:3a:00.0")});
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().message, "0000:3a:00.0 is assigned to vm vm-a");
 }
 
 TEST_F(DeviceLedgerTest, ClaimRejectsBadRows) {
-  auto empty_vm = db_->claim_devices("", {row("", "0000:18:00.0")});
+  auto empty_vm = db_->ledger().claim("", {row("", "0000:18:00.0")});
   ASSERT_FALSE(empty_vm);
   EXPECT_EQ(empty_vm.error().code, Code::kInvalidArgument);
-  auto other_vm = db_->claim_devices("vm-a", {row("vm-b", "0000:18:00.0")});
+  auto other_vm = db_->ledger().claim("vm-a", {row("vm-b", "0000:18:00.0")});
   ASSERT_FALSE(other_vm);
   EXPECT_EQ(other_vm.error().code, Code::kInvalidArgument);
   EXPECT_EQ(other_vm.error().message,
             "claim devices for vm vm-a: row of 0000:18:00.0 names vm \"vm-b\"");
-  auto twice = db_->claim_devices("vm-a", {row("vm-a", "0000:18:00.0"), row("vm-a", "0000:18:00.0")});
+  auto twice =
+      db_->ledger().claim("vm-a", {row("vm-a", "0000:18:00.0"), row("vm-a", "0000:18:00.0")});
   ASSERT_FALSE(twice);
   EXPECT_EQ(twice.error().code, Code::kInvalidArgument);
   EXPECT_EQ(twice.error().message, "claim devices for vm vm-a: 0000:18:00.0 is listed twice");
-  auto no_bdf = db_->claim_devices("vm-a", {row("vm-a", "")});
+  auto no_bdf = db_->ledger().claim("vm-a", {row("vm-a", "")});
   ASSERT_FALSE(no_bdf);
   EXPECT_EQ(no_bdf.error().code, Code::kInvalidArgument);
   EXPECT_TRUE(bdfs_of().empty());
   // An empty claim stores nothing and succeeds.
-  EXPECT_TRUE(db_->claim_devices("vm-a", {}));
+  EXPECT_TRUE(db_->ledger().claim("vm-a", {}));
 }
 
 TEST_F(DeviceLedgerTest, SurvivesReopenWithEveryStepAndRole) {
@@ -148,17 +151,17 @@ TEST_F(DeviceLedgerTest, SurvivesReopenWithEveryStepAndRole) {
     r.updated_unix_ms = 1000 + i;
     rows.push_back(r);
   }
-  ASSERT_TRUE(db_->claim_devices("vm-a", rows));
+  ASSERT_TRUE(db_->ledger().claim("vm-a", rows));
   db_.reset();  // "daemon restart"
   auto reopened = Database::open(path_);
   ASSERT_TRUE(reopened);
-  auto stored = (*reopened)->list_device_assignments();
+  auto stored = (*reopened)->ledger().list(std::nullopt);
   ASSERT_TRUE(stored);
   EXPECT_EQ(*stored, rows);
 }
 
 TEST_F(DeviceLedgerTest, CorruptRowIsInternalError) {
-  ASSERT_TRUE(db_->claim_devices("vm-a", {row("vm-a", "0000:18:00.0")}));
+  ASSERT_TRUE(db_->ledger().claim("vm-a", {row("vm-a", "0000:18:00.0")}));
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
   sqlite3_busy_timeout(raw, 5000);
@@ -170,7 +173,7 @@ TEST_F(DeviceLedgerTest, CorruptRowIsInternalError) {
             SQLITE_OK)
       << sqlite3_errmsg(raw);
   sqlite3_close(raw);
-  auto rows = db_->list_device_assignments();
+  auto rows = db_->ledger().list(std::nullopt);
   ASSERT_FALSE(rows);
   EXPECT_EQ(rows.error().code, Code::kInternal);
   EXPECT_EQ(rows.error().message,
@@ -215,7 +218,7 @@ TEST_F(DeviceLedgerTest, ConcurrentClaimsHaveOneWinnerPerDevice) {
       std::vector<DeviceAssignment> rows;
       for (const auto& bdf : wanted[c]) rows.push_back(row(vm, bdf));
       while (!go) std::this_thread::yield();
-      auto claimed = db.claim_devices(vm, rows);
+      auto claimed = db.ledger().claim(vm, rows);
       if (claimed) outcome[c] = 1;
       else if (claimed.error().code == Code::kFailedPrecondition) outcome[c] = 0;
     });
@@ -223,7 +226,7 @@ TEST_F(DeviceLedgerTest, ConcurrentClaimsHaveOneWinnerPerDevice) {
   go = true;
   for (auto& t : threads) t.join();
 
-  auto rows = db_->list_device_assignments();
+  auto rows = db_->ledger().list(std::nullopt);
   ASSERT_TRUE(rows);
   std::map<std::string, int> rows_per_vm;
   for (const auto& r : *rows) ++rows_per_vm[r.vm_id];

@@ -4,24 +4,23 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
+
+#include "store/sqlite.h"
 
 namespace feos::store {
 namespace {
 
-// A private in-memory database for one test.
+// A private in-memory database for one test, held for the whole test.
 class MigrationsTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(sqlite3_open(":memory:", &db_), SQLITE_OK); }
-  void TearDown() override { sqlite3_close(db_); }
-
   int64_t int_of(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
-    const int64_t value = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return value;
+    auto value = db_.query_int(sql.c_str(), "test query");
+    EXPECT_TRUE(value) << sql << ": " << value.error().to_string();
+    return value.value_or(-1);
+  }
+  void exec(const char* sql) {
+    auto done = db_.exec(sql, "test statement");
+    ASSERT_TRUE(done) << done.error().to_string();
   }
   int64_t version() { return int_of("PRAGMA user_version"); }
   bool has_table(const std::string& name) {
@@ -29,7 +28,8 @@ class MigrationsTest : public ::testing::Test {
                   "'") == 1;
   }
 
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<sqlite::Connection> connection_ = sqlite::Connection::open(":memory:", 0).value();
+  sqlite::Lock db_{*connection_};
 };
 
 constexpr Migration kStep1{"create t1", "CREATE TABLE t1 (a INTEGER); INSERT INTO t1 VALUES (1);"};
@@ -80,11 +80,11 @@ TEST_F(MigrationsTest, FailedStepIsRolledBack) {
   EXPECT_EQ(version(), 1);
   EXPECT_TRUE(has_table("t1"));
   EXPECT_FALSE(has_table("t3"));
-  EXPECT_EQ(sqlite3_get_autocommit(db_), 1) << "a transaction was left open";
+  EXPECT_FALSE(db_.in_transaction()) << "a transaction was left open";
 }
 
 TEST_F(MigrationsTest, RefusesNewerVersionWithoutWriting) {
-  ASSERT_EQ(sqlite3_exec(db_, "PRAGMA user_version = 7", nullptr, nullptr, nullptr), SQLITE_OK);
+  exec("PRAGMA user_version = 7");
   const Migration steps[] = {kStep1, kStep2};
   auto migrated = migrate(db_, steps, "/data/feos.db");
   ASSERT_FALSE(migrated);
@@ -99,7 +99,7 @@ TEST_F(MigrationsTest, RefusesNewerVersionWithoutWriting) {
 // Step 4 (issue 17): ids stored as clients spelled them become lower case, with their events and
 // ledger rows; a record whose lower-case id is taken keeps its spelling.
 TEST_F(MigrationsTest, VmIdsBecomeLowerCaseWithTheirEventsAndDevices) {
-  ASSERT_EQ(sqlite3_exec(db_, "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr), SQLITE_OK);
+  exec("PRAGMA foreign_keys = ON");
   ASSERT_TRUE(migrate(db_, schema_migrations().first(3), "mem"));
   const char* rows = R"sql(
     INSERT INTO vms (id, spec_json, state, state_reason, pid, created_unix_ms, updated_unix_ms)
@@ -112,7 +112,7 @@ TEST_F(MigrationsTest, VmIdsBecomeLowerCaseWithTheirEventsAndDevices) {
     INSERT INTO device_assignments VALUES
       ('0000:18:00.0', 'AAAAAAAA-0000-4000-8000-000000000001', 'requested', '40', 'nvidia', '', 'bound', 1);
   )sql";
-  ASSERT_EQ(sqlite3_exec(db_, rows, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+  exec(rows);
   auto migrated = migrate(db_, schema_migrations(), "mem");
   ASSERT_TRUE(migrated) << migrated.error().to_string();
   EXPECT_EQ(int_of("SELECT count(*) FROM vms WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001'"), 1);
