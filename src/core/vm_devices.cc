@@ -29,7 +29,7 @@ Status VmManager::acquire_devices(const std::string& id) {
   entry.holds_devices = true;
   entry.record.gpus = std::move(*prepared);
   entry.stored_bytes = stored_size(entry.record);
-  if (auto stored = db_.update_vm_gpus(id, entry.record.gpus); !stored)
+  if (auto stored = db_.vms().update_gpus(id, entry.record.gpus); !stored)
     logger()->error("vm={} assigned gpus not stored: {}", id, stored.error().to_string());
   return ok();
 }
@@ -72,7 +72,7 @@ Status VmManager::release_devices(const std::string& id) {
   if (!entry.record.gpus.empty()) {
     entry.record.gpus.clear();
     entry.stored_bytes = stored_size(entry.record);
-    if (auto stored = db_.update_vm_gpus(id, {}); !stored)
+    if (auto stored = db_.vms().update_gpus(id, {}); !stored)
       logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
   }
   return ok();

@@ -135,7 +135,7 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   entry.record.state = transition(VmState::kCreating, LifecycleEvent::kCreated)->to;
   entry.record.state_reason = "created";
   entry.stored_bytes = stored_size(entry.record);
-  if (auto inserted = db_.insert_vm(entry.record); !inserted) {
+  if (auto inserted = db_.vms().insert(entry.record); !inserted) {
     bool had_gpus = !entry.record.gpus.empty();
     vms_.erase(vm_id);
     if (had_gpus) (void)devices_->release(vm_id);
@@ -266,7 +266,7 @@ Status VmManager::remove(const std::string& request_id) {
   std::filesystem::remove_all(runtime_dir(id), ec);
   if (ec) return fail(Code::kInternal, "delete vm " + id + ": remove " + runtime_dir(id) + ": " + ec.message());
   std::lock_guard lock(mutex_);
-  FEOS_TRY(db_.remove_vm(id));
+  FEOS_TRY(db_.vms().remove(id));
   vms_.erase(id);
   logger()->info("deleted vm={}", id);
   return ok();
@@ -334,7 +334,7 @@ Result<DeviceHold> VmManager::apply_locked(Entry& entry, LifecycleEvent event, s
 Status VmManager::record_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
   reason = cut_utf8(std::move(reason), kMaxReasonBytes);
   int64_t now = now_ms();
-  FEOS_TRY(db_.update_vm_state(entry.record.id, state, reason, pid, now));
+  FEOS_TRY(db_.vms().update_state(entry.record.id, state, reason, pid, now));
   VmState old = entry.record.state;
   entry.record.state = state;
   entry.record.state_reason = reason;
@@ -349,7 +349,7 @@ Status VmManager::record_state_locked(Entry& entry, VmState state, std::string r
 Status VmManager::emit_locked(const Entry& entry, const std::string& component, std::string reason) {
   model::VmEvent event{0, entry.record.id, component, entry.record.state, cut_utf8(std::move(reason), kMaxReasonBytes),
                        now_ms()};
-  FEOS_ASSIGN_OR_RETURN(event.id, db_.append_event(event));
+  FEOS_ASSIGN_OR_RETURN(event.id, db_.events().append(event));
   bus_.publish(event);
   return ok();
 }
@@ -462,7 +462,7 @@ Result<std::vector<model::VmEvent>> VmManager::history(store::EventFilter filter
   if (filter.vm_id) {
     FEOS_ASSIGN_OR_RETURN(filter.vm_id, resolve_id(*filter.vm_id));
   }
-  return db_.query_events(filter);
+  return db_.events().query(filter);
 }
 
 }  // namespace feos::core

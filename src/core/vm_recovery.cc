@@ -29,7 +29,7 @@ constexpr int kAdoptAttempts = 3;
 }  // namespace
 
 Status VmManager::recover(const RecoverOptions& options) {
-  auto records = db_.list_vms();
+  auto records = db_.vms().list();
   if (!records) return fail(records.error().context("load vms"));
   // Every live process of our VMs, whatever the records say (a start cut short leaves one that
   // no record names); then what the database does not know at all.

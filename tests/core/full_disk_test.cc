@@ -99,7 +99,7 @@ TEST_F(FullDiskTest, CreateIsResourceExhaustedAndDeleteStillWorks) {
   db_.reset();
   auto db = store::Database::open(dir_ + "/feosd.db");
   ASSERT_TRUE(db) << db.error().to_string();
-  auto vms = (*db)->list_vms();
+  auto vms = (*db)->vms().list();
   ASSERT_TRUE(vms);
   EXPECT_TRUE(vms->empty());
 }

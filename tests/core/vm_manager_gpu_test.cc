@@ -94,7 +94,7 @@ TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
 
   ASSERT_TRUE(manager_->remove(*id));
   EXPECT_EQ(kernel_->snapshot(), before_);
-  EXPECT_TRUE(db_->list_device_assignments()->empty());
+  EXPECT_TRUE(db_->ledger().list(std::nullopt)->empty());
 }
 
 TEST_F(VmManagerGpuTest, SecondVmForTheSameGpuIsRefusedAndNotRecorded) {
@@ -212,7 +212,7 @@ TEST_F(VmManagerGpuTest, CrashDuringCreateStrandsNothing) {
   reopen();
   EXPECT_TRUE(manager_->list().empty());
   EXPECT_EQ(kernel_->snapshot(), before_);
-  EXPECT_TRUE(db_->list_device_assignments()->empty());
+  EXPECT_TRUE(db_->ledger().list(std::nullopt)->empty());
 }
 
 // StartVm refused because a process of the VM is alive (issue 17): that process may be using the

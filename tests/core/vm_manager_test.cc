@@ -240,7 +240,7 @@ TEST_F(VmManagerTest, StartRecordsItsIntentBeforeTheHypervisorRuns) {
   // What a daemon killed now would find on disk, read through a second connection.
   auto other = store::Database::open((dir_ / "feosd.db").string());
   ASSERT_TRUE(other) << other.error().to_string();
-  auto stored = (*other)->get_vm(id);
+  auto stored = (*other)->vms().get(id);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->state, VmState::kCreated);
   EXPECT_EQ(stored->state_reason, "starting");
@@ -252,7 +252,7 @@ TEST_F(VmManagerTest, StartRecordsItsIntentBeforeTheHypervisorRuns) {
 TEST_F(VmManagerTest, ALiveProcessOfAVmRecordedAsCreatedIsAdopted) {
   // The daemon died after qemu ran the guest but before it recorded "running".
   std::string id = create();
-  ASSERT_TRUE(db_->update_vm_state(id, VmState::kCreated, "starting", 0, 1));
+  ASSERT_TRUE(db_->vms().update_state(id, VmState::kCreated, "starting", 0, 1));
   hv_.found = {{id, 4242}};
   hv_.alive_after_restart = {4242};
   reopen();
@@ -266,7 +266,7 @@ TEST_F(VmManagerTest, ALiveProcessOfAVmRecordedAsCreatedIsAdopted) {
 
 TEST_F(VmManagerTest, AProcessWhoseStartWasCutShortIsStoppedAndTheVmKeepsItsState) {
   std::string id = create();
-  ASSERT_TRUE(db_->update_vm_state(id, VmState::kCreated, "starting", 0, 1));
+  ASSERT_TRUE(db_->vms().update_state(id, VmState::kCreated, "starting", 0, 1));
   hv_.found = {{id, 4242}};
   hv_.alive_after_restart = {4242};
   hv_.adopted_state = vmm::RunState::kNotStarted;
@@ -282,7 +282,7 @@ TEST_F(VmManagerTest, AProcessWhoseStartWasCutShortIsStoppedAndTheVmKeepsItsStat
 
 TEST_F(VmManagerTest, AStartCutShortBeforeAnythingRanSaysSo) {
   std::string id = create();
-  ASSERT_TRUE(db_->update_vm_state(id, VmState::kStopped, "starting", 0, 1));
+  ASSERT_TRUE(db_->vms().update_state(id, VmState::kStopped, "starting", 0, 1));
   reopen();
   EXPECT_EQ(state(id), VmState::kStopped);
   EXPECT_EQ(manager_->get(id)->state_reason, "start interrupted by a feosd restart");
@@ -398,7 +398,7 @@ TEST_F(VmManagerTest, AVmOfAnOlderFeosdUnderAnUpperCaseIdIsFoundAndItsDirectoryR
   const std::string lower = "123e4567-e89b-12d3-a456-426614174000";
   const std::string upper = "123E4567-E89B-12D3-A456-426614174000";
   ASSERT_TRUE(manager_->create(spec(), lower));
-  ASSERT_TRUE(db_->update_vm_state(lower, VmState::kRunning, "started", 4242, 1));
+  ASSERT_TRUE(db_->vms().update_state(lower, VmState::kRunning, "started", 4242, 1));
   std::filesystem::create_directories(dir_ / "vms" / upper);
   std::ofstream(dir_ / "vms" / upper / "console.log") << "guest output";
   hv_.found = {{upper, 4242}};
