@@ -3,12 +3,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
 #include "api/convert.h"
 #include "api/status.h"
+#include "common/blocking_queue.h"
 #include "core/vm_manager.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 
@@ -16,40 +16,6 @@ namespace feos::api {
 namespace {
 
 using grpc::ServerContext;
-
-// A small blocking queue between a producer callback and a streaming handler.
-template <typename T>
-class StreamQueue {
- public:
-  void push(T item) {
-    {
-      std::lock_guard lock(mutex_);
-      items_.push_back(std::move(item));
-    }
-    cv_.notify_one();
-  }
-  void close() {
-    {
-      std::lock_guard lock(mutex_);
-      closed_ = true;
-    }
-    cv_.notify_one();
-  }
-  // Waits up to `timeout`; returns the items queued so far and whether the producer closed.
-  std::pair<std::deque<T>, bool> take(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, timeout, [&] { return !items_.empty() || closed_; });
-    std::deque<T> out;
-    out.swap(items_);
-    return {std::move(out), closed_};
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<T> items_;
-  bool closed_ = false;
-};
 
 // How often streaming handlers look for client cancellation while idle.
 constexpr std::chrono::milliseconds kPollInterval{200};
@@ -140,7 +106,7 @@ class VmService final : public pb::VMService::Service {
       return (!vm_id || e.vm_id == *vm_id) && (component.empty() || e.component_id == component);
     };
     // Subscribe before reading history so no event falls between the two.
-    StreamQueue<model::VmEvent> live;
+    BlockingQueue<model::VmEvent> live;
     int token = manager_.bus().subscribe([&](const model::VmEvent& e) {
       if (matches(e)) live.push(e);
     });
@@ -197,7 +163,7 @@ class VmService final : public pb::VMService::Service {
       if (!writer->Write(event_to_proto(e))) return grpc::Status::OK;
 
     while (!ctx->IsCancelled()) {
-      auto [events, closed] = live.take(kPollInterval);
+      auto [events, closed] = live.take_for(kPollInterval);
       for (const auto& e : events) {
         if (e.id != 0 && e.id <= last_id) continue;  // already sent as history
         if (!writer->Write(event_to_proto(e))) return grpc::Status::OK;
@@ -223,7 +189,7 @@ class VmService final : public pb::VMService::Service {
     auto console = manager_.console(vm_id);
     if (!console) return to_grpc(console.error());
 
-    StreamQueue<std::string> output;
+    BlockingQueue<std::string> output;
     int token = (*console)->subscribe([&](std::string_view bytes) { output.push(std::string(bytes)); },
                                       [&] { output.close(); });
     // Client input goes to the guest from its own thread; output is written from this one.
@@ -236,7 +202,7 @@ class VmService final : public pb::VMService::Service {
     });
     bool client_gone = false;
     while (!client_gone && !ctx->IsCancelled()) {
-      auto [chunks, closed] = output.take(kPollInterval);
+      auto [chunks, closed] = output.take_for(kPollInterval);
       for (auto& chunk : chunks) {
         pb::StreamVmConsoleResponse resp;
         resp.set_output(std::move(chunk));
