@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "qcow2_bytes.h"
+#include "support/proc_status.h"
 #include "temp_dir.h"
 
 namespace feos::vmm::qemu {
@@ -436,16 +437,7 @@ class QemuRunAsProcessTest : public QemuProcessTest {
   }
   // "Key:" of /proc/<pid>/status, whitespace squeezed.
   std::string status_field(int pid, const std::string& key) {
-    std::istringstream in(read(sys::HostPaths{}.process(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind(key + ":", 0) != 0) continue;
-      std::istringstream words(line.substr(key.size() + 1));
-      std::string word, out;
-      while (words >> word) out += (out.empty() ? "" : " ") + word;
-      return out;
-    }
-    return "<no " + key + ">";
+    return test::status_field(test::read_proc_status(pid), key);
   }
   struct stat stat_of(const std::string& path) {
     struct stat st {};
