@@ -14,17 +14,6 @@ namespace feos::vmm::qemu {
 std::string_view accel_name(Accel accel) { return accel == Accel::kKvm ? "kvm" : "tcg"; }
 
 
-RuntimeFiles runtime_files(const std::string& runtime_dir) {
-  RuntimeFiles files;
-  files.qmp_socket = runtime_dir + "/qmp.sock";
-  files.console_socket = runtime_dir + "/console.sock";
-  files.pid_file = runtime_dir + "/qemu.pid";
-  files.ignition_file = runtime_dir + "/ignition.json";
-  files.qemu_log = runtime_dir + "/qemu.log";
-  files.console_log = runtime_dir + "/console.log";
-  return files;
-}
-
 namespace {
 
 // The composed machine, filled section by section and rendered in a fixed order. A component

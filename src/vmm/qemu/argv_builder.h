@@ -14,6 +14,7 @@
 #include "model/gpu.h"
 #include "model/vm.h"
 #include "vmm/qemu/block_graph.h"
+#include "vmm/qemu/runtime_dir.h"
 
 namespace feos::vmm::qemu {
 
@@ -37,20 +38,6 @@ struct ArgvConfig {
   // P2P between the cards (same PCIe switch or NVLink); a daemon-wide option for now.
   std::optional<int> gpudirect_clique;
 };
-
-// Per-VM files in the runtime directory (see runtime_files()).
-struct RuntimeFiles {
-  std::string qmp_socket;
-  std::string console_socket;
-  std::string pid_file;
-  std::string ignition_file;  // written by the adapter when spec.ignition is set
-  std::string qemu_log;       // qemu's stdout+stderr (not on the command line)
-  std::string console_log;    // everything the guest wrote to its serial port
-};
-
-// The fixed file names inside `runtime_dir`: qmp.sock, console.sock, qemu.pid, ignition.json,
-// qemu.log, console.log.
-RuntimeFiles runtime_files(const std::string& runtime_dir);
 
 // The value of `-name` for `vm_id` ("guest=<id>,debug-threads=on"). Adoption after a daemon
 // restart finds exactly this argument in /proc/<pid>/cmdline.

@@ -1,13 +1,9 @@
 #include "vmm/qemu/qemu_hypervisor.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
@@ -18,12 +14,12 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
-#include "common/text.h"
 #include "pci/address.h"
 #include "vmm/qemu/console.h"
-#include "vmm/qemu/request_files.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
+#include "vmm/qemu/request_files.h"
+#include "vmm/qemu/runtime_dir.h"
 #include "vmm/spec_validation.h"
 
 namespace feos::vmm::qemu {
@@ -35,7 +31,7 @@ using std::chrono::milliseconds;
 struct QemuHypervisor::VmProcess {
   std::string id;
   int pid = 0;
-  RuntimeFiles files;
+  RuntimeDir dir{""};  // set before the process is launched or adopted
   Accel accel = Accel::kTcg;
   off_t log_offset = 0;  // qemu.log size before this process started writing
   // Set before `attached` becomes true, closed by the exit handler or the destructor.
@@ -74,72 +70,10 @@ std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
 // True on a launcher thread while it runs on_process_exit().
 thread_local bool t_in_exit_handler = false;
 
-// The last lines qemu wrote since `offset`, joined by " | ", at most ~600 bytes, control bytes
-// escaped: it goes into error messages (cut at 1 KiB by the API) and logs.
-std::string log_tail(const std::string& path, off_t offset) {
-  // O_NOFOLLOW: with run_as, qemu's user can create entries in the runtime dir.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return {};
-  struct stat st {};
-  std::string text;
-  if (::fstat(fd, &st) == 0 && st.st_size > offset) {
-    off_t start = std::max<off_t>(offset, st.st_size - 600);
-    text.resize(static_cast<size_t>(st.st_size - start));
-    ssize_t n = ::pread(fd, text.data(), text.size(), start);
-    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    if (start > offset) {
-      auto newline = text.find('\n');  // drop a cut first line
-      text = newline == std::string::npos ? text : text.substr(newline + 1);
-    }
-  }
-  ::close(fd);
-  std::string out;
-  size_t begin = 0;
-  while (begin < text.size()) {
-    size_t end = text.find('\n', begin);
-    if (end == std::string::npos) end = text.size();
-    std::string line = sys::trim(std::string_view(text).substr(begin, end - begin));
-    if (!line.empty()) out += (out.empty() ? "" : " | ") + line;
-    begin = end + 1;
-  }
-  return escape_controls(out);
-}
-
 std::string with_log(std::string message, const QemuHypervisor::VmProcess& vm) {
-  std::string tail = log_tail(vm.files.qemu_log, vm.log_offset);
+  std::string tail = vm.dir.qemu_log_tail(vm.log_offset);
   if (!tail.empty()) message += "; qemu.log: " + tail;
   return message;
-}
-
-Status remove_stale(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
-  return ok();
-}
-
-Status write_private_file(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return fail_errno("create " + path, errno);
-  std::string_view rest(data);
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      return fail_errno("write " + path, err);
-    }
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
-  if (::close(fd) != 0) return fail_errno("close " + path, errno);
-  return ok();
-}
-
-// Creates `path` (empty, mode 0640) unless it exists; never through a symbolic link.
-Status ensure_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-  if (fd < 0) return fail_errno("create " + path, errno);
-  ::close(fd);
-  return ok();
 }
 
 // Gives every path of vm.grants back to its owner (newest first) and clears the list. Failures
@@ -184,29 +118,6 @@ std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
 // group node and the daemon's of its own files.
 constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
 constexpr sys::FileOwner kRootDir{0, 0, 0755};
-
-// The pid of the process holding the lock qemu keeps on its pidfile for its whole life (-1 when
-// the lock does not say, e.g. a holder in another pid namespace), or 0 when no process holds it:
-// no file, or one a dead qemu left. FAILED_PRECONDITION when the file cannot be inspected (a
-// symlink planted by qemu's user, ...): never taken for "nobody holds it".
-Result<int> pid_file_holder(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) return 0;
-  if (fd < 0) return fail_errno("inspect the pidfile " + path, errno, Code::kFailedPrecondition);
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  int err = ::fcntl(fd, F_GETLK, &lock) == 0 ? 0 : errno;
-  ::close(fd);
-  if (err != 0) return fail_errno("inspect the pidfile lock of " + path, err, Code::kFailedPrecondition);
-  if (lock.l_type == F_UNLCK) return 0;
-  return lock.l_pid > 0 ? lock.l_pid : -1;
-}
-
-off_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
-}
 
 ExitInfo exit_info(const QemuHypervisor::VmProcess& vm) {
   if (vm.stop_requested) return {true, "stopped on request"};
@@ -281,44 +192,6 @@ bool wait_vm(QemuHypervisor::VmProcess& vm, milliseconds timeout, Pred done) {
 
 }  // namespace
 
-uint64_t host_memory_mib_from_meminfo(std::string_view meminfo) {
-  constexpr std::string_view kKey = "MemTotal:";
-  size_t at = meminfo.rfind(kKey, 0) == 0 ? 0 : meminfo.find("\n" + std::string(kKey));
-  if (at == std::string_view::npos) return 0;
-  if (meminfo[at] == '\n') ++at;
-  std::string_view rest = meminfo.substr(at + kKey.size());
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  uint64_t kib = 0;
-  size_t digits = 0;
-  while (digits < rest.size() && digits < 15 && rest[digits] >= '0' && rest[digits] <= '9')
-    kib = kib * 10 + static_cast<uint64_t>(rest[digits++] - '0');
-  if (digits == 0 || rest.substr(digits, 3) != " kB") return 0;
-  return kib / 1024;
-}
-
-int host_phys_bits_from_cpuinfo(std::string_view cpuinfo) {
-  constexpr std::string_view kKey = "address sizes";
-  size_t begin = 0;
-  while (begin < cpuinfo.size()) {
-    size_t end = cpuinfo.find('\n', begin);
-    if (end == std::string_view::npos) end = cpuinfo.size();
-    std::string_view line = cpuinfo.substr(begin, end - begin);
-    begin = end + 1;
-    if (line.substr(0, kKey.size()) != kKey) continue;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return 0;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    int bits = 0;
-    size_t digits = 0;
-    while (digits < value.size() && digits < 3 && value[digits] >= '0' && value[digits] <= '9')
-      bits = bits * 10 + (value[digits++] - '0');
-    if (digits == 0 || value.substr(digits, 14) != " bits physical") return 0;
-    return bits;
-  }
-  return 0;
-}
-
 Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLauncher& launcher,
                                                                sys::Filesystem& fs,
                                                                sys::HostPaths paths,
@@ -351,9 +224,7 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   } else if (config.accel == "tcg") {
     accel = Accel::kTcg;
   } else if (config.accel == "auto") {
-    int fd = ::open(paths.kvm().c_str(), O_RDWR | O_CLOEXEC);
-    accel = fd >= 0 ? Accel::kKvm : Accel::kTcg;
-    if (fd >= 0) ::close(fd);
+    accel = kvm_available(paths) ? Accel::kKvm : Accel::kTcg;
   } else {
     return fail(Code::kInvalidArgument,
                 "qemu accel \"" + config.accel + "\" is not one of auto, kvm, tcg");
@@ -374,6 +245,7 @@ QemuHypervisor::QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& 
       paths_(std::move(paths)),
       config_(std::move(config)),
       accel_(accel),
+      host_(fs_, paths_),
       shared_(std::make_shared<Shared>()) {
   shared_->permissions = &permissions_;
 }
@@ -416,17 +288,12 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
     FEOS_TRY(exists(spec.disks[i].path, "disks[" + std::to_string(i) + "].path"));
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
     return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
-  FEOS_TRY(check_host_memory(spec));
+  uint64_t host_mib = host_.memory_mib();  // 0: unknown, not checked
+  if (host_mib != 0 && spec.memory.size_mib > host_mib)
+    return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
+                                            " MiB is more than this host's memory (" +
+                                            std::to_string(host_mib) + " MiB)");
   return ok();
-}
-
-Status QemuHypervisor::check_host_memory(const model::VmSpec& spec) const {
-  auto meminfo = fs_.read_file(paths_.meminfo());
-  uint64_t host_mib = meminfo ? host_memory_mib_from_meminfo(*meminfo) : 0;
-  if (host_mib == 0 || spec.memory.size_mib <= host_mib) return ok();
-  return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
-                                          " MiB is more than this host's memory (" + std::to_string(host_mib) +
-                                          " MiB)");
 }
 
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
@@ -463,27 +330,17 @@ Status QemuHypervisor::connect(const std::shared_ptr<VmProcess>& vm, millisecond
     }
     logger()->info("qemu event vm={} event={} data={}", raw->id, event.name, event.data.dump());
   };
-  auto qmp = QmpClient::connect(vm->files.qmp_socket, on_event, qmp_options);
+  auto qmp = QmpClient::connect(vm->dir.files().qmp_socket, on_event, qmp_options);
   if (!qmp) return fail(qmp.error());
   QemuConsole::Options console_options;
   console_options.connect_timeout = config_.command_timeout;
   console_options.keep_trying = keep_trying;
-  auto console = QemuConsole::open(vm->id, vm->files.console_socket, vm->files.console_log,
-                                   console_options);
+  auto console = QemuConsole::open(vm->id, vm->dir.files().console_socket,
+                                   vm->dir.files().console_log, console_options);
   if (!console) return fail(console.error());
   vm->qmp = std::move(*qmp);
   vm->console = std::move(*console);
   return ok();
-}
-
-int QemuHypervisor::host_phys_bits() const {
-  std::string path = paths_.cpuinfo();
-  auto cpuinfo = fs_.read_file(path);
-  int bits = cpuinfo ? host_phys_bits_from_cpuinfo(*cpuinfo) : 0;
-  if (bits == 0)
-    logger()->warn("host physical address bits unknown path={} error=\"{}\"", path,
-                   cpuinfo ? "no address sizes line" : cpuinfo.error().message);
-  return bits;
 }
 
 Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const {
@@ -511,8 +368,7 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
   const model::VmSpec& spec = files.spec;
   // The daemon's files exist before the user may create entries in the directory, so qemu
   // cannot plant links under their names; the sticky bit keeps it from replacing them.
-  FEOS_TRY(ensure_file(vm.files.qemu_log));
-  FEOS_TRY(ensure_file(vm.files.console_log));
+  FEOS_TRY(vm.dir.create_logs());
   auto give = [&](const std::string& path, sys::FileOwner to, sys::FileOwner back) -> Status {
     {
       // Recorded first: a chown that worked before a failed chmod is given back too.
@@ -522,7 +378,7 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
     return permissions_.set_owner(path, to);
   };
   FEOS_TRY(give(runtime_dir, {0, user.gid, 01770}, kRootDir));
-  if (spec.ignition) FEOS_TRY(give(vm.files.ignition_file, {0, user.gid, 0640}, kRootPrivate));
+  if (spec.ignition) FEOS_TRY(give(vm.dir.files().ignition_file, {0, user.gid, 0640}, kRootPrivate));
   std::vector<sys::AccessCheck> checks;
   auto nodes = vfio_group_nodes(paths_, gpus);
   for (const auto& node : nodes) {
@@ -553,7 +409,7 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
     need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i], !spec.disks[i].readonly,
                spec.disks[i].path);
   need("runtime dir", runtime_dir, sys::Access::kCreateIn);
-  if (spec.ignition) need("ignition", vm.files.ignition_file, sys::Access::kRead);
+  if (spec.ignition) need("ignition", vm.dir.files().ignition_file, sys::Access::kRead);
   if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
   if (accel_ == Accel::kKvm) need("accel kvm", paths_.kvm(), sys::Access::kReadWrite);
   FEOS_TRY(permissions_.check_access(user, checks));
@@ -572,7 +428,7 @@ void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::str
   size_t digit = status->find_first_not_of(" \t", at + 5);
   if (digit == std::string::npos || (*status)[digit] == '0') return;  // root (no leading zeros)
   std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
-  if (fs_.exists(vm.files.ignition_file)) grants.emplace_back(vm.files.ignition_file, kRootPrivate);
+  if (fs_.exists(vm.dir.files().ignition_file)) grants.emplace_back(vm.dir.files().ignition_file, kRootPrivate);
   std::set<std::string> seen;
   for (const auto& host : vfio_hosts) {
     auto address = pci::Address::parse(host);
@@ -657,9 +513,9 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
                     " GPUs but " + std::to_string(gpus.size()) + " were prepared");
   auto vm = std::make_shared<VmProcess>();
   vm->id = vm_id;
-  vm->files = runtime_files(runtime_dir);
+  vm->dir = RuntimeDir(runtime_dir);
   vm->accel = accel_;
-  if (vm->files.console_socket.size() >= sizeof(sockaddr_un::sun_path))
+  if (vm->dir.files().console_socket.size() >= sizeof(sockaddr_un::sun_path))
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
                                             " is too long for unix socket paths");
 
@@ -669,7 +525,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   argv_config.hugepages_dir = paths_.hugepages();
   argv_config.gpudirect_clique = config_.gpudirect_clique;
   // Only kvm passes the host's address width through; tcg emulates whatever it is told.
-  if (!gpus.empty() && accel_ == Accel::kKvm) argv_config.host_phys_bits = host_phys_bits();
+  if (!gpus.empty() && accel_ == Accel::kKvm) argv_config.host_phys_bits = host_.phys_bits();
   // The files again (they may have changed since create), with the formats recorded at create;
   // a VM created before formats were recorded gets them detected now.
   auto files = check_spec_files(spec, config_.image_roots);
@@ -678,7 +534,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   model::VmSpec resolved = files->spec;
   resolved.boot.kernel = files->kernel;
   resolved.boot.initramfs = files->initramfs;
-  auto argv = build_argv(argv_config, resolved, files->images, gpus, vm->files, vm_id);
+  auto argv = build_argv(argv_config, resolved, files->images, gpus, vm->dir.files(), vm_id);
   if (!argv) return fail(argv.error());
   FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
 
@@ -695,19 +551,17 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   };
   // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
   // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
-  auto holder = pid_file_holder(vm->files.pid_file);
+  auto holder = vm->dir.pid_file_holder();
   if (!holder) return failed(holder.error().context("vm " + vm_id));
   if (*holder != 0)
     return failed(Error{Code::kAlreadyExists,
                         "vm " + vm_id + ": a qemu process of this VM" +
                             (*holder > 0 ? " (pid " + std::to_string(*holder) + ")" : std::string()) +
-                            " is still running (it holds " + vm->files.pid_file + ")"});
-  for (const auto* path : {&vm->files.qmp_socket, &vm->files.console_socket, &vm->files.pid_file}) {
-    auto removed = remove_stale(*path);
-    if (!removed) return failed(removed.error().context("vm " + vm_id));
-  }
+                            " is still running (it holds " + vm->dir.files().pid_file + ")"});
+  auto removed = vm->dir.remove_stale();
+  if (!removed) return failed(removed.error().context("vm " + vm_id));
   if (spec.ignition) {
-    auto written = write_private_file(vm->files.ignition_file, *spec.ignition);
+    auto written = vm->dir.write_ignition(*spec.ignition);
     if (!written) return failed(written.error().context("vm " + vm_id));
   }
   if (config_.run_as) {
@@ -715,10 +569,10 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     if (!granted) return failed(granted.error().context("vm " + vm_id));
   }
 
-  vm->log_offset = file_size(vm->files.qemu_log);
+  vm->log_offset = vm->dir.qemu_log_size();
   sys::LaunchSpec launch;
   launch.argv = *argv;
-  launch.output_path = vm->files.qemu_log;
+  launch.output_path = vm->dir.files().qemu_log;
   // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
   // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
   launch.memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
@@ -801,9 +655,9 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
   auto vm = std::make_shared<VmProcess>();
   vm->id = vm_id;
   vm->pid = pid;
-  vm->files = runtime_files(runtime_dir);
+  vm->dir = RuntimeDir(runtime_dir);
   vm->accel = identity->accel;
-  vm->log_offset = file_size(vm->files.qemu_log);
+  vm->log_offset = vm->dir.qemu_log_size();
   grants_of_adopted(*vm, identity->vfio_hosts, runtime_dir);
   {
     std::lock_guard lock(shared_->mutex);

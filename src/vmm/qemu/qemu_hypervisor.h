@@ -14,6 +14,7 @@
 #include "sys/run_as.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qemu/argv_builder.h"
+#include "vmm/qemu/host_caps.h"
 #include "vmm/qemu/qemu_cmdline.h"
 #include "vmm/qemu/request_files.h"
 
@@ -39,13 +40,6 @@ struct QemuConfig {
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
 };
-
-// The "MemTotal:" of /proc/meminfo text in MiB; 0 when there is no such line or it does not parse.
-uint64_t host_memory_mib_from_meminfo(std::string_view meminfo);
-
-// The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
-// 57 bits virtual" line); 0 when there is no such line or it does not parse.
-int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
 
 class QemuHypervisor final : public Hypervisor {
  public:
@@ -164,8 +158,6 @@ class QemuHypervisor final : public Hypervisor {
   Status watch(const std::shared_ptr<VmProcess>& vm);
   Status connect(const std::shared_ptr<VmProcess>& vm, std::chrono::milliseconds timeout);
   void forget(const std::shared_ptr<VmProcess>& vm);
-  int host_phys_bits() const;
-  Status check_host_memory(const model::VmSpec& spec) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status grant_to_user(VmProcess& vm, const CheckedFiles& files,
                        const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
@@ -182,6 +174,7 @@ class QemuHypervisor final : public Hypervisor {
   const sys::HostPaths paths_;
   const QemuConfig config_;
   const Accel accel_;
+  const HostCaps host_;
   std::shared_ptr<Shared> shared_;
 };
 
