@@ -790,22 +790,5 @@ TEST_F(QemuHypervisorUnit, AVmMayNotHaveMoreMemoryThanTheHost) {
   EXPECT_EQ(host_memory_mib_from_meminfo(""), 0u);
 }
 
-TEST(QemuCmdline, ReadsBackWhatTheBuilderWrote) {
-  using namespace std::string_literals;
-  auto args = split_cmdline("/usr/bin/qemu\0-name\0guest=vm-1,debug-threads=on\0-accel\0kvm\0-pidfile\0/s/vms/vm-1/qemu.pid\0"
-                            "-device\0vfio-pci,host=0000:18:00.0,id=f0,bus=rp0,addr=0x0.0\0-device\0virtio-blk-pci,drive=d\0"s);
-  ASSERT_EQ(args.size(), 11u);
-  auto identity = read_qemu_identity(args);
-  ASSERT_TRUE(identity);
-  EXPECT_EQ(identity->vm_id, "vm-1");
-  EXPECT_EQ(identity->runtime_dir, "/s/vms/vm-1");
-  EXPECT_EQ(identity->accel, Accel::kKvm);
-  EXPECT_EQ(identity->vfio_hosts, std::vector<std::string>{"0000:18:00.0"});
-  EXPECT_FALSE(read_qemu_identity(split_cmdline("/usr/sbin/sshd\0-D\0"s)));
-  EXPECT_FALSE(read_qemu_identity(split_cmdline("qemu\0-name\0debug-threads=on\0"s)));
-  EXPECT_FALSE(read_qemu_identity({}));
-  EXPECT_EQ(read_qemu_identity(split_cmdline("qemu\0-name\0guest=x\0"s))->runtime_dir, "");
-}
-
 }  // namespace
 }  // namespace feos::vmm::qemu

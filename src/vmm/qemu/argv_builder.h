@@ -43,6 +43,19 @@ struct ArgvConfig {
 // restart finds exactly this argument in /proc/<pid>/cmdline.
 std::string name_argument(std::string_view vm_id);
 
+// What a restarted daemon reads back from the command lines build_argv() wrote
+// (read_qemu_identity(), qemu_cmdline.h): the VM from `-name guest=<id>`, the runtime directory
+// from `-pidfile`, the accelerator from `-accel` (accel_name()), and the host functions from the
+// `host=` of each `-device vfio-pci,...`. Stable across releases: a daemon adopts the qemu an
+// older one started.
+inline constexpr std::string_view kNameFlag = "-name";
+inline constexpr std::string_view kNameGuestKey = "guest";
+inline constexpr std::string_view kPidfileFlag = "-pidfile";
+inline constexpr std::string_view kAccelFlag = "-accel";
+inline constexpr std::string_view kDeviceFlag = "-device";
+inline constexpr std::string_view kVfioDriver = "vfio-pci";
+inline constexpr std::string_view kVfioHostKey = "host";
+
 // Internal ids of the adapter's fixed chardevs and devices (stable across releases: a daemon
 // adopting a running qemu addresses them by these names).
 inline constexpr std::string_view kQmpChardevId = "qmp0";

@@ -418,7 +418,7 @@ Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
   return ok();
 }
 
-void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
+void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<pci::Address>& vfio_functions,
                                        const std::string& runtime_dir) const {
   // Only a qemu running as another user was given anything ("Uid:" lists real uid first).
   auto status = fs_.read_file(paths_.process(vm.pid) + "/status");
@@ -430,15 +430,13 @@ void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::str
   std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
   if (fs_.exists(vm.dir.files().ignition_file)) grants.emplace_back(vm.dir.files().ignition_file, kRootPrivate);
   std::set<std::string> seen;
-  for (const auto& host : vfio_hosts) {
-    auto address = pci::Address::parse(host);
-    if (!address) continue;  // not one we wrote
-    std::string link = paths_.pci_device(address->to_string()) + "/iommu_group";
+  for (const auto& address : vfio_functions) {
+    std::string link = paths_.pci_device(address.to_string()) + "/iommu_group";
     auto group = fs_.read_link(link);
     if (!group) {
       logger()->warn("adopted qemu vm={} pid={}: no IOMMU group for {} ({}): its vfio node will "
                      "not be given back at exit",
-                     vm.id, vm.pid, address->to_string(), group.error().message);
+                     vm.id, vm.pid, address.to_string(), group.error().message);
       continue;
     }
     std::string number = sys::basename_of(*group);
@@ -448,14 +446,6 @@ void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::str
   }
   std::lock_guard lock(vm.mutex);
   vm.grants = std::move(grants);
-}
-
-Result<QemuIdentity> QemuHypervisor::identity_of(int pid, const std::string& where) const {
-  auto cmdline = fs_.read_file(paths_.process(pid) + "/cmdline");
-  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
-  auto identity = read_qemu_identity(split_cmdline(*cmdline));
-  if (!identity) return fail(Code::kNotFound, where + " is not a qemu started by feosd");
-  return *identity;
 }
 
 std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runtime_root) {
@@ -470,7 +460,7 @@ std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runt
   for (const auto& name : *entries) {
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos || name.size() > 9) continue;
     int pid = std::stoi(name);
-    auto identity = identity_of(pid, "process " + name);
+    auto identity = read_process_identity(fs_, paths_, pid, "process " + name);
     if (!identity || identity->runtime_dir.empty()) continue;  // gone meanwhile, a kernel thread, or not ours
     auto dir = std::filesystem::weakly_canonical(identity->runtime_dir, ec);
     if (ec || dir.parent_path() != root || dir.filename().string() != identity->vm_id) continue;
@@ -482,7 +472,7 @@ std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runt
 Status QemuHypervisor::kill_found(const std::string& vm_id, int pid) {
   std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
   if (pid <= 0 || !launcher_.is_alive(pid)) return ok();
-  auto identity = identity_of(pid, where);
+  auto identity = read_process_identity(fs_, paths_, pid, where);
   if (!identity) return launcher_.is_alive(pid) ? fail(Code::kFailedPrecondition, identity.error().message) : ok();
   if (!same_vm_id(identity->vm_id, vm_id))
     return fail(Code::kFailedPrecondition, where + " belongs to vm " + identity->vm_id);
@@ -646,7 +636,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
 Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) {
   std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
   if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
-  auto identity = identity_of(pid, where);
+  auto identity = read_process_identity(fs_, paths_, pid, where);
   if (!identity) return fail(identity.error());
   if (!same_vm_id(identity->vm_id, vm_id))
     return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name_argument(vm_id) +
@@ -658,7 +648,7 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
   vm->dir = RuntimeDir(runtime_dir);
   vm->accel = identity->accel;
   vm->log_offset = vm->dir.qemu_log_size();
-  grants_of_adopted(*vm, identity->vfio_hosts, runtime_dir);
+  grants_of_adopted(*vm, identity->vfio_functions, runtime_dir);
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->vms.count(vm_id) != 0)

@@ -161,11 +161,8 @@ class QemuHypervisor final : public Hypervisor {
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status grant_to_user(VmProcess& vm, const CheckedFiles& files,
                        const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
-  void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
+  void grants_of_adopted(VmProcess& vm, const std::vector<pci::Address>& vfio_functions,
                          const std::string& runtime_dir) const;
-  // The identity of process `pid` from its <proc>/<pid>/cmdline; NOT_FOUND naming `where` when it
-  // is gone or is not a qemu of feosd's.
-  Result<QemuIdentity> identity_of(int pid, const std::string& where) const;
 
   std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;
