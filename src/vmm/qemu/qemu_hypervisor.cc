@@ -8,17 +8,16 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "common/log.h"
-#include "pci/address.h"
 #include "vmm/qemu/console.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/qemu/request_files.h"
+#include "vmm/qemu/run_as_grants.h"
 #include "vmm/qemu/runtime_dir.h"
 #include "vmm/spec_validation.h"
 
@@ -46,9 +45,8 @@ struct QemuHypervisor::VmProcess {
   bool stop_requested = false;
   std::string shutdown_reason;  // "reason" of the last SHUTDOWN event
   sys::ExitStatus exit_status;
-  // What the run-as user was given, and the owner each path gets back when the process ends
-  // (in order of granting; given back in reverse).
-  std::vector<std::pair<std::string, sys::FileOwner>> grants;
+  // What the run-as user was given; set before the process is launched or adopted.
+  std::optional<RunAsGrants> grants;
 };
 
 // State that exit watchers (launcher threads) share with the adapter; they hold it weakly, so
@@ -60,7 +58,6 @@ struct QemuHypervisor::Shared {
   Hypervisor::ExitCallback callback;
   bool destroyed = false;
   int running_handlers = 0;
-  sys::Permissions* permissions = nullptr;  // the adapter's; valid while !destroyed
 };
 
 namespace {
@@ -75,49 +72,6 @@ std::string with_log(std::string message, const QemuHypervisor::VmProcess& vm) {
   if (!tail.empty()) message += "; qemu.log: " + tail;
   return message;
 }
-
-// Gives every path of vm.grants back to its owner (newest first) and clears the list. Failures
-// are logged: the process is gone either way.
-void give_back(sys::Permissions& permissions, QemuHypervisor::VmProcess& vm) {
-  std::vector<std::pair<std::string, sys::FileOwner>> grants;
-  {
-    std::lock_guard lock(vm.mutex);
-    grants.swap(vm.grants);
-  }
-  for (auto it = grants.rbegin(); it != grants.rend(); ++it) {
-    auto restored = permissions.set_owner(it->first, it->second);
-    if (restored)
-      logger()->debug("gave back vm={} path={} owner={}:{} mode={:04o}", vm.id, it->first,
-                      it->second.uid, it->second.gid, it->second.mode);
-    else if (restored.error().code == Code::kNotFound)  // a group node goes with its unbind
-      logger()->debug("nothing to give back vm={} path={} (gone)", vm.id, it->first);
-    else
-      logger()->warn("cannot give back vm={} path={} error=\"{}\"", vm.id, it->first,
-                     restored.error().message);
-  }
-}
-
-// The distinct <dev>/vfio/<group> nodes of `gpus` (functions and group peers), in order.
-std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
-                                          const std::vector<model::AssignedGpu>& gpus) {
-  std::vector<std::string> nodes;
-  std::set<std::string> seen;
-  for (const auto& gpu : gpus) {
-    std::vector<const model::PassthroughFunction*> functions;
-    for (const auto& function : gpu.functions) functions.push_back(&function);
-    for (const auto& peer : gpu.group_peers) functions.push_back(&peer);
-    for (const auto* function : functions) {
-      std::string node = paths.vfio_group(function->iommu_group);
-      if (seen.insert(node).second) nodes.push_back(node);
-    }
-  }
-  return nodes;
-}
-
-// What the adapter gives back when a run-as qemu ends: the kernel's owner and mode of a vfio
-// group node and the daemon's of its own files.
-constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
-constexpr sys::FileOwner kRootDir{0, 0, 0755};
 
 ExitInfo exit_info(const QemuHypervisor::VmProcess& vm) {
   if (vm.stop_requested) return {true, "stopped on request"};
@@ -149,7 +103,7 @@ void on_process_exit(const std::weak_ptr<QemuHypervisor::Shared>& weak,
   }
   t_in_exit_handler = true;
   // The process is gone: nothing of its user may keep the VM's devices.
-  give_back(*shared->permissions, *vm);
+  vm->grants->give_back();
   // qemu sends SHUTDOWN before it exits; once the QMP connection has ended, the reader has
   // handed us every event, so the reason below is final.
   vm->qmp->wait_closed(milliseconds(2000));
@@ -246,9 +200,7 @@ QemuHypervisor::QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& 
       config_(std::move(config)),
       accel_(accel),
       host_(fs_, paths_),
-      shared_(std::make_shared<Shared>()) {
-  shared_->permissions = &permissions_;
-}
+      shared_(std::make_shared<Shared>()) {}
 
 QemuHypervisor::~QemuHypervisor() {
   std::map<std::string, std::shared_ptr<VmProcess>> vms;
@@ -362,90 +314,18 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
 }
 
 Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
-                                     const std::vector<model::AssignedGpu>& gpus,
-                                     const std::string& runtime_dir) {
+                                     const std::vector<model::AssignedGpu>& gpus) {
   const sys::RunAs& user = *config_.run_as;
-  const model::VmSpec& spec = files.spec;
   // The daemon's files exist before the user may create entries in the directory, so qemu
   // cannot plant links under their names; the sticky bit keeps it from replacing them.
   FEOS_TRY(vm.dir.create_logs());
-  auto give = [&](const std::string& path, sys::FileOwner to, sys::FileOwner back) -> Status {
-    {
-      // Recorded first: a chown that worked before a failed chmod is given back too.
-      std::lock_guard lock(vm.mutex);
-      vm.grants.emplace_back(path, back);
-    }
-    return permissions_.set_owner(path, to);
-  };
-  FEOS_TRY(give(runtime_dir, {0, user.gid, 01770}, kRootDir));
-  if (spec.ignition) FEOS_TRY(give(vm.dir.files().ignition_file, {0, user.gid, 0640}, kRootPrivate));
-  std::vector<sys::AccessCheck> checks;
   auto nodes = vfio_group_nodes(paths_, gpus);
-  for (const auto& node : nodes) {
-    FEOS_TRY(give(node, {user.uid, user.gid, 0600}, kRootPrivate));
-    checks.push_back({"vfio group", node, sys::Access::kReadWrite});
-  }
-
-  // `shown`: the path as requested, for files the request named (messages never show what they
-  // resolved to).
-  auto need = [&](std::string what, const std::string& path, sys::Access access, std::string shown = {}) {
-    if (!path.empty()) checks.push_back({std::move(what), path, access, std::move(shown)});
-  };
-  need("boot.kernel", files.kernel, sys::Access::kRead, spec.boot.kernel);
-  need("boot.initramfs", files.initramfs, sys::Access::kRead, spec.boot.initramfs);
-  // Every file of a disk's image graph: the top image and its data file as the disk is used,
-  // the backing files (and theirs) read-only, as qemu opens them.
-  auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable,
-                        const std::string& requested) {
-    for (size_t k = 0; k < chain.size(); ++k) {
-      std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
-      auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
-      need(what, chain[k].path, access, k == 0 ? requested : std::string());
-      need(what + " (data file)", chain[k].data_file, access);
-    }
-  };
-  need_chain("image_ref", files.images.root, true, spec.image_path);
-  for (size_t i = 0; i < spec.disks.size(); ++i)
-    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i], !spec.disks[i].readonly,
-               spec.disks[i].path);
-  need("runtime dir", runtime_dir, sys::Access::kCreateIn);
-  if (spec.ignition) need("ignition", vm.dir.files().ignition_file, sys::Access::kRead);
-  if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
-  if (accel_ == Accel::kKvm) need("accel kvm", paths_.kvm(), sys::Access::kReadWrite);
-  FEOS_TRY(permissions_.check_access(user, checks));
+  FEOS_TRY(vm.grants->grant(user, vm.dir, files.spec.ignition.has_value(), nodes));
+  FEOS_TRY(permissions_.check_access(
+      user, run_as_access_checks(files, vm.dir, nodes, paths_, accel_ == Accel::kKvm)));
   logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(), vm.id,
-                 nodes.size(), runtime_dir);
+                 nodes.size(), vm.dir.path());
   return ok();
-}
-
-void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<pci::Address>& vfio_functions,
-                                       const std::string& runtime_dir) const {
-  // Only a qemu running as another user was given anything ("Uid:" lists real uid first).
-  auto status = fs_.read_file(paths_.process(vm.pid) + "/status");
-  if (!status) return;
-  auto at = status->find("\nUid:");
-  if (at == std::string::npos) return;
-  size_t digit = status->find_first_not_of(" \t", at + 5);
-  if (digit == std::string::npos || (*status)[digit] == '0') return;  // root (no leading zeros)
-  std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
-  if (fs_.exists(vm.dir.files().ignition_file)) grants.emplace_back(vm.dir.files().ignition_file, kRootPrivate);
-  std::set<std::string> seen;
-  for (const auto& address : vfio_functions) {
-    std::string link = paths_.pci_device(address.to_string()) + "/iommu_group";
-    auto group = fs_.read_link(link);
-    if (!group) {
-      logger()->warn("adopted qemu vm={} pid={}: no IOMMU group for {} ({}): its vfio node will "
-                     "not be given back at exit",
-                     vm.id, vm.pid, address.to_string(), group.error().message);
-      continue;
-    }
-    std::string number = sys::basename_of(*group);
-    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string node = paths_.vfio_group(number);
-    if (seen.insert(node).second) grants.emplace_back(node, kRootPrivate);
-  }
-  std::lock_guard lock(vm.mutex);
-  vm.grants = std::move(grants);
 }
 
 std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runtime_root) {
@@ -504,6 +384,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   auto vm = std::make_shared<VmProcess>();
   vm->id = vm_id;
   vm->dir = RuntimeDir(runtime_dir);
+  vm->grants.emplace(permissions_, vm_id);
   vm->accel = accel_;
   if (vm->dir.files().console_socket.size() >= sizeof(sockaddr_un::sun_path))
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
@@ -535,7 +416,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     shared_->vms[vm_id] = vm;
   }
   auto failed = [&](Error error) -> Result<int> {
-    give_back(permissions_, *vm);  // nothing of qemu's user outlives a failed start
+    vm->grants->give_back();  // nothing of qemu's user outlives a failed start
     forget(vm);
     return fail(std::move(error));
   };
@@ -555,7 +436,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     if (!written) return failed(written.error().context("vm " + vm_id));
   }
   if (config_.run_as) {
-    auto granted = grant_to_user(*vm, *files, gpus, runtime_dir);
+    auto granted = grant_to_user(*vm, *files, gpus);
     if (!granted) return failed(granted.error().context("vm " + vm_id));
   }
 
@@ -648,7 +529,8 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
   vm->dir = RuntimeDir(runtime_dir);
   vm->accel = identity->accel;
   vm->log_offset = vm->dir.qemu_log_size();
-  grants_of_adopted(*vm, identity->vfio_functions, runtime_dir);
+  vm->grants.emplace(permissions_, vm_id);
+  vm->grants->take_over(adopted_grants(fs_, paths_, pid, identity->vfio_functions, vm->dir, vm_id));
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->vms.count(vm_id) != 0)
@@ -674,7 +556,7 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
     if (!vm->exited) vm->attached = attached = true;
   }
   if (!attached) {
-    give_back(permissions_, *vm);  // it ended: its user keeps nothing
+    vm->grants->give_back();  // it ended: its user keeps nothing
     return failed(Error{Code::kNotFound, where + " exited during adoption"});
   }
   logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);

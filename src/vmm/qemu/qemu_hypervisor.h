@@ -160,9 +160,7 @@ class QemuHypervisor final : public Hypervisor {
   void forget(const std::shared_ptr<VmProcess>& vm);
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status grant_to_user(VmProcess& vm, const CheckedFiles& files,
-                       const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
-  void grants_of_adopted(VmProcess& vm, const std::vector<pci::Address>& vfio_functions,
-                         const std::string& runtime_dir) const;
+                       const std::vector<model::AssignedGpu>& gpus);
 
   std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;
