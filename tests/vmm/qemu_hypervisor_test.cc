@@ -1,20 +1,14 @@
 // QemuHypervisor's checks that need no qemu: config, validate(), adopt() refusals, unknown VMs,
 // and what a run-as user is given and given back (fake launcher, permissions and QMP).
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "fake_qmp_server.h"
+#include "fake_qemu_sockets.h"
+#include "fake_sys.h"
 #include "gpu_fixtures.h"
 #include "qcow2_bytes.h"
 #include "temp_dir.h"
@@ -24,114 +18,11 @@ namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::FakeFilesystem;
+using testing::FakeLauncher;
+using testing::FakePermissions;
+using testing::FakeQemuSockets;
 using testing::TempDir;
-
-class FakeFilesystem final : public sys::Filesystem {
- public:
-  std::map<std::string, std::string> files;
-  std::map<std::string, std::string> links;
-  Result<std::string> read_file(const std::string& path) const override {
-    auto it = files.find(path);
-    if (it == files.end()) return fail(Code::kNotFound, path + ": No such file or directory");
-    return it->second;
-  }
-  Status write_file(const std::string& path, std::string_view data) override {
-    files[path] = std::string(data);
-    return ok();
-  }
-  // The next path components of the files under `path` (so a fake /proc lists its pids).
-  Result<std::vector<std::string>> list_dir(const std::string& path) const override {
-    std::set<std::string> names;
-    for (const auto& [file, contents] : files)
-      if (file.rfind(path + "/", 0) == 0) names.insert(file.substr(path.size() + 1, file.find('/', path.size() + 1) - path.size() - 1));
-    if (names.empty()) return fail(Code::kNotFound, path);
-    return std::vector<std::string>(names.begin(), names.end());
-  }
-  Result<std::string> read_link(const std::string& path) const override {
-    auto it = links.find(path);
-    if (it == links.end()) return fail(Code::kNotFound, path);
-    return it->second;
-  }
-  bool exists(const std::string& path) const override { return files.count(path) != 0; }
-};
-
-class FakeLauncher final : public sys::ProcessLauncher {
- public:
-  std::map<int, bool> alive;
-  int launches = 0;
-  sys::LaunchSpec last;
-  // Answers launch(); unset: launches nothing.
-  std::function<Result<int>(const sys::LaunchSpec&)> on_launch;
-  // watch_exit() callbacks by pid: a test calls one to end that process.
-  std::map<int, std::function<void(const sys::ExitStatus&)>> watchers;
-  Result<int> launch(const sys::LaunchSpec& spec) override {
-    ++launches;
-    last = spec;
-    if (on_launch) return on_launch(spec);
-    return fail(Code::kInternal, "fake launcher does not launch");
-  }
-  bool is_alive(int pid) const override {
-    auto it = alive.find(pid);
-    return it != alive.end() && it->second;
-  }
-  Status send_signal(int pid, int) override {
-    if (!is_alive(pid)) return fail(Code::kNotFound, "gone");
-    return ok();
-  }
-  Status watch_exit(int pid, std::function<void(const sys::ExitStatus&)> on_exit) override {
-    if (!is_alive(pid)) return fail(Code::kNotFound, "gone");
-    watchers[pid] = std::move(on_exit);
-    return ok();
-  }
-};
-
-// Records owner changes (and the owner each path has now) and access checks.
-class FakePermissions final : public sys::Permissions {
- public:
-  struct Change {
-    std::string path;
-    sys::FileOwner owner;
-  };
-  std::vector<Change> changes;
-  std::map<std::string, sys::FileOwner> owners;
-  mutable std::vector<std::vector<sys::AccessCheck>> checks;
-  mutable std::vector<sys::RunAs> checked_users;
-  std::optional<Error> access_error;  // check_access() returns it
-  std::string refuse_path;            // set_owner() of this path fails
-
-  Status set_owner(const std::string& path, const sys::FileOwner& owner) override {
-    changes.push_back({path, owner});
-    if (path == refuse_path) return fail(Code::kPermissionDenied, "chown " + path + ": refused");
-    owners[path] = owner;
-    return ok();
-  }
-  Status check_access(const sys::RunAs& user,
-                      const std::vector<sys::AccessCheck>& asked) const override {
-    checked_users.push_back(user);
-    checks.push_back(asked);
-    if (access_error) return fail(*access_error);
-    return ok();
-  }
-  // "uid:gid/mode" of `path` now, "-" if never changed.
-  std::string owner_of(const std::string& path) const {
-    auto it = owners.find(path);
-    if (it == owners.end()) return "-";
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(it->second.mode));
-    return std::to_string(it->second.uid) + ":" + std::to_string(it->second.gid) + "/" + mode;
-  }
-  // Every change as "path uid:gid/mode", in order.
-  std::vector<std::string> history() const {
-    std::vector<std::string> out;
-    for (const auto& change : changes) {
-      char mode[8];
-      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(change.owner.mode));
-      out.push_back(change.path + " " + std::to_string(change.owner.uid) + ":" +
-                    std::to_string(change.owner.gid) + "/" + mode);
-    }
-    return out;
-  }
-};
 
 class QemuHypervisorUnit : public ::testing::Test {
  protected:
@@ -363,15 +254,6 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   EXPECT_EQ(launcher_.launches, 2);
 }
 
-TEST(HostPhysBits, ParsesCpuinfo) {
-  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits physical, 57 bits virtual\n"), 46);
-  EXPECT_EQ(host_phys_bits_from_cpuinfo("flags\t: fpu\naddress sizes : 52 bits physical, 57 bits virtual"), 52);
-  EXPECT_EQ(host_phys_bits_from_cpuinfo(""), 0);
-  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: lots\n"), 0);
-  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits virtual\n"), 0);
-  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 4600 bits physical\n"), 0);
-}
-
 TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
   QemuConfig config;
   config.gpudirect_clique = 16;
@@ -438,35 +320,6 @@ TEST_F(QemuHypervisorUnit, UnknownVm) {
 
 // An identity for the fakes: nothing real is changed, so it need not exist.
 sys::RunAs qemu_user() { return {"qemu-user", 1234, 2345, {2345, 36}}; }
-
-// What a qemu would serve in its runtime dir: QMP (answering what start() and adopt() ask) and a
-// console socket that accepts.
-struct FakeQemuSockets {
-  explicit FakeQemuSockets(const std::string& dir)
-      : qmp(dir + "/qmp.sock", [](testing::FakeQmpServer& server, const nlohmann::json& request) {
-          std::string command = request["execute"];
-          if (command == "query-status")
-            return server.reply(request, {{"status", "running"}, {"running", true}});
-          server.reply(request, nlohmann::json::object());  // qmp_capabilities, cont
-        }) {
-    qmp.start();
-    console_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::string path = dir + "/console.sock";
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    ::unlink(path.c_str());
-    if (::bind(console_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(console_fd, 4) != 0)
-      throw std::runtime_error("console socket " + path + ": " + std::strerror(errno));
-  }
-  ~FakeQemuSockets() {
-    qmp.stop();
-    ::close(console_fd);
-  }
-  testing::FakeQmpServer qmp;
-  int console_fd = -1;
-};
 
 class QemuRunAs : public QemuHypervisorUnit {
  protected:
@@ -783,11 +636,6 @@ TEST_F(QemuHypervisorUnit, AVmMayNotHaveMoreMemoryThanTheHost) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   EXPECT_EQ(refused.error().message, "memory.size_mib: 16777216 MiB is more than this host's memory (23999 MiB)");
-  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: 2048 kB\n"), 2u);
-  EXPECT_EQ(host_memory_mib_from_meminfo("MemFree: 2048 kB\nMemTotal: 4096 kB\n"), 4u);
-  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: lots\n"), 0u);
-  EXPECT_EQ(host_memory_mib_from_meminfo("XMemTotal: 4096 kB\n"), 0u);
-  EXPECT_EQ(host_memory_mib_from_meminfo(""), 0u);
 }
 
 }  // namespace
