@@ -20,6 +20,7 @@
 #include "sys/permissions.h"
 #include "sys/process.h"
 #include "sys/run_as.h"
+#include "../support/proc_status.h"  // relative: sys_test has no tests/ include path
 
 namespace feos::sys {
 namespace {
@@ -51,19 +52,7 @@ std::string read(const std::string& path) {
   return s.str();
 }
 
-// The value of "Key:" in a /proc/<pid>/status text, whitespace squeezed ("65534 65534 ...").
-std::string status_field(const std::string& status, const std::string& key) {
-  std::istringstream in(status);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) != 0) continue;
-    std::istringstream words(line.substr(key.size() + 1));
-    std::string word, out;
-    while (words >> word) out += (out.empty() ? "" : " ") + word;
-    return out;
-  }
-  return "<no " + key + ">";
-}
+using feos::test::status_field;
 
 struct stat stat_of(const std::string& path) {
   struct stat st {};

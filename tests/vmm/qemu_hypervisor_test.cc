@@ -1,538 +1,641 @@
-// Process-level tests: the real PosixProcessLauncher starts real qemu (TCG without /dev/kvm)
-// booting the test guest from tests/guest/build-guest.sh, found via FEOS_TEST_GUEST_DIR.
-#include "vmm/qemu/qemu_hypervisor.h"
-
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
+// QemuHypervisor's checks that need no qemu: config, validate(), adopt() refusals, unknown VMs,
+// and what a run-as user is given and given back (fake launcher, permissions and QMP).
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
-#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fake_qemu_sockets.h"
+#include "fake_sys.h"
+#include "gpu_fixtures.h"
 #include "qcow2_bytes.h"
 #include "temp_dir.h"
+#include "vmm/qemu/qemu_hypervisor.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
+using testing::FakeFilesystem;
+using testing::FakeLauncher;
+using testing::FakePermissions;
+using testing::FakeQemuSockets;
 using testing::TempDir;
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
-constexpr const char* kMarker = "FEOS-TEST-GUEST-READY";
-// TCG on a small shared machine: boot takes ~5-10 s, allow for a loaded host.
-constexpr auto kBootTimeout = 180s;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Records exit callbacks.
-struct Exits {
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::map<std::string, ExitInfo> by_vm;
-  Hypervisor::ExitCallback callback() {
-    return [this](const std::string& vm_id, const ExitInfo& info) {
-      std::lock_guard lock(mutex);
-      by_vm[vm_id] = info;
-      cv.notify_all();
-    };
-  }
-  std::optional<ExitInfo> wait(const std::string& vm_id, std::chrono::seconds timeout) {
-    std::unique_lock lock(mutex);
-    if (!cv.wait_for(lock, timeout, [&] { return by_vm.count(vm_id) != 0; })) return std::nullopt;
-    return by_vm[vm_id];
-  }
-  bool has(const std::string& vm_id) {
-    std::lock_guard lock(mutex);
-    return by_vm.count(vm_id) != 0;
-  }
-};
-
-// Accumulates console output from one subscription.
-struct ConsoleWatch {
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::string output;
-  bool closed = false;
-  int token = 0;
-  std::shared_ptr<Console> console;
-  void attach(std::shared_ptr<Console> c) {
-    console = std::move(c);
-    token = console->subscribe(
-        [this](std::string_view bytes) {
-          std::lock_guard lock(mutex);
-          output.append(bytes);
-          cv.notify_all();
-        },
-        [this] {
-          std::lock_guard lock(mutex);
-          closed = true;
-          cv.notify_all();
-        });
-  }
-  bool wait_for(const std::string& text, std::chrono::seconds timeout) {
-    std::unique_lock lock(mutex);
-    return cv.wait_for(lock, timeout, [&] { return output.find(text) != std::string::npos; });
-  }
-  bool contains(const std::string& text) {
-    std::lock_guard lock(mutex);
-    return output.find(text) != std::string::npos;
-  }
-  bool wait_closed(std::chrono::seconds timeout) {
-    std::unique_lock lock(mutex);
-    return cv.wait_for(lock, timeout, [&] { return closed; });
-  }
-};
-
-class QemuProcessTest : public ::testing::Test {
+class QemuHypervisorUnit : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* guest = std::getenv("FEOS_TEST_GUEST_DIR");
-    if (guest == nullptr || *guest == '\0')
-      GTEST_SKIP() << "FEOS_TEST_GUEST_DIR is not set: build the test guest with "
-                      "tests/guest/build-guest.sh DIR and export FEOS_TEST_GUEST_DIR=DIR";
-    guest_dir_ = guest;
-    for (const char* file : {"/vmlinuz", "/initramfs.cpio"})
-      ASSERT_TRUE(fs_->exists(guest_dir_ + file)) << guest_dir_ + file << " missing";
-    hv_ = make();
-  }
-
-  std::unique_ptr<QemuHypervisor> make() {
-    QemuConfig config;
-    config.accel = "auto";
-    config.start_timeout = 60s;
-    config.stop_grace = 10s;
-    auto hv = QemuHypervisor::create(*launcher_, *fs_, sys::HostPaths{}, config);
+  std::unique_ptr<QemuHypervisor> make(QemuConfig config = {}) {
+    config.accel = "tcg";
+    auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
     EXPECT_TRUE(hv) << hv.error().to_string();
-    if (!hv) return nullptr;
-    (*hv)->set_exit_callback(exits_.callback());
-    return std::move(*hv);
+    return hv ? std::move(*hv) : nullptr;
   }
-
-  model::VmSpec guest_spec() {
+  model::VmSpec kernel_spec() {
     model::VmSpec spec;
-    spec.cpus = {1, 2};
-    spec.memory.size_mib = 256;
-    spec.boot.kernel = guest_dir_ + "/vmlinuz";
-    spec.boot.initramfs = guest_dir_ + "/initramfs.cpio";
-    spec.boot.cmdline = "console=ttyS0 quiet panic=-1";
+    // Real files too: start() checks request files on the real filesystem (request_files.h).
+    spec.boot.kernel = guest_ / "vmlinuz";
+    spec.boot.initramfs = guest_ / "initramfs.cpio";
+    for (const std::string* path : {&spec.boot.kernel, &spec.boot.initramfs}) {
+      std::ofstream(*path) << "k";
+      fs_.files[*path] = "k";
+    }
     return spec;
   }
-
-  std::string read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-  std::string guest_dir_;
-  std::unique_ptr<sys::ProcessLauncher> launcher_ = sys::make_posix_process_launcher();
-  std::unique_ptr<sys::Filesystem> fs_ = sys::make_posix_filesystem();
-  Exits exits_;
-  std::unique_ptr<QemuHypervisor> hv_;
-  TempDir run_;
+  TempDir guest_;
+  FakeFilesystem fs_;
+  FakeLauncher launcher_;
+  FakePermissions permissions_;
+  sys::HostPaths paths_{"/fake/sys", "/fake/dev", "/fake/proc"};
 };
 
-TEST_F(QemuProcessTest, BootPauseResumeAndGuestPowerOff) {
-  auto t0 = Clock::now();
-  auto pid = hv_->start("vm-boot", guest_spec(), {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  double start_s = seconds_since(t0);
-  EXPECT_TRUE(launcher_->is_alive(*pid));
-
-  auto console = hv_->console("vm-boot");
-  ASSERT_TRUE(console) << console.error().to_string();
-  ConsoleWatch watch;
-  watch.attach(*console);
-  ASSERT_TRUE(watch.wait_for(kMarker, kBootTimeout)) << "no marker; console:\n" << watch.output;
-  double marker_s = seconds_since(t0);
-
-  auto ping = hv_->ping("vm-boot");
-  ASSERT_TRUE(ping) << ping.error().to_string();
-  EXPECT_THAT(ping->version, MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+"));
-  EXPECT_EQ(ping->pid, *pid);
-  EXPECT_THAT(ping->features, ::testing::Contains(MatchesRegex("accel=(kvm|tcg)")));
-
-  // Console input is echoed by the guest.
-  ASSERT_TRUE((*console)->write("hello feos\n"));
-  ASSERT_TRUE(watch.wait_for("ECHO:hello feos", 30s)) << watch.output;
-
-  // Paused vCPUs do not answer; after resume the pending input is answered.
-  ASSERT_TRUE(hv_->pause("vm-boot"));
-  ASSERT_TRUE((*console)->write("while paused\n"));
-  std::this_thread::sleep_for(1500ms);
-  EXPECT_FALSE(watch.contains("ECHO:while paused")) << "guest ran while paused";
-  ASSERT_TRUE(hv_->resume("vm-boot"));
-  ASSERT_TRUE(watch.wait_for("ECHO:while paused", 30s)) << watch.output;
-
-  auto t1 = Clock::now();
-  ASSERT_TRUE(hv_->request_shutdown("vm-boot"));
-  auto exit = exits_.wait("vm-boot", 60s);
-  ASSERT_TRUE(exit) << "no exit callback after system_powerdown; console:\n" << watch.output;
-  double powerdown_s = seconds_since(t1);
-  EXPECT_TRUE(exit->clean) << exit->reason;
-  EXPECT_EQ(exit->reason, "guest powered off");
-  EXPECT_TRUE(watch.wait_closed(10s));
-  EXPECT_FALSE(launcher_->is_alive(*pid));
-  // The adapter dropped the VM before the callback.
-  EXPECT_EQ(hv_->pause("vm-boot").error().code, Code::kNotFound);
-  EXPECT_THAT(read(run_ / "console.log"), HasSubstr(kMarker));
-
-  std::printf("timing: start->running %.2f s, start->marker %.2f s, powerdown->exit %.2f s\n",
-              start_s, marker_s, powerdown_s);
-  RecordProperty("start_to_running_s", std::to_string(start_s));
-  RecordProperty("start_to_marker_s", std::to_string(marker_s));
-  RecordProperty("powerdown_to_exit_s", std::to_string(powerdown_s));
+TEST_F(QemuHypervisorUnit, RejectsBadConfig) {
+  QemuConfig config;
+  config.accel = "xen";
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_FALSE(hv);
+  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(hv.error().message, HasSubstr("xen"));
+  config = {};
+  config.binary.clear();
+  EXPECT_FALSE(QemuHypervisor::create(launcher_, fs_, paths_, config));
+  config = {};
+  config.stop_grace = std::chrono::milliseconds(0);
+  EXPECT_FALSE(QemuHypervisor::create(launcher_, fs_, paths_, config));
 }
 
-TEST_F(QemuProcessTest, StopEndsARunningVm) {
-  auto pid = hv_->start("vm-stop", guest_spec(), {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  // A second start of the same VM is refused while it runs.
-  auto again = hv_->start("vm-stop", guest_spec(), {}, run_.path());
-  ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
-
-  auto t0 = Clock::now();
-  ASSERT_TRUE(hv_->stop("vm-stop"));
-  double stop_s = seconds_since(t0);
-  EXPECT_FALSE(launcher_->is_alive(*pid));
-  auto exit = exits_.wait("vm-stop", 10s);
-  ASSERT_TRUE(exit);
-  EXPECT_TRUE(exit->clean);
-  EXPECT_EQ(exit->reason, "stopped on request");
-  EXPECT_TRUE(hv_->stop("vm-stop"));  // gone already: fine
-  std::printf("timing: stop %.2f s\n", stop_s);
-}
-
-TEST_F(QemuProcessTest, KilledQemuIsNotClean) {
-  auto pid = hv_->start("vm-kill", guest_spec(), {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  ASSERT_TRUE(launcher_->send_signal(*pid, SIGKILL));
-  auto exit = exits_.wait("vm-kill", 30s);
-  ASSERT_TRUE(exit);
-  EXPECT_FALSE(exit->clean);
-  EXPECT_THAT(exit->reason, HasSubstr("qemu killed by signal 9"));
-}
-
-TEST_F(QemuProcessTest, MissingKernelIsCaughtBeforeLaunch) {
-  auto spec = guest_spec();
-  spec.boot.kernel = run_ / "no-such-vmlinuz";
-  auto pid = hv_->start("vm-nokernel", spec, {}, run_.path());
-  ASSERT_FALSE(pid);
-  EXPECT_EQ(pid.error().code, Code::kNotFound);
-  EXPECT_THAT(pid.error().message,
-              HasSubstr("boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
-  EXPECT_FALSE(fs_->exists(run_ / "qemu.log"));  // qemu never ran
-}
-
-TEST_F(QemuProcessTest, QemuErrorIsReported) {
-  // A qcow2 header feosd reads (version 3, no backing file) without a refcount table: refused
-  // by qemu.
-  std::string image = run_ / "broken.qcow2";
-  std::ofstream(image) << testing::Qcow2Bytes{}.bytes();
-  auto spec = guest_spec();
-  spec.disks = {{"data", image, false}};
-  auto t0 = Clock::now();
-  auto pid = hv_->start("vm-broken", spec, {}, run_.path());
-  ASSERT_FALSE(pid);
-  EXPECT_EQ(pid.error().code, Code::kInternal);
-  EXPECT_THAT(pid.error().message, HasSubstr("vm vm-broken: qemu exited with status 1 during start"));
-  EXPECT_THAT(pid.error().message, HasSubstr("qemu.log:"));
-  // qemu's own words
-  EXPECT_THAT(pid.error().message, HasSubstr("Image does not contain a reference count table"));
-  EXPECT_LT(seconds_since(t0), 20.0) << "start waited for a qemu that had exited";
-  EXPECT_FALSE(exits_.has("vm-broken"));  // a failed start is reported by start(), not the callback
-  // The failed VM left nothing behind: starting it properly works.
-  spec.disks.clear();
-  auto ok_pid = hv_->start("vm-broken", spec, {}, run_.path());
-  ASSERT_TRUE(ok_pid) << ok_pid.error().to_string();
-  ASSERT_TRUE(hv_->stop("vm-broken"));
-}
-
-TEST_F(QemuProcessTest, DisksAndIgnitionAreAcceptedByQemu) {
-  std::string raw = run_ / "data.raw";
-  std::string qcow2 = run_ / "scratch.qcow2";
-  std::ofstream(raw) << std::string(1 << 20, '\0');
-  ASSERT_EQ(std::system(("qemu-img create -q -f qcow2 " + qcow2 + " 16M").c_str()), 0);
-  auto spec = guest_spec();
-  spec.disks = {{"data", raw, true}, {"scratch", qcow2, false}};
-  spec.ignition = R"({"ignition":{"version":"3.4.0"}})";
-  auto pid = hv_->start("vm-disks", spec, {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  EXPECT_EQ(read(run_ / "ignition.json"), *spec.ignition);
-  ASSERT_TRUE(hv_->stop("vm-disks"));
-}
-
-TEST_F(QemuProcessTest, HugepagesBackendIsAcceptedByQemu) {
-  // A plain directory stands in for the hugetlbfs mount: qemu's file backend works on both.
+TEST_F(QemuHypervisorUnit, AutoAccelFollowsKvmDevice) {
   TempDir dev;
-  std::filesystem::create_directory(dev / "hugepages");
-  QemuConfig config;
-  config.accel = "tcg";
-  sys::HostPaths paths;
+  sys::HostPaths paths = paths_;
   paths.dev_root = dev.path();
-  auto hv = QemuHypervisor::create(*launcher_, *fs_, paths, config);
-  ASSERT_TRUE(hv);
-  auto spec = guest_spec();
-  spec.memory = {128, true};
-  auto pid = (*hv)->start("vm-huge", spec, {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  ASSERT_TRUE((*hv)->stop("vm-huge"));
+  auto no_kvm = QemuHypervisor::create(launcher_, fs_, paths, {});
+  ASSERT_TRUE(no_kvm);
+  EXPECT_EQ((*no_kvm)->accel(), Accel::kTcg);
+  std::ofstream(dev / "kvm") << "";  // openable read-write: stands in for /dev/kvm
+  auto kvm = QemuHypervisor::create(launcher_, fs_, paths, {});
+  ASSERT_TRUE(kvm);
+  EXPECT_EQ((*kvm)->accel(), Accel::kKvm);
+  QemuConfig forced;
+  forced.accel = "tcg";
+  EXPECT_EQ((*QemuHypervisor::create(launcher_, fs_, paths, forced))->accel(), Accel::kTcg);
 }
 
-// Needs no guest: the launch fails before anything boots.
-TEST(QemuProcess, MissingBinaryIsNotFound) {
-  TempDir dir;
-  std::ofstream(dir / "vmlinuz") << "not a kernel";
-  auto launcher = sys::make_posix_process_launcher();
-  auto fs = sys::make_posix_filesystem();
+TEST_F(QemuHypervisorUnit, ValidateChecksFilesExist) {
+  auto hv = make();
+  auto spec = kernel_spec();
+  EXPECT_TRUE(hv->validate(spec));
+  spec.disks = {{"data", "/images/missing.raw", false}};
+  auto missing = hv->validate(spec);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_EQ(missing.error().message, "disks[0].path: '/images/missing.raw' not found");
+  spec.disks.clear();
+  spec.boot.kernel = "/guest/caf\xc3\xa9";  // bytes a terminal would interpret
+  missing = hv->validate(spec);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "boot.kernel: '/guest/caf\\xc3\\xa9' not found");
+}
+
+// With image roots, validate() does not tell whether a file exists: admit() answers, with one
+// answer for every path outside the roots (request_files.h).
+TEST_F(QemuHypervisorUnit, WithImageRootsAdmitGivesOneAnswerOutsideThem) {
+  TempDir images, elsewhere;
+  std::ofstream(elsewhere / "secret") << "host secret";
   QemuConfig config;
-  config.binary = dir / "no-such-qemu";
-  config.accel = "tcg";
-  auto hv = QemuHypervisor::create(*launcher, *fs, sys::HostPaths{}, config);
-  ASSERT_TRUE(hv);
-  model::VmSpec spec;
-  spec.boot.kernel = dir / "vmlinuz";
-  auto pid = (*hv)->start("vm-nobin", spec, {}, dir.path());
-  ASSERT_FALSE(pid);
-  EXPECT_EQ(pid.error().code, Code::kNotFound);
-  EXPECT_THAT(pid.error().message, HasSubstr("vm vm-nobin: launch qemu: "));
-  EXPECT_THAT(pid.error().message, HasSubstr("no-such-qemu"));
-  // Nothing stays registered.
-  EXPECT_EQ((*hv)->pause("vm-nobin").error().code, Code::kNotFound);
-}
-
-TEST_F(QemuProcessTest, AdoptAfterRestart) {
-  auto pid = hv_->start("vm-adopt", guest_spec(), {}, run_.path());
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  {
-    auto console = hv_->console("vm-adopt");
-    ASSERT_TRUE(console);
-    ConsoleWatch watch;
-    watch.attach(*console);
-    ASSERT_TRUE(watch.wait_for(kMarker, kBootTimeout)) << watch.output;
-    (*console)->unsubscribe(watch.token);
+  config.image_roots = {images.path()};
+  auto hv = make(config);
+  auto spec = kernel_spec();
+  spec.boot.kernel = images / "vmlinuz";
+  std::ofstream(spec.boot.kernel) << "k";
+  spec.boot.initramfs.clear();
+  for (const std::string& path : {elsewhere / "secret", elsewhere / "missing"}) {
+    spec.disks = {{"data", path, false}};
+    EXPECT_TRUE(hv->validate(spec));
+    auto admitted = hv->admit(spec);
+    ASSERT_FALSE(admitted);
+    EXPECT_EQ(admitted.error().code, Code::kPermissionDenied) << admitted.error().message;
+    EXPECT_EQ(admitted.error().message, "disks[0].path: " + quote_for_message(path) +
+                                            " is not a file inside the image roots (" +
+                                            images.path() + ")");
   }
-  hv_.reset();  // the daemon goes away; qemu keeps running
-  ASSERT_TRUE(launcher_->is_alive(*pid));
-
-  auto restarted = make();
-  auto wrong = restarted->adopt("vm-other", *pid, run_.path());
-  ASSERT_FALSE(wrong);
-  EXPECT_EQ(wrong.error().code, Code::kNotFound);
-
-  auto state = restarted->adopt("vm-adopt", *pid, run_.path());
-  ASSERT_TRUE(state) << state.error().to_string();
-  EXPECT_EQ(*state, RunState::kRunning);
-  auto again = restarted->adopt("vm-adopt", *pid, run_.path());
-  ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, Code::kFailedPrecondition);
-
-  auto console = restarted->console("vm-adopt");
-  ASSERT_TRUE(console);
-  ConsoleWatch watch;
-  watch.attach(*console);
-  ASSERT_TRUE((*console)->write("after adoption\n"));
-  ASSERT_TRUE(watch.wait_for("ECHO:after adoption", 30s)) << watch.output;
-
-  ASSERT_TRUE(restarted->pause("vm-adopt"));
-  restarted.reset();
-  restarted = make();
-  state = restarted->adopt("vm-adopt", *pid, run_.path());
-  ASSERT_TRUE(state) << state.error().to_string();
-  EXPECT_EQ(*state, RunState::kPaused);
-
-  ASSERT_TRUE(restarted->request_shutdown("vm-adopt"));  // paused: the button waits for resume
-  ASSERT_TRUE(restarted->resume("vm-adopt"));
-  auto exit = exits_.wait("vm-adopt", 60s);
-  ASSERT_TRUE(exit);
-  EXPECT_TRUE(exit->clean) << exit->reason;
-  EXPECT_EQ(exit->reason, "guest powered off");
-  EXPECT_FALSE(launcher_->is_alive(*pid));
+  spec.disks = {{"data", images / "missing.raw", false}};
+  EXPECT_EQ(hv->admit(spec).error().code, Code::kNotFound);
 }
 
-// A daemon that does not know a VM's live qemu (killed right after launching it, before it
-// recorded anything) must not start a second one: qemu holds the lock of its pidfile for its
-// whole life, and start() checks it before touching anything in the runtime dir.
-TEST_F(QemuProcessTest, NeverASecondQemuBesideALiveOneOfTheSameVm) {
-  // <runtime root>/<vm id>, as the daemon lays it out.
-  const std::string dir = run_ / "vm-once";
-  std::filesystem::create_directories(dir);
-  auto pid = hv_->start("vm-once", guest_spec(), {}, dir);
-  ASSERT_TRUE(pid) << pid.error().to_string();
-  auto unaware = make();  // another adapter: knows nothing of the first qemu
-  ASSERT_TRUE(unaware);
-  auto second = unaware->start("vm-once", guest_spec(), {}, dir);
-  ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().code, Code::kAlreadyExists);
-  EXPECT_EQ(second.error().message, "vm vm-once: a qemu process of this VM (pid " + std::to_string(*pid) +
-                                        ") is still running (it holds " + dir + "/qemu.pid)");
-  // The first one was not disturbed: its QMP socket is where it was and it answers.
-  auto ping = hv_->ping("vm-once");
-  ASSERT_TRUE(ping) << ping.error().to_string();
-  EXPECT_EQ(ping->pid, *pid);
-  // And the unaware adapter finds it, as a restarted daemon's recovery does.
-  auto found = unaware->find_processes(run_.path());
-  ASSERT_EQ(found.size(), 1u);
-  EXPECT_EQ(found[0].vm_id, "vm-once");
-  EXPECT_EQ(found[0].pid, *pid);
-  ASSERT_TRUE(hv_->stop("vm-once"));
-  ASSERT_TRUE(exits_.wait("vm-once", 30s));
-  // Once it is gone the VM starts again (the stale pidfile is no obstacle).
-  auto again = unaware->start("vm-once", guest_spec(), {}, dir);
-  ASSERT_TRUE(again) << again.error().to_string();
-  ASSERT_TRUE(unaware->stop("vm-once"));
+TEST_F(QemuHypervisorUnit, ValidateChecksHugepagesMount) {
+  auto hv = make();
+  auto spec = kernel_spec();
+  spec.memory.hugepages = true;
+  auto missing = hv->validate(spec);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_THAT(missing.error().message, HasSubstr("/fake/dev/hugepages"));
+  fs_.files["/fake/dev/hugepages"] = "";
+  EXPECT_TRUE(hv->validate(spec));
 }
 
-// --- qemu as an unprivileged user (QemuConfig::run_as), under its seccomp sandbox ---
+TEST_F(QemuHypervisorUnit, ValidateReportsSpecErrorsFirst) {
+  auto hv = make();
+  model::VmSpec spec;  // neither image nor kernel
+  auto invalid = hv->validate(spec);
+  ASSERT_FALSE(invalid);
+  EXPECT_EQ(invalid.error().code, Code::kInvalidArgument);
+}
 
-class QemuRunAsProcessTest : public QemuProcessTest {
+TEST_F(QemuHypervisorUnit, StartFailsValidationWithoutLaunching) {
+  auto hv = make();
+  auto spec = kernel_spec();
+  spec.boot.kernel = "/nonexistent/vmlinuz";
+  auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kNotFound);
+  EXPECT_EQ(started.error().message, "vm vm-1: boot.kernel: '/nonexistent/vmlinuz' not found");
+  EXPECT_EQ(launcher_.launches, 0);
+}
+
+TEST_F(QemuHypervisorUnit, StartRejectsRuntimeDirTooLongForSockets) {
+  auto hv = make();
+  auto started = hv->start("vm-1", kernel_spec(), {}, "/run/" + std::string(100, 'd'));
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kInvalidArgument);
+  EXPECT_THAT(started.error().message, HasSubstr("too long for unix socket paths"));
+  EXPECT_EQ(launcher_.launches, 0);
+}
+
+TEST_F(QemuHypervisorUnit, StartRefusesGpuRequestsThatWereNotPrepared) {
+  auto hv = make();
+  auto spec = kernel_spec();
+  spec.gpus.push_back(model::GpuSpec{"0000:17:00.0"});
+  auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(started.error().message, "vm vm-1: gpus: the spec asks for 1 GPUs but 0 were prepared");
+  EXPECT_EQ(launcher_.launches, 0);
+}
+
+// A spec asking for `gpus` (their requests) with `memory_mib` of RAM.
+model::VmSpec with_gpus(model::VmSpec spec, const std::vector<model::AssignedGpu>& gpus,
+                        uint64_t memory_mib) {
+  for (const auto& gpu : gpus) spec.gpus.push_back(gpu.request);
+  spec.memory.size_mib = memory_mib;
+  return spec;
+}
+
+TEST_F(QemuHypervisorUnit, StartWithGpusNeedsTheirVfioGroups) {
+  auto hv = make();
+  auto gpus = testing::hgx_h100s(2);
+  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+  auto spec = with_gpus(kernel_spec(), gpus, 4096);
+  TempDir run;
+  fs_.files["/fake/dev/vfio/40"] = "";
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kNotFound);
+  EXPECT_EQ(started.error().message,
+            "vm vm-1: gpus[1]: IOMMU group 41 of 0000:2a:00.0: /fake/dev/vfio/41 not found: the "
+            "host side did not bind it to vfio-pci");
+  EXPECT_EQ(launcher_.launches, 0);
+}
+
+TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
+  auto hv = make();
+  TempDir run;
+  // Without GPUs nothing is pinned: the limit is inherited.
+  EXPECT_FALSE(hv->start("vm-0", kernel_spec(), {}, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_EQ(launcher_.last.memlock_bytes, 0u);
+
+  auto gpus = testing::hgx_h100s(1);
+  auto spec = with_gpus(kernel_spec(), gpus, 64 * 1024);
+  fs_.files["/fake/dev/vfio/40"] = "";
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);  // the fake launcher launches nothing
+  ASSERT_EQ(launcher_.launches, 2);
+  // 64 GiB of guest RAM + 1 GiB.
+  EXPECT_EQ(launcher_.last.memlock_bytes, uint64_t{65} << 30);
+  EXPECT_THAT(launcher_.last.argv,
+              ::testing::Contains("vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0"));
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("max,phys-bits=40"));
+}
+
+TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
+  QemuConfig config;
+  config.accel = "kvm";
+  config.gpudirect_clique = 3;
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_TRUE(hv) << hv.error().to_string();
+  fs_.files["/fake/proc/cpuinfo"] =
+      "processor\t: 0\nvendor_id\t: GenuineIntel\naddress sizes\t: 39 bits physical, 48 bits "
+      "virtual\npower management:\n\nprocessor\t: 1\naddress sizes\t: 39 bits physical, 48 bits "
+      "virtual\n";
+  auto gpus = testing::hgx_h100s(8);
+  for (const auto& gpu : gpus) fs_.files["/fake/dev/vfio/" + gpu.functions[0].iommu_group] = "";
+  auto spec = with_gpus(kernel_spec(), gpus, 1024 * 1024);
+  TempDir run;
+  auto started = (*hv)->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(started.error().message,
+              HasSubstr("which needs 43 physical address bits; the host CPU has 39"));
+  EXPECT_EQ(launcher_.launches, 0);
+  // A 46-bit host fits: the launch is attempted, with the clique on every GPU.
+  fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 46 bits physical, 57 bits virtual\n";
+  EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("host,host-phys-bits=on"));
+  EXPECT_THAT(launcher_.last.argv,
+              ::testing::Contains(
+                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0,"
+                  "x-nv-gpudirect-clique=3"));
+  // No cpuinfo: unknown width, qemu decides.
+  fs_.files.erase("/fake/proc/cpuinfo");
+  EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
+  EXPECT_EQ(launcher_.launches, 2);
+}
+
+TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
+  QemuConfig config;
+  config.gpudirect_clique = 16;
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_FALSE(hv);
+  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(hv.error().message, "gpudirect clique 16 is outside 0..15");
+}
+
+TEST_F(QemuHypervisorUnit, AdoptRefusesDeadProcess) {
+  auto hv = make();
+  auto adopted = hv->adopt("vm-1", 4242, "/run/vm-1");
+  ASSERT_FALSE(adopted);
+  EXPECT_EQ(adopted.error().code, Code::kNotFound);
+  EXPECT_EQ(adopted.error().message, "vm vm-1: process 4242 is not running");
+}
+
+TEST_F(QemuHypervisorUnit, AdoptRefusesAnotherVmsProcess) {
+  auto hv = make();
+  launcher_.alive[4242] = true;
+  using namespace std::string_literals;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-10,debug-threads=on\0-machine\0q35\0"s;
+  auto adopted = hv->adopt("vm-1", 4242, "/run/vm-1");
+  ASSERT_FALSE(adopted);
+  EXPECT_EQ(adopted.error().code, Code::kNotFound);
+  EXPECT_THAT(adopted.error().message, HasSubstr("is not this VM's qemu"));
+  // A process that is not qemu at all.
+  fs_.files["/fake/proc/4242/cmdline"] = "/usr/sbin/sshd\0-D\0"s;
+  adopted = hv->adopt("vm-1", 4242, "/run/vm-1");
+  ASSERT_FALSE(adopted);
+  EXPECT_EQ(adopted.error().code, Code::kNotFound);
+}
+
+TEST_F(QemuHypervisorUnit, AdoptOfOurProcessWithoutQmpIsUnavailable) {
+  TempDir run;  // no qmp.sock in it
+  QemuConfig config;
+  config.command_timeout = std::chrono::milliseconds(200);
+  auto hv = make(config);
+  launcher_.alive[4242] = true;
+  using namespace std::string_literals;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0"s;
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_FALSE(adopted);
+  EXPECT_EQ(adopted.error().code, Code::kDeadlineExceeded);
+  EXPECT_THAT(adopted.error().message, HasSubstr("vm vm-1: process 4242"));
+  // Nothing stays attached.
+  EXPECT_EQ(hv->pause("vm-1").error().code, Code::kNotFound);
+}
+
+TEST_F(QemuHypervisorUnit, UnknownVm) {
+  auto hv = make();
+  EXPECT_EQ(hv->pause("nope").error().code, Code::kNotFound);
+  EXPECT_EQ(hv->resume("nope").error().code, Code::kNotFound);
+  EXPECT_EQ(hv->request_shutdown("nope").error().code, Code::kNotFound);
+  EXPECT_EQ(hv->ping("nope").error().code, Code::kNotFound);
+  EXPECT_EQ(hv->console("nope").error().code, Code::kNotFound);
+  EXPECT_EQ(hv->pause("nope").error().message, "vm nope has no qemu process");
+  EXPECT_TRUE(hv->stop("nope"));  // already gone is fine
+}
+
+// --- qemu as an unprivileged user (QemuConfig::run_as) ---
+
+// An identity for the fakes: nothing real is changed, so it need not exist.
+sys::RunAs qemu_user() { return {"qemu-user", 1234, 2345, {2345, 36}}; }
+
+class QemuRunAs : public QemuHypervisorUnit {
  protected:
-  void SetUp() override {
-    QemuProcessTest::SetUp();
-    if (IsSkipped()) return;
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run qemu as another user";
-    auto user = sys::resolve_user("nobody");
-    ASSERT_TRUE(user) << user.error().to_string();
-    user_ = *user;
-    stage_guest_for_user();
-    if (HasFatalFailure()) return;
+  std::unique_ptr<QemuHypervisor> make_as(sys::RunAs user = qemu_user()) {
     QemuConfig config;
-    config.accel = "auto";
-    config.start_timeout = 60s;
-    config.stop_grace = 10s;
-    config.run_as = user_;
-    auto hv = QemuHypervisor::create(*launcher_, *fs_, sys::HostPaths{}, config);
-    ASSERT_TRUE(hv) << hv.error().to_string();
-    hv_nobody_ = std::move(*hv);
-    hv_nobody_->set_exit_callback(exits_.callback());
+    config.run_as = user;
+    config.start_timeout = std::chrono::milliseconds(5000);
+    config.command_timeout = std::chrono::milliseconds(2000);
+    return make(config);
   }
-  // The test guest lives in the build tree, which another user may not be able to traverse (a
-  // checkout in a 0700 home or mktemp directory). Copies it into a directory of this test's own
-  // that user nobody can read, and boots those copies.
-  void stage_guest_for_user() {
-    ASSERT_EQ(::chmod(staged_guest_.path().c_str(), 0755), 0);
-    for (const char* file : {"vmlinuz", "initramfs.cpio"}) {
-      std::filesystem::copy_file(guest_dir_ + "/" + file, staged_guest_ / file);
-      ASSERT_EQ(::chmod((staged_guest_ / file).c_str(), 0644), 0);
-    }
-    guest_dir_ = staged_guest_.path();
+  // Two H100s (groups 40, 41) and a ConnectX-7 in group 41 beside the second.
+  std::vector<model::AssignedGpu> gpus() {
+    auto gpus = testing::hgx_h100s(2);
+    gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+    fs_.files["/fake/dev/vfio/40"] = "";
+    fs_.files["/fake/dev/vfio/41"] = "";
+    return gpus;
   }
-  // "Key:" of /proc/<pid>/status, whitespace squeezed.
-  std::string status_field(int pid, const std::string& key) {
-    std::istringstream in(read(sys::HostPaths{}.process(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind(key + ":", 0) != 0) continue;
-      std::istringstream words(line.substr(key.size() + 1));
-      std::string word, out;
-      while (words >> word) out += (out.empty() ? "" : " ") + word;
-      return out;
-    }
-    return "<no " + key + ">";
+  // Lets the fake launcher "start" qemu as pid 4242: its sockets appear in `dir`.
+  void launch_fake_qemu(const std::string& dir) {
+    launcher_.on_launch = [this, dir](const sys::LaunchSpec&) -> Result<int> {
+      at_launch_ = permissions_.owners;
+      sockets_ = std::make_unique<FakeQemuSockets>(dir);
+      launcher_.alive[4242] = true;
+      return 4242;
+    };
   }
-  struct stat stat_of(const std::string& path) {
-    struct stat st {};
-    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-    return st;
+  // Ends pid 4242 the way the launcher's watcher reports it.
+  void exit_fake_qemu() {
+    sockets_.reset();  // qemu's QMP connection ends before its exit is seen
+    launcher_.alive[4242] = false;
+    ASSERT_EQ(launcher_.watchers.count(4242), 1u);
+    launcher_.watchers[4242](sys::ExitStatus{true, 0, 0});
   }
-  sys::RunAs user_;
-  TempDir staged_guest_;
-  std::unique_ptr<QemuHypervisor> hv_nobody_;
+  std::map<std::string, sys::FileOwner> at_launch_;
+  std::unique_ptr<FakeQemuSockets> sockets_;
 };
 
-TEST_F(QemuRunAsProcessTest, GuestRunsUnderQemuAsNobody) {
-  auto t0 = Clock::now();
-  auto pid = hv_nobody_->start("vm-nobody", guest_spec(), {}, run_.path());
+TEST_F(QemuRunAs, RefusesRoot) {
+  QemuConfig config;
+  config.run_as = sys::RunAs{"root", 0, 0, {0}};
+  auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
+  ASSERT_FALSE(hv);
+  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(hv.error().message, "qemu user root (uid 0): uid and gid must not be 0 (root)");
+  config.run_as = sys::RunAs{"wheel", 1000, 0, {0}};
+  EXPECT_FALSE(QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config));
+}
+
+TEST_F(QemuRunAs, WithoutAUserNothingChangesOwner) {
+  auto hv = make();
+  TempDir run;
+  auto gpus = this->gpus();
+  EXPECT_FALSE(hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path()));
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_FALSE(launcher_.last.run_as);
+  EXPECT_TRUE(permissions_.changes.empty());
+  EXPECT_TRUE(permissions_.checks.empty());
+  // Sandboxed all the same.
+  EXPECT_THAT(launcher_.last.argv, ::testing::Contains("-sandbox"));
+}
+
+TEST_F(QemuRunAs, TheVmsNodesAreTheUsersWhileQemuStartsAndGoBackWhenTheStartFails) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  auto spec = with_gpus(kernel_spec(), gpus, 1024);
+  launcher_.on_launch = [this](const sys::LaunchSpec&) -> Result<int> {
+    at_launch_ = permissions_.owners;
+    return fail(Code::kInternal, "exec failed");
+  };
+  auto started = hv->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().message, "vm vm-1: launch qemu: exec failed");
+  ASSERT_EQ(launcher_.launches, 1);
+  ASSERT_TRUE(launcher_.last.run_as);
+  EXPECT_EQ(launcher_.last.run_as->uid, 1234u);
+  EXPECT_EQ(launcher_.last.run_as->groups, (std::vector<gid_t>{2345, 36}));
+
+  // At launch: the runtime dir is a sticky directory of the user's group, each group node (41
+  // once, though two functions are in it) the user's alone; the container node is untouched.
+  EXPECT_EQ(at_launch_.size(), 3u);
+  EXPECT_EQ(at_launch_[run.path()].gid, 2345u);
+  EXPECT_EQ(at_launch_[run.path()].mode, 01770u);
+  EXPECT_EQ(at_launch_["/fake/dev/vfio/40"].uid, 1234u);
+  EXPECT_EQ(at_launch_.count("/fake/dev/vfio/vfio"), 0u);
+  // The daemon's own files existed before the directory was opened to the user.
+  EXPECT_TRUE(std::filesystem::exists(run / "qemu.log"));
+  EXPECT_TRUE(std::filesystem::exists(run / "console.log"));
+  // Everything went back, newest first.
+  EXPECT_THAT(permissions_.history(),
+              ::testing::ElementsAre(run.path() + " 0:2345/1770", "/fake/dev/vfio/40 1234:2345/0600",
+                                     "/fake/dev/vfio/41 1234:2345/0600",
+                                     "/fake/dev/vfio/41 0:0/0600", "/fake/dev/vfio/40 0:0/0600",
+                                     run.path() + " 0:0/0755"));
+}
+
+TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
+  QemuConfig config;
+  config.run_as = qemu_user();
+  config.accel = "kvm";
+  auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
+  ASSERT_TRUE(hv) << hv.error().to_string();
+  TempDir run, images;  // images are real files: start() reads their format
+  auto spec = kernel_spec();
+  spec.image_path = images / "root.raw";
+  spec.disks = {{"data", images / "data.raw", false}, {"seed", images / "seed.iso", true}};
+  spec.ignition = "{}";
+  spec.memory.hugepages = true;
+  for (const auto& path : {spec.image_path, spec.disks[0].path, spec.disks[1].path}) {
+    std::ofstream(path) << "";
+    fs_.files[path] = "";
+  }
+  // A qcow2 chain with external data files: every file of it is checked, the backing ones for
+  // reading only.
+  spec.disks.push_back({"chain", images / "vm.qcow2", false});
+  fs_.files[images / "vm.qcow2"] = "";
+  std::ofstream(images / "vm.qcow2")
+      << testing::Qcow2Bytes{}.backing("base.qcow2", "qcow2").data_file(images / "vm.data").bytes();
+  std::ofstream(images / "base.qcow2")
+      << testing::Qcow2Bytes{}.backing("os.raw", "raw").data_file(images / "base.data").bytes();
+  for (const char* file : {"vm.data", "base.data", "os.raw"}) std::ofstream(images / file) << "";
+  fs_.files["/fake/dev/hugepages"] = "";
+  auto gpus = std::vector<model::AssignedGpu>{testing::rtx4090()};  // four functions, group 2
+  spec = with_gpus(spec, gpus, 1024);
+  fs_.files["/fake/dev/vfio/2"] = "";
+  auto started = (*hv)->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().message, "vm vm-1: launch qemu: fake launcher does not launch");
+  ASSERT_EQ(permissions_.checks.size(), 1u);
+  EXPECT_EQ(permissions_.checked_users[0].name, "qemu-user");
+  std::vector<std::string> asked;
+  for (const auto& check : permissions_.checks[0])
+    asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path);
+  EXPECT_THAT(asked, ::testing::ElementsAre(
+                         "vfio group read and write /fake/dev/vfio/2",
+                         "boot.kernel read " + guest_ / "vmlinuz",
+                         "boot.initramfs read " + guest_ / "initramfs.cpio",
+                         "image_ref read and write " + images / "root.raw",
+                         "disks[0].path read and write " + images / "data.raw",
+                         "disks[1].path read " + images / "seed.iso",
+                         "disks[2].path read and write " + images / "vm.qcow2",
+                         "disks[2].path (data file) read and write " + images / "vm.data",
+                         "disks[2].path (backing file 1) read " + images / "base.qcow2",
+                         "disks[2].path (backing file 1) (data file) read " + images / "base.data",
+                         "disks[2].path (backing file 2) read " + images / "os.raw",
+                         "runtime dir create files in " + run.path(),
+                         "ignition read " + run.path() + "/ignition.json",
+                         "memory.hugepages create files in /fake/dev/hugepages",
+                         "accel kvm read and write /fake/dev/kvm"));
+  // Request files are never given away; the ignition the daemon wrote is readable by the group.
+  EXPECT_EQ(permissions_.owner_of(images / "root.raw"), "-");
+  EXPECT_THAT(permissions_.history(),
+              ::testing::Contains(run.path() + "/ignition.json 0:2345/0640"));
+  EXPECT_EQ(permissions_.owner_of(run.path() + "/ignition.json"), "0:0/0600");
+}
+
+TEST_F(QemuRunAs, AFileTheUserCannotReachStopsTheStartAndUndoesEverything) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  permissions_.access_error =
+      Error{Code::kFailedPrecondition,
+            "boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: Permission denied"};
+  auto started = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(started.error().message,
+            "vm vm-1: boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: "
+            "Permission denied");
+  EXPECT_EQ(launcher_.launches, 0);
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+  // The VM can be started again once the file is readable.
+  permissions_.access_error.reset();
+  EXPECT_FALSE(hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path()));
+  EXPECT_EQ(launcher_.launches, 1);
+}
+
+TEST_F(QemuRunAs, ANodeThatCannotBeGivenStopsTheStart) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  permissions_.refuse_path = "/fake/dev/vfio/41";
+  auto started = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().code, Code::kPermissionDenied);
+  EXPECT_EQ(started.error().message, "vm vm-1: chown /fake/dev/vfio/41: refused");
+  EXPECT_EQ(launcher_.launches, 0);
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+}
+
+TEST_F(QemuRunAs, NodesGoBackWhenQemuExits) {
+  auto hv = make_as();
+  TempDir run;
+  auto gpus = this->gpus();
+  std::string at_exit_callback;
+  hv->set_exit_callback([&](const std::string&, const ExitInfo&) {
+    at_exit_callback = permissions_.owner_of("/fake/dev/vfio/40");
+  });
+  launch_fake_qemu(run.path());
+  auto pid = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
   ASSERT_TRUE(pid) << pid.error().to_string();
-  double start_s = seconds_since(t0);
-  std::string uid = std::to_string(user_.uid), gid = std::to_string(user_.gid);
-  EXPECT_EQ(status_field(*pid, "Uid"), uid + " " + uid + " " + uid + " " + uid);
-  EXPECT_EQ(status_field(*pid, "Gid"), gid + " " + gid + " " + gid + " " + gid);
-  EXPECT_EQ(status_field(*pid, "CapEff"), "0000000000000000");
-  EXPECT_EQ(status_field(*pid, "Seccomp"), "2");  // qemu's -sandbox filter is in force
-  EXPECT_EQ(status_field(*pid, "NoNewPrivs"), "1");
-  // qemu made its sockets in the directory it was given; the daemon's logs stay the daemon's.
-  EXPECT_EQ(stat_of(run_.path()).st_gid, user_.gid);
-  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 01770u);
-  EXPECT_EQ(stat_of(run_ / "qmp.sock").st_uid, user_.uid);
-  EXPECT_EQ(stat_of(run_ / "qemu.pid").st_uid, user_.uid);
-  EXPECT_EQ(stat_of(run_ / "console.log").st_uid, 0u);
-  EXPECT_EQ(stat_of(run_ / "qemu.log").st_uid, 0u);
-
-  auto console = hv_nobody_->console("vm-nobody");
-  ASSERT_TRUE(console) << console.error().to_string();
-  ConsoleWatch watch;
-  watch.attach(*console);
-  ASSERT_TRUE(watch.wait_for(kMarker, kBootTimeout)) << "no marker; console:\n" << watch.output;
-  double marker_s = seconds_since(t0);
-  ASSERT_TRUE((*console)->write("as nobody\n"));
-  ASSERT_TRUE(watch.wait_for("ECHO:as nobody", 30s)) << watch.output;
-  ASSERT_TRUE(hv_nobody_->ping("vm-nobody"));
-  ASSERT_TRUE(hv_nobody_->pause("vm-nobody"));
-  ASSERT_TRUE(hv_nobody_->resume("vm-nobody"));
-  ASSERT_TRUE(hv_nobody_->request_shutdown("vm-nobody"));
-  auto exit = exits_.wait("vm-nobody", 60s);
-  ASSERT_TRUE(exit) << "no exit after system_powerdown; console:\n" << watch.output;
-  EXPECT_EQ(exit->reason, "guest powered off");
-  // Given back when qemu ended.
-  EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
-  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
-  std::printf("timing as %s: start->running %.2f s, start->marker %.2f s\n",
-              user_.describe().c_str(), start_s, marker_s);
+  EXPECT_EQ(*pid, 4242);
+  // Running: the user holds the nodes.
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "1234:2345/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "1234:2345/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:2345/1770");
+  exit_fake_qemu();
+  // Given back before the manager hears of the exit (it may hand the GPUs to the next VM).
+  EXPECT_EQ(at_exit_callback, "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/41"), "0:0/0600");
+  EXPECT_EQ(permissions_.owner_of(run.path()), "0:0/0755");
+  EXPECT_EQ(permissions_.changes.size(), 6u);
 }
 
-TEST_F(QemuRunAsProcessTest, AKernelTheUserCannotReadIsRefusedBeforeLaunch) {
-  TempDir secret;  // 0700 root: nobody cannot enter
-  std::filesystem::copy_file(guest_dir_ + "/vmlinuz", secret / "vmlinuz");
-  auto spec = guest_spec();
-  spec.boot.kernel = secret / "vmlinuz";
-  auto pid = hv_nobody_->start("vm-secret", spec, {}, run_.path());
-  ASSERT_FALSE(pid);
-  EXPECT_EQ(pid.error().code, Code::kFailedPrecondition);
-  EXPECT_EQ(pid.error().message, "vm vm-secret: boot.kernel: " + user_.describe() +
-                                     " cannot read '" + (secret / "vmlinuz") +
-                                     "': Permission denied");
-  EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
-  EXPECT_EQ(stat_of(run_.path()).st_gid, 0u);
-  EXPECT_EQ(stat_of(run_.path()).st_mode & 07777, 0755u);
+TEST_F(QemuRunAs, AnAdoptedQemuOfAnotherUserGetsItsNodesTakenBackAtExit) {
+  auto hv = make();  // a daemon restarted without run_as still cleans up after the old one
+  TempDir run;
+  using namespace std::string_literals;
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
+      "pcie-root-port,id=feos-gpu0-rp,bus=pcie.0,chassis=1,slot=1\0-device\0"
+      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0-device\0"
+      "vfio-pci,host=0000:2b:00.0,id=feos-gpu0-peer0,bus=feos-gpu0-peer0-rp,addr=0x0.0\0"s;
+  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t1234\t1234\t1234\t1234\n";
+  fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
+  fs_.links["/fake/sys/bus/pci/devices/0000:2b:00.0/iommu_group"] = "../../../kernel/iommu_groups/41";
+  sockets_ = std::make_unique<FakeQemuSockets>(run.path());
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_TRUE(adopted) << adopted.error().to_string();
+  EXPECT_TRUE(permissions_.changes.empty());
+  exit_fake_qemu();
+  EXPECT_THAT(permissions_.history(),
+              ::testing::ElementsAre("/fake/dev/vfio/41 0:0/0600", "/fake/dev/vfio/40 0:0/0600",
+                                     run.path() + " 0:0/0755"));
 }
 
-TEST_F(QemuRunAsProcessTest, ABackingFileTheUserCannotReadIsRefusedBeforeLaunch) {
-  TempDir images;
-  ASSERT_EQ(::chmod(images.path().c_str(), 0755), 0);
-  std::string create_base = "qemu-img create -q -f raw " + images / "base.raw" + " 16M";
-  std::string create_top = "qemu-img create -q -f qcow2 -b base.raw -F raw " + images / "top.qcow2";
-  ASSERT_EQ(std::system(create_base.c_str()), 0);
-  ASSERT_EQ(std::system(create_top.c_str()), 0);
-  // The disk itself is the user's to write; its backing file is root's alone.
-  ASSERT_EQ(::chmod((images / "top.qcow2").c_str(), 0666), 0);
-  ASSERT_EQ(::chmod((images / "base.raw").c_str(), 0600), 0);
-  auto spec = guest_spec();
-  spec.disks = {{"data", images / "top.qcow2", false}};
-  auto pid = hv_nobody_->start("vm-backing", spec, {}, run_.path());
-  ASSERT_FALSE(pid);
-  EXPECT_EQ(pid.error().code, Code::kFailedPrecondition) << pid.error().message;
-  EXPECT_EQ(pid.error().message, "vm vm-backing: disks[0].path (backing file 1): " +
-                                     user_.describe() + " cannot read '" + (images / "base.raw") +
-                                     "': Permission denied");
-  EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
+TEST_F(QemuRunAs, AnAdoptedRootQemuKeepsOwnersAsTheyAre) {
+  auto hv = make_as();
+  TempDir run;
+  using namespace std::string_literals;
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
+      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0"s;
+  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
+  fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
+  sockets_ = std::make_unique<FakeQemuSockets>(run.path());
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_TRUE(adopted) << adopted.error().to_string();
+  exit_fake_qemu();
+  EXPECT_TRUE(permissions_.changes.empty());
+}
+
+// --- finding the processes of our VMs after a restart (issue 17, item 2) ---
+
+TEST_F(QemuHypervisorUnit, FindProcessesReportsOurQemusWhateverTheRecordsSay) {
+  TempDir state;
+  std::filesystem::create_directories(state / "vms");
+  std::string root = state / "vms";
+  using namespace std::string_literals;
+  auto qemu_of = [&](const std::string& id, const std::string& runtime_root) {
+    return "/usr/bin/qemu-system-x86_64\0-name\0guest="s + id + ",debug-threads=on\0-pidfile\0"s + runtime_root +
+           "/" + id + "/qemu.pid\0-S\0"s;
+  };
+  fs_.files["/fake/proc/101/cmdline"] = qemu_of("vm-a", root);
+  fs_.files["/fake/proc/102/cmdline"] = qemu_of("vm-b", root + "/../vms");  // another spelling of the root
+  fs_.files["/fake/proc/103/cmdline"] = qemu_of("vm-c", "/var/lib/other-feosd/vms");  // another daemon's
+  fs_.files["/fake/proc/104/cmdline"] = "/usr/sbin/sshd\0-D\0"s;
+  fs_.files["/fake/proc/105/cmdline"] = "";  // a kernel thread
+  fs_.files["/fake/proc/106/cmdline"] = "/bin/sh\0/tmp/wrapper\0-name\0guest=vm-d,debug-threads=on\0-pidfile\0"s +
+                                        root + "/vm-e/qemu.pid\0"s;  // names one VM, runs in another's dir
+  fs_.files["/fake/proc/cpuinfo"] = "processor : 0\n";
+  auto hv = make();
+  auto found = hv->find_processes(root);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].vm_id, "vm-a");
+  EXPECT_EQ(found[0].pid, 101);
+  EXPECT_EQ(found[1].vm_id, "vm-b");
+  EXPECT_EQ(found[1].pid, 102);
+}
+
+TEST_F(QemuHypervisorUnit, KillFoundChecksTheProcessIsTheVmsBeforeKilling) {
+  using namespace std::string_literals;
+  QemuConfig config;
+  config.stop_grace = std::chrono::milliseconds(100);
+  auto hv = make(config);
+  EXPECT_TRUE(hv->kill_found("vm-a", 4242));  // already gone
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] = "qemu-system-x86_64\0-name\0guest=vm-b,debug-threads=on\0"s;
+  auto wrong = hv->kill_found("vm-a", 4242);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(wrong.error().message, "vm vm-a: process 4242 belongs to vm vm-b");
+  // The fake's SIGKILL does not end it: reported, not waited on forever.
+  fs_.files["/fake/proc/4242/cmdline"] = "qemu-system-x86_64\0-name\0guest=vm-a,debug-threads=on\0"s;
+  auto survived = hv->kill_found("vm-a", 4242);
+  ASSERT_FALSE(survived);
+  EXPECT_EQ(survived.error().code, Code::kInternal);
+}
+
+TEST_F(QemuHypervisorUnit, AVmMayNotHaveMoreMemoryThanTheHost) {
+  fs_.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nMemFree:        20000000 kB\n";
+  auto hv = make();
+  auto spec = kernel_spec();
+  spec.memory.size_mib = 23999;
+  EXPECT_TRUE(hv->validate(spec));
+  spec.memory.size_mib = uint64_t{16} << 20;  // 16 TiB
+  auto refused = hv->validate(spec);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(refused.error().message, "memory.size_mib: 16777216 MiB is more than this host's memory (23999 MiB)");
 }
 
 }  // namespace

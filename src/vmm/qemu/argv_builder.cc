@@ -13,18 +13,6 @@ namespace feos::vmm::qemu {
 
 std::string_view accel_name(Accel accel) { return accel == Accel::kKvm ? "kvm" : "tcg"; }
 
-
-RuntimeFiles runtime_files(const std::string& runtime_dir) {
-  RuntimeFiles files;
-  files.qmp_socket = runtime_dir + "/qmp.sock";
-  files.console_socket = runtime_dir + "/console.sock";
-  files.pid_file = runtime_dir + "/qemu.pid";
-  files.ignition_file = runtime_dir + "/ignition.json";
-  files.qemu_log = runtime_dir + "/qemu.log";
-  files.console_log = runtime_dir + "/console.log";
-  return files;
-}
-
 namespace {
 
 // The composed machine, filled section by section and rendered in a fixed order. A component
@@ -124,7 +112,7 @@ Result<pci::Address> check_function(const model::PassthroughFunction& function,
     return fail(Code::kInvalidArgument, field + ": " + address->to_string() + " is passed twice");
   if (!is_digits(function.iommu_group))
     return fail(Code::kInvalidArgument, field + ": IOMMU group " +
-                                            pci::quote_for_message(function.iommu_group) + " of " +
+                                            quote_for_message(function.iommu_group) + " of " +
                                             address->to_string() + " is not a number");
   return address;
 }
@@ -166,8 +154,8 @@ struct FunctionOptions {
 QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Address& address,
                        uint8_t guest_function, const std::string& id, const std::string& bus,
                        const FunctionOptions& options, const ArgvConfig& config) {
-  QemuOpts device("vfio-pci");
-  device.set("host", address.to_string())
+  QemuOpts device{std::string(kVfioDriver)};
+  device.set(std::string(kVfioHostKey), address.to_string())
       .set("id", id)
       .set("bus", bus)
       .set("addr", "0x0." + std::to_string(guest_function));
@@ -279,7 +267,10 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
 }  // namespace
 
 std::string name_argument(std::string_view vm_id) {
-  return QemuOpts().set("guest", std::string(vm_id)).set("debug-threads", "on").render();
+  return QemuOpts()
+      .set(std::string(kNameGuestKey), std::string(vm_id))
+      .set("debug-threads", "on")
+      .render();
 }
 
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
@@ -308,13 +299,13 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   }));
 
   std::vector<std::string> argv{config.binary};
-  auto arg = [&](std::string flag, std::string value) {
-    argv.push_back(std::move(flag));
+  auto arg = [&](std::string_view flag, std::string value) {
+    argv.emplace_back(flag);
     argv.push_back(std::move(value));
   };
-  arg("-name", name_argument(vm_id));
+  arg(kNameFlag, name_argument(vm_id));
   arg("-machine", plan.machine.render());
-  arg("-accel", std::string(accel_name(config.accel)));
+  arg(kAccelFlag, std::string(accel_name(config.accel)));
   arg("-cpu", plan.cpu.render());
   arg("-smp", std::to_string(spec.cpus.boot_vcpus) + "," +
                   QemuOpts().set("maxcpus", std::to_string(spec.cpus.max_vcpus)).render());
@@ -326,7 +317,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   arg("-display", "none");
   arg("-msg", "timestamp=on");
   argv.emplace_back("-S");
-  arg("-pidfile", files.pid_file);
+  arg(kPidfileFlag, files.pid_file);
   arg("-chardev", QemuOpts("socket")
                           .set("id", std::string(kQmpChardevId))
                           .set("path", files.qmp_socket)
@@ -356,7 +347,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
     arg("-fw_cfg",
         QemuOpts().set("name", "opt/com.coreos/config").set("file", files.ignition_file).render());
   for (const auto& [flag, backend] : plan.backends) arg(flag, backend);
-  for (const auto& device : plan.devices) arg("-device", device.render());
+  for (const auto& device : plan.devices) arg(kDeviceFlag, device.render());
   return argv;
 }
 

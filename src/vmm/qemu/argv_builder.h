@@ -14,6 +14,7 @@
 #include "model/gpu.h"
 #include "model/vm.h"
 #include "vmm/qemu/block_graph.h"
+#include "vmm/qemu/runtime_dir.h"
 
 namespace feos::vmm::qemu {
 
@@ -38,23 +39,22 @@ struct ArgvConfig {
   std::optional<int> gpudirect_clique;
 };
 
-// Per-VM files in the runtime directory (see runtime_files()).
-struct RuntimeFiles {
-  std::string qmp_socket;
-  std::string console_socket;
-  std::string pid_file;
-  std::string ignition_file;  // written by the adapter when spec.ignition is set
-  std::string qemu_log;       // qemu's stdout+stderr (not on the command line)
-  std::string console_log;    // everything the guest wrote to its serial port
-};
-
-// The fixed file names inside `runtime_dir`: qmp.sock, console.sock, qemu.pid, ignition.json,
-// qemu.log, console.log.
-RuntimeFiles runtime_files(const std::string& runtime_dir);
-
 // The value of `-name` for `vm_id` ("guest=<id>,debug-threads=on"). Adoption after a daemon
 // restart finds exactly this argument in /proc/<pid>/cmdline.
 std::string name_argument(std::string_view vm_id);
+
+// What a restarted daemon reads back from the command lines build_argv() wrote
+// (read_qemu_identity(), qemu_cmdline.h): the VM from `-name guest=<id>`, the runtime directory
+// from `-pidfile`, the accelerator from `-accel` (accel_name()), and the host functions from the
+// `host=` of each `-device vfio-pci,...`. Stable across releases: a daemon adopts the qemu an
+// older one started.
+inline constexpr std::string_view kNameFlag = "-name";
+inline constexpr std::string_view kNameGuestKey = "guest";
+inline constexpr std::string_view kPidfileFlag = "-pidfile";
+inline constexpr std::string_view kAccelFlag = "-accel";
+inline constexpr std::string_view kDeviceFlag = "-device";
+inline constexpr std::string_view kVfioDriver = "vfio-pci";
+inline constexpr std::string_view kVfioHostKey = "host";
 
 // Internal ids of the adapter's fixed chardevs and devices (stable across releases: a daemon
 // adopting a running qemu addresses them by these names).

@@ -2,25 +2,9 @@
 
 #include <cctype>
 
+#include "vmm/qemu/qemu_options.h"
+
 namespace feos::vmm::qemu {
-namespace {
-
-// The value of `key` in an option list "head,key=value,..." (build_argv escapes ',' in values as
-// ",,"; the values read here never contain one), or nullopt.
-std::optional<std::string> option_value(std::string_view options, std::string_view key) {
-  size_t begin = 0;
-  while (begin <= options.size()) {
-    size_t end = options.find(',', begin);
-    if (end == std::string_view::npos) end = options.size();
-    std::string_view item = options.substr(begin, end - begin);
-    if (item.size() > key.size() && item.substr(0, key.size()) == key && item[key.size()] == '=')
-      return std::string(item.substr(key.size() + 1));
-    begin = end + 1;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 bool same_vm_id(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -42,25 +26,37 @@ std::vector<std::string> split_cmdline(std::string_view raw) {
 }
 
 std::optional<QemuIdentity> read_qemu_identity(const std::vector<std::string>& args) {
+  const std::string vfio_device = std::string(kVfioDriver) + ",";
   QemuIdentity identity;
   bool named = false;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     const std::string& flag = args[i];
     const std::string& value = args[i + 1];
-    if (flag == "-name") {
-      auto guest = option_value(value, "guest");
+    if (flag == kNameFlag) {
+      auto guest = option_value(value, kNameGuestKey);
       if (guest && !guest->empty()) identity.vm_id = *guest, named = true;
-    } else if (flag == "-pidfile") {
+    } else if (flag == kPidfileFlag) {
       auto slash = value.rfind('/');
       if (slash != std::string::npos && slash > 0) identity.runtime_dir = value.substr(0, slash);
-    } else if (flag == "-accel") {
-      identity.accel = value == "kvm" ? Accel::kKvm : Accel::kTcg;
-    } else if (flag == "-device" && value.rfind("vfio-pci,", 0) == 0) {
-      if (auto host = option_value(value, "host")) identity.vfio_hosts.push_back(*host);
+    } else if (flag == kAccelFlag) {
+      identity.accel = value == accel_name(Accel::kKvm) ? Accel::kKvm : Accel::kTcg;
+    } else if (flag == kDeviceFlag && value.rfind(vfio_device, 0) == 0) {
+      // Outside data (any process's command line): only a well-formed address reaches sysfs paths.
+      if (auto host = option_value(value, kVfioHostKey))
+        if (auto address = pci::Address::parse(*host)) identity.vfio_functions.push_back(*address);
     }
   }
   if (!named) return std::nullopt;
   return identity;
+}
+
+Result<QemuIdentity> read_process_identity(const sys::Filesystem& fs, const sys::HostPaths& paths,
+                                           int pid, const std::string& where) {
+  auto cmdline = fs.read_file(paths.process(pid) + "/cmdline");
+  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
+  auto identity = read_qemu_identity(split_cmdline(*cmdline));
+  if (!identity) return fail(Code::kNotFound, where + " is not a qemu started by feosd");
+  return *identity;
 }
 
 }  // namespace feos::vmm::qemu

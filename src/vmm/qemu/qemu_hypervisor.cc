@@ -1,29 +1,21 @@
 #include "vmm/qemu/qemu_hypervisor.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "common/log.h"
-#include "common/text.h"
-#include "pci/address.h"
 #include "vmm/qemu/console.h"
-#include "vmm/qemu/request_files.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
+#include "vmm/qemu/run_as_grants.h"
+#include "vmm/qemu/runtime_dir.h"
 #include "vmm/spec_validation.h"
 
 namespace feos::vmm::qemu {
@@ -31,293 +23,25 @@ namespace feos::vmm::qemu {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// One qemu process the adapter started or adopted.
-struct QemuHypervisor::VmProcess {
-  std::string id;
-  int pid = 0;
-  RuntimeFiles files;
-  Accel accel = Accel::kTcg;
-  off_t log_offset = 0;  // qemu.log size before this process started writing
-  // Set before `attached` becomes true, closed by the exit handler or the destructor.
-  std::unique_ptr<QmpClient> qmp;
-  std::shared_ptr<QemuConsole> console;
-
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool attached = false;   // start()/adopt() succeeded: the exit handler owns the ending
-  bool exited = false;     // the process is gone
-  bool finished = false;   // the adapter dropped it (after exited)
-  bool stop_requested = false;
-  std::string shutdown_reason;  // "reason" of the last SHUTDOWN event
-  sys::ExitStatus exit_status;
-  // What the run-as user was given, and the owner each path gets back when the process ends
-  // (in order of granting; given back in reverse).
-  std::vector<std::pair<std::string, sys::FileOwner>> grants;
-};
-
 // State that exit watchers (launcher threads) share with the adapter; they hold it weakly, so
 // a destroyed adapter is never called back.
 struct QemuHypervisor::Shared {
   std::mutex mutex;
   std::condition_variable cv;
-  std::map<std::string, std::shared_ptr<VmProcess>> vms;  // attached or being started/adopted
+  std::map<std::string, std::shared_ptr<QemuProcess>> vms;  // attached or being started/adopted
   Hypervisor::ExitCallback callback;
   bool destroyed = false;
   int running_handlers = 0;
-  sys::Permissions* permissions = nullptr;  // the adapter's; valid while !destroyed
 };
 
 namespace {
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
 
-// True on a launcher thread while it runs on_process_exit().
+// True on a launcher thread while it runs on_exit().
 thread_local bool t_in_exit_handler = false;
 
-// The last lines qemu wrote since `offset`, joined by " | ", at most ~600 bytes, control bytes
-// escaped: it goes into error messages (cut at 1 KiB by the API) and logs.
-std::string log_tail(const std::string& path, off_t offset) {
-  // O_NOFOLLOW: with run_as, qemu's user can create entries in the runtime dir.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return {};
-  struct stat st {};
-  std::string text;
-  if (::fstat(fd, &st) == 0 && st.st_size > offset) {
-    off_t start = std::max<off_t>(offset, st.st_size - 600);
-    text.resize(static_cast<size_t>(st.st_size - start));
-    ssize_t n = ::pread(fd, text.data(), text.size(), start);
-    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    if (start > offset) {
-      auto newline = text.find('\n');  // drop a cut first line
-      text = newline == std::string::npos ? text : text.substr(newline + 1);
-    }
-  }
-  ::close(fd);
-  std::string out;
-  size_t begin = 0;
-  while (begin < text.size()) {
-    size_t end = text.find('\n', begin);
-    if (end == std::string::npos) end = text.size();
-    std::string line = sys::trim(std::string_view(text).substr(begin, end - begin));
-    if (!line.empty()) out += (out.empty() ? "" : " | ") + line;
-    begin = end + 1;
-  }
-  return escape_controls(out);
-}
-
-std::string with_log(std::string message, const QemuHypervisor::VmProcess& vm) {
-  std::string tail = log_tail(vm.files.qemu_log, vm.log_offset);
-  if (!tail.empty()) message += "; qemu.log: " + tail;
-  return message;
-}
-
-Status remove_stale(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
-  return ok();
-}
-
-Status write_private_file(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return fail_errno("create " + path, errno);
-  std::string_view rest(data);
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      return fail_errno("write " + path, err);
-    }
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
-  if (::close(fd) != 0) return fail_errno("close " + path, errno);
-  return ok();
-}
-
-// Creates `path` (empty, mode 0640) unless it exists; never through a symbolic link.
-Status ensure_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-  if (fd < 0) return fail_errno("create " + path, errno);
-  ::close(fd);
-  return ok();
-}
-
-// Gives every path of vm.grants back to its owner (newest first) and clears the list. Failures
-// are logged: the process is gone either way.
-void give_back(sys::Permissions& permissions, QemuHypervisor::VmProcess& vm) {
-  std::vector<std::pair<std::string, sys::FileOwner>> grants;
-  {
-    std::lock_guard lock(vm.mutex);
-    grants.swap(vm.grants);
-  }
-  for (auto it = grants.rbegin(); it != grants.rend(); ++it) {
-    auto restored = permissions.set_owner(it->first, it->second);
-    if (restored)
-      logger()->debug("gave back vm={} path={} owner={}:{} mode={:04o}", vm.id, it->first,
-                      it->second.uid, it->second.gid, it->second.mode);
-    else if (restored.error().code == Code::kNotFound)  // a group node goes with its unbind
-      logger()->debug("nothing to give back vm={} path={} (gone)", vm.id, it->first);
-    else
-      logger()->warn("cannot give back vm={} path={} error=\"{}\"", vm.id, it->first,
-                     restored.error().message);
-  }
-}
-
-// The distinct <dev>/vfio/<group> nodes of `gpus` (functions and group peers), in order.
-std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
-                                          const std::vector<model::AssignedGpu>& gpus) {
-  std::vector<std::string> nodes;
-  std::set<std::string> seen;
-  for (const auto& gpu : gpus) {
-    std::vector<const model::PassthroughFunction*> functions;
-    for (const auto& function : gpu.functions) functions.push_back(&function);
-    for (const auto& peer : gpu.group_peers) functions.push_back(&peer);
-    for (const auto* function : functions) {
-      std::string node = paths.vfio_group(function->iommu_group);
-      if (seen.insert(node).second) nodes.push_back(node);
-    }
-  }
-  return nodes;
-}
-
-// What the adapter gives back when a run-as qemu ends: the kernel's owner and mode of a vfio
-// group node and the daemon's of its own files.
-constexpr sys::FileOwner kRootPrivate{0, 0, 0600};
-constexpr sys::FileOwner kRootDir{0, 0, 0755};
-
-// The pid of the process holding the lock qemu keeps on its pidfile for its whole life (-1 when
-// the lock does not say, e.g. a holder in another pid namespace), or 0 when no process holds it:
-// no file, or one a dead qemu left. FAILED_PRECONDITION when the file cannot be inspected (a
-// symlink planted by qemu's user, ...): never taken for "nobody holds it".
-Result<int> pid_file_holder(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) return 0;
-  if (fd < 0) return fail_errno("inspect the pidfile " + path, errno, Code::kFailedPrecondition);
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  int err = ::fcntl(fd, F_GETLK, &lock) == 0 ? 0 : errno;
-  ::close(fd);
-  if (err != 0) return fail_errno("inspect the pidfile lock of " + path, err, Code::kFailedPrecondition);
-  if (lock.l_type == F_UNLCK) return 0;
-  return lock.l_pid > 0 ? lock.l_pid : -1;
-}
-
-off_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
-}
-
-ExitInfo exit_info(const QemuHypervisor::VmProcess& vm) {
-  if (vm.stop_requested) return {true, "stopped on request"};
-  if (vm.shutdown_reason == "guest-shutdown") return {true, "guest powered off"};
-  std::string reason = "qemu " + vm.exit_status.describe();
-  if (!vm.shutdown_reason.empty()) reason += " after shutdown (reason " + vm.shutdown_reason + ")";
-  return {false, with_log(reason, vm)};
-}
-
-// Runs on the launcher's watcher thread when the process ends.
-void on_process_exit(const std::weak_ptr<QemuHypervisor::Shared>& weak,
-                     const std::shared_ptr<QemuHypervisor::VmProcess>& vm,
-                     const sys::ExitStatus& status) {
-  bool attached;
-  {
-    std::lock_guard lock(vm->mutex);
-    vm->exited = true;
-    vm->exit_status = status;
-    attached = vm->attached;
-  }
-  vm->cv.notify_all();
-  if (!attached) return;  // start() or adopt() is still running and reports it
-  auto shared = weak.lock();
-  if (!shared) return;
-  {
-    std::lock_guard lock(shared->mutex);
-    if (shared->destroyed) return;
-    ++shared->running_handlers;
-  }
-  t_in_exit_handler = true;
-  // The process is gone: nothing of its user may keep the VM's devices.
-  give_back(*shared->permissions, *vm);
-  // qemu sends SHUTDOWN before it exits; once the QMP connection has ended, the reader has
-  // handed us every event, so the reason below is final.
-  vm->qmp->wait_closed(milliseconds(2000));
-  ExitInfo info;
-  {
-    std::lock_guard lock(vm->mutex);
-    info = exit_info(*vm);
-  }
-  Hypervisor::ExitCallback callback;
-  {
-    std::lock_guard lock(shared->mutex);
-    auto it = shared->vms.find(vm->id);
-    if (it != shared->vms.end() && it->second == vm) shared->vms.erase(it);
-    callback = shared->callback;
-  }
-  vm->qmp->close();
-  vm->console->close();
-  {
-    std::lock_guard lock(vm->mutex);
-    vm->finished = true;
-  }
-  vm->cv.notify_all();
-  logger()->info("qemu exited vm={} pid={} clean={} reason=\"{}\"", vm->id, vm->pid, info.clean,
-                 info.reason);
-  if (callback) callback(vm->id, info);
-  t_in_exit_handler = false;
-  {
-    std::lock_guard lock(shared->mutex);
-    --shared->running_handlers;
-  }
-  shared->cv.notify_all();
-}
-
-// Waits until `done` holds for `vm`, at most `timeout`.
-template <typename Pred>
-bool wait_vm(QemuHypervisor::VmProcess& vm, milliseconds timeout, Pred done) {
-  std::unique_lock lock(vm.mutex);
-  return vm.cv.wait_for(lock, timeout, [&] { return done(vm); });
-}
-
 }  // namespace
-
-uint64_t host_memory_mib_from_meminfo(std::string_view meminfo) {
-  constexpr std::string_view kKey = "MemTotal:";
-  size_t at = meminfo.rfind(kKey, 0) == 0 ? 0 : meminfo.find("\n" + std::string(kKey));
-  if (at == std::string_view::npos) return 0;
-  if (meminfo[at] == '\n') ++at;
-  std::string_view rest = meminfo.substr(at + kKey.size());
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  uint64_t kib = 0;
-  size_t digits = 0;
-  while (digits < rest.size() && digits < 15 && rest[digits] >= '0' && rest[digits] <= '9')
-    kib = kib * 10 + static_cast<uint64_t>(rest[digits++] - '0');
-  if (digits == 0 || rest.substr(digits, 3) != " kB") return 0;
-  return kib / 1024;
-}
-
-int host_phys_bits_from_cpuinfo(std::string_view cpuinfo) {
-  constexpr std::string_view kKey = "address sizes";
-  size_t begin = 0;
-  while (begin < cpuinfo.size()) {
-    size_t end = cpuinfo.find('\n', begin);
-    if (end == std::string_view::npos) end = cpuinfo.size();
-    std::string_view line = cpuinfo.substr(begin, end - begin);
-    begin = end + 1;
-    if (line.substr(0, kKey.size()) != kKey) continue;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return 0;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    int bits = 0;
-    size_t digits = 0;
-    while (digits < value.size() && digits < 3 && value[digits] >= '0' && value[digits] <= '9')
-      bits = bits * 10 + (value[digits++] - '0');
-    if (digits == 0 || value.substr(digits, 14) != " bits physical") return 0;
-    return bits;
-  }
-  return 0;
-}
 
 Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLauncher& launcher,
                                                                sys::Filesystem& fs,
@@ -351,9 +75,7 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   } else if (config.accel == "tcg") {
     accel = Accel::kTcg;
   } else if (config.accel == "auto") {
-    int fd = ::open(paths.kvm().c_str(), O_RDWR | O_CLOEXEC);
-    accel = fd >= 0 ? Accel::kKvm : Accel::kTcg;
-    if (fd >= 0) ::close(fd);
+    accel = kvm_available(paths) ? Accel::kKvm : Accel::kTcg;
   } else {
     return fail(Code::kInvalidArgument,
                 "qemu accel \"" + config.accel + "\" is not one of auto, kvm, tcg");
@@ -374,12 +96,12 @@ QemuHypervisor::QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& 
       paths_(std::move(paths)),
       config_(std::move(config)),
       accel_(accel),
-      shared_(std::make_shared<Shared>()) {
-  shared_->permissions = &permissions_;
-}
+      host_(fs_, paths_),
+      process_context_{launcher_, permissions_, config_.command_timeout, config_.stop_grace},
+      shared_(std::make_shared<Shared>()) {}
 
 QemuHypervisor::~QemuHypervisor() {
-  std::map<std::string, std::shared_ptr<VmProcess>> vms;
+  std::map<std::string, std::shared_ptr<QemuProcess>> vms;
   {
     std::unique_lock lock(shared_->mutex);
     shared_->destroyed = true;
@@ -387,15 +109,9 @@ QemuHypervisor::~QemuHypervisor() {
     vms.swap(shared_->vms);
   }
   for (auto& [id, vm] : vms) {
-    bool attached;
-    {
-      std::lock_guard lock(vm->mutex);
-      attached = vm->attached;
-    }
-    if (!attached) continue;  // a start()/adopt() in flight cleans up after itself
-    vm->qmp->close();
-    vm->console->close();
-    logger()->info("detached from qemu vm={} pid={}", id, vm->pid);
+    if (!vm->attached()) continue;  // a start()/adopt() in flight cleans up after itself
+    vm->disconnect();
+    logger()->info("detached from qemu vm={} pid={}", id, vm->pid());
   }
 }
 
@@ -416,74 +132,67 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
     FEOS_TRY(exists(spec.disks[i].path, "disks[" + std::to_string(i) + "].path"));
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
     return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
-  FEOS_TRY(check_host_memory(spec));
+  uint64_t host_mib = host_.memory_mib();  // 0: unknown, not checked
+  if (host_mib != 0 && spec.memory.size_mib > host_mib)
+    return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
+                                            " MiB is more than this host's memory (" +
+                                            std::to_string(host_mib) + " MiB)");
   return ok();
-}
-
-Status QemuHypervisor::check_host_memory(const model::VmSpec& spec) const {
-  auto meminfo = fs_.read_file(paths_.meminfo());
-  uint64_t host_mib = meminfo ? host_memory_mib_from_meminfo(*meminfo) : 0;
-  if (host_mib == 0 || spec.memory.size_mib <= host_mib) return ok();
-  return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
-                                          " MiB is more than this host's memory (" + std::to_string(host_mib) +
-                                          " MiB)");
 }
 
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
   FEOS_TRY(validate(spec));
-  auto files = check_spec_files(spec, config_.image_roots);
-  if (!files) return fail(files.error());
-  return std::move(files->spec);
+  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots));
+  return std::move(files.spec);
 }
 
-Status QemuHypervisor::watch(const std::shared_ptr<VmProcess>& vm) {
+Status QemuHypervisor::watch(const std::shared_ptr<QemuProcess>& vm) {
   std::weak_ptr<Shared> weak = shared_;
-  return launcher_.watch_exit(vm->pid, [weak, vm](const sys::ExitStatus& status) {
-    on_process_exit(weak, vm, status);
-  });
+  return vm->watch([weak, vm](const sys::ExitStatus& status) { on_exit(weak, vm, status); });
 }
 
-Status QemuHypervisor::connect(const std::shared_ptr<VmProcess>& vm, milliseconds timeout) {
-  VmProcess* raw = vm.get();  // the QMP client and console are closed before *vm goes away
-  auto keep_trying = [raw] {
-    std::lock_guard lock(raw->mutex);
-    return !raw->exited;
-  };
-  QmpClient::Options qmp_options;
-  qmp_options.connect_timeout = timeout;
-  qmp_options.command_timeout = config_.command_timeout;
-  qmp_options.keep_trying = keep_trying;
-  auto on_event = [raw](const QmpEvent& event) {
-    if (event.name == "SHUTDOWN") {
-      std::string reason = event.data.contains("reason") && event.data["reason"].is_string()
-                               ? event.data["reason"].get<std::string>()
-                               : "unknown";
-      std::lock_guard lock(raw->mutex);
-      raw->shutdown_reason = reason;
-    }
-    logger()->info("qemu event vm={} event={} data={}", raw->id, event.name, event.data.dump());
-  };
-  auto qmp = QmpClient::connect(vm->files.qmp_socket, on_event, qmp_options);
-  if (!qmp) return fail(qmp.error());
-  QemuConsole::Options console_options;
-  console_options.connect_timeout = config_.command_timeout;
-  console_options.keep_trying = keep_trying;
-  auto console = QemuConsole::open(vm->id, vm->files.console_socket, vm->files.console_log,
-                                   console_options);
-  if (!console) return fail(console.error());
-  vm->qmp = std::move(*qmp);
-  vm->console = std::move(*console);
-  return ok();
+// Runs on the launcher's watcher thread when the process ends.
+void QemuHypervisor::on_exit(const std::weak_ptr<Shared>& weak,
+                             const std::shared_ptr<QemuProcess>& vm, const sys::ExitStatus& status) {
+  if (!vm->mark_exited(status)) return;  // start() or adopt() is still running and reports it
+  auto shared = weak.lock();
+  if (!shared) return;
+  {
+    std::lock_guard lock(shared->mutex);
+    if (shared->destroyed) return;
+    ++shared->running_handlers;
+  }
+  t_in_exit_handler = true;
+  ExitInfo info = vm->wind_down();
+  Hypervisor::ExitCallback callback;
+  {
+    // Out of the map before stop() returns: the VM may be started again right after.
+    std::lock_guard lock(shared->mutex);
+    auto it = shared->vms.find(vm->vm_id());
+    if (it != shared->vms.end() && it->second == vm) shared->vms.erase(it);
+    callback = shared->callback;
+  }
+  vm->finish();
+  logger()->info("qemu exited vm={} pid={} clean={} reason=\"{}\"", vm->vm_id(), vm->pid(),
+                 info.clean, info.reason);
+  if (callback) callback(vm->vm_id(), info);
+  t_in_exit_handler = false;
+  {
+    std::lock_guard lock(shared->mutex);
+    --shared->running_handlers;
+  }
+  shared->cv.notify_all();
 }
 
-int QemuHypervisor::host_phys_bits() const {
-  std::string path = paths_.cpuinfo();
-  auto cpuinfo = fs_.read_file(path);
-  int bits = cpuinfo ? host_phys_bits_from_cpuinfo(*cpuinfo) : 0;
-  if (bits == 0)
-    logger()->warn("host physical address bits unknown path={} error=\"{}\"", path,
-                   cpuinfo ? "no address sizes line" : cpuinfo.error().message);
-  return bits;
+ArgvConfig QemuHypervisor::argv_config(bool with_gpus) const {
+  ArgvConfig config;
+  config.binary = config_.binary;
+  config.accel = accel_;
+  config.hugepages_dir = paths_.hugepages();
+  config.gpudirect_clique = config_.gpudirect_clique;
+  // Only kvm passes the host's address width through; tcg emulates whatever it is told.
+  if (with_gpus && accel_ == Accel::kKvm) config.host_phys_bits = host_.phys_bits();
+  return config;
 }
 
 Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const {
@@ -504,102 +213,129 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
   return ok();
 }
 
-Status QemuHypervisor::grant_to_user(VmProcess& vm, const CheckedFiles& files,
-                                     const std::vector<model::AssignedGpu>& gpus,
-                                     const std::string& runtime_dir) {
-  const sys::RunAs& user = *config_.run_as;
-  const model::VmSpec& spec = files.spec;
-  // The daemon's files exist before the user may create entries in the directory, so qemu
-  // cannot plant links under their names; the sticky bit keeps it from replacing them.
-  FEOS_TRY(ensure_file(vm.files.qemu_log));
-  FEOS_TRY(ensure_file(vm.files.console_log));
-  auto give = [&](const std::string& path, sys::FileOwner to, sys::FileOwner back) -> Status {
-    {
-      // Recorded first: a chown that worked before a failed chmod is given back too.
-      std::lock_guard lock(vm.mutex);
-      vm.grants.emplace_back(path, back);
-    }
-    return permissions_.set_owner(path, to);
-  };
-  FEOS_TRY(give(runtime_dir, {0, user.gid, 01770}, kRootDir));
-  if (spec.ignition) FEOS_TRY(give(vm.files.ignition_file, {0, user.gid, 0640}, kRootPrivate));
-  std::vector<sys::AccessCheck> checks;
-  auto nodes = vfio_group_nodes(paths_, gpus);
-  for (const auto& node : nodes) {
-    FEOS_TRY(give(node, {user.uid, user.gid, 0600}, kRootPrivate));
-    checks.push_back({"vfio group", node, sys::Access::kReadWrite});
-  }
-
-  // `shown`: the path as requested, for files the request named (messages never show what they
-  // resolved to).
-  auto need = [&](std::string what, const std::string& path, sys::Access access, std::string shown = {}) {
-    if (!path.empty()) checks.push_back({std::move(what), path, access, std::move(shown)});
-  };
-  need("boot.kernel", files.kernel, sys::Access::kRead, spec.boot.kernel);
-  need("boot.initramfs", files.initramfs, sys::Access::kRead, spec.boot.initramfs);
-  // Every file of a disk's image graph: the top image and its data file as the disk is used,
-  // the backing files (and theirs) read-only, as qemu opens them.
-  auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable,
-                        const std::string& requested) {
-    for (size_t k = 0; k < chain.size(); ++k) {
-      std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
-      auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
-      need(what, chain[k].path, access, k == 0 ? requested : std::string());
-      need(what + " (data file)", chain[k].data_file, access);
-    }
-  };
-  need_chain("image_ref", files.images.root, true, spec.image_path);
-  for (size_t i = 0; i < spec.disks.size(); ++i)
-    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i], !spec.disks[i].readonly,
-               spec.disks[i].path);
-  need("runtime dir", runtime_dir, sys::Access::kCreateIn);
-  if (spec.ignition) need("ignition", vm.files.ignition_file, sys::Access::kRead);
-  if (spec.memory.hugepages) need("memory.hugepages", paths_.hugepages(), sys::Access::kCreateIn);
-  if (accel_ == Accel::kKvm) need("accel kvm", paths_.kvm(), sys::Access::kReadWrite);
-  FEOS_TRY(permissions_.check_access(user, checks));
-  logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(), vm.id,
-                 nodes.size(), runtime_dir);
+Status QemuHypervisor::prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& files,
+                                           const std::vector<model::AssignedGpu>& gpus) {
+  const RuntimeDir& dir = vm.dir();
+  // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
+  // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
+  FEOS_ASSIGN_OR_RETURN(int holder, dir.pid_file_holder());
+  if (holder != 0)
+    return fail(Code::kAlreadyExists,
+                "a qemu process of this VM" +
+                    (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
+                    " is still running (it holds " + dir.files().pid_file + ")");
+  FEOS_TRY(dir.remove_stale());
+  if (files.spec.ignition) FEOS_TRY(dir.write_ignition(*files.spec.ignition));
+  if (config_.run_as) FEOS_TRY(give_to_user(vm, files, gpus));
   return ok();
 }
 
-void QemuHypervisor::grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
-                                       const std::string& runtime_dir) const {
-  // Only a qemu running as another user was given anything ("Uid:" lists real uid first).
-  auto status = fs_.read_file(paths_.process(vm.pid) + "/status");
-  if (!status) return;
-  auto at = status->find("\nUid:");
-  if (at == std::string::npos) return;
-  size_t digit = status->find_first_not_of(" \t", at + 5);
-  if (digit == std::string::npos || (*status)[digit] == '0') return;  // root (no leading zeros)
-  std::vector<std::pair<std::string, sys::FileOwner>> grants{{runtime_dir, kRootDir}};
-  if (fs_.exists(vm.files.ignition_file)) grants.emplace_back(vm.files.ignition_file, kRootPrivate);
-  std::set<std::string> seen;
-  for (const auto& host : vfio_hosts) {
-    auto address = pci::Address::parse(host);
-    if (!address) continue;  // not one we wrote
-    std::string link = paths_.pci_device(address->to_string()) + "/iommu_group";
-    auto group = fs_.read_link(link);
-    if (!group) {
-      logger()->warn("adopted qemu vm={} pid={}: no IOMMU group for {} ({}): its vfio node will "
-                     "not be given back at exit",
-                     vm.id, vm.pid, address->to_string(), group.error().message);
-      continue;
-    }
-    std::string number = sys::basename_of(*group);
-    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string node = paths_.vfio_group(number);
-    if (seen.insert(node).second) grants.emplace_back(node, kRootPrivate);
-  }
-  std::lock_guard lock(vm.mutex);
-  vm.grants = std::move(grants);
+Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
+                                    const std::vector<model::AssignedGpu>& gpus) {
+  const sys::RunAs& user = *config_.run_as;
+  // The daemon's files exist before the user may create entries in the directory, so qemu
+  // cannot plant links under their names; the sticky bit keeps it from replacing them.
+  FEOS_TRY(vm.dir().create_logs());
+  auto nodes = vfio_group_nodes(paths_, gpus);
+  FEOS_TRY(vm.grants().grant(user, vm.dir(), files.spec.ignition.has_value(), nodes));
+  FEOS_TRY(permissions_.check_access(
+      user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm)));
+  logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(),
+                 vm.vm_id(), nodes.size(), vm.dir().path());
+  return ok();
 }
 
-Result<QemuIdentity> QemuHypervisor::identity_of(int pid, const std::string& where) const {
-  auto cmdline = fs_.read_file(paths_.process(pid) + "/cmdline");
-  if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
-  auto identity = read_qemu_identity(split_cmdline(*cmdline));
-  if (!identity) return fail(Code::kNotFound, where + " is not a qemu started by feosd");
-  return *identity;
+Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
+                                  const std::vector<model::AssignedGpu>& gpus,
+                                  const std::string& runtime_dir) {
+  auto started_at = Clock::now();
+  auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
+  FEOS_TRY(validate(spec).map_error(in_vm));
+  if (gpus.size() != spec.gpus.size())
+    return fail(Code::kFailedPrecondition,
+                "vm " + vm_id + ": gpus: the spec asks for " + std::to_string(spec.gpus.size()) +
+                    " GPUs but " + std::to_string(gpus.size()) + " were prepared");
+  RuntimeDir dir(runtime_dir);
+  if (dir.files().console_socket.size() >= sizeof(sockaddr_un::sun_path))
+    return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
+                                            " is too long for unix socket paths");
+  ArgvConfig argv_config = this->argv_config(!gpus.empty());
+  // The files again (they may have changed since create), with the formats recorded at create;
+  // a VM created before formats were recorded gets them detected now.
+  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots).map_error(in_vm));
+  // qemu gets the resolved paths: a symbolic link swapped after the checks cannot redirect it.
+  model::VmSpec resolved = files.spec;
+  resolved.boot.kernel = files.kernel;
+  resolved.boot.initramfs = files.initramfs;
+  FEOS_ASSIGN_OR_RETURN(auto argv, build_argv(argv_config, resolved, files.images, gpus, dir.files(), vm_id));
+  FEOS_TRY(check_vfio_groups(gpus).map_error(in_vm));
+
+  auto vm = std::make_shared<QemuProcess>(vm_id, std::move(dir), accel_, process_context_);
+  if (!reserve(vm)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already has a qemu process");
+  auto failed = [&](const Error& error) -> Result<int> {
+    vm->grants().give_back();  // nothing of qemu's user outlives a failed start
+    forget(vm);
+    return fail(error);
+  };
+  if (auto prepared = prepare_runtime_dir(*vm, files, gpus); !prepared)
+    return failed(in_vm(prepared.error()));
+  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
+  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
+  uint64_t memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
+  if (auto launched = vm->launch(argv, memlock_bytes, config_.run_as); !launched)
+    return failed(launched.error());
+  auto launched_at = Clock::now();
+
+  // From here on, any failure kills the process and reports qemu's own words.
+  Status up = watch(vm);
+  auto left = std::chrono::duration_cast<milliseconds>(started_at + config_.start_timeout - Clock::now());
+  if (up) up = vm->connect(std::max(left, milliseconds(1)));
+  auto qmp_at = Clock::now();
+  // The console is attached: let the vCPUs run.
+  if (up) up = vm->run_vcpus();
+  // If the process exited meanwhile, its watcher saw it unattached and left it to us.
+  if (up && !vm->attach()) up = fail(Code::kInternal, "qemu exited while starting");
+  if (!up) return failed(vm->end_failed_start(up.error()));
+  auto ms = [](auto d) { return std::chrono::duration_cast<milliseconds>(d).count(); };
+  logger()->info("qemu started vm={} pid={} accel={} launch_ms={} qmp_ms={} running_ms={}", vm_id,
+                 vm->pid(), accel_name(accel_), ms(launched_at - started_at),
+                 ms(qmp_at - launched_at), ms(Clock::now() - launched_at));
+  return vm->pid();
+}
+
+Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) {
+  std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
+  if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
+  FEOS_ASSIGN_OR_RETURN(auto identity, read_process_identity(fs_, paths_, pid, where));
+  if (!same_vm_id(identity.vm_id, vm_id))
+    return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name_argument(vm_id) +
+                                     "\" in its command line)");
+
+  auto vm = std::make_shared<QemuProcess>(vm_id, RuntimeDir(runtime_dir), identity.accel, process_context_);
+  vm->adopt(pid);
+  vm->grants().take_over(adopted_grants(fs_, paths_, pid, identity.vfio_functions, vm->dir(), vm_id));
+  if (!reserve(vm))
+    return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process attached");
+  auto failed = [&](const Error& error) -> Result<RunState> {
+    vm->disconnect();
+    forget(vm);
+    return fail(error);
+  };
+  auto watched = watch(vm);
+  if (!watched) return failed(Error{Code::kNotFound, where + " is gone: " + watched.error().message});
+  auto connected = vm->connect(config_.command_timeout);
+  if (!connected) return failed(connected.error().context(where));
+  auto status = vm->execute("query-status");
+  if (!status) return failed(status.error().context(where));
+  std::string run_state = status->value("status", "");
+  if (!vm->attach()) {
+    vm->grants().give_back();  // it ended: its user keeps nothing
+    return failed(Error{Code::kNotFound, where + " exited during adoption"});
+  }
+  logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
+  if (run_state == "running") return RunState::kRunning;
+  if (run_state == "prelaunch") return RunState::kNotStarted;
+  return RunState::kPaused;
 }
 
 std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runtime_root) {
@@ -614,7 +350,7 @@ std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runt
   for (const auto& name : *entries) {
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos || name.size() > 9) continue;
     int pid = std::stoi(name);
-    auto identity = identity_of(pid, "process " + name);
+    auto identity = read_process_identity(fs_, paths_, pid, "process " + name);
     if (!identity || identity->runtime_dir.empty()) continue;  // gone meanwhile, a kernel thread, or not ours
     auto dir = std::filesystem::weakly_canonical(identity->runtime_dir, ec);
     if (ec || dir.parent_path() != root || dir.filename().string() != identity->vm_id) continue;
@@ -626,7 +362,7 @@ std::vector<FoundProcess> QemuHypervisor::find_processes(const std::string& runt
 Status QemuHypervisor::kill_found(const std::string& vm_id, int pid) {
   std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
   if (pid <= 0 || !launcher_.is_alive(pid)) return ok();
-  auto identity = identity_of(pid, where);
+  auto identity = read_process_identity(fs_, paths_, pid, where);
   if (!identity) return launcher_.is_alive(pid) ? fail(Code::kFailedPrecondition, identity.error().message) : ok();
   if (!same_vm_id(identity->vm_id, vm_id))
     return fail(Code::kFailedPrecondition, where + " belongs to vm " + identity->vm_id);
@@ -640,281 +376,56 @@ Status QemuHypervisor::kill_found(const std::string& vm_id, int pid) {
   return fail(Code::kInternal, where + " did not exit after SIGKILL");
 }
 
-void QemuHypervisor::forget(const std::shared_ptr<VmProcess>& vm) {
+bool QemuHypervisor::reserve(const std::shared_ptr<QemuProcess>& vm) {
   std::lock_guard lock(shared_->mutex);
-  auto it = shared_->vms.find(vm->id);
+  return shared_->vms.emplace(vm->vm_id(), vm).second;
+}
+
+void QemuHypervisor::forget(const std::shared_ptr<QemuProcess>& vm) {
+  std::lock_guard lock(shared_->mutex);
+  auto it = shared_->vms.find(vm->vm_id());
   if (it != shared_->vms.end() && it->second == vm) shared_->vms.erase(it);
 }
 
-Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
-                                  const std::vector<model::AssignedGpu>& gpus,
-                                  const std::string& runtime_dir) {
-  auto started_at = Clock::now();
-  FEOS_TRY(validate(spec).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
-  if (gpus.size() != spec.gpus.size())
-    return fail(Code::kFailedPrecondition,
-                "vm " + vm_id + ": gpus: the spec asks for " + std::to_string(spec.gpus.size()) +
-                    " GPUs but " + std::to_string(gpus.size()) + " were prepared");
-  auto vm = std::make_shared<VmProcess>();
-  vm->id = vm_id;
-  vm->files = runtime_files(runtime_dir);
-  vm->accel = accel_;
-  if (vm->files.console_socket.size() >= sizeof(sockaddr_un::sun_path))
-    return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
-                                            " is too long for unix socket paths");
-
-  ArgvConfig argv_config;
-  argv_config.binary = config_.binary;
-  argv_config.accel = accel_;
-  argv_config.hugepages_dir = paths_.hugepages();
-  argv_config.gpudirect_clique = config_.gpudirect_clique;
-  // Only kvm passes the host's address width through; tcg emulates whatever it is told.
-  if (!gpus.empty() && accel_ == Accel::kKvm) argv_config.host_phys_bits = host_phys_bits();
-  // The files again (they may have changed since create), with the formats recorded at create;
-  // a VM created before formats were recorded gets them detected now.
-  auto files = check_spec_files(spec, config_.image_roots);
-  if (!files) return fail(files.error().context("vm " + vm_id));
-  // qemu gets the resolved paths: a symbolic link swapped after the checks cannot redirect it.
-  model::VmSpec resolved = files->spec;
-  resolved.boot.kernel = files->kernel;
-  resolved.boot.initramfs = files->initramfs;
-  auto argv = build_argv(argv_config, resolved, files->images, gpus, vm->files, vm_id);
-  if (!argv) return fail(argv.error());
-  FEOS_TRY(check_vfio_groups(gpus).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
-
-  {
-    std::lock_guard lock(shared_->mutex);
-    if (shared_->vms.count(vm_id) != 0)
-      return fail(Code::kAlreadyExists, "vm " + vm_id + " already has a qemu process");
-    shared_->vms[vm_id] = vm;
-  }
-  auto failed = [&](Error error) -> Result<int> {
-    give_back(permissions_, *vm);  // nothing of qemu's user outlives a failed start
-    forget(vm);
-    return fail(std::move(error));
-  };
-  // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
-  // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
-  auto holder = pid_file_holder(vm->files.pid_file);
-  if (!holder) return failed(holder.error().context("vm " + vm_id));
-  if (*holder != 0)
-    return failed(Error{Code::kAlreadyExists,
-                        "vm " + vm_id + ": a qemu process of this VM" +
-                            (*holder > 0 ? " (pid " + std::to_string(*holder) + ")" : std::string()) +
-                            " is still running (it holds " + vm->files.pid_file + ")"});
-  for (const auto* path : {&vm->files.qmp_socket, &vm->files.console_socket, &vm->files.pid_file}) {
-    auto removed = remove_stale(*path);
-    if (!removed) return failed(removed.error().context("vm " + vm_id));
-  }
-  if (spec.ignition) {
-    auto written = write_private_file(vm->files.ignition_file, *spec.ignition);
-    if (!written) return failed(written.error().context("vm " + vm_id));
-  }
-  if (config_.run_as) {
-    auto granted = grant_to_user(*vm, *files, gpus, runtime_dir);
-    if (!granted) return failed(granted.error().context("vm " + vm_id));
-  }
-
-  vm->log_offset = file_size(vm->files.qemu_log);
-  sys::LaunchSpec launch;
-  launch.argv = *argv;
-  launch.output_path = vm->files.qemu_log;
-  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
-  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
-  launch.memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
-  launch.run_as = config_.run_as;
-  logger()->debug("launching qemu vm={} argv=\"{}\"", vm_id, fmt::join(*argv, " "));
-  auto pid = launcher_.launch(launch);
-  if (!pid) return failed(pid.error().context("vm " + vm_id + ": launch qemu"));
-  vm->pid = *pid;
-  auto launched_at = Clock::now();
-
-  // From here on, any failure kills the process and reports qemu's own words.
-  auto abort_start = [&](const Error& error) -> Result<int> {
-    bool exited_by_itself;
-    {
-      std::lock_guard lock(vm->mutex);
-      exited_by_itself = vm->exited;
-    }
-    if (!exited_by_itself) {
-      // It may be on its way out (a QMP failure often means qemu is exiting): give its own
-      // exit status a moment to arrive before we kill it.
-      exited_by_itself = wait_vm(*vm, milliseconds(200), [](const VmProcess& v) { return v.exited; });
-      if (!exited_by_itself) (void)launcher_.send_signal(vm->pid, SIGKILL);
-    }
-    bool gone = wait_vm(*vm, config_.stop_grace, [](const VmProcess& v) { return v.exited; });
-    if (vm->qmp) vm->qmp->close();
-    if (vm->console) vm->console->close();
-    std::string message;
-    Code code = error.code;
-    if (exited_by_itself) {
-      // qemu ended on its own (bad option, missing file, ...): its exit is the real cause.
-      std::lock_guard lock(vm->mutex);
-      message = "qemu " + vm->exit_status.describe() + " during start";
-      code = Code::kInternal;
-    } else {
-      message = "qemu start failed: " + error.message;
-    }
-    if (!gone) message += " (pid " + std::to_string(vm->pid) + " did not exit after SIGKILL)";
-    std::string full = with_log("vm " + vm_id + ": " + message, *vm);
-    logger()->warn("qemu start failed vm={} pid={} error=\"{}\"", vm_id, vm->pid, full);
-    return failed(Error{code, std::move(full)});
-  };
-
-  auto watched = watch(vm);
-  if (!watched) return abort_start(watched.error());
-  auto left = std::chrono::duration_cast<milliseconds>(started_at + config_.start_timeout - Clock::now());
-  auto connected = connect(vm, std::max(left, milliseconds(1)));
-  if (!connected) return abort_start(connected.error());
-  auto qmp_at = Clock::now();
-  // The console is attached: let the vCPUs run (qemu started them stopped, -S).
-  auto resumed = vm->qmp->execute("cont");
-  if (!resumed) return abort_start(resumed.error());
-  auto status = vm->qmp->execute("query-status");
-  if (!status) return abort_start(status.error());
-  std::string run_state = status->value("status", "");
-  if (run_state != "running")
-    return abort_start(Error{Code::kInternal, "guest is " + run_state + " after cont, not running"});
-  bool attached = false;
-  {
-    // If the process exited meanwhile, its watcher saw attached == false and left it to us.
-    std::lock_guard lock(vm->mutex);
-    if (!vm->exited) vm->attached = attached = true;
-  }
-  if (!attached) return abort_start(Error{Code::kInternal, "qemu exited while starting"});
-  auto ms = [](auto d) { return std::chrono::duration_cast<milliseconds>(d).count(); };
-  logger()->info("qemu started vm={} pid={} accel={} launch_ms={} qmp_ms={} running_ms={}", vm_id,
-                 vm->pid, accel_name(accel_), ms(launched_at - started_at),
-                 ms(qmp_at - launched_at), ms(Clock::now() - launched_at));
-  return vm->pid;
-}
-
-Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) {
-  std::string where = "vm " + vm_id + ": process " + std::to_string(pid);
-  if (pid <= 0 || !launcher_.is_alive(pid)) return fail(Code::kNotFound, where + " is not running");
-  auto identity = identity_of(pid, where);
-  if (!identity) return fail(identity.error());
-  if (!same_vm_id(identity->vm_id, vm_id))
-    return fail(Code::kNotFound, where + " is not this VM's qemu (no \"-name " + name_argument(vm_id) +
-                                     "\" in its command line)");
-
-  auto vm = std::make_shared<VmProcess>();
-  vm->id = vm_id;
-  vm->pid = pid;
-  vm->files = runtime_files(runtime_dir);
-  vm->accel = identity->accel;
-  vm->log_offset = file_size(vm->files.qemu_log);
-  grants_of_adopted(*vm, identity->vfio_hosts, runtime_dir);
-  {
-    std::lock_guard lock(shared_->mutex);
-    if (shared_->vms.count(vm_id) != 0)
-      return fail(Code::kFailedPrecondition, "vm " + vm_id + " already has a qemu process attached");
-    shared_->vms[vm_id] = vm;
-  }
-  auto failed = [&](Error error) -> Result<RunState> {
-    if (vm->qmp) vm->qmp->close();
-    if (vm->console) vm->console->close();
-    forget(vm);
-    return fail(std::move(error));
-  };
-  auto watched = watch(vm);
-  if (!watched) return failed(Error{Code::kNotFound, where + " is gone: " + watched.error().message});
-  auto connected = connect(vm, config_.command_timeout);
-  if (!connected) return failed(connected.error().context(where));
-  auto status = vm->qmp->execute("query-status");
-  if (!status) return failed(status.error().context(where));
-  std::string run_state = status->value("status", "");
-  bool attached = false;
-  {
-    std::lock_guard lock(vm->mutex);
-    if (!vm->exited) vm->attached = attached = true;
-  }
-  if (!attached) {
-    give_back(permissions_, *vm);  // it ended: its user keeps nothing
-    return failed(Error{Code::kNotFound, where + " exited during adoption"});
-  }
-  logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
-  if (run_state == "running") return RunState::kRunning;
-  if (run_state == "prelaunch") return RunState::kNotStarted;
-  return RunState::kPaused;
-}
-
-Result<std::shared_ptr<QemuHypervisor::VmProcess>> QemuHypervisor::attached(
-    const std::string& vm_id) const {
-  std::shared_ptr<VmProcess> vm;
+Result<std::shared_ptr<QemuProcess>> QemuHypervisor::attached_process(const std::string& vm_id) const {
+  std::shared_ptr<QemuProcess> vm;
   {
     std::lock_guard lock(shared_->mutex);
     auto it = shared_->vms.find(vm_id);
     if (it != shared_->vms.end()) vm = it->second;
   }
   if (!vm) return fail(Code::kNotFound, "vm " + vm_id + " has no qemu process");
-  std::lock_guard lock(vm->mutex);
-  if (!vm->attached)
-    return fail(Code::kFailedPrecondition, "vm " + vm_id + ": qemu is still starting");
-  if (vm->exited) return fail(Code::kNotFound, "vm " + vm_id + ": qemu has exited");
+  FEOS_TRY(vm->check_attached());
   return vm;
 }
 
-Status QemuHypervisor::pause(const std::string& vm_id) {
-  auto vm = attached(vm_id);
-  if (!vm) return fail(vm.error());
-  auto done = (*vm)->qmp->execute("stop");
-  if (!done) return fail(done.error().context("vm " + vm_id));
-  logger()->info("paused vm={}", vm_id);
+Status QemuHypervisor::qmp_command(const std::string& vm_id, const std::string& command,
+                                   std::string_view done) {
+  FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
+  auto reply = vm->execute(command);
+  if (!reply) return fail(reply.error().context("vm " + vm_id));
+  logger()->info("{} vm={}", done, vm_id);
   return ok();
 }
 
-Status QemuHypervisor::resume(const std::string& vm_id) {
-  auto vm = attached(vm_id);
-  if (!vm) return fail(vm.error());
-  auto done = (*vm)->qmp->execute("cont");
-  if (!done) return fail(done.error().context("vm " + vm_id));
-  logger()->info("resumed vm={}", vm_id);
-  return ok();
-}
+Status QemuHypervisor::pause(const std::string& vm_id) { return qmp_command(vm_id, "stop", "paused"); }
+
+Status QemuHypervisor::resume(const std::string& vm_id) { return qmp_command(vm_id, "cont", "resumed"); }
 
 Status QemuHypervisor::request_shutdown(const std::string& vm_id) {
-  auto vm = attached(vm_id);
-  if (!vm) return fail(vm.error());
-  auto done = (*vm)->qmp->execute("system_powerdown");
-  if (!done) return fail(done.error().context("vm " + vm_id));
-  logger()->info("power button pressed vm={}", vm_id);
-  return ok();
+  return qmp_command(vm_id, "system_powerdown", "power button pressed");
 }
 
 Status QemuHypervisor::stop(const std::string& vm_id) {
-  auto found = attached(vm_id);
-  if (!found) {
-    if (found.error().code == Code::kNotFound) return ok();  // already gone
-    return fail(found.error());
-  }
-  auto vm = *found;
-  {
-    std::lock_guard lock(vm->mutex);
-    vm->stop_requested = true;
-  }
-  auto finished = [](const VmProcess& v) { return v.finished; };
-  logger()->info("stopping qemu vm={} pid={}", vm_id, vm->pid);
-  // quit's reply races the exit: a closed connection is fine here.
-  (void)vm->qmp->execute("quit");
-  if (wait_vm(*vm, config_.stop_grace, finished)) return ok();
-  for (int sig : {SIGTERM, SIGKILL}) {
-    logger()->warn("qemu still running vm={} pid={}, sending signal {}", vm_id, vm->pid, sig);
-    auto sent = launcher_.send_signal(vm->pid, sig);
-    if (!sent && sent.error().code != Code::kNotFound)
-      return fail(sent.error().context("vm " + vm_id));
-    if (wait_vm(*vm, config_.stop_grace, finished)) return ok();
-  }
-  return fail(Code::kInternal, "vm " + vm_id + ": qemu pid " + std::to_string(vm->pid) +
-                                   " did not exit after SIGKILL");
+  auto vm = attached_process(vm_id);
+  if (!vm) return vm.error().code == Code::kNotFound ? ok() : fail(vm.error());  // gone: fine
+  return (*vm)->stop();
 }
 
 Result<PingInfo> QemuHypervisor::ping(const std::string& vm_id) {
-  auto vm = attached(vm_id);
-  if (!vm) return fail(vm.error());
-  auto reply = (*vm)->qmp->execute("query-version");
+  FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
+  auto reply = vm->execute("query-version");
   if (!reply) return fail(reply.error().context("vm " + vm_id));
-  PingInfo info;
   // Checked like the greeting: qemu's reply is outside data (no float-to-int conversion of 1e300).
   auto version = reply->is_object() && reply->contains("qemu")
                      ? qmp_version_string((*reply)["qemu"])
@@ -922,16 +433,16 @@ Result<PingInfo> QemuHypervisor::ping(const std::string& vm_id) {
   if (!version)
     return fail(Code::kInternal, "vm " + vm_id + ": unexpected query-version reply " +
                                      reply->dump().substr(0, 512));
+  PingInfo info;
   info.version = *version;
-  info.pid = (*vm)->pid;
-  info.features.push_back("accel=" + std::string(accel_name((*vm)->accel)));
+  info.pid = vm->pid();
+  info.features.push_back("accel=" + std::string(accel_name(vm->accel())));
   return info;
 }
 
 Result<std::shared_ptr<Console>> QemuHypervisor::console(const std::string& vm_id) {
-  auto vm = attached(vm_id);
-  if (!vm) return fail(vm.error());
-  return std::shared_ptr<Console>((*vm)->console);
+  FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
+  return std::shared_ptr<Console>(vm->console());
 }
 
 void QemuHypervisor::set_exit_callback(ExitCallback callback) {

@@ -1,6 +1,8 @@
 #pragma once
-// The QEMU implementation of vmm::Hypervisor: builds the command line (argv_builder), launches
-// qemu through the ProcessLauncher seam, drives it over QMP and owns its serial console.
+// The QEMU implementation of vmm::Hypervisor: checks specs against the host (HostCaps), builds the
+// command line (argv_builder), readies the runtime directory (RuntimeDir, RunAsGrants) and keeps
+// one QemuProcess per VM, which launches qemu through the ProcessLauncher seam, drives it over QMP
+// and owns its serial console.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -14,7 +16,9 @@
 #include "sys/run_as.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qemu/argv_builder.h"
+#include "vmm/qemu/host_caps.h"
 #include "vmm/qemu/qemu_cmdline.h"
+#include "vmm/qemu/qemu_process.h"
 #include "vmm/qemu/request_files.h"
 
 namespace feos::vmm::qemu {
@@ -39,13 +43,6 @@ struct QemuConfig {
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
 };
-
-// The "MemTotal:" of /proc/meminfo text in MiB; 0 when there is no such line or it does not parse.
-uint64_t host_memory_mib_from_meminfo(std::string_view meminfo);
-
-// The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
-// 57 bits virtual" line); 0 when there is no such line or it does not parse.
-int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
 
 class QemuHypervisor final : public Hypervisor {
  public:
@@ -76,44 +73,26 @@ class QemuHypervisor final : public Hypervisor {
   // graph): formats recorded.
   Result<model::VmSpec> admit(const model::VmSpec& spec) const override;
 
-  // Writes the runtime files into `runtime_dir` (sockets, qemu.pid, ignition.json; qemu.log and
-  // console.log are appended to), checks the spec's files again (check_spec_files(): the image
-  // graphs resolved anew, formats recorded at create kept), launches qemu on the resolved paths
-  // with the explicit block graph (block_graph.h) and its output in qemu.log, connects QMP and
-  // the console, then resumes the vCPUs and checks they run.
-  // With GPUs: the argv gets their root ports and vfio-pci functions (see build_argv; with kvm
-  // the host's physical address bits come from <proc>/cpuinfo), every function's
-  // <dev>/vfio/<group> must exist, and qemu runs with RLIMIT_MEMLOCK = guest RAM + 1 GiB: VFIO
-  // pins all guest RAM for device DMA, plus what qemu maps for DMA beside it (firmware, option
-  // ROMs; the same allowance libvirt makes). Too low a limit fails the start with qemu's
-  // "vfio_dma_map ... Cannot allocate memory".
-  // With config.run_as, before the launch: qemu.log and console.log are created (the daemon's,
-  // root-owned); runtime_dir becomes root:<user's gid> 01770 (qemu creates its sockets and
-  // pidfile there, and the sticky bit keeps it from replacing the daemon's files); ignition.json
-  // root:<gid> 0640; every <dev>/vfio/<group> of the VM <uid>:<gid> 0600 (<dev>/vfio/vfio, the
-  // container, is left as the kernel made it, 0666). Then a child holding only the user's
-  // identity checks that the user can read the kernel and initramfs, read and write the root
-  // image and writable disks with their external data files, read the read-only disks and every
-  // backing file with its data file, create files in runtime_dir (every parent must be
-  // searchable by it) and in the hugepages mount when asked for, open <dev>/kvm with kvm, and
-  // the vfio nodes. Request files are never chowned. qemu then execs as the user
-  // (RLIMIT_MEMLOCK set before the identity change). When the process ends, or the start fails,
-  // the group nodes and ignition.json go back to root:root 0600 and runtime_dir to root:root
-  // 0755; for an adopted qemu running as a non-root user, the same happens at its exit (its
-  // groups found from its vfio-pci host= arguments).
-  // Never two processes for one VM: before anything is written, a live qemu holding the lock of
-  // runtime_dir's qemu.pid (qemu locks its pidfile for its lifetime, also one this adapter does not
-  // know, e.g. left by a daemon killed mid-start) fails the start.
-  // Errors: validate()'s; FAILED_PRECONDITION if the VM has a process already (attached, or alive
-  // holding its pidfile, naming the pid) or `gpus` does not hold one entry per spec.gpus request;
-  // check_spec_files()'s (request_files.h); build_argv()'s (INVALID_ARGUMENT /
-  // FAILED_PRECONDITION for GPUs that do not fit); NOT_FOUND naming the group when a
-  // <dev>/vfio/<group> is missing (the host side did not bind it); INVALID_ARGUMENT if
-  // runtime_dir is too long for unix socket paths; with run_as, FAILED_PRECONDITION naming the
-  // field, path and user that cannot access it, or the set_owner() error naming the path;
-  // NOT_FOUND if the qemu binary is missing; otherwise INTERNAL (qemu exited: its exit status and
-  // the tail of qemu.log) or UNAVAILABLE/DEADLINE_EXCEEDED (QMP/console failure, with the
-  // qemu.log tail). The process is killed on every failure after launch.
+  // Starts qemu for the VM: validate(); check_spec_files() again on the real files (image graphs
+  // resolved anew, formats recorded at create kept); build_argv() on the resolved paths (with kvm
+  // and GPUs, the host's address bits from <proc>/cpuinfo); each GPU function's <dev>/vfio/<group>
+  // must exist. Then, in runtime_dir (RuntimeDir): refuses a live qemu of the VM holding qemu.pid's
+  // lock (also one this adapter does not know: never two processes for one VM), removes stale
+  // sockets and pidfile, writes ignition.json; with config.run_as creates qemu.log and console.log,
+  // gives the user its paths (RunAsGrants::grant()) and checks that it reaches every file
+  // (run_as_access_checks()). Launches qemu (QemuProcess) with its output in qemu.log and, with
+  // GPUs, RLIMIT_MEMLOCK = guest RAM + 1 GiB (VFIO pins all guest RAM, plus what qemu maps beside
+  // it: libvirt's allowance); connects QMP and the console; resumes the vCPUs and checks they run.
+  // The grants go back when the process ends or the start fails.
+  // Errors: validate()'s; FAILED_PRECONDITION if `gpus` does not hold one entry per spec.gpus
+  // request; INVALID_ARGUMENT if runtime_dir is too long for unix socket paths;
+  // check_spec_files()'s; build_argv()'s; NOT_FOUND naming a missing <dev>/vfio/<group> (the host
+  // side did not bind it); ALREADY_EXISTS if the VM has a process (attached, or holding the
+  // pidfile: naming the pid); RuntimeDir's (FAILED_PRECONDITION when the pidfile cannot be
+  // inspected), RunAsGrants::grant()'s and check_access()'s; NOT_FOUND if the qemu binary is
+  // missing; after launch, QemuProcess::end_failed_start()'s (INTERNAL when qemu exited by itself,
+  // else the QMP or console error; the qemu.log tail). The process is killed on every failure
+  // after launch.
   Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                     const std::vector<model::AssignedGpu>& gpus,
                     const std::string& runtime_dir) override;
@@ -153,27 +132,29 @@ class QemuHypervisor final : public Hypervisor {
   // The accelerator new VMs get.
   Accel accel() const { return accel_; }
 
-  struct VmProcess;
-  struct Shared;
-
  private:
+  struct Shared;  // the VM map and the exit callback, shared with exit watchers
+
   QemuHypervisor(sys::ProcessLauncher& launcher, sys::Filesystem& fs,
                  sys::Permissions& permissions, sys::HostPaths paths, QemuConfig config,
                  Accel accel);
-  Result<std::shared_ptr<VmProcess>> attached(const std::string& vm_id) const;
-  Status watch(const std::shared_ptr<VmProcess>& vm);
-  Status connect(const std::shared_ptr<VmProcess>& vm, std::chrono::milliseconds timeout);
-  void forget(const std::shared_ptr<VmProcess>& vm);
-  int host_phys_bits() const;
-  Status check_host_memory(const model::VmSpec& spec) const;
+  // The VM's process, once start()/adopt() attached it: check_attached()'s errors, NOT_FOUND
+  // "vm <id> has no qemu process".
+  Result<std::shared_ptr<QemuProcess>> attached_process(const std::string& vm_id) const;
+  // One QMP command on the VM's attached process; logs "<done> vm=<id>" once it succeeded.
+  Status qmp_command(const std::string& vm_id, const std::string& command, std::string_view done);
+  // Enters `vm` in the map; false when its VM has a process there already.
+  bool reserve(const std::shared_ptr<QemuProcess>& vm);
+  void forget(const std::shared_ptr<QemuProcess>& vm);
+  Status watch(const std::shared_ptr<QemuProcess>& vm);
+  static void on_exit(const std::weak_ptr<Shared>& weak, const std::shared_ptr<QemuProcess>& vm,
+                      const sys::ExitStatus& status);
+  ArgvConfig argv_config(bool with_gpus) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
-  Status grant_to_user(VmProcess& vm, const CheckedFiles& files,
-                       const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir);
-  void grants_of_adopted(VmProcess& vm, const std::vector<std::string>& vfio_hosts,
-                         const std::string& runtime_dir) const;
-  // The identity of process `pid` from its <proc>/<pid>/cmdline; NOT_FOUND naming `where` when it
-  // is gone or is not a qemu of feosd's.
-  Result<QemuIdentity> identity_of(int pid, const std::string& where) const;
+  Status prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& files,
+                             const std::vector<model::AssignedGpu>& gpus);
+  Status give_to_user(QemuProcess& vm, const CheckedFiles& files,
+                      const std::vector<model::AssignedGpu>& gpus);
 
   std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;
@@ -182,6 +163,8 @@ class QemuHypervisor final : public Hypervisor {
   const sys::HostPaths paths_;
   const QemuConfig config_;
   const Accel accel_;
+  const HostCaps host_;
+  const QemuProcess::Context process_context_;
   std::shared_ptr<Shared> shared_;
 };
 

@@ -1,5 +1,7 @@
 #pragma once
-// qemu's "head,key=value,..." option syntax (QemuOpts / keyval), as the argv builder writes it.
+// qemu's "head,key=value,..." option syntax (QemuOpts / keyval), as the argv builder writes it
+// and qemu_cmdline reads it back.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,5 +44,20 @@ class QemuOpts {
   std::string head_;
   std::vector<std::pair<std::string, std::string>> props_;
 };
+
+// The value of `key` in an option list "head,key=value,..." as render() wrote it, or nullopt.
+// A doubled comma is not unescaped: the values read back (VM ids, PCI addresses) never hold one.
+inline std::optional<std::string> option_value(std::string_view options, std::string_view key) {
+  size_t begin = 0;
+  while (begin <= options.size()) {
+    size_t end = options.find(',', begin);
+    if (end == std::string_view::npos) end = options.size();
+    std::string_view item = options.substr(begin, end - begin);
+    if (item.size() > key.size() && item.substr(0, key.size()) == key && item[key.size()] == '=')
+      return std::string(item.substr(key.size() + 1));
+    begin = end + 1;
+  }
+  return std::nullopt;
+}
 
 }  // namespace feos::vmm::qemu

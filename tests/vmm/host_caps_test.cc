@@ -1,0 +1,63 @@
+// The host facts the adapter reads: /proc/cpuinfo address bits, /proc/meminfo MemTotal, /dev/kvm.
+#include "vmm/qemu/host_caps.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "fake_sys.h"
+#include "temp_dir.h"
+
+namespace feos::vmm::qemu {
+namespace {
+
+using testing::FakeFilesystem;
+using testing::TempDir;
+
+TEST(HostCaps, ParsesCpuinfo) {
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits physical, 57 bits virtual\n"), 46);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("flags\t: fpu\naddress sizes : 52 bits physical, 57 bits virtual"), 52);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo(""), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: lots\n"), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits virtual\n"), 0);
+  EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 4600 bits physical\n"), 0);
+}
+
+TEST(HostCaps, ParsesMeminfo) {
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: 2048 kB\n"), 2u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemFree: 2048 kB\nMemTotal: 4096 kB\n"), 4u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: lots\n"), 0u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("XMemTotal: 4096 kB\n"), 0u);
+  EXPECT_EQ(host_memory_mib_from_meminfo("MemTotal: 4096 MB\n"), 0u);
+  EXPECT_EQ(host_memory_mib_from_meminfo(""), 0u);
+}
+
+TEST(HostCaps, ReadsTheFactsThroughTheFilesystem) {
+  FakeFilesystem fs;
+  HostCaps host(fs, sys::HostPaths{"/fake/sys", "/fake/dev", "/fake/proc"});
+  EXPECT_EQ(host.phys_bits(), 0);  // no cpuinfo: unknown
+  EXPECT_EQ(host.memory_mib(), 0u);
+  fs.files["/fake/proc/cpuinfo"] = "processor\t: 0\naddress sizes\t: 39 bits physical, 48 bits virtual\n";
+  fs.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nMemFree:        20000000 kB\n";
+  EXPECT_EQ(host.phys_bits(), 39);
+  EXPECT_EQ(host.memory_mib(), 23999u);
+}
+
+TEST(HostCaps, KvmIsAvailableWhenTheDeviceOpensReadWrite) {
+  TempDir dev;
+  sys::HostPaths paths;
+  paths.dev_root = dev.path();
+  EXPECT_FALSE(kvm_available(paths));  // no <dev>/kvm
+  std::ofstream(dev / "kvm") << "";
+  EXPECT_TRUE(kvm_available(paths));
+  if (::geteuid() != 0) {  // root opens a 0400 file read-write all the same
+    ASSERT_EQ(::chmod((dev / "kvm").c_str(), 0400), 0);
+    EXPECT_FALSE(kvm_available(paths));
+  }
+}
+
+}  // namespace
+}  // namespace feos::vmm::qemu
