@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "model/vm.h"
 #include "store/device_assignment.h"
+#include "store/device_ledger.h"
 #include "store/space_reserve.h"
 
 struct sqlite3;
@@ -50,7 +51,7 @@ struct EventFilter {
   uint32_t last_n = 0;        // only the newest last_n of the matches; 0 = all matches
 };
 
-class Database {
+class Database : public DeviceLedger {
  public:
   // Opens (creating if needed) the database file at `path`, enables WAL, the busy timeout and
   // foreign keys, applies pending schema migrations (each in its own transaction) and trims every
@@ -151,6 +152,22 @@ class Database {
   // harmless.
   // Errors: INTERNAL/UNAVAILABLE from SQLite (then nothing is deleted).
   Result<int> release_devices(std::string_view vm_id, const std::vector<std::string>& bdfs);
+
+  // store::DeviceLedger, forwarding to the four methods above (transitional, issue 12).
+  Status claim(std::string_view vm_id, const std::vector<DeviceAssignment>& rows) override {
+    return claim_devices(vm_id, rows);
+  }
+  Status set_step(std::string_view vm_id, std::string_view bdf, AssignmentStep step,
+                  int64_t now_ms) override {
+    return set_device_step(vm_id, bdf, step, now_ms);
+  }
+  Result<std::vector<DeviceAssignment>> list(std::optional<std::string_view> vm_id) override {
+    return list_device_assignments(vm_id);
+  }
+  Result<int> delete_assignments(std::string_view vm_id,
+                                 const std::vector<std::string>& bdfs) override {
+    return release_devices(vm_id, bdfs);
+  }
 
  private:
   Database(std::string path, sqlite3* db, const DatabaseOptions& options);
