@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   kernel.inject({.op = test::Op::kBind, .driver = "nvidia", .fault = test::Fault::delay(std::chrono::milliseconds(delay_ms))});
   auto db = store::Database::open((*host)->root() + "/bench.db");
   if (!db) die(db.error().to_string());
-  hostdev::HostDevices devices(kernel, (*host)->paths(), **db, hostdev::Policy());
+  hostdev::HostDevices devices(kernel, (*host)->paths(), (*db)->ledger(), hostdev::Policy());
 
   const std::vector<std::string> all = {"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
                                         "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"};

@@ -61,7 +61,7 @@ void check_device_id(std::string_view text) {
 }
 
 void check_quote(std::string_view text) {
-  const std::string quoted = feos::pci::quote_for_message(text);
+  const std::string quoted = feos::quote_for_message(text);
   // 64 characters of at most 4 bytes each, two quotes and "...".
   FUZZ_CHECK(quoted.size() <= 64 * 4 + 2 + 3, "quote of %zu bytes is %zu long", text.size(), quoted.size());
   for (char c : quoted) {

@@ -4,7 +4,7 @@
 
 #include "api/status.h"
 #include "feosd/v1/host.grpc.pb.h"
-#include "hostdev/host_devices.h"
+#include "hostdev/inventory.h"
 
 namespace feos::api {
 namespace {
@@ -65,11 +65,11 @@ void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std
 
 class HostService final : public feosd::v1::HostDeviceService::Service {
  public:
-  explicit HostService(hostdev::HostDevices& devices) : devices_(devices) {}
+  explicit HostService(const hostdev::HostInventory& inventory) : inventory_(inventory) {}
 
   grpc::Status ListPciDevices(grpc::ServerContext*, const feosd::v1::ListPciDevicesRequest* req,
                               feosd::v1::ListPciDevicesResponse* resp) override {
-    auto inventory = devices_.inventory();
+    auto inventory = inventory_.inventory();
     if (!inventory) return to_grpc(inventory.error());
     for (const auto& device : inventory->devices)
       if (!req->gpus_only() || device.is_gpu) device_to_proto(device, resp->add_devices());
@@ -78,7 +78,7 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
 
   grpc::Status CheckHost(grpc::ServerContext*, const feosd::v1::CheckHostRequest*,
                          feosd::v1::CheckHostResponse* resp) override {
-    auto check = devices_.check_host();
+    auto check = inventory_.check_host();
     if (!check) return to_grpc(check.error());
     add_item(resp, "iommu", check->iommu_enabled, check->iommu_detail);
     // Without interrupt remapping a device can forge MSIs; unknown is reported, not failed.
@@ -87,13 +87,11 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                  check->interrupt_remapping_detail);
     add_item(resp, "vfio_pci", check->vfio_pci_available, check->vfio_pci_detail);
     add_item(resp, "policy", true, check->policy);
-    int ready_gpus = 0;
     for (const auto& gpu : check->gpus) {
       std::string label = gpu.id + (gpu.name.empty() ? "" : " " + gpu.name);
       add_item(resp, "gpu " + gpu.address, gpu.ready,
                label + (gpu.driver.empty() ? "" : ", driver " + gpu.driver) +
                    (gpu.reason.empty() ? ": ready" : ": " + gpu.reason));
-      if (gpu.ready) ++ready_gpus;
       // Not a refusal (some cards only reset with the slot), but the operator must know.
       std::string methods;
       for (const auto& m : gpu.reset_methods) methods += (methods.empty() ? "" : ", ") + m;
@@ -103,19 +101,18 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                                : "reset between VMs by " + methods);
     }
     if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
-    resp->set_ready(check->iommu_enabled && check->vfio_pci_available &&
-                    check->interrupt_remapping != hostdev::Readiness::kNo && ready_gpus > 0);
+    resp->set_ready(check->ready);
     return grpc::Status::OK;
   }
 
  private:
-  hostdev::HostDevices& devices_;
+  const hostdev::HostInventory& inventory_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_host_service(hostdev::HostDevices& devices) {
-  return std::make_unique<HostService>(devices);
+std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory) {
+  return std::make_unique<HostService>(inventory);
 }
 
 }  // namespace feos::api

@@ -6,11 +6,12 @@ namespace grpc {
 class Service;
 }
 namespace feos::hostdev {
-class HostDevices;
+class HostInventory;
 }
 
 namespace feos::api {
 
-std::unique_ptr<grpc::Service> make_host_service(hostdev::HostDevices& devices);
+// `inventory` must outlive the service.
+std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory);
 
 }  // namespace feos::api

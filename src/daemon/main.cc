@@ -28,6 +28,7 @@
 #include "core/vm_manager.h"
 #include "daemon/access_control.h"
 #include "hostdev/host_devices.h"
+#include "hostdev/inventory.h"
 #include "pci/pci_ids.h"
 #include "store/database.h"
 #include "sys/filesystem.h"
@@ -204,7 +205,8 @@ int run(const Options& opt) {
   else
     logger->warn("no PCI names: {}", ids.error().message);
   logger->info("device policy: {}", policy.describe());
-  feos::hostdev::HostDevices devices(*fs, opt.paths, **db, std::move(policy), device_options);
+  feos::hostdev::HostInventory inventory(*fs, opt.paths, (*db)->ledger(), policy, device_options);
+  feos::hostdev::HostDevices devices(*fs, opt.paths, (*db)->ledger(), std::move(policy), device_options);
   feos::core::EventBus bus;
   feos::core::VmManager manager(**db, **hypervisor, &devices, bus, opt.state_dir + "/vms", opt.vm_limits);
   if (auto recovered = manager.recover({.discard_unknown_vms = opt.discard_unknown_vms}); !recovered) {
@@ -213,7 +215,7 @@ int run(const Options& opt) {
   }
 
   auto service = feos::api::make_vm_service(manager, kVersion, opt.stream_limits);
-  auto host_service = feos::api::make_host_service(devices);
+  auto host_service = feos::api::make_host_service(inventory);
   if (auto prepared = feos::daemon::prepare_socket_path(opt.socket); !prepared) {
     logger->error("{}", prepared.error().message);
     return 1;

@@ -1,97 +1,46 @@
-// HostDevices::inventory() and check_host(): read-only views of the host for `feosctl gpu list`
-// and `feosctl host check`.
+// HostInventory: read-only views of the host for `feosctl gpu list` and `feosctl host check`.
+#include "hostdev/inventory.h"
+
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <thread>
 
-#include "hostdev/host_devices.h"
 #include "hostdev/host_view.h"
 #include "hostdev/planning.h"
+#include "pci/iommu.h"
+#include "pci/naming.h"
+#include "pci/sysfs.h"
 
 namespace feos::hostdev {
 namespace {
 
-std::vector<std::string> split_words(std::string_view text) {
-  std::vector<std::string> words;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t')) ++i;
-    const size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\n' && text[i] != '\t') ++i;
-    if (i > start) words.emplace_back(text.substr(start, i - start));
+Readiness readiness(pci::InterruptRemapping::State state) {
+  switch (state) {
+    case pci::InterruptRemapping::State::kOn: return Readiness::kYes;
+    case pci::InterruptRemapping::State::kOff: return Readiness::kNo;
+    case pci::InterruptRemapping::State::kUnknown: return Readiness::kUnknown;
   }
-  return words;
-}
-
-std::optional<uint64_t> parse_hex64(std::string_view text) {
-  if (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X") text.remove_prefix(2);
-  uint64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-struct InterruptRemapping {
-  Readiness state = Readiness::kUnknown;
-  std::string detail;
-};
-
-// Intel VT-d reports each DMAR unit's extended capabilities in
-// <sysfs>/class/iommu/dmarN/intel-iommu/ecap; bit 3 (IR) is interrupt remapping support. The
-// kernel uses it unless the command line says intremap=off / nointremap. AMD-Vi does not show
-// its state in sysfs (dmesg: "AMD-Vi: Interrupt remapping enabled").
-InterruptRemapping interrupt_remapping(const sys::Filesystem& fs, const sys::HostPaths& paths,
-                                       bool iommu_enabled) {
-  if (!iommu_enabled) return {Readiness::kNo, "the IOMMU is not enabled"};
-  const std::string dir = detail::iommu_class(paths);
-  auto units = fs.list_dir(dir);
-  if (!units || units->empty()) {
-    return {Readiness::kUnknown, "no IOMMU units under " + dir + " to read"};
-  }
-  auto cmdline = fs.read_file(detail::kernel_cmdline(paths));
-  if (cmdline) {
-    for (const auto& word : split_words(*cmdline)) {
-      if (word == "intremap=off" || word == "nointremap") {
-        return {Readiness::kNo, "disabled on the kernel command line (" + word + ")"};
-      }
-    }
-  }
-  size_t intel = 0;
-  for (const auto& unit : *units) {
-    const std::string ecap_path = dir + "/" + unit + "/intel-iommu/ecap";
-    auto ecap_text = fs.read_file(ecap_path);
-    if (!ecap_text) {
-      if (fs.exists(dir + "/" + unit + "/amd-iommu")) {
-        return {Readiness::kUnknown,
-                "AMD-Vi does not show interrupt remapping in sysfs (look for \"AMD-Vi: "
-                "Interrupt remapping enabled\" in the kernel log)"};
-      }
-      return {Readiness::kUnknown, "cannot read " + ecap_path};
-    }
-    auto ecap = parse_hex64(sys::trim(*ecap_text));
-    if (!ecap) {
-      return {Readiness::kUnknown, "malformed " + ecap_path + ": " +
-                                       pci::quote_for_message(sys::trim(*ecap_text))};
-    }
-    if ((*ecap & 0x8) == 0) {
-      return {Readiness::kNo, unit + " lacks interrupt remapping (" + ecap_path + " = " +
-                                  sys::trim(*ecap_text) + ", bit 3 clear)"};
-    }
-    ++intel;
-  }
-  return {Readiness::kYes, "supported by all " + std::to_string(intel) +
-                               " DMAR units (ecap bit 3) and not disabled on the kernel "
-                               "command line"};
+  return Readiness::kUnknown;
 }
 
 }  // namespace
 
-Result<Inventory> HostDevices::inventory() const {
+HostInventory::HostInventory(const sys::Filesystem& fs, sys::HostPaths paths,
+                             store::DeviceLedger& ledger, Policy policy, Options options)
+    : fs_(fs),
+      paths_(std::move(paths)),
+      ledger_(ledger),
+      policy_(std::move(policy)),
+      options_(std::move(options)),
+      device_cache_(std::make_unique<detail::DeviceCache>()) {}
+
+HostInventory::~HostInventory() = default;
+
+Result<Inventory> HostInventory::inventory() const {
   detail::HostView view(fs_, paths_);
   const unsigned threads = std::max(2u, std::min(8u, std::thread::hardware_concurrency()));
   FEOS_TRY(view.load_all(threads, device_cache_.get()));
-  detail::PlanContext context(fs_, paths_, db_, policy_, options_, view);
+  detail::PlanContext context(fs_, paths_, ledger_, policy_, options_, view);
   context.tolerate_scan_errors();
   const pci::PciIds* ids = options_.pci_ids.get();
 
@@ -134,8 +83,8 @@ Result<Inventory> HostDevices::inventory() const {
       if (auto v = ids->vendor(device.vendor_id)) item.vendor_name = std::string(*v);
       if (auto d = ids->device(device.vendor_id, device.device_id)) item.device_name = std::string(*d);
     }
-    item.class_name = detail::class_name(device.class_code, ids);
-    item.is_bridge = detail::is_pci_bridge(device);
+    item.class_name = pci::class_name(device.class_code, ids);
+    item.is_bridge = device.is_pci_bridge();
     item.is_gpu = device.is_display();
     if (device.iommu_group) item.group_members = members[*device.iommu_group];
 
@@ -171,22 +120,21 @@ Result<Inventory> HostDevices::inventory() const {
   return out;
 }
 
-Result<HostCheck> HostDevices::check_host() const {
-  auto inv = inventory();
-  if (!inv) return fail(inv.error());
+Result<HostCheck> HostInventory::check_host() const {
+  FEOS_ASSIGN_OR_RETURN(const Inventory inv, inventory());
   HostCheck check;
-  check.iommu_enabled = inv->iommu_enabled;
+  check.iommu_enabled = inv.iommu_enabled;
   if (check.iommu_enabled) {
-    auto groups = fs_.list_dir(paths_.iommu_groups());
-    check.iommu_detail = std::to_string(groups ? groups->size() : 0) + " IOMMU groups under " +
+    auto groups = pci::PciSysfs(fs_, paths_).iommu_group_count();
+    check.iommu_detail = std::to_string(groups.value_or(0)) + " IOMMU groups under " +
                          paths_.iommu_groups();
   } else {
     check.iommu_detail = "no " + paths_.iommu_groups() +
                          " entries; boot with intel_iommu=on / amd_iommu=on (and enable VT-d / "
                          "AMD-Vi in the firmware)";
   }
-  auto remapping = interrupt_remapping(fs_, paths_, check.iommu_enabled);
-  check.interrupt_remapping = remapping.state;
+  const auto remapping = pci::read_interrupt_remapping(fs_, paths_, check.iommu_enabled);
+  check.interrupt_remapping = readiness(remapping.state);
   check.interrupt_remapping_detail = remapping.detail;
 
   const std::string driver_dir = paths_.pci_driver(options_.vfio_driver);
@@ -203,7 +151,7 @@ Result<HostCheck> HostDevices::check_host() const {
   }
   check.policy = policy_.describe();
 
-  for (const auto& item : inv->devices) {
+  for (const auto& item : inv.devices) {
     if (!item.is_gpu || item.gpu != item.device.address.to_string()) continue;
     GpuReadiness gpu;
     gpu.address = item.device.address.to_string();
@@ -224,6 +172,10 @@ Result<HostCheck> HostDevices::check_host() const {
     }
     check.gpus.push_back(std::move(gpu));
   }
+  const bool any_gpu_ready =
+      std::any_of(check.gpus.begin(), check.gpus.end(), [](const GpuReadiness& g) { return g.ready; });
+  check.ready = check.iommu_enabled && check.vfio_pci_available &&
+                check.interrupt_remapping != Readiness::kNo && any_gpu_ready;
   return check;
 }
 

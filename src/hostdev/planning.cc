@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "pci/naming.h"
+
 namespace feos::hostdev::detail {
 namespace {
 
@@ -41,18 +43,23 @@ std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& p
 }
 
 PlanContext::PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths,
-                         store::Database& db, const Policy& policy, const Options& options,
+                         store::DeviceLedger& ledger, const Policy& policy, const Options& options,
                          HostView& view)
-    : fs_(fs), paths_(paths), db_(db), policy_(policy), options_(options), view_(view) {}
+    : fs_(fs),
+      paths_(paths),
+      ledger_(ledger),
+      policy_(policy),
+      options_(options),
+      view_(view) {}
 
 Result<const std::map<std::string, std::string>*> PlanContext::ledger() {
-  if (!ledger_) {
-    auto rows = db_.list_device_assignments();
+  if (!holders_) {
+    auto rows = ledger_.list(std::nullopt);
     if (!rows) return fail(rows.error());
-    ledger_.emplace();
-    for (const auto& row : *rows) (*ledger_)[row.bdf] = row.vm_id;
+    holders_.emplace();
+    for (const auto& row : *rows) (*holders_)[row.bdf] = row.vm_id;
   }
-  return &*ledger_;
+  return &*holders_;
 }
 
 Result<const OpenNodes*> PlanContext::open_nodes() {
@@ -125,7 +132,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     const pci::Device& d = **device;
     if (!d.is_display()) {
       return problem(Code::kFailedPrecondition,
-                     address.to_string() + " is a " + class_name(d.class_code, ids) + " (" +
+                     address.to_string() + " is a " + pci::class_name(d.class_code, ids) + " (" +
                          d.class_string() +
                          ") device, not a GPU (display/3D controller, class 03xx)",
                      "not a GPU");
@@ -183,7 +190,8 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
       if (!f.iommu_group) {
         return problem(Code::kFailedPrecondition,
                        address.to_string() + " has no IOMMU group (no " +
-                           device_attr(context.paths(), address.to_string(), "iommu_group") + ")",
+                           context.paths().pci_device_attr(address.to_string(), "iommu_group") +
+                           ")",
                        "no IOMMU group");
       }
       card_functions[i].push_back(&f);
@@ -210,7 +218,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
           return problem(device.error());
         }
         const pci::Device& d = **device;
-        if (is_pci_bridge(d)) continue;
+        if (d.is_pci_bridge()) continue;
         if (!policy.allows_group_peer(d)) {
           const std::string why =
               policy.allow_group_peers()
@@ -218,7 +226,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                   : "the GPU policy does not allow group peers (allow_group_peers)";
           return problem(Code::kFailedPrecondition,
                          "IOMMU group " + group + " of " + f->address.to_string() +
-                             " also holds " + describe_device(d, ids) +
+                             " also holds " + pci::describe_device(d, ids) +
                              ", which is not part of the request; VFIO gives a VM whole IOMMU "
                              "groups and " + why,
                          "IOMMU group " + group + " also holds " + member.to_string() + " (" +
@@ -245,6 +253,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     for (const pci::Device* f : card_functions[i]) {
       gpu.functions.push_back(function_of(*f));
       plan.targets.push_back(Target{
+          .address = f->address,
           .bdf = f->address.to_string(),
           .role = f->address == requested[i] ? store::DeviceRole::kRequested
                                               : store::DeviceRole::kFunction,
@@ -254,7 +263,8 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     }
     for (const pci::Device* p : peers[i]) {
       gpu.group_peers.push_back(function_of(*p));
-      plan.targets.push_back(Target{.bdf = p->address.to_string(),
+      plan.targets.push_back(Target{.address = p->address,
+                                    .bdf = p->address.to_string(),
                                     .role = store::DeviceRole::kGroupPeer,
                                     .group = p->iommu_group.value_or(""),
                                     .original_driver = p->driver,
@@ -281,7 +291,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   auto open = context.open_nodes();
   if (!open) return problem(open.error());
   for (const auto& t : plan.targets) {
-    auto device = view.device(*pci::Address::parse(t.bdf));
+    auto device = view.device(t.address);
     if (!device) return problem(device.error());
     auto held = held_open_by(context.fs(), context.paths(), **device, **open);
     if (!held) return problem(held.error());

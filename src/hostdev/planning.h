@@ -1,6 +1,6 @@
 #pragma once
 // Internal to src/hostdev: turning GPU requests into the devices to take, with every check done
-// before any side effect. Shared by HostDevices::plan/prepare and by inventory (which asks, per
+// before any side effect. Shared by HostDevices::plan/prepare and by HostInventory (which asks, per
 // GPU, "would a request for it pass?" and shows the short reason when not).
 #include <map>
 #include <optional>
@@ -10,16 +10,21 @@
 #include <tl/expected.hpp>
 
 #include "common/error.h"
-#include "hostdev/host_devices.h"
 #include "hostdev/host_view.h"
+#include "hostdev/open_nodes.h"
+#include "hostdev/options.h"
+#include "hostdev/policy.h"
 #include "model/gpu.h"
-#include "store/database.h"
+#include "pci/address.h"
+#include "store/device_assignment.h"
+#include "store/device_ledger.h"
 
 namespace feos::hostdev::detail {
 
 // One device prepare() takes.
 struct Target {
-  std::string bdf;
+  pci::Address address;
+  std::string bdf;                // address.to_string(): the ledger's key
   store::DeviceRole role = store::DeviceRole::kRequested;
   std::string group;              // IOMMU group
   std::string original_driver;    // "" unbound
@@ -45,7 +50,7 @@ struct Problem {
 // What planning reads besides PCI facts, loaded on first use and cached for one operation.
 class PlanContext {
  public:
-  PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths, store::Database& db,
+  PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths, store::DeviceLedger& ledger,
               const Policy& policy, const Options& options, HostView& view);
 
   const sys::Filesystem& fs() const { return fs_; }
@@ -67,11 +72,11 @@ class PlanContext {
  private:
   const sys::Filesystem& fs_;
   const sys::HostPaths& paths_;
-  store::Database& db_;
+  store::DeviceLedger& ledger_;
   const Policy& policy_;
   const Options& options_;
   HostView& view_;
-  std::optional<std::map<std::string, std::string>> ledger_;
+  std::optional<std::map<std::string, std::string>> holders_;  // ledger(), once read
   std::optional<OpenNodes> open_;
   std::optional<size_t> iommu_groups_;
   std::optional<bool> vfio_;

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "common/log.h"
-#include "pci/address.h"
 
 namespace feos::hostdev {
 namespace {
@@ -26,7 +25,7 @@ Status timed_write(sys::Filesystem& fs, const std::string& path, std::string_vie
                    const std::string& what, std::chrono::milliseconds timeout,
                    LateWriteHooks hooks) {
   auto logger = log::get("hostdev");
-  logger->debug("sysfs write path={} value={} op=\"{}\"", path, pci::quote_for_message(value),
+  logger->debug("sysfs write path={} value={} op=\"{}\"", path, quote_for_message(value),
                 what);
   auto state = std::make_shared<WriteState>();
   std::thread writer([&fs, state, path, data = std::string(value), what,
@@ -58,7 +57,7 @@ Status timed_write(sys::Filesystem& fs, const std::string& path, std::string_vie
     logger->error("sysfs write timed out path={} op=\"{}\" timeout_ms={}", path, what,
                   timeout.count());
     return fail(Code::kDeadlineExceeded,
-                what + ": write of " + pci::quote_for_message(value) + " to " + path +
+                what + ": write of " + quote_for_message(value) + " to " + path +
                     " did not return within " + std::to_string(timeout.count()) +
                     " ms (the kernel is still blocked in it; the writing thread was left behind)");
   }

@@ -54,7 +54,9 @@ class Address {
   uint8_t function_ = 0;
 };
 
-// common/error.h's, used throughout this layer's messages.
+// Transitional (issue 12): code in this layer and hostdev calls feos::quote_for_message; this alias
+// stays only for hostdev/policy.cc and vmm/qemu/argv_builder.cc, which other branches of the
+// issue rewrite. Delete it when those are merged.
 using feos::quote_for_message;
 
 }  // namespace feos::pci

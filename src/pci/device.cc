@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "common/parse.h"
+
 namespace feos::pci {
 
 std::string Link::to_string() const {
@@ -23,6 +25,11 @@ std::string Device::class_string() const {
   return buf;
 }
 
+bool Device::is_pci_bridge() const {
+  const uint32_t base_sub = class_code >> 8;
+  return base_sub == 0x0604 || base_sub == 0x0609 || base_sub == 0x0607;
+}
+
 std::vector<Resource> Device::present_bars() const {
   std::vector<Resource> out;
   for (const auto& bar : bars)
@@ -32,17 +39,9 @@ std::vector<Resource> Device::present_bars() const {
 
 Result<DeviceId> DeviceId::parse(std::string_view text) {
   auto hex4 = [](std::string_view s, uint16_t& out) {
-    if (s.size() != 4) return false;
-    unsigned v = 0;
-    for (char c : s) {
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else return false;
-    }
-    out = static_cast<uint16_t>(v);
-    return true;
+    auto value = s.size() == 4 ? parse_hex(s, 4) : std::nullopt;
+    if (value) out = static_cast<uint16_t>(*value);
+    return value.has_value();
   };
   DeviceId id;
   if (text.size() != 9 || text[4] != ':' || !hex4(text.substr(0, 4), id.vendor) ||

@@ -49,7 +49,10 @@ struct Device {
   uint8_t base_class() const { return static_cast<uint8_t>(class_code >> 16); }
   uint8_t sub_class() const { return static_cast<uint8_t>(class_code >> 8); }
   bool is_display() const { return base_class() == kClassDisplay; }
-  bool is_bridge() const { return base_class() == kClassBridge; }
+  // A PCI-to-PCI (or CardBus) bridge, header type 1/2: class 0604, 0609, 0607. VFIO lets such
+  // bridges stay with the host driver (pcieport) while endpoints of their group go to a VM. Other
+  // base class 06 devices (0680: NVSwitch, 0600: host bridge) are endpoints.
+  bool is_pci_bridge() const;
   // "10de:2330".
   std::string id() const;
   // "10de:16c1".

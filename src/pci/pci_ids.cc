@@ -1,21 +1,16 @@
 #include "pci/pci_ids.h"
 
+#include "common/parse.h"
+
 namespace feos::pci {
 namespace {
 
-// Exactly `digits` hex digits at the start of `s`.
+// Exactly `digits` (at most 8) hex digits at the start of `s`.
 std::optional<uint32_t> hex_prefix(std::string_view s, size_t digits) {
   if (s.size() < digits) return std::nullopt;
-  uint32_t v = 0;
-  for (size_t i = 0; i < digits; ++i) {
-    char c = s[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-    else return std::nullopt;
-  }
-  return v;
+  auto value = parse_hex(s.substr(0, digits), digits);
+  if (!value) return std::nullopt;
+  return static_cast<uint32_t>(*value);
 }
 
 // The name after an id and its separating spaces; nullopt when there is no name.

@@ -2,26 +2,16 @@
 
 #include <cstdio>
 
-#include "pci/address.h"
+#include "common/parse.h"
 
 namespace feos::pci {
 namespace {
 
-// "0x" followed by 1-16 hex digits.
+// "0x" (or "0X") followed by 1-16 hex digits.
 std::optional<uint64_t> parse_hex64(std::string_view token) {
-  if (token.size() < 3 || token.size() > 18 || token[0] != '0' || (token[1] != 'x' && token[1] != 'X'))
-    return std::nullopt;
-  uint64_t value = 0;
-  for (size_t i = 2; i < token.size(); ++i) {
-    char c = token[i];
-    int v;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else return std::nullopt;
-    value = (value << 4) | static_cast<uint64_t>(v);
-  }
-  return value;
+  std::string_view digits = strip_hex_prefix(token);
+  if (digits.size() == token.size()) return std::nullopt;  // no prefix
+  return parse_hex(digits, 16);
 }
 
 std::vector<std::string_view> split_spaces(std::string_view line) {

@@ -4,18 +4,19 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/parse.h"
 #include "pci/config_space.h"
+#include "pci/iommu.h"
 
 namespace feos::pci {
 namespace {
 
-// "0x" and 1-8 hex digits, at most `max`.
+// "0x" (the kernel's lowercase prefix) and 1-8 hex digits, at most `max`.
 std::optional<uint32_t> parse_sysfs_hex(std::string_view text, uint32_t max) {
-  if (text.size() < 3 || text.size() > 10 || text[0] != '0' || text[1] != 'x') return std::nullopt;
-  uint32_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data() + 2, text.data() + text.size(), value, 16);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value > max) return std::nullopt;
-  return value;
+  if (text.substr(0, 2) != "0x") return std::nullopt;
+  auto value = parse_hex(text.substr(2), 8);
+  if (!value || *value > max) return std::nullopt;
+  return static_cast<uint32_t>(*value);
 }
 
 std::optional<int> parse_int(std::string_view text) {
@@ -41,13 +42,6 @@ std::optional<int> parse_width(std::string_view text) {
   return parse_int(text);
 }
 
-bool is_decimal(std::string_view s) {
-  if (s.empty() || s.size() > 10) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
-
 std::vector<std::string> split_words(std::string_view text) {
   std::vector<std::string> words;
   size_t i = 0;
@@ -58,6 +52,12 @@ std::vector<std::string> split_words(std::string_view text) {
     if (i > start) words.emplace_back(text.substr(start, i - start));
   }
   return words;
+}
+
+// driver_override as sysfs shows it: "(null)" when none.
+std::string override_value(const std::string& text) {
+  std::string value = sys::trim(text);
+  return value == "(null)" ? std::string() : value;
 }
 
 // Addresses among directory entry names, sorted (names that are not addresses are skipped).
@@ -83,8 +83,8 @@ bool PciSysfs::exists(const Address& address) const {
   return fs_.exists(paths_.pci_device(address.to_string()));
 }
 
-Result<std::optional<std::string>> PciSysfs::optional_attr(const std::string& dir, const char* name) const {
-  auto text = fs_.read_file(dir + "/" + name);
+Result<std::optional<std::string>> PciSysfs::optional_attr(const std::string& bdf, const char* name) const {
+  auto text = fs_.read_file(paths_.pci_device_attr(bdf, name));
   if (!text) {
     // Absent for this kind of device, or the kernel declines to answer (EINVAL from a link
     // attribute of a device without a PCIe capability).
@@ -95,14 +95,14 @@ Result<std::optional<std::string>> PciSysfs::optional_attr(const std::string& di
   return std::optional<std::string>(sys::trim(*text));
 }
 
-Result<std::string> PciSysfs::required_attr(const std::string& dir, const char* name) const {
-  auto text = fs_.read_file(dir + "/" + name);
+Result<std::string> PciSysfs::required_attr(const std::string& bdf, const char* name) const {
+  auto text = fs_.read_file(paths_.pci_device_attr(bdf, name));
   if (!text) return fail(Code::kInternal, text.error().message);
   return sys::trim(*text);
 }
 
-Result<std::optional<std::string>> PciSysfs::link_basename(const std::string& dir, const char* name) const {
-  auto target = fs_.read_link(dir + "/" + name);
+Result<std::optional<std::string>> PciSysfs::link_basename(const std::string& bdf, const char* name) const {
+  auto target = fs_.read_link(paths_.pci_device_attr(bdf, name));
   if (!target) {
     if (target.error().code == Code::kNotFound) return std::optional<std::string>();
     return fail(target.error());
@@ -110,11 +110,11 @@ Result<std::optional<std::string>> PciSysfs::link_basename(const std::string& di
   return std::optional<std::string>(sys::basename_of(*target));
 }
 
-Result<std::optional<Link>> PciSysfs::read_pcie_link(const std::string& dir, const char* speed_name,
+Result<std::optional<Link>> PciSysfs::read_pcie_link(const std::string& bdf, const char* speed_name,
                                                      const char* width_name) const {
-  auto speed = optional_attr(dir, speed_name);
+  auto speed = optional_attr(bdf, speed_name);
   if (!speed) return fail(speed.error());
-  auto width = optional_attr(dir, width_name);
+  auto width = optional_attr(bdf, width_name);
   if (!width) return fail(width.error());
   if (!*speed && !*width) return std::optional<Link>();
   Link link;
@@ -124,37 +124,59 @@ Result<std::optional<Link>> PciSysfs::read_pcie_link(const std::string& dir, con
   }
   if (*width) {
     auto w = parse_width(**width);
-    if (!w) return fail(Code::kInternal, "malformed " + dir + "/" + width_name + ": " + quote_for_message(**width));
+    if (!w)
+      return fail(Code::kInternal, "malformed " + paths_.pci_device_attr(bdf, width_name) + ": " +
+                                       quote_for_message(**width));
     link.width = *w;
   }
   return std::optional<Link>(link);
 }
 
-Status PciSysfs::read_dynamic(const std::string& dir, Device& d) const {
-  auto driver = link_basename(dir, "driver");
+Status PciSysfs::read_dynamic(const std::string& bdf, Device& d) const {
+  auto driver = link_basename(bdf, "driver");
   if (!driver) return fail(driver.error());
   d.driver = driver->value_or("");
-  auto override_text = optional_attr(dir, "driver_override");
+  auto override_text = optional_attr(bdf, "driver_override");
   if (!override_text) return fail(override_text.error());
-  d.driver_override = *override_text && **override_text != "(null)" ? **override_text : "";
-  auto current = read_pcie_link(dir, "current_link_speed", "current_link_width");
+  d.driver_override = *override_text ? override_value(**override_text) : "";
+  auto current = read_pcie_link(bdf, "current_link_speed", "current_link_width");
   if (!current) return fail(current.error());
   d.current_link = *current;
-  auto enable = optional_attr(dir, "enable");
+  auto enable = optional_attr(bdf, "enable");
   if (!enable) return fail(enable.error());
   d.enable_count.reset();
   if (*enable) {
     auto value = parse_int(**enable);
-    if (!value) return fail(Code::kInternal, "malformed " + dir + "/enable: " + quote_for_message(**enable));
+    if (!value)
+      return fail(Code::kInternal, "malformed " + paths_.pci_device_attr(bdf, "enable") + ": " +
+                                       quote_for_message(**enable));
     d.enable_count = *value;
   }
   return ok();
 }
 
 Status PciSysfs::refresh(Device& device) const {
-  const std::string dir = paths_.pci_device(device.address.to_string());
-  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + device.address.to_string() + " not found (no " + dir + ")");
-  return read_dynamic(dir, device);
+  const std::string bdf = device.address.to_string();
+  const std::string dir = paths_.pci_device(bdf);
+  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + bdf + " not found (no " + dir + ")");
+  return read_dynamic(bdf, device);
+}
+
+Result<std::string> PciSysfs::driver(const Address& address) const {
+  const std::string bdf = address.to_string();
+  auto name = link_basename(bdf, "driver");
+  if (!name) return fail(name.error());
+  if (*name) return std::move(**name);
+  // No link: unbound, or the device itself is gone.
+  if (!fs_.exists(paths_.pci_device(bdf)))
+    return fail(Code::kNotFound, "PCI device " + bdf + " is gone (no " + paths_.pci_device(bdf) + ")");
+  return std::string();
+}
+
+Result<std::string> PciSysfs::driver_override(const Address& address) const {
+  auto text = fs_.read_file(paths_.pci_device_attr(address.to_string(), "driver_override"));
+  if (!text) return fail(text.error());
+  return override_value(*text);
 }
 
 Result<Device> PciSysfs::read(const Address& address) const {
@@ -164,12 +186,15 @@ Result<Device> PciSysfs::read(const Address& address) const {
 
   Device d;
   d.address = address;
+  auto malformed = [&](const char* name, const std::string& text) {
+    return fail(Code::kInternal,
+                "malformed " + paths_.pci_device_attr(bdf, name) + ": " + quote_for_message(text));
+  };
   auto hex_attr = [&](const char* name, uint32_t max) -> Result<uint32_t> {
-    auto text = required_attr(dir, name);
+    auto text = required_attr(bdf, name);
     if (!text) return fail(text.error());
     auto value = parse_sysfs_hex(*text, max);
-    if (!value)
-      return fail(Code::kInternal, "malformed " + dir + "/" + name + ": " + quote_for_message(*text));
+    if (!value) return malformed(name, *text);
     return *value;
   };
   auto vendor = hex_attr("vendor", 0xffff);
@@ -185,12 +210,11 @@ Result<Device> PciSysfs::read(const Address& address) const {
   // Subsystem ids and revision exist for every PCI function on current kernels; a capture of an
   // old kernel may lack them, so they are read as optional.
   auto opt_hex = [&](const char* name, uint32_t max) -> Result<std::optional<uint32_t>> {
-    auto text = optional_attr(dir, name);
+    auto text = optional_attr(bdf, name);
     if (!text) return fail(text.error());
     if (!*text) return std::optional<uint32_t>();
     auto value = parse_sysfs_hex(**text, max);
-    if (!value)
-      return fail(Code::kInternal, "malformed " + dir + "/" + name + ": " + quote_for_message(**text));
+    if (!value) return malformed(name, **text);
     return std::optional<uint32_t>(*value);
   };
   auto sub_vendor = opt_hex("subsystem_vendor", 0xffff);
@@ -203,24 +227,24 @@ Result<Device> PciSysfs::read(const Address& address) const {
   d.subsystem_device_id = static_cast<uint16_t>(sub_device->value_or(0));
   if (*revision) d.revision = static_cast<uint8_t>(**revision);
 
-  auto group = link_basename(dir, "iommu_group");
+  auto group = link_basename(bdf, "iommu_group");
   if (!group) return fail(group.error());
   d.iommu_group = *group;
-  FEOS_TRY(read_dynamic(dir, d));
+  FEOS_TRY(read_dynamic(bdf, d));
 
-  auto numa = optional_attr(dir, "numa_node");
+  auto numa = optional_attr(bdf, "numa_node");
   if (!numa) return fail(numa.error());
   if (*numa) {
     auto value = parse_int(**numa);
-    if (!value) return fail(Code::kInternal, "malformed " + dir + "/numa_node: " + quote_for_message(**numa));
+    if (!value) return malformed("numa_node", **numa);
     d.numa_node = *value;
   }
 
-  auto boot_vga = optional_attr(dir, "boot_vga");
+  auto boot_vga = optional_attr(bdf, "boot_vga");
   if (!boot_vga) return fail(boot_vga.error());
   if (*boot_vga) d.boot_vga = **boot_vga == "1";
 
-  auto reset = optional_attr(dir, "reset_method");
+  auto reset = optional_attr(bdf, "reset_method");
   if (!reset) return fail(reset.error());
   if (*reset) {
     d.reset_methods = split_words(**reset);
@@ -228,27 +252,34 @@ Result<Device> PciSysfs::read(const Address& address) const {
     // Kernels before 5.15 have no reset_method: Function Level Reset, the method that matters
     // for handing a GPU to the next VM, is read from the PCI Express capability instead. A
     // config space that cannot be read or walked just leaves the list empty (unknown).
-    auto config = fs_.read_file(dir + "/config");
+    const std::string config_path = paths_.pci_device_attr(bdf, "config");
+    auto config = fs_.read_file(config_path);
     if (config) {
-      auto space = parse_config_space(*config, dir + "/config");
+      auto space = parse_config_space(*config, config_path);
       if (space && space->flr_supported()) d.reset_methods = {"flr"};
     }
   }
 
-  auto max = read_pcie_link(dir, "max_link_speed", "max_link_width");
+  auto max = read_pcie_link(bdf, "max_link_speed", "max_link_width");
   if (!max) return fail(max.error());
   d.max_link = *max;
 
-
-  auto resource_text = fs_.read_file(dir + "/resource");
+  const std::string resource_path = paths_.pci_device_attr(bdf, "resource");
+  auto resource_text = fs_.read_file(resource_path);
   if (!resource_text) return fail(Code::kInternal, resource_text.error().message);
-  auto resources = parse_resource_file(*resource_text, dir + "/resource");
+  auto resources = parse_resource_file(*resource_text, resource_path);
   if (!resources) return fail(resources.error());
   for (const auto& r : *resources) {
     if (r.index < kRomIndex) d.bars.push_back(r);
     else if (r.index == kRomIndex) d.rom = r;
   }
   return d;
+}
+
+Result<std::vector<Address>> PciSysfs::bound_to(const std::string& driver) const {
+  auto names = fs_.list_dir(paths_.pci_driver(driver));
+  if (!names) return fail(names.error());
+  return addresses_of(*names);
 }
 
 Result<std::vector<Device>> PciSysfs::read_all() const {
@@ -275,15 +306,16 @@ Result<std::vector<Address>> PciSysfs::slot_functions(const Address& address) co
 }
 
 Result<std::optional<std::string>> PciSysfs::iommu_group(const Address& address) const {
-  const std::string dir = paths_.pci_device(address.to_string());
-  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + address.to_string() + " not found (no " + dir + ")");
-  return link_basename(dir, "iommu_group");
+  const std::string bdf = address.to_string();
+  const std::string dir = paths_.pci_device(bdf);
+  if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + bdf + " not found (no " + dir + ")");
+  return link_basename(bdf, "iommu_group");
 }
 
 Result<std::vector<Address>> PciSysfs::iommu_group_members(const std::string& group) const {
-  if (!is_decimal(group))
+  if (!is_iommu_group(group))
     return fail(Code::kInvalidArgument, "invalid IOMMU group " + quote_for_message(group) + " (expected a number)");
-  const std::string dir = paths_.iommu_groups() + "/" + group + "/devices";
+  const std::string dir = paths_.iommu_group_devices(group);
   auto names = fs_.list_dir(dir);
   if (!names) {
     if (names.error().code == Code::kNotFound)
@@ -292,6 +324,15 @@ Result<std::vector<Address>> PciSysfs::iommu_group_members(const std::string& gr
   }
   // Non-PCI members (platform devices on some SoCs) are not listed: this layer knows only PCI.
   return addresses_of(*names);
+}
+
+Result<size_t> PciSysfs::iommu_group_count() const {
+  auto names = fs_.list_dir(paths_.iommu_groups());
+  if (!names) {
+    if (names.error().code == Code::kNotFound) return size_t{0};
+    return fail(names.error());
+  }
+  return names->size();
 }
 
 }  // namespace feos::pci

@@ -1,7 +1,8 @@
 #pragma once
 // Reads PCI facts from sysfs (bus/pci/devices, kernel/iommu_groups) through the Filesystem seam
 // and HostPaths, so tests and `--sysfs-root` point it at any tree. Read-only: binding drivers is
-// the hostdev layer's business.
+// the hostdev layer's business (it reads a device's driver and driver_override through here).
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,19 @@ class PciSysfs {
   // Cheaper than read(): callers cache devices and refresh them. NOT_FOUND if the function is gone.
   Status refresh(Device& device) const;
 
+  // The driver bound to the function: its `driver` link's name, "" when unbound.
+  // NOT_FOUND "PCI device 0000:18:00.0 is gone (no <dir>)" when the function has no sysfs
+  // directory; other errors as the filesystem reports them.
+  Result<std::string> driver(const Address& address) const;
+  // The function's driver_override, "" for none (sysfs shows "(null)").
+  // Errors as the filesystem reports them (NOT_FOUND when the function is gone).
+  Result<std::string> driver_override(const Address& address) const;
+
+  // The functions bound to `driver`: the address entries of its driver directory (the others,
+  // bind, unbind, new_id, module, ..., are skipped), sorted. NOT_FOUND when no such driver is
+  // registered; other errors as the filesystem reports them.
+  Result<std::vector<Address>> bound_to(const std::string& driver) const;
+
   // read() for every function of list(), in its order. Fails on the first device that fails.
   Result<std::vector<Device>> read_all() const;
 
@@ -50,17 +64,22 @@ class PciSysfs {
   // INVALID_ARGUMENT unless `group` is a decimal number; NOT_FOUND if the group does not exist.
   Result<std::vector<Address>> iommu_group_members(const std::string& group) const;
 
+  // Number of IOMMU groups (entries under kernel/iommu_groups); 0 when the directory is absent
+  // (the IOMMU is off). Other errors as the filesystem reports them.
+  Result<size_t> iommu_group_count() const;
+
   const sys::HostPaths& paths() const { return paths_; }
 
  private:
-  // Attribute text, trimmed; nullopt when the kernel does not provide it for this device.
-  Result<std::optional<std::string>> optional_attr(const std::string& dir, const char* name) const;
-  Result<std::string> required_attr(const std::string& dir, const char* name) const;
-  // Basename of the link `dir/name`; nullopt when there is no such link.
-  Result<std::optional<std::string>> link_basename(const std::string& dir, const char* name) const;
+  // Attribute `name` of device `bdf`, trimmed; nullopt when the kernel does not provide it for
+  // this device.
+  Result<std::optional<std::string>> optional_attr(const std::string& bdf, const char* name) const;
+  Result<std::string> required_attr(const std::string& bdf, const char* name) const;
+  // Basename of the device's link `name`; nullopt when there is no such link.
+  Result<std::optional<std::string>> link_basename(const std::string& bdf, const char* name) const;
   // The run-time facts read() and refresh() share.
-  Status read_dynamic(const std::string& dir, Device& d) const;
-  Result<std::optional<Link>> read_pcie_link(const std::string& dir, const char* speed_name,
+  Status read_dynamic(const std::string& bdf, Device& d) const;
+  Result<std::optional<Link>> read_pcie_link(const std::string& bdf, const char* speed_name,
                                              const char* width_name) const;
 
   const sys::Filesystem& fs_;

@@ -38,15 +38,17 @@ Result<std::unique_ptr<ApiHarness>> ApiHarness::start(HarnessOptions options) {
   auto db = store::Database::open(state + "/feosd.db");
   if (!db) return fail(db.error().context("open database"));
   h->db_ = std::move(*db);
-  h->devices_ = std::make_unique<hostdev::HostDevices>(h->host_->kernel(), h->host_->paths(), *h->db_,
+  h->devices_ = std::make_unique<hostdev::HostDevices>(h->host_->kernel(), h->host_->paths(), h->db_->ledger(),
                                                        hostdev::Policy(), options.devices);
+  h->inventory_ = std::make_unique<hostdev::HostInventory>(h->host_->kernel(), h->host_->paths(), h->db_->ledger(),
+                                                           hostdev::Policy(), options.devices);
   h->manager_ = std::make_unique<core::VmManager>(*h->db_, h->hypervisor_, h->devices_.get(), h->bus_,
                                                   state + "/vms");
   if (auto recovered = h->manager_->recover(); !recovered)
     return fail(recovered.error().context("recover"));
 
   h->vm_service_ = make_vm_service(*h->manager_, "feosd api-harness");
-  h->host_service_ = make_host_service(*h->devices_);
+  h->host_service_ = make_host_service(*h->inventory_);
   h->target_ = "unix:" + state + "/feosd.sock";
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -62,6 +64,7 @@ ApiHarness::~ApiHarness() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_.reset();
   manager_.reset();
+  inventory_.reset();
   devices_.reset();
   db_.reset();
 }

@@ -22,6 +22,7 @@
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
 #include "hostdev/host_devices.h"
+#include "hostdev/inventory.h"
 #include "store/database.h"
 #include "support/fake_host.h"
 
@@ -103,6 +104,7 @@ class ApiHarness {
   std::unique_ptr<store::Database> db_;
   CheckingHypervisor hypervisor_;
   std::unique_ptr<hostdev::HostDevices> devices_;
+  std::unique_ptr<hostdev::HostInventory> inventory_;
   core::EventBus bus_;
   std::unique_ptr<core::VmManager> manager_;
   std::unique_ptr<grpc::Service> vm_service_;

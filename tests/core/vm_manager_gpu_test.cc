@@ -42,7 +42,7 @@ class VmManagerGpuTest : public ::testing::Test {
     hostdev::Options options;
     options.step_timeout = std::chrono::milliseconds(2000);
     options.vfio_node_timeout = std::chrono::milliseconds(2000);
-    devices_ = std::make_unique<hostdev::HostDevices>(*kernel_, tree_->paths, *db_, hostdev::Policy(), options);
+    devices_ = std::make_unique<hostdev::HostDevices>(*kernel_, tree_->paths, db_->ledger(), hostdev::Policy(), options);
     manager_ = std::make_unique<VmManager>(*db_, hv_, devices_.get(), bus_, dir_.path() + "/vms");
     ASSERT_TRUE(manager_->recover());
   }

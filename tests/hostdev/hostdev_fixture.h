@@ -1,7 +1,7 @@
 #pragma once
-// A host tree (HostBuilder), the fake kernel over it, a ledger database file, and HostDevices on
-// top; HostDevices and the database can be destroyed and rebuilt on the same kernel and file (a
-// daemon restart).
+// A host tree (HostBuilder), the fake kernel over it, a ledger (a database file, or an in-memory
+// fake), and HostDevices and HostInventory on top; they and the database can be destroyed and
+// rebuilt on the same kernel and file (a daemon restart).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include "hostdev/host_devices.h"
+#include "hostdev/inventory.h"
 #include "store/database.h"
+#include "support/fake_device_ledger.h"
 #include "support/fake_host.h"
 #include "support/fake_kernel.h"
 #include "support/host_builder.h"
@@ -52,7 +54,11 @@ class HostdevTest : public ::testing::Test {
     return o;
   }
 
-  // Writes `builder`'s tree and starts the fake kernel, the database and HostDevices.
+  // The ledger is the SQLite file unless this is called before start(): then an in-memory fake
+  // (it survives restart(), as the file does).
+  void use_in_memory_ledger() { in_memory_ledger_ = true; }
+
+  // Writes `builder`'s tree and starts the fake kernel, the ledger, HostDevices and HostInventory.
   void start(const test::HostBuilder& builder, Policy policy = {}, Options options = test_options()) {
     auto tree = builder.build(dir_.path() + "/host");
     ASSERT_TRUE(tree) << tree.error().to_string();
@@ -64,21 +70,29 @@ class HostdevTest : public ::testing::Test {
     open_host();
   }
 
-  // (Re)opens the database file and builds a new HostDevices on the same kernel.
+  // (Re)opens the ledger and builds a new HostDevices and HostInventory on the same kernel.
   void open_host() {
+    inventory_.reset();
     host_.reset();
     db_.reset();
-    auto db = store::Database::open(dir_.path() + "/feos.db");
-    ASSERT_TRUE(db) << db.error().to_string();
-    db_ = std::move(*db);
-    host_ = std::make_unique<HostDevices>(*kernel_, tree_->paths, *db_, policy_, options_);
+    if (in_memory_ledger_) {
+      if (!fake_ledger_) fake_ledger_ = std::make_unique<test::FakeDeviceLedger>();
+      ledger_ = fake_ledger_.get();
+    } else {
+      auto db = store::Database::open(dir_.path() + "/feos.db");
+      ASSERT_TRUE(db) << db.error().to_string();
+      db_ = std::move(*db);
+      ledger_ = &db_->ledger();
+    }
+    host_ = std::make_unique<HostDevices>(*kernel_, tree_->paths, *ledger_, policy_, options_);
+    inventory_ = std::make_unique<HostInventory>(*kernel_, tree_->paths, *ledger_, policy_, options_);
   }
 
   // A daemon restart: HostDevices and the database connection go away and come back.
   void restart() { open_host(); }
 
   std::vector<store::DeviceAssignment> ledger() {
-    auto rows = db_->list_device_assignments();
+    auto rows = ledger_->list(std::nullopt);
     EXPECT_TRUE(rows) << rows.error().to_string();
     return rows ? *rows : std::vector<store::DeviceAssignment>();
   }
@@ -99,8 +113,12 @@ class HostdevTest : public ::testing::Test {
   Policy policy_;
   Options options_;
   test::BindingSnapshot before_;
-  std::unique_ptr<store::Database> db_;
+  bool in_memory_ledger_ = false;
+  std::unique_ptr<test::FakeDeviceLedger> fake_ledger_;
+  std::unique_ptr<store::Database> db_;  // the SQLite ledger, unless in memory
+  store::DeviceLedger* ledger_ = nullptr;  // the one in use
   std::unique_ptr<HostDevices> host_;
+  std::unique_ptr<HostInventory> inventory_;
 };
 
 }  // namespace feos::hostdev::testing

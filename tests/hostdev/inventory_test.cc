@@ -1,4 +1,4 @@
-// HostDevices::inventory and check_host.
+// HostInventory::inventory and check_host, on the in-memory ledger.
 #include <chrono>
 #include <cstdio>
 
@@ -17,6 +17,8 @@ using testing::put_file;
 
 class InventoryTest : public testing::HostdevTest {
  protected:
+  InventoryTest() { use_in_memory_ledger(); }
+
   const InventoryDevice& find(const Inventory& inv, const std::string& bdf) {
     for (const auto& d : inv.devices) {
       if (d.device.address.to_string() == bdf) return d;
@@ -29,7 +31,7 @@ class InventoryTest : public testing::HostdevTest {
 
 TEST_F(InventoryTest, ConsumerHost) {
   start(test::consumer_gpu_host());
-  auto inv = host_->inventory();
+  auto inv = inventory_->inventory();
   ASSERT_TRUE(inv) << inv.error().to_string();
   EXPECT_TRUE(inv->iommu_enabled);
   ASSERT_EQ(inv->devices.size(), test::consumer_gpu_host().functions().size());
@@ -71,7 +73,7 @@ TEST_F(InventoryTest, ConsumerHost) {
 
   // Assigned after prepare, with its companions.
   ASSERT_TRUE(host_->prepare("vm-7", gpus_at({"0000:01:00.0"})));
-  inv = host_->inventory();
+  inv = inventory_->inventory();
   ASSERT_TRUE(inv);
   EXPECT_EQ(find(*inv, "0000:01:00.0").status, DeviceStatus::kAssigned);
   EXPECT_EQ(find(*inv, "0000:01:00.0").assigned_vm, "vm-7");
@@ -83,17 +85,17 @@ TEST_F(InventoryTest, ConsumerHost) {
 TEST_F(InventoryTest, RepeatedListingsSeeDriverChanges) {
   // inventory() keeps static facts between calls; what changes at run time must still show.
   start(test::consumer_gpu_host());
-  auto before = host_->inventory();
+  auto before = inventory_->inventory();
   ASSERT_TRUE(before) << before.error().to_string();
   EXPECT_EQ(find(*before, "0000:01:00.1").device.driver, "snd_hda_intel");
   ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:01:00.0"})));
-  auto during = host_->inventory();
+  auto during = inventory_->inventory();
   ASSERT_TRUE(during);
   EXPECT_EQ(find(*during, "0000:01:00.1").device.driver, "vfio-pci");
   EXPECT_EQ(find(*during, "0000:01:00.1").device.driver_override, "vfio-pci");
   EXPECT_EQ(find(*during, "0000:01:00.0").status, DeviceStatus::kAssigned);
   ASSERT_TRUE(host_->release("vm-1"));
-  auto after = host_->inventory();
+  auto after = inventory_->inventory();
   ASSERT_TRUE(after);
   EXPECT_EQ(find(*after, "0000:01:00.1").device.driver, "snd_hda_intel");
   EXPECT_EQ(find(*after, "0000:01:00.1").device.driver_override, "");
@@ -106,7 +108,7 @@ TEST_F(InventoryTest, NamesFromPciIds) {
       "10de  NVIDIA Corporation\n\t2684  AD102 [GeForce RTX 4090]\n"
       "C 03  Display controller\n\t00  VGA compatible controller\n"));
   start(test::consumer_gpu_host(), {}, options);
-  auto inv = host_->inventory();
+  auto inv = inventory_->inventory();
   ASSERT_TRUE(inv);
   const auto& gpu = find(*inv, "0000:01:00.0");
   EXPECT_EQ(gpu.vendor_name, "NVIDIA Corporation");
@@ -116,7 +118,7 @@ TEST_F(InventoryTest, NamesFromPciIds) {
 
 TEST_F(InventoryTest, SharedGroupReason) {
   start(test::shared_group_host());
-  auto inv = host_->inventory();
+  auto inv = inventory_->inventory();
   ASSERT_TRUE(inv);
   const auto& t4 = find(*inv, "0000:03:00.0");
   EXPECT_EQ(t4.status, DeviceStatus::kNotAssignable);
@@ -128,7 +130,7 @@ TEST_F(InventoryTest, InUseAndNoGroupReasons) {
   test::HostBuilder b = test::consumer_gpu_host();
   b.process(4242, "Xorg").open_dev(7, "dri/card1");
   start(b);
-  auto inv = host_->inventory();
+  auto inv = inventory_->inventory();
   ASSERT_TRUE(inv);
   EXPECT_EQ(find(*inv, "0000:01:00.0").reason,
             "in use on the host: pid 4242 (Xorg) has " + paths().dev_root + "/dri/card1 open");
@@ -149,7 +151,7 @@ TEST_F(InventoryTest, LargeHostIsFast) {
                                     std::chrono::steady_clock::now() - t0).count());
     ASSERT_TRUE(all) << all.error().to_string();
     t0 = std::chrono::steady_clock::now();
-    inv = host_->inventory();
+    inv = inventory_->inventory();
     inventory_ms = std::min(inventory_ms, std::chrono::duration<double, std::milli>(
                                               std::chrono::steady_clock::now() - t0).count());
     ASSERT_TRUE(inv) << inv.error().to_string();
@@ -171,7 +173,7 @@ TEST_F(InventoryTest, LargeHostIsFast) {
 TEST_F(InventoryTest, CheckHost) {
   test::HostBuilder b = test::shared_group_host();
   start(b);
-  auto check = host_->check_host();
+  auto check = inventory_->check_host();
   ASSERT_TRUE(check) << check.error().to_string();
   EXPECT_TRUE(check->iommu_enabled);
   EXPECT_NE(check->iommu_detail.find("IOMMU groups under"), std::string::npos);
@@ -184,21 +186,24 @@ TEST_F(InventoryTest, CheckHost) {
   EXPECT_TRUE(check->gpus[1].ready);
   EXPECT_EQ(check->gpus[1].reason, "");
   EXPECT_EQ(check->gpus[1].id, "10de:1eb8");
+  EXPECT_TRUE(check->ready);  // interrupt remapping unknown is reported, not failed
 
   // Intel DMAR units: ecap bit 3 is interrupt remapping.
   put_file(paths().sysfs_root + "/class/iommu/dmar0/intel-iommu/ecap", "19e2ff0505e\n");
   put_file(paths().sysfs_root + "/class/iommu/dmar1/intel-iommu/ecap", "19e2ff0505e\n");
-  check = host_->check_host();
+  check = inventory_->check_host();
   ASSERT_TRUE(check);
   EXPECT_EQ(check->interrupt_remapping, Readiness::kYes) << check->interrupt_remapping_detail;
+  EXPECT_TRUE(check->ready);
   put_file(paths().proc_root + "/cmdline", "BOOT_IMAGE=/vmlinuz intel_iommu=on intremap=off quiet\n");
-  check = host_->check_host();
+  check = inventory_->check_host();
   ASSERT_TRUE(check);
   EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
   EXPECT_NE(check->interrupt_remapping_detail.find("intremap=off"), std::string::npos);
+  EXPECT_FALSE(check->ready);
   put_file(paths().proc_root + "/cmdline", "BOOT_IMAGE=/vmlinuz intel_iommu=on\n");
   put_file(paths().sysfs_root + "/class/iommu/dmar1/intel-iommu/ecap", "f0050\n");
-  check = host_->check_host();
+  check = inventory_->check_host();
   ASSERT_TRUE(check);
   EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
   EXPECT_NE(check->interrupt_remapping_detail.find("dmar1 lacks interrupt remapping"),
@@ -206,12 +211,31 @@ TEST_F(InventoryTest, CheckHost) {
       << check->interrupt_remapping_detail;
 }
 
+// Ready needs at least one GPU that prepare() would take now: held ones do not count.
+TEST_F(InventoryTest, CheckHostIsNotReadyWithoutAFreeGpu) {
+  start(test::consumer_gpu_host());  // the card 01:00.0, and the boot VGA iGPU
+  auto check = inventory_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  EXPECT_TRUE(check->ready);
+  ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:01:00.0"})));
+  check = inventory_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->iommu_enabled);
+  EXPECT_TRUE(check->vfio_pci_available);
+  for (const auto& gpu : check->gpus) EXPECT_FALSE(gpu.ready) << gpu.address;
+  EXPECT_FALSE(check->ready);
+  ASSERT_TRUE(host_->release("vm-1"));
+  check = inventory_->check_host();
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->ready);
+}
+
 // How each GPU can be reset between VMs; without the kernel's reset_method (before 5.15), FLR is
 // read from the PCI Express capability in config space.
 TEST_F(InventoryTest, CheckHostReportsResetMethods) {
   start(test::consumer_gpu_host());  // iGPU 00:02.0: flr; card 01:00.0: bus; 01:00.1: none
   const std::string devices = paths().sysfs_root + "/bus/pci/devices/";
-  auto check = host_->check_host();
+  auto check = inventory_->check_host();
   ASSERT_TRUE(check) << check.error().to_string();
   std::map<std::string, std::vector<std::string>> methods;
   for (const auto& gpu : check->gpus) methods[gpu.address] = gpu.reset_methods;
@@ -236,13 +260,14 @@ TEST_F(InventoryTest, CheckHostWithoutIommuOrVfio) {
   for (const auto& f : std::vector<test::FunctionSpec>(b.functions())) b.function(f.bdf).no_group();
   b.module("vfio_pci", false);
   start(b);
-  auto check = host_->check_host();
+  auto check = inventory_->check_host();
   ASSERT_TRUE(check);
   EXPECT_FALSE(check->iommu_enabled);
   EXPECT_NE(check->iommu_detail.find("intel_iommu=on"), std::string::npos);
   EXPECT_EQ(check->interrupt_remapping, Readiness::kNo);
   EXPECT_FALSE(check->vfio_pci_available);
   EXPECT_NE(check->vfio_pci_detail.find("modprobe vfio-pci"), std::string::npos);
+  EXPECT_FALSE(check->ready);
   for (const auto& gpu : check->gpus) {
     EXPECT_FALSE(gpu.ready);
     EXPECT_EQ(gpu.reason, "IOMMU is not enabled") << gpu.address;

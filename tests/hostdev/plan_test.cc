@@ -1,5 +1,6 @@
 // HostDevices::plan: expansion to whole cards and groups, and every validation failure with its
-// code and the offending device named. plan has no side effects.
+// code and the offending device named. plan has no side effects. The ledger is the in-memory fake
+// (tests/support/fake_device_ledger.h): planning reads it only.
 #include <gtest/gtest.h>
 
 #include "hostdev_fixture.h"
@@ -12,6 +13,8 @@ using testing::put_file;
 
 class PlanTest : public testing::HostdevTest {
  protected:
+  PlanTest() { use_in_memory_ledger(); }
+
   // Expects `plan` to fail with `code` and a message containing each of `parts`; and that it
   // wrote nothing.
   void expect_plan_error(const std::vector<model::GpuSpec>& gpus, Code code,
@@ -297,9 +300,9 @@ TEST(PlanOnCapture, H100GuestHasNoIommu) {
   paths.dev_root = dir.path() + "/dev";
   paths.proc_root = dir.path() + "/proc";
   test::FakeKernel kernel(paths);
-  auto db = store::Database::open(dir.path() + "/feos.db");
-  ASSERT_TRUE(db);
-  HostDevices host(kernel, paths, **db, Policy());
+  test::FakeDeviceLedger ledger;
+  HostDevices host(kernel, paths, ledger, Policy());
+  HostInventory inventory_of_host(kernel, paths, ledger, Policy());
   auto planned = host.plan("vm-1", gpus_at({"0000:00:06.0"}));
   ASSERT_FALSE(planned);
   EXPECT_EQ(planned.error().code, Code::kFailedPrecondition);
@@ -308,7 +311,7 @@ TEST(PlanOnCapture, H100GuestHasNoIommu) {
   auto nic = host.plan("vm-1", gpus_at({"0000:00:03.0"}));
   ASSERT_FALSE(nic);
   EXPECT_NE(nic.error().message.find("not a GPU"), std::string::npos) << nic.error().message;
-  auto inventory = host.inventory();
+  auto inventory = inventory_of_host.inventory();
   ASSERT_TRUE(inventory) << inventory.error().to_string();
   EXPECT_FALSE(inventory->iommu_enabled);
   bool saw_gpu = false;

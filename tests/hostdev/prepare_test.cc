@@ -167,7 +167,7 @@ TEST_F(PrepareTest, EightGpusPrepareInParallel) {
 // the fake kernel looks the device's row up at every write.
 class LedgerProbe final : public sys::Filesystem {
  public:
-  LedgerProbe(test::FakeKernel& kernel, store::Database& db) : k_(kernel), db_(db) {}
+  LedgerProbe(test::FakeKernel& kernel, store::DeviceLedger& ledger) : k_(kernel), ledger_(ledger) {}
   Result<std::string> read_file(const std::string& p) const override { return k_.read_file(p); }
   Status write_file(const std::string& p, std::string_view d) override {
     std::string bdf = std::string(d.substr(0, 12));  // unbind, bind, drivers_probe name the device
@@ -175,7 +175,7 @@ class LedgerProbe final : public sys::Filesystem {
       bdf = p.substr(p.size() - 28, 12);  // .../devices/<bdf>/driver_override
     }
     std::string step = "no row";
-    auto rows = db_.list_device_assignments();
+    auto rows = ledger_.list(std::nullopt);
     if (rows) {
       for (const auto& row : *rows) {
         if (row.bdf == bdf) step = std::string(store::step_name(row.step));
@@ -197,15 +197,15 @@ class LedgerProbe final : public sys::Filesystem {
 
  private:
   test::FakeKernel& k_;
-  store::Database& db_;
+  store::DeviceLedger& ledger_;
   std::mutex mu_;
   std::vector<std::string> seen_;
 };
 
 TEST_F(PrepareTest, StepIsRecordedBeforeEachWrite) {
   start(test::consumer_gpu_host());
-  LedgerProbe fs(*kernel_, *db_);
-  HostDevices host(fs, paths(), *db_, Policy(), test_options());
+  LedgerProbe fs(*kernel_, db_->ledger());
+  HostDevices host(fs, paths(), db_->ledger(), Policy(), test_options());
   ASSERT_TRUE(host.prepare("vm-1", gpus_at({"0000:01:00.0"})));
   ASSERT_TRUE(host.release("vm-1"));
   EXPECT_EQ(fs.seen(), (std::vector<std::string>{
@@ -306,7 +306,7 @@ TEST_F(PrepareTest, MissingVfioNodeTimesOutAndRollsBack) {
   HideVfioNode fs(*kernel_, paths().vfio_group("41"));
   Options options = test_options();
   options.vfio_node_timeout = 150ms;
-  HostDevices host(fs, paths(), *db_, Policy(), options);
+  HostDevices host(fs, paths(), db_->ledger(), Policy(), options);
   auto prepared = host.prepare("vm-1", gpus_at({"0000:18:00.0", "0000:3a:00.0"}));
   ASSERT_FALSE(prepared);
   EXPECT_EQ(prepared.error().code, Code::kDeadlineExceeded);

@@ -56,7 +56,7 @@ TEST_F(H100GuestTest, ReadsTheH100) {
   EXPECT_EQ(d->class_code, 0x030200u);
   EXPECT_EQ(d->class_string(), "0x030200");
   EXPECT_TRUE(d->is_display());  // a 3D controller (0302), not VGA
-  EXPECT_FALSE(d->is_bridge());
+  EXPECT_FALSE(d->is_pci_bridge());
   EXPECT_EQ(d->revision, uint8_t{0xa1});
   EXPECT_EQ(d->driver, "nvidia");
   EXPECT_EQ(d->driver_override, "");
@@ -102,7 +102,8 @@ TEST_F(H100GuestTest, ReadsVirtioAndTheHostBridge) {
   ASSERT_EQ(all->size(), 7u);
   const Device& bridge = (*all)[0];
   EXPECT_EQ(bridge.id(), "8086:0d57");
-  EXPECT_TRUE(bridge.is_bridge());
+  EXPECT_EQ(bridge.base_class(), kClassBridge);
+  EXPECT_FALSE(bridge.is_pci_bridge());  // a host bridge (0600): an endpoint for VFIO
   EXPECT_EQ(bridge.driver, "");  // unbound: no driver link
   EXPECT_FALSE(bridge.current_link);
   EXPECT_TRUE(bridge.reset_methods.empty());
@@ -266,6 +267,54 @@ TEST_F(HostTopologyTest, SlotFunctionsAndVgaFacts) {
   EXPECT_EQ(sw->driver, "nvidia-nvswitch");
 }
 
+// The one reader of a device's binding: hostdev's VfioBinder reads driver and driver_override
+// through these.
+TEST_F(HostTopologyTest, DriverAndDriverOverride) {
+  PciSysfs pci(*fs_, paths_);
+  auto vga = addr("0000:c1:00.0"), audio = addr("0000:c1:00.1"), absent = addr("0000:c1:00.2");
+  EXPECT_EQ(pci.driver(vga).value(), "vfio-pci");
+  EXPECT_EQ(pci.driver_override(vga).value(), "vfio-pci");
+  EXPECT_EQ(pci.driver(audio).value(), "");  // no driver link: unbound
+  EXPECT_EQ(pci.driver_override(audio).value(), "");  // "(null)": none
+  { std::ofstream(paths_.pci_device_attr("0000:c1:00.1", "driver_override"), std::ios::trunc) << " nvidia \n"; }
+  EXPECT_EQ(pci.driver_override(audio).value(), "nvidia");
+
+  auto gone = pci.driver(absent);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, Code::kNotFound);
+  EXPECT_EQ(gone.error().message,
+            "PCI device 0000:c1:00.2 is gone (no " + paths_.pci_device("0000:c1:00.2") + ")");
+  auto no_override = pci.driver_override(absent);
+  ASSERT_FALSE(no_override);
+  EXPECT_EQ(no_override.error().code, Code::kNotFound);
+  EXPECT_NE(no_override.error().message.find(paths_.pci_device_attr("0000:c1:00.2", "driver_override")),
+            std::string::npos)
+      << no_override.error().message;
+}
+
+TEST_F(HostTopologyTest, DevicesBoundToADriver) {
+  // The kernel lists each bound device in its driver's directory, beside bind, unbind, new_id.
+  const std::string dir = paths_.pci_driver("nvidia");
+  for (const char* name : {"0000:3a:00.0", "0000:18:00.0", "bind", "unbind", "new_id", "module"}) {
+    std::filesystem::create_directories(dir + "/" + name);
+  }
+  PciSysfs pci(*fs_, paths_);
+  auto bound = pci.bound_to("nvidia");
+  ASSERT_TRUE(bound) << bound.error().message;
+  EXPECT_EQ(*bound, (std::vector<Address>{addr("0000:18:00.0"), addr("0000:3a:00.0")}));
+  auto none = pci.bound_to("nouveau");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Code::kNotFound);
+}
+
+TEST_F(HostTopologyTest, CountsIommuGroups) {
+  PciSysfs pci(*fs_, paths_);
+  EXPECT_EQ(pci.iommu_group_count().value(), 6u);  // 59, 50, 41, 15, 114, 7
+  sys::HostPaths none = paths_;
+  none.sysfs_root = tmp_.path() + "/nothing";
+  EXPECT_EQ(PciSysfs(*fs_, none).iommu_group_count().value(), 0u);
+}
+
 TEST_F(HostTopologyTest, MalformedAttributesAreInternalErrorsNamingThePath) {
   const std::string dir = paths_.pci_device("0000:18:00.0");
   PciSysfs pci(*fs_, paths_);
@@ -273,7 +322,10 @@ TEST_F(HostTopologyTest, MalformedAttributesAreInternalErrorsNamingThePath) {
     const char* file;
     const char* content;
   } cases[] = {{"vendor", "10de\n"}, {"vendor", "0x10000\n"}, {"class", "0x1000000\n"},
-               {"numa_node", "zero\n"}, {"current_link_width", "x\n"}, {"resource", "garbage\n"}};
+               {"numa_node", "zero\n"}, {"current_link_width", "x\n"}, {"resource", "garbage\n"},
+               // The kernel writes "0x" and at most 8 digits: nothing else is an id.
+               {"vendor", "0X10de\n"}, {"vendor", "0x\n"}, {"device", "0x000002330\n"},
+               {"device", "0x+233\n"}, {"class", "0x03 0200\n"}};
   for (const auto& c : cases) {
     std::string path = dir + "/" + c.file;
     std::string saved = *fs_->read_file(path);

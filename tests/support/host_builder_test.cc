@@ -113,7 +113,7 @@ TEST(ConsumerHost, ReadsBackThroughPciSysfs) {
   // The card's four functions share group 2 with the PEG root port (a bridge, as on real hosts).
   EXPECT_EQ(h.group("2"), (std::vector<std::string>{"0000:00:01.0", "0000:01:00.0", "0000:01:00.1", "0000:01:00.2",
                                                     "0000:01:00.3"}));
-  EXPECT_TRUE(h.read("0000:00:01.0").is_bridge());
+  EXPECT_TRUE(h.read("0000:00:01.0").is_pci_bridge());
   EXPECT_EQ(h.read("0000:00:01.0").driver, "pcieport");
   EXPECT_EQ(h.group("12"), std::vector<std::string>{"0000:02:00.0"});
   EXPECT_EQ(h.group("13"), std::vector<std::string>{"0000:03:00.0"});
@@ -217,8 +217,9 @@ TEST(HgxH100Host, EightGpusNvSwitchGroupNuma) {
   }
   EXPECT_EQ(found, std::vector<std::string>(std::begin(gpus), std::end(gpus)));
   EXPECT_EQ(bridges, 6 + 8 * 5 + 2);  // PCI-to-PCI bridges: NVSwitch tree, GPU trays, BMC VGA
-  // NVSwitches are class 0x0680 ("other bridge"): pci::Device::is_bridge() is true for them.
-  EXPECT_TRUE(h.read("0000:05:00.0").is_bridge());
+  // NVSwitches are class 0x0680 ("other bridge"): base class 06, but endpoints, not PCI bridges.
+  EXPECT_EQ(h.read("0000:05:00.0").base_class(), pci::kClassBridge);
+  EXPECT_FALSE(h.read("0000:05:00.0").is_pci_bridge());
   std::set<uint64_t> starts;
   for (int i = 0; i < 8; ++i) {
     auto d = h.read(gpus[i]);
@@ -273,7 +274,7 @@ TEST(SharedGroupHost, GpuSharesItsGroupWithAForeignNic) {
   auto members = h.group("20");
   std::vector<std::string> endpoints;
   for (const auto& m : members)
-    if (!h.read(m.c_str()).is_bridge()) endpoints.push_back(m);
+    if (!h.read(m.c_str()).is_pci_bridge()) endpoints.push_back(m);
   EXPECT_EQ(endpoints, (std::vector<std::string>{"0000:03:00.0", "0000:04:00.0", "0000:04:00.1"}));
   EXPECT_EQ(members.size(), 6u);  // plus the switch's three ports
   EXPECT_EQ(h.read("0000:03:00.0").id(), "10de:1eb8");

@@ -1,0 +1,91 @@
+#pragma once
+// An in-memory store::DeviceLedger with the SQLite ledger's rules and messages (store::Database):
+// claims are all or nothing and refuse a device that already has a row, naming its holder; rows
+// list sorted by bdf. Thread-safe (hostdev prepares IOMMU groups in parallel). For tests that
+// need the ledger's behaviour but not its file: plans, inventories, and HostDevices on the fake
+// kernel.
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/device_ledger.h"
+
+namespace feos::test {
+
+class FakeDeviceLedger final : public store::DeviceLedger {
+ public:
+  Status claim(std::string_view vm_id, const std::vector<store::DeviceAssignment>& rows) override {
+    const std::string vm(vm_id);
+    if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
+    std::set<std::string> seen;
+    for (const auto& row : rows) {
+      if (row.bdf.empty()) {
+        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": empty address");
+      }
+      if (row.vm_id != vm) {
+        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " + row.bdf +
+                                                " names vm \"" + row.vm_id + "\"");
+      }
+      if (!seen.insert(row.bdf).second) {
+        return fail(Code::kInvalidArgument,
+                    "claim devices for vm " + vm + ": " + row.bdf + " is listed twice");
+      }
+    }
+    std::lock_guard lock(mu_);
+    for (const auto& row : rows) {
+      auto held = rows_.find(row.bdf);
+      if (held != rows_.end()) {
+        return fail(Code::kFailedPrecondition,
+                    row.bdf + " is assigned to vm " + held->second.vm_id);
+      }
+    }
+    for (const auto& row : rows) rows_.emplace(row.bdf, row);
+    return ok();
+  }
+
+  Status set_step(std::string_view vm_id, std::string_view bdf, store::AssignmentStep step,
+                  int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    auto it = rows_.find(std::string(bdf));
+    if (it == rows_.end() || it->second.vm_id != vm_id) {
+      return fail(Code::kNotFound,
+                  std::string(bdf) + " is not assigned to vm " + std::string(vm_id));
+    }
+    it->second.step = step;
+    it->second.updated_unix_ms = now_ms;
+    return ok();
+  }
+
+  Result<std::vector<store::DeviceAssignment>> list(
+      std::optional<std::string_view> vm_id = std::nullopt) override {
+    std::lock_guard lock(mu_);
+    std::vector<store::DeviceAssignment> out;
+    for (const auto& [bdf, row] : rows_) {
+      if (!vm_id || row.vm_id == *vm_id) out.push_back(row);
+    }
+    return out;
+  }
+
+  Result<int> delete_assignments(std::string_view vm_id,
+                                 const std::vector<std::string>& bdfs) override {
+    std::lock_guard lock(mu_);
+    int deleted = 0;
+    for (const auto& bdf : bdfs) {
+      auto it = rows_.find(bdf);
+      if (it == rows_.end() || it->second.vm_id != vm_id) continue;
+      rows_.erase(it);
+      ++deleted;
+    }
+    return deleted;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, store::DeviceAssignment> rows_;  // by bdf; guarded by mu_
+};
+
+}  // namespace feos::test
