@@ -76,7 +76,7 @@ std::string quote_for_message(std::string_view text);
   } while (0)
 
 // Declare-and-assign the value of a Result, or propagate its error:
-//   FEOS_ASSIGN_OR_RETURN(auto rows, db.list_device_assignments(vm_id));
+//   FEOS_ASSIGN_OR_RETURN(auto rows, ledger.list(vm_id));
 //   FEOS_ASSIGN_OR_RETURN(spec.cpus, read_cpus(json));
 #define FEOS_ASSIGN_OR_RETURN(lhs, expr) \
   FEOS_ASSIGN_OR_RETURN_IMPL_(FEOS_CONCAT_(feos_assign_result_, __LINE__), lhs, expr)

@@ -74,39 +74,6 @@ class Database {
   void make_room() { reserve_.make_room(); }
   void restore_reserve() { reserve_.restore(); }
 
-  // --- Transitional: callers move to vms()/events()/ledger(); these forwards then go. ---
-  Status insert_vm(const model::VmRecord& record) { return vms_.insert(record); }
-  Result<model::VmRecord> get_vm(std::string_view id) { return vms_.get(id); }
-  Result<std::vector<model::VmRecord>> list_vms() { return vms_.list(); }
-  Status update_vm_state(std::string_view id, model::VmState state, std::string_view reason,
-                         int pid, int64_t now_ms) {
-    return vms_.update_state(id, state, reason, pid, now_ms);
-  }
-  Status update_vm_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus) {
-    return vms_.update_gpus(id, gpus);
-  }
-  Status remove_vm(std::string_view id) { return vms_.remove(id); }
-  Result<int64_t> append_event(const model::VmEvent& event) { return events_.append(event); }
-  Result<std::vector<model::VmEvent>> query_events(const EventFilter& filter) {
-    return events_.query(filter);
-  }
-  Status prune_events() { return events_.prune(); }
-  Status claim_devices(std::string_view vm_id, const std::vector<DeviceAssignment>& rows) {
-    return ledger_.claim(vm_id, rows);
-  }
-  Status set_device_step(std::string_view vm_id, std::string_view bdf, AssignmentStep step,
-                         int64_t now_ms) {
-    return ledger_.set_step(vm_id, bdf, step, now_ms);
-  }
-  Result<std::vector<DeviceAssignment>> list_device_assignments(
-      std::optional<std::string_view> vm_id = std::nullopt) {
-    return ledger_.list(vm_id);
-  }
-  Result<int> release_devices(std::string_view vm_id, const std::vector<std::string>& bdfs) {
-    return ledger_.delete_assignments(vm_id, bdfs);
-  }
-  // --- end of transitional forwards ---
-
  private:
   Database(std::string path, std::unique_ptr<sqlite::Connection> connection,
            const DatabaseOptions& options);

@@ -453,14 +453,14 @@ class HostileRequestsTest : public ::testing::Test {
   }
   std::set<std::string> stored_ids() {
     std::set<std::string> ids;
-    auto vms = api_->db().list_vms();
+    auto vms = api_->db().vms().list();
     EXPECT_TRUE(vms) << vms.error().to_string();
     if (vms)
       for (const auto& vm : *vms) ids.insert(vm.id);
     return ids;
   }
   std::vector<store::DeviceAssignment> ledger() {
-    auto rows = api_->db().list_device_assignments();
+    auto rows = api_->db().ledger().list(std::nullopt);
     EXPECT_TRUE(rows) << rows.error().to_string();
     return rows ? *rows : std::vector<store::DeviceAssignment>();
   }

@@ -303,7 +303,7 @@ int run() {
   std::thread sampler([&] {
     auto stub = pb::VMService::NewStub(api.channel(/*own_connection=*/true));
     while (!stop.load()) {
-      auto rows = api.db().list_device_assignments();
+      auto rows = api.db().ledger().list(std::nullopt);
       if (rows) {
         check_ledger(*rows, violations, "sample");
         ++ledger_samples;
@@ -375,7 +375,7 @@ int run() {
     else if (!expected.count(id)) violations.add(kLost, "unknown vm " + id + " is listed");
   }
   std::set<std::string> stored;
-  if (auto vms = api.db().list_vms()) {
+  if (auto vms = api.db().vms().list()) {
     for (const auto& vm : *vms) stored.insert(vm.id);
   } else {
     violations.add(kUnexpected, "final store read: " + vms.error().to_string());
@@ -390,7 +390,7 @@ int run() {
   for (const auto& [id, vm] : listed)
     for (const auto& bdf : functions_of(*vm)) want_rows[bdf] = id;
   std::map<std::string, std::string> got_rows;
-  auto rows = api.db().list_device_assignments();
+  auto rows = api.db().ledger().list(std::nullopt);
   if (!rows) {
     violations.add(kUnexpected, "final ledger read: " + rows.error().to_string());
   } else {
@@ -429,7 +429,7 @@ int run() {
     grpc::Status s = stub->DeleteVm(&ctx, req, &resp);
     if (!s.ok()) violations.add(kUnexpected, "cleanup DeleteVm " + id + ": " + s.error_message());
   }
-  auto rows_after = api.db().list_device_assignments();
+  auto rows_after = api.db().ledger().list(std::nullopt);
   bool restored = kernel.snapshot() == before && kernel.vfio_groups().empty() && rows_after && rows_after->empty();
   if (!restored) violations.add(kDouble, "host not restored after deleting every VM");
 
