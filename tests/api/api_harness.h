@@ -100,7 +100,7 @@ class ApiHarness {
 
   // Declaration order is construction order; destruction runs backwards (server first).
   std::unique_ptr<test::FakeHost> host_;
-  test::ScratchDir state_dir_;
+  test::TempDir state_dir_ = test::TempDir::for_trees();
   CheckingHypervisor hypervisor_;
   std::unique_ptr<daemon::Daemon> daemon_;
   std::unique_ptr<grpc::Server> server_;
