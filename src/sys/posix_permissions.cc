@@ -9,6 +9,7 @@
 
 #include "sys/filesystem.h"
 #include "sys/permissions.h"
+#include "sys/spawn.h"
 
 namespace feos::sys {
 
@@ -26,13 +27,9 @@ std::string access_verb(Access access) {
 
 namespace {
 
-// What the probing child reports: the first failed check (index >= 0), or a failure to take the
-// identity (index -1, with the call's name).
-struct ProbeReport {
-  int index = -1;
-  int err = 0;
-  char call[16] = {};
-};
+// The probing child's report (sys::SpawnFailure::step): the index of the first failed check, or
+// kIdentityStep when it could not take the user's identity.
+constexpr int kIdentityStep = -1;
 
 int access_mode(Access access) {
   switch (access) {
@@ -88,53 +85,28 @@ class PosixPermissions final : public Permissions {
       paths.push_back(check.path.c_str());
       modes.push_back(access_mode(check.access));
     }
-    int report_pipe[2];
-    if (::pipe2(report_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      int err = errno;
-      ::close(report_pipe[0]);
-      ::close(report_pipe[1]);
-      return fail_errno("fork to check access as " + user.describe(), err);
-    }
-    if (pid == 0) {
-      // Child: async-signal-safe calls only; reports at most one failure, then exits.
-      ProbeReport report;
-      const char* call = "";
-      report.err = become_user(user, &call);
-      if (report.err != 0) {
-        for (size_t i = 0; call[i] != '\0' && i + 1 < sizeof report.call; ++i) report.call[i] = call[i];
-      } else {
-        for (size_t i = 0; i < paths.size(); ++i) {
-          if (::access(paths[i], modes[i]) != 0) {
-            report.index = static_cast<int>(i);
-            report.err = errno;
-            break;
-          }
-        }
-      }
-      if (report.err != 0) (void)!::write(report_pipe[1], &report, sizeof report);
-      ::_exit(report.err != 0 ? 1 : 0);
-    }
-    ::close(report_pipe[1]);
-    ProbeReport report;
-    ssize_t n;
-    do {
-      n = ::read(report_pipe[0], &report, sizeof report);
-    } while (n < 0 && errno == EINTR);
-    ::close(report_pipe[0]);
-    int wstatus = 0;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
-    if (n == sizeof report) {
-      if (report.index < 0 || static_cast<size_t>(report.index) >= checks.size())
-        return fail_errno("become " + user.describe() + ": " + report.call, report.err,
-                          Code::kInternal);
-      const auto& check = checks[static_cast<size_t>(report.index)];
+    // Reports at most one failure; returning ends the child with status 0.
+    auto spawned = spawn_with_report(
+        [&](const ChildReporter& report) {
+          const char* call = "";
+          if (int err = become_user(user, &call); err != 0) report.fail(kIdentityStep, err, call);
+          for (size_t i = 0; i < paths.size(); ++i)
+            if (::access(paths[i], modes[i]) != 0) report.fail(static_cast<int>(i), errno);
+        },
+        "fork to check access as " + user.describe());
+    if (!spawned) return fail(spawned.error());
+    if (spawned->failure) {
+      const SpawnFailure& failure = *spawned->failure;
+      if (failure.step < 0 || static_cast<size_t>(failure.step) >= checks.size())
+        return fail_errno("become " + user.describe() + ": " + failure.call, failure.err, Code::kInternal);
+      const auto& check = checks[static_cast<size_t>(failure.step)];
       return fail(Code::kFailedPrecondition,
                   check.what + ": " + user.describe() + " cannot " + access_verb(check.access) + " " +
                       quote_for_message(check.shown.empty() ? check.path : check.shown) + ": " +
-                      std::strerror(report.err));
+                      std::strerror(failure.err));
+    }
+    int wstatus = 0;
+    while (::waitpid(spawned->pid, &wstatus, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
       return fail(Code::kInternal, "access check as " + user.describe() +

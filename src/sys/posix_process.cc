@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "sys/process.h"
+#include "sys/spawn.h"
 
 namespace feos::sys {
 
@@ -24,13 +25,8 @@ std::string ExitStatus::describe() const {
 
 namespace {
 
-// What a child that did not get to exec reports through the pipe.
-enum class ChildStep : int { kMemlock, kIdentity, kExec };
-struct ChildFailure {
-  ChildStep step = ChildStep::kExec;
-  int err = 0;
-  char call[16] = {};  // kIdentity: the call that failed (become_user)
-};
+// The child's steps before exec, as it reports a failed one (sys::SpawnFailure::step).
+enum ChildStep : int { kMemlock, kIdentity, kExec };
 
 class PosixProcessLauncher final : public ProcessLauncher {
  public:
@@ -52,26 +48,8 @@ class PosixProcessLauncher final : public ProcessLauncher {
       ::close(out_fd);
       return fail_errno("open /dev/null", errno);
     }
-    // The child reports an exec failure through this pipe (closed on successful exec).
-    int err_pipe[2];
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-      ::close(out_fd);
-      ::close(null_fd);
-      return fail_errno("pipe", errno);
-    }
     rlimit memlock{spec.memlock_bytes, spec.memlock_bytes};
-
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      int err = errno;
-      ::close(out_fd);
-      ::close(null_fd);
-      ::close(err_pipe[0]);
-      ::close(err_pipe[1]);
-      return fail_errno("fork", err);
-    }
-    if (pid == 0) {
-      // Child: async-signal-safe calls only.
+    auto spawned = spawn_with_report([&](const ChildReporter& report) {
       ::setsid();
       ::dup2(null_fd, 0);
       ::dup2(out_fd, 1);
@@ -79,50 +57,36 @@ class PosixProcessLauncher final : public ProcessLauncher {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      auto report = [&](ChildStep step, int err, const char* call = "") {
-        ChildFailure failure{step, err, {}};
-        for (size_t i = 0; call[i] != '\0' && i + 1 < sizeof failure.call; ++i) failure.call[i] = call[i];
-        (void)!::write(err_pipe[1], &failure, sizeof failure);
-        ::_exit(127);
-      };
       // The limit first: raising RLIMIT_MEMLOCK takes root, which run_as gives up.
-      if (spec.memlock_bytes != 0 && ::setrlimit(RLIMIT_MEMLOCK, &memlock) != 0)
-        report(ChildStep::kMemlock, errno);
+      if (spec.memlock_bytes != 0 && ::setrlimit(RLIMIT_MEMLOCK, &memlock) != 0) report.fail(kMemlock, errno);
       if (spec.run_as) {
         const char* call = "";
-        if (int err = become_user(*spec.run_as, &call); err != 0)
-          report(ChildStep::kIdentity, err, call);
+        if (int err = become_user(*spec.run_as, &call); err != 0) report.fail(kIdentity, err, call);
       }
       ::execv(program.c_str(), argv.data());
-      report(ChildStep::kExec, errno);
-    }
+      report.fail(kExec, errno);
+    });
     ::close(out_fd);
     ::close(null_fd);
-    ::close(err_pipe[1]);
-    ChildFailure failure;
-    ssize_t n;
-    do {
-      n = ::read(err_pipe[0], &failure, sizeof failure);
-    } while (n < 0 && errno == EINTR);
-    ::close(err_pipe[0]);
-    if (n == sizeof failure) {
-      ::waitpid(pid, nullptr, 0);
+    if (!spawned) return fail(spawned.error());
+    if (spawned->failure) {
+      const SpawnFailure& failure = *spawned->failure;
       std::string what = "start " + program;
       switch (failure.step) {
-        case ChildStep::kMemlock:
+        case kMemlock:
           what += ": set RLIMIT_MEMLOCK to " + std::to_string(spec.memlock_bytes);
           break;
-        case ChildStep::kIdentity:
+        case kIdentity:
           what += ": become " + spec.run_as->describe() + " (gid " +
                   std::to_string(spec.run_as->gid) + "): " + failure.call;
           break;
-        case ChildStep::kExec:
+        case kExec:
           if (spec.run_as) what += " as " + spec.run_as->describe();
           break;
       }
       return fail_errno(what, failure.err);
     }
-    return static_cast<int>(pid);
+    return spawned->pid;
   }
 
   bool is_alive(int pid) const override {

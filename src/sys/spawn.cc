@@ -17,7 +17,8 @@ void ChildReporter::fail(int step, int err, const char* call) const {
   ::_exit(127);
 }
 
-Result<Spawned> spawn_with_report(const std::function<void(const ChildReporter&)>& child) {
+Result<Spawned> spawn_with_report(const std::function<void(const ChildReporter&)>& child,
+                                  std::string_view fork_what) {
   int report_pipe[2];
   if (::pipe2(report_pipe, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
   const pid_t pid = ::fork();
@@ -25,7 +26,7 @@ Result<Spawned> spawn_with_report(const std::function<void(const ChildReporter&)
     const int err = errno;
     ::close(report_pipe[0]);
     ::close(report_pipe[1]);
-    return fail_errno("fork", err);
+    return fail_errno(fork_what, err);
   }
   if (pid == 0) {
     ::close(report_pipe[0]);

@@ -5,6 +5,7 @@
 // forks: the process launcher, the access probe and feos-gpu-check's command runner.
 #include <functional>
 #include <optional>
+#include <string_view>
 
 #include "common/error.h"
 
@@ -38,8 +39,9 @@ struct Spawned {
 // Forks and runs `child(reporter)` in the new process. The parent may have threads, so `child`
 // makes async-signal-safe calls only (dup2, setrlimit, become_user, execv, ...). It ends by an
 // exec, by reporter.fail(), or by returning, which ends the child with _exit(0). Returns once the
-// child exec'd, exited or reported. INTERNAL "pipe: <errno text>" or "fork: <errno text>" when
-// no child could be started.
-Result<Spawned> spawn_with_report(const std::function<void(const ChildReporter&)>& child);
+// child exec'd, exited or reported. INTERNAL "pipe: <errno text>" or "<fork_what>: <errno text>"
+// when no child could be started (`fork_what` says what the child was for, "fork" by default).
+Result<Spawned> spawn_with_report(const std::function<void(const ChildReporter&)>& child,
+                                  std::string_view fork_what = "fork");
 
 }  // namespace feos::sys

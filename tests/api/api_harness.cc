@@ -1,10 +1,5 @@
 #include "api_harness.h"
 
-#include <filesystem>
-#include <system_error>
-
-#include "api/host_service.h"
-#include "api/vm_service.h"
 #include "common/log.h"
 #include "support/host_builder.h"
 #include "vmm/spec_validation.h"
@@ -32,29 +27,20 @@ Result<std::unique_ptr<ApiHarness>> ApiHarness::start(HarnessOptions options) {
 
   // As feosd: <state>/vms for runtime files, <state>/feosd.db, the socket beside them.
   const std::string state = h->state_dir_.path();
-  std::error_code ec;
-  std::filesystem::create_directories(state + "/vms", ec);
-  if (ec) return fail(Code::kInternal, "create " + state + "/vms: " + ec.message());
-  auto db = store::Database::open(state + "/feosd.db");
-  if (!db) return fail(db.error().context("open database"));
-  h->db_ = std::move(*db);
-  h->devices_ = std::make_unique<hostdev::HostDevices>(h->host_->kernel(), h->host_->paths(), h->db_->ledger(),
-                                                       hostdev::Policy(), options.devices);
-  h->inventory_ = std::make_unique<hostdev::HostInventory>(h->host_->kernel(), h->host_->paths(), h->db_->ledger(),
-                                                           hostdev::Policy(), options.devices);
-  h->manager_ = std::make_unique<core::VmManager>(*h->db_, h->hypervisor_, h->devices_.get(), h->bus_,
-                                                  state + "/vms");
-  if (auto recovered = h->manager_->recover(); !recovered)
-    return fail(recovered.error().context("recover"));
+  daemon::DaemonOptions daemon_options;
+  daemon_options.state_dir = state;
+  daemon_options.paths = h->host_->paths();
+  daemon_options.filesystem = &h->host_->kernel();
+  daemon_options.hypervisor = &h->hypervisor_;
+  daemon_options.devices = options.devices;
+  daemon_options.build_version = "feosd api-harness";
+  FEOS_ASSIGN_OR_RETURN(h->daemon_, daemon::Daemon::open(std::move(daemon_options)));
 
-  h->vm_service_ = make_vm_service(*h->manager_, "feosd api-harness");
-  h->host_service_ = make_host_service(*h->inventory_);
   h->target_ = "unix:" + state + "/feosd.sock";
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(h->target_, grpc::InsecureServerCredentials());
-  builder.RegisterService(h->vm_service_.get());
-  builder.RegisterService(h->host_service_.get());
+  h->daemon_->register_services(builder);
   h->server_ = builder.BuildAndStart();
   if (!h->server_) return fail(Code::kUnavailable, "cannot serve on " + h->target_);
   return h;
@@ -62,11 +48,6 @@ Result<std::unique_ptr<ApiHarness>> ApiHarness::start(HarnessOptions options) {
 
 ApiHarness::~ApiHarness() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server_.reset();
-  manager_.reset();
-  inventory_.reset();
-  devices_.reset();
-  db_.reset();
 }
 
 std::shared_ptr<grpc::Channel> ApiHarness::channel(bool own_connection) const {

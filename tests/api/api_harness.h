@@ -2,8 +2,9 @@
 // An in-process feosd for API tests: a real grpc::Server on a unix socket in a scratch directory,
 // serving the real VMService and HostDeviceService (src/api) over the real VmManager and EventBus
 // (src/core), a real SQLite Database file, and real HostDevices on the FakeKernel of a simulated
-// HGX H100 host (8 GPUs, NVSwitches, NICs). Wired like src/daemon/main.cc; only the hypervisor is
-// a fake (tests/core/fake_hypervisor.h) behind the same spec checks every real adapter runs.
+// HGX H100 host (8 GPUs, NVSwitches, NICs). Wired by feosd's own daemon::Daemon (src/daemon), with
+// two seams filled by fakes: the filesystem is the FakeKernel, and the hypervisor a fake
+// (tests/core/fake_hypervisor.h) behind the same spec checks every real adapter runs.
 //
 //   auto api = ApiHarness::start();                 // Result<std::unique_ptr<ApiHarness>>
 //   auto vms = (*api)->vm_stub();                   // generated stub over the unix socket
@@ -16,13 +17,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/error.h"
-#include "core/event_bus.h"
 #include "core/fake_hypervisor.h"
 #include "core/vm_manager.h"
+#include "daemon/daemon.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
-#include "hostdev/host_devices.h"
-#include "hostdev/inventory.h"
 #include "store/database.h"
 #include "support/fake_host.h"
 
@@ -70,10 +69,11 @@ const std::vector<std::string>& hgx_gpus();
 
 class ApiHarness {
  public:
-  // Builds the fake host, opens the database, recovers the (empty) VM manager and starts serving.
-  // Errors: the fake host's, the database's, recover()'s; UNAVAILABLE when the server does not start.
+  // Builds the fake host, opens the daemon on it (database, devices, the (empty) VM manager
+  // recovered) and starts serving. Errors: the fake host's, daemon::Daemon::open()'s; UNAVAILABLE
+  // when the server does not start.
   static Result<std::unique_ptr<ApiHarness>> start(HarnessOptions options = {});
-  // Stops the server (in-flight calls get 2 s), then tears down manager, devices, database, host.
+  // Stops the server (in-flight calls get 2 s), then tears down the daemon, then the host.
   ~ApiHarness();
   ApiHarness(const ApiHarness&) = delete;
   ApiHarness& operator=(const ApiHarness&) = delete;
@@ -90,8 +90,8 @@ class ApiHarness {
 
   test::FakeKernel& kernel() { return host_->kernel(); }
   const sys::HostPaths& paths() const { return host_->paths(); }
-  store::Database& db() { return *db_; }
-  core::VmManager& manager() { return *manager_; }
+  store::Database& db() { return daemon_->db(); }
+  core::VmManager& manager() { return daemon_->manager(); }
   core::FakeHypervisor& hypervisor() { return hypervisor_.fake; }
   const std::string& state_dir() const { return state_dir_.path(); }
 
@@ -100,15 +100,9 @@ class ApiHarness {
 
   // Declaration order is construction order; destruction runs backwards (server first).
   std::unique_ptr<test::FakeHost> host_;
-  test::ScratchDir state_dir_;
-  std::unique_ptr<store::Database> db_;
+  test::TempDir state_dir_ = test::TempDir::for_trees();
   CheckingHypervisor hypervisor_;
-  std::unique_ptr<hostdev::HostDevices> devices_;
-  std::unique_ptr<hostdev::HostInventory> inventory_;
-  core::EventBus bus_;
-  std::unique_ptr<core::VmManager> manager_;
-  std::unique_ptr<grpc::Service> vm_service_;
-  std::unique_ptr<grpc::Service> host_service_;
+  std::unique_ptr<daemon::Daemon> daemon_;
   std::unique_ptr<grpc::Server> server_;
   std::string target_;
 };

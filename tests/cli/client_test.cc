@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 
 #include <chrono>
-#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,6 +19,7 @@
 #include "cli/json_format.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
+#include "support/temp_dir.h"
 
 namespace feos::cli {
 namespace {
@@ -103,16 +103,11 @@ struct Outcome {
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string dir = "/tmp/feosctl-XXXXXX";  // short: unix socket paths are limited to 108 bytes
-    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-    dir_ = dir;
-    socket_ = dir_ + "/feosd.sock";
+    socket_ = dir_ / "feosd.sock";
     start_server(/*with_host_service=*/true);
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   // Serves VMService always and HostDeviceService unless told not to (a daemon that predates it).
@@ -130,7 +125,7 @@ class ClientTest : public ::testing::Test {
   Outcome run_cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"--socket", socket_, "--timeout", "10"});
     CommandLineEnv env;
-    env.cwd = dir_;
+    env.cwd = dir_.path();
     auto fs = sys::make_posix_filesystem();
     env.fs = fs.get();
     auto parsed = parse_command_line(args, env);
@@ -145,7 +140,7 @@ class ClientTest : public ::testing::Test {
     return outcome;
   }
 
-  std::string dir_;
+  test::TempDir dir_;
   std::string socket_;
   FakeHostService host_;
   FakeVmService vms_;

@@ -6,7 +6,9 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
+#include <ostream>
 
 namespace feos::cli {
 namespace {
@@ -220,7 +222,29 @@ struct UsageCase {
   std::string expected;  // substring of the error message
 };
 
+// For test listings (CTest names include it) and failures: the command line, not raw bytes.
+void PrintTo(const UsageCase& usage, std::ostream* os) {
+  *os << "feosctl";
+  for (const auto& arg : usage.args) *os << ' ' << (arg.empty() ? "''" : arg);
+}
+
 class UsageErrorTest : public CommandLineTest, public ::testing::WithParamInterface<UsageCase> {};
+
+// A test name that says what was typed: "vm_create_memory_0_5" for case 5, {"vm", "create",
+// "--memory", "0"} (the index keeps names unique; gtest allows only letters, digits and '_').
+std::string usage_case_name(const ::testing::TestParamInfo<UsageCase>& info) {
+  std::string name;
+  for (const auto& arg : info.param.args)
+    for (char c : arg + " ") {
+      bool word = std::isalnum(static_cast<unsigned char>(c)) != 0;
+      if (word)
+        name += c;
+      else if (!name.empty() && name.back() != '_')
+        name += '_';
+    }
+  if (name.empty()) name = "no_args_";
+  return name + std::to_string(info.index);
+}
 
 TEST_P(UsageErrorTest, IsInvalidArgumentNamingTheFlag) {
   auto parsed = parse(GetParam().args);
@@ -336,7 +360,8 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"vm", "events", "x", "--wait", "soon"}, "--wait: expected a number of seconds"},
         UsageCase{{"vm", "console", "x", "--wait", "-1"}, "--wait"},
         UsageCase{{"vm", "console", "x", "--until", ""}, "--until: text must not be empty"},
-        UsageCase{{"vm", "console"}, "ID"}));
+        UsageCase{{"vm", "console"}, "ID"}),
+    usage_case_name);
 
 TEST_F(CommandLineTest, SocketDefaultsToRunFeosd) {
   Invocation inv = parse_ok({"vm", "list"});

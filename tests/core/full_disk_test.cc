@@ -14,6 +14,7 @@
 
 #include "core/vm_manager.h"
 #include "fake_hypervisor.h"
+#include "support/temp_dir.h"
 
 namespace feos::core {
 namespace {
@@ -24,9 +25,6 @@ class FullDiskTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
-    std::string tmpl = "/tmp/feos-full-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=4m,mode=0700") != 0)
       GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
     mounted_ = true;
@@ -43,7 +41,6 @@ class FullDiskTest : public ::testing::Test {
     manager_.reset();
     db_.reset();
     if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   model::VmSpec spec(size_t ignition_bytes = 0) {
     model::VmSpec s;
@@ -59,7 +56,8 @@ class FullDiskTest : public ::testing::Test {
     }
   }
 
-  std::string dir_;
+  test::TempDir temp_;  // removed after TearDown() unmounts the tmpfs on it
+  std::string dir_ = temp_.path();
   bool mounted_ = false;
   FakeHypervisor hv_;
   EventBus bus_;

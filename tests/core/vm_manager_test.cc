@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "fake_hypervisor.h"
+#include "support/temp_dir.h"
 
 namespace feos::core {
 namespace {
@@ -17,17 +18,12 @@ using model::VmState;
 class VmManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vm_manager_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "vms");
     reopen();
   }
   void TearDown() override {
     manager_.reset();
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
   // Simulates a daemon restart: a new store connection and manager on the same file.
   void reopen() { ASSERT_TRUE(reopen_with({})); }
@@ -61,7 +57,8 @@ class VmManagerTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
+  test::TempDir temp_;
+  std::filesystem::path dir_ = temp_.path();
   FakeHypervisor hv_;
   EventBus bus_;
   std::unique_ptr<store::Database> db_;

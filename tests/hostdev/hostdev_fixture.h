@@ -107,7 +107,8 @@ class HostdevTest : public ::testing::Test {
     EXPECT_TRUE(ledger().empty()) << where;
   }
 
-  test::ScratchDir dir_;  // tmpfs when available: trees and ledgers are many small writes
+  // tmpfs when available: trees and ledgers are many small writes.
+  test::TempDir dir_ = test::TempDir::for_trees();
   std::unique_ptr<test::HostTree> tree_;
   std::unique_ptr<test::FakeKernel> kernel_;
   Policy policy_;

@@ -12,14 +12,14 @@
 
 #include "spec_samples.h"
 #include "store/migrations.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::store {
 namespace {
 
 using testing::expect_specs_equal;
 using testing::full_spec;
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 model::VmRecord make_vm(const std::string& id, int64_t created_ms) {
   model::VmRecord record;

@@ -10,12 +10,12 @@
 #include <sqlite3.h>
 
 #include "store/database.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::store {
 namespace {
 
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 DeviceAssignment row(const std::string& vm, const std::string& bdf,
                      DeviceRole role = DeviceRole::kRequested) {

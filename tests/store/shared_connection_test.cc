@@ -14,12 +14,12 @@
 #include "store/sqlite.h"
 #include "store/sqlite_device_ledger.h"
 #include "store/vm_store.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::store {
 namespace {
 
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 class SharedConnectionTest : public ::testing::Test {
  protected:

@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::store::sqlite {
 namespace {
 
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 class SqliteTest : public ::testing::Test {
  protected:

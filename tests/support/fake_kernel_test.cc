@@ -52,7 +52,7 @@ class KernelTest : public ::testing::Test {
     ASSERT_TRUE(probe(bdf));
   }
 
-  ScratchDir dir_;
+  TempDir dir_ = TempDir::for_trees();
   HostTree tree_;
   std::unique_ptr<FakeKernel> kernel_;
 };

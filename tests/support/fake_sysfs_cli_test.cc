@@ -31,7 +31,7 @@ CliResult run_cli(const std::string& args) {
 }
 
 TEST(FakeSysfsCli, WritesTheHostAndPrintsDaemonFlags) {
-  ScratchDir dir;
+  TempDir dir = TempDir::for_trees();
   const std::string out = dir.path() + "/host";
   CliResult r = run_cli("--host shared-group " + out);
   ASSERT_EQ(r.rc, 0) << r.out;
@@ -54,7 +54,7 @@ TEST(FakeSysfsCli, WritesTheHostAndPrintsDaemonFlags) {
 }
 
 TEST(FakeSysfsCli, WithoutVfioPciAndLarge) {
-  ScratchDir dir;
+  TempDir dir = TempDir::for_trees();
   CliResult r = run_cli("--host=large:200 --no-vfio-pci " + dir.path() + "/l");
   ASSERT_EQ(r.rc, 0) << r.out;
   auto fs = sys::make_posix_filesystem();
@@ -67,7 +67,7 @@ TEST(FakeSysfsCli, WithoutVfioPciAndLarge) {
 }
 
 TEST(FakeSysfsCli, UsageErrors) {
-  ScratchDir dir;
+  TempDir dir = TempDir::for_trees();
   for (const std::string& args : {std::string(""), std::string("--host consumer"), "--host nope " + dir.path() + "/x",
                                   "--host large:0 " + dir.path() + "/x", "--bogus " + dir.path() + "/x",
                                   std::string("--host consumer a b")}) {

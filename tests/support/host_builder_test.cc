@@ -53,7 +53,7 @@ class BuiltHost {
   bool exists(const std::string& path) const { return fs::exists(path); }
 
  private:
-  ScratchDir dir_;
+  TempDir dir_ = TempDir::for_trees();
   HostTree tree_;
   std::unique_ptr<sys::Filesystem> fs_ = sys::make_posix_filesystem();
 };
@@ -287,7 +287,7 @@ TEST(SharedGroupHost, GpuSharesItsGroupWithAForeignNic) {
 TEST(LargeHost, ThousandDevicesReadable) {
   const auto t0 = std::chrono::steady_clock::now();
   HostBuilder b = large_host(1000);
-  ScratchDir dir;
+  TempDir dir = TempDir::for_trees();
   auto tree = b.build(dir.path());
   const auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(tree) << tree.error().to_string();

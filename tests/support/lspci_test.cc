@@ -49,7 +49,7 @@ class LspciTest : public ::testing::Test {
     if (!t) throw std::runtime_error(t.error().to_string());
     return *t;
   }
-  ScratchDir dir_;
+  TempDir dir_ = TempDir::for_trees();
 };
 
 TEST_F(LspciTest, ListsTheConsumerCardsFourFunctions) {

@@ -4,13 +4,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/temp_dir.h"
 #include "sys/filesystem.h"
 
 namespace feos::sys {
 namespace {
 
 TEST(PosixFilesystemTest, ReadWriteListLink) {
-  auto dir = std::filesystem::temp_directory_path() / ("fs_test_" + std::to_string(::getpid()));
+  test::TempDir temp;
+  std::filesystem::path dir = temp.path();
   std::filesystem::create_directories(dir / "sub");
   std::ofstream(dir / "attr") << "0x10de\n";
   std::filesystem::create_symlink("../../drivers/nvidia", dir / "driver");
@@ -28,7 +30,6 @@ TEST(PosixFilesystemTest, ReadWriteListLink) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, Code::kNotFound);
   EXPECT_NE(missing.error().message.find("nope"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

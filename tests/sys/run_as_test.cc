@@ -20,30 +20,15 @@
 #include "sys/permissions.h"
 #include "sys/process.h"
 #include "sys/run_as.h"
-#include "../support/proc_status.h"  // relative: sys_test has no tests/ include path
+#include "support/proc_status.h"
+#include "support/temp_dir.h"
 
 namespace feos::sys {
 namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/feos-sys-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using feos::test::TempDir;
 
 std::string read(const std::string& path) {
   std::ifstream in(path);

@@ -16,12 +16,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
-using testing::TempDir;
+using ::feos::test::TempDir;
 using namespace std::chrono_literals;
 
 // Stands in for qemu's console chardev (server=on): accepts one client.

@@ -13,14 +13,14 @@
 #include <fstream>
 
 #include "qcow2_bytes.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::HasSubstr;
 using testing::Qcow2Bytes;
-using testing::TempDir;
+using ::feos::test::TempDir;
 using namespace std::string_literals;
 
 std::string padded(std::string head, size_t size = 512) {

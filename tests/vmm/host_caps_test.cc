@@ -9,13 +9,13 @@
 #include <gtest/gtest.h>
 
 #include "fake_sys.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
 using testing::FakeFilesystem;
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 TEST(HostCaps, ParsesCpuinfo) {
   EXPECT_EQ(host_phys_bits_from_cpuinfo("address sizes\t: 46 bits physical, 57 bits virtual\n"), 46);

@@ -14,7 +14,7 @@
 #include <set>
 #include <sstream>
 
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
 namespace feos::vmm::qemu {
@@ -22,7 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::TempDir;
+using ::feos::test::TempDir;
 using namespace std::chrono_literals;
 
 // Runs a command line built from this test's own paths; true when it exits 0 (its stderr shows).

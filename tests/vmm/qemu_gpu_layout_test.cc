@@ -17,7 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "gpu_fixtures.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 #include "vmm/qemu/argv_builder.h"
 
 extern char** environ;
@@ -28,6 +28,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace feos::vmm::qemu::testing;
+using ::feos::test::TempDir;
 
 constexpr const char* kQemu = "qemu-system-x86_64";
 

@@ -21,14 +21,14 @@
 
 #include "qcow2_bytes.h"
 #include "support/proc_status.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
-using testing::TempDir;
+using ::feos::test::TempDir;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 

@@ -11,7 +11,7 @@
 #include "fake_sys.h"
 #include "gpu_fixtures.h"
 #include "qcow2_bytes.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
 namespace feos::vmm::qemu {
@@ -22,7 +22,7 @@ using testing::FakeFilesystem;
 using testing::FakeLauncher;
 using testing::FakePermissions;
 using testing::FakeQemuSockets;
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 class QemuHypervisorUnit : public ::testing::Test {
  protected:

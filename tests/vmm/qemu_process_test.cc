@@ -15,7 +15,7 @@
 
 #include "fake_qemu_sockets.h"
 #include "fake_sys.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 using testing::FakeLauncher;
 using testing::FakePermissions;
 using testing::FakeQemuSockets;
-using testing::TempDir;
+using ::feos::test::TempDir;
 using Signals = std::vector<std::pair<int, int>>;
 
 constexpr int kPid = 4242;

@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_qmp_server.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -18,7 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 using nlohmann::json;
 using testing::FakeQmpServer;
-using testing::TempDir;
+using ::feos::test::TempDir;
 using namespace std::chrono_literals;
 
 // Answers the commands every test needs; `extra` handles the rest.

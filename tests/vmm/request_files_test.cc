@@ -15,7 +15,7 @@
 #include <fstream>
 
 #include "qcow2_bytes.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -24,7 +24,7 @@ using model::DiskFormat;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::Qcow2Bytes;
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 void write(const std::string& path, const std::string& bytes) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

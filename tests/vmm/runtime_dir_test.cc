@@ -15,13 +15,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace feos::vmm::qemu {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::TempDir;
+using ::feos::test::TempDir;
 
 std::string read(const std::string& path) {
   std::ifstream in(path);

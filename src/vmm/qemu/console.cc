@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "sys/waker.h"
 #include "vmm/qemu/unix_socket.h"
 
 namespace feos::vmm::qemu {
@@ -33,7 +34,7 @@ using Subscribers = std::vector<std::shared_ptr<Subscriber>>;
 }  // namespace
 
 struct QemuConsole::State {
-  State(std::string vm_id, std::string socket_path, UniqueFd socket, UniqueFd log, Waker waker,
+  State(std::string vm_id, std::string socket_path, UniqueFd socket, UniqueFd log, sys::Waker waker,
         Options options)
       : vm_id(std::move(vm_id)),
         socket_path(std::move(socket_path)),
@@ -54,7 +55,7 @@ struct QemuConsole::State {
   const std::string socket_path;
   UniqueFd socket;  // guarded by write_mutex against the reader's final reset
   UniqueFd log;
-  Waker waker;
+  sys::Waker waker;
   const Options options;
   bool log_failed = false;  // reader thread only: warn once
 
@@ -81,7 +82,7 @@ Result<std::shared_ptr<QemuConsole>> QemuConsole::open(const std::string& vm_id,
   if (!log) return fail_errno("vm " + vm_id + ": open console log " + log_path, errno);
   auto socket = connect_unix(socket_path, options.connect_timeout, options.keep_trying);
   if (!socket) return fail(socket.error().context("vm " + vm_id + ": console"));
-  auto waker = Waker::create();
+  auto waker = sys::Waker::create();
   if (!waker) return fail(waker.error());
   auto state = std::make_shared<State>(vm_id, socket_path, std::move(*socket), std::move(log),
                                        std::move(*waker), std::move(options));

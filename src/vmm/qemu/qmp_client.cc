@@ -135,7 +135,7 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_
   auto deadline = Clock::now() + options.connect_timeout;
   auto fd = connect_unix(socket_path, options.connect_timeout, options.keep_trying);
   if (!fd) return fail(fd.error().context("qmp"));
-  auto waker = Waker::create();
+  auto waker = sys::Waker::create();
   if (!waker) return fail(waker.error());
 
   std::string rest;
@@ -158,7 +158,7 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_
   return client;
 }
 
-QmpClient::QmpClient(UniqueFd fd, Waker waker, EventHandler on_event, std::string socket_path,
+QmpClient::QmpClient(UniqueFd fd, sys::Waker waker, EventHandler on_event, std::string socket_path,
                      std::chrono::milliseconds command_timeout)
     : fd_(std::move(fd)),
       waker_(std::move(waker)),

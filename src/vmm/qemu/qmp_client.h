@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "sys/waker.h"
 #include "vmm/qemu/unix_socket.h"
 
 namespace feos::vmm::qemu {
@@ -122,14 +123,14 @@ class QmpClient {
     std::string failure;  // set when the connection ended before the reply
   };
 
-  QmpClient(UniqueFd fd, Waker waker, EventHandler on_event, std::string socket_path,
+  QmpClient(UniqueFd fd, sys::Waker waker, EventHandler on_event, std::string socket_path,
             std::chrono::milliseconds command_timeout);
   void reader_loop(std::string buffered);
   void handle_line(const std::string& line);
   void dispatch(const std::string& line);
 
   UniqueFd fd_;
-  Waker waker_;
+  sys::Waker waker_;
   EventHandler on_event_;
   std::string socket_path_;
   std::chrono::milliseconds command_timeout_;

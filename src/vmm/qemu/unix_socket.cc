@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -78,22 +77,6 @@ Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeou
       return fail_errno("poll " + what, errno, Code::kUnavailable);
   }
   return ok();
-}
-
-Result<Waker> Waker::create() {
-  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd) return fail_errno("eventfd", errno);
-  return Waker(std::move(fd));
-}
-
-void Waker::wake() {
-  uint64_t one = 1;
-  (void)!::write(fd_.get(), &one, sizeof one);
-}
-
-void Waker::drain() {
-  uint64_t value;
-  (void)!::read(fd_.get(), &value, sizeof value);
 }
 
 }  // namespace feos::vmm::qemu

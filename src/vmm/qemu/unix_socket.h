@@ -47,18 +47,4 @@ Result<UniqueFd> connect_unix(const std::string& path, std::chrono::milliseconds
 Status write_all(int fd, std::string_view data, std::chrono::milliseconds timeout,
                  const std::string& what);
 
-// An eventfd used to wake a reader thread blocked in poll().
-class Waker {
- public:
-  // INTERNAL with errno text when no eventfd can be created.
-  static Result<Waker> create();
-  int fd() const { return fd_.get(); }
-  void wake();
-  void drain();
-
- private:
-  explicit Waker(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
-
 }  // namespace feos::vmm::qemu
