@@ -238,7 +238,7 @@ TEST_F(QemuProcessTest, MissingKernelIsCaughtBeforeLaunch) {
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kNotFound);
   EXPECT_THAT(pid.error().message,
-              HasSubstr("boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
+              HasSubstr("config.boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
   EXPECT_FALSE(fs_->exists(run_ / "qemu.log"));  // qemu never ran
 }
 
