@@ -77,6 +77,11 @@ void check_accepted(const VmSpec& spec) {
   FUZZ_CHECK(spec.memory.size_mib >= 1 && spec.memory.size_mib <= feos::model::kMaxMemoryMib,
              "memory %llu MiB", static_cast<unsigned long long>(spec.memory.size_mib));
   FUZZ_CHECK(!spec.image_path.empty() || !spec.boot.kernel.empty(), "nothing to boot");
+  FUZZ_CHECK(spec.disks.size() <= feos::model::kMaxDisks && spec.nets.size() <= feos::model::kMaxNics &&
+                 spec.gpus.size() <= feos::model::kMaxGpus,
+             "%zu disks, %zu NICs, %zu GPUs", spec.disks.size(), spec.nets.size(), spec.gpus.size());
+  FUZZ_CHECK(!spec.ignition || spec.ignition->size() <= feos::model::kMaxIgnition, "ignition of %zu bytes",
+             spec.ignition->size());
   if (!spec.image_path.empty()) {
     FUZZ_CHECK(spec.image_path[0] == '/', "relative image path '%s'", spec.image_path.c_str());
     FUZZ_CHECK(spec.image_path.find("/../") == std::string::npos &&
