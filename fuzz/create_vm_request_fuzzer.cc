@@ -1,7 +1,7 @@
 // CreateVm requests as a client sends them: wire bytes -> CreateVmRequest -> the checks VmService
 // and VmManager run before anything touches the host, in their order:
 //   api::spec_from_proto (VmService::CreateVm), core::validate_vm_id on the given id,
-//   core::normalize_spec, vmm::validate_spec (QemuHypervisor::validate minus its file existence
+//   core::normalize_spec, model::validate (QemuHypervisor::validate minus its file existence
 //   checks), and hostdev planning's first step (each GPU address parsed strictly, each card once).
 // Checks: nothing crashes; refusals use the documented codes; an accepted spec satisfies what
 // the rest of the daemon relies on (vCPU and memory bounds, something to boot, an absolute image
@@ -18,9 +18,10 @@
 #include "core/vm_config.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
 #include "fuzz_check.h"
+#include "model/limits.h"
+#include "model/validate.h"
 #include "pci/address.h"
 #include "store/spec_codec.h"
-#include "vmm/spec_validation.h"
 
 using feos::Code;
 using feos::model::VmSpec;
@@ -71,33 +72,38 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 void check_accepted(const VmSpec& spec) {
   FUZZ_CHECK(spec.cpus.boot_vcpus >= 1 && spec.cpus.boot_vcpus <= spec.cpus.max_vcpus &&
-                 spec.cpus.max_vcpus <= feos::vmm::kMaxVcpus,
+                 spec.cpus.max_vcpus <= feos::model::kMaxVcpus,
              "vcpus %u/%u", spec.cpus.boot_vcpus, spec.cpus.max_vcpus);
-  FUZZ_CHECK(spec.memory.size_mib >= 1 && spec.memory.size_mib <= feos::vmm::kMaxMemoryMib,
+  FUZZ_CHECK(spec.memory.size_mib >= 1 && spec.memory.size_mib <= feos::model::kMaxMemoryMib,
              "memory %llu MiB", static_cast<unsigned long long>(spec.memory.size_mib));
   FUZZ_CHECK(!spec.image_path.empty() || !spec.boot.kernel.empty(), "nothing to boot");
+  FUZZ_CHECK(spec.disks.size() <= feos::model::kMaxDisks && spec.nets.size() <= feos::model::kMaxNics &&
+                 spec.gpus.size() <= feos::model::kMaxGpus,
+             "%zu disks, %zu NICs, %zu GPUs", spec.disks.size(), spec.nets.size(), spec.gpus.size());
+  FUZZ_CHECK(!spec.ignition || spec.ignition->size() <= feos::model::kMaxIgnition, "ignition of %zu bytes",
+             spec.ignition->size());
   if (!spec.image_path.empty()) {
     FUZZ_CHECK(spec.image_path[0] == '/', "relative image path '%s'", spec.image_path.c_str());
     FUZZ_CHECK(spec.image_path.find("/../") == std::string::npos &&
                    !spec.image_path.ends_with("/.."),
                "image path '%s' climbs", spec.image_path.c_str());
   }
-  FUZZ_CHECK(spec.boot.cmdline.size() <= feos::vmm::kMaxKernelCmdline, "cmdline %zu bytes",
+  FUZZ_CHECK(spec.boot.cmdline.size() <= feos::model::kMaxKernelCmdline, "cmdline %zu bytes",
              spec.boot.cmdline.size());
   FUZZ_CHECK(!has_nul(spec.image_path) && !has_nul(spec.boot.kernel) && !has_nul(spec.boot.initramfs) &&
                  !has_nul(spec.boot.cmdline),
              "NUL in a boot argument");
   std::set<std::string> ids;
   for (const auto& d : spec.disks) {
-    FUZZ_CHECK(feos::vmm::validate_device_id(d.device_id, "disk").has_value(), "bad disk id accepted");
+    FUZZ_CHECK(feos::model::validate_device_id(d.device_id, "disk").has_value(), "bad disk id accepted");
     FUZZ_CHECK(ids.insert(d.device_id).second, "duplicate id '%s' accepted", d.device_id.c_str());
     FUZZ_CHECK(!d.path.empty() && !has_nul(d.path), "bad disk path accepted");
   }
   for (const auto& n : spec.nets) {
-    FUZZ_CHECK(feos::vmm::validate_device_id(n.device_id, "net").has_value(), "bad net id accepted");
+    FUZZ_CHECK(feos::model::validate_device_id(n.device_id, "net").has_value(), "bad net id accepted");
     FUZZ_CHECK(ids.insert(n.device_id).second, "duplicate id '%s' accepted", n.device_id.c_str());
-    FUZZ_CHECK(!n.tap_name.empty() && n.tap_name.size() <= 15 && !has_nul(n.tap_name), "bad tap name");
-    FUZZ_CHECK(n.mac.empty() || feos::vmm::validate_mac(n.mac, "mac").has_value(), "bad MAC accepted");
+    FUZZ_CHECK(!n.tap_name.empty() && n.tap_name.size() <= feos::model::kMaxTapName && !has_nul(n.tap_name), "bad tap name");
+    FUZZ_CHECK(n.mac.empty() || feos::model::validate_mac(n.mac, "mac").has_value(), "bad MAC accepted");
   }
 }
 
@@ -147,8 +153,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expect_code(normalized.error(), {Code::kInvalidArgument, Code::kUnimplemented}, "normalize_spec");
     return 0;
   }
-  if (auto valid = feos::vmm::validate_spec(*normalized); !valid) {
-    expect_code(valid.error(), {Code::kInvalidArgument}, "validate_spec");
+  if (auto valid = feos::model::validate(*normalized); !valid) {
+    expect_code(valid.error(), {Code::kInvalidArgument}, "model::validate");
     return 0;
   }
   check_accepted(*normalized);

@@ -1,7 +1,8 @@
 #pragma once
-// proto <-> domain conversions for the VM API. Pure functions, no I/O. Request fields are checked
-// here for what the wire format allows but the domain does not (oneofs unset, unknown enum values,
-// oversized strings); deeper checks live in core/ and vmm/.
+// proto <-> domain conversions for the VM API. Pure functions, no I/O. Only what the domain
+// cannot express is checked here: a oneof left unset, a backend feosd does not offer, an unknown
+// enum value, and the GPU address until it is parsed here. Every other bound and rule is
+// model::validate()'s (model/limits.h), which vmm runs at create and start.
 #include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
 #include "model/vm.h"
@@ -10,7 +11,7 @@ namespace feos::api {
 
 namespace pb = ::feos::vm::vmm::api::v1;
 
-// INVALID_ARGUMENT naming the field (e.g. "config.disks[1]: no backend set") on bad input;
+// INVALID_ARGUMENT naming the field (e.g. "config.disks[1]: no backend set") for those checks;
 // UNIMPLEMENTED for features feosd does not offer (vfio_pci disk/NIC backends for now).
 Result<model::VmSpec> spec_from_proto(const pb::VmConfig& config);
 pb::VmConfig spec_to_proto(const model::VmSpec& spec);

@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "model/validate.h"
+
 namespace feos::cli {
 namespace {
 
@@ -31,18 +33,6 @@ std::vector<std::string_view> split_commas(std::string_view text) {
 
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
-}
-
-bool is_mac_address(std::string_view mac) {
-  if (mac.size() != 17) return false;
-  for (size_t i = 0; i < mac.size(); ++i) {
-    if (i % 3 == 2) {
-      if (mac[i] != ':') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(mac[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // A URL ("file:///x", "oci://...") goes to the daemon as typed; anything else is a host path.
@@ -159,7 +149,7 @@ Result<v1::NetConfig> parse_tap_spec(std::string_view spec) {
     std::string_view option = parts[i];
     if (starts_with(option, "mac=") && !seen_mac) {
       std::string_view mac = option.substr(4);
-      if (!is_mac_address(mac)) {
+      if (!model::is_mac_text(mac)) {
         return usage(kFlag, "malformed mac " + in_quotes(mac) + " in " + in_quotes(spec) +
                                 " (expected six hex octets like 52:54:00:12:34:56)");
       }

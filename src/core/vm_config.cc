@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <random>
 
+#include "model/field_path.h"
+#include "model/limits.h"
+
 namespace feos::core {
 
 Status validate_vm_id(std::string_view id) {
@@ -41,7 +44,14 @@ std::string new_vm_id() {
 }
 
 Result<std::string> resolve_image_ref(std::string_view ref) {
+  const std::string field(model::field::kImageRef);
   if (ref.empty()) return std::string();
+  if (ref.size() > model::kMaxImageRef)
+    return fail(Code::kInvalidArgument, field + ": " + std::to_string(ref.size()) +
+                                            " bytes is longer than the limit of " +
+                                            std::to_string(model::kMaxImageRef));
+  if (ref.find('\0') != std::string_view::npos)
+    return fail(Code::kInvalidArgument, field + ": contains a NUL byte");
   std::string path;
   if (ref.rfind("file://", 0) == 0) {
     path = std::string(ref.substr(7));
@@ -49,28 +59,22 @@ Result<std::string> resolve_image_ref(std::string_view ref) {
     path = std::string(ref);
   } else if (ref.find("://") != std::string_view::npos) {
     return fail(Code::kInvalidArgument,
-                "image_ref " + quote_for_message(ref) + ": only file:// URLs and absolute paths are supported");
+                field + ": " + quote_for_message(ref) + ": only file:// URLs and absolute paths are supported");
   } else {
     return fail(Code::kUnimplemented,
-                "image_ref " + quote_for_message(ref) +
+                field + ": " + quote_for_message(ref) +
                     ": pulling OCI images from a registry is not supported by feosd; give a local "
                     "disk image as an absolute path or file:// URL");
   }
   if (path.empty() || path.front() != '/')
-    return fail(Code::kInvalidArgument, "image_ref " + quote_for_message(ref) + ": path must be absolute");
-  if (path.find("/../") != std::string::npos || path.ends_with("/..") ||
-      path.find('\0') != std::string::npos)
-    return fail(Code::kInvalidArgument, "image_ref " + quote_for_message(ref) + ": '..' is not allowed");
+    return fail(Code::kInvalidArgument, field + ": " + quote_for_message(ref) + ": path must be absolute");
+  if (path.find("/../") != std::string::npos || path.ends_with("/.."))
+    return fail(Code::kInvalidArgument, field + ": " + quote_for_message(ref) + ": '..' is not allowed");
   return path;
 }
 
 Result<model::VmSpec> normalize_spec(model::VmSpec spec) {
-  auto path = resolve_image_ref(spec.image_ref);
-  if (!path) return fail(path.error());
-  spec.image_path = *path;
-  if (spec.image_path.empty() && spec.boot.kernel.empty())
-    return fail(Code::kInvalidArgument,
-                "config: nothing to boot: set image_ref (a local disk image) or boot.kernel");
+  FEOS_ASSIGN_OR_RETURN(spec.image_path, resolve_image_ref(spec.image_ref));
   return spec;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 // Request-level checks of a VM definition that need no host access: ids and image references.
+// The rest of a spec is checked by model::validate() (model/validate.h), which vmm runs.
 #include <string>
 #include <string_view>
 
@@ -20,12 +21,13 @@ Result<std::string> canonical_vm_id(std::string_view id);
 std::string new_vm_id();
 
 // Turns FeOS's `image_ref` into a local disk image path: "/abs/path" or "file:///abs/path" ->
-// the path; "" -> "" (kernel boot). OCI references ("registry/name:tag") -> UNIMPLEMENTED;
-// relative paths, ".." components or other URL schemes -> INVALID_ARGUMENT.
+// the path; "" -> "" (kernel boot). More than model::kMaxImageRef bytes, a NUL byte, relative
+// paths, ".." components or other URL schemes -> INVALID_ARGUMENT; OCI references
+// ("registry/name:tag") -> UNIMPLEMENTED. Messages name "config.image_ref".
 Result<std::string> resolve_image_ref(std::string_view image_ref);
 
-// Resolves the image and checks what the API layer cannot: the VM must have something to boot.
-// Returns the spec with `image_path` filled. INVALID_ARGUMENT / UNIMPLEMENTED.
+// Returns the spec with `image_path` filled by resolve_image_ref(). Errors: resolve_image_ref()'s.
+// Whether the spec has something to boot is model::validate()'s to say.
 Result<model::VmSpec> normalize_spec(model::VmSpec spec);
 
 }  // namespace feos::core

@@ -59,7 +59,8 @@ class Hypervisor {
   virtual ~Hypervisor() = default;
 
   // Checks a spec against what this hypervisor and host can run, with no side effects:
-  // referenced files exist (NOT_FOUND), values are in range (INVALID_ARGUMENT).
+  // model::validate() first (INVALID_ARGUMENT), then what needs the host: referenced files exist
+  // (NOT_FOUND), values within this host's bounds (INVALID_ARGUMENT).
   virtual Status validate(const model::VmSpec& spec) const = 0;
 
   // At create: validate(), plus the checks that need the real files, and what is recorded of them

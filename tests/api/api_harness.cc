@@ -2,12 +2,12 @@
 
 #include "common/log.h"
 #include "support/host_builder.h"
-#include "vmm/spec_validation.h"
+#include "model/validate.h"
 
 namespace feos::api::testing {
 
 Status CheckingHypervisor::validate(const model::VmSpec& spec) const {
-  FEOS_TRY(vmm::validate_spec(spec));
+  FEOS_TRY(model::validate(spec));
   return fake.validate(spec);
 }
 

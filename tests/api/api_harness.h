@@ -29,7 +29,7 @@ namespace feos::api::testing {
 
 namespace pb = ::feos::vm::vmm::api::v1;
 
-// The FakeHypervisor behind the checks a real adapter makes in validate(): vmm::validate_spec
+// The FakeHypervisor behind the checks a real adapter makes in validate(): model::validate
 // (QemuHypervisor::validate runs it first, then looks for the files). Files are not looked for:
 // the fake host has no kernel images.
 class CheckingHypervisor final : public vmm::Hypervisor {

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "model/limits.h"
+
 namespace feos::core {
 namespace {
 
@@ -42,16 +44,33 @@ TEST(VmConfigTest, ImageRefs) {
   }
 }
 
-TEST(VmConfigTest, NothingToBoot) {
+// image_ref is bounded before it is parsed: the limit of model/limits.h, in bytes as given.
+TEST(VmConfigTest, ImageRefLimit) {
+  const std::string prefix = "file:///";
+  std::string at_limit = prefix + std::string(model::kMaxImageRef - prefix.size(), 'a');
+  EXPECT_EQ(*resolve_image_ref(at_limit), at_limit.substr(7));
+  auto over = resolve_image_ref(at_limit + "a");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(over.error().message, "config.image_ref: 4097 bytes is longer than the limit of 4096");
+  // Not an OCI reference (UNIMPLEMENTED) when it is too long or holds a NUL.
+  EXPECT_EQ(resolve_image_ref(std::string(model::kMaxImageRef + 1, 'a')).error().code, Code::kInvalidArgument);
+  auto nul = resolve_image_ref(std::string("registry/x\0y", 12));
+  ASSERT_FALSE(nul);
+  EXPECT_EQ(nul.error().message, "config.image_ref: contains a NUL byte");
+}
+
+// normalize_spec() only resolves the image; whether there is something to boot is
+// model::validate()'s.
+TEST(VmConfigTest, NormalizeFillsTheImagePath) {
   model::VmSpec spec;
-  auto r = normalize_spec(spec);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Code::kInvalidArgument);
-  spec.boot.kernel = "/boot/vmlinuz";
-  EXPECT_TRUE(normalize_spec(spec));
-  spec.boot.kernel.clear();
   spec.image_ref = "file:///img.raw";
   EXPECT_EQ(normalize_spec(spec)->image_path, "/img.raw");
+  spec.image_ref.clear();
+  EXPECT_EQ(normalize_spec(spec)->image_path, "");
+  spec.image_ref = "http://x/y.img";
+  EXPECT_EQ(normalize_spec(spec).error().message,
+            "config.image_ref: 'http://x/y.img': only file:// URLs and absolute paths are supported");
 }
 
 }  // namespace

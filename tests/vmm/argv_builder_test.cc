@@ -206,19 +206,19 @@ TEST(ArgvBuilder, EveryDiskNeedsItsCheckedImageChain) {
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInternal);
   EXPECT_EQ(argv.error().message,
-            "vm vm-1: image_ref: the checked image chain does not match the spec");
+            "vm vm-1: config.image_ref: the checked image chain does not match the spec");
 
   auto without_disk = graph;
   without_disk.disks.clear();
   argv = build_argv(tcg_config(), spec, without_disk, {}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
-  EXPECT_EQ(argv.error().message, "vm vm-1: disks: 0 checked image chains for 1 disks");
+  EXPECT_EQ(argv.error().message, "vm vm-1: config.disks: 0 checked image chains for 1 disks");
 
   auto empty_chain = graph;
   empty_chain.disks[0].clear();
   argv = build_argv(tcg_config(), spec, empty_chain, {}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
-  EXPECT_EQ(argv.error().message, "vm vm-1: disks[0].path: no checked image chain");
+  EXPECT_EQ(argv.error().message, "vm vm-1: config.disks[0].path: no checked image chain");
 }
 
 TEST(ArgvBuilder, RootDiskHasNoBootindexWithKernelBoot) {
@@ -252,7 +252,7 @@ TEST(ArgvBuilder, HugepagesWithoutMountIsRejected) {
   auto argv = build_argv(config, spec, {}, {}, kFiles, "vm-1");
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
-  EXPECT_THAT(argv.error().message, HasSubstr("memory.hugepages"));
+  EXPECT_THAT(argv.error().message, HasSubstr("vm vm-1: config.memory.hugepages: "));
 }
 
 TEST(ArgvBuilder, CommasInIdsAndPathsAreEscaped) {
@@ -295,23 +295,23 @@ TEST_P(ArgvBuilderInvalid, NamesTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Validation, ArgvBuilderInvalid,
     ::testing::Values(
-        InvalidCase{"ZeroVcpus", [](model::VmSpec& s) { s.cpus = {0, 1}; }, "cpus.boot_vcpus"},
-        InvalidCase{"BootAboveMax", [](model::VmSpec& s) { s.cpus = {3, 2}; }, "cpus.max_vcpus"},
+        InvalidCase{"ZeroVcpus", [](model::VmSpec& s) { s.cpus = {0, 1}; }, "vm vm-1: config.cpus.boot_vcpus: "},
+        InvalidCase{"BootAboveMax", [](model::VmSpec& s) { s.cpus = {3, 2}; }, "vm vm-1: config.cpus.max_vcpus: "},
         InvalidCase{"ZeroMemory", [](model::VmSpec& s) { s.memory.size_mib = 0; },
-                    "memory.size_mib"},
+                    "vm vm-1: config.memory.size_mib: "},
         InvalidCase{"DuplicateIds",
                     [](model::VmSpec& s) {
                       s.disks = {{"d", "/a.raw", false}};
                       s.nets = {{"d", "tap0", ""}};
                     },
-                    "net[0].device_id: duplicate device id 'd'"},
+                    "vm vm-1: config.net[0].device_id: duplicate device id 'd'"},
         InvalidCase{"BadMac", [](model::VmSpec& s) { s.nets = {{"n", "tap0", "zz:54:00:12:34:56"}}; },
-                    "net[0].mac_address"},
+                    "vm vm-1: config.net[0].mac_address: "},
         InvalidCase{"NoImageNoKernel",
                     [](model::VmSpec& s) {
                       s.boot = {};
                     },
-                    "image_ref"}),
+                    "vm vm-1: config: nothing to boot"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ArgvBuilder, EmptyVmIdAndMissingIgnitionPath) {
@@ -324,7 +324,7 @@ TEST(ArgvBuilder, EmptyVmIdAndMissingIgnitionPath) {
   files.ignition_file.clear();
   argv = build_argv(tcg_config(), spec, {}, {}, files, "vm-1");
   ASSERT_FALSE(argv);
-  EXPECT_THAT(argv.error().message, HasSubstr("ignition"));
+  EXPECT_THAT(argv.error().message, HasSubstr("vm vm-1: config.ignition: "));
 }
 
 

@@ -107,7 +107,7 @@ TEST_F(ImageGraphProcessTest, ExternalDataFileOutsideTheRootIsRefused) {
   auto admitted = hv->admit(spec);
   ASSERT_FALSE(admitted) << "a qcow2 with its data file outside the root was admitted";
   EXPECT_EQ(admitted.error().code, Code::kPermissionDenied);
-  EXPECT_EQ(admitted.error().message, outside_message("disks[0].path (data file of " +
+  EXPECT_EQ(admitted.error().message, outside_message("config.disks[0].path (data file of " +
                                                           quoted(images_ + "/escape.qcow2") + ")",
                                                       outside_ + "/secret.data"));
   auto started = hv->start("vm-escape", spec, {}, run_.path());
@@ -126,7 +126,7 @@ TEST_F(ImageGraphProcessTest, VmdkBackingFileIsRefused) {
   ASSERT_FALSE(admitted) << "a qcow2 over a VMDK backing file was admitted";
   EXPECT_EQ(admitted.error().code, Code::kInvalidArgument);
   EXPECT_EQ(admitted.error().message,
-            "disks[0].path: " + quoted(images_ + "/top.qcow2") +
+            "config.disks[0].path: " + quoted(images_ + "/top.qcow2") +
                 ": qcow2 backing format 'vmdk': only raw and qcow2 backing files are supported");
 }
 
@@ -143,7 +143,7 @@ TEST_F(ImageGraphProcessTest, AnImageChangedAfterCreateIsCheckedAgainAtStart) {
   ASSERT_FALSE(started) << "started over a data file outside the root";
   EXPECT_EQ(started.error().code, Code::kPermissionDenied);
   EXPECT_EQ(started.error().message,
-            "vm vm-later: " + outside_message("disks[0].path (data file of " +
+            "vm vm-later: " + outside_message("config.disks[0].path (data file of " +
                                                   quoted(images_ + "/data.qcow2") + ")",
                                               outside_ + "/later.data"));
 }

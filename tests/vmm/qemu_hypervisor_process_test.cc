@@ -238,7 +238,7 @@ TEST_F(QemuProcessTest, MissingKernelIsCaughtBeforeLaunch) {
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kNotFound);
   EXPECT_THAT(pid.error().message,
-              HasSubstr("boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
+              HasSubstr("config.boot.kernel: " + quote_for_message(run_ / "no-such-vmlinuz")));
   EXPECT_FALSE(fs_->exists(run_ / "qemu.log"));  // qemu never ran
 }
 
@@ -498,7 +498,7 @@ TEST_F(QemuRunAsProcessTest, AKernelTheUserCannotReadIsRefusedBeforeLaunch) {
   auto pid = hv_nobody_->start("vm-secret", spec, {}, run_.path());
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kFailedPrecondition);
-  EXPECT_EQ(pid.error().message, "vm vm-secret: boot.kernel: " + user_.describe() +
+  EXPECT_EQ(pid.error().message, "vm vm-secret: config.boot.kernel: " + user_.describe() +
                                      " cannot read '" + (secret / "vmlinuz") +
                                      "': Permission denied");
   EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran
@@ -521,7 +521,7 @@ TEST_F(QemuRunAsProcessTest, ABackingFileTheUserCannotReadIsRefusedBeforeLaunch)
   auto pid = hv_nobody_->start("vm-backing", spec, {}, run_.path());
   ASSERT_FALSE(pid);
   EXPECT_EQ(pid.error().code, Code::kFailedPrecondition) << pid.error().message;
-  EXPECT_EQ(pid.error().message, "vm vm-backing: disks[0].path (backing file 1): " +
+  EXPECT_EQ(pid.error().message, "vm vm-backing: config.disks[0].path (backing file 1): " +
                                      user_.describe() + " cannot read '" + (images / "base.raw") +
                                      "': Permission denied");
   EXPECT_EQ(read(run_ / "qemu.log"), "");  // qemu never ran

@@ -89,12 +89,12 @@ TEST_F(QemuHypervisorUnit, ValidateChecksFilesExist) {
   auto missing = hv->validate(spec);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, Code::kNotFound);
-  EXPECT_EQ(missing.error().message, "disks[0].path: '/images/missing.raw' not found");
+  EXPECT_EQ(missing.error().message, "config.disks[0].path: '/images/missing.raw' not found");
   spec.disks.clear();
   spec.boot.kernel = "/guest/caf\xc3\xa9";  // bytes a terminal would interpret
   missing = hv->validate(spec);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message, "boot.kernel: '/guest/caf\\xc3\\xa9' not found");
+  EXPECT_EQ(missing.error().message, "config.boot.kernel: '/guest/caf\\xc3\\xa9' not found");
 }
 
 // With image roots, validate() does not tell whether a file exists: admit() answers, with one
@@ -115,7 +115,7 @@ TEST_F(QemuHypervisorUnit, WithImageRootsAdmitGivesOneAnswerOutsideThem) {
     auto admitted = hv->admit(spec);
     ASSERT_FALSE(admitted);
     EXPECT_EQ(admitted.error().code, Code::kPermissionDenied) << admitted.error().message;
-    EXPECT_EQ(admitted.error().message, "disks[0].path: " + quote_for_message(path) +
+    EXPECT_EQ(admitted.error().message, "config.disks[0].path: " + quote_for_message(path) +
                                             " is not a file inside the image roots (" +
                                             images.path() + ")");
   }
@@ -150,7 +150,7 @@ TEST_F(QemuHypervisorUnit, StartFailsValidationWithoutLaunching) {
   auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kNotFound);
-  EXPECT_EQ(started.error().message, "vm vm-1: boot.kernel: '/nonexistent/vmlinuz' not found");
+  EXPECT_EQ(started.error().message, "vm vm-1: config.boot.kernel: '/nonexistent/vmlinuz' not found");
   EXPECT_EQ(launcher_.launches, 0);
 }
 
@@ -456,19 +456,19 @@ TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
     asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path);
   EXPECT_THAT(asked, ::testing::ElementsAre(
                          "vfio group read and write /fake/dev/vfio/2",
-                         "boot.kernel read " + guest_ / "vmlinuz",
-                         "boot.initramfs read " + guest_ / "initramfs.cpio",
-                         "image_ref read and write " + images / "root.raw",
-                         "disks[0].path read and write " + images / "data.raw",
-                         "disks[1].path read " + images / "seed.iso",
-                         "disks[2].path read and write " + images / "vm.qcow2",
-                         "disks[2].path (data file) read and write " + images / "vm.data",
-                         "disks[2].path (backing file 1) read " + images / "base.qcow2",
-                         "disks[2].path (backing file 1) (data file) read " + images / "base.data",
-                         "disks[2].path (backing file 2) read " + images / "os.raw",
+                         "config.boot.kernel read " + guest_ / "vmlinuz",
+                         "config.boot.initramfs read " + guest_ / "initramfs.cpio",
+                         "config.image_ref read and write " + images / "root.raw",
+                         "config.disks[0].path read and write " + images / "data.raw",
+                         "config.disks[1].path read " + images / "seed.iso",
+                         "config.disks[2].path read and write " + images / "vm.qcow2",
+                         "config.disks[2].path (data file) read and write " + images / "vm.data",
+                         "config.disks[2].path (backing file 1) read " + images / "base.qcow2",
+                         "config.disks[2].path (backing file 1) (data file) read " + images / "base.data",
+                         "config.disks[2].path (backing file 2) read " + images / "os.raw",
                          "runtime dir create files in " + run.path(),
-                         "ignition read " + run.path() + "/ignition.json",
-                         "memory.hugepages create files in /fake/dev/hugepages",
+                         "config.ignition read " + run.path() + "/ignition.json",
+                         "config.memory.hugepages create files in /fake/dev/hugepages",
                          "accel kvm read and write /fake/dev/kvm"));
   // Request files are never given away; the ignition the daemon wrote is readable by the group.
   EXPECT_EQ(permissions_.owner_of(images / "root.raw"), "-");
@@ -483,12 +483,12 @@ TEST_F(QemuRunAs, AFileTheUserCannotReachStopsTheStartAndUndoesEverything) {
   auto gpus = this->gpus();
   permissions_.access_error =
       Error{Code::kFailedPrecondition,
-            "boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: Permission denied"};
+            "config.boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: Permission denied"};
   auto started = hv->start("vm-1", with_gpus(kernel_spec(), gpus, 1024), gpus, run.path());
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(started.error().message,
-            "vm vm-1: boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: "
+            "vm vm-1: config.boot.kernel: user qemu-user (uid 1234) cannot read /guest/vmlinuz: "
             "Permission denied");
   EXPECT_EQ(launcher_.launches, 0);
   EXPECT_EQ(permissions_.owner_of("/fake/dev/vfio/40"), "0:0/0600");
@@ -635,7 +635,7 @@ TEST_F(QemuHypervisorUnit, AVmMayNotHaveMoreMemoryThanTheHost) {
   auto refused = hv->validate(spec);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(refused.error().message, "memory.size_mib: 16777216 MiB is more than this host's memory (23999 MiB)");
+  EXPECT_EQ(refused.error().message, "config.memory.size_mib: 16777216 MiB is more than this host's memory (23999 MiB)");
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ TEST_F(RequestFilesTest, ProcSelfMemAsADiskIsInvalidArgument) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   EXPECT_EQ(refused.error().message,
-            "disks[0].path: '/proc/self/mem' is a procfs file, not a regular file");
+            "config.disks[0].path: '/proc/self/mem' is a procfs file, not a regular file");
 }
 
 TEST_F(RequestFilesTest, SymlinkLoopIsInvalidArgument) {

@@ -152,10 +152,10 @@ TEST(RunAsAccessChecks, NameWhatTheUserMustReach) {
     asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path + " (" +
                     check.shown + ")");
   EXPECT_THAT(asked, ElementsAre("vfio group read and write /fake/dev/vfio/40 ()",
-                                 "boot.kernel read /resolved/vmlinuz (/requested/vmlinuz)",
-                                 "disks[0].path read /resolved/seed.iso (/requested/seed.iso)",
+                                 "config.boot.kernel read /resolved/vmlinuz (/requested/vmlinuz)",
+                                 "config.disks[0].path read /resolved/seed.iso (/requested/seed.iso)",
                                  "runtime dir create files in /run/vm-1 ()",
-                                 "memory.hugepages create files in /fake/dev/hugepages ()"));
+                                 "config.memory.hugepages create files in /fake/dev/hugepages ()"));
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 #include "vmm/qemu/block_graph.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qemu_options.h"
-#include "vmm/spec_validation.h"
+#include "model/field_path.h"
+#include "model/validate.h"
 
 namespace feos::vmm::qemu {
 
@@ -58,9 +59,10 @@ void add_disk(MachinePlan& plan, const ImageChain& chain, const std::string& nod
 // qemu is never given a path of the spec itself.
 Status add_disks(MachinePlan& plan, const model::VmSpec& spec, const BlockGraph& images) {
   if (spec.image_path.empty() != images.root.empty())
-    return fail(Code::kInternal, "image_ref: the checked image chain does not match the spec");
+    return fail(Code::kInternal, std::string(model::field::kImageRef) +
+                                     ": the checked image chain does not match the spec");
   if (images.disks.size() != spec.disks.size())
-    return fail(Code::kInternal, "disks: " + std::to_string(images.disks.size()) +
+    return fail(Code::kInternal, std::string(model::field::kDisks) + ": " + std::to_string(images.disks.size()) +
                                      " checked image chains for " +
                                      std::to_string(spec.disks.size()) + " disks");
   bool kernel_boot = !spec.boot.kernel.empty();
@@ -70,7 +72,7 @@ Status add_disks(MachinePlan& plan, const model::VmSpec& spec, const BlockGraph&
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const auto& disk = spec.disks[i];
     if (images.disks[i].empty())
-      return fail(Code::kInternal, "disks[" + std::to_string(i) + "].path: no checked image chain");
+      return fail(Code::kInternal, model::field::disk(i, "path") + ": no checked image chain");
     add_disk(plan, images.disks[i], "drive" + std::to_string(i), disk.device_id, disk.readonly,
              true, -1);
   }
@@ -280,12 +282,14 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "vm id is empty");
   if (vm_id.find('\0') != std::string::npos)
     return fail(Code::kInvalidArgument, "vm id contains a NUL byte");
-  FEOS_TRY(validate_spec(spec).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
+  FEOS_TRY(model::validate(spec).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
   if (spec.memory.hugepages && config.hugepages_dir.empty())
     return fail(Code::kInvalidArgument,
-                "vm " + vm_id + ": memory.hugepages: no hugepages mount configured");
+                "vm " + vm_id + ": " + model::field::kMemoryHugepages +
+                    ": no hugepages mount configured");
   if (spec.ignition && files.ignition_file.empty())
-    return fail(Code::kInvalidArgument, "vm " + vm_id + ": ignition: no ignition file path given");
+    return fail(Code::kInvalidArgument,
+                "vm " + vm_id + ": " + model::field::kIgnition + ": no ignition file path given");
 
   MachinePlan plan;
   plan.cpu = QemuOpts(config.accel == Accel::kKvm ? "host" : "max");
@@ -337,7 +341,8 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
     // qemu's multiboot loader splits -initrd at commas and opens each piece: a path with one in it
     // would make qemu open files nobody checked.
     if (spec.boot.initramfs.find(',') != std::string::npos)
-      return fail(Code::kInvalidArgument, "boot.initramfs: " + quote_for_message(spec.boot.initramfs) +
+      return fail(Code::kInvalidArgument, std::string(model::field::kBootInitramfs) + ": " +
+                                              quote_for_message(spec.boot.initramfs) +
                                               " contains ',', which qemu's -initrd cannot take");
     arg("-kernel", spec.boot.kernel);
     if (!spec.boot.initramfs.empty()) arg("-initrd", spec.boot.initramfs);

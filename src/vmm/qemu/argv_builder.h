@@ -90,7 +90,7 @@ inline constexpr std::string_view kSandbox =
 // sized from the BARs (see mmio_layout.h): `-global q35-pcihost.pci-hole64-size=<bytes>` when the
 // 64-bit windows exceed q35's 32 GiB default, and the guest's physical address bits
 // (tcg: `-cpu max,phys-bits=N`; kvm: `-cpu host,host-phys-bits=on`).
-// Preconditions: none (the spec is validated here with validate_spec()).
+// Preconditions: none (the spec is validated here with model::validate()).
 // Errors: INTERNAL when `images` lacks the chain of a disk of `spec` (or has one too many);
 // INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
 // requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;

@@ -11,12 +11,13 @@
 #include <thread>
 
 #include "common/log.h"
+#include "model/field_path.h"
+#include "model/validate.h"
 #include "vmm/qemu/console.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/qemu/run_as_grants.h"
 #include "vmm/qemu/runtime_dir.h"
-#include "vmm/spec_validation.h"
 
 namespace feos::vmm::qemu {
 
@@ -116,7 +117,7 @@ QemuHypervisor::~QemuHypervisor() {
 }
 
 Status QemuHypervisor::validate(const model::VmSpec& spec) const {
-  FEOS_TRY(validate_spec(spec));
+  FEOS_TRY(model::validate(spec));
   auto exists = [&](const std::string& path, const std::string& field) -> Status {
     // With image roots, whether a file exists is only told for files inside them:
     // check_spec_files() gives every other path one answer (request_files.h).
@@ -125,16 +126,18 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
       return fail(Code::kNotFound, field + ": " + quote_for_message(path) + " not found");
     return ok();
   };
-  FEOS_TRY(exists(spec.image_path, "image_ref"));
-  FEOS_TRY(exists(spec.boot.kernel, "boot.kernel"));
-  FEOS_TRY(exists(spec.boot.initramfs, "boot.initramfs"));
+  FEOS_TRY(exists(spec.image_path, model::field::kImageRef));
+  FEOS_TRY(exists(spec.boot.kernel, model::field::kBootKernel));
+  FEOS_TRY(exists(spec.boot.initramfs, model::field::kBootInitramfs));
   for (size_t i = 0; i < spec.disks.size(); ++i)
-    FEOS_TRY(exists(spec.disks[i].path, "disks[" + std::to_string(i) + "].path"));
+    FEOS_TRY(exists(spec.disks[i].path, model::field::disk(i, "path")));
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
-    return fail(Code::kNotFound, "memory.hugepages: hugetlbfs mount " + paths_.hugepages() + " not found");
+    return fail(Code::kNotFound, std::string(model::field::kMemoryHugepages) + ": hugetlbfs mount " +
+                                     paths_.hugepages() + " not found");
   uint64_t host_mib = host_.memory_mib();  // 0: unknown, not checked
   if (host_mib != 0 && spec.memory.size_mib > host_mib)
-    return fail(Code::kInvalidArgument, "memory.size_mib: " + std::to_string(spec.memory.size_mib) +
+    return fail(Code::kInvalidArgument, std::string(model::field::kMemorySizeMib) + ": " +
+                                            std::to_string(spec.memory.size_mib) +
                                             " MiB is more than this host's memory (" +
                                             std::to_string(host_mib) + " MiB)");
   return ok();

@@ -63,7 +63,7 @@ class QemuHypervisor final : public Hypervisor {
   // them); no exit callback runs after this returns. Not from inside the exit callback.
   ~QemuHypervisor() override;
 
-  // validate_spec() plus: without image roots, kernel, initramfs, root image and disk paths exist
+  // model::validate() plus: without image roots, kernel, initramfs, root image and disk paths exist
   // (NOT_FOUND naming the field and quoting the path; with roots, check_spec_files() answers for
   // them); the hugepages mount exists when hugepages are asked for (NOT_FOUND); the guest's
   // memory is not more than the host's RAM (<proc>/meminfo MemTotal; INVALID_ARGUMENT, skipped

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "model/field_path.h"
 #include "vmm/qemu/disk_format.h"
 
 namespace feos::vmm::qemu {
@@ -223,13 +224,13 @@ Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots
     return chain;
   };
   if (!out.spec.image_path.empty()) {
-    auto chain = chain_of(out.spec.image_path, "image_ref", out.spec.image_format);
+    auto chain = chain_of(out.spec.image_path, model::field::kImageRef, out.spec.image_format);
     if (!chain) return fail(chain.error());
     out.images.root = std::move(*chain);
   }
   for (size_t i = 0; i < out.spec.disks.size(); ++i) {
     auto& disk = out.spec.disks[i];
-    auto chain = chain_of(disk.path, "disks[" + std::to_string(i) + "].path", disk.format);
+    auto chain = chain_of(disk.path, model::field::disk(i, "path"), disk.format);
     if (!chain) return fail(chain.error());
     out.images.disks.push_back(std::move(*chain));
   }
@@ -241,8 +242,8 @@ Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots
     resolved = std::move(*real);
     return ok();
   };
-  FEOS_TRY(boot_file(spec.boot.kernel, "boot.kernel", out.kernel));
-  FEOS_TRY(boot_file(spec.boot.initramfs, "boot.initramfs", out.initramfs));
+  FEOS_TRY(boot_file(spec.boot.kernel, model::field::kBootKernel, out.kernel));
+  FEOS_TRY(boot_file(spec.boot.initramfs, model::field::kBootInitramfs, out.initramfs));
   return out;
 }
 

@@ -63,8 +63,8 @@ struct CheckedFiles {
   std::string initramfs;  // boot.initramfs resolved; "" when none
 };
 
-// resolve_image_chain() for the root image ("image_ref") and each disk ("disks[i].path"), then
-// check_request_file() for the kernel and initramfs. Errors: theirs.
+// resolve_image_chain() for the root image ("config.image_ref") and each disk
+// ("config.disks[i].path"), then check_request_file() for the kernel and initramfs. Errors: theirs.
 Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots);
 
 }  // namespace feos::vmm::qemu

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "model/field_path.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -113,8 +114,8 @@ std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, co
   auto need = [&](std::string what, const std::string& path, sys::Access access, std::string shown = {}) {
     if (!path.empty()) checks.push_back({std::move(what), path, access, std::move(shown)});
   };
-  need("boot.kernel", files.kernel, sys::Access::kRead, spec.boot.kernel);
-  need("boot.initramfs", files.initramfs, sys::Access::kRead, spec.boot.initramfs);
+  need(model::field::kBootKernel, files.kernel, sys::Access::kRead, spec.boot.kernel);
+  need(model::field::kBootInitramfs, files.initramfs, sys::Access::kRead, spec.boot.initramfs);
   // Every file of a disk's image graph: the top image and its data file as the disk is used,
   // the backing files (and theirs) read-only, as qemu opens them.
   auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable,
@@ -126,13 +127,13 @@ std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, co
       need(what + " (data file)", chain[k].data_file, access);
     }
   };
-  need_chain("image_ref", files.images.root, true, spec.image_path);
+  need_chain(model::field::kImageRef, files.images.root, true, spec.image_path);
   for (size_t i = 0; i < spec.disks.size(); ++i)
-    need_chain("disks[" + std::to_string(i) + "].path", files.images.disks[i], !spec.disks[i].readonly,
+    need_chain(model::field::disk(i, "path"), files.images.disks[i], !spec.disks[i].readonly,
                spec.disks[i].path);
   need("runtime dir", dir.path(), sys::Access::kCreateIn);
-  if (spec.ignition) need("ignition", dir.files().ignition_file, sys::Access::kRead);
-  if (spec.memory.hugepages) need("memory.hugepages", paths.hugepages(), sys::Access::kCreateIn);
+  if (spec.ignition) need(model::field::kIgnition, dir.files().ignition_file, sys::Access::kRead);
+  if (spec.memory.hugepages) need(model::field::kMemoryHugepages, paths.hugepages(), sys::Access::kCreateIn);
   if (with_kvm) need("accel kvm", paths.kvm(), sys::Access::kReadWrite);
   return checks;
 }

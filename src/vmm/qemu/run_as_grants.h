@@ -82,8 +82,8 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
 // What the user must reach for qemu to start, checked in a child holding only its identity
 // (Permissions::check_access) before launch, in this order: each of `vfio_nodes` read and write;
 // the kernel and initramfs read; every file of each disk's image graph (the root image is
-// "image_ref", disk i "disks[i].path"): the top image and its data file read and write unless the
-// disk is read-only, the backing files and their data files read; `dir` create files in; the
+// "config.image_ref", disk i "config.disks[i].path"): the top image and its data file read and
+// write unless the disk is read-only, the backing files and their data files read; `dir` create files in; the
 // ignition file read when the spec has one; the hugepages mount create files in when asked for;
 // <dev>/kvm read and write when `with_kvm`. Request files are named as the request gave them.
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
