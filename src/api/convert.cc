@@ -32,14 +32,14 @@ feosd::v1::RomBar rombar_to_proto(model::RomBar r) {
 
 feosd::v1::GpuConfig gpu_to_proto(const model::GpuSpec& g) {
   feosd::v1::GpuConfig out;
-  out.set_address(g.address);
+  out.set_address(g.address.to_string());
   out.set_rombar(rombar_to_proto(g.rombar));
   out.set_boot_vga(g.boot_vga);
   return out;
 }
 
 void function_to_proto(const model::PassthroughFunction& f, feosd::v1::PassthroughFunction* out) {
-  out->set_address(f.address);
+  out->set_address(f.address.to_string());
   out->set_id(f.id);
   out->set_class_code(f.class_code);
   out->set_iommu_group(f.iommu_group);
@@ -133,9 +133,12 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
     std::string field = "config.gpus[" + std::to_string(i) + "]";
     FEOS_TRY(check_len(g.address(), 32, field + ".address"));
     if (g.address().empty()) return fail(Code::kInvalidArgument, field + ".address: empty");
+    // The one parse of a requested address: below this, addresses are values.
+    auto address = pci::Address::parse(g.address());
+    if (!address) return fail(address.error().context(field + ".address"));
     if (!feosd::v1::RomBar_IsValid(g.rombar()))
       return fail(Code::kInvalidArgument, field + ".rombar: unknown value " + std::to_string(g.rombar()));
-    spec.gpus.push_back({g.address(), rombar_from_proto(g.rombar()), g.boot_vga()});
+    spec.gpus.push_back({*address, rombar_from_proto(g.rombar()), g.boot_vga()});
   }
   return spec;
 }

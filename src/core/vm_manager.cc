@@ -122,9 +122,6 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
       return fail(prepared.error());  // hostdev's messages already name the VM
     }
     gpus = std::move(*prepared);
-    // The API shows and stores canonical addresses ("17:00.0" -> "0000:17:00.0").
-    for (size_t i = 0; i < gpus.size() && i < normalized.gpus.size(); ++i)
-      normalized.gpus[i].address = gpus[i].request.address;
   }
 
   std::lock_guard lock(mutex_);

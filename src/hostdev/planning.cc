@@ -19,7 +19,7 @@ tl::unexpected<Problem> problem(const Error& error) {
 
 model::PassthroughFunction function_of(const pci::Device& d) {
   model::PassthroughFunction f;
-  f.address = d.address.to_string();
+  f.address = d.address;
   f.id = d.id();
   f.class_code = d.class_code;
   f.iommu_group = d.iommu_group.value_or("");
@@ -52,7 +52,7 @@ PlanContext::PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths,
       options_(options),
       view_(view) {}
 
-Result<const std::map<std::string, std::string>*> PlanContext::ledger() {
+Result<const std::map<pci::Address, std::string>*> PlanContext::ledger() {
   if (!holders_) {
     auto rows = ledger_.list(std::nullopt);
     if (!rows) return fail(rows.error());
@@ -97,31 +97,26 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   const Policy& policy = context.policy();
   HostView& view = context.view();
 
-  // 1. Addresses, strictly, before any path is built from them; each card once.
+  // 1. Each card once.
   std::vector<pci::Address> requested;
   for (size_t i = 0; i < gpus.size(); ++i) {
-    auto address = pci::Address::parse(gpus[i].address);
-    if (!address) {
-      return problem(Code::kInvalidArgument,
-                     "gpus[" + std::to_string(i) + "]: " + address.error().message,
-                     "invalid address");
-    }
+    const pci::Address& address = gpus[i].address;
     for (size_t j = 0; j < i; ++j) {
-      if (*address == requested[j]) {
+      if (address == requested[j]) {
         return problem(Code::kInvalidArgument,
                        "gpus[" + std::to_string(j) + "] and gpus[" + std::to_string(i) +
-                           "] both name " + address->to_string(),
+                           "] both name " + address.to_string(),
                        "requested twice");
       }
-      if (address->same_slot(requested[j])) {
+      if (address.same_slot(requested[j])) {
         return problem(Code::kInvalidArgument,
-                       "gpus[" + std::to_string(i) + "] (" + address->to_string() +
+                       "gpus[" + std::to_string(i) + "] (" + address.to_string() +
                            ") is on the same card as gpus[" + std::to_string(j) + "] (" +
                            requested[j].to_string() + "): a card is passed whole, name it once",
                        "requested twice");
       }
     }
-    requested.push_back(*address);
+    requested.push_back(address);
   }
 
   // 2. Each requested function exists and is a display/3D controller.
@@ -248,13 +243,11 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   for (size_t i = 0; i < requested.size(); ++i) {
     model::AssignedGpu gpu;
     gpu.request = gpus[i];
-    gpu.request.address = requested[i].to_string();
     gpu.numa_node = gpu_devices[i]->numa_node;
     for (const pci::Device* f : card_functions[i]) {
       gpu.functions.push_back(function_of(*f));
       plan.targets.push_back(Target{
           .address = f->address,
-          .bdf = f->address.to_string(),
           .role = f->address == requested[i] ? store::DeviceRole::kRequested
                                               : store::DeviceRole::kFunction,
           .group = *f->iommu_group,
@@ -264,7 +257,6 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     for (const pci::Device* p : peers[i]) {
       gpu.group_peers.push_back(function_of(*p));
       plan.targets.push_back(Target{.address = p->address,
-                                    .bdf = p->address.to_string(),
                                     .role = store::DeviceRole::kGroupPeer,
                                     .group = p->iommu_group.value_or(""),
                                     .original_driver = p->driver,
@@ -273,15 +265,16 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     plan.gpus.push_back(std::move(gpu));
   }
   std::sort(plan.targets.begin(), plan.targets.end(),
-            [](const Target& a, const Target& b) { return a.bdf < b.bdf; });
+            [](const Target& a, const Target& b) { return a.address < b.address; });
 
   // 7. Not held by another VM.
   auto ledger = context.ledger();
   if (!ledger) return problem(ledger.error());
   for (const auto& t : plan.targets) {
-    auto it = (*ledger)->find(t.bdf);
+    auto it = (*ledger)->find(t.address);
     if (it != (*ledger)->end()) {
-      return problem(Code::kFailedPrecondition, t.bdf + " is assigned to vm " + it->second,
+      return problem(Code::kFailedPrecondition,
+                     t.address.to_string() + " is assigned to vm " + it->second,
                      "assigned to vm " + it->second);
     }
   }
@@ -297,7 +290,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     if (!held) return problem(held.error());
     if (*held) {
       return problem(Code::kFailedPrecondition, **held,
-                     (*held)->substr(t.bdf.size() + 4));  // "in use on the host: pid ..."
+                     (*held)->substr(t.address.to_string().size() + 4));  // "in use on the host: pid ..."
     }
   }
   for (const auto& [group, members] : targets_by_group(plan)) {
@@ -306,7 +299,8 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     if (!openers.empty()) {
       const Opener& o = openers.front();
       return problem(Code::kFailedPrecondition,
-                     "IOMMU group " + group + " (" + members.front()->bdf + ") is in use: pid " +
+                     "IOMMU group " + group + " (" + members.front()->address.to_string() +
+                         ") is in use: pid " +
                          std::to_string(o.pid) + " (" + o.command + ") has " + node + " open",
                      "IOMMU group " + group + " is open by pid " + std::to_string(o.pid) + " (" +
                          o.command + ")");

@@ -23,8 +23,7 @@ namespace feos::hostdev::detail {
 
 // One device prepare() takes.
 struct Target {
-  pci::Address address;
-  std::string bdf;                // address.to_string(): the ledger's key
+  pci::Address address;           // the ledger's key
   store::DeviceRole role = store::DeviceRole::kRequested;
   std::string group;              // IOMMU group
   std::string original_driver;    // "" unbound
@@ -59,8 +58,8 @@ class PlanContext {
   const Options& options() const { return options_; }
   HostView& view() { return view_; }
 
-  // bdf -> holding VM, from the ledger.
-  Result<const std::map<std::string, std::string>*> ledger();
+  // Device -> holding VM, from the ledger.
+  Result<const std::map<pci::Address, std::string>*> ledger();
   // Host processes' open device nodes. With `tolerate_scan_errors` (inventory) a failed scan
   // counts as "nothing open".
   Result<const OpenNodes*> open_nodes();
@@ -76,7 +75,7 @@ class PlanContext {
   const Policy& policy_;
   const Options& options_;
   HostView& view_;
-  std::optional<std::map<std::string, std::string>> holders_;  // ledger(), once read
+  std::optional<std::map<pci::Address, std::string>> holders_;  // ledger(), once read
   std::optional<OpenNodes> open_;
   std::optional<size_t> iommu_groups_;
   std::optional<bool> vfio_;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "pci/address.h"
+
 namespace feos::model {
 
 enum class RomBar { kDefault, kOn, kOff };  // kDefault: the hypervisor's choice (on for GPUs)
@@ -13,7 +15,7 @@ enum class RomBar { kDefault, kOn, kOff };  // kDefault: the hypervisor's choice
 // One GPU of a VM, by the host PCIe address of its display/3D function (normally function 0); the
 // card's other functions travel with it.
 struct GpuSpec {
-  std::string address;  // canonical "0000:17:00.0" once validated
+  pci::Address address;  // parsed from the request (api) or the stored record (store)
   RomBar rombar = RomBar::kDefault;
   bool boot_vga = false;  // the GPU is the guest's primary display (x-vga); allows the host boot VGA
 };
@@ -28,7 +30,7 @@ struct Bar {
 
 // One host PCI function passed to a VM.
 struct PassthroughFunction {
-  std::string address;          // "0000:17:00.1"
+  pci::Address address;         // 0000:17:00.1
   std::string id;               // "10de:2330"
   uint32_t class_code = 0;      // 0x030200
   std::string iommu_group;      // "41"

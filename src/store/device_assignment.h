@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "pci/address.h"
+
 namespace feos::store {
 
 // Why a VM holds a device.
@@ -34,7 +36,7 @@ std::string_view step_name(AssignmentStep step);
 std::optional<AssignmentStep> step_from_name(std::string_view name);
 
 struct DeviceAssignment {
-  std::string bdf;    // canonical PCI address "0000:18:00.0"
+  pci::Address bdf;   // stored as its canonical text "0000:18:00.0"
   std::string vm_id;  // the holder
   DeviceRole role = DeviceRole::kRequested;
   std::string iommu_group;        // "41"; "" without an IOMMU group

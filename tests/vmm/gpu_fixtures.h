@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/gpu.h"
+#include "support/pci_literals.h"
 #include "vmm/qemu/mmio_layout.h"
 
 namespace feos::vmm::qemu::testing {
@@ -18,8 +19,8 @@ inline model::Bar io(int index, uint64_t size) { return {index, size, false, fal
 // non-prefetchable, BAR1 128 GiB and BAR3 32 MiB 64-bit prefetchable.
 inline model::AssignedGpu h100(const std::string& address, const std::string& group) {
   model::AssignedGpu gpu;
-  gpu.request.address = address;
-  gpu.functions.push_back({address, "10de:2330", 0x030200, group, "nvidia",
+  gpu.request.address = test::pci_address(address);
+  gpu.functions.push_back({test::pci_address(address), "10de:2330", 0x030200, group, "nvidia",
                            {mem64(0, 16 * kMiB), mem64_pref(1, 128 * kGiB),
                             mem64_pref(3, 32 * kMiB)}});
   return gpu;
@@ -40,14 +41,14 @@ inline std::vector<model::AssignedGpu> hgx_h100s(size_t count) {
 // slot 0000:01:00 and IOMMU group 2.
 inline model::AssignedGpu rtx4090() {
   model::AssignedGpu gpu;
-  gpu.request.address = "0000:01:00.0";
+  gpu.request.address = test::pci_address("0000:01:00.0");
   gpu.functions = {
-      {"0000:01:00.0", "10de:2684", 0x030000, "2", "nvidia",
+      {test::pci_address("0000:01:00.0"), "10de:2684", 0x030000, "2", "nvidia",
        {mem32(0, 16 * kMiB), mem64_pref(1, 256 * kMiB), mem64_pref(3, 32 * kMiB), io(5, 128)}},
-      {"0000:01:00.1", "10de:22ba", 0x040300, "2", "snd_hda_intel", {mem32(0, 16 * 1024)}},
-      {"0000:01:00.2", "10de:1ad8", 0x0c0330, "2", "xhci_hcd",
+      {test::pci_address("0000:01:00.1"), "10de:22ba", 0x040300, "2", "snd_hda_intel", {mem32(0, 16 * 1024)}},
+      {test::pci_address("0000:01:00.2"), "10de:1ad8", 0x0c0330, "2", "xhci_hcd",
        {mem64_pref(0, 256 * 1024), mem64_pref(3, 64 * 1024)}},
-      {"0000:01:00.3", "10de:1ad9", 0x0c8000, "2", "nvidia-gpu", {mem32(0, 16 * 1024)}},
+      {test::pci_address("0000:01:00.3"), "10de:1ad9", 0x0c8000, "2", "nvidia-gpu", {mem32(0, 16 * 1024)}},
   };
   return gpu;
 }
@@ -55,7 +56,7 @@ inline model::AssignedGpu rtx4090() {
 // A ConnectX-7 NIC (15b3:1021) that shares an IOMMU group with a GPU: BAR0 32 MiB 64-bit
 // prefetchable.
 inline model::PassthroughFunction connectx7(const std::string& address, const std::string& group) {
-  return {address, "15b3:1021", 0x020000, group, "mlx5_core", {mem64_pref(0, 32 * kMiB)}};
+  return {test::pci_address(address), "15b3:1021", 0x020000, group, "mlx5_core", {mem64_pref(0, 32 * kMiB)}};
 }
 
 }  // namespace feos::vmm::qemu::testing

@@ -12,7 +12,7 @@ using ::testing::HasSubstr;
 using namespace feos::vmm::qemu::testing;
 
 model::PassthroughFunction function_with(std::vector<model::Bar> bars) {
-  return {"0000:17:00.0", "1234:5678", 0x030200, "7", "", std::move(bars)};
+  return {test::pci_address("0000:17:00.0"), "1234:5678", 0x030200, "7", "", std::move(bars)};
 }
 
 TEST(BridgeWindows, H100NeedsA256GibWindow) {

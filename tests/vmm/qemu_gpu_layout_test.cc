@@ -168,7 +168,10 @@ TEST_F(QemuGpuLayout, DeviceOptionsAreAcceptedByQemu) {
   // A domain no host has, so qemu gets as far as looking the device up. Function 0 carries every
   // option the builder can write; qemu parses a device's options before it realizes it.
   auto gpu = rtx4090();
-  for (auto& function : gpu.functions) function.address.replace(0, 4, "fffe");
+  for (auto& function : gpu.functions) {
+    const pci::Address& a = function.address;
+    function.address = pci::Address(0xfffe, a.bus(), a.device(), a.function());
+  }
   gpu.request.boot_vga = true;
   gpu.request.rombar = model::RomBar::kOff;
   ArgvConfig config;

@@ -166,7 +166,7 @@ TEST_F(QemuHypervisorUnit, StartRejectsRuntimeDirTooLongForSockets) {
 TEST_F(QemuHypervisorUnit, StartRefusesGpuRequestsThatWereNotPrepared) {
   auto hv = make();
   auto spec = kernel_spec();
-  spec.gpus.push_back(model::GpuSpec{"0000:17:00.0"});
+  spec.gpus.push_back(model::GpuSpec{test::pci_address("0000:17:00.0")});
   auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kFailedPrecondition);

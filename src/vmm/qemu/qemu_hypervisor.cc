@@ -205,7 +205,7 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
       std::string path = paths_.vfio_group(function->iommu_group);
       if (!fs_.exists(path))
         return fail(Code::kNotFound, "gpus[" + std::to_string(i) + "]: IOMMU group " +
-                                         function->iommu_group + " of " + function->address +
+                                         function->iommu_group + " of " + function->address.to_string() +
                                          ": " + path +
                                          " not found: the host side did not bind it to vfio-pci");
     }
