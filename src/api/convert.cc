@@ -42,7 +42,7 @@ void function_to_proto(const model::PassthroughFunction& f, feosd::v1::Passthrou
   out->set_address(f.address.to_string());
   out->set_id(f.id);
   out->set_class_code(f.class_code);
-  out->set_iommu_group(f.iommu_group);
+  if (f.iommu_group) out->set_iommu_group(f.iommu_group->to_string());
   out->set_original_driver(f.original_driver);
   for (const auto& b : f.bars) {
     auto* bar = out->add_bars();

@@ -185,7 +185,7 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
 
 Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& plan) {
   const auto by_group_targets = detail::targets_by_group(plan);
-  std::vector<std::pair<std::string, std::vector<const detail::Target*>>> groups(
+  std::vector<std::pair<pci::IommuGroup, std::vector<const detail::Target*>>> groups(
       by_group_targets.begin(), by_group_targets.end());
   std::vector<Status> results(groups.size());
   std::atomic<bool> abort{false};
@@ -222,7 +222,8 @@ Status HostDevices::bind_group(const std::string& vm_id,
                                const std::vector<const detail::Target*>& devices,
                                const std::atomic<bool>& abort) {
   const std::string& vfio = binder_.vfio_driver();
-  const std::string& group = devices.front()->group;
+  const pci::IommuGroup& group = devices.front()->group;
+  const std::string group_name = group.to_string();
   auto target_of = [&](const detail::Target& t) {
     const std::string bdf = t.address.to_string();
     return BinderTarget{t.address, bdf, vm_id, "vm " + vm_id + ": " + bdf + ": "};
@@ -246,7 +247,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
       if (!driver->empty()) {
         FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kUnbound));
         FEOS_TRY(binder_.unbind(device, *driver));
-        logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, device.bdf, group,
+        logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, device.bdf, group_name,
                        *driver);
       }
       // 2c. drivers_probe: the kernel attaches it to its override, vfio-pci.
@@ -258,7 +259,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
     // 2d. Verify: the driver link names vfio-pci.
     FEOS_TRY(binder_.wait_for_driver(device, vfio, "bind to " + vfio));
     logger()->info("device bound vm={} bdf={} group={} step=bound driver={} original={}", vm_id,
-                   device.bdf, group, vfio, t->original_driver.empty() ? "none" : t->original_driver);
+                   device.bdf, group_name, vfio, t->original_driver.empty() ? "none" : t->original_driver);
   }
   // 2e. The group's VFIO node, which the hypervisor opens.
   return binder_.wait_for_group_node(group, target_of(*devices.back()));

@@ -57,7 +57,7 @@ Result<Inventory> HostInventory::inventory() const {
     if (device.is_display()) gpu_of_slot.emplace(address.slot(), address);
   }
   // Group members, from the devices' own group links.
-  std::map<std::string, std::vector<pci::Address>> members;
+  std::map<pci::IommuGroup, std::vector<pci::Address>> members;
   for (const auto& [address, device] : view.devices()) {
     if (device.iommu_group) members[*device.iommu_group].push_back(address);
   }

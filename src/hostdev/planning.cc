@@ -22,7 +22,7 @@ model::PassthroughFunction function_of(const pci::Device& d) {
   f.address = d.address;
   f.id = d.id();
   f.class_code = d.class_code;
-  f.iommu_group = d.iommu_group.value_or("");
+  f.iommu_group = d.iommu_group;
   f.original_driver = d.driver;
   for (const auto& bar : d.present_bars()) {
     f.bars.push_back(model::Bar{.index = bar.index,
@@ -36,8 +36,8 @@ model::PassthroughFunction function_of(const pci::Device& d) {
 
 }  // namespace
 
-std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan) {
-  std::map<std::string, std::vector<const Target*>> out;
+std::map<pci::IommuGroup, std::vector<const Target*>> targets_by_group(const Plan& plan) {
+  std::map<pci::IommuGroup, std::vector<const Target*>> out;
   for (const auto& t : plan.targets) out[t.group].push_back(&t);
   return out;
 }
@@ -196,12 +196,16 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
 
   // 6. IOMMU groups: VFIO gives a VM whole groups, so every other endpoint in them must be part
   //    of the request or a peer the policy lets travel along. Bridges stay with the host.
-  std::vector<std::vector<const pci::Device*>> peers(requested.size());
+  struct Peer {
+    const pci::Device* device;
+    pci::IommuGroup group;  // the card's group it shares
+  };
+  std::vector<std::vector<Peer>> peers(requested.size());
   std::set<pci::Address> peer_set;
   for (size_t i = 0; i < requested.size(); ++i) {
-    std::set<std::string> seen_groups;
+    std::set<pci::IommuGroup> seen_groups;
     for (const pci::Device* f : card_functions[i]) {
-      const std::string& group = *f->iommu_group;
+      const pci::IommuGroup& group = *f->iommu_group;
       if (!seen_groups.insert(group).second) continue;
       auto members = view.group_members(group);
       if (!members) return problem(members.error());
@@ -220,21 +224,21 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                   ? "the GPU policy does not list it"
                   : "the GPU policy does not allow group peers (allow_group_peers)";
           return problem(Code::kFailedPrecondition,
-                         "IOMMU group " + group + " of " + f->address.to_string() +
+                         "IOMMU group " + group.to_string() + " of " + f->address.to_string() +
                              " also holds " + pci::describe_device(d, ids) +
                              ", which is not part of the request; VFIO gives a VM whole IOMMU "
                              "groups and " + why,
-                         "IOMMU group " + group + " also holds " + member.to_string() + " (" +
+                         "IOMMU group " + group.to_string() + " also holds " + member.to_string() + " (" +
                              d.id() + ", not a GPU companion)");
         }
         if (d.boot_vga.value_or(false)) {
           return problem(Code::kFailedPrecondition,
-                         "IOMMU group " + group + " of " + f->address.to_string() +
+                         "IOMMU group " + group.to_string() + " of " + f->address.to_string() +
                              " also holds the host's boot VGA device " + member.to_string(),
-                         "IOMMU group " + group + " also holds the boot VGA " +
+                         "IOMMU group " + group.to_string() + " also holds the boot VGA " +
                              member.to_string());
         }
-        peers[i].push_back(&d);
+        peers[i].push_back(Peer{&d, group});
         peer_set.insert(member);
       }
     }
@@ -254,11 +258,12 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
           .original_driver = f->driver,
           .original_override = f->driver_override});
     }
-    for (const pci::Device* p : peers[i]) {
+    for (const Peer& peer : peers[i]) {
+      const pci::Device* p = peer.device;
       gpu.group_peers.push_back(function_of(*p));
       plan.targets.push_back(Target{.address = p->address,
                                     .role = store::DeviceRole::kGroupPeer,
-                                    .group = p->iommu_group.value_or(""),
+                                    .group = p->iommu_group.value_or(peer.group),
                                     .original_driver = p->driver,
                                     .original_override = p->driver_override});
     }
@@ -294,15 +299,15 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     }
   }
   for (const auto& [group, members] : targets_by_group(plan)) {
-    const std::string node = context.paths().vfio_group(group);
+    const std::string node = context.paths().vfio_group(group.to_string());
     auto openers = (*open)->of(node);
     if (!openers.empty()) {
       const Opener& o = openers.front();
       return problem(Code::kFailedPrecondition,
-                     "IOMMU group " + group + " (" + members.front()->address.to_string() +
+                     "IOMMU group " + group.to_string() + " (" + members.front()->address.to_string() +
                          ") is in use: pid " +
                          std::to_string(o.pid) + " (" + o.command + ") has " + node + " open",
-                     "IOMMU group " + group + " is open by pid " + std::to_string(o.pid) + " (" +
+                     "IOMMU group " + group.to_string() + " is open by pid " + std::to_string(o.pid) + " (" +
                          o.command + ")");
     }
   }

@@ -16,6 +16,7 @@
 #include "hostdev/policy.h"
 #include "model/gpu.h"
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 #include "store/device_assignment.h"
 #include "store/device_ledger.h"
 
@@ -25,7 +26,7 @@ namespace feos::hostdev::detail {
 struct Target {
   pci::Address address;           // the ledger's key
   store::DeviceRole role = store::DeviceRole::kRequested;
-  std::string group;              // IOMMU group
+  pci::IommuGroup group{0};       // its IOMMU group (every target has one)
   std::string original_driver;    // "" unbound
   std::string original_override;  // "" none
 };
@@ -36,7 +37,7 @@ struct Plan {
 };
 
 // The targets of each IOMMU group, in address order, keyed by group. Pointers into plan.targets.
-std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan);
+std::map<pci::IommuGroup, std::vector<const Target*>> targets_by_group(const Plan& plan);
 
 // Why a request cannot be planned: the error for the caller and a short reason for inventory
 // ("boot VGA", "no IOMMU group", "IOMMU group 20 also holds 0000:04:00.0 (8086:1521, not a GPU

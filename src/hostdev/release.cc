@@ -19,11 +19,16 @@ namespace {
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("hostdev"); }
 
+// For logs: "41", "" without a group.
+std::string group_name(const DeviceAssignment& row) {
+  return row.iommu_group ? row.iommu_group->to_string() : std::string();
+}
+
 // Groups ledger rows by IOMMU group (rows without one each on their own), keeping their order.
 std::vector<std::vector<DeviceAssignment>> by_group(const std::vector<DeviceAssignment>& rows) {
   std::map<std::string, std::vector<DeviceAssignment>> groups;
   for (const auto& row : rows) {
-    groups[row.iommu_group.empty() ? "bdf:" + row.bdf.to_string() : row.iommu_group].push_back(row);
+    groups[row.iommu_group ? row.iommu_group->to_string() : "bdf:" + row.bdf.to_string()].push_back(row);
   }
   std::vector<std::vector<DeviceAssignment>> out;
   for (auto& [key, members] : groups) out.push_back(std::move(members));
@@ -51,6 +56,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
   const std::string& vfio = binder_.vfio_driver();
   const std::string& original = row.original_driver;
   const std::string prefix = bdf + ": ";  // callers name the VM
+  const std::string group = group_name(row);
   bool marked = row.step == AssignmentStep::kReleasing;
   auto mark_releasing = [&]() -> Status {
     if (marked) return ok();
@@ -80,7 +86,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
   if (*driver == vfio && original != vfio) {
     FEOS_TRY(mark_releasing());
     FEOS_TRY(binder_.unbind(device, vfio));
-    logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
+    logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                    vfio);
   }
   auto override_now = binder_.driver_override(row.bdf);
@@ -110,7 +116,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
       FEOS_TRY(binder_.wait_for_driver(device, original, "return to " + original));
     }
   }
-  logger()->info("device returned vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
+  logger()->info("device returned vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                  original.empty() ? "none" : original);
   return ok();
 }
@@ -134,7 +140,7 @@ Status HostDevices::restore_rows(const std::string& vm_id,
         failures->push_back(done.error().message);
         logger()->error("device not returned vm={} bdf={} group={} error=\"{}\"", vm_id,
                         it->bdf.to_string(),
-                        it->iommu_group, done.error().to_string());
+                        group_name(*it), done.error().to_string());
       }
     }
   });

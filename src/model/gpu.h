@@ -3,10 +3,12 @@
 // resolved and holds for a VM (AssignedGpu). The QEMU argv builder consumes AssignedGpu only, so
 // every GPU is resolved to concrete functions and IOMMU groups before an argv is built.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 
 namespace feos::model {
 
@@ -33,7 +35,7 @@ struct PassthroughFunction {
   pci::Address address;         // 0000:17:00.1
   std::string id;               // "10de:2330"
   uint32_t class_code = 0;      // 0x030200
-  std::string iommu_group;      // "41"
+  std::optional<pci::IommuGroup> iommu_group;  // absent: none (the host side requires one)
   std::string original_driver;  // driver before vfio-pci took it; empty when it was unbound
   std::vector<Bar> bars;        // present BARs
 };

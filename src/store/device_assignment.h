@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 
 namespace feos::store {
 
@@ -39,7 +40,7 @@ struct DeviceAssignment {
   pci::Address bdf;   // stored as its canonical text "0000:18:00.0"
   std::string vm_id;  // the holder
   DeviceRole role = DeviceRole::kRequested;
-  std::string iommu_group;        // "41"; "" without an IOMMU group
+  std::optional<pci::IommuGroup> iommu_group;  // stored as "41", or "" without a group
   std::string original_driver;    // bound before vfio-pci took it; "" when unbound
   std::string original_override;  // driver_override before we set it; "" for none
   AssignmentStep step = AssignmentStep::kClaimed;

@@ -36,8 +36,8 @@ class DeviceLedger {
                           int64_t now_ms) = 0;
 
   // Rows sorted by bdf: those held by `vm_id`, or all of them for nullopt.
-  // Errors: INTERNAL "corrupt record" for a row with an unknown role or step or a bdf that is not
-  // a PCI address;
+  // Errors: INTERNAL "corrupt record" for a row with an unknown role or step, a bdf that is not
+  // a PCI address or an iommu_group that is not a number;
   // INTERNAL/UNAVAILABLE from the storage.
   virtual Result<std::vector<DeviceAssignment>> list(std::optional<std::string_view> vm_id) = 0;
 

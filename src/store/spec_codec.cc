@@ -76,7 +76,7 @@ json function_to_json(const model::PassthroughFunction& function) {
   return json::object({{"address", address.to_string()},
                        {"id", id},
                        {"class_code", class_code},
-                       {"iommu_group", iommu_group},
+                       {"iommu_group", iommu_group ? iommu_group->to_string() : std::string()},
                        {"original_driver", original_driver},
                        {"bars", std::move(bar_list)}});
 }
@@ -95,6 +95,15 @@ json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
 
 // Decoders: each binds every member too (the same compile error), reads each key once through
 // the strict reader and then finish()es, so an unknown key is an error.
+
+// An IOMMU group stored as its number's text, "" for none. Errors: "<path>: invalid IOMMU group ...".
+Result<std::optional<pci::IommuGroup>> group_from_json(ObjectReader& reader, std::string_view key) {
+  FEOS_ASSIGN_OR_RETURN(const std::string text, reader.string(key));
+  if (text.empty()) return std::optional<pci::IommuGroup>();
+  auto group = pci::IommuGroup::parse(text);
+  if (!group) return fail(group.error().context(reader.path_of(key)));
+  return std::optional<pci::IommuGroup>(*group);
+}
 
 // A PCI address stored as its canonical text. Errors: "<path>: invalid PCI address ...".
 Result<pci::Address> address_from_json(ObjectReader& reader, std::string_view key) {
@@ -203,7 +212,7 @@ Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
   FEOS_ASSIGN_OR_RETURN(address, address_from_json(reader, "address"));
   FEOS_ASSIGN_OR_RETURN(id, reader.string("id"));
   FEOS_ASSIGN_OR_RETURN(class_code, reader.unsigned_integer<uint32_t>("class_code"));
-  FEOS_ASSIGN_OR_RETURN(iommu_group, reader.string("iommu_group"));
+  FEOS_ASSIGN_OR_RETURN(iommu_group, group_from_json(reader, "iommu_group"));
   FEOS_ASSIGN_OR_RETURN(original_driver, reader.string("original_driver"));
   FEOS_ASSIGN_OR_RETURN(bars, reader.objects<model::Bar>("bars", bar_from_json));
   FEOS_TRY(reader.finish());

@@ -40,7 +40,11 @@ Result<DeviceAssignment> assignment_from_row(const sqlite::Query& row) {
   auto parsed_role = role_from_name(role);
   if (!parsed_role) return corrupt(what, "role: unknown role \"" + role + "\"");
   a.role = *parsed_role;
-  a.iommu_group = row.text(3);
+  if (const std::string group = row.text(3); !group.empty()) {
+    auto parsed_group = pci::IommuGroup::parse(group);
+    if (!parsed_group) return corrupt(what, "iommu_group: " + parsed_group.error().message);
+    a.iommu_group = *parsed_group;
+  }
   a.original_driver = row.text(4);
   a.original_override = row.text(5);
   const std::string step = row.text(6);
@@ -92,7 +96,7 @@ Status SqliteDeviceLedger::claim(std::string_view vm_id,
       insert.bind(1, bdf);
       insert.bind(2, row.vm_id);
       insert.bind(3, role_name(row.role));
-      insert.bind(4, row.iommu_group);
+      insert.bind(4, row.iommu_group ? row.iommu_group->to_string() : std::string());
       insert.bind(5, row.original_driver);
       insert.bind(6, row.original_override);
       insert.bind(7, step_name(row.step));

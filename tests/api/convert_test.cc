@@ -129,7 +129,7 @@ TEST(ConvertTest, AssignedGpusAreShown) {
   r.id = "vm1";
   model::AssignedGpu g;
   g.request.address = pci::Address(0, 0x18, 0, 0);
-  g.functions.push_back({pci::Address(0, 0x18, 0, 0), "10de:2330", 0x030200, "59", "nvidia",
+  g.functions.push_back({pci::Address(0, 0x18, 0, 0), "10de:2330", 0x030200, pci::IommuGroup(59), "nvidia",
                          {{1, 128ull << 30, true, true, false}}});
   g.numa_node = 0;
   r.gpus.push_back(g);

@@ -84,7 +84,7 @@ TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
   EXPECT_EQ(record->spec.gpus.at(0).address.to_string(), "0000:18:00.0");  // canonical
   ASSERT_EQ(record->gpus.size(), 1u);
   EXPECT_EQ(record->gpus[0].functions.at(0).original_driver, "nvidia");
-  EXPECT_EQ(record->gpus[0].functions[0].iommu_group, "59");
+  EXPECT_EQ(record->gpus[0].functions[0].iommu_group, pci::IommuGroup(59));
   EXPECT_EQ(driver("0000:18:00.0"), "vfio-pci");
 
   ASSERT_TRUE(manager_->start(*id));

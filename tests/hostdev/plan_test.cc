@@ -51,7 +51,7 @@ TEST_F(PlanTest, ConsumerCardExpandsToAllFourFunctions) {
     EXPECT_EQ(gpu.functions[i].address.to_string(), addresses[i]);
     EXPECT_EQ(gpu.functions[i].original_driver, drivers[i]);
     EXPECT_EQ(gpu.functions[i].id, ids[i]);
-    EXPECT_EQ(gpu.functions[i].iommu_group, "2");
+    EXPECT_EQ(gpu.functions[i].iommu_group, pci::IommuGroup(2));
   }
   // The root port 00:01.0 shares group 2 but is a bridge: it stays with the host.
   EXPECT_TRUE(gpu.group_peers.empty());
@@ -75,7 +75,7 @@ TEST_F(PlanTest, HgxGpusAreAloneInTheirGroups) {
   for (size_t i = 0; i < 8; ++i) {
     const auto& gpu = (*planned)[i];
     ASSERT_EQ(gpu.functions.size(), 1u);
-    EXPECT_EQ(gpu.functions[0].iommu_group, groups[i]);
+    EXPECT_EQ(gpu.functions[0].iommu_group->to_string(), groups[i]);
     EXPECT_EQ(gpu.numa_node, i < 4 ? 0 : 1);
     ASSERT_EQ(gpu.functions[0].bars.size(), 3u);
     EXPECT_EQ(gpu.functions[0].bars[1].size, 128 * test::kGiB);
@@ -150,7 +150,7 @@ TEST_F(PlanTest, SharedGroupPassesWhenPolicyAllowsPeers) {
   EXPECT_EQ(gpu.group_peers[0].address.to_string(), "0000:04:00.0");
   EXPECT_EQ(gpu.group_peers[1].address.to_string(), "0000:04:00.1");
   EXPECT_EQ(gpu.group_peers[0].original_driver, "igb");
-  EXPECT_EQ(gpu.group_peers[0].iommu_group, "20");
+  EXPECT_EQ(gpu.group_peers[0].iommu_group, pci::IommuGroup(20));
 }
 
 TEST_F(PlanTest, PeerPolicyWithListsNeedsThePeerListed) {

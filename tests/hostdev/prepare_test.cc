@@ -54,7 +54,7 @@ TEST_F(PrepareTest, ConsumerCardPassesAllFourFunctions) {
   for (const auto& row : rows) {
     EXPECT_EQ(row.vm_id, "vm-1");
     EXPECT_EQ(row.step, AssignmentStep::kBound);
-    EXPECT_EQ(row.iommu_group, "2");
+    EXPECT_EQ(row.iommu_group, pci::IommuGroup(2));
     EXPECT_EQ(row.original_override, "");
   }
   EXPECT_EQ(rows[3].original_driver, "nvidia-gpu");

@@ -23,7 +23,7 @@ DeviceAssignment row(const std::string& vm, const std::string& bdf,
   return DeviceAssignment{.bdf = test::pci_address(bdf),
                           .vm_id = vm,
                           .role = role,
-                          .iommu_group = "41",
+                          .iommu_group = pci::IommuGroup(41),
                           .original_driver = "nvidia",
                           .original_override = "",
                           .step = AssignmentStep::kClaimed,
@@ -146,7 +146,8 @@ TEST_F(DeviceLedgerTest, SurvivesReopenWithEveryStepAndRole) {
     r.step = steps[i];
     r.original_driver = i == 2 ? "" : "drv" + std::to_string(i);
     r.original_override = i == 4 ? "vfio-pci" : "";
-    r.iommu_group = i == 3 ? "" : std::to_string(i + 40);
+    if (i == 3) r.iommu_group.reset();  // stored as ""
+    else r.iommu_group = pci::IommuGroup(static_cast<uint32_t>(i + 40));
     r.updated_unix_ms = 1000 + i;
     rows.push_back(r);
   }

@@ -47,7 +47,7 @@ class SharedConnectionTest : public ::testing::Test {
     DeviceAssignment row;
     row.bdf = test::pci_address(bdf);
     row.vm_id = vm_id;
-    row.iommu_group = "7";
+    row.iommu_group = pci::IommuGroup(7);
     row.updated_unix_ms = 1;
     return row;
   }

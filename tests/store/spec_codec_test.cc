@@ -242,7 +242,7 @@ TEST(AssignedGpusCodecTest, StoredFormatIsStable) {
   gpus[0].functions = {{.address = test::pci_address("0000:17:00.0"),
                         .id = "10de:2330",
                         .class_code = 0x030200,
-                        .iommu_group = "41",
+                        .iommu_group = pci::IommuGroup(41),
                         .original_driver = "nvidia",
                         .bars = {{.index = 1, .size = 137438953472ull, .is_64bit = true,
                                   .prefetchable = true, .is_io = false}}}};
@@ -283,6 +283,8 @@ TEST(AssignedGpusCodecTest, DecodeIsStrict) {
       {[](json& j) { j[0]["group_peers"][0]["address"] = "0000:18:00.0/../x"; },
        "gpus[0].group_peers[0].address: invalid PCI address '0000:18:00.0/../x': wrong length "
        "(expected DDDD:BB:DD.F or BB:DD.F, hex)"},
+      {[](json& j) { j[0]["functions"][1]["iommu_group"] = "../41"; },
+       "gpus[0].functions[1].iommu_group: invalid IOMMU group '../41' (expected a number)"},
       {[](json& j) { j[1]["functions"][0]["driver"] = "x"; },
        "gpus[1].functions[0]: unknown field \"driver\""},
       {[](json& j) { j[1]["request"] = nullptr; },

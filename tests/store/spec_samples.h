@@ -44,7 +44,7 @@ inline std::vector<model::AssignedGpu> full_assigned_gpus() {
   model::PassthroughFunction vga{.address = test::pci_address("0000:17:00.0"),
                                  .id = "10de:2684",
                                  .class_code = 0x030000,
-                                 .iommu_group = "41",
+                                 .iommu_group = pci::IommuGroup(41),
                                  .original_driver = "nvidia",
                                  .bars = {
                                      {.index = 0, .size = 16u << 20, .is_64bit = false,
@@ -57,13 +57,13 @@ inline std::vector<model::AssignedGpu> full_assigned_gpus() {
   model::PassthroughFunction audio{.address = test::pci_address("0000:17:00.1"),
                                    .id = "10de:22ba",
                                    .class_code = 0x040300,
-                                   .iommu_group = "41",
+                                   .iommu_group = pci::IommuGroup(41),
                                    .original_driver = "",
                                    .bars = {{.index = 0, .size = 16384}}};
   model::PassthroughFunction peer{.address = test::pci_address("0000:18:00.0"),
                                   .id = "8086:1521",
                                   .class_code = 0x020000,
-                                  .iommu_group = "41",
+                                  .iommu_group = pci::IommuGroup(41),
                                   .original_driver = "igb",
                                   .bars = {}};
   model::AssignedGpu first{

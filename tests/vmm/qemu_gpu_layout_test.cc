@@ -155,7 +155,7 @@ TEST_F(QemuGpuLayout, EightH100s) { expect_qemu_agrees(hgx_h100s(8), 1024 * 1024
 TEST_F(QemuGpuLayout, ConsumerCardKeepsTheDefaultHole) { expect_qemu_agrees({rtx4090()}, 8 * 1024); }
 TEST_F(QemuGpuLayout, H100WithAGroupPeer) {
   auto gpus = hgx_h100s(1);
-  gpus[0].group_peers.push_back(connectx7("0000:19:00.1", "40"));
+  gpus[0].group_peers.push_back(connectx7("0000:19:00.1", 40));
   expect_qemu_agrees(gpus, 16 * 1024);
 }
 
