@@ -29,7 +29,8 @@ class PciSysfs {
   bool exists(const Address& address) const;
 
   // All facts of one function. NOT_FOUND if it has no sysfs directory; INTERNAL if a required
-  // attribute (vendor, device, class, resource) is missing or malformed, naming the path.
+  // attribute (vendor, device, class, resource) is missing or malformed, or the iommu_group link
+  // does not name a number, naming the path.
   // Optional attributes the kernel does not provide for this device are left empty.
   Result<Device> read(const Address& address) const;
   // Re-reads the facts of `device` that change while the host runs (driver, driver_override,

@@ -206,8 +206,7 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
       if (!fs_.exists(path))
         return fail(Code::kNotFound, "gpus[" + std::to_string(i) + "]: IOMMU group " +
                                          function->iommu_group->to_string() + " of " +
-                                         function->address.to_string() +
-                                         ": " + path +
+                                         function->address.to_string() + ": " + path +
                                          " not found: the host side did not bind it to vfio-pci");
     }
   }
