@@ -12,6 +12,7 @@
 #include "support/fake_host.h"
 #include "common/log.h"
 #include "support/host_builder.h"
+#include "support/pci_literals.h"
 
 using Clock = std::chrono::steady_clock;
 using namespace feos;
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   double best8 = 1e9;
   for (size_t n : {size_t{1}, size_t{8}}) {
     std::vector<model::GpuSpec> gpus;
-    for (size_t i = 0; i < n; ++i) gpus.push_back(model::GpuSpec{.address = all[i]});
+    for (size_t i = 0; i < n; ++i) gpus.push_back(model::GpuSpec{.address = test::pci_address(all[i])});
     double prepare_sum = 0, release_sum = 0, prepare_best = 1e9;
     for (int r = 0; r < rounds; ++r) {
       auto t0 = Clock::now();

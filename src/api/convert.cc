@@ -3,6 +3,7 @@
 #include <string>
 
 #include "model/field_path.h"
+#include "model/limits.h"
 
 namespace feos::api {
 namespace {
@@ -26,17 +27,17 @@ feosd::v1::RomBar rombar_to_proto(model::RomBar r) {
 
 feosd::v1::GpuConfig gpu_to_proto(const model::GpuSpec& g) {
   feosd::v1::GpuConfig out;
-  out.set_address(g.address);
+  out.set_address(g.address.to_string());
   out.set_rombar(rombar_to_proto(g.rombar));
   out.set_boot_vga(g.boot_vga);
   return out;
 }
 
 void function_to_proto(const model::PassthroughFunction& f, feosd::v1::PassthroughFunction* out) {
-  out->set_address(f.address);
+  out->set_address(f.address.to_string());
   out->set_id(f.id);
   out->set_class_code(f.class_code);
-  out->set_iommu_group(f.iommu_group);
+  if (f.iommu_group) out->set_iommu_group(f.iommu_group->to_string());
   out->set_original_driver(f.original_driver);
   for (const auto& b : f.bars) {
     auto* bar = out->add_bars();
@@ -102,12 +103,16 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
   spec.boot = {c.boot().kernel(), c.boot().initramfs(), c.boot().cmdline()};
   for (int i = 0; i < c.gpus_size(); ++i) {
     const auto& g = c.gpus(i);
-    std::string field = "config.gpus[" + std::to_string(i) + "]";
-    FEOS_TRY(check_len(g.address(), 32, field + ".address"));
-    if (g.address().empty()) return fail(Code::kInvalidArgument, field + ".address: empty");
+    const std::string address_field = model::field::gpu(i, "address");
+    FEOS_TRY(check_len(g.address(), model::kMaxPciAddressText, address_field));
+    if (g.address().empty()) return fail(Code::kInvalidArgument, address_field + ": empty");
+    // The one parse of a requested address: below this, addresses are values.
+    auto address = pci::Address::parse(g.address());
+    if (!address) return fail(address.error().context(address_field));
     if (!feosd::v1::RomBar_IsValid(g.rombar()))
-      return fail(Code::kInvalidArgument, field + ".rombar: unknown value " + std::to_string(g.rombar()));
-    spec.gpus.push_back({g.address(), rombar_from_proto(g.rombar()), g.boot_vga()});
+      return fail(Code::kInvalidArgument,
+                  model::field::gpu(i, "rombar") + ": unknown value " + std::to_string(g.rombar()));
+    spec.gpus.push_back({*address, rombar_from_proto(g.rombar()), g.boot_vga()});
   }
   return spec;
 }

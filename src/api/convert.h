@@ -11,7 +11,8 @@ namespace feos::api {
 
 namespace pb = ::feos::vm::vmm::api::v1;
 
-// INVALID_ARGUMENT naming the field (e.g. "config.disks[1]: no backend set") for those checks;
+// INVALID_ARGUMENT naming the field (e.g. "config.disks[1]: no backend set",
+// "config.gpus[0].address: invalid PCI address ...": GPU addresses are parsed here) on bad input;
 // UNIMPLEMENTED for features feosd does not offer (vfio_pci disk/NIC backends for now).
 Result<model::VmSpec> spec_from_proto(const pb::VmConfig& config);
 pb::VmConfig spec_to_proto(const model::VmSpec& spec);

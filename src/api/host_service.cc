@@ -35,7 +35,7 @@ void device_to_proto(const hostdev::InventoryDevice& in, feosd::v1::PciDeviceInf
   out->set_class_name(in.class_name);
   out->set_subsystem_id(d.subsystem_id());
   out->set_driver(d.driver);
-  if (d.iommu_group) out->set_iommu_group(*d.iommu_group);
+  if (d.iommu_group) out->set_iommu_group(d.iommu_group->to_string());
   for (const auto& member : in.group_members) out->add_iommu_group_members(member.to_string());
   out->set_numa_node(d.numa_node);
   for (const auto& bar : d.present_bars()) {

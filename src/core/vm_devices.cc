@@ -64,7 +64,7 @@ Status VmManager::release_devices(const std::string& id) {
   }
   if (held) {
     std::string addresses;
-    for (const auto& gpu : entry.record.spec.gpus) addresses += (addresses.empty() ? "" : ", ") + gpu.address;
+    for (const auto& gpu : entry.record.spec.gpus) addresses += (addresses.empty() ? "" : ", ") + gpu.address.to_string();
     logger()->info("vm={} GPUs returned to the host", id);
     emit("GPUs returned to the host: " + addresses);
   }

@@ -1,7 +1,6 @@
 #include "core/vm_manager.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -10,7 +9,6 @@
 #include "common/text.h"
 #include "core/vm_config.h"
 #include "core/vm_manager_detail.h"
-#include "store/spec_codec.h"
 
 namespace feos::core {
 namespace {
@@ -27,32 +25,7 @@ auto logger() {
 
 Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + id + " not found"}; }
 
-// "3.5 MiB", "64.0 KiB": one decimal, so that a total just over a limit does not read as equal.
-std::string with_unit(uint64_t bytes) {
-  char text[32];
-  if (bytes >= 1024 * 1024)
-    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024 * 1024));
-  else
-    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  return text;
-}
-
 }  // namespace
-
-uint64_t stored_size(const model::VmRecord& record) {
-  // Compact JSON: what the store holds. Strings that are not UTF-8 never get stored; count them
-  // at their length.
-  auto spec = store::encode_spec(record.spec);
-  uint64_t size = spec ? spec->size() : record.spec.ignition.value_or("").size() + 64 * 1024;
-  if (record.gpus.empty()) {
-    size += record.spec.gpus.size() * kResolvedGpuAllowance;
-  } else {
-    auto gpus = store::encode_assigned_gpus(record.gpus);
-    size += gpus ? gpus->size() : record.gpus.size() * kResolvedGpuAllowance;
-  }
-  // The reason at its cap, the id, numbers and protobuf framing.
-  return size + kMaxReasonBytes + 512;
-}
 
 // Ends the VM's job when an operation leaves its scope, whatever path it takes.
 class VmManager::JobGuard {
@@ -122,9 +95,6 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
       return fail(prepared.error());  // hostdev's messages already name the VM
     }
     gpus = std::move(*prepared);
-    // The API shows and stores canonical addresses ("17:00.0" -> "0000:17:00.0").
-    for (size_t i = 0; i < gpus.size() && i < normalized.gpus.size(); ++i)
-      normalized.gpus[i].address = gpus[i].request.address;
   }
 
   std::lock_guard lock(mutex_);
@@ -385,20 +355,6 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
 }
 
 // --- lookups ---
-
-Status VmManager::check_limits_locked(const std::string& vm_id, uint64_t size) const {
-  if (vms_.size() >= limits_.max_vms)
-    return fail(Code::kResourceExhausted, "vm " + vm_id + ": feosd holds " + std::to_string(vms_.size()) +
-                                              " VMs, its limit; delete one first");
-  uint64_t total = 0;
-  for (const auto& [id, entry] : vms_) total += entry.stored_bytes;
-  if (total + size > limits_.max_total_bytes)
-    return fail(Code::kResourceExhausted,
-                "vm " + vm_id + ": its definition (" + with_unit(size) + " with ignition and devices) would bring " +
-                    "all VMs to " + with_unit(total + size) + ", over feosd's limit of " +
-                    with_unit(limits_.max_total_bytes) + " (it keeps ListVms within gRPC's 4 MiB message limit)");
-  return ok();
-}
 
 Result<VmManager::Entry*> VmManager::find_locked(std::string_view id) {
   FEOS_ASSIGN_OR_RETURN(const Entry* entry, std::as_const(*this).find_locked(id));

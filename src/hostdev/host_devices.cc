@@ -75,11 +75,12 @@ void HostDevices::end_vm_operation(const std::string& vm_id) {
   busy_vms_.erase(vm_id);
 }
 
-Status HostDevices::set_step(const std::string& vm_id, const std::string& bdf,
+Status HostDevices::set_step(const std::string& vm_id, const pci::Address& bdf,
                              AssignmentStep step) {
   if (Status set = ledger_.set_step(vm_id, bdf, step, now_ms()); !set) {
     return fail(set.error().context("vm " + vm_id + ": record step " +
-                                    std::string(store::step_name(step)) + " of " + bdf));
+                                    std::string(store::step_name(step)) + " of " +
+                                    bdf.to_string()));
   }
   return ok();
 }
@@ -130,10 +131,10 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
 
     // 1b. Claim: the commit point between concurrent prepares, all devices or none.
     std::vector<DeviceAssignment> rows;
-    std::vector<std::string> bdfs;
+    std::vector<pci::Address> bdfs;
     const int64_t now = now_ms();
     for (const auto& t : planned->targets) {
-      rows.push_back(DeviceAssignment{.bdf = t.bdf,
+      rows.push_back(DeviceAssignment{.bdf = t.address,
                                       .vm_id = vm_id,
                                       .role = t.role,
                                       .iommu_group = t.group,
@@ -141,7 +142,7 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
                                       .original_override = t.original_override,
                                       .step = AssignmentStep::kClaimed,
                                       .updated_unix_ms = now});
-      bdfs.push_back(t.bdf);
+      bdfs.push_back(t.address);
     }
     if (Status claimed = ledger_.claim(vm_id, rows); !claimed) {
       return fail(claimed.error().context("vm " + vm_id));
@@ -155,10 +156,11 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
       if (!driver || !override_now) {
         (void)ledger_.delete_assignments(vm_id, bdfs);  // nothing was written to sysfs yet
         const Error& e = driver ? override_now.error() : driver.error();
-        return fail(e.context("vm " + vm_id + ": " + t.bdf + ": read after claim"));
+        return fail(e.context("vm " + vm_id + ": " + t.address.to_string() + ": read after claim"));
       }
       if (*driver != t.original_driver || *override_now != t.original_override) {
-        moved = t.bdf + " (planned with driver '" + t.original_driver + "' override '" +
+        moved = t.address.to_string() + " (planned with driver '" + t.original_driver +
+                "' override '" +
                 t.original_override + "', now '" + *driver + "' / '" + *override_now + "')";
         break;
       }
@@ -183,7 +185,7 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
 
 Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& plan) {
   const auto by_group_targets = detail::targets_by_group(plan);
-  std::vector<std::pair<std::string, std::vector<const detail::Target*>>> groups(
+  std::vector<std::pair<pci::IommuGroup, std::vector<const detail::Target*>>> groups(
       by_group_targets.begin(), by_group_targets.end());
   std::vector<Status> results(groups.size());
   std::atomic<bool> abort{false};
@@ -220,13 +222,15 @@ Status HostDevices::bind_group(const std::string& vm_id,
                                const std::vector<const detail::Target*>& devices,
                                const std::atomic<bool>& abort) {
   const std::string& vfio = binder_.vfio_driver();
-  const std::string& group = devices.front()->group;
+  const pci::IommuGroup& group = devices.front()->group;
+  const std::string group_name = group.to_string();
   auto target_of = [&](const detail::Target& t) {
-    return BinderTarget{t.address, t.bdf, vm_id, "vm " + vm_id + ": " + t.bdf + ": "};
+    const std::string bdf = t.address.to_string();
+    return BinderTarget{t.address, bdf, vm_id, "vm " + vm_id + ": " + bdf + ": "};
   };
   for (const detail::Target* t : devices) {
-    const std::string& bdf = t->bdf;
     const BinderTarget device = target_of(*t);
+    const pci::Address& bdf = t->address;
     if (abort) {
       // Another group failed: everything is rolled back anyway, so stop touching devices.
       return fail(Code::kCancelled, device.prefix + "not bound: another IOMMU group failed");
@@ -243,7 +247,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
       if (!driver->empty()) {
         FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kUnbound));
         FEOS_TRY(binder_.unbind(device, *driver));
-        logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, group,
+        logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, device.bdf, group_name,
                        *driver);
       }
       // 2c. drivers_probe: the kernel attaches it to its override, vfio-pci.
@@ -255,7 +259,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
     // 2d. Verify: the driver link names vfio-pci.
     FEOS_TRY(binder_.wait_for_driver(device, vfio, "bind to " + vfio));
     logger()->info("device bound vm={} bdf={} group={} step=bound driver={} original={}", vm_id,
-                   bdf, group, vfio, t->original_driver.empty() ? "none" : t->original_driver);
+                   device.bdf, group_name, vfio, t->original_driver.empty() ? "none" : t->original_driver);
   }
   // 2e. The group's VFIO node, which the hypervisor opens.
   return binder_.wait_for_group_node(group, target_of(*devices.back()));

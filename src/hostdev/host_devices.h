@@ -63,8 +63,7 @@ class HostDevices {
   // policy lets travel along (group_peers); original drivers are the current ones, BARs the
   // present ones, numa_node the requested function's. Checks, in this order, and fails on the
   // first problem:
-  //   INVALID_ARGUMENT  empty vm_id; an address that is not DDDD:BB:DD.F / BB:DD.F (nothing is
-  //                     read for it); the same card twice (also via two of its functions).
+  //   INVALID_ARGUMENT  empty vm_id; the same card twice (also via two of its functions).
   //   NOT_FOUND         no such PCI function.
   //   FAILED_PRECONDITION
   //                     the requested function is not display/3D ("0000:03:00.0 is a network
@@ -149,7 +148,7 @@ class HostDevices {
   Status restore_rows(const std::string& vm_id, const std::vector<store::DeviceAssignment>& rows,
                       std::vector<std::string>* failures);
 
-  Status set_step(const std::string& vm_id, const std::string& bdf, store::AssignmentStep step);
+  Status set_step(const std::string& vm_id, const pci::Address& bdf, store::AssignmentStep step);
   int64_t now_ms() const;
   // Marks `vm_id` busy for the caller's operation; FAILED_PRECONDITION when it already is.
   Status begin_vm_operation(const std::string& vm_id);

@@ -35,7 +35,7 @@ Result<std::vector<pci::Address>> HostView::slot_functions(const pci::Address& a
   return out;
 }
 
-Result<std::vector<pci::Address>> HostView::group_members(const std::string& group) {
+Result<std::vector<pci::Address>> HostView::group_members(const pci::IommuGroup& group) {
   auto it = groups_.find(group);
   if (it != groups_.end()) return it->second;
   if (groups_complete_) return std::vector<pci::Address>();

@@ -42,7 +42,7 @@ class HostView {
   // Functions of `address`'s slot present on the host, sorted (from one cached listing).
   Result<std::vector<pci::Address>> slot_functions(const pci::Address& address);
   // Members of IOMMU group `group`, sorted.
-  Result<std::vector<pci::Address>> group_members(const std::string& group);
+  Result<std::vector<pci::Address>> group_members(const pci::IommuGroup& group);
   // Number of entries under <sysfs>/kernel/iommu_groups (0 when absent).
   Result<size_t> iommu_group_count();
   // Reads every function (in `threads` parallel readers) and derives group membership from the
@@ -58,7 +58,7 @@ class HostView {
   pci::PciSysfs sysfs_;
   std::optional<std::vector<pci::Address>> all_;
   std::map<pci::Address, pci::Device> devices_;
-  std::map<std::string, std::vector<pci::Address>> groups_;
+  std::map<pci::IommuGroup, std::vector<pci::Address>> groups_;
   bool groups_complete_ = false;  // groups_ holds every group (after load_all)
 };
 

@@ -57,7 +57,7 @@ Result<Inventory> HostInventory::inventory() const {
     if (device.is_display()) gpu_of_slot.emplace(address.slot(), address);
   }
   // Group members, from the devices' own group links.
-  std::map<std::string, std::vector<pci::Address>> members;
+  std::map<pci::IommuGroup, std::vector<pci::Address>> members;
   for (const auto& [address, device] : view.devices()) {
     if (device.iommu_group) members[*device.iommu_group].push_back(address);
   }
@@ -65,12 +65,12 @@ Result<Inventory> HostInventory::inventory() const {
   // Status of each GPU: would a request for it (alone) pass?
   std::map<pci::Address, std::pair<DeviceStatus, std::string>> gpu_status;  // + reason or vm
   for (const auto& [slot, gpu] : gpu_of_slot) {
-    auto held = (*ledger)->find(gpu.to_string());
+    auto held = (*ledger)->find(gpu);
     if (held != (*ledger)->end()) {
       gpu_status[gpu] = {DeviceStatus::kAssigned, held->second};
       continue;
     }
-    auto planned = detail::make_plan(context, {model::GpuSpec{.address = gpu.to_string()}});
+    auto planned = detail::make_plan(context, {model::GpuSpec{.address = gpu}});
     if (planned) gpu_status[gpu] = {DeviceStatus::kAvailable, ""};
     else gpu_status[gpu] = {DeviceStatus::kNotAssignable, planned.error().reason};
   }
@@ -88,9 +88,8 @@ Result<Inventory> HostInventory::inventory() const {
     item.is_gpu = device.is_display();
     if (device.iommu_group) item.group_members = members[*device.iommu_group];
 
-    const std::string bdf = address.to_string();
     auto slot_gpu = gpu_of_slot.find(address.slot());
-    auto held = (*ledger)->find(bdf);
+    auto held = (*ledger)->find(address);
     if (held != (*ledger)->end()) {
       item.status = DeviceStatus::kAssigned;
       item.assigned_vm = held->second;

@@ -19,10 +19,10 @@ tl::unexpected<Problem> problem(const Error& error) {
 
 model::PassthroughFunction function_of(const pci::Device& d) {
   model::PassthroughFunction f;
-  f.address = d.address.to_string();
+  f.address = d.address;
   f.id = d.id();
   f.class_code = d.class_code;
-  f.iommu_group = d.iommu_group.value_or("");
+  f.iommu_group = d.iommu_group;
   f.original_driver = d.driver;
   for (const auto& bar : d.present_bars()) {
     f.bars.push_back(model::Bar{.index = bar.index,
@@ -36,8 +36,8 @@ model::PassthroughFunction function_of(const pci::Device& d) {
 
 }  // namespace
 
-std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan) {
-  std::map<std::string, std::vector<const Target*>> out;
+std::map<pci::IommuGroup, std::vector<const Target*>> targets_by_group(const Plan& plan) {
+  std::map<pci::IommuGroup, std::vector<const Target*>> out;
   for (const auto& t : plan.targets) out[t.group].push_back(&t);
   return out;
 }
@@ -52,7 +52,7 @@ PlanContext::PlanContext(const sys::Filesystem& fs, const sys::HostPaths& paths,
       options_(options),
       view_(view) {}
 
-Result<const std::map<std::string, std::string>*> PlanContext::ledger() {
+Result<const std::map<pci::Address, std::string>*> PlanContext::ledger() {
   if (!holders_) {
     auto rows = ledger_.list(std::nullopt);
     if (!rows) return fail(rows.error());
@@ -97,31 +97,26 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   const Policy& policy = context.policy();
   HostView& view = context.view();
 
-  // 1. Addresses, strictly, before any path is built from them; each card once.
+  // 1. Each card once.
   std::vector<pci::Address> requested;
   for (size_t i = 0; i < gpus.size(); ++i) {
-    auto address = pci::Address::parse(gpus[i].address);
-    if (!address) {
-      return problem(Code::kInvalidArgument,
-                     "gpus[" + std::to_string(i) + "]: " + address.error().message,
-                     "invalid address");
-    }
+    const pci::Address& address = gpus[i].address;
     for (size_t j = 0; j < i; ++j) {
-      if (*address == requested[j]) {
+      if (address == requested[j]) {
         return problem(Code::kInvalidArgument,
                        "gpus[" + std::to_string(j) + "] and gpus[" + std::to_string(i) +
-                           "] both name " + address->to_string(),
+                           "] both name " + address.to_string(),
                        "requested twice");
       }
-      if (address->same_slot(requested[j])) {
+      if (address.same_slot(requested[j])) {
         return problem(Code::kInvalidArgument,
-                       "gpus[" + std::to_string(i) + "] (" + address->to_string() +
+                       "gpus[" + std::to_string(i) + "] (" + address.to_string() +
                            ") is on the same card as gpus[" + std::to_string(j) + "] (" +
                            requested[j].to_string() + "): a card is passed whole, name it once",
                        "requested twice");
       }
     }
-    requested.push_back(*address);
+    requested.push_back(address);
   }
 
   // 2. Each requested function exists and is a display/3D controller.
@@ -201,12 +196,16 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
 
   // 6. IOMMU groups: VFIO gives a VM whole groups, so every other endpoint in them must be part
   //    of the request or a peer the policy lets travel along. Bridges stay with the host.
-  std::vector<std::vector<const pci::Device*>> peers(requested.size());
+  struct Peer {
+    const pci::Device* device;
+    pci::IommuGroup group;  // the card's group it shares
+  };
+  std::vector<std::vector<Peer>> peers(requested.size());
   std::set<pci::Address> peer_set;
   for (size_t i = 0; i < requested.size(); ++i) {
-    std::set<std::string> seen_groups;
+    std::set<pci::IommuGroup> seen_groups;
     for (const pci::Device* f : card_functions[i]) {
-      const std::string& group = *f->iommu_group;
+      const pci::IommuGroup& group = *f->iommu_group;
       if (!seen_groups.insert(group).second) continue;
       auto members = view.group_members(group);
       if (!members) return problem(members.error());
@@ -225,21 +224,21 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                   ? "the GPU policy does not list it"
                   : "the GPU policy does not allow group peers (allow_group_peers)";
           return problem(Code::kFailedPrecondition,
-                         "IOMMU group " + group + " of " + f->address.to_string() +
+                         "IOMMU group " + group.to_string() + " of " + f->address.to_string() +
                              " also holds " + pci::describe_device(d, ids) +
                              ", which is not part of the request; VFIO gives a VM whole IOMMU "
                              "groups and " + why,
-                         "IOMMU group " + group + " also holds " + member.to_string() + " (" +
+                         "IOMMU group " + group.to_string() + " also holds " + member.to_string() + " (" +
                              d.id() + ", not a GPU companion)");
         }
         if (d.boot_vga.value_or(false)) {
           return problem(Code::kFailedPrecondition,
-                         "IOMMU group " + group + " of " + f->address.to_string() +
+                         "IOMMU group " + group.to_string() + " of " + f->address.to_string() +
                              " also holds the host's boot VGA device " + member.to_string(),
-                         "IOMMU group " + group + " also holds the boot VGA " +
+                         "IOMMU group " + group.to_string() + " also holds the boot VGA " +
                              member.to_string());
         }
-        peers[i].push_back(&d);
+        peers[i].push_back(Peer{&d, group});
         peer_set.insert(member);
       }
     }
@@ -248,40 +247,39 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   for (size_t i = 0; i < requested.size(); ++i) {
     model::AssignedGpu gpu;
     gpu.request = gpus[i];
-    gpu.request.address = requested[i].to_string();
     gpu.numa_node = gpu_devices[i]->numa_node;
     for (const pci::Device* f : card_functions[i]) {
       gpu.functions.push_back(function_of(*f));
       plan.targets.push_back(Target{
           .address = f->address,
-          .bdf = f->address.to_string(),
           .role = f->address == requested[i] ? store::DeviceRole::kRequested
                                               : store::DeviceRole::kFunction,
           .group = *f->iommu_group,
           .original_driver = f->driver,
           .original_override = f->driver_override});
     }
-    for (const pci::Device* p : peers[i]) {
+    for (const Peer& peer : peers[i]) {
+      const pci::Device* p = peer.device;
       gpu.group_peers.push_back(function_of(*p));
       plan.targets.push_back(Target{.address = p->address,
-                                    .bdf = p->address.to_string(),
                                     .role = store::DeviceRole::kGroupPeer,
-                                    .group = p->iommu_group.value_or(""),
+                                    .group = p->iommu_group.value_or(peer.group),
                                     .original_driver = p->driver,
                                     .original_override = p->driver_override});
     }
     plan.gpus.push_back(std::move(gpu));
   }
   std::sort(plan.targets.begin(), plan.targets.end(),
-            [](const Target& a, const Target& b) { return a.bdf < b.bdf; });
+            [](const Target& a, const Target& b) { return a.address < b.address; });
 
   // 7. Not held by another VM.
   auto ledger = context.ledger();
   if (!ledger) return problem(ledger.error());
   for (const auto& t : plan.targets) {
-    auto it = (*ledger)->find(t.bdf);
+    auto it = (*ledger)->find(t.address);
     if (it != (*ledger)->end()) {
-      return problem(Code::kFailedPrecondition, t.bdf + " is assigned to vm " + it->second,
+      return problem(Code::kFailedPrecondition,
+                     t.address.to_string() + " is assigned to vm " + it->second,
                      "assigned to vm " + it->second);
     }
   }
@@ -297,18 +295,19 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     if (!held) return problem(held.error());
     if (*held) {
       return problem(Code::kFailedPrecondition, **held,
-                     (*held)->substr(t.bdf.size() + 4));  // "in use on the host: pid ..."
+                     (*held)->substr(t.address.to_string().size() + 4));  // "in use on the host: pid ..."
     }
   }
   for (const auto& [group, members] : targets_by_group(plan)) {
-    const std::string node = context.paths().vfio_group(group);
+    const std::string node = context.paths().vfio_group(group.to_string());
     auto openers = (*open)->of(node);
     if (!openers.empty()) {
       const Opener& o = openers.front();
       return problem(Code::kFailedPrecondition,
-                     "IOMMU group " + group + " (" + members.front()->bdf + ") is in use: pid " +
+                     "IOMMU group " + group.to_string() + " (" + members.front()->address.to_string() +
+                         ") is in use: pid " +
                          std::to_string(o.pid) + " (" + o.command + ") has " + node + " open",
-                     "IOMMU group " + group + " is open by pid " + std::to_string(o.pid) + " (" +
+                     "IOMMU group " + group.to_string() + " is open by pid " + std::to_string(o.pid) + " (" +
                          o.command + ")");
     }
   }

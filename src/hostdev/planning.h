@@ -16,6 +16,7 @@
 #include "hostdev/policy.h"
 #include "model/gpu.h"
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 #include "store/device_assignment.h"
 #include "store/device_ledger.h"
 
@@ -23,10 +24,9 @@ namespace feos::hostdev::detail {
 
 // One device prepare() takes.
 struct Target {
-  pci::Address address;
-  std::string bdf;                // address.to_string(): the ledger's key
+  pci::Address address;           // the ledger's key
   store::DeviceRole role = store::DeviceRole::kRequested;
-  std::string group;              // IOMMU group
+  pci::IommuGroup group{0};       // its IOMMU group (every target has one)
   std::string original_driver;    // "" unbound
   std::string original_override;  // "" none
 };
@@ -37,7 +37,7 @@ struct Plan {
 };
 
 // The targets of each IOMMU group, in address order, keyed by group. Pointers into plan.targets.
-std::map<std::string, std::vector<const Target*>> targets_by_group(const Plan& plan);
+std::map<pci::IommuGroup, std::vector<const Target*>> targets_by_group(const Plan& plan);
 
 // Why a request cannot be planned: the error for the caller and a short reason for inventory
 // ("boot VGA", "no IOMMU group", "IOMMU group 20 also holds 0000:04:00.0 (8086:1521, not a GPU
@@ -59,8 +59,8 @@ class PlanContext {
   const Options& options() const { return options_; }
   HostView& view() { return view_; }
 
-  // bdf -> holding VM, from the ledger.
-  Result<const std::map<std::string, std::string>*> ledger();
+  // Device -> holding VM, from the ledger.
+  Result<const std::map<pci::Address, std::string>*> ledger();
   // Host processes' open device nodes. With `tolerate_scan_errors` (inventory) a failed scan
   // counts as "nothing open".
   Result<const OpenNodes*> open_nodes();
@@ -76,7 +76,7 @@ class PlanContext {
   const Policy& policy_;
   const Options& options_;
   HostView& view_;
-  std::optional<std::map<std::string, std::string>> holders_;  // ledger(), once read
+  std::optional<std::map<pci::Address, std::string>> holders_;  // ledger(), once read
   std::optional<OpenNodes> open_;
   std::optional<size_t> iommu_groups_;
   std::optional<bool> vfio_;

@@ -14,21 +14,21 @@ Result<ReconcileReport> HostDevices::reconcile(const std::set<std::string>& vms_
   auto rows = ledger_.list(std::nullopt);
   if (!rows) return fail(rows.error().context("reconcile devices"));
   std::map<std::string, std::vector<DeviceAssignment>> by_vm;
-  std::set<std::string> owned;
+  std::set<pci::Address> owned;
   for (const auto& row : *rows) {
     by_vm[row.vm_id].push_back(row);
     owned.insert(row.bdf);
   }
   ReconcileReport report;
-  auto label = [](const DeviceAssignment& row) { return row.bdf + " (vm " + row.vm_id + ")"; };
+  auto label = [](const DeviceAssignment& row) {
+    return row.bdf.to_string() + " (vm " + row.vm_id + ")";
+  };
   for (auto& [vm_id, vm_rows] : by_vm) {
     std::vector<DeviceAssignment> to_release;
     const bool keeps = vms_that_keep_devices.count(vm_id) > 0;
     for (const auto& row : vm_rows) {
       if (keeps) {
-        // The ledger holds only addresses prepare() wrote; anything else is released (dropped).
-        auto address = pci::Address::parse(row.bdf);
-        auto driver = address ? binder_.driver(*address) : Result<std::string>(std::string());
+        auto driver = binder_.driver(row.bdf);
         if (driver && *driver == binder_.vfio_driver()) {
           if (row.step != AssignmentStep::kBound) {
             FEOS_TRY(set_step(vm_id, row.bdf, AssignmentStep::kBound));
@@ -44,7 +44,7 @@ Result<ReconcileReport> HostDevices::reconcile(const std::set<std::string>& vms_
     (void)restore_rows(vm_id, to_release, &failures);  // failures are reported below
     auto left = ledger_.list(vm_id);
     if (!left) return fail(left.error().context("reconcile devices"));
-    std::set<std::string> still_held;
+    std::set<pci::Address> still_held;
     for (const auto& row : *left) still_held.insert(row.bdf);
     for (const auto& row : to_release) {
       if (still_held.count(row.bdf) == 0) {
@@ -59,8 +59,7 @@ Result<ReconcileReport> HostDevices::reconcile(const std::set<std::string>& vms_
   }
   if (auto on_vfio = binder_.bound_to_vfio()) {
     for (const auto& address : *on_vfio) {
-      const std::string bdf = address.to_string();
-      if (owned.count(bdf) == 0) report.unowned_vfio.push_back(bdf);
+      if (owned.count(address) == 0) report.unowned_vfio.push_back(address.to_string());
     }
   }
   log::get("hostdev")->info("reconciled kept={} released={} failed={} unowned_vfio={}",

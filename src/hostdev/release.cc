@@ -19,11 +19,16 @@ namespace {
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("hostdev"); }
 
+// For logs: "41", "" without a group.
+std::string group_name(const DeviceAssignment& row) {
+  return row.iommu_group ? row.iommu_group->to_string() : std::string();
+}
+
 // Groups ledger rows by IOMMU group (rows without one each on their own), keeping their order.
 std::vector<std::vector<DeviceAssignment>> by_group(const std::vector<DeviceAssignment>& rows) {
   std::map<std::string, std::vector<DeviceAssignment>> groups;
   for (const auto& row : rows) {
-    groups[row.iommu_group.empty() ? "bdf:" + row.bdf : row.iommu_group].push_back(row);
+    groups[row.iommu_group ? row.iommu_group->to_string() : "bdf:" + row.bdf.to_string()].push_back(row);
   }
   std::vector<std::vector<DeviceAssignment>> out;
   for (auto& [key, members] : groups) out.push_back(std::move(members));
@@ -46,16 +51,17 @@ Status HostDevices::release_rows_of(const std::string& vm_id) {
 }
 
 Status HostDevices::restore_device(const DeviceAssignment& row) {
-  const std::string& bdf = row.bdf;
+  const std::string bdf = row.bdf.to_string();
   const std::string& vm_id = row.vm_id;
   const std::string& vfio = binder_.vfio_driver();
   const std::string& original = row.original_driver;
   const std::string prefix = bdf + ": ";  // callers name the VM
+  const std::string group = group_name(row);
   bool marked = row.step == AssignmentStep::kReleasing;
   auto mark_releasing = [&]() -> Status {
     if (marked) return ok();
     marked = true;
-    return set_step(vm_id, bdf, AssignmentStep::kReleasing);
+    return set_step(vm_id, row.bdf, AssignmentStep::kReleasing);
   };
   if (binder_.in_doubt(bdf)) {
     // Whatever is done now could be undone by the blocked write when it lands.
@@ -65,11 +71,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
                                              " and is returned when that write returns");
   }
 
-  // The ledger holds only addresses prepare() wrote; one that is not an address names no device
-  // of this host, like one that was unplugged.
-  auto address = pci::Address::parse(bdf);
-  auto driver = address ? binder_.driver(*address)
-                        : Result<std::string>(fail(Code::kNotFound, address.error().message));
+  auto driver = binder_.driver(row.bdf);
   if (!driver) {
     if (driver.error().code == Code::kNotFound) {
       // Hot-unplugged: nothing of it is left to strand.
@@ -78,22 +80,22 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
     }
     return fail(driver.error().context(prefix + "read driver"));
   }
-  const BinderTarget device{*address, bdf, vm_id, prefix};
+  const BinderTarget device{row.bdf, bdf, vm_id, prefix};
   // Reverse order of prepare: 1. leave vfio-pci, 2. restore the override, 3. rebind the original
   // driver.
   if (*driver == vfio && original != vfio) {
     FEOS_TRY(mark_releasing());
     FEOS_TRY(binder_.unbind(device, vfio));
-    logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
+    logger()->info("device unbound vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                    vfio);
   }
-  auto override_now = binder_.driver_override(*address);
+  auto override_now = binder_.driver_override(row.bdf);
   if (!override_now) return fail(override_now.error().context(prefix + "read driver_override"));
   if (*override_now != row.original_override) {
     FEOS_TRY(mark_releasing());
     FEOS_TRY(binder_.restore_override(device, row.original_override));
   }
-  driver = binder_.driver(*address);
+  driver = binder_.driver(row.bdf);
   if (!driver) return fail(driver.error().context(prefix + "read driver"));
   if (*driver != original) {
     if (!driver->empty()) {
@@ -114,7 +116,7 @@ Status HostDevices::restore_device(const DeviceAssignment& row) {
       FEOS_TRY(binder_.wait_for_driver(device, original, "return to " + original));
     }
   }
-  logger()->info("device returned vm={} bdf={} group={} driver={}", vm_id, bdf, row.iommu_group,
+  logger()->info("device returned vm={} bdf={} group={} driver={}", vm_id, bdf, group,
                  original.empty() ? "none" : original);
   return ok();
 }
@@ -124,7 +126,7 @@ Status HostDevices::restore_rows(const std::string& vm_id,
                                  std::vector<std::string>* failures) {
   auto groups = by_group(rows);
   std::mutex mu;
-  std::vector<std::string> restored;
+  std::vector<pci::Address> restored;
   Code code = Code::kOk;
   run_parallel(groups.size(), [&](size_t g) {
     // Last bound first.
@@ -136,8 +138,9 @@ Status HostDevices::restore_rows(const std::string& vm_id,
       } else {
         if (code == Code::kOk) code = done.error().code;
         failures->push_back(done.error().message);
-        logger()->error("device not returned vm={} bdf={} group={} error=\"{}\"", vm_id, it->bdf,
-                        it->iommu_group, done.error().to_string());
+        logger()->error("device not returned vm={} bdf={} group={} error=\"{}\"", vm_id,
+                        it->bdf.to_string(),
+                        group_name(*it), done.error().to_string());
       }
     }
   });

@@ -79,14 +79,14 @@ Status VfioBinder::wait_for_driver(const BinderTarget& t, const std::string& dri
                                    " ms)");
 }
 
-Status VfioBinder::wait_for_group_node(const std::string& group, const BinderTarget& last) {
-  const std::string node = paths_.vfio_group(group);
+Status VfioBinder::wait_for_group_node(const pci::IommuGroup& group, const BinderTarget& last) {
+  const std::string node = paths_.vfio_group(group.to_string());
   const auto deadline = std::chrono::steady_clock::now() + vfio_node_timeout_;
   for (auto pause = std::chrono::microseconds(200);; pause = std::min(pause * 2, decltype(pause)(20000))) {
     if (fs_.exists(node)) return ok();
     if (std::chrono::steady_clock::now() >= deadline) {
       return fail(Code::kDeadlineExceeded,
-                  "vm " + last.vm_id + ": IOMMU group " + group + ": " + node +
+                  "vm " + last.vm_id + ": IOMMU group " + group.to_string() + ": " + node +
                       " did not appear within " + std::to_string(vfio_node_timeout_.count()) +
                       " ms after binding " + last.bdf + " to " + vfio_driver_);
     }

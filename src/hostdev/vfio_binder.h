@@ -18,6 +18,7 @@
 #include "hostdev/in_doubt.h"
 #include "hostdev/options.h"
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 #include "pci/sysfs.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
@@ -79,7 +80,7 @@ class VfioBinder {
   // device binds to vfio-pci (udev may lag); `last` is the group's last device bound.
   // Errors: DEADLINE_EXCEEDED "vm <id>: IOMMU group <group>: <node> did not appear within <N> ms
   // after binding <last> to vfio-pci".
-  Status wait_for_group_node(const std::string& group, const BinderTarget& last);
+  Status wait_for_group_node(const pci::IommuGroup& group, const BinderTarget& last);
 
  private:
   Status write(const BinderTarget& t, const std::string& path, std::string_view value,

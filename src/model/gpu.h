@@ -3,8 +3,12 @@
 // resolved and holds for a VM (AssignedGpu). The QEMU argv builder consumes AssignedGpu only, so
 // every GPU is resolved to concrete functions and IOMMU groups before an argv is built.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "pci/address.h"
+#include "pci/iommu_group.h"
 
 namespace feos::model {
 
@@ -13,7 +17,7 @@ enum class RomBar { kDefault, kOn, kOff };  // kDefault: the hypervisor's choice
 // One GPU of a VM, by the host PCIe address of its display/3D function (normally function 0); the
 // card's other functions travel with it.
 struct GpuSpec {
-  std::string address;  // canonical "0000:17:00.0" once validated
+  pci::Address address;  // parsed from the request (api) or the stored record (store)
   RomBar rombar = RomBar::kDefault;
   bool boot_vga = false;  // the GPU is the guest's primary display (x-vga); allows the host boot VGA
 };
@@ -28,10 +32,10 @@ struct Bar {
 
 // One host PCI function passed to a VM.
 struct PassthroughFunction {
-  std::string address;          // "0000:17:00.1"
+  pci::Address address;         // 0000:17:00.1
   std::string id;               // "10de:2330"
   uint32_t class_code = 0;      // 0x030200
-  std::string iommu_group;      // "41"
+  std::optional<pci::IommuGroup> iommu_group;  // absent: none (the host side requires one)
   std::string original_driver;  // driver before vfio-pci took it; empty when it was unbound
   std::vector<Bar> bars;        // present BARs
 };

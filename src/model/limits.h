@@ -35,6 +35,8 @@ inline constexpr std::string_view kReservedIdPrefix = "feos-";
 inline constexpr size_t kMaxTapName = 15;
 // A MAC address as text: six hex octets separated by ':' ("52:54:00:12:34:56").
 inline constexpr size_t kMacAddressLength = 17;
+// A PCI address as text ("0000:17:00.0" is 12 bytes); longer text is refused before parsing.
+inline constexpr size_t kMaxPciAddressText = 32;
 // Ignition configs are JSON of a few KiB; 1 MiB bounds what every VM record stores.
 inline constexpr size_t kMaxIgnition = size_t{1} << 20;
 

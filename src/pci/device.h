@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 #include "pci/resource.h"
 
 namespace feos::pci {
@@ -34,7 +35,7 @@ struct Device {
   std::optional<uint8_t> revision;
   std::string driver;                    // bound driver's name; empty when unbound
   std::string driver_override;           // empty when none ("(null)" in sysfs)
-  std::optional<std::string> iommu_group;  // decimal group number; absent without an IOMMU
+  std::optional<IommuGroup> iommu_group;  // absent without an IOMMU
   int numa_node = -1;                    // -1: no NUMA affinity known
   std::optional<bool> boot_vga;          // only VGA-class devices have the attribute
   // From reset_method, in the kernel's order ("flr", "bus"); on kernels without that attribute,

@@ -33,13 +33,6 @@ std::optional<uint64_t> parse_ecap(std::string_view text) {
 
 }  // namespace
 
-bool is_iommu_group(std::string_view group) {
-  if (group.empty() || group.size() > 10) return false;
-  for (char c : group)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
-
 InterruptRemapping read_interrupt_remapping(const sys::Filesystem& fs, const sys::HostPaths& paths,
                                             bool iommu_enabled) {
   using State = InterruptRemapping::State;

@@ -1,6 +1,6 @@
 #pragma once
-// IOMMU facts beside the groups themselves (PciSysfs counts and lists those): what a group's name
-// may be, and whether the IOMMU remaps interrupts (without interrupt remapping a device given to a
+// IOMMU facts beside the groups themselves (PciSysfs counts and lists those; a group's name is
+// pci::IommuGroup): whether the IOMMU remaps interrupts (without interrupt remapping a device given to a
 // VM can forge MSIs). Read through sys::Filesystem and sys::HostPaths.
 #include <string>
 #include <string_view>
@@ -9,11 +9,6 @@
 #include "sys/host_paths.h"
 
 namespace feos::pci {
-
-// True when `group` is an IOMMU group's name as the kernel writes it: a decimal number of 1-10
-// digits. Group names become path components (kernel/iommu_groups/<group>, <dev>/vfio/<group>):
-// check them with this before building a path from one that came from outside.
-bool is_iommu_group(std::string_view group);
 
 struct InterruptRemapping {
   enum class State { kOn, kOff, kUnknown };

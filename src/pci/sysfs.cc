@@ -227,9 +227,7 @@ Result<Device> PciSysfs::read(const Address& address) const {
   d.subsystem_device_id = static_cast<uint16_t>(sub_device->value_or(0));
   if (*revision) d.revision = static_cast<uint8_t>(**revision);
 
-  auto group = link_basename(bdf, "iommu_group");
-  if (!group) return fail(group.error());
-  d.iommu_group = *group;
+  FEOS_ASSIGN_OR_RETURN(d.iommu_group, group_link(bdf));
   FEOS_TRY(read_dynamic(bdf, d));
 
   auto numa = optional_attr(bdf, "numa_node");
@@ -305,21 +303,31 @@ Result<std::vector<Address>> PciSysfs::slot_functions(const Address& address) co
   return out;
 }
 
-Result<std::optional<std::string>> PciSysfs::iommu_group(const Address& address) const {
+Result<std::optional<IommuGroup>> PciSysfs::group_link(const std::string& bdf) const {
+  FEOS_ASSIGN_OR_RETURN(const std::optional<std::string> name, link_basename(bdf, "iommu_group"));
+  if (!name) return std::optional<IommuGroup>();
+  // The kernel names groups by number; parsed here, a group is a value (and a safe path part).
+  auto group = IommuGroup::parse(*name);
+  if (!group) {
+    return fail(Code::kInternal, "malformed " + paths_.pci_device_attr(bdf, "iommu_group") + ": " +
+                                     group.error().message);
+  }
+  return std::optional<IommuGroup>(*group);
+}
+
+Result<std::optional<IommuGroup>> PciSysfs::iommu_group(const Address& address) const {
   const std::string bdf = address.to_string();
   const std::string dir = paths_.pci_device(bdf);
   if (!fs_.exists(dir)) return fail(Code::kNotFound, "PCI device " + bdf + " not found (no " + dir + ")");
-  return link_basename(bdf, "iommu_group");
+  return group_link(bdf);
 }
 
-Result<std::vector<Address>> PciSysfs::iommu_group_members(const std::string& group) const {
-  if (!is_iommu_group(group))
-    return fail(Code::kInvalidArgument, "invalid IOMMU group " + quote_for_message(group) + " (expected a number)");
-  const std::string dir = paths_.iommu_group_devices(group);
+Result<std::vector<Address>> PciSysfs::iommu_group_members(const IommuGroup& group) const {
+  const std::string dir = paths_.iommu_group_devices(group.to_string());
   auto names = fs_.list_dir(dir);
   if (!names) {
     if (names.error().code == Code::kNotFound)
-      return fail(Code::kNotFound, "IOMMU group " + group + " not found (no " + dir + ")");
+      return fail(Code::kNotFound, "IOMMU group " + group.to_string() + " not found (no " + dir + ")");
     return fail(names.error());
   }
   // Non-PCI members (platform devices on some SoCs) are not listed: this layer knows only PCI.

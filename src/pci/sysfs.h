@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "pci/address.h"
 #include "pci/device.h"
+#include "pci/iommu_group.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
 
@@ -28,7 +29,8 @@ class PciSysfs {
   bool exists(const Address& address) const;
 
   // All facts of one function. NOT_FOUND if it has no sysfs directory; INTERNAL if a required
-  // attribute (vendor, device, class, resource) is missing or malformed, naming the path.
+  // attribute (vendor, device, class, resource) is missing or malformed, or the iommu_group link
+  // does not name a number, naming the path.
   // Optional attributes the kernel does not provide for this device are left empty.
   Result<Device> read(const Address& address) const;
   // Re-reads the facts of `device` that change while the host runs (driver, driver_override,
@@ -56,13 +58,14 @@ class PciSysfs {
   // NOT_FOUND if no function of that slot exists.
   Result<std::vector<Address>> slot_functions(const Address& address) const;
 
-  // The function's IOMMU group number, or nullopt when it has none (no IOMMU, as in most guests).
-  // NOT_FOUND if the function does not exist.
-  Result<std::optional<std::string>> iommu_group(const Address& address) const;
+  // The function's IOMMU group, or nullopt when it has none (no IOMMU, as in most guests).
+  // NOT_FOUND if the function does not exist; INTERNAL when its iommu_group link does not name a
+  // number.
+  Result<std::optional<IommuGroup>> iommu_group(const Address& address) const;
 
   // Members of IOMMU group `group` (kernel/iommu_groups/<group>/devices), sorted.
-  // INVALID_ARGUMENT unless `group` is a decimal number; NOT_FOUND if the group does not exist.
-  Result<std::vector<Address>> iommu_group_members(const std::string& group) const;
+  // NOT_FOUND if the group does not exist.
+  Result<std::vector<Address>> iommu_group_members(const IommuGroup& group) const;
 
   // Number of IOMMU groups (entries under kernel/iommu_groups); 0 when the directory is absent
   // (the IOMMU is off). Other errors as the filesystem reports them.
@@ -77,6 +80,8 @@ class PciSysfs {
   Result<std::string> required_attr(const std::string& bdf, const char* name) const;
   // Basename of the device's link `name`; nullopt when there is no such link.
   Result<std::optional<std::string>> link_basename(const std::string& bdf, const char* name) const;
+  // The group its iommu_group link names; INTERNAL "malformed <link>: ..." when not a number.
+  Result<std::optional<IommuGroup>> group_link(const std::string& bdf) const;
   // The run-time facts read() and refresh() share.
   Status read_dynamic(const std::string& bdf, Device& d) const;
   Result<std::optional<Link>> read_pcie_link(const std::string& bdf, const char* speed_name,

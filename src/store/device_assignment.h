@@ -7,6 +7,9 @@
 #include <string>
 #include <string_view>
 
+#include "pci/address.h"
+#include "pci/iommu_group.h"
+
 namespace feos::store {
 
 // Why a VM holds a device.
@@ -34,10 +37,10 @@ std::string_view step_name(AssignmentStep step);
 std::optional<AssignmentStep> step_from_name(std::string_view name);
 
 struct DeviceAssignment {
-  std::string bdf;    // canonical PCI address "0000:18:00.0"
+  pci::Address bdf;   // stored as its canonical text "0000:18:00.0"
   std::string vm_id;  // the holder
   DeviceRole role = DeviceRole::kRequested;
-  std::string iommu_group;        // "41"; "" without an IOMMU group
+  std::optional<pci::IommuGroup> iommu_group;  // stored as "41", or "" without a group
   std::string original_driver;    // bound before vfio-pci took it; "" when unbound
   std::string original_override;  // driver_override before we set it; "" for none
   AssignmentStep step = AssignmentStep::kClaimed;

@@ -23,7 +23,7 @@ class DeviceLedger {
   // Records that `vm_id` holds every device of `rows`, all or nothing, atomically (also against
   // other processes on the same file): of two concurrent claims of the same device, exactly one
   // succeeds. Each row is stored as given (its vm_id must be `vm_id`). An empty `rows` succeeds.
-  // Errors: INVALID_ARGUMENT for an empty vm_id, an empty bdf, a row of another VM, or a bdf twice
+  // Errors: INVALID_ARGUMENT for an empty vm_id, a row of another VM, or a bdf twice
   // in `rows`; FAILED_PRECONDITION "0000:18:00.0 is assigned to vm <holder>" when a device already
   // has a row (whichever VM holds it, `vm_id` included), and then nothing is written;
   // INTERNAL/UNAVAILABLE from the storage.
@@ -32,11 +32,12 @@ class DeviceLedger {
   // Sets the step and updated_unix_ms (= now_ms) of the row of `bdf` held by `vm_id`.
   // Errors: NOT_FOUND "0000:18:00.0 is not assigned to vm <id>" when there is no such row;
   // INTERNAL/UNAVAILABLE from the storage.
-  virtual Status set_step(std::string_view vm_id, std::string_view bdf, AssignmentStep step,
+  virtual Status set_step(std::string_view vm_id, const pci::Address& bdf, AssignmentStep step,
                           int64_t now_ms) = 0;
 
   // Rows sorted by bdf: those held by `vm_id`, or all of them for nullopt.
-  // Errors: INTERNAL "corrupt record" for a row with an unknown role or step;
+  // Errors: INTERNAL "corrupt record" for a row with an unknown role or step, a bdf that is not
+  // a PCI address or an iommu_group that is not a number;
   // INTERNAL/UNAVAILABLE from the storage.
   virtual Result<std::vector<DeviceAssignment>> list(std::optional<std::string_view> vm_id) = 0;
 
@@ -44,7 +45,7 @@ class DeviceLedger {
   // that do not exist or belong to another VM are left alone, so deleting twice is harmless.
   // Errors: INTERNAL/UNAVAILABLE from the storage (then nothing is deleted).
   virtual Result<int> delete_assignments(std::string_view vm_id,
-                                         const std::vector<std::string>& bdfs) = 0;
+                                         const std::vector<pci::Address>& bdfs) = 0;
 };
 
 }  // namespace feos::store

@@ -57,7 +57,7 @@ const char* rombar_name(model::RomBar rombar) {
 json gpu_spec_to_json(const model::GpuSpec& gpu) {
   const auto& [address, rombar, boot_vga] = gpu;
   return json::object(
-      {{"address", address}, {"rombar", rombar_name(rombar)}, {"boot_vga", boot_vga}});
+      {{"address", address.to_string()}, {"rombar", rombar_name(rombar)}, {"boot_vga", boot_vga}});
 }
 
 json bar_to_json(const model::Bar& bar) {
@@ -73,10 +73,10 @@ json function_to_json(const model::PassthroughFunction& function) {
   const auto& [address, id, class_code, iommu_group, original_driver, bars] = function;
   json bar_list = json::array();
   for (const auto& bar : bars) bar_list.push_back(bar_to_json(bar));
-  return json::object({{"address", address},
+  return json::object({{"address", address.to_string()},
                        {"id", id},
                        {"class_code", class_code},
-                       {"iommu_group", iommu_group},
+                       {"iommu_group", iommu_group ? iommu_group->to_string() : std::string()},
                        {"original_driver", original_driver},
                        {"bars", std::move(bar_list)}});
 }
@@ -95,6 +95,23 @@ json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
 
 // Decoders: each binds every member too (the same compile error), reads each key once through
 // the strict reader and then finish()es, so an unknown key is an error.
+
+// An IOMMU group stored as its number's text, "" for none. Errors: "<path>: invalid IOMMU group ...".
+Result<std::optional<pci::IommuGroup>> group_from_json(ObjectReader& reader, std::string_view key) {
+  FEOS_ASSIGN_OR_RETURN(const std::string text, reader.string(key));
+  if (text.empty()) return std::optional<pci::IommuGroup>();
+  auto group = pci::IommuGroup::parse(text);
+  if (!group) return fail(group.error().context(reader.path_of(key)));
+  return std::optional<pci::IommuGroup>(*group);
+}
+
+// A PCI address stored as its canonical text. Errors: "<path>: invalid PCI address ...".
+Result<pci::Address> address_from_json(ObjectReader& reader, std::string_view key) {
+  FEOS_ASSIGN_OR_RETURN(const std::string text, reader.string(key));
+  auto address = pci::Address::parse(text);
+  if (!address) return fail(address.error().context(reader.path_of(key)));
+  return *address;
+}
 
 Result<model::CpuSpec> cpus_from_json(ObjectReader reader) {
   model::CpuSpec cpus;
@@ -170,7 +187,7 @@ Result<model::RomBar> rombar_from_json(ObjectReader& reader) {
 Result<model::GpuSpec> gpu_spec_from_json(ObjectReader reader) {
   model::GpuSpec gpu;
   auto& [address, rombar, boot_vga] = gpu;
-  FEOS_ASSIGN_OR_RETURN(address, reader.string("address"));
+  FEOS_ASSIGN_OR_RETURN(address, address_from_json(reader, "address"));
   FEOS_ASSIGN_OR_RETURN(rombar, rombar_from_json(reader));
   FEOS_ASSIGN_OR_RETURN(boot_vga, reader.boolean("boot_vga"));
   FEOS_TRY(reader.finish());
@@ -192,10 +209,10 @@ Result<model::Bar> bar_from_json(ObjectReader reader) {
 Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
   model::PassthroughFunction function;
   auto& [address, id, class_code, iommu_group, original_driver, bars] = function;
-  FEOS_ASSIGN_OR_RETURN(address, reader.string("address"));
+  FEOS_ASSIGN_OR_RETURN(address, address_from_json(reader, "address"));
   FEOS_ASSIGN_OR_RETURN(id, reader.string("id"));
   FEOS_ASSIGN_OR_RETURN(class_code, reader.unsigned_integer<uint32_t>("class_code"));
-  FEOS_ASSIGN_OR_RETURN(iommu_group, reader.string("iommu_group"));
+  FEOS_ASSIGN_OR_RETURN(iommu_group, group_from_json(reader, "iommu_group"));
   FEOS_ASSIGN_OR_RETURN(original_driver, reader.string("original_driver"));
   FEOS_ASSIGN_OR_RETURN(bars, reader.objects<model::Bar>("bars", bar_from_json));
   FEOS_TRY(reader.finish());

@@ -19,6 +19,8 @@
 // after a migration it refuses the whole database (newer schema version); without one it reports
 // each such record as corrupt.
 // Enums are stored by name (RomBar: "default", "on", "off"), so their numbering may change.
+// PCI addresses are stored as their canonical text ("0000:17:00.0"), IOMMU groups as their number
+// ("41", "" for none); both are parsed when decoded.
 #include <string>
 #include <string_view>
 #include <vector>

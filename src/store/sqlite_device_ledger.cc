@@ -30,14 +30,21 @@ constexpr const char* kDeleteAssignment =
 // Reads a row of FEOS_ASSIGNMENT_COLUMNS.
 Result<DeviceAssignment> assignment_from_row(const sqlite::Query& row) {
   DeviceAssignment a;
-  a.bdf = row.text(0);
+  const std::string bdf = row.text(0);
+  const std::string what = "device assignment " + bdf;
+  auto address = pci::Address::parse(bdf);
+  if (!address) return corrupt(what, "bdf: " + address.error().message);
+  a.bdf = *address;
   a.vm_id = row.text(1);
-  const std::string what = "device assignment " + a.bdf;
   const std::string role = row.text(2);
   auto parsed_role = role_from_name(role);
   if (!parsed_role) return corrupt(what, "role: unknown role \"" + role + "\"");
   a.role = *parsed_role;
-  a.iommu_group = row.text(3);
+  if (const std::string group = row.text(3); !group.empty()) {
+    auto parsed_group = pci::IommuGroup::parse(group);
+    if (!parsed_group) return corrupt(what, "iommu_group: " + parsed_group.error().message);
+    a.iommu_group = *parsed_group;
+  }
   a.original_driver = row.text(4);
   a.original_override = row.text(5);
   const std::string step = row.text(6);
@@ -65,18 +72,16 @@ Status SqliteDeviceLedger::claim(std::string_view vm_id,
                                  const std::vector<DeviceAssignment>& rows) {
   const std::string vm(vm_id);
   if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
-  std::set<std::string_view> seen;
+  std::set<pci::Address> seen;
   for (const auto& row : rows) {
-    if (row.bdf.empty()) {
-      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": empty address");
-    }
     if (row.vm_id != vm) {
-      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " + row.bdf +
-                                              " names vm \"" + row.vm_id + "\"");
+      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " +
+                                              row.bdf.to_string() + " names vm \"" + row.vm_id +
+                                              "\"");
     }
     if (!seen.insert(row.bdf).second) {
       return fail(Code::kInvalidArgument,
-                  "claim devices for vm " + vm + ": " + row.bdf + " is listed twice");
+                  "claim devices for vm " + vm + ": " + row.bdf.to_string() + " is listed twice");
     }
   }
   const std::string op = "claim devices for vm " + vm;
@@ -85,39 +90,39 @@ Status SqliteDeviceLedger::claim(std::string_view vm_id,
   // Any return before the commit rolls back every row inserted so far: all or nothing.
   FEOS_ASSIGN_OR_RETURN(sqlite::Transaction transaction, sqlite::Transaction::begin(db, op));
   for (const auto& row : rows) {
+    const std::string bdf = row.bdf.to_string();
     {
       FEOS_ASSIGN_OR_RETURN(sqlite::Query insert, db.query(kInsertAssignment));
-      insert.bind(1, row.bdf);
+      insert.bind(1, bdf);
       insert.bind(2, row.vm_id);
       insert.bind(3, role_name(row.role));
-      insert.bind(4, row.iommu_group);
+      insert.bind(4, row.iommu_group ? row.iommu_group->to_string() : std::string());
       insert.bind(5, row.original_driver);
       insert.bind(6, row.original_override);
       insert.bind(7, step_name(row.step));
       insert.bind(8, row.updated_unix_ms);
-      auto done = insert.step(op + ": insert " + row.bdf);
+      auto done = insert.step(op + ": insert " + bdf);
       if (done) continue;
       if (insert.rc() != SQLITE_CONSTRAINT_PRIMARYKEY) return fail(done.error());
     }
-    return fail(Code::kFailedPrecondition,
-                row.bdf + " is assigned to " + holder_of(db, row.bdf, op));
+    return fail(Code::kFailedPrecondition, bdf + " is assigned to " + holder_of(db, bdf, op));
   }
   FEOS_TRY(transaction.commit(op));
   return ok();
 }
 
-Status SqliteDeviceLedger::set_step(std::string_view vm_id, std::string_view bdf,
+Status SqliteDeviceLedger::set_step(std::string_view vm_id, const pci::Address& address,
                                     AssignmentStep step, int64_t now_ms) {
+  const std::string bdf = address.to_string();
   sqlite::Lock db(connection_);
   FEOS_ASSIGN_OR_RETURN(sqlite::Query query, db.query(kSetAssignmentStep));
   query.bind(1, vm_id);
   query.bind(2, bdf);
   query.bind(3, step_name(step));
   query.bind(4, now_ms);
-  FEOS_TRY(query.step("set step of " + std::string(bdf) + " of vm " + std::string(vm_id)));
+  FEOS_TRY(query.step("set step of " + bdf + " of vm " + std::string(vm_id)));
   if (db.changes() == 0) {
-    return fail(Code::kNotFound,
-                std::string(bdf) + " is not assigned to vm " + std::string(vm_id));
+    return fail(Code::kNotFound, bdf + " is not assigned to vm " + std::string(vm_id));
   }
   return ok();
 }
@@ -137,13 +142,14 @@ Result<std::vector<DeviceAssignment>> SqliteDeviceLedger::list(
 }
 
 Result<int> SqliteDeviceLedger::delete_assignments(std::string_view vm_id,
-                                                   const std::vector<std::string>& bdfs) {
+                                                   const std::vector<pci::Address>& bdfs) {
   const std::string op = "release devices of vm " + std::string(vm_id);
   sqlite::Lock db(connection_);
   // Any return before the commit rolls back the rows deleted so far: all or nothing.
   FEOS_ASSIGN_OR_RETURN(sqlite::Transaction transaction, sqlite::Transaction::begin(db, op));
   int deleted = 0;
-  for (const auto& bdf : bdfs) {
+  for (const auto& address : bdfs) {
+    const std::string bdf = address.to_string();
     FEOS_ASSIGN_OR_RETURN(sqlite::Query query, db.query(kDeleteAssignment));
     query.bind(1, vm_id);
     query.bind(2, bdf);

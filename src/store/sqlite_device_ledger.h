@@ -13,11 +13,11 @@ class SqliteDeviceLedger final : public DeviceLedger {
   explicit SqliteDeviceLedger(sqlite::Connection& connection) : connection_(connection) {}
 
   Status claim(std::string_view vm_id, const std::vector<DeviceAssignment>& rows) override;
-  Status set_step(std::string_view vm_id, std::string_view bdf, AssignmentStep step,
+  Status set_step(std::string_view vm_id, const pci::Address& bdf, AssignmentStep step,
                   int64_t now_ms) override;
   Result<std::vector<DeviceAssignment>> list(std::optional<std::string_view> vm_id) override;
   Result<int> delete_assignments(std::string_view vm_id,
-                                 const std::vector<std::string>& bdfs) override;
+                                 const std::vector<pci::Address>& bdfs) override;
 
  private:
   sqlite::Connection& connection_;

@@ -51,7 +51,7 @@ TEST(ConvertTest, RoundTripFullConfig) {
   EXPECT_EQ(spec->cpus.max_vcpus, 4u);
   EXPECT_EQ(spec->disks.at(0).path, "/data.raw");
   EXPECT_EQ(spec->nets.at(0).tap_name, "tap0");
-  EXPECT_EQ(spec->gpus.at(0).address, "0000:18:00.0");
+  EXPECT_EQ(spec->gpus.at(0).address.to_string(), "0000:18:00.0");
   EXPECT_EQ(spec->gpus.at(0).rombar, model::RomBar::kOff);
   pb::VmConfig back = spec_to_proto(*spec);
   EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString()) << back.DebugString();
@@ -122,6 +122,28 @@ TEST(ConvertTest, LeavesBoundsToModelValidate) {
   }
 }
 
+// GPU addresses are parsed here, the one place a requested address enters the daemon; below, they
+// are values, and what the API shows and stores is their canonical form.
+TEST(ConvertTest, GpuAddressesAreParsedStrictly) {
+  for (const char* bad : {"../../../etc/passwd", "0000:01:00.0/../..", " 01:00.0", "01:00.8",
+                          "10000:01:00.0", "0000:01:20.0"}) {
+    SCOPED_TRACE(bad);
+    pb::VmConfig c = minimal();
+    c.add_gpus()->set_address(bad);
+    expect_invalid(c, Code::kInvalidArgument, "config.gpus[0].address: invalid PCI address");
+  }
+  pb::VmConfig c = minimal();
+  c.add_gpus()->set_address("0000:01:00.0");
+  c.add_gpus()->set_address("zz:00.0");
+  expect_invalid(c, Code::kInvalidArgument, "config.gpus[1].address: invalid PCI address 'zz:00.0'");
+
+  c = minimal();
+  c.add_gpus()->set_address("1A:00.0");  // short form, upper case
+  auto spec = spec_from_proto(c);
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec_to_proto(*spec).gpus(0).address(), "0000:1a:00.0");
+}
+
 TEST(ConvertTest, StateNumbersMatchFeos) {
   EXPECT_EQ(state_to_proto(model::VmState::kUnspecified), pb::VM_STATE_UNSPECIFIED);
   EXPECT_EQ(state_to_proto(model::VmState::kCreating), pb::VM_STATE_CREATING);
@@ -136,8 +158,8 @@ TEST(ConvertTest, AssignedGpusAreShown) {
   model::VmRecord r;
   r.id = "vm1";
   model::AssignedGpu g;
-  g.request.address = "0000:18:00.0";
-  g.functions.push_back({"0000:18:00.0", "10de:2330", 0x030200, "59", "nvidia",
+  g.request.address = pci::Address(0, 0x18, 0, 0);
+  g.functions.push_back({pci::Address(0, 0x18, 0, 0), "10de:2330", 0x030200, pci::IommuGroup(59), "nvidia",
                          {{1, 128ull << 30, true, true, false}}});
   g.numa_node = 0;
   r.gpus.push_back(g);

@@ -8,6 +8,7 @@
 #include "fake_hypervisor.h"
 #include "support/fake_kernel.h"
 #include "support/host_builder.h"
+#include "support/pci_literals.h"
 #include "sysfs_tree.h"
 
 namespace feos::core {
@@ -49,7 +50,7 @@ class VmManagerGpuTest : public ::testing::Test {
   Result<std::string> create(std::vector<std::string> addresses) {
     model::VmSpec spec;
     spec.boot.kernel = "/boot/vmlinuz";
-    for (auto& a : addresses) spec.gpus.push_back(model::GpuSpec{.address = a});
+    for (auto& a : addresses) spec.gpus.push_back(model::GpuSpec{.address = test::pci_address(a)});
     return manager_->create(spec, std::nullopt);
   }
   std::string driver(const std::string& bdf) { return kernel_->snapshot().at(bdf).driver; }
@@ -80,10 +81,10 @@ TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
   ASSERT_TRUE(id) << id.error().to_string();
   auto record = manager_->get(*id);
   EXPECT_EQ(record->state, VmState::kCreated);
-  EXPECT_EQ(record->spec.gpus.at(0).address, "0000:18:00.0");  // canonical
+  EXPECT_EQ(record->spec.gpus.at(0).address.to_string(), "0000:18:00.0");  // canonical
   ASSERT_EQ(record->gpus.size(), 1u);
   EXPECT_EQ(record->gpus[0].functions.at(0).original_driver, "nvidia");
-  EXPECT_EQ(record->gpus[0].functions[0].iommu_group, "59");
+  EXPECT_EQ(record->gpus[0].functions[0].iommu_group, pci::IommuGroup(59));
   EXPECT_EQ(driver("0000:18:00.0"), "vfio-pci");
 
   ASSERT_TRUE(manager_->start(*id));
@@ -112,7 +113,6 @@ TEST_F(VmManagerGpuTest, RefusalsLeaveNothingBehind) {
   for (auto [address, code] : std::vector<std::pair<std::string, Code>>{
            {"0000:19:00.0", Code::kFailedPrecondition},  // the ConnectX-7 NIC: not a GPU
            {"0000:77:00.0", Code::kNotFound},
-           {"0000:18:00.0/../x", Code::kInvalidArgument},
            {"0000:05:00.0", Code::kFailedPrecondition}}) {  // an NVSwitch: not a GPU
     auto r = create({address});
     ASSERT_FALSE(r) << address;
@@ -245,7 +245,7 @@ TEST_F(VmManagerGpuTest, AfterAFailedStartAndARestartTheNextStartTakesTheGpusAga
   ASSERT_TRUE(manager_->start(*id));
   EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
   ASSERT_EQ(hv_.started_gpus[*id].size(), 1u);
-  EXPECT_EQ(hv_.started_gpus[*id][0].request.address, "0000:3a:00.0");
+  EXPECT_EQ(hv_.started_gpus[*id][0].request.address.to_string(), "0000:3a:00.0");
 }
 
 }  // namespace

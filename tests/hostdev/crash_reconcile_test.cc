@@ -55,7 +55,7 @@ TEST_F(ReconcileTest, KeepsDevicesOfRunningVmsOnly) {
 TEST_F(ReconcileTest, KeptVmRowsFollowTheKernel) {
   start(test::hgx_h100_host());
   ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:18:00.0", "0000:2a:00.0"})));
-  ASSERT_TRUE(db_->ledger().set_step("vm-1", "0000:18:00.0", AssignmentStep::kReleasing, 1));
+  ASSERT_TRUE(db_->ledger().set_step("vm-1", test::pci_address("0000:18:00.0"), AssignmentStep::kReleasing, 1));
   // Someone took 2a:00.0 off vfio-pci behind our back.
   ASSERT_TRUE(kernel_->write_file(paths().pci_driver("vfio-pci") + "/unbind", "0000:2a:00.0"));
   restart();

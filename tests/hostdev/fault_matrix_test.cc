@@ -199,8 +199,8 @@ class Scenario : public testing::HostdevTest {
   void check_rows_are_the_vms(const HostCase& c, const std::string& when) {
     const std::set<std::string> devices(c.devices.begin(), c.devices.end());
     for (const auto& row : ledger()) {
-      if (row.vm_id != "vm-1" || devices.count(row.bdf) == 0)
-        problems_.push_back(when + ": stray ledger row " + row.bdf + " of vm " + row.vm_id);
+      if (row.vm_id != "vm-1" || devices.count(row.bdf.to_string()) == 0)
+        problems_.push_back(when + ": stray ledger row " + row.bdf.to_string() + " of vm " + row.vm_id);
     }
   }
 
@@ -225,7 +225,7 @@ class Scenario : public testing::HostdevTest {
     if (!kernel_->vfio_groups().empty())
       problems_.push_back(when + ": VFIO group node " + kernel_->vfio_groups().front() + " left");
     for (const auto& row : ledger())
-      problems_.push_back(when + ": ledger row " + row.bdf + " (vm " + row.vm_id + ") left");
+      problems_.push_back(when + ": ledger row " + row.bdf.to_string() + " (vm " + row.vm_id + ") left");
   }
 
   std::vector<std::string> problems_;

@@ -19,6 +19,7 @@
 #include "support/fake_host.h"
 #include "support/fake_kernel.h"
 #include "support/host_builder.h"
+#include "support/pci_literals.h"
 #include "sysfs_tree.h"
 
 namespace feos::hostdev::testing {
@@ -32,7 +33,7 @@ inline void put_file(const std::string& path, const std::string& text) {
 
 inline std::vector<model::GpuSpec> gpus_at(const std::vector<std::string>& addresses) {
   std::vector<model::GpuSpec> out;
-  for (const auto& a : addresses) out.push_back(model::GpuSpec{.address = a});
+  for (const auto& a : addresses) out.push_back(model::GpuSpec{.address = test::pci_address(a)});
   return out;
 }
 

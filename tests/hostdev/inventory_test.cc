@@ -45,7 +45,7 @@ TEST_F(InventoryTest, ConsumerHost) {
   EXPECT_EQ(gpu.status, DeviceStatus::kAvailable);
   EXPECT_EQ(gpu.gpu, "0000:01:00.0");
   EXPECT_EQ(gpu.device.driver, "nvidia");
-  EXPECT_EQ(gpu.device.iommu_group, "2");
+  EXPECT_EQ(gpu.device.iommu_group, pci::IommuGroup(2));
   EXPECT_EQ(gpu.group_members.size(), 5u);  // root port + 4 functions
   EXPECT_EQ(gpu.device.present_bars().size(), 4u);
   EXPECT_EQ(gpu.device.reset_methods, std::vector<std::string>{"bus"});

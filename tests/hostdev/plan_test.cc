@@ -42,16 +42,16 @@ TEST_F(PlanTest, ConsumerCardExpandsToAllFourFunctions) {
   ASSERT_TRUE(planned) << planned.error().to_string();
   ASSERT_EQ(planned->size(), 1u);
   const model::AssignedGpu& gpu = (*planned)[0];
-  EXPECT_EQ(gpu.request.address, "0000:01:00.0");
+  EXPECT_EQ(gpu.request.address.to_string(), "0000:01:00.0");
   ASSERT_EQ(gpu.functions.size(), 4u);
   const char* addresses[] = {"0000:01:00.0", "0000:01:00.1", "0000:01:00.2", "0000:01:00.3"};
   const char* drivers[] = {"nvidia", "snd_hda_intel", "xhci_hcd", "nvidia-gpu"};
   const char* ids[] = {"10de:2684", "10de:22ba", "10de:1ad8", "10de:1ad9"};
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(gpu.functions[i].address, addresses[i]);
+    EXPECT_EQ(gpu.functions[i].address.to_string(), addresses[i]);
     EXPECT_EQ(gpu.functions[i].original_driver, drivers[i]);
     EXPECT_EQ(gpu.functions[i].id, ids[i]);
-    EXPECT_EQ(gpu.functions[i].iommu_group, "2");
+    EXPECT_EQ(gpu.functions[i].iommu_group, pci::IommuGroup(2));
   }
   // The root port 00:01.0 shares group 2 but is a bridge: it stays with the host.
   EXPECT_TRUE(gpu.group_peers.empty());
@@ -75,23 +75,11 @@ TEST_F(PlanTest, HgxGpusAreAloneInTheirGroups) {
   for (size_t i = 0; i < 8; ++i) {
     const auto& gpu = (*planned)[i];
     ASSERT_EQ(gpu.functions.size(), 1u);
-    EXPECT_EQ(gpu.functions[0].iommu_group, groups[i]);
+    EXPECT_EQ(gpu.functions[0].iommu_group->to_string(), groups[i]);
     EXPECT_EQ(gpu.numa_node, i < 4 ? 0 : 1);
     ASSERT_EQ(gpu.functions[0].bars.size(), 3u);
     EXPECT_EQ(gpu.functions[0].bars[1].size, 128 * test::kGiB);
   }
-}
-
-TEST_F(PlanTest, MalformedAddressTouchesNothing) {
-  start(test::consumer_gpu_host());
-  for (const char* bad : {"../../../etc/passwd", "0000:01:00.0/../..", "", " 01:00.0", "01:00.8",
-                          "10000:01:00.0", "0000:01:20.0"}) {
-    SCOPED_TRACE(bad);
-    expect_plan_error({model::GpuSpec{.address = bad}}, Code::kInvalidArgument,
-                      {"gpus[0]: invalid PCI address"});
-  }
-  expect_plan_error(gpus_at({"0000:01:00.0", "zz:00.0"}), Code::kInvalidArgument,
-                    {"gpus[1]: invalid PCI address 'zz:00.0'"});
 }
 
 TEST_F(PlanTest, DuplicatesAreRejected) {
@@ -159,10 +147,10 @@ TEST_F(PlanTest, SharedGroupPassesWhenPolicyAllowsPeers) {
   const auto& gpu = (*planned)[0];
   ASSERT_EQ(gpu.functions.size(), 1u);
   ASSERT_EQ(gpu.group_peers.size(), 2u);  // the switch ports (bridges) stay
-  EXPECT_EQ(gpu.group_peers[0].address, "0000:04:00.0");
-  EXPECT_EQ(gpu.group_peers[1].address, "0000:04:00.1");
+  EXPECT_EQ(gpu.group_peers[0].address.to_string(), "0000:04:00.0");
+  EXPECT_EQ(gpu.group_peers[1].address.to_string(), "0000:04:00.1");
   EXPECT_EQ(gpu.group_peers[0].original_driver, "igb");
-  EXPECT_EQ(gpu.group_peers[0].iommu_group, "20");
+  EXPECT_EQ(gpu.group_peers[0].iommu_group, pci::IommuGroup(20));
 }
 
 TEST_F(PlanTest, PeerPolicyWithListsNeedsThePeerListed) {
@@ -178,7 +166,7 @@ TEST_F(PlanTest, BootVgaNeedsExplicitRequest) {
   start(test::consumer_gpu_host());
   expect_plan_error(gpus_at({"0000:00:02.0"}), Code::kFailedPrecondition,
                     {"0000:00:02.0 is the host's boot VGA device"});
-  auto planned = host_->plan("vm-1", {model::GpuSpec{.address = "0000:00:02.0", .boot_vga = true}});
+  auto planned = host_->plan("vm-1", {model::GpuSpec{.address = test::pci_address("0000:00:02.0"), .boot_vga = true}});
   ASSERT_TRUE(planned) << planned.error().to_string();
   EXPECT_TRUE((*planned)[0].request.boot_vga);
   EXPECT_EQ((*planned)[0].functions[0].original_driver, "i915");

@@ -48,13 +48,13 @@ TEST_F(PrepareTest, ConsumerCardPassesAllFourFunctions) {
 
   auto rows = ledger();
   ASSERT_EQ(rows.size(), 4u);
-  EXPECT_EQ(rows[0].bdf, "0000:01:00.0");
+  EXPECT_EQ(rows[0].bdf.to_string(), "0000:01:00.0");
   EXPECT_EQ(rows[0].role, DeviceRole::kRequested);
   EXPECT_EQ(rows[1].role, DeviceRole::kFunction);
   for (const auto& row : rows) {
     EXPECT_EQ(row.vm_id, "vm-1");
     EXPECT_EQ(row.step, AssignmentStep::kBound);
-    EXPECT_EQ(row.iommu_group, "2");
+    EXPECT_EQ(row.iommu_group, pci::IommuGroup(2));
     EXPECT_EQ(row.original_override, "");
   }
   EXPECT_EQ(rows[3].original_driver, "nvidia-gpu");
@@ -178,7 +178,7 @@ class LedgerProbe final : public sys::Filesystem {
     auto rows = ledger_.list(std::nullopt);
     if (rows) {
       for (const auto& row : *rows) {
-        if (row.bdf == bdf) step = std::string(store::step_name(row.step));
+        if (row.bdf.to_string() == bdf) step = std::string(store::step_name(row.step));
       }
     }
     std::string op = p.substr(p.rfind('/') + 1);
@@ -357,7 +357,7 @@ TEST_F(PrepareTest, HungUnbindTimesOutAndTheDeviceReturnsWhenTheWriteDoes) {
   EXPECT_EQ(kernel_->hung_writes(), 1u);
   auto rows = ledger();
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].bdf, "0000:3a:00.0");
+  EXPECT_EQ(rows[0].bdf.to_string(), "0000:3a:00.0");
   EXPECT_EQ(rows[0].step, AssignmentStep::kReleasing);
   EXPECT_EQ(kernel_->snapshot().at("0000:18:00.0"), before_.at("0000:18:00.0"));
   auto other = host_->plan("vm-2", gpus_at({"0000:3a:00.0"}));
@@ -384,7 +384,7 @@ TEST_F(PrepareTest, FailedReleaseKeepsRowAndCanBeRetried) {
       << released.error().message;
   auto rows = ledger();
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].bdf, "0000:2a:00.0");
+  EXPECT_EQ(rows[0].bdf.to_string(), "0000:2a:00.0");
   EXPECT_EQ(rows[0].step, AssignmentStep::kReleasing);
   EXPECT_EQ(kernel_->snapshot().at("0000:18:00.0"), before_.at("0000:18:00.0"));
   // Not free for another VM while its row stands.
@@ -412,7 +412,7 @@ TEST_F(PrepareTest, FailedRollbackIsReportedAndReleaseFinishesIt) {
       << prepared.error().message;
   auto rows = ledger();
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].bdf, "0000:18:00.0");
+  EXPECT_EQ(rows[0].bdf.to_string(), "0000:18:00.0");
   EXPECT_EQ(rows[0].step, AssignmentStep::kReleasing);
   kernel_->remove_fault(stuck);
   ASSERT_TRUE(host_->release("vm-1"));
@@ -486,7 +486,7 @@ TEST_F(PrepareTest, FiftyConcurrentPreparesNeverAssignAGpuTwice) {
   // The ledger and the kernel agree with the winners.
   auto rows = ledger();
   EXPECT_EQ(rows.size(), owner.size());
-  for (const auto& row : rows) EXPECT_EQ(owner[row.bdf], row.vm_id) << row.bdf;
+  for (const auto& row : rows) EXPECT_EQ(owner[row.bdf.to_string()], row.vm_id) << row.bdf.to_string();
   auto now = kernel_->snapshot();
   for (const auto& gpu : hgx_gpus()) {
     EXPECT_EQ(now.at(gpu).driver, owner.count(gpu) ? "vfio-pci" : "nvidia") << gpu;

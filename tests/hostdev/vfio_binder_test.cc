@@ -88,7 +88,7 @@ TEST_F(VfioBinderTest, BindsToVfioAndReturnsToTheHostDriver) {
   EXPECT_EQ(b->driver(audio.address).value(), "");
   ASSERT_TRUE(b->probe(audio));
   ASSERT_TRUE(b->wait_for_driver(audio, "vfio-pci", "bind to vfio-pci"));
-  ASSERT_TRUE(b->wait_for_group_node("2", audio));
+  ASSERT_TRUE(b->wait_for_group_node(pci::IommuGroup(2), audio));
   EXPECT_EQ(b->bound_to_vfio().value(), std::vector<pci::Address>{audio.address});
 
   // release's order: unbind from vfio-pci, clear the override, bind the original driver.
@@ -175,7 +175,7 @@ TEST_F(VfioBinderTest, WaitsTimeOutNamingWhatTheyWaitedFor) {
   EXPECT_EQ(driver.error().message,
             "vm vm-1: 0000:01:00.1: bind to vfio-pci: 0000:01:00.1 is bound to snd_hda_intel, not "
             "vfio-pci (after waiting 50 ms)");
-  auto node = b->wait_for_group_node("2", audio);
+  auto node = b->wait_for_group_node(pci::IommuGroup(2), audio);
   ASSERT_FALSE(node);
   EXPECT_EQ(node.error().code, Code::kDeadlineExceeded);
   EXPECT_EQ(node.error().message, "vm vm-1: IOMMU group 2: " + paths().vfio_group("2") +

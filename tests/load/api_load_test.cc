@@ -119,8 +119,8 @@ bool holds_gpus(pb::VmState state) {
 void check_ledger(const std::vector<store::DeviceAssignment>& rows, Violations& v, const char* when) {
   std::map<std::string, std::string> holder;
   for (const auto& row : rows) {
-    auto [it, fresh] = holder.emplace(row.bdf, row.vm_id);
-    if (!fresh) v.add(kDouble, std::string(when) + ": ledger holds " + row.bdf + " for " + it->second + " and " + row.vm_id);
+    auto [it, fresh] = holder.emplace(row.bdf.to_string(), row.vm_id);
+    if (!fresh) v.add(kDouble, std::string(when) + ": ledger holds " + row.bdf.to_string() + " for " + it->second + " and " + row.vm_id);
   }
 }
 
@@ -396,9 +396,9 @@ int run() {
   } else {
     check_ledger(*rows, violations, "end");
     for (const auto& row : *rows) {
-      got_rows[row.bdf] = row.vm_id;
+      got_rows[row.bdf.to_string()] = row.vm_id;
       if (row.step != store::AssignmentStep::kBound)
-        violations.add(kLost, "ledger row " + row.bdf + " of vm " + row.vm_id + " at step " + std::string(store::step_name(row.step)));
+        violations.add(kLost, "ledger row " + row.bdf.to_string() + " of vm " + row.vm_id + " at step " + std::string(store::step_name(row.step)));
     }
   }
   if (got_rows != want_rows)

@@ -7,6 +7,7 @@
 
 #include "model/field_path.h"
 #include "model/limits.h"
+#include "support/pci_literals.h"
 
 namespace feos::model {
 namespace {
@@ -82,7 +83,9 @@ INSTANTIATE_TEST_SUITE_P(
                   },
                   "config.net"},
         LimitCase{"Gpus", kMaxGpus,
-                  [](VmSpec& s, size_t n) { s.gpus.assign(n, GpuSpec{.address = "0000:18:00.0"}); },
+                  [](VmSpec& s, size_t n) {
+                    s.gpus.assign(n, GpuSpec{.address = test::pci_address("0000:18:00.0")});
+                  },
                   "config.gpus"},
         LimitCase{"ImagePath", kMaxHostPath, [](VmSpec& s, size_t n) { s.image_path = path_of(n); },
                   "config.image_ref"},

@@ -1,4 +1,5 @@
 #include "pci/address.h"
+#include "pci/iommu_group.h"
 
 #include <gtest/gtest.h>
 
@@ -139,6 +140,24 @@ TEST(AddressTest, OrdersLikeLspciAndHashes) {
   // Distinct addresses never collide: the fields are packed without overlap.
   EXPECT_NE(std::hash<Address>{}(*Address::parse("0000:00:01.0")),
             std::hash<Address>{}(*Address::parse("0000:00:00.1")));
+}
+
+// The kernel names IOMMU groups by number; nothing else becomes a group (or a path component).
+TEST(IommuGroupTest, ParsesDecimalNumbersOnly) {
+  for (const char* good : {"0", "7", "114", "4294967295"}) {
+    auto group = IommuGroup::parse(good);
+    ASSERT_TRUE(group) << good;
+    EXPECT_EQ(group->to_string(), good);
+  }
+  EXPECT_EQ(IommuGroup::parse("0000000001")->number(), 1u);
+  for (const char* bad : {"", "../7", "7/..", "1a", "-1", "+1", " 7", "7 ", "7\n", "12345678901",
+                          "4294967296"}) {
+    auto group = IommuGroup::parse(bad);
+    ASSERT_FALSE(group) << bad;
+    EXPECT_EQ(group.error().code, Code::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(IommuGroup::parse("../7").error().message, "invalid IOMMU group '../7' (expected a number)");
+  EXPECT_LT(IommuGroup(9), IommuGroup(10));  // by number, not as text
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "spec_samples.h"
+#include "support/pci_literals.h"
 #include "store/device_ledger.h"
 #include "store/event_log.h"
 #include "store/migrations.h"
@@ -44,9 +45,9 @@ class SharedConnectionTest : public ::testing::Test {
   }
   DeviceAssignment device(const std::string& vm_id, const std::string& bdf) {
     DeviceAssignment row;
-    row.bdf = bdf;
+    row.bdf = test::pci_address(bdf);
     row.vm_id = vm_id;
-    row.iommu_group = "7";
+    row.iommu_group = pci::IommuGroup(7);
     row.updated_unix_ms = 1;
     return row;
   }
@@ -86,13 +87,13 @@ TEST_F(SharedConnectionTest, StoresShareOneConnectionAcrossThreads) {
       for (int r = 0; r < kRounds; ++r) {
         auto appended = events.append(event(id, r));
         if (!appended) return (void)check(fail(appended.error()));
-        if (!check(ledger.set_step(id, bdf, AssignmentStep::kBound, r))) return;
+        if (!check(ledger.set_step(id, test::pci_address(bdf), AssignmentStep::kBound, r))) return;
         if (!check(vms.update_state(id, model::VmState::kRunning, "r" + std::to_string(r), 1, r))) {
           return;
         }
         if (r % 5 == 0 && !check(events.prune())) return;  // a transaction of its own
       }
-      auto deleted = ledger.delete_assignments(id, {bdf});
+      auto deleted = ledger.delete_assignments(id, {test::pci_address(bdf)});
       if (!deleted) return (void)check(fail(deleted.error()));
       if (*deleted != 1) errors[t] = "deleted " + std::to_string(*deleted) + " rows";
     });

@@ -146,6 +146,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "spec.gpus[0].rombar: expected a string, got integer 1"},
         BadCase{"boot_vga as string", [](json& j) { j["gpus"][1]["boot_vga"] = "true"; },
                 "spec.gpus[1].boot_vga: expected a boolean, got string"},
+        BadCase{"gpu address not an address", [](json& j) { j["gpus"][1]["address"] = "65:00"; },
+                "spec.gpus[1].address: invalid PCI address '65:00': wrong length (expected "
+                "DDDD:BB:DD.F or BB:DD.F, hex)"},
+        BadCase{"gpu address as number", [](json& j) { j["gpus"][0]["address"] = 23; },
+                "spec.gpus[0].address: expected a string, got integer 23"},
         BadCase{"unknown gpu key", [](json& j) { j["gpus"][0]["xvga"] = true; },
                 "spec.gpus[0]: unknown field \"xvga\""},
         BadCase{"ignition wrong type", [](json& j) { j["ignition"] = false; },
@@ -233,11 +238,11 @@ TEST(AssignedGpusCodecTest, RoundTrips) {
 
 TEST(AssignedGpusCodecTest, StoredFormatIsStable) {
   std::vector<model::AssignedGpu> gpus(1);
-  gpus[0].request = {.address = "0000:17:00.0", .rombar = model::RomBar::kOn, .boot_vga = true};
-  gpus[0].functions = {{.address = "0000:17:00.0",
+  gpus[0].request = {.address = test::pci_address("0000:17:00.0"), .rombar = model::RomBar::kOn, .boot_vga = true};
+  gpus[0].functions = {{.address = test::pci_address("0000:17:00.0"),
                         .id = "10de:2330",
                         .class_code = 0x030200,
-                        .iommu_group = "41",
+                        .iommu_group = pci::IommuGroup(41),
                         .original_driver = "nvidia",
                         .bars = {{.index = 1, .size = 137438953472ull, .is_64bit = true,
                                   .prefetchable = true, .is_io = false}}}};
@@ -275,6 +280,11 @@ TEST(AssignedGpusCodecTest, DecodeIsStrict) {
        "gpus[0].functions[0].bars[2].is_io: expected a boolean, got integer 1"},
       {[](json& j) { j[0]["request"]["rombar"] = "yes"; },
        "gpus[0].request.rombar: expected \"default\", \"on\" or \"off\", got \"yes\""},
+      {[](json& j) { j[0]["group_peers"][0]["address"] = "0000:18:00.0/../x"; },
+       "gpus[0].group_peers[0].address: invalid PCI address '0000:18:00.0/../x': wrong length "
+       "(expected DDDD:BB:DD.F or BB:DD.F, hex)"},
+      {[](json& j) { j[0]["functions"][1]["iommu_group"] = "../41"; },
+       "gpus[0].functions[1].iommu_group: invalid IOMMU group '../41' (expected a number)"},
       {[](json& j) { j[1]["functions"][0]["driver"] = "x"; },
        "gpus[1].functions[0]: unknown field \"driver\""},
       {[](json& j) { j[1]["request"] = nullptr; },

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "model/vm.h"
+#include "support/pci_literals.h"
 
 namespace feos::store::testing {
 
@@ -31,19 +32,19 @@ inline model::VmSpec full_spec() {
                .initramfs = "/boot/initrd.img-6.1",
                .cmdline = "console=ttyS0 root=/dev/vda1 quiet"};
   spec.gpus = {
-      {.address = "0000:17:00.0", .rombar = model::RomBar::kOff, .boot_vga = false},
-      {.address = "0000:65:00.0", .rombar = model::RomBar::kDefault, .boot_vga = true},
-      {.address = "0000:b3:00.0", .rombar = model::RomBar::kOn, .boot_vga = false},
+      {.address = test::pci_address("0000:17:00.0"), .rombar = model::RomBar::kOff, .boot_vga = false},
+      {.address = test::pci_address("0000:65:00.0"), .rombar = model::RomBar::kDefault, .boot_vga = true},
+      {.address = test::pci_address("0000:b3:00.0"), .rombar = model::RomBar::kOn, .boot_vga = false},
   };
   return spec;
 }
 
 // Resolved GPUs with every field set: a card with two functions and a group peer.
 inline std::vector<model::AssignedGpu> full_assigned_gpus() {
-  model::PassthroughFunction vga{.address = "0000:17:00.0",
+  model::PassthroughFunction vga{.address = test::pci_address("0000:17:00.0"),
                                  .id = "10de:2684",
                                  .class_code = 0x030000,
-                                 .iommu_group = "41",
+                                 .iommu_group = pci::IommuGroup(41),
                                  .original_driver = "nvidia",
                                  .bars = {
                                      {.index = 0, .size = 16u << 20, .is_64bit = false,
@@ -53,28 +54,28 @@ inline std::vector<model::AssignedGpu> full_assigned_gpus() {
                                      {.index = 5, .size = 128, .is_64bit = false,
                                       .prefetchable = false, .is_io = true},
                                  }};
-  model::PassthroughFunction audio{.address = "0000:17:00.1",
+  model::PassthroughFunction audio{.address = test::pci_address("0000:17:00.1"),
                                    .id = "10de:22ba",
                                    .class_code = 0x040300,
-                                   .iommu_group = "41",
+                                   .iommu_group = pci::IommuGroup(41),
                                    .original_driver = "",
                                    .bars = {{.index = 0, .size = 16384}}};
-  model::PassthroughFunction peer{.address = "0000:18:00.0",
+  model::PassthroughFunction peer{.address = test::pci_address("0000:18:00.0"),
                                   .id = "8086:1521",
                                   .class_code = 0x020000,
-                                  .iommu_group = "41",
+                                  .iommu_group = pci::IommuGroup(41),
                                   .original_driver = "igb",
                                   .bars = {}};
   model::AssignedGpu first{
-      .request = {.address = "0000:17:00.0", .rombar = model::RomBar::kOff, .boot_vga = true},
+      .request = {.address = test::pci_address("0000:17:00.0"), .rombar = model::RomBar::kOff, .boot_vga = true},
       .functions = {vga, audio},
       .group_peers = {peer},
       .numa_node = 1};
-  model::AssignedGpu second{.request = {.address = "0000:65:00.0"},
+  model::AssignedGpu second{.request = {.address = test::pci_address("0000:65:00.0")},
                             .functions = {vga},
                             .group_peers = {},
                             .numa_node = -1};
-  second.functions[0].address = "0000:65:00.0";
+  second.functions[0].address = test::pci_address("0000:65:00.0");
   return {first, second};
 }
 

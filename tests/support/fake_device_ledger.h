@@ -21,18 +21,16 @@ class FakeDeviceLedger final : public store::DeviceLedger {
   Status claim(std::string_view vm_id, const std::vector<store::DeviceAssignment>& rows) override {
     const std::string vm(vm_id);
     if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
-    std::set<std::string> seen;
+    std::set<pci::Address> seen;
     for (const auto& row : rows) {
-      if (row.bdf.empty()) {
-        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": empty address");
-      }
       if (row.vm_id != vm) {
-        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " + row.bdf +
-                                                " names vm \"" + row.vm_id + "\"");
+        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " +
+                                                row.bdf.to_string() + " names vm \"" + row.vm_id +
+                                                "\"");
       }
       if (!seen.insert(row.bdf).second) {
-        return fail(Code::kInvalidArgument,
-                    "claim devices for vm " + vm + ": " + row.bdf + " is listed twice");
+        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": " +
+                                                row.bdf.to_string() + " is listed twice");
       }
     }
     std::lock_guard lock(mu_);
@@ -40,20 +38,20 @@ class FakeDeviceLedger final : public store::DeviceLedger {
       auto held = rows_.find(row.bdf);
       if (held != rows_.end()) {
         return fail(Code::kFailedPrecondition,
-                    row.bdf + " is assigned to vm " + held->second.vm_id);
+                    row.bdf.to_string() + " is assigned to vm " + held->second.vm_id);
       }
     }
     for (const auto& row : rows) rows_.emplace(row.bdf, row);
     return ok();
   }
 
-  Status set_step(std::string_view vm_id, std::string_view bdf, store::AssignmentStep step,
+  Status set_step(std::string_view vm_id, const pci::Address& bdf, store::AssignmentStep step,
                   int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    auto it = rows_.find(std::string(bdf));
+    auto it = rows_.find(bdf);
     if (it == rows_.end() || it->second.vm_id != vm_id) {
       return fail(Code::kNotFound,
-                  std::string(bdf) + " is not assigned to vm " + std::string(vm_id));
+                  bdf.to_string() + " is not assigned to vm " + std::string(vm_id));
     }
     it->second.step = step;
     it->second.updated_unix_ms = now_ms;
@@ -71,7 +69,7 @@ class FakeDeviceLedger final : public store::DeviceLedger {
   }
 
   Result<int> delete_assignments(std::string_view vm_id,
-                                 const std::vector<std::string>& bdfs) override {
+                                 const std::vector<pci::Address>& bdfs) override {
     std::lock_guard lock(mu_);
     int deleted = 0;
     for (const auto& bdf : bdfs) {
@@ -85,7 +83,7 @@ class FakeDeviceLedger final : public store::DeviceLedger {
 
  private:
   std::mutex mu_;
-  std::map<std::string, store::DeviceAssignment> rows_;  // by bdf; guarded by mu_
+  std::map<pci::Address, store::DeviceAssignment> rows_;  // by bdf; guarded by mu_
 };
 
 }  // namespace feos::test

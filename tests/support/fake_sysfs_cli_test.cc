@@ -42,7 +42,7 @@ TEST(FakeSysfsCli, WritesTheHostAndPrintsDaemonFlags) {
   auto fs = sys::make_posix_filesystem();
   sys::HostPaths paths{out + "/sys", out + "/dev", out + "/proc"};
   pci::PciSysfs pci(*fs, paths);
-  auto members = pci.iommu_group_members("20");
+  auto members = pci.iommu_group_members(pci::IommuGroup(20));
   ASSERT_TRUE(members) << members.error().to_string();
   EXPECT_EQ(members->size(), 6u);
   EXPECT_TRUE(fs->exists(paths.pci_driver("vfio-pci")));

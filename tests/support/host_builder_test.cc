@@ -44,7 +44,7 @@ class BuiltHost {
     return *d;
   }
   std::vector<std::string> group(const std::string& g) const {
-    auto members = pci().iommu_group_members(g);
+    auto members = pci().iommu_group_members(*pci::IommuGroup::parse(g));
     std::vector<std::string> out;
     if (members)
       for (const auto& a : *members) out.push_back(a.to_string());
@@ -71,7 +71,7 @@ TEST(ConsumerHost, ReadsBackThroughPciSysfs) {
   EXPECT_EQ(gpu.revision, uint8_t{0xa1});
   EXPECT_EQ(gpu.driver, "nvidia");
   EXPECT_EQ(gpu.driver_override, "");
-  EXPECT_EQ(gpu.iommu_group, "2");
+  EXPECT_EQ(gpu.iommu_group, pci::IommuGroup(2));
   EXPECT_EQ(gpu.boot_vga, false);
   EXPECT_EQ(gpu.numa_node, -1);
   EXPECT_EQ(gpu.reset_methods, std::vector<std::string>{"bus"});
@@ -101,7 +101,7 @@ TEST(ConsumerHost, ReadsBackThroughPciSysfs) {
   EXPECT_EQ(igpu.id(), "8086:a780");
   EXPECT_EQ(igpu.boot_vga, true);
   EXPECT_EQ(igpu.driver, "i915");
-  EXPECT_EQ(igpu.iommu_group, "1");
+  EXPECT_EQ(igpu.iommu_group, pci::IommuGroup(1));
 
   EXPECT_EQ(h.read("0000:01:00.1").driver, "snd_hda_intel");
   EXPECT_EQ(h.read("0000:01:00.1").class_code, 0x040300u);
@@ -225,7 +225,7 @@ TEST(HgxH100Host, EightGpusNvSwitchGroupNuma) {
     auto d = h.read(gpus[i]);
     EXPECT_EQ(d.class_code, 0x030200u);
     EXPECT_EQ(d.driver, "nvidia");
-    EXPECT_EQ(d.iommu_group, groups[i]);
+    EXPECT_EQ(d.iommu_group, pci::IommuGroup::parse(groups[i]).value());
     EXPECT_EQ(h.group(groups[i]), std::vector<std::string>{gpus[i]}) << "GPU alone in its group";
     EXPECT_EQ(d.numa_node, i < 4 ? 0 : 1);
     ASSERT_EQ(d.present_bars().size(), 3u);
@@ -302,7 +302,7 @@ TEST(LargeHost, ThousandDevicesReadable) {
   int gpus = 0, vfs = 0;
   for (const auto& d : *all) {
     ASSERT_TRUE(d.iommu_group) << d.address.to_string();
-    group_names.insert(*d.iommu_group);
+    group_names.insert(d.iommu_group->to_string());
     gpus += d.is_display() && d.vendor_id == 0x10de;
     if (d.id() == "15b3:101e") {
       ++vfs;

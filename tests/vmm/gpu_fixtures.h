@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/gpu.h"
+#include "support/pci_literals.h"
 #include "vmm/qemu/mmio_layout.h"
 
 namespace feos::vmm::qemu::testing {
@@ -16,10 +17,10 @@ inline model::Bar io(int index, uint64_t size) { return {index, size, false, fal
 
 // NVIDIA H100 SXM5 (10de:2330, 3D controller): one function; BAR0 16 MiB 64-bit
 // non-prefetchable, BAR1 128 GiB and BAR3 32 MiB 64-bit prefetchable.
-inline model::AssignedGpu h100(const std::string& address, const std::string& group) {
+inline model::AssignedGpu h100(const std::string& address, uint32_t group) {
   model::AssignedGpu gpu;
-  gpu.request.address = address;
-  gpu.functions.push_back({address, "10de:2330", 0x030200, group, "nvidia",
+  gpu.request.address = test::pci_address(address);
+  gpu.functions.push_back({test::pci_address(address), "10de:2330", 0x030200, pci::IommuGroup(group), "nvidia",
                            {mem64(0, 16 * kMiB), mem64_pref(1, 128 * kGiB),
                             mem64_pref(3, 32 * kMiB)}});
   return gpu;
@@ -32,7 +33,7 @@ inline std::vector<model::AssignedGpu> hgx_h100s(size_t count) {
                                      "0000:ba:00.0", "0000:db:00.0"};
   std::vector<model::AssignedGpu> gpus;
   for (size_t i = 0; i < count && i < 8; ++i)
-    gpus.push_back(h100(kAddresses[i], std::to_string(40 + i)));
+    gpus.push_back(h100(kAddresses[i], static_cast<uint32_t>(40 + i)));
   return gpus;
 }
 
@@ -40,22 +41,22 @@ inline std::vector<model::AssignedGpu> hgx_h100s(size_t count) {
 // slot 0000:01:00 and IOMMU group 2.
 inline model::AssignedGpu rtx4090() {
   model::AssignedGpu gpu;
-  gpu.request.address = "0000:01:00.0";
+  gpu.request.address = test::pci_address("0000:01:00.0");
   gpu.functions = {
-      {"0000:01:00.0", "10de:2684", 0x030000, "2", "nvidia",
+      {test::pci_address("0000:01:00.0"), "10de:2684", 0x030000, pci::IommuGroup(2), "nvidia",
        {mem32(0, 16 * kMiB), mem64_pref(1, 256 * kMiB), mem64_pref(3, 32 * kMiB), io(5, 128)}},
-      {"0000:01:00.1", "10de:22ba", 0x040300, "2", "snd_hda_intel", {mem32(0, 16 * 1024)}},
-      {"0000:01:00.2", "10de:1ad8", 0x0c0330, "2", "xhci_hcd",
+      {test::pci_address("0000:01:00.1"), "10de:22ba", 0x040300, pci::IommuGroup(2), "snd_hda_intel", {mem32(0, 16 * 1024)}},
+      {test::pci_address("0000:01:00.2"), "10de:1ad8", 0x0c0330, pci::IommuGroup(2), "xhci_hcd",
        {mem64_pref(0, 256 * 1024), mem64_pref(3, 64 * 1024)}},
-      {"0000:01:00.3", "10de:1ad9", 0x0c8000, "2", "nvidia-gpu", {mem32(0, 16 * 1024)}},
+      {test::pci_address("0000:01:00.3"), "10de:1ad9", 0x0c8000, pci::IommuGroup(2), "nvidia-gpu", {mem32(0, 16 * 1024)}},
   };
   return gpu;
 }
 
 // A ConnectX-7 NIC (15b3:1021) that shares an IOMMU group with a GPU: BAR0 32 MiB 64-bit
 // prefetchable.
-inline model::PassthroughFunction connectx7(const std::string& address, const std::string& group) {
-  return {address, "15b3:1021", 0x020000, group, "mlx5_core", {mem64_pref(0, 32 * kMiB)}};
+inline model::PassthroughFunction connectx7(const std::string& address, uint32_t group) {
+  return {test::pci_address(address), "15b3:1021", 0x020000, pci::IommuGroup(group), "mlx5_core", {mem64_pref(0, 32 * kMiB)}};
 }
 
 }  // namespace feos::vmm::qemu::testing

@@ -12,11 +12,11 @@ using ::testing::HasSubstr;
 using namespace feos::vmm::qemu::testing;
 
 model::PassthroughFunction function_with(std::vector<model::Bar> bars) {
-  return {"0000:17:00.0", "1234:5678", 0x030200, "7", "", std::move(bars)};
+  return {test::pci_address("0000:17:00.0"), "1234:5678", 0x030200, pci::IommuGroup(7), "", std::move(bars)};
 }
 
 TEST(BridgeWindows, H100NeedsA256GibWindow) {
-  auto windows = bridge_windows(h100("0000:18:00.0", "40").functions);
+  auto windows = bridge_windows(h100("0000:18:00.0", 40).functions);
   ASSERT_TRUE(windows) << windows.error().to_string();
   // 128 GiB + 32 MiB rounded up to a multiple of 128 GiB.
   EXPECT_EQ(windows->pref64, 256 * kGiB);

@@ -156,7 +156,7 @@ TEST_F(QemuGpuLayout, EightH100s) { expect_qemu_agrees(hgx_h100s(8), 1024 * 1024
 TEST_F(QemuGpuLayout, ConsumerCardKeepsTheDefaultHole) { expect_qemu_agrees({rtx4090()}, 8 * 1024); }
 TEST_F(QemuGpuLayout, H100WithAGroupPeer) {
   auto gpus = hgx_h100s(1);
-  gpus[0].group_peers.push_back(connectx7("0000:19:00.1", "40"));
+  gpus[0].group_peers.push_back(connectx7("0000:19:00.1", 40));
   expect_qemu_agrees(gpus, 16 * 1024);
 }
 
@@ -169,7 +169,10 @@ TEST_F(QemuGpuLayout, DeviceOptionsAreAcceptedByQemu) {
   // A domain no host has, so qemu gets as far as looking the device up. Function 0 carries every
   // option the builder can write; qemu parses a device's options before it realizes it.
   auto gpu = rtx4090();
-  for (auto& function : gpu.functions) function.address.replace(0, 4, "fffe");
+  for (auto& function : gpu.functions) {
+    const pci::Address& a = function.address;
+    function.address = pci::Address(0xfffe, a.bus(), a.device(), a.function());
+  }
   gpu.request.boot_vga = true;
   gpu.request.rombar = model::RomBar::kOff;
   ArgvConfig config;

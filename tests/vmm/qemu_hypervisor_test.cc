@@ -166,7 +166,7 @@ TEST_F(QemuHypervisorUnit, StartRejectsRuntimeDirTooLongForSockets) {
 TEST_F(QemuHypervisorUnit, StartRefusesGpuRequestsThatWereNotPrepared) {
   auto hv = make();
   auto spec = kernel_spec();
-  spec.gpus.push_back(model::GpuSpec{"0000:17:00.0"});
+  spec.gpus.push_back(model::GpuSpec{test::pci_address("0000:17:00.0")});
   auto started = hv->start("vm-1", spec, {}, "/run/vm-1");
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kFailedPrecondition);
@@ -185,7 +185,7 @@ model::VmSpec with_gpus(model::VmSpec spec, const std::vector<model::AssignedGpu
 TEST_F(QemuHypervisorUnit, StartWithGpusNeedsTheirVfioGroups) {
   auto hv = make();
   auto gpus = testing::hgx_h100s(2);
-  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", 41));
   auto spec = with_gpus(kernel_spec(), gpus, 4096);
   TempDir run;
   fs_.files["/fake/dev/vfio/40"] = "";
@@ -230,7 +230,7 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
       "virtual\npower management:\n\nprocessor\t: 1\naddress sizes\t: 39 bits physical, 48 bits "
       "virtual\n";
   auto gpus = testing::hgx_h100s(8);
-  for (const auto& gpu : gpus) fs_.files["/fake/dev/vfio/" + gpu.functions[0].iommu_group] = "";
+  for (const auto& gpu : gpus) fs_.files["/fake/dev/vfio/" + gpu.functions[0].iommu_group->to_string()] = "";
   auto spec = with_gpus(kernel_spec(), gpus, 1024 * 1024);
   TempDir run;
   auto started = (*hv)->start("vm-1", spec, gpus, run.path());
@@ -333,7 +333,7 @@ class QemuRunAs : public QemuHypervisorUnit {
   // Two H100s (groups 40, 41) and a ConnectX-7 in group 41 beside the second.
   std::vector<model::AssignedGpu> gpus() {
     auto gpus = testing::hgx_h100s(2);
-    gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
+    gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", 41));
     fs_.files["/fake/dev/vfio/40"] = "";
     fs_.files["/fake/dev/vfio/41"] = "";
     return gpus;

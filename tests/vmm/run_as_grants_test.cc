@@ -90,8 +90,8 @@ TEST(RunAsGrants, TakesOverWhatAnEarlierDaemonGave) {
 
 TEST(RunAsGrants, VfioGroupNodesAreDistinctAndInOrder) {
   auto gpus = testing::hgx_h100s(2);  // groups 40, 41
-  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", "41"));
-  gpus[0].group_peers.push_back(testing::connectx7("0000:19:00.0", "39"));
+  gpus[1].group_peers.push_back(testing::connectx7("0000:2b:00.0", 41));
+  gpus[0].group_peers.push_back(testing::connectx7("0000:19:00.0", 39));
   EXPECT_THAT(vfio_group_nodes(kPaths, gpus),
               ElementsAre("/fake/dev/vfio/40", "/fake/dev/vfio/39", "/fake/dev/vfio/41"));
   EXPECT_TRUE(vfio_group_nodes(kPaths, {}).empty());

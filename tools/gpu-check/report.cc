@@ -207,7 +207,7 @@ std::string render_text(const Report& r, const std::vector<Check>& checks) {
     std::string resets;
     for (const auto& m : d.reset_methods) resets += (resets.empty() ? "" : " ") + m;
     line("      driver " + (d.driver.empty() ? std::string("(none)") : d.driver) + ", IOMMU group " +
-         d.iommu_group.value_or("(none)") + ", NUMA node " + std::to_string(d.numa_node) + ", reset " +
+         (d.iommu_group ? d.iommu_group->to_string() : std::string("(none)")) + ", NUMA node " + std::to_string(d.numa_node) + ", reset " +
          (resets.empty() ? "(none)" : resets) + (d.boot_vga && *d.boot_vga ? ", boot VGA" : ""));
     if (d.current_link)
       line("      link " + d.current_link->to_string() + (d.max_link ? " (max " + d.max_link->to_string() + ")" : ""));
@@ -331,7 +331,7 @@ std::string render_json(const Report& r, const std::vector<Check>& checks) {
                 {"class", d.class_string()},
                 {"class_name", string_or_null(g.class_name)},
                 {"driver", string_or_null(d.driver)},
-                {"iommu_group", string_or_null(d.iommu_group.value_or(""))},
+                {"iommu_group", string_or_null(d.iommu_group ? d.iommu_group->to_string() : std::string())},
                 {"numa_node", d.numa_node},
                 {"boot_vga", d.boot_vga ? Json(*d.boot_vga) : Json(nullptr)},
                 {"reset_methods", d.reset_methods},

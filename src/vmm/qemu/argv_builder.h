@@ -95,7 +95,7 @@ inline constexpr std::string_view kSandbox =
 // INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
 // requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;
 // INVALID_ARGUMENT naming gpus[i] for a malformed GPU (no functions, function 0 not first,
-// functions of different slots, a bad or repeated address, an IOMMU group that is not a number,
+// functions of different slots, a repeated address, a function without an IOMMU group,
 // a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or a
 // clique outside 0..15; FAILED_PRECONDITION naming the numbers when the BARs do not fit below
 // 4 GiB, or the layout needs more physical address bits than 52 or than config.host_phys_bits

@@ -56,7 +56,7 @@ Result<BridgeWindows> bridge_windows(const std::vector<model::PassthroughFunctio
   for (const auto& function : functions) {
     for (const auto& bar : function.bars) {
       if (bar.is_io || bar.size == 0) continue;
-      std::string where = "function " + function.address + " BAR " + std::to_string(bar.index);
+      std::string where = "function " + function.address.to_string() + " BAR " + std::to_string(bar.index);
       if (bar.size > kMaxBarSize)
         return fail(Code::kInvalidArgument, where + ": " + std::to_string(bar.size) +
                                                 " bytes exceed a 52-bit address space");

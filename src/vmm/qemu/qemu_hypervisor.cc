@@ -204,12 +204,12 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
     for (const auto& function : gpus[i].functions) functions.push_back(&function);
     for (const auto& peer : gpus[i].group_peers) functions.push_back(&peer);
     for (const auto* function : functions) {
-      // build_argv() checked that the group is a number, so this is a plain path.
-      std::string path = paths_.vfio_group(function->iommu_group);
+      if (!function->iommu_group) continue;  // build_argv() refused it already
+      std::string path = paths_.vfio_group(function->iommu_group->to_string());
       if (!fs_.exists(path))
         return fail(Code::kNotFound, "gpus[" + std::to_string(i) + "]: IOMMU group " +
-                                         function->iommu_group + " of " + function->address +
-                                         ": " + path +
+                                         function->iommu_group->to_string() + " of " +
+                                         function->address.to_string() + ": " + path +
                                          " not found: the host side did not bind it to vfio-pci");
     }
   }

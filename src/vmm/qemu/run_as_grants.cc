@@ -66,7 +66,8 @@ std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
     for (const auto& function : gpu.functions) functions.push_back(&function);
     for (const auto& peer : gpu.group_peers) functions.push_back(&peer);
     for (const auto* function : functions) {
-      std::string node = paths.vfio_group(function->iommu_group);
+      if (!function->iommu_group) continue;  // build_argv() refused it already
+      std::string node = paths.vfio_group(function->iommu_group->to_string());
       if (seen.insert(node).second) nodes.push_back(node);
     }
   }
@@ -95,9 +96,10 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
                      vm_id, pid, address.to_string(), group.error().message);
       continue;
     }
-    std::string number = sys::basename_of(*group);
-    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string node = paths.vfio_group(number);
+    // Outside data (a link in sysfs): only a group number becomes a path component.
+    auto number = pci::IommuGroup::parse(sys::basename_of(*group));
+    if (!number) continue;
+    std::string node = paths.vfio_group(number->to_string());
     if (seen.insert(node).second) grants.push_back({node, kRootPrivate});
   }
   return grants;
