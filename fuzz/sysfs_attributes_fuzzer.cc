@@ -24,7 +24,6 @@ using feos::Code;
 using feos::Error;
 using feos::Result;
 using feos::Status;
-using feos::fuzz::check_error;
 
 namespace {
 
@@ -171,10 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)pci.read_all();
   (void)pci.slot_functions(address);
-  if (auto g = pci.iommu_group(address); g && *g) {
-    auto members = pci.iommu_group_members(**g);
-    if (!members && members.error().code == Code::kInvalidArgument)
-      check_error(members.error(), Code::kInvalidArgument, "iommu_group_members");
-  }
+  // The group is a parsed number, so listing its members can only find it or not.
+  if (auto g = pci.iommu_group(address); g && *g) (void)pci.iommu_group_members(**g);
   return 0;
 }

@@ -54,11 +54,6 @@ class Address {
   uint8_t function_ = 0;
 };
 
-// Transitional (issue 12): code in this layer and hostdev calls feos::quote_for_message; this alias
-// stays only for hostdev/policy.cc and vmm/qemu/argv_builder.cc, which other branches of the
-// issue rewrite. Delete it when those are merged.
-using feos::quote_for_message;
-
 }  // namespace feos::pci
 
 template <>
