@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "model/field_path.h"
 #include "pci/naming.h"
 
 namespace feos::hostdev::detail {
@@ -104,15 +105,15 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     for (size_t j = 0; j < i; ++j) {
       if (address == requested[j]) {
         return problem(Code::kInvalidArgument,
-                       "gpus[" + std::to_string(j) + "] and gpus[" + std::to_string(i) +
-                           "] both name " + address.to_string(),
+                       model::field::gpu(j) + " and " + model::field::gpu(i) + " both name " +
+                           address.to_string(),
                        "requested twice");
       }
       if (address.same_slot(requested[j])) {
         return problem(Code::kInvalidArgument,
-                       "gpus[" + std::to_string(i) + "] (" + address.to_string() +
-                           ") is on the same card as gpus[" + std::to_string(j) + "] (" +
-                           requested[j].to_string() + "): a card is passed whole, name it once",
+                       model::field::gpu(i) + " (" + address.to_string() + ") is on the same card as " +
+                           model::field::gpu(j) + " (" + requested[j].to_string() +
+                           "): a card is passed whole, name it once",
                        "requested twice");
       }
     }

@@ -85,9 +85,10 @@ TEST_F(PlanTest, HgxGpusAreAloneInTheirGroups) {
 TEST_F(PlanTest, DuplicatesAreRejected) {
   start(test::consumer_gpu_host());
   expect_plan_error(gpus_at({"0000:01:00.0", "01:00.0"}), Code::kInvalidArgument,
-                    {"gpus[0] and gpus[1] both name 0000:01:00.0"});
+                    {"config.gpus[0] and config.gpus[1] both name 0000:01:00.0"});
   expect_plan_error(gpus_at({"0000:01:00.0", "0000:01:00.1"}), Code::kInvalidArgument,
-                    {"gpus[1] (0000:01:00.1) is on the same card as gpus[0] (0000:01:00.0)"});
+                    {"config.gpus[1] (0000:01:00.1) is on the same card as "
+                     "config.gpus[0] (0000:01:00.0)"});
 }
 
 TEST_F(PlanTest, UnknownDeviceIsNotFound) {

@@ -558,7 +558,7 @@ INSTANTIATE_TEST_SUITE_P(
     Validation, ArgvBuilderBadGpu,
     ::testing::Values(
         BadGpuCase{"NoFunctions", [](auto& g) { g[1].functions.clear(); },
-                   "vm vm-1: gpus[1]: no host functions were assigned"},
+                   "vm vm-1: config.gpus[1]: no host functions were assigned"},
         BadGpuCase{"FunctionZeroNotFirst",
                    [](auto& g) { g[0] = rtx4090(); std::swap(g[0].functions[0], g[0].functions[1]); },
                    "gpus[0]: the first function is 0000:01:00.1, not function 0"},

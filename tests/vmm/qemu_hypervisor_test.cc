@@ -193,8 +193,8 @@ TEST_F(QemuHypervisorUnit, StartWithGpusNeedsTheirVfioGroups) {
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, Code::kNotFound);
   EXPECT_EQ(started.error().message,
-            "vm vm-1: gpus[1]: IOMMU group 41 of 0000:2a:00.0: /fake/dev/vfio/41 not found: the "
-            "host side did not bind it to vfio-pci");
+            "vm vm-1: config.gpus[1]: IOMMU group 41 of 0000:2a:00.0: /fake/dev/vfio/41 not found: "
+            "the host side did not bind it to vfio-pci");
   EXPECT_EQ(launcher_.launches, 0);
 }
 

@@ -175,7 +175,7 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
   int boot_vga_cards = 0;
   for (size_t i = 0; i < gpus.size(); ++i) {
     const auto& gpu = gpus[i];
-    std::string field = "gpus[" + std::to_string(i) + "]";
+    std::string field = model::field::gpu(i);
     if (gpu.functions.empty())
       return fail(Code::kInvalidArgument, field + ": no host functions were assigned");
     std::vector<pci::Address> addresses;

@@ -52,7 +52,7 @@ std::optional<QemuIdentity> read_qemu_identity(const std::vector<std::string>& a
 
 Result<QemuIdentity> read_process_identity(const sys::Filesystem& fs, const sys::HostPaths& paths,
                                            int pid, const std::string& where) {
-  auto cmdline = fs.read_file(paths.process(pid) + "/cmdline");
+  auto cmdline = fs.read_file(paths.process_file(pid, "cmdline"));
   if (!cmdline) return fail(Code::kNotFound, where + ": " + cmdline.error().message);
   auto identity = read_qemu_identity(split_cmdline(*cmdline));
   if (!identity) return fail(Code::kNotFound, where + " is not a qemu started by feosd");

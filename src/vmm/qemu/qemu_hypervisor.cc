@@ -207,7 +207,7 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
       if (!function->iommu_group) continue;  // build_argv() refused it already
       std::string path = paths_.vfio_group(function->iommu_group->to_string());
       if (!fs_.exists(path))
-        return fail(Code::kNotFound, "gpus[" + std::to_string(i) + "]: IOMMU group " +
+        return fail(Code::kNotFound, model::field::gpu(i) + ": IOMMU group " +
                                          function->iommu_group->to_string() + " of " +
                                          function->address.to_string() + ": " + path +
                                          " not found: the host side did not bind it to vfio-pci");

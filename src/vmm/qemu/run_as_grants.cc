@@ -78,7 +78,7 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
                                   const std::vector<pci::Address>& vfio_functions,
                                   const RuntimeDir& dir, const std::string& vm_id) {
   // Only a qemu running as another user was given anything ("Uid:" lists the real uid first).
-  auto status = fs.read_file(paths.process(pid) + "/status");
+  auto status = fs.read_file(paths.process_file(pid, "status"));
   if (!status) return {};
   auto at = status->find("\nUid:");
   if (at == std::string::npos) return {};
@@ -88,7 +88,7 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
   if (fs.exists(dir.files().ignition_file)) grants.push_back({dir.files().ignition_file, kRootPrivate});
   std::set<std::string> seen;
   for (const auto& address : vfio_functions) {
-    std::string link = paths.pci_device(address.to_string()) + "/iommu_group";
+    std::string link = paths.pci_device_attr(address.to_string(), "iommu_group");
     auto group = fs.read_link(link);
     if (!group) {
       logger()->warn("adopted qemu vm={} pid={}: no IOMMU group for {} ({}): its vfio node will "
