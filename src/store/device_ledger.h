@@ -7,6 +7,7 @@
 // Rows do not refer to VM records: a VM may hold devices before its record is stored, and rows of
 // a VM that never got stored are reconciled by hostdev.
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,25 @@
 #include "store/device_assignment.h"
 
 namespace feos::store {
+
+// The checks every claim() makes on its arguments before it touches a row (the errors named at
+// claim() below): shared by the implementations, so that they answer the same.
+inline Status check_claim_rows(const std::string& vm_id, const std::vector<DeviceAssignment>& rows) {
+  if (vm_id.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
+  std::set<pci::Address> seen;
+  for (const auto& row : rows) {
+    if (row.vm_id != vm_id) {
+      return fail(Code::kInvalidArgument, "claim devices for vm " + vm_id + ": row of " +
+                                              row.bdf.to_string() + " names vm \"" + row.vm_id +
+                                              "\"");
+    }
+    if (!seen.insert(row.bdf).second) {
+      return fail(Code::kInvalidArgument,
+                  "claim devices for vm " + vm_id + ": " + row.bdf.to_string() + " is listed twice");
+    }
+  }
+  return ok();
+}
 
 class DeviceLedger {
  public:

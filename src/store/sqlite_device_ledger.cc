@@ -1,6 +1,5 @@
 #include "store/sqlite_device_ledger.h"
 
-#include <set>
 #include <utility>
 
 #include <sqlite3.h>
@@ -71,19 +70,7 @@ std::string holder_of(sqlite::Lock& db, const std::string& bdf, const std::strin
 Status SqliteDeviceLedger::claim(std::string_view vm_id,
                                  const std::vector<DeviceAssignment>& rows) {
   const std::string vm(vm_id);
-  if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
-  std::set<pci::Address> seen;
-  for (const auto& row : rows) {
-    if (row.vm_id != vm) {
-      return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " +
-                                              row.bdf.to_string() + " names vm \"" + row.vm_id +
-                                              "\"");
-    }
-    if (!seen.insert(row.bdf).second) {
-      return fail(Code::kInvalidArgument,
-                  "claim devices for vm " + vm + ": " + row.bdf.to_string() + " is listed twice");
-    }
-  }
+  FEOS_TRY(check_claim_rows(vm, rows));
   const std::string op = "claim devices for vm " + vm;
 
   sqlite::Lock db(connection_);

@@ -7,7 +7,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,20 +18,7 @@ namespace feos::test {
 class FakeDeviceLedger final : public store::DeviceLedger {
  public:
   Status claim(std::string_view vm_id, const std::vector<store::DeviceAssignment>& rows) override {
-    const std::string vm(vm_id);
-    if (vm.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
-    std::set<pci::Address> seen;
-    for (const auto& row : rows) {
-      if (row.vm_id != vm) {
-        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": row of " +
-                                                row.bdf.to_string() + " names vm \"" + row.vm_id +
-                                                "\"");
-      }
-      if (!seen.insert(row.bdf).second) {
-        return fail(Code::kInvalidArgument, "claim devices for vm " + vm + ": " +
-                                                row.bdf.to_string() + " is listed twice");
-      }
-    }
+    FEOS_TRY(store::check_claim_rows(std::string(vm_id), rows));
     std::lock_guard lock(mu_);
     for (const auto& row : rows) {
       auto held = rows_.find(row.bdf);
