@@ -1,6 +1,6 @@
 // CreateVm requests as a client sends them: wire bytes -> CreateVmRequest -> the checks VmService
 // and VmManager run before anything touches the host, in their order:
-//   api::spec_from_proto (VmService::CreateVm), core::validate_vm_id on the given id,
+//   api::spec_from_proto and model::VmId::parse on the given id (VmService::CreateVm),
 //   core::normalize_spec, model::validate (QemuHypervisor::validate minus its file existence
 //   checks), and hostdev planning's first step (each card once; addresses are parsed by the first).
 // Checks: nothing crashes; refusals use the documented codes; an accepted spec satisfies what
@@ -20,6 +20,7 @@
 #include "fuzz_check.h"
 #include "model/limits.h"
 #include "model/validate.h"
+#include "model/vm_id.h"
 #include "pci/address.h"
 #include "store/spec_codec.h"
 
@@ -30,7 +31,7 @@ namespace {
 
 namespace pb = ::feos::vm::vmm::api::v1;
 
-// The id VmManager would generate; fixed so runs are reproducible (new_vm_id() is random).
+// The id VmManager would generate; fixed so runs are reproducible (VmId::random() is random).
 constexpr const char* kGeneratedId = "123e4567-e89b-42d3-a456-426614174000";
 
 void expect_code(const feos::Error& e, std::initializer_list<Code> codes, const char* step) {
@@ -141,10 +142,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const std::string vm_id = request.has_vm_id() ? request.vm_id() : kGeneratedId;
-  if (auto valid_id = feos::core::validate_vm_id(vm_id); !valid_id) {
-    expect_code(valid_id.error(), {Code::kInvalidArgument}, "validate_vm_id");
+  auto parsed_id = feos::model::VmId::parse(vm_id);
+  if (!parsed_id) {
+    expect_code(parsed_id.error(), {Code::kInvalidArgument}, "VmId::parse");
     return 0;
   }
+  // The stored form becomes a directory name: 36 characters of lower-case hex digits and dashes.
+  const std::string stored_id = parsed_id->canonical().text();
+  FUZZ_CHECK(stored_id.size() == 36 && stored_id.find_first_not_of("0123456789abcdef-") == std::string::npos,
+             "stored id %s", stored_id.c_str());
   auto normalized = feos::core::normalize_spec(*spec);
   if (!normalized) {
     expect_code(normalized.error(), {Code::kInvalidArgument, Code::kUnimplemented}, "normalize_spec");

@@ -14,4 +14,13 @@ inline constexpr size_t kMaxStatusMessageBytes = 1024;
 grpc::Status to_grpc(const Error& error);
 inline grpc::Status to_grpc(const Status& status) { return status ? grpc::Status::OK : to_grpc(status.error()); }
 
+// In a handler: declare-and-assign the value of a Result, or return its error as a gRPC status.
+//   FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+#define FEOS_GRPC_ASSIGN_OR_RETURN(lhs, expr) \
+  FEOS_GRPC_ASSIGN_OR_RETURN_IMPL_(FEOS_CONCAT_(feos_grpc_result_, __LINE__), lhs, expr)
+#define FEOS_GRPC_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr)      \
+  auto result = (expr);                                         \
+  if (!result) return ::feos::api::to_grpc(result.error());      \
+  lhs = std::move(*result)
+
 }  // namespace feos::api

@@ -11,6 +11,7 @@
 #include "common/blocking_queue.h"
 #include "core/vm_manager.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
+#include "model/vm_id.h"
 
 namespace feos::api {
 namespace {
@@ -28,20 +29,26 @@ class VmService final : public pb::VMService::Service {
   grpc::Status CreateVm(ServerContext*, const pb::CreateVmRequest* req, pb::CreateVmResponse* resp) override {
     auto spec = spec_from_proto(req->config());
     if (!spec) return to_grpc(spec.error());
-    std::optional<std::string> id;
-    if (req->has_vm_id()) id = req->vm_id();
+    std::optional<model::VmId> id;
+    if (req->has_vm_id()) {
+      auto parsed = model::VmId::parse(req->vm_id());
+      if (!parsed) return to_grpc(parsed.error());
+      id = *parsed;
+    }
     auto created = manager_.create(std::move(*spec), id);
     if (!created) return to_grpc(created.error());
-    resp->set_vm_id(*created);
+    resp->set_vm_id(created->text());
     return grpc::Status::OK;
   }
 
   grpc::Status StartVm(ServerContext*, const pb::StartVmRequest* req, pb::StartVmResponse*) override {
-    return to_grpc(manager_.start(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.start(id));
   }
 
   grpc::Status GetVm(ServerContext*, const pb::GetVmRequest* req, pb::VmInfo* resp) override {
-    auto record = manager_.get(req->vm_id());
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    auto record = manager_.get(id);
     if (!record) return to_grpc(record.error());
     *resp = record_to_proto(*record);
     return grpc::Status::OK;
@@ -53,23 +60,28 @@ class VmService final : public pb::VMService::Service {
   }
 
   grpc::Status DeleteVm(ServerContext*, const pb::DeleteVmRequest* req, pb::DeleteVmResponse*) override {
-    return to_grpc(manager_.remove(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.remove(id));
   }
 
   grpc::Status ShutdownVm(ServerContext*, const pb::ShutdownVmRequest* req, pb::ShutdownVmResponse*) override {
-    return to_grpc(manager_.shutdown(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.shutdown(id));
   }
 
   grpc::Status PauseVm(ServerContext*, const pb::PauseVmRequest* req, pb::PauseVmResponse*) override {
-    return to_grpc(manager_.pause(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.pause(id));
   }
 
   grpc::Status ResumeVm(ServerContext*, const pb::ResumeVmRequest* req, pb::ResumeVmResponse*) override {
-    return to_grpc(manager_.resume(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.resume(id));
   }
 
   grpc::Status PingVm(ServerContext*, const pb::PingVmRequest* req, pb::PingVmResponse* resp) override {
-    auto info = manager_.ping(req->vm_id());
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    auto info = manager_.ping(id);
     if (!info) return to_grpc(info.error());
     resp->set_build_version(build_version_);
     resp->set_version(info->version);
@@ -95,15 +107,14 @@ class VmService final : public pb::VMService::Service {
                               grpc::ServerWriter<pb::VmEvent>* writer) override {
     StreamSlot slot(*this);
     if (!slot) return to_grpc(slot.refusal());
-    std::optional<std::string> vm_id;
+    std::optional<model::VmId> vm_id;  // as stored
     if (req->has_vm_id()) {
-      auto resolved = manager_.resolve_id(req->vm_id());  // the stored spelling of the id
-      if (!resolved) return to_grpc(resolved.error());
-      vm_id = *resolved;
+      FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId requested, model::VmId::parse(req->vm_id()));
+      FEOS_GRPC_ASSIGN_OR_RETURN(vm_id, manager_.resolve_id(requested));
     }
     std::string component = req->with_component_id();
     auto matches = [vm_id, component](const model::VmEvent& e) {
-      return (!vm_id || e.vm_id == *vm_id) && (component.empty() || e.component_id == component);
+      return (!vm_id || e.vm_id == vm_id->text()) && (component.empty() || e.component_id == component);
     };
     // Subscribe before reading history so no event falls between the two.
     BlockingQueue<model::VmEvent> live;
@@ -129,7 +140,7 @@ class VmService final : public pb::VMService::Service {
       }
     } else {
       store::EventFilter filter;
-      filter.vm_id = vm_id;
+      if (vm_id) filter.vm_id = vm_id->text();
       filter.component_id = component;
       switch (req->streaming_mode_case()) {
         case pb::StreamVmEventsRequest::kTailEvents:
@@ -185,7 +196,7 @@ class VmService final : public pb::VMService::Service {
                                                        : "console: the stream ended before its attach message"});
     if (first.payload_case() != pb::StreamVmConsoleRequest::kAttach)
       return to_grpc(Error{Code::kInvalidArgument, "console: the first message must be attach{vm_id}"});
-    const std::string vm_id = first.attach().vm_id();
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId vm_id, model::VmId::parse(first.attach().vm_id()));
     auto console = manager_.console(vm_id);
     if (!console) return to_grpc(console.error());
 

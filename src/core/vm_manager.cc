@@ -58,8 +58,9 @@ std::string VmManager::runtime_dir(const std::string& id) const { return runtime
 
 // --- requests ---
 
-Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::string> id) {
-  FEOS_ASSIGN_OR_RETURN(const std::string vm_id, canonical_vm_id(id ? *id : new_vm_id()));
+Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::VmId> id) {
+  const model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
+  const std::string& vm_id = stored_id.text();
   FEOS_ASSIGN_OR_RETURN(auto normalized, normalize_spec(std::move(spec)));
   auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
@@ -117,10 +118,10 @@ Result<std::string> VmManager::create(model::VmSpec spec, std::optional<std::str
   if (auto emitted = emit_locked(entry, "vm", "created"); !emitted)
     logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
   logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
-  return vm_id;
+  return stored_id;
 }
 
-Status VmManager::start(const std::string& request_id) {
+Status VmManager::start(const model::VmId& request_id) {
   model::VmSpec spec;
   std::string id;
   {
@@ -167,22 +168,22 @@ Status VmManager::start(const std::string& request_id) {
   return ok();
 }
 
-Status VmManager::pause(const std::string& id) {
+Status VmManager::pause(const model::VmId& id) {
   return run_request(id, LifecycleEvent::kPause, JobKind::kPause, &vmm::Hypervisor::pause, "paused by request");
 }
 
-Status VmManager::resume(const std::string& id) {
+Status VmManager::resume(const model::VmId& id) {
   return run_request(id, LifecycleEvent::kResume, JobKind::kResume, &vmm::Hypervisor::resume, "resumed by request");
 }
 
-Status VmManager::shutdown(const std::string& id) {
+Status VmManager::shutdown(const model::VmId& id) {
   // The state stays (the guest decides); the reason records the request so that a power-off is
   // not mistaken for a crash.
   return run_request(id, LifecycleEvent::kShutdown, JobKind::kShutdown, &vmm::Hypervisor::request_shutdown,
                      std::string(kShutdownRequested) + " (ACPI power button)");
 }
 
-Status VmManager::run_request(const std::string& request_id, LifecycleEvent request, JobKind kind,
+Status VmManager::run_request(const model::VmId& request_id, LifecycleEvent request, JobKind kind,
                               Status (vmm::Hypervisor::*call)(const std::string&), std::string reason) {
   std::string id;
   {
@@ -198,7 +199,7 @@ Status VmManager::run_request(const std::string& request_id, LifecycleEvent requ
   return ok();
 }
 
-Status VmManager::remove(const std::string& request_id) {
+Status VmManager::remove(const model::VmId& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
@@ -257,7 +258,7 @@ std::string_view VmManager::job_name(JobKind kind) {
   return "?";
 }
 
-Result<VmManager::Entry*> VmManager::begin_job_locked(std::string_view id, LifecycleEvent request, JobKind kind) {
+Result<VmManager::Entry*> VmManager::begin_job_locked(const model::VmId& id, LifecycleEvent request, JobKind kind) {
   FEOS_ASSIGN_OR_RETURN(Entry* entry, find_locked(id));
   if (entry->job)
     return fail(Code::kAborted, "vm " + entry->record.id + " is busy: " +
@@ -356,26 +357,25 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
 
 // --- lookups ---
 
-Result<VmManager::Entry*> VmManager::find_locked(std::string_view id) {
+Result<VmManager::Entry*> VmManager::find_locked(const model::VmId& id) {
   FEOS_ASSIGN_OR_RETURN(const Entry* entry, std::as_const(*this).find_locked(id));
   return const_cast<Entry*>(entry);
 }
 
-Result<const VmManager::Entry*> VmManager::find_locked(std::string_view id) const {
-  FEOS_ASSIGN_OR_RETURN(const std::string canonical, canonical_vm_id(id));
-  auto it = vms_.find(std::string(id));
-  if (it == vms_.end()) it = vms_.find(canonical);
-  if (it == vms_.end()) return fail(not_found(canonical));
+Result<const VmManager::Entry*> VmManager::find_locked(const model::VmId& id) const {
+  auto it = vms_.find(id.text());
+  if (it == vms_.end()) it = vms_.find(id.canonical().text());
+  if (it == vms_.end()) return fail(not_found(id.canonical().text()));
   return &it->second;
 }
 
-Result<std::string> VmManager::resolve_id(std::string_view id) const {
+Result<model::VmId> VmManager::resolve_id(const model::VmId& id) const {
   std::lock_guard lock(mutex_);
   FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(id));
-  return entry->record.id;
+  return model::VmId::parse(entry->record.id);
 }
 
-Result<model::VmRecord> VmManager::get(const std::string& id) const {
+Result<model::VmRecord> VmManager::get(const model::VmId& id) const {
   std::lock_guard lock(mutex_);
   FEOS_ASSIGN_OR_RETURN(const Entry* entry, find_locked(id));
   return entry->record;
@@ -392,7 +392,7 @@ std::vector<model::VmRecord> VmManager::list() const {
   return out;
 }
 
-Result<vmm::PingInfo> VmManager::ping(const std::string& request_id) {
+Result<vmm::PingInfo> VmManager::ping(const model::VmId& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
@@ -403,7 +403,7 @@ Result<vmm::PingInfo> VmManager::ping(const std::string& request_id) {
   return hypervisor_.ping(id);
 }
 
-Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& request_id) {
+Result<std::shared_ptr<vmm::Console>> VmManager::console(const model::VmId& request_id) {
   std::string id;
   {
     std::lock_guard lock(mutex_);
@@ -416,7 +416,8 @@ Result<std::shared_ptr<vmm::Console>> VmManager::console(const std::string& requ
 
 Result<std::vector<model::VmEvent>> VmManager::history(store::EventFilter filter) const {
   if (filter.vm_id) {
-    FEOS_ASSIGN_OR_RETURN(filter.vm_id, resolve_id(*filter.vm_id));
+    std::lock_guard lock(mutex_);
+    if (!vms_.count(*filter.vm_id)) return fail(not_found(*filter.vm_id));
   }
   return db_.events().query(filter);
 }

@@ -5,9 +5,9 @@
 // the hypervisor. Slow work (binding GPUs, starting, stopping) runs outside the lock, as the VM's
 // one job; a second request meanwhile is ABORTED.
 //
-// VM ids: every method that takes one refuses a malformed id (not a UUID, see validate_vm_id)
-// with INVALID_ARGUMENT before looking it up; a well-formed id of no VM is NOT_FOUND. Ids are
-// compared canonically (canonical_vm_id: lower case) and stored that way.
+// VM ids: requests name a VM by a model::VmId, parsed where the text came in (api/); an id of no
+// VM is NOT_FOUND. A record is found by the id's exact spelling, else by its canonical (lower
+// case) form, which is the form new records are stored in (model/vm_id.h says why both).
 //
 // Start is crash-safe: the intent ("starting") is stored before the hypervisor launches, the
 // hypervisor's process records its own pid as it starts (qemu's locked pidfile), and recover()
@@ -30,6 +30,7 @@
 #include "core/vm_lifecycle.h"
 #include "hostdev/host_devices.h"
 #include "model/vm.h"
+#include "model/vm_id.h"
 #include "store/database.h"
 #include "vmm/hypervisor.h"
 
@@ -87,29 +88,31 @@ class VmManager {
   // takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
   // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken
   // (in any letter case); RESOURCE_EXHAUSTED past the VmLimits or when the state directory is
-  // full. Returns the id. On failure nothing is recorded and no device is held.
-  Result<std::string> create(model::VmSpec spec, std::optional<std::string> id);
+  // full. Returns the id as stored (canonical; a new random one when `id` is not given). On
+  // failure nothing is recorded and no device is held.
+  Result<model::VmId> create(model::VmSpec spec, std::optional<model::VmId> id);
   // Launches the hypervisor and boots the guest. FAILED_PRECONDITION in the wrong state.
-  Status start(const std::string& id);
-  Status pause(const std::string& id);
-  Status resume(const std::string& id);
+  Status start(const model::VmId& id);
+  Status pause(const model::VmId& id);
+  Status resume(const model::VmId& id);
   // Presses the ACPI power button; the VM becomes stopped when the guest powers off.
-  Status shutdown(const std::string& id);
+  Status shutdown(const model::VmId& id);
   // Stops the hypervisor if it runs, returns its GPUs to the host, then forgets the VM and its
   // events. If a device cannot be returned the VM stays (so the delete can be retried) and the
   // error names the device. Works on a full state directory: the store's reserve is given up
   // for it (Database::make_room) and taken again afterwards.
-  Status remove(const std::string& id);
+  Status remove(const model::VmId& id);
 
-  Result<model::VmRecord> get(const std::string& id) const;
+  Result<model::VmRecord> get(const model::VmId& id) const;
   std::vector<model::VmRecord> list() const;
-  Result<vmm::PingInfo> ping(const std::string& id);
-  Result<std::shared_ptr<vmm::Console>> console(const std::string& id);
+  Result<vmm::PingInfo> ping(const model::VmId& id);
+  Result<std::shared_ptr<vmm::Console>> console(const model::VmId& id);
 
-  // Stored events matching `filter`, oldest first. For a vm filter, NOT_FOUND if the VM is unknown.
+  // Stored events matching `filter`, oldest first. A vm filter names the id as stored (record.id,
+  // resolve_id()); NOT_FOUND if no VM has it.
   Result<std::vector<model::VmEvent>> history(store::EventFilter filter) const;
-  // The id under which `id` is stored (as given, else canonical). INVALID_ARGUMENT, NOT_FOUND.
-  Result<std::string> resolve_id(std::string_view id) const;
+  // The id under which `id` is stored (as given, else canonical). NOT_FOUND.
+  Result<model::VmId> resolve_id(const model::VmId& id) const;
   EventBus& bus() { return bus_; }
 
  private:
@@ -132,19 +135,19 @@ class VmManager {
   // --- lookups (caller holds mutex_) ---
   // The entry `id` names: looked up as given, then canonically (a record stored before ids were
   // canonical whose lower-case spelling another VM took keeps its own).
-  Result<Entry*> find_locked(std::string_view id);
-  Result<const Entry*> find_locked(std::string_view id) const;
+  Result<Entry*> find_locked(const model::VmId& id);
+  Result<const Entry*> find_locked(const model::VmId& id) const;
   // RESOURCE_EXHAUSTED when a VM of `size` bytes would exceed limits_.
   Status check_limits_locked(const std::string& vm_id, uint64_t size) const;
 
   // --- the lifecycle (vm_manager.cc) ---
   // Starts a job for `request` on the VM after checking existence, the lifecycle table and that
   // no other job runs (ABORTED then: a conflict worth retrying). Caller holds mutex_.
-  Result<Entry*> begin_job_locked(std::string_view id, LifecycleEvent request, JobKind kind);
+  Result<Entry*> begin_job_locked(const model::VmId& id, LifecycleEvent request, JobKind kind);
   // Ends the VM's job; applies an exit that arrived meanwhile (and returns its devices).
   void end_job(const std::string& id);
   // pause, resume, shutdown: one hypervisor call, then the table's transition with `reason`.
-  Status run_request(const std::string& request_id, LifecycleEvent request, JobKind kind,
+  Status run_request(const model::VmId& request_id, LifecycleEvent request, JobKind kind,
                      Status (vmm::Hypervisor::*call)(const std::string&), std::string reason);
   // Moves the VM along the table for `event` (FAILED_PRECONDITION if it cannot happen in its
   // state), persisting and publishing the change; returns what to do with its devices. Caller

@@ -86,8 +86,8 @@ Status VmManager::recover(const RecoverOptions& options) {
 
 std::optional<std::string> VmManager::record_key_locked(std::string_view name) const {
   if (vms_.count(std::string(name))) return std::string(name);
-  auto canonical = canonical_vm_id(name);
-  if (canonical && vms_.count(*canonical)) return *canonical;
+  auto id = model::VmId::parse(name);
+  if (id && vms_.count(id->canonical().text())) return id->canonical().text();
   return std::nullopt;
 }
 

@@ -47,17 +47,17 @@ class VmManagerGpuTest : public ::testing::Test {
     manager_ = std::make_unique<VmManager>(*db_, hv_, devices_.get(), bus_, dir_.path() + "/vms");
     ASSERT_TRUE(manager_->recover());
   }
-  Result<std::string> create(std::vector<std::string> addresses) {
+  Result<model::VmId> create(std::vector<std::string> addresses) {
     model::VmSpec spec;
     spec.boot.kernel = "/boot/vmlinuz";
     for (auto& a : addresses) spec.gpus.push_back(model::GpuSpec{.address = test::pci_address(a)});
     return manager_->create(spec, std::nullopt);
   }
   std::string driver(const std::string& bdf) { return kernel_->snapshot().at(bdf).driver; }
-  VmState state(const std::string& id) { return manager_->get(id)->state; }
+  VmState state(const model::VmId& id) { return manager_->get(id)->state; }
   // The VM's newest `n` events as "<component> <state>: <reason>", oldest first.
-  std::vector<std::string> last_events(const std::string& id, uint32_t n) {
-    auto events = manager_->history({.vm_id = id, .last_n = n});
+  std::vector<std::string> last_events(const model::VmId& id, uint32_t n) {
+    auto events = manager_->history({.vm_id = id.text(), .last_n = n});
     EXPECT_TRUE(events) << events.error().to_string();
     std::vector<std::string> out;
     for (const auto& e : events ? *events : std::vector<model::VmEvent>{})
@@ -88,9 +88,9 @@ TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
   EXPECT_EQ(driver("0000:18:00.0"), "vfio-pci");
 
   ASSERT_TRUE(manager_->start(*id));
-  ASSERT_EQ(hv_.started_gpus[*id].size(), 1u);
+  ASSERT_EQ(hv_.started_gpus[id->text()].size(), 1u);
   uint64_t biggest = 0;
-  for (const auto& bar : hv_.started_gpus[*id][0].functions[0].bars) biggest = std::max(biggest, bar.size);
+  for (const auto& bar : hv_.started_gpus[id->text()][0].functions[0].bars) biggest = std::max(biggest, bar.size);
   EXPECT_EQ(biggest, 128ull << 30);
 
   ASSERT_TRUE(manager_->remove(*id));
@@ -105,7 +105,7 @@ TEST_F(VmManagerGpuTest, SecondVmForTheSameGpuIsRefusedAndNotRecorded) {
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, Code::kFailedPrecondition);
   EXPECT_NE(second.error().message.find("0000:2a:00.0"), std::string::npos) << second.error().message;
-  EXPECT_NE(second.error().message.find(*first), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find(first->text()), std::string::npos) << second.error().message;
   EXPECT_EQ(manager_->list().size(), 1u);
 }
 
@@ -127,7 +127,7 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   auto id = create({"0000:3a:00.0", "0000:5d:00.0"});
   ASSERT_TRUE(id) << id.error().to_string();
   ASSERT_TRUE(manager_->start(*id));
-  hv_.exit(*id, false, "qemu killed by signal 9 (Killed)");
+  hv_.exit(id->text(), false, "qemu killed by signal 9 (Killed)");
   EXPECT_EQ(state(*id), VmState::kCrashed);
   EXPECT_EQ(manager_->get(*id)->state_reason, "qemu killed by signal 9 (Killed)");
   EXPECT_TRUE(manager_->get(*id)->gpus.empty()) << "VmInfo must not show GPUs the VM no longer holds";
@@ -143,7 +143,7 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   ASSERT_TRUE(other);
   auto restart = manager_->start(*id);
   ASSERT_FALSE(restart);
-  EXPECT_NE(restart.error().message.find(*other), std::string::npos) << restart.error().message;
+  EXPECT_NE(restart.error().message.find(other->text()), std::string::npos) << restart.error().message;
   EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");  // nothing half-taken
   ASSERT_TRUE(manager_->remove(*other));
   ASSERT_TRUE(manager_->start(*id));
@@ -160,20 +160,20 @@ TEST_F(VmManagerGpuTest, GpuThatCannotBeReturnedAfterACrashStaysReservedAndIsRep
   ASSERT_TRUE(manager_->start(*id));
   auto stuck = kernel_->inject({.op = test::Op::kUnbind, .bdf = "0000:3a:00.0", .driver = "vfio-pci",
                                 .fault = test::Fault::busy(-1)});
-  hv_.exit(*id, false, "qemu killed by signal 11 (Segmentation fault)");
+  hv_.exit(id->text(), false, "qemu killed by signal 11 (Segmentation fault)");
   EXPECT_EQ(state(*id), VmState::kCrashed);
   auto events = last_events(*id, 1);
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_NE(events[0].find("gpus crashed: GPUs not returned to the host: release devices of vm " + *id +
+  EXPECT_NE(events[0].find("gpus crashed: GPUs not returned to the host: release devices of vm " + id->text() +
                            ": 0000:3a:00.0: unbind from vfio-pci"),
             std::string::npos)
       << events[0];
   auto other = create({"0000:3a:00.0"});
   ASSERT_FALSE(other);
-  EXPECT_NE(other.error().message.find("0000:3a:00.0 is assigned to vm " + *id), std::string::npos);
+  EXPECT_NE(other.error().message.find("0000:3a:00.0 is assigned to vm " + id->text()), std::string::npos);
   auto restart = manager_->start(*id);
   ASSERT_FALSE(restart);
-  EXPECT_NE(restart.error().message.find("0000:3a:00.0 is assigned to vm " + *id), std::string::npos)
+  EXPECT_NE(restart.error().message.find("0000:3a:00.0 is assigned to vm " + id->text()), std::string::npos)
       << restart.error().message;
   kernel_->remove_fault(stuck);
   ASSERT_TRUE(manager_->remove(*id));
@@ -220,7 +220,7 @@ TEST_F(VmManagerGpuTest, CrashDuringCreateStrandsNothing) {
 TEST_F(VmManagerGpuTest, AStartRefusedForALiveProcessLeavesTheGpusBound) {
   auto id = create({"0000:3a:00.0"});
   ASSERT_TRUE(id) << id.error().to_string();
-  hv_.start_error = Error{Code::kAlreadyExists, "vm " + *id + ": a qemu process of this VM (pid 77) is still running"};
+  hv_.start_error = Error{Code::kAlreadyExists, "vm " + id->text() + ": a qemu process of this VM (pid 77) is still running"};
   auto refused = manager_->start(*id);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kAlreadyExists);
@@ -244,8 +244,8 @@ TEST_F(VmManagerGpuTest, AfterAFailedStartAndARestartTheNextStartTakesTheGpusAga
   reopen();
   ASSERT_TRUE(manager_->start(*id));
   EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
-  ASSERT_EQ(hv_.started_gpus[*id].size(), 1u);
-  EXPECT_EQ(hv_.started_gpus[*id][0].request.address.to_string(), "0000:3a:00.0");
+  ASSERT_EQ(hv_.started_gpus[id->text()].size(), 1u);
+  EXPECT_EQ(hv_.started_gpus[id->text()][0].request.address.to_string(), "0000:3a:00.0");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "fake_hypervisor.h"
 #include "support/temp_dir.h"
+#include "support/vm_ids.h"
 
 namespace feos::core {
 namespace {
@@ -41,15 +42,15 @@ class VmManagerTest : public ::testing::Test {
     s.boot.kernel = "/boot/vmlinuz";
     return s;
   }
-  std::string create() {
+  model::VmId create() {
     auto id = manager_->create(spec(), std::nullopt);
     EXPECT_TRUE(id) << id.error().to_string();
-    return *id;
+    return id ? *id : model::VmId::random();
   }
-  VmState state(const std::string& id) { return manager_->get(id)->state; }
-  std::vector<VmState> event_states(const std::string& id) {
+  VmState state(const model::VmId& id) { return manager_->get(id)->state; }
+  std::vector<VmState> event_states(const model::VmId& id) {
     store::EventFilter f;
-    f.vm_id = id;
+    f.vm_id = id.text();
     auto events = manager_->history(f);
     EXPECT_TRUE(events) << events.error().to_string();
     std::vector<VmState> out;
@@ -68,19 +69,19 @@ class VmManagerTest : public ::testing::Test {
 TEST_F(VmManagerTest, LifecycleWithEvents) {
   std::vector<model::VmEvent> live;
   int token = bus_.subscribe([&](const model::VmEvent& e) { live.push_back(e); });
-  std::string id = create();
+  const model::VmId id = create();
   EXPECT_EQ(state(id), VmState::kCreated);
   ASSERT_TRUE(manager_->start(id));
   EXPECT_EQ(state(id), VmState::kRunning);
   EXPECT_EQ(manager_->get(id)->pid, 1000);
-  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "vms" / id));
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "vms" / id.text()));
   ASSERT_TRUE(manager_->pause(id));
   EXPECT_EQ(state(id), VmState::kPaused);
   ASSERT_TRUE(manager_->resume(id));
   ASSERT_TRUE(manager_->shutdown(id));
   EXPECT_EQ(hv_.shutdown_requests, 1);
   EXPECT_EQ(state(id), VmState::kRunning);  // until the guest powers off
-  hv_.exit(id, true, "guest powered off");
+  hv_.exit(id.text(), true, "guest powered off");
   EXPECT_EQ(state(id), VmState::kStopped);
   EXPECT_EQ(manager_->get(id)->state_reason, "guest powered off");
   EXPECT_EQ(manager_->get(id)->pid, 0);
@@ -90,14 +91,14 @@ TEST_F(VmManagerTest, LifecycleWithEvents) {
   EXPECT_LT(live[0].id, live[4].id);
   bus_.unsubscribe(token);
   ASSERT_TRUE(manager_->remove(id));
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id.text()));
   EXPECT_EQ(manager_->get(id).error().code, Code::kNotFound);
 }
 
 TEST_F(VmManagerTest, CrashIsReportedWithReason) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
-  hv_.exit(id, false, "qemu killed by signal 9 (Killed)");
+  hv_.exit(id.text(), false, "qemu killed by signal 9 (Killed)");
   EXPECT_EQ(state(id), VmState::kCrashed);
   EXPECT_EQ(manager_->get(id)->state_reason, "qemu killed by signal 9 (Killed)");
   ASSERT_TRUE(manager_->start(id));  // a crashed VM can start again
@@ -105,23 +106,22 @@ TEST_F(VmManagerTest, CrashIsReportedWithReason) {
 }
 
 TEST_F(VmManagerTest, IllegalTransitionsChangeNothing) {
-  std::string id = create();
+  const model::VmId id = create();
   for (auto result : {manager_->pause(id), manager_->resume(id), manager_->shutdown(id)}) {
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code, Code::kFailedPrecondition);
-    EXPECT_NE(result.error().message.find(id), std::string::npos);
+    EXPECT_NE(result.error().message.find(id.text()), std::string::npos);
   }
   EXPECT_EQ(manager_->ping(id).error().code, Code::kFailedPrecondition);
   EXPECT_EQ(state(id), VmState::kCreated);
   EXPECT_EQ(event_states(id).size(), 1u);
-  EXPECT_EQ(manager_->start("123e4567-e89b-12d3-a456-426614174000").error().code, Code::kNotFound);
+  EXPECT_EQ(manager_->start(test::vm_id("123e4567-e89b-12d3-a456-426614174000")).error().code, Code::kNotFound);
 }
 
 TEST_F(VmManagerTest, CreateValidates) {
-  auto dup = manager_->create(spec(), "123e4567-e89b-12d3-a456-426614174000");
+  auto dup = manager_->create(spec(), test::vm_id("123e4567-e89b-12d3-a456-426614174000"));
   ASSERT_TRUE(dup);
   EXPECT_EQ(manager_->create(spec(), *dup).error().code, Code::kAlreadyExists);
-  EXPECT_EQ(manager_->create(spec(), "../x").error().code, Code::kInvalidArgument);
   model::VmSpec missing = spec();
   missing.boot.kernel = "/missing";
   auto r = manager_->create(missing, std::nullopt);
@@ -131,7 +131,7 @@ TEST_F(VmManagerTest, CreateValidates) {
 }
 
 TEST_F(VmManagerTest, FailedStartKeepsStateAndSaysWhy) {
-  std::string id = create();
+  const model::VmId id = create();
   hv_.fail_start = true;
   auto r = manager_->start(id);
   ASSERT_FALSE(r);
@@ -141,7 +141,7 @@ TEST_F(VmManagerTest, FailedStartKeepsStateAndSaysWhy) {
 }
 
 TEST_F(VmManagerTest, OverlappingOperationsAreRefused) {
-  std::string id = create();
+  const model::VmId id = create();
   hv_.hold(true);
   std::thread starter([&] { EXPECT_TRUE(manager_->start(id)); });
   while (hv_.starts == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -156,13 +156,13 @@ TEST_F(VmManagerTest, OverlappingOperationsAreRefused) {
 }
 
 TEST_F(VmManagerTest, ExitDuringOperationIsAppliedAfterIt) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   // The process dies while a pause is in flight: the manager must not lose the exit.
   hv_.hold(true);
   std::thread pauser([&] { (void)manager_->pause(id); });
   while (hv_.pauses == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  hv_.exit(id, false, "qemu exited with status 1");
+  hv_.exit(id.text(), false, "qemu exited with status 1");
   EXPECT_EQ(state(id), VmState::kRunning);  // held back while the pause runs
   hv_.hold(false);
   pauser.join();
@@ -173,7 +173,7 @@ TEST_F(VmManagerTest, ExitDuringOperationIsAppliedAfterIt) {
 }
 
 TEST_F(VmManagerTest, RestartAdoptsLiveAndReportsGone) {
-  std::string live = create(), gone = create(), asked = create(), idle = create();
+  model::VmId live = create(), gone = create(), asked = create(), idle = create();
   ASSERT_TRUE(manager_->start(live));
   ASSERT_TRUE(manager_->start(gone));
   ASSERT_TRUE(manager_->start(asked));
@@ -188,12 +188,12 @@ TEST_F(VmManagerTest, RestartAdoptsLiveAndReportsGone) {
   EXPECT_EQ(state(idle), VmState::kCreated);
   // The adopted VM is fully usable.
   ASSERT_TRUE(manager_->shutdown(live));
-  hv_.exit(live, true, "guest powered off");
+  hv_.exit(live.text(), true, "guest powered off");
   EXPECT_EQ(state(live), VmState::kStopped);
 }
 
 TEST_F(VmManagerTest, AdoptedPausedStateIsTakenFromHypervisor) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   hv_.alive_after_restart = {manager_->get(id)->pid};
   hv_.adopted_state = vmm::RunState::kPaused;
@@ -204,40 +204,41 @@ TEST_F(VmManagerTest, AdoptedPausedStateIsTakenFromHypervisor) {
 // --- ids are compared canonically (issue 17, item 4) ---
 
 TEST_F(VmManagerTest, AnIdInUpperCaseNamesTheSameVm) {
-  const std::string upper = "123E4567-E89B-12D3-A456-426614174000";
-  const std::string lower = "123e4567-e89b-12d3-a456-426614174000";
+  const model::VmId upper = test::vm_id("123E4567-E89B-12D3-A456-426614174000");
+  const model::VmId lower = test::vm_id("123e4567-e89b-12d3-a456-426614174000");
   auto created = manager_->create(spec(), upper);
   ASSERT_TRUE(created) << created.error().to_string();
   EXPECT_EQ(*created, lower);  // stored and reported in lower case
   auto again = manager_->create(spec(), lower);
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
-  EXPECT_EQ(manager_->create(spec(), "123e4567-E89B-12d3-a456-426614174000").error().code, Code::kAlreadyExists);
+  EXPECT_EQ(manager_->create(spec(), test::vm_id("123e4567-E89B-12d3-a456-426614174000")).error().code, Code::kAlreadyExists);
   ASSERT_TRUE(manager_->get(upper));
-  EXPECT_EQ(manager_->get(upper)->id, lower);
+  EXPECT_EQ(manager_->get(upper)->id, lower.text());
   ASSERT_EQ(manager_->list().size(), 1u);
-  EXPECT_EQ(manager_->list()[0].id, lower);
+  EXPECT_EQ(manager_->list()[0].id, lower.text());
   ASSERT_TRUE(manager_->start(upper));
+  EXPECT_EQ(manager_->resolve_id(upper), lower);
   store::EventFilter filter;
-  filter.vm_id = upper;
+  filter.vm_id = manager_->resolve_id(upper)->text();
   auto events = manager_->history(filter);
   ASSERT_TRUE(events);
   EXPECT_FALSE(events->empty());
-  ASSERT_TRUE(manager_->remove("123e4567-e89b-12d3-A456-426614174000"));
+  ASSERT_TRUE(manager_->remove(test::vm_id("123e4567-e89b-12d3-A456-426614174000")));
   EXPECT_TRUE(manager_->list().empty());
 }
 
 // --- crash-safe start (issue 17, item 2) ---
 
 TEST_F(VmManagerTest, StartRecordsItsIntentBeforeTheHypervisorRuns) {
-  std::string id = create();
+  const model::VmId id = create();
   hv_.hold(true);
   std::thread starter([&] { EXPECT_TRUE(manager_->start(id)); });
   while (hv_.starts == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // What a daemon killed now would find on disk, read through a second connection.
   auto other = store::Database::open((dir_ / "feosd.db").string());
   ASSERT_TRUE(other) << other.error().to_string();
-  auto stored = (*other)->vms().get(id);
+  auto stored = (*other)->vms().get(id.text());
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->state, VmState::kCreated);
   EXPECT_EQ(stored->state_reason, "starting");
@@ -248,9 +249,9 @@ TEST_F(VmManagerTest, StartRecordsItsIntentBeforeTheHypervisorRuns) {
 
 TEST_F(VmManagerTest, ALiveProcessOfAVmRecordedAsCreatedIsAdopted) {
   // The daemon died after qemu ran the guest but before it recorded "running".
-  std::string id = create();
-  ASSERT_TRUE(db_->vms().update_state(id, VmState::kCreated, "starting", 0, 1));
-  hv_.found = {{id, 4242}};
+  const model::VmId id = create();
+  ASSERT_TRUE(db_->vms().update_state(id.text(), VmState::kCreated, "starting", 0, 1));
+  hv_.found = {{id.text(), 4242}};
   hv_.alive_after_restart = {4242};
   reopen();
   EXPECT_EQ(state(id), VmState::kRunning);
@@ -262,14 +263,14 @@ TEST_F(VmManagerTest, ALiveProcessOfAVmRecordedAsCreatedIsAdopted) {
 }
 
 TEST_F(VmManagerTest, AProcessWhoseStartWasCutShortIsStoppedAndTheVmKeepsItsState) {
-  std::string id = create();
-  ASSERT_TRUE(db_->vms().update_state(id, VmState::kCreated, "starting", 0, 1));
-  hv_.found = {{id, 4242}};
+  const model::VmId id = create();
+  ASSERT_TRUE(db_->vms().update_state(id.text(), VmState::kCreated, "starting", 0, 1));
+  hv_.found = {{id.text(), 4242}};
   hv_.alive_after_restart = {4242};
   hv_.adopted_state = vmm::RunState::kNotStarted;
   reopen();
   EXPECT_EQ(hv_.stops, 1);
-  EXPECT_FALSE(hv_.running(id));
+  EXPECT_FALSE(hv_.running(id.text()));
   EXPECT_EQ(state(id), VmState::kCreated);
   EXPECT_EQ(manager_->get(id)->state_reason,
             "start interrupted by a feosd restart; its qemu (pid 4242) was stopped");
@@ -278,23 +279,23 @@ TEST_F(VmManagerTest, AProcessWhoseStartWasCutShortIsStoppedAndTheVmKeepsItsStat
 }
 
 TEST_F(VmManagerTest, AStartCutShortBeforeAnythingRanSaysSo) {
-  std::string id = create();
-  ASSERT_TRUE(db_->vms().update_state(id, VmState::kStopped, "starting", 0, 1));
+  const model::VmId id = create();
+  ASSERT_TRUE(db_->vms().update_state(id.text(), VmState::kStopped, "starting", 0, 1));
   reopen();
   EXPECT_EQ(state(id), VmState::kStopped);
   EXPECT_EQ(manager_->get(id)->state_reason, "start interrupted by a feosd restart");
 }
 
 TEST_F(VmManagerTest, AFoundProcessThatCannotBeAdoptedIsKilled) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   int pid = manager_->get(id)->pid;
-  hv_.found = {{id, pid}};
+  hv_.found = {{id.text(), pid}};
   hv_.unreachable = {pid};  // alive, but it never answers on its control socket
   reopen();
   EXPECT_EQ(hv_.adoptions, 0);
   ASSERT_EQ(hv_.killed.size(), 1u);
-  EXPECT_EQ(hv_.killed[0].vm_id, id);
+  EXPECT_EQ(hv_.killed[0].vm_id, id.text());
   EXPECT_EQ(hv_.killed[0].pid, pid);
   EXPECT_EQ(state(id), VmState::kCrashed);
   EXPECT_EQ(manager_->get(id)->state_reason,
@@ -306,7 +307,7 @@ TEST_F(VmManagerTest, AFoundProcessThatCannotBeAdoptedIsKilled) {
 // --- a database that forgets (issue 17, item 3) ---
 
 TEST_F(VmManagerTest, RuntimeDirectoriesTheDatabaseDoesNotKnowStopRecovery) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   // The database is lost: a fresh file, while the VM's runtime dir and qemu are still there.
   manager_.reset();
@@ -314,28 +315,28 @@ TEST_F(VmManagerTest, RuntimeDirectoriesTheDatabaseDoesNotKnowStopRecovery) {
   std::filesystem::remove(dir_ / "feosd.db");
   std::filesystem::remove(dir_ / "feosd.db-wal");
   std::filesystem::remove(dir_ / "feosd.db-shm");
-  hv_.found = {{id, 1000}};
+  hv_.found = {{id.text(), 1000}};
   auto refused = reopen_with({});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
   EXPECT_NE(refused.error().message.find("1 VM(s) in " + (dir_ / "vms").string() + " are unknown to the database"),
             std::string::npos)
       << refused.error().message;
-  EXPECT_NE(refused.error().message.find("'" + id + "': runtime directory " + (dir_ / "vms" / id).string() +
+  EXPECT_NE(refused.error().message.find("'" + id.text() + "': runtime directory " + (dir_ / "vms" / id.text()).string() +
                                          ", live qemu pid 1000"),
             std::string::npos)
       << refused.error().message;
   EXPECT_NE(refused.error().message.find("--discard-unknown-vms"), std::string::npos);
   EXPECT_TRUE(hv_.killed.empty());  // nothing touched without the operator's word
-  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / id));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / id.text()));
 
   ASSERT_TRUE(reopen_with({.discard_unknown_vms = true}));
   ASSERT_EQ(hv_.killed.size(), 1u);
   EXPECT_EQ(hv_.killed[0].pid, 1000);
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id.text()));
   int set_aside = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir_ / "vms.discarded"))
-    set_aside += entry.path().filename().string().rfind(id + "-", 0) == 0;
+    set_aside += entry.path().filename().string().rfind(id.text() + "-", 0) == 0;
   EXPECT_EQ(set_aside, 1);
   EXPECT_TRUE(manager_->list().empty());
   hv_.found.clear();
@@ -346,7 +347,7 @@ TEST_F(VmManagerTest, RuntimeDirectoriesTheDatabaseDoesNotKnowStopRecovery) {
 
 TEST_F(VmManagerTest, CreatesPastTheLimitsAreResourceExhausted) {
   ASSERT_TRUE(reopen_with({}, VmLimits{.max_vms = 2, .max_total_bytes = 64 * 1024}));
-  std::string a = create(), b = create();
+  model::VmId a = create(), b = create();
   auto third = manager_->create(spec(), std::nullopt);
   ASSERT_FALSE(third);
   EXPECT_EQ(third.error().code, Code::kResourceExhausted);
@@ -363,11 +364,11 @@ TEST_F(VmManagerTest, CreatesPastTheLimitsAreResourceExhausted) {
 }
 
 TEST_F(VmManagerTest, StateReasonsAreBoundedAndStayUtf8) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   std::string reason(2000, 'a');
   reason.replace(kMaxReasonBytes - 4, 3, "\xe2\x82\xac");  // a euro sign across the cut
-  hv_.exit(id, false, reason);
+  hv_.exit(id.text(), false, reason);
   std::string stored = manager_->get(id)->state_reason;
   EXPECT_LE(stored.size(), kMaxReasonBytes);
   EXPECT_EQ(stored.substr(stored.size() - 3), "...");
@@ -377,10 +378,10 @@ TEST_F(VmManagerTest, StateReasonsAreBoundedAndStayUtf8) {
 }
 
 TEST_F(VmManagerTest, OfTwoLiveProcessesOfOneVmOneIsAdoptedAndTheOtherStopped) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
   int recorded = manager_->get(id)->pid;
-  hv_.found = {{id, 5555}, {id, recorded}};  // a qemu doubled by an older feosd
+  hv_.found = {{id.text(), 5555}, {id.text(), recorded}};  // a qemu doubled by an older feosd
   hv_.alive_after_restart = {recorded, 5555};
   reopen();
   EXPECT_EQ(state(id), VmState::kRunning);
@@ -392,10 +393,10 @@ TEST_F(VmManagerTest, OfTwoLiveProcessesOfOneVmOneIsAdoptedAndTheOtherStopped) {
 TEST_F(VmManagerTest, AVmOfAnOlderFeosdUnderAnUpperCaseIdIsFoundAndItsDirectoryRenamed) {
   // As an older feosd left it: the record migrated to lower case, the runtime directory and the
   // live process still under the client's spelling.
-  const std::string lower = "123e4567-e89b-12d3-a456-426614174000";
-  const std::string upper = "123E4567-E89B-12D3-A456-426614174000";
+  const model::VmId lower = test::vm_id("123e4567-e89b-12d3-a456-426614174000");
+  const std::string upper = "123E4567-E89B-12D3-A456-426614174000";  // as the directory is named
   ASSERT_TRUE(manager_->create(spec(), lower));
-  ASSERT_TRUE(db_->vms().update_state(lower, VmState::kRunning, "started", 4242, 1));
+  ASSERT_TRUE(db_->vms().update_state(lower.text(), VmState::kRunning, "started", 4242, 1));
   std::filesystem::create_directories(dir_ / "vms" / upper);
   std::ofstream(dir_ / "vms" / upper / "console.log") << "guest output";
   hv_.found = {{upper, 4242}};
@@ -405,15 +406,15 @@ TEST_F(VmManagerTest, AVmOfAnOlderFeosdUnderAnUpperCaseIdIsFoundAndItsDirectoryR
   EXPECT_EQ(manager_->get(lower)->pid, 4242);
   EXPECT_TRUE(hv_.killed.empty());
   EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / upper));
-  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / lower / "console.log"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "vms" / lower.text() / "console.log"));
 }
 
 TEST_F(VmManagerTest, DeleteLeavesNoRuntimeDirectoryBehind) {
-  std::string id = create();
+  const model::VmId id = create();
   ASSERT_TRUE(manager_->start(id));
-  ASSERT_TRUE(std::filesystem::exists(dir_ / "vms" / id));
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "vms" / id.text()));
   ASSERT_TRUE(manager_->remove(id));
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id.text()));
   reopen();  // nothing unknown is left for the next daemon
 }
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "api_harness.h"
-#include "core/vm_config.h"
+#include "model/vm_id.h"
 
 namespace feos::api::testing {
 namespace {
@@ -206,7 +206,7 @@ class Client {
 
   void create() {
     pb::CreateVmRequest req = valid_create_request();
-    std::string id = core::new_vm_id();
+    std::string id = model::VmId::random().text();
     req.set_vm_id(id);
     std::string gpu;
     if (std::uniform_int_distribution<int>(0, 1)(rng_) == 1) {
@@ -228,7 +228,7 @@ class Client {
     if (auto at = m.find(held_by); !gpu.empty() && s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
                                    at != std::string::npos) {
       std::string holder = m.substr(at + held_by.size(), 36);
-      if (!core::validate_vm_id(holder) || holder == id)
+      if (!model::VmId::parse(holder) || holder == id)
         violations_.add(kUnexpected, "CreateVm " + id + ": the refusal names no other VM: " + m);
       ++result.gpu_creates_busy;
       return;
