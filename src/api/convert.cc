@@ -114,6 +114,15 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
                   model::field::gpu(i, "rombar") + ": unknown value " + std::to_string(g.rombar()));
     spec.gpus.push_back({*address, rombar_from_proto(g.rombar()), g.boot_vga()});
   }
+  switch (c.firmware().kind()) {
+    case feosd::v1::FIRMWARE_KIND_DEFAULT:
+    case feosd::v1::FIRMWARE_KIND_BIOS: spec.firmware.kind = model::FirmwareKind::kBios; break;
+    case feosd::v1::FIRMWARE_KIND_UEFI: spec.firmware.kind = model::FirmwareKind::kUefi; break;
+    default:
+      return fail(Code::kInvalidArgument, std::string(model::field::kFirmwareKind) + ": unknown value " +
+                                              std::to_string(c.firmware().kind()));
+  }
+  spec.firmware.secure_boot = c.firmware().secure_boot();
   return spec;
 }
 
@@ -143,6 +152,10 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
     c.mutable_boot()->set_cmdline(spec.boot.cmdline);
   }
   for (const auto& g : spec.gpus) *c.add_gpus() = gpu_to_proto(g);
+  if (spec.firmware.kind == model::FirmwareKind::kUefi) {
+    c.mutable_firmware()->set_kind(feosd::v1::FIRMWARE_KIND_UEFI);
+    c.mutable_firmware()->set_secure_boot(spec.firmware.secure_boot);
+  }
   return c;
 }
 

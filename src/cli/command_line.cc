@@ -166,6 +166,12 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       ->type_name("ADDR[,rombar=on|off][,boot-vga]");
   OptionalText* c_ignition =
       add_text(create_cmd, texts, "--ignition", "File whose content is the VM's ignition", "FILE");
+  OptionalText* c_firmware = add_text(create_cmd, texts, "--firmware",
+                                      "Guest firmware: bios (SeaBIOS, the default) or uefi (OVMF, with "
+                                      "a variable store of the VM's own)",
+                                      "bios|uefi");
+  create_cmd->add_flag("--secure-boot", create.secure_boot,
+                       "UEFI with Secure Boot enforced (Microsoft's keys enrolled; implies --firmware uefi)");
   bool start_after_create = false;
   create_cmd->add_flag("--start", start_after_create, "Start the VM right after creating it");
 
@@ -331,6 +337,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       create.initramfs = c_initramfs->get();
       create.cmdline = c_cmdline->get();
       create.ignition_file = c_ignition->get();
+      create.firmware = c_firmware->get();
       auto request = build_create_request(create, env.cwd, *env.fs);
       if (!request) return fail(request.error());
       inv.create_request = std::move(*request);

@@ -234,6 +234,9 @@ std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms) {
   lines.emplace_back("memory", std::to_string(config.memory().size_mib()) + " MiB" +
                                    (config.memory().hugepages() ? ", hugepages" : ""));
   lines.emplace_back("image", or_dash(config.image_ref()));
+  // BIOS, the default, is left out like other unset options.
+  if (config.firmware().kind() == feosd::v1::FIRMWARE_KIND_UEFI)
+    lines.emplace_back("firmware", config.firmware().secure_boot() ? "uefi, secure boot" : "uefi");
   if (config.has_boot()) {
     lines.emplace_back("kernel", or_dash(config.boot().kernel()));
     if (!config.boot().initramfs().empty())

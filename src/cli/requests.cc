@@ -285,6 +285,19 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
     *config.add_gpus() = std::move(*gpu);
   }
 
+  if (args.firmware || args.secure_boot) {
+    const std::string kind = args.firmware.value_or("uefi");
+    auto* firmware = config.mutable_firmware();
+    if (kind == "uefi")
+      firmware->set_kind(feosd::v1::FIRMWARE_KIND_UEFI);
+    else if (kind == "bios")
+      firmware->set_kind(feosd::v1::FIRMWARE_KIND_BIOS);
+    else
+      return usage("--firmware", in_quotes(kind) + " is not bios or uefi");
+    if (args.secure_boot && kind != "uefi") return usage("--secure-boot", "needs --firmware uefi");
+    firmware->set_secure_boot(args.secure_boot);
+  }
+
   if (args.ignition_file) {
     if (args.ignition_file->empty()) return usage("--ignition", "path must not be empty");
     auto content = fs.read_file(absolute_path(*args.ignition_file, cwd));

@@ -68,12 +68,15 @@ struct CreateArgs {
   std::vector<std::string> taps;             // --tap, repeatable
   std::vector<std::string> gpus;             // --gpu, repeatable
   std::optional<std::string> ignition_file;  // --ignition (read here, content sent)
+  std::optional<std::string> firmware;       // --firmware bios|uefi
+  bool secure_boot = false;                  // --secure-boot (UEFI only)
 };
 
 // Builds the CreateVmRequest: numbers checked (vcpus >= 1 and fitting uint32, max-vcpus >= vcpus,
 // memory >= 1 MiB and small enough that its size in bytes fits uint64),
 // host paths (image without "scheme://", kernel, initramfs, disks) made absolute against `cwd`, the
-// ignition file read through `fs`, each --gpu parsed in order. `boot` is set only when --kernel,
+// ignition file read through `fs`, each --gpu parsed in order, --firmware bios|uefi (--secure-boot
+// alone means uefi; with bios it is refused). `boot` is set only when --kernel,
 // --initramfs or --cmdline is. Whether the config as a whole is bootable (image or kernel given,
 // ...) is the daemon's call. INVALID_ARGUMENT naming the flag on any bad value or an unreadable
 // ignition file.

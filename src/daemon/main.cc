@@ -162,6 +162,11 @@ int main(int argc, char** argv) {
                  "directory whose files VM requests may name as images, disks, kernels, initramfs "
                  "and qcow2 backing files (repeatable; symlinks are resolved; default: any regular file)")
       ->check(CLI::ExistingDirectory);
+  app.add_option("--firmware-dir", opt.daemon.qemu.firmware_dirs,
+                 "directory of QEMU firmware descriptors (*.json) that UEFI guests' firmware is "
+                 "found in (repeatable, in priority order; default: /etc/qemu/firmware, "
+                 "/usr/share/qemu/firmware)")
+      ->type_name("DIR");
   app.add_option("--accel", opt.daemon.qemu.accel, "auto (kvm when usable), kvm or tcg")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();

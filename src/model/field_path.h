@@ -22,6 +22,8 @@ inline constexpr const char* kIgnition = "config.ignition";
 inline constexpr const char* kDisks = "config.disks";
 inline constexpr const char* kNets = "config.net";
 inline constexpr const char* kGpus = "config.gpus";
+inline constexpr const char* kFirmwareKind = "config.firmware.kind";
+inline constexpr const char* kFirmwareSecureBoot = "config.firmware.secure_boot";
 
 // "<list>[<index>]", then ".<leaf>" when a leaf is given: element(kDisks, 1, "path").
 inline std::string element(std::string_view list, size_t index, std::string_view leaf = {}) {

@@ -126,6 +126,14 @@ Status validate_devices(const VmSpec& spec) {
   return ok();
 }
 
+Status validate_firmware(const FirmwareSpec& firmware) {
+  if (firmware.kind != FirmwareKind::kBios && firmware.kind != FirmwareKind::kUefi)
+    return invalid(field::kFirmwareKind, "unknown firmware " + std::to_string(static_cast<int>(firmware.kind)));
+  if (firmware.secure_boot && firmware.kind != FirmwareKind::kUefi)
+    return invalid(field::kFirmwareSecureBoot, "needs UEFI firmware (config.firmware.kind uefi)");
+  return ok();
+}
+
 }  // namespace
 
 Status validate(const VmSpec& spec) {
@@ -133,6 +141,7 @@ Status validate(const VmSpec& spec) {
   FEOS_TRY(validate_counts(spec));
   FEOS_TRY(validate_boot(spec));
   FEOS_TRY(validate_ignition(spec.ignition));
+  FEOS_TRY(validate_firmware(spec.firmware));
   return validate_devices(spec);
 }
 

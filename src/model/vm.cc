@@ -15,6 +15,14 @@ std::string_view state_name(VmState state) {
   return "unspecified";
 }
 
+std::string_view firmware_name(FirmwareKind kind) {
+  switch (kind) {
+    case FirmwareKind::kBios: return "bios";
+    case FirmwareKind::kUefi: return "uefi";
+  }
+  return "";
+}
+
 std::string_view disk_format_name(DiskFormat format) {
   switch (format) {
     case DiskFormat::kUnknown: return "";

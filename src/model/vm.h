@@ -50,6 +50,19 @@ struct NetSpec {
   std::string mac;        // "52:54:00:12:34:56"; empty = hypervisor picks
 };
 
+// The guest's firmware (feosd extension). BIOS is SeaBIOS, FeOS's behaviour; UEFI is OVMF, found
+// through QEMU's firmware descriptors, with a variable store of the VM's own.
+enum class FirmwareKind {
+  kBios = 0,
+  kUefi = 1,
+};
+std::string_view firmware_name(FirmwareKind kind);  // "bios", "uefi"
+
+struct FirmwareSpec {
+  FirmwareKind kind = FirmwareKind::kBios;
+  bool secure_boot = false;  // UEFI only: a Secure Boot build with Microsoft's keys enrolled
+};
+
 struct VmSpec {
   CpuSpec cpus;
   MemorySpec memory;
@@ -61,6 +74,7 @@ struct VmSpec {
   std::optional<std::string> ignition;  // passed to the guest via fw_cfg opt/com.coreos/config
   BootSpec boot;
   std::vector<GpuSpec> gpus;  // whole GPUs by host PCIe address (feosd extension)
+  FirmwareSpec firmware;
 };
 
 // Values equal FeOS's VmState enum numbers.

@@ -153,6 +153,24 @@ Result<model::DiskFormat> disk_format_from_json(ObjectReader& reader, std::strin
               reader.path_of(key) + ": unknown disk format \"" + name + "\" (raw, qcow2 or \"\")");
 }
 
+json firmware_to_json(const model::FirmwareSpec& firmware) {
+  const auto& [kind, secure_boot] = firmware;
+  return json::object({{"kind", model::firmware_name(kind)}, {"secure_boot", secure_boot}});
+}
+
+Result<model::FirmwareSpec> firmware_from_json(ObjectReader reader) {
+  model::FirmwareSpec firmware;
+  auto& [kind, secure_boot] = firmware;
+  FEOS_ASSIGN_OR_RETURN(const std::string name, reader.string("kind"));
+  if (name == model::firmware_name(model::FirmwareKind::kUefi))
+    kind = model::FirmwareKind::kUefi;
+  else if (name != model::firmware_name(model::FirmwareKind::kBios))
+    return fail(Code::kInvalidArgument, reader.path_of("kind") + ": unknown firmware \"" + name + "\" (bios or uefi)");
+  FEOS_ASSIGN_OR_RETURN(secure_boot, reader.boolean("secure_boot"));
+  FEOS_TRY(reader.finish());
+  return firmware;
+}
+
 Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
   model::DiskSpec disk;
   auto& [device_id, path, readonly, format] = disk;
@@ -236,7 +254,7 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
 
 json spec_to_json(const model::VmSpec& spec) {
   const auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot,
-               gpus] = spec;
+               gpus, firmware] = spec;
   json gpu_list = json::array();
   for (const auto& gpu : gpus) gpu_list.push_back(gpu_spec_to_json(gpu));
   json disk_list = json::array();
@@ -254,13 +272,15 @@ json spec_to_json(const model::VmSpec& spec) {
       {"ignition", ignition ? json(*ignition) : json(nullptr)},
       {"boot", boot_to_json(boot)},
       {"gpus", std::move(gpu_list)},
+      {"firmware", firmware_to_json(firmware)},
   });
 }
 
 Result<model::VmSpec> spec_from_json(const json& j) {
   FEOS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::open(j, "spec"));
   model::VmSpec spec;
-  auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus] = spec;
+  auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus,
+         firmware] = spec;
   FEOS_ASSIGN_OR_RETURN(cpus, reader.object<model::CpuSpec>("cpus", cpus_from_json));
   FEOS_ASSIGN_OR_RETURN(memory, reader.object<model::MemorySpec>("memory", memory_from_json));
   FEOS_ASSIGN_OR_RETURN(image_ref, reader.string("image_ref"));
@@ -271,6 +291,10 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   FEOS_ASSIGN_OR_RETURN(ignition, reader.optional_string("ignition"));
   FEOS_ASSIGN_OR_RETURN(boot, reader.object<model::BootSpec>("boot", boot_from_json));
   FEOS_ASSIGN_OR_RETURN(gpus, reader.objects<model::GpuSpec>("gpus", gpu_spec_from_json));
+  // Records stored before firmware was a choice boot BIOS, as they did.
+  if (reader.has("firmware")) {
+    FEOS_ASSIGN_OR_RETURN(firmware, reader.object<model::FirmwareSpec>("firmware", firmware_from_json));
+  }
   FEOS_TRY(reader.finish());
   return spec;
 }

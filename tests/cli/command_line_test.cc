@@ -168,6 +168,19 @@ TEST_F(CommandLineTest, GpusAreSentInOrderWithTheirOptions) {
               )pb")));
 }
 
+TEST_F(CommandLineTest, FirmwareChoice) {
+  Invocation uefi = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--firmware", "uefi"});
+  EXPECT_EQ(uefi.create_request.config().firmware().kind(), hostv1::FIRMWARE_KIND_UEFI);
+  EXPECT_FALSE(uefi.create_request.config().firmware().secure_boot());
+  Invocation secure = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--secure-boot"});
+  EXPECT_EQ(secure.create_request.config().firmware().kind(), hostv1::FIRMWARE_KIND_UEFI);
+  EXPECT_TRUE(secure.create_request.config().firmware().secure_boot());
+  Invocation bios = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--firmware", "bios"});
+  EXPECT_EQ(bios.create_request.config().firmware().kind(), hostv1::FIRMWARE_KIND_BIOS);
+  Invocation unset = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz"});
+  EXPECT_FALSE(unset.create_request.config().has_firmware());  // FeOS's request, unchanged
+}
+
 TEST_F(CommandLineTest, GpuAddressGoesToTheDaemonAsTyped) {
   // The daemon parses addresses strictly and names the bad one; the CLI does not second-guess it.
   Invocation inv = parse_ok({"vm", "create", "--gpu", "not-a-bdf", "--gpu", "0000:18:00.0"});
@@ -317,6 +330,8 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"vm", "reboot", "x"}, "got 'reboot'"},
         UsageCase{{}, "expected a command (vm, gpu, host)"},
         UsageCase{{"disk", "list"}, "got 'disk'"},
+        UsageCase{{"vm", "create", "--firmware", "coreboot"}, "--firmware: 'coreboot' is not bios or uefi"},
+        UsageCase{{"vm", "create", "--firmware", "bios", "--secure-boot"}, "--secure-boot: needs --firmware uefi"},
         UsageCase{{"vm", "create", "--gpu", ""}, "--gpu: missing PCI address in ''"},
         UsageCase{{"vm", "create", "--gpu", ",rombar=on"}, "--gpu: missing PCI address"},
         UsageCase{{"vm", "create", "--gpu", "rombar=off"}, "--gpu: missing PCI address"},

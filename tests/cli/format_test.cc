@@ -139,6 +139,7 @@ TEST(FormatDetails, ShowsStateAndWholeConfig) {
       }
       ignition: "0123456789"
       boot { kernel: "/boot/vmlinuz" initramfs: "/boot/initrd.img" cmdline: "console=ttyS0" }
+      firmware { kind: FIRMWARE_KIND_UEFI secure_boot: true }
     }
   )pb");
   EXPECT_EQ(format_vm_details(vm, kNow),
@@ -150,6 +151,7 @@ TEST(FormatDetails, ShowsStateAndWholeConfig) {
             "vcpus:      2 (max 8)\n"
             "memory:     4096 MiB, hugepages\n"
             "image:      /var/lib/images/base.qcow2\n"
+            "firmware:   uefi, secure boot\n"
             "kernel:     /boot/vmlinuz\n"
             "initramfs:  /boot/initrd.img\n"
             "cmdline:    console=ttyS0\n"

@@ -57,6 +57,7 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"("cpus":{"boot_vcpus":4,"max_vcpus":8},)"
       R"("disks":[{"device_id":"data0","format":"qcow2","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
       R"({"device_id":"seed","format":"","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
+      R"("firmware":{"kind":"uefi","secure_boot":true},)"
       R"("gpus":[{"address":"0000:17:00.0","boot_vga":false,"rombar":"off"},)"
       R"({"address":"0000:65:00.0","boot_vga":true,"rombar":"default"},)"
       R"({"address":"0000:b3:00.0","boot_vga":false,"rombar":"on"}],)"
@@ -73,6 +74,28 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
   auto decoded = decode_spec(golden);
   ASSERT_TRUE(decoded) << decoded.error().to_string();
   expect_specs_equal(full_spec(), *decoded);
+}
+
+// Records written before firmware was a choice have no "firmware" key: they boot BIOS, as they
+// did; an unknown firmware name is refused.
+TEST(SpecCodecTest, RecordsWithoutFirmwareDecodeAsBios) {
+  model::VmSpec bios = full_spec();
+  bios.firmware = {};
+  auto text = encode_spec(bios);
+  ASSERT_TRUE(text);
+  const std::string key = R"("firmware":{"kind":"bios","secure_boot":false},)";
+  auto at = text->find(key);
+  ASSERT_NE(at, std::string::npos) << *text;
+  std::string old = *text;
+  old.erase(at, key.size());
+  auto decoded = decode_spec(old);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  expect_specs_equal(bios, *decoded);
+  std::string unknown = *text;
+  unknown.replace(unknown.find(R"("kind":"bios")"), 13, R"("kind":"coreboot")");
+  auto refused = decode_spec(unknown);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, R"(spec.firmware.kind: unknown firmware "coreboot" (bios or uefi))");
 }
 
 // Records written before disk formats were recorded have no format keys: they read as not

@@ -36,6 +36,7 @@ inline model::VmSpec full_spec() {
       {.address = test::pci_address("0000:65:00.0"), .rombar = model::RomBar::kDefault, .boot_vga = true},
       {.address = test::pci_address("0000:b3:00.0"), .rombar = model::RomBar::kOn, .boot_vga = false},
   };
+  spec.firmware = {.kind = model::FirmwareKind::kUefi, .secure_boot = true};
   return spec;
 }
 
@@ -137,9 +138,9 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
 
 inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_image_format, a_disks, a_nets,
-               a_ignition, a_boot, a_gpus] = a;
+               a_ignition, a_boot, a_gpus, a_firmware] = a;
   const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_image_format, b_disks, b_nets,
-               b_ignition, b_boot, b_gpus] = b;
+               b_ignition, b_boot, b_gpus, b_firmware] = b;
   EXPECT_EQ(a_cpus.boot_vcpus, b_cpus.boot_vcpus);
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);
@@ -171,6 +172,10 @@ inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   EXPECT_EQ(a_initramfs, b_initramfs);
   EXPECT_EQ(a_cmdline, b_cmdline);
   expect_gpu_specs_equal(a_gpus, b_gpus);
+  const auto& [a_kind, a_secure_boot] = a_firmware;
+  const auto& [b_kind, b_secure_boot] = b_firmware;
+  EXPECT_EQ(a_kind, b_kind);
+  EXPECT_EQ(a_secure_boot, b_secure_boot);
 }
 
 }  // namespace feos::store::testing

@@ -422,9 +422,12 @@ TEST(ArgvBuilderGpu, LayoutBeyondTheHostsAddressBitsIsRefused) {
   ASSERT_FALSE(argv);
   EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(argv.error().message,
-            "vm vm-1: gpus: the guest address space must reach 4222 GiB (64-bit PCI hole of "
-            "2176 GiB at 2046 GiB, after 1 TiB of RAM), which needs 43 physical address bits; "
-            "the host CPU has 39 (kvm guests get the host's address bits)");
+            "vm vm-1: gpus: 8 GPU(s) with 64-bit windows of 0000:18:00.0 256 GiB, 0000:2a:00.0 256 GiB, "
+            "0000:3a:00.0 256 GiB, 0000:5d:00.0 256 GiB, 0000:9a:00.0 256 GiB, 0000:ab:00.0 256 GiB, "
+            "0000:ba:00.0 256 GiB, 0000:db:00.0 256 GiB do not fit on this host: the guest address "
+            "space must reach 4222 GiB (64-bit PCI hole of 2176 GiB at 2046 GiB, after 1 TiB of RAM), "
+            "which needs 43 physical address bits; the host CPU has 39 (kvm guests get the host's "
+            "address bits)");
   // One H100 with 64 GiB RAM ends at 450 GiB: 39 bits reach 512 GiB, but the 40-bit floor
   // still exceeds a 39-bit host.
   argv = build_argv(config, gpu_spec(64 * 1024), {}, hgx_h100s(1), kFiles, "vm-1");
@@ -606,6 +609,110 @@ TEST(ArgvBuilderGpu, GpuRequestsAloneChangeNothing) {
   spec.gpus.push_back(model::GpuSpec{test::pci_address("0000:18:00.0")});
   EXPECT_EQ(*build_argv(tcg_config(), spec, {}, {}, kFiles, "vm-1"),
             *build_argv(tcg_config(), kernel_spec(), {}, {}, kFiles, "vm-1"));
+}
+
+// ---- UEFI --------------------------------------------------------------------------------------
+
+UefiFirmware ovmf(bool secure_boot = false) {
+  if (secure_boot)
+    return {"/usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json", "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", 540672, true};
+  return {"/usr/share/qemu/firmware/60-edk2-x86_64.json", "/usr/share/OVMF/OVMF_CODE_4M.fd",
+          "/usr/share/OVMF/OVMF_VARS_4M.fd", 540672, false};
+}
+
+ArgvConfig uefi_config(bool secure_boot = false) {
+  auto config = tcg_config();
+  config.uefi = ovmf(secure_boot);
+  return config;
+}
+
+model::VmSpec uefi_spec(uint64_t memory_mib, bool secure_boot = false) {
+  auto spec = gpu_spec(memory_mib);
+  spec.firmware = {model::FirmwareKind::kUefi, secure_boot};
+  return spec;
+}
+
+const Argv kFlash = {
+    "-blockdev", "driver=file,node-name=feos-fw-code-file,filename=/usr/share/OVMF/OVMF_CODE_4M.fd,read-only=on",
+    "-blockdev", "driver=raw,node-name=feos-fw-code,file=feos-fw-code-file,read-only=on",
+    "-blockdev", "driver=file,node-name=feos-fw-vars-file,filename=/run/feos/vms/vm-1/uefi-vars.fd,read-only=off",
+    "-blockdev", "driver=raw,node-name=feos-fw-vars,file=feos-fw-vars-file,read-only=off"};
+
+TEST(ArgvBuilderUefi, FirmwareAndTheVmsOwnVariableStoreAsPflash) {
+  EXPECT_EQ(kFiles.uefi_vars, "/run/feos/vms/vm-1/uefi-vars.fd");
+  auto argv = build_argv(uefi_config(), uefi_spec(256), {}, {}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat({head("q35,pflash0=feos-fw-code,pflash1=feos-fw-vars", "tcg", "max",
+                                                   "1,maxcpus=2", "256M"),
+                                              kCommon, kKernelArgs, kFlash})));
+}
+
+TEST(ArgvBuilderUefi, SecureBootLocksTheStoreToSmm) {
+  auto argv = build_argv(uefi_config(true), uefi_spec(256, true), {}, {}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  Argv flash = kFlash;
+  flash[1] = "driver=file,node-name=feos-fw-code-file,filename=/usr/share/OVMF/OVMF_CODE_4M.ms.fd,read-only=on";
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35,pflash0=feos-fw-code,pflash1=feos-fw-vars,smm=on", "tcg", "max", "1,maxcpus=2",
+                               "256M"),
+                          {"-global", "driver=cfi.pflash01,property=secure,value=on"}, kCommon, kKernelArgs, flash})));
+}
+
+TEST(ArgvBuilderUefi, EightH100sGetAnOvmfApertureThatHoldsThem) {
+  // Windows 2176 GiB -> aperture 4 TiB at 4 TiB (RAM ends at 2046 GiB) -> 43 bits, as for BIOS.
+  // Without X-PciMmio64Mb OVMF would take 1/8 of 2^43 = 1 TiB and assign 3 of 8.
+  auto argv = build_argv(uefi_config(), uefi_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35,pflash0=feos-fw-code,pflash1=feos-fw-vars", "tcg", "max,phys-bits=43",
+                               "1,maxcpus=2", "1048576M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon, kKernelArgs,
+                          {"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=4194304"}, kFlash,
+                          eight_h100_devices()})));
+}
+
+TEST(ArgvBuilderUefi, OneH100WithLittleRamNeedsNoMoreBitsThanBios) {
+  // Windows 384 GiB -> aperture 512 GiB at 512 GiB, ending at 1 TiB: the 40-bit floor.
+  auto argv = build_argv(uefi_config(), uefi_spec(64 * 1024), {}, hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ::testing::IsSupersetOf({"max,phys-bits=40", "name=opt/ovmf/X-PciMmio64Mb,string=524288"}));
+}
+
+TEST(ArgvBuilderUefi, TheConsumerCardFitsOvmfsDefaultAperture) {
+  auto argv = build_argv(uefi_config(), uefi_spec(8 * 1024), {}, {rtx4090()}, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ::testing::Not(::testing::Contains(HasSubstr("X-PciMmio64Mb"))));
+}
+
+TEST(ArgvBuilderUefi, AnApertureBeyondTheHostsAddressBitsIsRefusedNamingTheGpus) {
+  auto config = uefi_config();
+  config.accel = Accel::kKvm;
+  config.host_phys_bits = 40;
+  auto argv = build_argv(config, uefi_spec(64 * 1024), {}, hgx_h100s(2), kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kFailedPrecondition);
+  // Windows 2 x 256 GiB + 128 GiB = 640 GiB -> aperture 1 TiB at 1 TiB (RAM ends at 66 GiB) -> 41 bits.
+  EXPECT_EQ(argv.error().message,
+            "vm vm-1: gpus: 2 GPU(s) with 64-bit windows of 0000:18:00.0 256 GiB, 0000:2a:00.0 256 GiB "
+            "do not fit on this host: with UEFI firmware the 64-bit windows need an aperture of 1 TiB "
+            "at 1 TiB, which needs 41 physical address bits; the host CPU has 40 (kvm guests get the "
+            "host's address bits)");
+  // The same GPUs boot through SeaBIOS on this host: QEMU's hole ends at 706 GiB (40 bits).
+  auto bios = uefi_spec(64 * 1024);
+  bios.firmware = {};
+  config.uefi.reset();
+  EXPECT_TRUE(build_argv(config, bios, {}, hgx_h100s(2), kFiles, "vm-1"));
+}
+
+TEST(ArgvBuilderUefi, AUefiSpecWithoutResolvedFirmwareIsAnInternalError) {
+  auto argv = build_argv(tcg_config(), uefi_spec(256), {}, {}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kInternal);
+  argv = build_argv(uefi_config(false), uefi_spec(256, true), {}, {}, kFiles, "vm-1");
+  ASSERT_FALSE(argv);
+  EXPECT_EQ(argv.error().code, Code::kInternal);
+  EXPECT_THAT(argv.error().message, HasSubstr("is not a Secure Boot build"));
 }
 
 TEST(ArgvBuilder, BuildCost) {

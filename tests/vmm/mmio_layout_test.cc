@@ -145,6 +145,53 @@ TEST(AddressLayout, Mmio32BudgetIsInclusive) {
   EXPECT_THAT(layout.error().message, HasSubstr("more than the 748 MiB"));
 }
 
+// OVMF's aperture: the windows rounded up to a power of two, placed at the end of RAM rounded
+// up to that size (mmio_layout.h).
+TEST(UefiAperture, OneH100) {
+  auto layout = plan_address_layout(64 * kGiB, {*bridge_windows(hgx_h100s(1)[0].functions)});
+  ASSERT_TRUE(layout);
+  auto aperture = plan_uefi_aperture(*layout);
+  ASSERT_TRUE(aperture) << aperture.error().to_string();
+  EXPECT_EQ(aperture->size, 512 * kGiB);  // 384 GiB of windows
+  EXPECT_TRUE(aperture->needs_fw_cfg);
+  EXPECT_EQ(aperture->base, 512 * kGiB);  // RAM ends at 66 GiB
+  EXPECT_EQ(aperture->phys_bits, 40);     // ends at 1 TiB
+}
+
+TEST(UefiAperture, EightH100s) {
+  std::vector<BridgeWindows> ports;
+  for (const auto& gpu : hgx_h100s(8)) ports.push_back(*bridge_windows(gpu.functions));
+  auto layout = plan_address_layout(1 * kTiB, ports);
+  ASSERT_TRUE(layout);
+  auto aperture = plan_uefi_aperture(*layout);
+  ASSERT_TRUE(aperture) << aperture.error().to_string();
+  EXPECT_EQ(aperture->size, 4 * kTiB);  // 2176 GiB of windows
+  EXPECT_EQ(aperture->base, 4 * kTiB);  // RAM ends at 2046 GiB (relocated to 1 TiB)
+  EXPECT_EQ(aperture->phys_bits, 43);   // ends at 8 TiB
+}
+
+TEST(UefiAperture, SmallWindowsKeepOvmfsDefault) {
+  auto layout = plan_address_layout(8 * kGiB, {*bridge_windows(rtx4090().functions)});
+  ASSERT_TRUE(layout);
+  auto aperture = plan_uefi_aperture(*layout);
+  ASSERT_TRUE(aperture);
+  EXPECT_EQ(aperture->size, kOvmfDefaultAperture);
+  EXPECT_FALSE(aperture->needs_fw_cfg);
+  EXPECT_EQ(aperture->base, 32 * kGiB);  // RAM ends at 10 GiB
+  EXPECT_EQ(aperture->phys_bits, 40);    // the floor
+}
+
+TEST(UefiAperture, BeyondFiftyTwoBitsIsRefused) {
+  AddressLayout layout;
+  layout.hole64_needed = (uint64_t{1} << 51) + kGiB;  // rounds up to 2^52, placed at 2^52
+  layout.hole64_start = 3 * kTiB;
+  layout.phys_bits = 51;
+  auto aperture = plan_uefi_aperture(layout);
+  ASSERT_FALSE(aperture);
+  EXPECT_EQ(aperture.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(aperture.error().message, ::testing::HasSubstr("needs 53 physical address bits; the limit is 52"));
+}
+
 TEST(FormatBytes, PicksTheLargestExactUnit) {
   EXPECT_EQ(format_bytes(0), "0 bytes");
   EXPECT_EQ(format_bytes(100), "100 bytes");

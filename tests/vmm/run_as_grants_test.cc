@@ -22,16 +22,18 @@ TEST(RunAsGrants, GivesInOrderAndTakesBackNewestFirst) {
   FakePermissions permissions;
   RunAsGrants grants(permissions, "vm-1");
   RuntimeDir dir("/run/vm-1");
-  ASSERT_TRUE(grants.grant(kUser, dir, true, {"/fake/dev/vfio/40", "/fake/dev/vfio/41"}));
+  ASSERT_TRUE(grants.grant(kUser, dir, true, true, {"/fake/dev/vfio/40", "/fake/dev/vfio/41"}));
   EXPECT_THAT(permissions.history(),
               ElementsAre("/run/vm-1 0:2345/1770", "/run/vm-1/ignition.json 0:2345/0640",
+                          "/run/vm-1/uefi-vars.fd 1234:2345/0600",
                           "/fake/dev/vfio/40 1234:2345/0600", "/fake/dev/vfio/41 1234:2345/0600"));
-  ASSERT_EQ(grants.recorded().size(), 4u);
+  ASSERT_EQ(grants.recorded().size(), 5u);
   permissions.changes.clear();
   grants.give_back();
   EXPECT_THAT(permissions.history(),
               ElementsAre("/fake/dev/vfio/41 0:0/0600", "/fake/dev/vfio/40 0:0/0600",
-                          "/run/vm-1/ignition.json 0:0/0600", "/run/vm-1 0:0/0755"));
+                          "/run/vm-1/uefi-vars.fd 0:0/0600", "/run/vm-1/ignition.json 0:0/0600",
+                          "/run/vm-1 0:0/0755"));
   // Given back once: the ledger is empty now.
   EXPECT_TRUE(grants.recorded().empty());
   permissions.changes.clear();
@@ -39,10 +41,10 @@ TEST(RunAsGrants, GivesInOrderAndTakesBackNewestFirst) {
   EXPECT_TRUE(permissions.changes.empty());
 }
 
-TEST(RunAsGrants, WithoutIgnitionTheFileIsNotGiven) {
+TEST(RunAsGrants, WithoutIgnitionOrUefiTheirFilesAreNotGiven) {
   FakePermissions permissions;
   RunAsGrants grants(permissions, "vm-1");
-  ASSERT_TRUE(grants.grant(kUser, RuntimeDir("/run/vm-1"), false, {}));
+  ASSERT_TRUE(grants.grant(kUser, RuntimeDir("/run/vm-1"), false, false, {}));
   EXPECT_THAT(permissions.history(), ElementsAre("/run/vm-1 0:2345/1770"));
 }
 
@@ -51,7 +53,7 @@ TEST(RunAsGrants, AFailedGrantStopsAndWhatWasGivenGoesBack) {
   FakePermissions permissions;
   permissions.refuse_path = "/fake/dev/vfio/41";
   RunAsGrants grants(permissions, "vm-1");
-  auto granted = grants.grant(kUser, RuntimeDir("/run/vm-1"), false,
+  auto granted = grants.grant(kUser, RuntimeDir("/run/vm-1"), false, false,
                               {"/fake/dev/vfio/40", "/fake/dev/vfio/41", "/fake/dev/vfio/42"});
   ASSERT_FALSE(granted);
   EXPECT_EQ(granted.error().code, Code::kPermissionDenied);
@@ -70,7 +72,7 @@ TEST(RunAsGrants, AFailedGrantStopsAndWhatWasGivenGoesBack) {
 TEST(RunAsGrants, GiveBackGoesOnPastFailures) {
   FakePermissions permissions;
   RunAsGrants grants(permissions, "vm-1");
-  ASSERT_TRUE(grants.grant(kUser, RuntimeDir("/run/vm-1"), false,
+  ASSERT_TRUE(grants.grant(kUser, RuntimeDir("/run/vm-1"), false, false,
                            {"/fake/dev/vfio/40", "/fake/dev/vfio/41"}));
   permissions.gone_path = "/fake/dev/vfio/41";
   permissions.refuse_path = "/fake/dev/vfio/40";
@@ -146,7 +148,8 @@ TEST(RunAsAccessChecks, NameWhatTheUserMustReach) {
   files.spec.memory.hugepages = true;
   files.kernel = "/resolved/vmlinuz";
   files.images.disks = {{{"/resolved/seed.iso", model::DiskFormat::kRaw, ""}}};
-  auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {"/fake/dev/vfio/40"}, kPaths, false);
+  auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {"/fake/dev/vfio/40"}, kPaths, false,
+                                     std::nullopt);
   std::vector<std::string> asked;
   for (const auto& check : checks)
     asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path + " (" +
@@ -156,6 +159,19 @@ TEST(RunAsAccessChecks, NameWhatTheUserMustReach) {
                                  "config.disks[0].path read /resolved/seed.iso (/requested/seed.iso)",
                                  "runtime dir create files in /run/vm-1 ()",
                                  "config.memory.hugepages create files in /fake/dev/hugepages ()"));
+}
+
+TEST(RunAsAccessChecks, AUefiGuestNeedsItsFirmwareAndItsVariableStore) {
+  CheckedFiles files;
+  UefiFirmware uefi{.descriptor = "/usr/share/qemu/firmware/60-edk2-x86_64.json",
+                    .code = "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    .vars_template = "/usr/share/OVMF/OVMF_VARS_4M.fd"};
+  auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {}, kPaths, false, uefi);
+  std::vector<std::string> asked;
+  for (const auto& check : checks) asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path);
+  EXPECT_THAT(asked, ElementsAre("runtime dir create files in /run/vm-1",
+                                 "UEFI firmware read /usr/share/OVMF/OVMF_CODE_4M.fd",
+                                 "UEFI variable store read and write /run/vm-1/uefi-vars.fd"));
 }
 
 }  // namespace

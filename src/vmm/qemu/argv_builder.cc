@@ -27,6 +27,7 @@ struct MachinePlan {
   // -blockdev / -netdev values, rendered, in device order
   std::vector<std::pair<std::string, std::string>> backends;
   std::vector<QemuOpts> devices;  // -device
+  std::vector<QemuOpts> fw_cfg;   // -fw_cfg
 };
 
 void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
@@ -159,6 +160,51 @@ QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Ad
   return device;
 }
 
+// UEFI: the firmware's code and the VM's variable store as pflash, SMM for Secure Boot builds.
+Status add_firmware(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
+                    const RuntimeFiles& files) {
+  if (spec.firmware.kind != model::FirmwareKind::kUefi) return ok();
+  if (!config.uefi)
+    return fail(Code::kInternal, std::string(model::field::kFirmwareKind) + ": uefi: no UEFI firmware was resolved");
+  const UefiFirmware& firmware = *config.uefi;
+  if (spec.firmware.secure_boot && !firmware.requires_smm)
+    return fail(Code::kInternal, std::string(model::field::kFirmwareSecureBoot) + ": " + firmware.descriptor +
+                                     " is not a Secure Boot build");
+  auto flash = [&](const std::string& node, const std::string& path, bool readonly) {
+    plan.backends.emplace_back("-blockdev", QemuOpts()
+                                                .set("driver", "file")
+                                                .set("node-name", node + "-file")
+                                                .set("filename", path)
+                                                .set("read-only", readonly ? "on" : "off")
+                                                .render());
+    plan.backends.emplace_back("-blockdev", QemuOpts()
+                                                .set("driver", "raw")
+                                                .set("node-name", node)
+                                                .set("file", node + "-file")
+                                                .set("read-only", readonly ? "on" : "off")
+                                                .render());
+  };
+  flash("feos-fw-code", firmware.code, true);
+  flash("feos-fw-vars", files.uefi_vars, false);
+  plan.machine.set("pflash0", "feos-fw-code").set("pflash1", "feos-fw-vars");
+  if (firmware.requires_smm) {
+    // Only code running in SMM may write the variable store: the guest OS cannot undo Secure Boot.
+    plan.machine.set("smm", "on");
+    plan.globals.push_back(QemuOpts().set("driver", "cfi.pflash01").set("property", "secure").set("value", "on"));
+  }
+  return ok();
+}
+
+// "0000:18:00.0 256 GiB, 0000:2a:00.0 256 GiB": each GPU's 64-bit windows, for refusals.
+std::string describe_gpu_windows(const std::vector<model::AssignedGpu>& gpus,
+                                 const std::vector<BridgeWindows>& card_windows) {
+  std::string out;
+  for (size_t i = 0; i < gpus.size() && i < card_windows.size(); ++i)
+    out += (out.empty() ? "" : ", ") + gpus[i].functions.front().address.to_string() + " " +
+           format_bytes(card_windows[i].pref64);
+  return out;
+}
+
 // Root ports and vfio-pci functions for `gpus`, plus the 64-bit hole and phys-bits they need
 // (see build_argv()). Errors as build_argv()'s for GPUs, without the "vm <id>: " prefix.
 Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
@@ -170,6 +216,7 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
                                             " is outside 0..15");
   std::set<pci::Address> seen;
   std::vector<BridgeWindows> ports;
+  std::vector<BridgeWindows> card_windows;  // the card's own port of each GPU, for messages
   std::vector<QemuOpts> devices;
   int slot = 0;
   int boot_vga_cards = 0;
@@ -207,6 +254,7 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
     auto windows = bridge_windows(gpu.functions);
     if (!windows) return fail(windows.error().context(field));
     ports.push_back(*windows);
+    card_windows.push_back(*windows);
 
     std::string card = "feos-gpu" + std::to_string(i);
     std::string bus = card + "-rp";
@@ -239,15 +287,30 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
   uint64_t ram = spec.memory.size_mib * kMiB;
   auto layout = plan_address_layout(ram, ports);
   if (!layout) return fail(layout.error().context("gpus"));
+  int phys_bits = layout->phys_bits;
+  std::string reach = describe_reach(*layout, ram);
+  if (spec.firmware.kind == model::FirmwareKind::kUefi) {
+    auto aperture = plan_uefi_aperture(*layout);
+    if (!aperture) return fail(aperture.error().context("gpus"));
+    phys_bits = aperture->phys_bits;
+    reach = "with UEFI firmware the 64-bit windows need an aperture of " + format_bytes(aperture->size) +
+            " at " + format_bytes(aperture->base) + ", which needs " + std::to_string(phys_bits) +
+            " physical address bits";
+    if (aperture->needs_fw_cfg)
+      plan.fw_cfg.push_back(QemuOpts()
+                                .set("name", "opt/ovmf/X-PciMmio64Mb")
+                                .set("string", std::to_string(aperture->size / kMiB)));
+  }
   if (config.accel == Accel::kKvm) {
-    if (config.host_phys_bits > 0 && layout->phys_bits > config.host_phys_bits)
+    if (config.host_phys_bits > 0 && phys_bits > config.host_phys_bits)
       return fail(Code::kFailedPrecondition,
-                  "gpus: " + describe_reach(*layout, ram) + "; the host CPU has " +
-                      std::to_string(config.host_phys_bits) +
+                  "gpus: " + std::to_string(gpus.size()) + " GPU(s) with 64-bit windows of " +
+                      describe_gpu_windows(gpus, card_windows) + " do not fit on this host: " + reach +
+                      "; the host CPU has " + std::to_string(config.host_phys_bits) +
                       " (kvm guests get the host's address bits)");
     plan.cpu.set("host-phys-bits", "on");
   } else {
-    plan.cpu.set("phys-bits", std::to_string(layout->phys_bits));
+    plan.cpu.set("phys-bits", std::to_string(phys_bits));
   }
   if (!layout->hole64_is_default)
     plan.globals.push_back(
@@ -288,6 +351,9 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
     return e.context("vm " + vm_id);
   }));
   add_nets(plan, spec);
+  FEOS_TRY(add_firmware(plan, config, spec, files).map_error([&](const Error& e) {
+    return e.context("vm " + vm_id);
+  }));
   FEOS_TRY(add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
   }));
@@ -341,6 +407,7 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   if (spec.ignition)
     arg("-fw_cfg",
         QemuOpts().set("name", "opt/com.coreos/config").set("file", files.ignition_file).render());
+  for (const auto& fw_cfg : plan.fw_cfg) arg("-fw_cfg", fw_cfg.render());
   for (const auto& [flag, backend] : plan.backends) arg(flag, backend);
   for (const auto& device : plan.devices) arg(kDeviceFlag, device.render());
   return argv;

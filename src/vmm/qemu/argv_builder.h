@@ -14,6 +14,7 @@
 #include "model/gpu.h"
 #include "model/vm.h"
 #include "vmm/qemu/block_graph.h"
+#include "vmm/qemu/firmware.h"
 #include "vmm/qemu/runtime_dir.h"
 
 namespace feos::vmm::qemu {
@@ -37,6 +38,8 @@ struct ArgvConfig {
   // peer-to-peer. Unset (the default): no clique. Only meaningful when the host topology allows
   // P2P between the cards (same PCIe switch or NVLink); a daemon-wide option for now.
   std::optional<int> gpudirect_clique;
+  // The UEFI firmware the adapter found (firmware.h); required when spec.firmware is UEFI.
+  std::optional<UefiFirmware> uefi;
 };
 
 // The value of `-name` for `vm_id` ("guest=<id>,debug-threads=on"). Adoption after a daemon
@@ -90,6 +93,11 @@ inline constexpr std::string_view kSandbox =
 // sized from the BARs (see mmio_layout.h): `-global q35-pcihost.pci-hole64-size=<bytes>` when the
 // 64-bit windows exceed q35's 32 GiB default, and the guest's physical address bits
 // (tcg: `-cpu max,phys-bits=N`; kvm: `-cpu host,host-phys-bits=on`).
+// UEFI (spec.firmware): config.uefi's code read-only as pflash0 and the VM's own variable store
+// (files.uefi_vars) as pflash1, each a file node under a raw node (feos-fw-code, feos-fw-vars);
+// a Secure Boot build gets `smm=on` and `-global driver=cfi.pflash01,property=secure,value=on`.
+// With GPUs, OVMF's aperture is planned (plan_uefi_aperture): phys-bits reach its end, and
+// `-fw_cfg name=opt/ovmf/X-PciMmio64Mb,string=<MiB>` when it exceeds OVMF's default.
 // Preconditions: none (the spec is validated here with model::validate()).
 // Errors: INTERNAL when `images` lacks the chain of a disk of `spec` (or has one too many);
 // INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
@@ -98,8 +106,10 @@ inline constexpr std::string_view kSandbox =
 // functions of different slots, a repeated address, a function without an IOMMU group,
 // a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or a
 // clique outside 0..15; FAILED_PRECONDITION naming the numbers when the BARs do not fit below
-// 4 GiB, or the layout needs more physical address bits than 52 or than config.host_phys_bits
-// (kvm, when known).
+// 4 GiB, or the layout (with UEFI: OVMF's aperture) needs more physical address bits than 52 or
+// than config.host_phys_bits (kvm, when known; the message names each GPU's 64-bit window);
+// INTERNAL when a UEFI spec comes without config.uefi, or Secure Boot with a build that does not
+// require SMM.
 Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const model::VmSpec& spec,
                                             const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,

@@ -121,4 +121,19 @@ Result<AddressLayout> plan_address_layout(uint64_t ram_bytes,
   return layout;
 }
 
+Result<UefiAperture> plan_uefi_aperture(const AddressLayout& layout) {
+  UefiAperture aperture;
+  aperture.size = std::max(kOvmfDefaultAperture, std::bit_ceil(layout.hole64_needed));
+  aperture.needs_fw_cfg = aperture.size > kOvmfDefaultAperture;
+  aperture.base = round_up(layout.hole64_start, aperture.size);
+  const uint64_t end = add_capped(aperture.base, aperture.size);
+  aperture.phys_bits = std::max(layout.phys_bits, static_cast<int>(std::bit_width(end - 1)));
+  if (aperture.phys_bits > kMaxPhysBits)
+    return fail(Code::kFailedPrecondition,
+                "UEFI firmware: the 64-bit windows need an aperture of " + format_bytes(aperture.size) +
+                    " at " + format_bytes(aperture.base) + ", which needs " + std::to_string(aperture.phys_bits) +
+                    " physical address bits; the limit is " + std::to_string(kMaxPhysBits));
+  return aperture;
+}
+
 }  // namespace feos::vmm::qemu

@@ -93,6 +93,27 @@ struct AddressLayout {
 Result<AddressLayout> plan_address_layout(uint64_t ram_bytes,
                                           const std::vector<BridgeWindows>& ports);
 
+// OVMF (edk2 2022.11 as Debian 12 ships it) does not place 64-bit BARs in QEMU's hole but in an
+// aperture of its own: kOvmfDefaultAperture, or the size fw_cfg `opt/ovmf/X-PciMmio64Mb` gives
+// (in MiB), at the first address above RAM rounded up to that size (its power-of-two alignment).
+// With guest phys-bits of 41 or more it takes the top eighth of the address space instead when
+// that is larger. Measured here: eight 256 GiB BARs with phys-bits 43 and no fw_cfg get a
+// 1 TiB aperture and only 3 of 8 are assigned; X-PciMmio64Mb=4194304 assigns all 8.
+inline constexpr uint64_t kOvmfDefaultAperture = 32 * kGiB;
+
+struct UefiAperture {
+  uint64_t size = 0;          // the aperture OVMF uses (a power of two, >= kOvmfDefaultAperture)
+  bool needs_fw_cfg = false;  // size exceeds the default: X-PciMmio64Mb = size / MiB
+  uint64_t base = 0;          // hole64_start (the end of RAM) rounded up to size
+  int phys_bits = 0;          // max(layout.phys_bits, bits to address base + size - 1)
+};
+
+// The aperture a UEFI guest with `layout` needs: the 64-bit windows (hole64_needed, which already
+// holds the alignment slack) rounded up to a power of two, at least OVMF's default. A power of
+// two aligned to itself holds windows that are powers of two themselves when placed largest first.
+// Errors: FAILED_PRECONDITION when it needs more than kMaxPhysBits address bits.
+Result<UefiAperture> plan_uefi_aperture(const AddressLayout& layout);
+
 // "the guest address space must reach <end> (64-bit PCI hole of <size> at <start>, after <ram> of
 // RAM), which needs <phys_bits> physical address bits": the numbers behind a refusal.
 std::string describe_reach(const AddressLayout& layout, uint64_t ram_bytes);

@@ -132,6 +132,8 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
   if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
     return fail(Code::kNotFound, std::string(model::field::kMemoryHugepages) + ": hugetlbfs mount " +
                                      paths_.hugepages() + " not found");
+  if (spec.firmware.kind == model::FirmwareKind::kUefi)
+    FEOS_TRY(find_uefi_firmware(fs_, config_.firmware_dirs, spec.firmware.secure_boot));
   uint64_t host_mib = host_.memory_mib();  // 0: unknown, not checked
   if (host_mib != 0 && spec.memory.size_mib > host_mib)
     return fail(Code::kInvalidArgument, std::string(model::field::kMemorySizeMib) + ": " +
@@ -185,8 +187,11 @@ void QemuHypervisor::on_exit(const std::weak_ptr<Shared>& weak,
   shared->cv.notify_all();
 }
 
-ArgvConfig QemuHypervisor::argv_config(bool with_gpus) const {
+Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool with_gpus) const {
   ArgvConfig config;
+  if (spec.firmware.kind == model::FirmwareKind::kUefi) {
+    FEOS_ASSIGN_OR_RETURN(config.uefi, find_uefi_firmware(fs_, config_.firmware_dirs, spec.firmware.secure_boot));
+  }
   config.binary = config_.binary;
   config.accel = accel_;
   config.hugepages_dir = paths_.hugepages();
@@ -215,7 +220,8 @@ Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& 
 }
 
 Status QemuHypervisor::prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& files,
-                                           const std::vector<model::AssignedGpu>& gpus) {
+                                           const std::vector<model::AssignedGpu>& gpus,
+                                           const std::optional<UefiFirmware>& uefi) {
   const RuntimeDir& dir = vm.dir();
   // A qemu of this VM that this adapter does not know (a daemon killed right after launching it)
   // still holds its pidfile: starting another would give one VM two guests and its GPUs two users.
@@ -227,20 +233,22 @@ Status QemuHypervisor::prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& 
                     " is still running (it holds " + dir.files().pid_file + ")");
   FEOS_TRY(dir.remove_stale());
   if (files.spec.ignition) FEOS_TRY(dir.write_ignition(*files.spec.ignition));
-  if (config_.run_as) FEOS_TRY(give_to_user(vm, files, gpus));
+  if (uefi) FEOS_TRY(dir.ensure_uefi_vars(*uefi));
+  if (config_.run_as) FEOS_TRY(give_to_user(vm, files, gpus, uefi));
   return ok();
 }
 
 Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
-                                    const std::vector<model::AssignedGpu>& gpus) {
+                                    const std::vector<model::AssignedGpu>& gpus,
+                                    const std::optional<UefiFirmware>& uefi) {
   const sys::RunAs& user = *config_.run_as;
   // The daemon's files exist before the user may create entries in the directory, so qemu
   // cannot plant links under their names; the sticky bit keeps it from replacing them.
   FEOS_TRY(vm.dir().create_logs());
   auto nodes = vfio_group_nodes(paths_, gpus);
-  FEOS_TRY(vm.grants().grant(user, vm.dir(), files.spec.ignition.has_value(), nodes));
+  FEOS_TRY(vm.grants().grant(user, vm.dir(), files.spec.ignition.has_value(), uefi.has_value(), nodes));
   FEOS_TRY(permissions_.check_access(
-      user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm)));
+      user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm, uefi)));
   logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(),
                  vm.vm_id(), nodes.size(), vm.dir().path());
   return ok();
@@ -260,7 +268,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   if (dir.files().console_socket.size() >= sizeof(sockaddr_un::sun_path))
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
                                             " is too long for unix socket paths");
-  ArgvConfig argv_config = this->argv_config(!gpus.empty());
+  FEOS_ASSIGN_OR_RETURN(ArgvConfig argv_config, this->argv_config(spec, !gpus.empty()).map_error(in_vm));
   // The files again (they may have changed since create), with the formats recorded at create;
   // a VM created before formats were recorded gets them detected now.
   FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots).map_error(in_vm));
@@ -278,7 +286,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     forget(vm);
     return fail(error);
   };
-  if (auto prepared = prepare_runtime_dir(*vm, files, gpus); !prepared)
+  if (auto prepared = prepare_runtime_dir(*vm, files, gpus, argv_config.uefi); !prepared)
     return failed(in_vm(prepared.error()));
   // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
   // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.

@@ -16,6 +16,7 @@
 #include "sys/run_as.h"
 #include "vmm/hypervisor.h"
 #include "vmm/qemu/argv_builder.h"
+#include "vmm/qemu/firmware.h"
 #include "vmm/qemu/host_caps.h"
 #include "vmm/qemu/qemu_cmdline.h"
 #include "vmm/qemu/qemu_process.h"
@@ -42,6 +43,8 @@ struct QemuConfig {
   // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files and external
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
+  // Where UEFI guests' firmware is found: QEMU firmware descriptors (firmware.h), in priority order.
+  std::vector<std::string> firmware_dirs = kFirmwareDescriptorDirs;
 };
 
 class QemuHypervisor final : public Hypervisor {
@@ -67,7 +70,8 @@ class QemuHypervisor final : public Hypervisor {
   // (NOT_FOUND naming the field and quoting the path; with roots, check_spec_files() answers for
   // them); the hugepages mount exists when hugepages are asked for (NOT_FOUND); the guest's
   // memory is not more than the host's RAM (<proc>/meminfo MemTotal; INVALID_ARGUMENT, skipped
-  // when meminfo cannot be read).
+  // when meminfo cannot be read); a UEFI spec finds its firmware (find_uefi_firmware():
+  // FAILED_PRECONDITION naming the descriptor directories or the missing file).
   Status validate(const model::VmSpec& spec) const override;
   // validate(), then check_spec_files() on the real files (every file of every disk's image
   // graph): formats recorded.
@@ -78,7 +82,8 @@ class QemuHypervisor final : public Hypervisor {
   // and GPUs, the host's address bits from <proc>/cpuinfo); each GPU function's <dev>/vfio/<group>
   // must exist. Then, in runtime_dir (RuntimeDir): refuses a live qemu of the VM holding qemu.pid's
   // lock (also one this adapter does not know: never two processes for one VM), removes stale
-  // sockets and pidfile, writes ignition.json; with config.run_as creates qemu.log and console.log,
+  // sockets and pidfile, writes ignition.json, readies a UEFI guest's variable store
+  // (RuntimeDir::ensure_uefi_vars(): copied at the first start, checked at later ones); with config.run_as creates qemu.log and console.log,
   // gives the user its paths (RunAsGrants::grant()) and checks that it reaches every file
   // (run_as_access_checks()). Launches qemu (QemuProcess) with its output in qemu.log and, with
   // GPUs, RLIMIT_MEMLOCK = guest RAM + 1 GiB (VFIO pins all guest RAM, plus what qemu maps beside
@@ -149,12 +154,15 @@ class QemuHypervisor final : public Hypervisor {
   Status watch(const std::shared_ptr<QemuProcess>& vm);
   static void on_exit(const std::weak_ptr<Shared>& weak, const std::shared_ptr<QemuProcess>& vm,
                       const sys::ExitStatus& status);
-  ArgvConfig argv_config(bool with_gpus) const;
+  // The builder's host facts for a VM; a UEFI spec gets its firmware (find_uefi_firmware()'s errors).
+  Result<ArgvConfig> argv_config(const model::VmSpec& spec, bool with_gpus) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& files,
-                             const std::vector<model::AssignedGpu>& gpus);
+                             const std::vector<model::AssignedGpu>& gpus,
+                             const std::optional<UefiFirmware>& uefi);
   Status give_to_user(QemuProcess& vm, const CheckedFiles& files,
-                      const std::vector<model::AssignedGpu>& gpus);
+                      const std::vector<model::AssignedGpu>& gpus,
+                      const std::optional<UefiFirmware>& uefi);
 
   std::unique_ptr<sys::Permissions> owned_permissions_;  // set by the create() without one
   sys::ProcessLauncher& launcher_;

@@ -13,7 +13,7 @@ std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
 }  // namespace
 
 Status RunAsGrants::grant(const sys::RunAs& user, const RuntimeDir& dir, bool with_ignition,
-                          const std::vector<std::string>& vfio_nodes) {
+                          bool with_uefi_vars, const std::vector<std::string>& vfio_nodes) {
   auto give = [&](const std::string& path, sys::FileOwner to, sys::FileOwner back) -> Status {
     {
       // Recorded first: a chown that worked before a failed chmod is given back too.
@@ -24,6 +24,7 @@ Status RunAsGrants::grant(const sys::RunAs& user, const RuntimeDir& dir, bool wi
   };
   FEOS_TRY(give(dir.path(), {0, user.gid, 01770}, kRootDir));
   if (with_ignition) FEOS_TRY(give(dir.files().ignition_file, {0, user.gid, 0640}, kRootPrivate));
+  if (with_uefi_vars) FEOS_TRY(give(dir.files().uefi_vars, {user.uid, user.gid, 0600}, kRootPrivate));
   for (const auto& node : vfio_nodes) FEOS_TRY(give(node, {user.uid, user.gid, 0600}, kRootPrivate));
   return ok();
 }
@@ -86,6 +87,7 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
   if (digit == std::string::npos || (*status)[digit] == '0') return {};  // root (no leading zeros)
   std::vector<Grant> grants{{dir.path(), kRootDir}};
   if (fs.exists(dir.files().ignition_file)) grants.push_back({dir.files().ignition_file, kRootPrivate});
+  if (fs.exists(dir.files().uefi_vars)) grants.push_back({dir.files().uefi_vars, kRootPrivate});
   std::set<std::string> seen;
   for (const auto& address : vfio_functions) {
     std::string link = paths.pci_device_attr(address.to_string(), "iommu_group");
@@ -107,7 +109,8 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
 
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
                                                    const std::vector<std::string>& vfio_nodes,
-                                                   const sys::HostPaths& paths, bool with_kvm) {
+                                                   const sys::HostPaths& paths, bool with_kvm,
+                                                   const std::optional<UefiFirmware>& uefi) {
   const model::VmSpec& spec = files.spec;
   std::vector<sys::AccessCheck> checks;
   for (const auto& node : vfio_nodes) checks.push_back({"vfio group", node, sys::Access::kReadWrite});
@@ -137,6 +140,10 @@ std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, co
   if (spec.ignition) need(model::field::kIgnition, dir.files().ignition_file, sys::Access::kRead);
   if (spec.memory.hugepages) need(model::field::kMemoryHugepages, paths.hugepages(), sys::Access::kCreateIn);
   if (with_kvm) need("accel kvm", paths.kvm(), sys::Access::kReadWrite);
+  if (uefi) {
+    need("UEFI firmware", uefi->code, sys::Access::kRead);
+    need("UEFI variable store", dir.files().uefi_vars, sys::Access::kReadWrite);
+  }
   return checks;
 }
 

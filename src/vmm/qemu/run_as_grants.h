@@ -4,6 +4,7 @@
 // the runtime directory, the ignition file and the VM's /dev/vfio/<group> nodes. Request files
 // are never given away; the user must be able to open them already (run_as_access_checks()).
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "sys/permissions.h"
 #include "sys/run_as.h"
 #include "vmm/qemu/request_files.h"
+#include "vmm/qemu/firmware.h"
 #include "vmm/qemu/runtime_dir.h"
 
 namespace feos::vmm::qemu {
@@ -39,11 +41,12 @@ class RunAsGrants {
 
   // Gives `user`, in this order: `dir` as root:<user's gid> 01770 (qemu creates its sockets and
   // pidfile there; the sticky bit keeps it from replacing the daemon's files), the ignition file
-  // as root:<gid> 0640 when `with_ignition`, and each of `vfio_nodes` as <uid>:<gid> 0600
+  // as root:<gid> 0640 when `with_ignition`, the UEFI variable store as <uid>:<gid> 0600 when
+  // `with_uefi_vars` (qemu writes it), and each of `vfio_nodes` as <uid>:<gid> 0600
   // (<dev>/vfio/vfio, the container, stays as the kernel made it, 0666). Each path is recorded
   // before it changes, so a chown that worked before a failed chmod is given back too.
   // Errors: set_owner()'s for the first path that fails (what was given stays recorded).
-  Status grant(const sys::RunAs& user, const RuntimeDir& dir, bool with_ignition,
+  Status grant(const sys::RunAs& user, const RuntimeDir& dir, bool with_ignition, bool with_uefi_vars,
                const std::vector<std::string>& vfio_nodes);
 
   // Records what the daemon that started an adopted qemu gave its user (adopted_grants()), to be
@@ -71,7 +74,7 @@ std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
 
 // What RunAsGrants::grant() gave the user of adopted qemu `pid`, read from the host: nothing when
 // the process runs as root or its <proc>/<pid>/status cannot be read ("Uid:", the real uid);
-// otherwise `dir`, the ignition file when it exists, and the vfio node of the IOMMU group of each
+// otherwise `dir`, the ignition file and the UEFI variable store when they exist, and the vfio node of the IOMMU group of each
 // of `vfio_functions` (the group from <sysfs>/bus/pci/devices/<address>/iommu_group; a function
 // without one is logged and skipped, a group named twice given back once). `vm_id` names the VM in
 // logs.
@@ -85,9 +88,11 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
 // "config.image_ref", disk i "config.disks[i].path"): the top image and its data file read and
 // write unless the disk is read-only, the backing files and their data files read; `dir` create files in; the
 // ignition file read when the spec has one; the hugepages mount create files in when asked for;
-// <dev>/kvm read and write when `with_kvm`. Request files are named as the request gave them.
+// <dev>/kvm read and write when `with_kvm`; with `uefi`, its code read and the VM's variable
+// store read and write. Request files are named as the request gave them.
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
                                                    const std::vector<std::string>& vfio_nodes,
-                                                   const sys::HostPaths& paths, bool with_kvm);
+                                                   const sys::HostPaths& paths, bool with_kvm,
+                                                   const std::optional<UefiFirmware>& uefi);
 
 }  // namespace feos::vmm::qemu

@@ -40,6 +40,27 @@ Status write_private_file(const std::string& path, const std::string& data) {
   return ok();
 }
 
+// The whole file; `no_follow` refuses a symbolic link at `path`. NOT_FOUND when it is absent.
+Result<std::string> read_whole(const std::string& path, bool no_follow) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (no_follow ? O_NOFOLLOW : 0));
+  if (fd < 0) return fail_errno("open " + path, errno, errno == ENOENT ? Code::kNotFound : Code::kFailedPrecondition);
+  std::string data;
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return fail_errno("read " + path, err, Code::kFailedPrecondition);
+    }
+    if (n == 0) break;
+    data.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return data;
+}
+
 Status remove_stale(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
   return ok();
@@ -55,6 +76,7 @@ RuntimeFiles runtime_files(const std::string& runtime_dir) {
   files.ignition_file = runtime_dir + "/ignition.json";
   files.qemu_log = runtime_dir + "/qemu.log";
   files.console_log = runtime_dir + "/console.log";
+  files.uefi_vars = runtime_dir + "/uefi-vars.fd";
   return files;
 }
 
@@ -81,6 +103,21 @@ Status RuntimeDir::remove_stale() const {
 
 Status RuntimeDir::write_ignition(const std::string& data) const {
   return write_private_file(files_.ignition_file, data);
+}
+
+Status RuntimeDir::ensure_uefi_vars(const UefiFirmware& firmware) const {
+  auto existing = read_whole(files_.uefi_vars, /*no_follow=*/true);
+  if (existing) return check_uefi_vars(*existing, firmware, files_.uefi_vars);
+  if (existing.error().code != Code::kNotFound)
+    return fail(Code::kFailedPrecondition, "UEFI variable store: " + existing.error().message);
+  FEOS_ASSIGN_OR_RETURN(const std::string fresh, read_whole(firmware.vars_template, /*no_follow=*/false));
+  FEOS_TRY(check_uefi_vars(fresh, firmware, firmware.vars_template));
+  // Written aside and renamed: a daemon killed while copying leaves no half store behind.
+  const std::string partial = files_.uefi_vars + ".partial";
+  FEOS_TRY(write_private_file(partial, fresh));
+  if (::rename(partial.c_str(), files_.uefi_vars.c_str()) != 0)
+    return fail_errno("rename " + partial + " to " + files_.uefi_vars, errno);
+  return ok();
 }
 
 Status RuntimeDir::create_logs() const {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "vmm/qemu/firmware.h"
 
 namespace feos::vmm::qemu {
 
@@ -18,10 +19,11 @@ struct RuntimeFiles {
   std::string ignition_file;  // written by the adapter when spec.ignition is set
   std::string qemu_log;       // qemu's stdout+stderr (not on the command line)
   std::string console_log;    // everything the guest wrote to its serial port
+  std::string uefi_vars;      // UEFI guests: the VM's own variable store (pflash1)
 };
 
 // The fixed file names inside `runtime_dir`: qmp.sock, console.sock, qemu.pid, ignition.json,
-// qemu.log, console.log.
+// qemu.log, console.log, uefi-vars.fd.
 RuntimeFiles runtime_files(const std::string& runtime_dir);
 
 class RuntimeDir {
@@ -45,6 +47,14 @@ class RuntimeDir {
   // Writes the ignition file, mode 0600 (truncated when it exists). INTERNAL "create|write|close
   // <path>: <errno text>" on failure.
   Status write_ignition(const std::string& data) const;
+
+  // UEFI guests: the VM's variable store. The first start copies the firmware's template (mode
+  // 0600, written aside and renamed into place); later starts keep the VM's variables (boot
+  // entries, Secure Boot state) and check the file (check_uefi_vars). It lives as long as the
+  // runtime directory: from the first start until the VM is deleted. Errors: check_uefi_vars'
+  // FAILED_PRECONDITION; FAILED_PRECONDITION when the file cannot be read (a symbolic link planted
+  // by qemu's user, ...); INTERNAL "create|write|rename ..." when the copy fails.
+  Status ensure_uefi_vars(const UefiFirmware& firmware) const;
 
   // Creates qemu.log and console.log (empty, mode 0640) unless they exist, so that they are the
   // daemon's before qemu's user may create entries here. INTERNAL "create <path>: ..." on failure.
