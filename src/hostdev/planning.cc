@@ -164,7 +164,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                      "not allowed by the GPU policy");
     }
     plan.decisions.push_back(d->address.to_string() + " (" + d->id() +
-                             ") is allowed by the GPU policy (" + policy.describe() + ")");
+                             ") is allowed by the GPU policy: " + policy.describe());
   }
 
   // 5. Whole cards: every function of each slot, each in an IOMMU group; the boot VGA only when

@@ -163,7 +163,7 @@ TEST_F(PlanTest, DecisionsSayWhatGoesAlongWhatStaysAndWhichDriverEachLeaves) {
   std::vector<std::string> decisions;
   auto planned = host_->plan("vm-1", gpus_at({"0000:03:00.0"}), &decisions);
   ASSERT_TRUE(planned) << planned.error().to_string();
-  EXPECT_THAT(decisions, Contains(HasSubstr(") is allowed by the GPU policy (")));
+  EXPECT_THAT(decisions, Contains(HasSubstr(") is allowed by the GPU policy: ")));
   EXPECT_THAT(decisions,
               Contains("0000:03:00.0: the whole card is passed, 1 function (0000:03:00.0)"));
   EXPECT_THAT(decisions, Contains("IOMMU group 20 of 0000:03:00.0: 0000:04:00.0 (8086:1521) goes "
