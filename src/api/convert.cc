@@ -49,6 +49,13 @@ void function_to_proto(const model::PassthroughFunction& f, feosd::v1::Passthrou
   }
 }
 
+void assigned_gpu_to_proto(const model::AssignedGpu& g, feosd::v1::AssignedGpu* gpu) {
+  *gpu->mutable_request() = gpu_to_proto(g.request);
+  for (const auto& f : g.functions) function_to_proto(f, gpu->add_functions());
+  for (const auto& f : g.group_peers) function_to_proto(f, gpu->add_group_peers());
+  gpu->set_numa_node(g.numa_node);
+}
+
 // The GPU address is bounded here until it is parsed at this border; every other bound is
 // model::validate()'s (model/limits.h).
 Status check_len(const std::string& value, size_t max, const std::string& field) {
@@ -172,14 +179,33 @@ pb::VmInfo record_to_proto(const model::VmRecord& r) {
   info.set_state_reason(r.state_reason);
   info.set_pid(r.pid);
   info.set_created_unix_ms(r.created_unix_ms);
-  for (const auto& g : r.gpus) {
-    auto* gpu = info.add_gpus();
-    *gpu->mutable_request() = gpu_to_proto(g.request);
-    for (const auto& f : g.functions) function_to_proto(f, gpu->add_functions());
-    for (const auto& f : g.group_peers) function_to_proto(f, gpu->add_group_peers());
-    gpu->set_numa_node(g.numa_node);
-  }
+  for (const auto& g : r.gpus) assigned_gpu_to_proto(g, info.add_gpus());
   return info;
+}
+
+feosd::v1::VmPlan plan_to_proto(const model::VmPlan& plan) {
+  feosd::v1::VmPlan out;
+  out.set_vm_id(plan.vm_id);
+  for (const auto& g : plan.gpus) assigned_gpu_to_proto(g, out.add_gpus());
+  for (const auto& decision : plan.decisions) out.add_decisions(decision);
+  auto* space = out.mutable_address_space();
+  space->set_ram_bytes(plan.address_space.ram_bytes);
+  space->set_mmio32_bytes(plan.address_space.mmio32_bytes);
+  space->set_hole64_start(plan.address_space.hole64_start);
+  space->set_hole64_size(plan.address_space.hole64_size);
+  space->set_phys_bits(static_cast<uint32_t>(plan.address_space.phys_bits));
+  space->set_uefi_aperture_base(plan.address_space.uefi_aperture_base);
+  space->set_uefi_aperture_size(plan.address_space.uefi_aperture_size);
+  auto* firmware = out.mutable_firmware();
+  const bool uefi = plan.firmware.spec.kind == model::FirmwareKind::kUefi;
+  firmware->set_kind(uefi ? feosd::v1::FIRMWARE_KIND_UEFI : feosd::v1::FIRMWARE_KIND_BIOS);
+  firmware->set_secure_boot(plan.firmware.spec.secure_boot);
+  firmware->set_descriptor_file(plan.firmware.descriptor);
+  firmware->set_code(plan.firmware.code);
+  firmware->set_vars_template(plan.firmware.vars_template);
+  firmware->set_vars(plan.firmware.vars);
+  for (const auto& arg : plan.qemu_argv) out.add_qemu_argv(arg);
+  return out;
 }
 
 pb::VmEvent event_to_proto(const model::VmEvent& e) {

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "feos/vm/vmm/api/v1/vm.pb.h"
 #include "model/vm.h"
+#include "model/vm_plan.h"
 
 namespace feos::api {
 
@@ -19,6 +20,8 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec);
 
 pb::VmState state_to_proto(model::VmState state);
 pb::VmInfo record_to_proto(const model::VmRecord& record);
+// The dry run's answer (CreateVmResponse.plan).
+feosd::v1::VmPlan plan_to_proto(const model::VmPlan& plan);
 // VmEvent with a VmStateChangedEvent packed in `data`.
 pb::VmEvent event_to_proto(const model::VmEvent& event);
 

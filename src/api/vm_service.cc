@@ -35,6 +35,13 @@ class VmService final : public pb::VMService::Service {
       if (!parsed) return to_grpc(parsed.error());
       id = *parsed;
     }
+    if (req->dry_run()) {
+      auto plan = manager_.plan_create(std::move(*spec), id);
+      if (!plan) return to_grpc(plan.error());
+      resp->set_vm_id(plan->vm_id);
+      *resp->mutable_plan() = plan_to_proto(*plan);
+      return grpc::Status::OK;
+    }
     auto created = manager_.create(std::move(*spec), id);
     if (!created) return to_grpc(created.error());
     resp->set_vm_id(created->text());

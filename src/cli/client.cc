@@ -9,6 +9,7 @@
 #include "cli/console_command.h"
 #include "cli/events_command.h"
 #include "cli/format.h"
+#include "cli/plan_format.h"
 #include "cli/output.h"
 #include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
 #include "feosd/v1/host.grpc.pb.h"
@@ -85,6 +86,9 @@ class Client {
     v1::CreateVmResponse created;
     grpc::Status status = call(&Stub::CreateVm, inv_.create_request, &created);
     if (!status.ok()) return report(status);
+    if (inv_.create_request.dry_run())
+      return print_result(inv_, created,
+                          inv_.global.output == OutputFormat::kTable ? format_plan(created.plan()) : "");
     // Printed before starting, so a script learns the id even when the start fails.
     int rc = print_result(inv_, created, created.vm_id() + "\n");
     if (rc != kExitOk || !inv_.start_after_create) return rc;

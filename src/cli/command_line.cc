@@ -173,7 +173,14 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   create_cmd->add_flag("--secure-boot", create.secure_boot,
                        "UEFI with Secure Boot enforced (Microsoft's keys enrolled; implies --firmware uefi)");
   bool start_after_create = false;
-  create_cmd->add_flag("--start", start_after_create, "Start the VM right after creating it");
+  CLI::Option* c_start =
+      create_cmd->add_flag("--start", start_after_create, "Start the VM right after creating it");
+  bool dry_run = false;
+  create_cmd
+      ->add_flag("--dry-run", dry_run,
+                 "Check and resolve everything a create and start would, change nothing, and "
+                 "show the plan: GPUs, decisions, address space, qemu command line")
+      ->excludes(c_start);
 
   // Commands that take just the VM id.
   const std::pair<const char*, std::pair<Command, const char*>> simple[] = {
@@ -341,6 +348,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       auto request = build_create_request(create, env.cwd, *env.fs);
       if (!request) return fail(request.error());
       inv.create_request = std::move(*request);
+      inv.create_request.set_dry_run(dry_run);
       inv.start_after_create = start_after_create;
       break;
     }

@@ -58,25 +58,37 @@ std::string VmManager::runtime_dir(const std::string& id) const { return runtime
 
 // --- requests ---
 
-Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::VmId> id) {
-  const model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
+Result<VmManager::NewVm> VmManager::admit_new(model::VmSpec spec, std::optional<model::VmId> id) const {
+  model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
   const std::string& vm_id = stored_id.text();
   FEOS_ASSIGN_OR_RETURN(auto normalized, normalize_spec(std::move(spec)));
   auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
-  normalized = std::move(*admitted);
-  if (!normalized.gpus.empty() && !devices_)
+  if (!admitted->gpus.empty() && !devices_)
     return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
+  return NewVm{std::move(stored_id), std::move(*admitted)};
+}
+
+Result<uint64_t> VmManager::check_new_locked(const std::string& vm_id, const model::VmSpec& spec) const {
+  if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
+  model::VmRecord pending;
+  pending.spec = spec;
+  const uint64_t size = stored_size(pending);
+  FEOS_TRY(check_limits_locked(vm_id, size));
+  return size;
+}
+
+Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::VmId> id) {
+  FEOS_ASSIGN_OR_RETURN(NewVm admitted, admit_new(std::move(spec), std::move(id)));
+  const model::VmId stored_id = std::move(admitted.id);
+  const std::string& vm_id = stored_id.text();
+  model::VmSpec normalized = std::move(admitted.spec);
 
   int64_t now = now_ms();
   {
     // Reserve the id (in memory only) while the GPUs are taken outside the lock.
     std::lock_guard lock(mutex_);
-    if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
-    model::VmRecord pending;
-    pending.spec = normalized;
-    const uint64_t size = stored_size(pending);
-    FEOS_TRY(check_limits_locked(vm_id, size));
+    FEOS_ASSIGN_OR_RETURN(const uint64_t size, check_new_locked(vm_id, normalized));
     Entry& entry = vms_[vm_id];
     entry.stored_bytes = size;
     entry.record.id = vm_id;

@@ -31,6 +31,7 @@
 #include "hostdev/host_devices.h"
 #include "model/vm.h"
 #include "model/vm_id.h"
+#include "model/vm_plan.h"
 #include "store/database.h"
 #include "vmm/hypervisor.h"
 
@@ -91,6 +92,15 @@ class VmManager {
   // full. Returns the id as stored (canonical; a new random one when `id` is not given). On
   // failure nothing is recorded and no device is held.
   Result<model::VmId> create(model::VmSpec spec, std::optional<model::VmId> id);
+  // A dry run of create() and the start() after it (vm_plan.cc): the same checks, by the same
+  // functions, in the same order (create's admission and limits, the host side's plan, then the
+  // hypervisor's plan_start() on the runtime directory the VM would get), with nothing recorded,
+  // reserved, bound, created or published. Returns what they would do: the GPUs' host functions
+  // and groups, the decisions, the address space and the hypervisor's command line.
+  // Errors: create()'s, with the same codes and messages (except a race the real create loses
+  // later: a device taken between plan and claim); then the hypervisor's start errors (its
+  // command line and address-space refusals) as start() reports them ("start vm <id>: ...").
+  Result<model::VmPlan> plan_create(model::VmSpec spec, std::optional<model::VmId> id) const;
   // Launches the hypervisor and boots the guest. FAILED_PRECONDITION in the wrong state.
   Status start(const model::VmId& id);
   Status pause(const model::VmId& id);
@@ -131,6 +141,17 @@ class VmManager {
   };
   class JobGuard;
   static std::string_view job_name(JobKind kind);  // "start", "releasing devices", ...
+
+  // --- create() and plan_create() (one path) ---
+  struct NewVm {
+    model::VmId id;      // canonical
+    model::VmSpec spec;  // normalized and admitted by the hypervisor
+  };
+  // The id as stored, normalize_spec(), the hypervisor's admit(), passthrough available.
+  Result<NewVm> admit_new(model::VmSpec spec, std::optional<model::VmId> id) const;
+  // ALREADY_EXISTS, then check_limits_locked(), for a new VM; returns its stored size. Caller
+  // holds mutex_.
+  Result<uint64_t> check_new_locked(const std::string& vm_id, const model::VmSpec& spec) const;
 
   // --- lookups (caller holds mutex_) ---
   // The entry `id` names: looked up as given, then canonically (a record stored before ids were

@@ -86,12 +86,15 @@ Status HostDevices::set_step(const std::string& vm_id, const pci::Address& bdf,
 }
 
 Result<std::vector<model::AssignedGpu>> HostDevices::plan(
-    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus) const {
+    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
+    std::vector<std::string>* decisions) const {
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "plan devices: empty vm id");
   detail::HostView view(fs_, paths_);
   detail::PlanContext context(fs_, paths_, ledger_, policy_, options_, view);
   auto planned = detail::make_plan(context, gpus);
   if (!planned) return fail(planned.error().error.context("vm " + vm_id));
+  if (decisions)
+    decisions->insert(decisions->end(), planned->decisions.begin(), planned->decisions.end());
   return std::move(planned->gpus);
 }
 

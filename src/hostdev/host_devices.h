@@ -78,8 +78,12 @@ class HostDevices {
   //                     ("... modprobe vfio-pci").
   //   PERMISSION_DENIED the policy does not allow the requested GPU (naming it).
   //   INTERNAL          unreadable sysfs/proc data, naming the path.
+  // With `decisions`, the planner's decisions (policy, whole cards, group peers, bridges left to
+  // the host, each device's driver now and after) are appended, one sentence each.
+  // prepare() plans with the same function (detail::make_plan) before it claims anything.
   Result<std::vector<model::AssignedGpu>> plan(const std::string& vm_id,
-                                               const std::vector<model::GpuSpec>& gpus) const;
+                                               const std::vector<model::GpuSpec>& gpus,
+                                               std::vector<std::string>* decisions = nullptr) const;
 
   // plan(), then claims every device in the ledger in one transaction (of concurrent prepares of
   // the same device exactly one wins; the others fail FAILED_PRECONDITION naming the winner), then

@@ -135,6 +135,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
     }
     gpu_devices.push_back(&d);
   }
+  Plan plan;
 
   // 3. Host prerequisites.
   auto groups = context.iommu_group_count();
@@ -162,11 +163,12 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                          ") is not allowed by the GPU policy (" + policy.describe() + ")",
                      "not allowed by the GPU policy");
     }
+    plan.decisions.push_back(d->address.to_string() + " (" + d->id() +
+                             ") is allowed by the GPU policy: " + policy.describe());
   }
 
   // 5. Whole cards: every function of each slot, each in an IOMMU group; the boot VGA only when
   //    asked for.
-  Plan plan;
   std::set<pci::Address> card_members;
   std::vector<std::vector<const pci::Device*>> card_functions(requested.size());
   for (size_t i = 0; i < requested.size(); ++i) {
@@ -190,9 +192,18 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                            ")",
                        "no IOMMU group");
       }
+      if (f.boot_vga.value_or(false))
+        plan.decisions.push_back(address.to_string() +
+                                 " is the host's boot VGA device, passed because boot_vga is set");
       card_functions[i].push_back(&f);
       card_members.insert(address);
     }
+    std::string names;
+    for (const pci::Device* f : card_functions[i])
+      names += (names.empty() ? "" : ", ") + f->address.to_string();
+    plan.decisions.push_back(requested[i].to_string() + ": the whole card is passed, " +
+                             std::to_string(card_functions[i].size()) + " function" +
+                             (card_functions[i].size() == 1 ? "" : "s") + " (" + names + ")");
   }
 
   // 6. IOMMU groups: VFIO gives a VM whole groups, so every other endpoint in them must be part
@@ -218,7 +229,12 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
           return problem(device.error());
         }
         const pci::Device& d = **device;
-        if (d.is_pci_bridge()) continue;
+        if (d.is_pci_bridge()) {
+          plan.decisions.push_back("IOMMU group " + group.to_string() + " of " +
+                                   f->address.to_string() + ": bridge " + member.to_string() +
+                                   " stays with the host (VFIO does not take bridges)");
+          continue;
+        }
         if (!policy.allows_group_peer(d)) {
           const std::string why =
               policy.allow_group_peers()
@@ -239,6 +255,9 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
                          "IOMMU group " + group.to_string() + " also holds the boot VGA " +
                              member.to_string());
         }
+        plan.decisions.push_back("IOMMU group " + group.to_string() + " of " +
+                                 f->address.to_string() + ": " + member.to_string() + " (" +
+                                 d.id() + ") goes along as a group peer (allowed by the policy)");
         peers[i].push_back(Peer{&d, group});
         peer_set.insert(member);
       }
@@ -272,6 +291,18 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context,
   }
   std::sort(plan.targets.begin(), plan.targets.end(),
             [](const Target& a, const Target& b) { return a.address < b.address; });
+  for (const auto& t : plan.targets) {
+    const std::string& vfio = context.options().vfio_driver;
+    plan.decisions.push_back(
+        t.address.to_string() + " (IOMMU group " + t.group.to_string() + "): " +
+        (t.original_driver == vfio ? "already on " + vfio
+                                   : (t.original_driver.empty() ? std::string("no driver")
+                                                                : t.original_driver) +
+                                         " -> " + vfio + ", given back to " +
+                                         (t.original_driver.empty() ? std::string("no driver")
+                                                                    : t.original_driver) +
+                                         " when the VM ends"));
+  }
 
   // 7. Not held by another VM.
   auto ledger = context.ledger();

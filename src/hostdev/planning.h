@@ -34,6 +34,9 @@ struct Target {
 struct Plan {
   std::vector<model::AssignedGpu> gpus;
   std::vector<Target> targets;  // every device, sorted by address
+  // What was decided and why (policy, whole cards, group peers and bridges, drivers), one
+  // sentence each: shown by a dry run.
+  std::vector<std::string> decisions;
 };
 
 // The targets of each IOMMU group, in address order, keyed by group. Pointers into plan.targets.

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "model/vm.h"
+#include "model/vm_plan.h"
 
 namespace feos::vmm {
 
@@ -80,6 +81,14 @@ class Hypervisor {
   virtual Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                             const std::vector<model::AssignedGpu>& gpus,
                             const std::string& runtime_dir) = 0;
+
+  // What start() would run for these arguments, computed by the code start() runs, with nothing
+  // created, written or launched: the command line, the guest's address space and the decisions
+  // behind it. Checks and errors as start(), except what only exists once create and start did
+  // their work (the GPUs' VFIO nodes, the runtime directory, a live process of the VM).
+  virtual Result<model::LaunchPlan> plan_start(const std::string& vm_id, const model::VmSpec& spec,
+                                               const std::vector<model::AssignedGpu>& gpus,
+                                               const std::string& runtime_dir) const = 0;
 
   // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns where its guest
   // stands. NOT_FOUND if the process is gone or is not this VM's.

@@ -39,6 +39,11 @@ class CheckingHypervisor final : public vmm::Hypervisor {
                     const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir) override {
     return fake.start(vm_id, spec, gpus, runtime_dir);
   }
+  Result<model::LaunchPlan> plan_start(const std::string& vm_id, const model::VmSpec& spec,
+                                       const std::vector<model::AssignedGpu>& gpus,
+                                       const std::string& runtime_dir) const override {
+    return fake.plan_start(vm_id, spec, gpus, runtime_dir);
+  }
   Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) override {
     return fake.adopt(vm_id, pid, runtime_dir);
   }

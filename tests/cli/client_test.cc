@@ -75,8 +75,18 @@ class FakeVmService final : public v1::VMService::Service {
                         v1::CreateVmResponse* response) override {
     std::lock_guard lock(mutex_);
     created_ = *request;
+    if (!create_error_.ok()) return create_error_;
     response->set_vm_id("vm-new");
+    if (request->dry_run()) *response->mutable_plan() = plan_;
     return grpc::Status::OK;
+  }
+  void set_plan(hostv1::VmPlan plan) {
+    std::lock_guard lock(mutex_);
+    plan_ = std::move(plan);
+  }
+  void set_create_error(grpc::Status status) {
+    std::lock_guard lock(mutex_);
+    create_error_ = std::move(status);
   }
 
   void set_vm(v1::VmInfo vm) {
@@ -92,6 +102,8 @@ class FakeVmService final : public v1::VMService::Service {
   std::mutex mutex_;
   v1::VmInfo vm_;
   std::optional<v1::CreateVmRequest> created_;
+  hostv1::VmPlan plan_;
+  grpc::Status create_error_;
 };
 
 struct Outcome {
@@ -296,6 +308,93 @@ TEST_F(ClientTest, VmCreateSendsGpusAndVmGetShowsThem) {
   auto json = nlohmann::json::parse(run_cli({"vm", "get", "vm-new", "-o", "json"}).out);
   EXPECT_EQ(json["gpus"][0]["functions"][0]["original_driver"], "nvidia");
   EXPECT_EQ(json["config"]["gpus"][1]["boot_vga"], true);
+}
+
+// A plan as feosd answers it for one H100 under tcg (abridged argv).
+hostv1::VmPlan h100_plan() {
+  hostv1::VmPlan plan;
+  plan.set_vm_id("vm-new");
+  hostv1::AssignedGpu& gpu = *plan.add_gpus();
+  gpu.mutable_request()->set_address("18:00.0");
+  gpu.set_numa_node(0);
+  hostv1::PassthroughFunction& f = *gpu.add_functions();
+  f.set_address("0000:18:00.0");
+  f.set_id("10de:2330");
+  f.set_class_code(0x030200);
+  f.set_iommu_group("59");
+  f.set_original_driver("nvidia");
+  hostv1::PciBar& bar0 = *f.add_bars();
+  bar0.set_index(0);
+  bar0.set_size(16ULL << 20);
+  hostv1::PciBar& bar1 = *f.add_bars();
+  bar1.set_index(1);
+  bar1.set_size(128ULL << 30);
+  bar1.set_is_64bit(true);
+  bar1.set_prefetchable(true);
+  plan.add_decisions("0000:18:00.0 (IOMMU group 59): nvidia -> vfio-pci");
+  auto& space = *plan.mutable_address_space();
+  space.set_ram_bytes(16ULL << 30);
+  space.set_mmio32_bytes(16ULL << 20);
+  space.set_hole64_start(20ULL << 30);
+  space.set_hole64_size(384ULL << 30);
+  space.set_phys_bits(40);
+  for (const char* arg : {"qemu-system-x86_64", "-name", "guest=vm-new,debug-threads=on", "-cpu",
+                          "max,phys-bits=40", "-append", "console=ttyS0 it's"})
+    plan.add_qemu_argv(arg);
+  return plan;
+}
+
+TEST_F(ClientTest, DryRunSendsTheFlagAndPrintsThePlanInSections) {
+  vms_.set_plan(h100_plan());
+  Outcome planned = run_cli({"vm", "create", "--dry-run", "--memory", "16384", "--gpu", "18:00.0"});
+  EXPECT_EQ(planned.rc, kExitOk) << planned.err;
+  ASSERT_TRUE(vms_.created().has_value());
+  EXPECT_TRUE(vms_.created()->dry_run());
+  EXPECT_EQ(planned.out,
+            "vm:  vm-new\n"
+            "gpus:\n"
+            "  18:00.0  numa node 0\n"
+            "    0000:18:00.0  10de:2330  class 0x030200  group 59  nvidia  BAR0 16MiB, "
+            "BAR1 128GiB 64-bit pref\n"
+            "decisions:\n"
+            "  - 0000:18:00.0 (IOMMU group 59): nvidia -> vfio-pci\n"
+            "address space:\n"
+            "  ram:          16 GiB\n"
+            "  below 4 GiB:  0.016 GiB (16MiB)\n"
+            "  64-bit hole:  384 GiB at 20 GiB (0x500000000)\n"
+            "  phys-bits:    40\n"
+            "qemu command line:\n"
+            "  qemu-system-x86_64 \\\n"
+            "    -name \\\n"
+            "    guest=vm-new,debug-threads=on \\\n"
+            "    -cpu \\\n"
+            "    max,phys-bits=40 \\\n"
+            "    -append \\\n"
+            "    'console=ttyS0 it'\\''s'\n");
+}
+
+TEST_F(ClientTest, DryRunJsonIsTheResponseWithItsPlan) {
+  vms_.set_plan(h100_plan());
+  Outcome planned = run_cli({"vm", "create", "--dry-run", "--gpu", "18:00.0", "-o", "json"});
+  EXPECT_EQ(planned.rc, kExitOk) << planned.err;
+  auto json = nlohmann::json::parse(planned.out);
+  EXPECT_EQ(json["vm_id"], "vm-new");
+  EXPECT_EQ(json["plan"]["vm_id"], "vm-new");
+  EXPECT_EQ(json["plan"]["gpus"][0]["functions"][0]["iommu_group"], "59");
+  EXPECT_EQ(json["plan"]["gpus"][0]["functions"][0]["bars"][1]["size"], "137438953472");
+  EXPECT_EQ(json["plan"]["address_space"]["hole64_size"], std::to_string(384ULL << 30));
+  EXPECT_EQ(json["plan"]["address_space"]["phys_bits"], 40);
+  EXPECT_EQ(json["plan"]["qemu_argv"][0], "qemu-system-x86_64");
+  EXPECT_EQ(json["plan"]["qemu_argv"].size(), 7u);
+}
+
+TEST_F(ClientTest, ARefusedDryRunExitsAsAFailedCreate) {
+  vms_.set_create_error({grpc::StatusCode::PERMISSION_DENIED, "vm x: 0000:db:00.0 (10de:2330) is not allowed"});
+  Outcome refused = run_cli({"vm", "create", "--dry-run", "--gpu", "db:00.0"});
+  EXPECT_EQ(refused.rc, kExitServerError);
+  EXPECT_EQ(refused.out, "");
+  EXPECT_EQ(refused.err,
+            "feosctl: error: PERMISSION_DENIED: vm x: 0000:db:00.0 (10de:2330) is not allowed\n");
 }
 
 // The real binary, end to end (process start, connect, call, JSON), on 1,000 GPUs: the shape of

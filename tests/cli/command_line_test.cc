@@ -190,6 +190,25 @@ TEST_F(CommandLineTest, GpuAddressGoesToTheDaemonAsTyped) {
   EXPECT_FALSE(inv.create_request.config().gpus(0).boot_vga());
 }
 
+TEST_F(CommandLineTest, DryRunAsksForThePlanWithEveryCreateFlag) {
+  Invocation inv = parse_ok({"vm", "create", "--dry-run", "--id", "a", "--vcpus", "4", "--memory",
+                             "2048", "--kernel", "k", "--gpu", "18:00.0,rombar=off"});
+  EXPECT_EQ(inv.command, Command::kVmCreate);
+  EXPECT_TRUE(inv.create_request.dry_run());
+  EXPECT_EQ(inv.create_request.vm_id(), "a");
+  EXPECT_EQ(inv.create_request.config().boot().kernel(), "/home/op/vms/k");
+  EXPECT_EQ(inv.create_request.config().gpus(0).rombar(), hostv1::ROM_BAR_OFF);
+  EXPECT_FALSE(parse_ok({"vm", "create"}).create_request.dry_run());
+}
+
+TEST_F(CommandLineTest, DryRunCannotStart) {
+  auto parsed = parse({"vm", "create", "--dry-run", "--start"});
+  ASSERT_FALSE(parsed.has_value());
+  EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
+  EXPECT_NE(parsed.error().message.find("--start excludes --dry-run"), std::string::npos)
+      << parsed.error().message;
+}
+
 TEST_F(CommandLineTest, CreateWithoutGpuHasNone) {
   EXPECT_EQ(parse_ok({"vm", "create"}).create_request.config().gpus_size(), 0);
 }

@@ -34,6 +34,22 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return pid;
   }
 
+  // A plan that tells the arguments apart: the VM, its runtime dir and one "vfio=<address>" per
+  // passed function; plan_error fails it as start_error fails start().
+  Result<model::LaunchPlan> plan_start(const std::string& vm_id, const model::VmSpec& spec,
+                                       const std::vector<model::AssignedGpu>& gpus,
+                                       const std::string& runtime_dir) const override {
+    ++plans;
+    if (plan_error) return fail(*plan_error);
+    model::LaunchPlan plan;
+    plan.argv = {"fake-hypervisor", vm_id, runtime_dir};
+    for (const auto& gpu : gpus)
+      for (const auto& f : gpu.functions) plan.argv.push_back("vfio=" + f.address.to_string());
+    plan.address_space.ram_bytes = spec.memory.size_mib << 20;
+    plan.decisions.push_back("fake hypervisor");
+    return plan;
+  }
+
   Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string&) override {
     std::lock_guard lock(mutex_);
     if (unreachable.count(pid)) return fail(Code::kDeadlineExceeded, "process " + std::to_string(pid) + ": QMP timed out");
@@ -109,6 +125,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
 
   bool fail_start = false;
   std::optional<Error> start_error;  // start() fails with it
+  std::optional<Error> plan_error;   // plan_start() fails with it
+  mutable std::atomic<int> plans = 0;
   std::map<std::string, std::vector<model::AssignedGpu>> started_gpus;  // what start() was given
   std::set<int> alive_after_restart;
   std::set<int> unreachable;  // alive, but adopt() cannot attach (DEADLINE_EXCEEDED)

@@ -9,6 +9,7 @@
 #include "support/fake_kernel.h"
 #include "support/host_builder.h"
 #include "support/pci_literals.h"
+#include "support/vm_ids.h"
 #include "sysfs_tree.h"
 
 namespace feos::core {
@@ -107,6 +108,38 @@ TEST_F(VmManagerGpuTest, SecondVmForTheSameGpuIsRefusedAndNotRecorded) {
   EXPECT_NE(second.error().message.find("0000:2a:00.0"), std::string::npos) << second.error().message;
   EXPECT_NE(second.error().message.find(first->text()), std::string::npos) << second.error().message;
   EXPECT_EQ(manager_->list().size(), 1u);
+}
+
+TEST_F(VmManagerGpuTest, PlanCreateIsTheHostSidesPlanAndTheHypervisorsAndWritesNothing) {
+  model::VmSpec spec;
+  spec.boot.kernel = "/boot/vmlinuz";
+  spec.gpus.push_back(model::GpuSpec{.address = test::pci_address("18:00.0")});
+  auto plan = manager_->plan_create(spec, test::vm_id("AAAAAAAA-0000-4000-8000-000000000001"));
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  EXPECT_EQ(plan->vm_id, "aaaaaaaa-0000-4000-8000-000000000001");
+  ASSERT_EQ(plan->gpus.size(), 1u);
+  EXPECT_EQ(plan->gpus[0].functions.at(0).iommu_group, pci::IommuGroup(59));
+  EXPECT_EQ(plan->gpus[0].numa_node, 0);
+  // The hypervisor was asked with the VM's future runtime dir and the planned functions.
+  EXPECT_EQ(plan->qemu_argv, (std::vector<std::string>{"fake-hypervisor", "aaaaaaaa-0000-4000-8000-000000000001",
+                                                       dir_.path() + "/vms/aaaaaaaa-0000-4000-8000-000000000001",
+                                                       "vfio=0000:18:00.0"}));
+  ASSERT_FALSE(plan->decisions.empty());
+  EXPECT_EQ(plan->decisions.back(), "fake hypervisor");  // the host side's first, then the hypervisor's
+  EXPECT_EQ(plan->address_space.ram_bytes, spec.memory.size_mib << 20);
+  EXPECT_EQ(kernel_->write_count(), 0u);
+  EXPECT_TRUE(db_->ledger().list(std::nullopt)->empty());
+  EXPECT_TRUE(manager_->list().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/vms/aaaaaaaa-0000-4000-8000-000000000001"));
+  EXPECT_EQ(hv_.starts, 0);
+
+  // What the hypervisor refuses comes back as start() reports it.
+  hv_.plan_error = Error{Code::kFailedPrecondition, "vm aaaaaaaa-0000-4000-8000-000000000001: gpus: too wide"};
+  auto refused = manager_->plan_create(spec, test::vm_id("aaaaaaaa-0000-4000-8000-000000000001"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message, "start vm aaaaaaaa-0000-4000-8000-000000000001: vm aaaaaaaa-0000-4000-8000-000000000001: gpus: too wide");
+  EXPECT_EQ(kernel_->write_count(), 0u);
 }
 
 TEST_F(VmManagerGpuTest, RefusalsLeaveNothingBehind) {

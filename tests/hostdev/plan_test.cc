@@ -1,6 +1,7 @@
 // HostDevices::plan: expansion to whole cards and groups, and every validation failure with its
 // code and the offending device named. plan has no side effects. The ledger is the in-memory fake
 // (tests/support/fake_device_ledger.h): planning reads it only.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "hostdev_fixture.h"
@@ -152,6 +153,26 @@ TEST_F(PlanTest, SharedGroupPassesWhenPolicyAllowsPeers) {
   EXPECT_EQ(gpu.group_peers[1].address.to_string(), "0000:04:00.1");
   EXPECT_EQ(gpu.group_peers[0].original_driver, "igb");
   EXPECT_EQ(gpu.group_peers[0].iommu_group, pci::IommuGroup(20));
+}
+
+// What a dry run shows: why each device goes, what stays, and which driver it leaves.
+TEST_F(PlanTest, DecisionsSayWhatGoesAlongWhatStaysAndWhichDriverEachLeaves) {
+  using ::testing::Contains;
+  using ::testing::HasSubstr;
+  start(test::shared_group_host(), Policy({}, {}, /*allow_group_peers=*/true));
+  std::vector<std::string> decisions;
+  auto planned = host_->plan("vm-1", gpus_at({"0000:03:00.0"}), &decisions);
+  ASSERT_TRUE(planned) << planned.error().to_string();
+  EXPECT_THAT(decisions, Contains(HasSubstr(") is allowed by the GPU policy: ")));
+  EXPECT_THAT(decisions,
+              Contains("0000:03:00.0: the whole card is passed, 1 function (0000:03:00.0)"));
+  EXPECT_THAT(decisions, Contains("IOMMU group 20 of 0000:03:00.0: 0000:04:00.0 (8086:1521) goes "
+                                  "along as a group peer (allowed by the policy)"));
+  EXPECT_THAT(decisions, Contains(HasSubstr(" stays with the host (VFIO does not take bridges)")));
+  EXPECT_THAT(decisions, Contains("0000:04:00.0 (IOMMU group 20): igb -> vfio-pci, given back to "
+                                  "igb when the VM ends"));
+  EXPECT_EQ(kernel_->write_count(), 0u);
+  EXPECT_EQ(kernel_->snapshot(), before_);
 }
 
 TEST_F(PlanTest, PeerPolicyWithListsNeedsThePeerListed) {

@@ -10,6 +10,7 @@
 namespace feos::vmm::qemu {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using Argv = std::vector<std::string>;
@@ -399,6 +400,45 @@ TEST(ArgvBuilderGpu, EightH100s) {
                          {head("q35", "tcg", "max,phys-bits=43", "1,maxcpus=2", "1048576M"),
                           {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon,
                           kKernelArgs, eight_h100_devices()})));
+}
+
+TEST(ArgvBuilderGpu, TheLaunchPlanIsTheArgvWithTheAddressSpaceItGives) {
+  // EightH100s' numbers: hole of 2176 GiB at 2046 GiB, 43 bits, 8 x 16 MiB below 4 GiB.
+  const auto spec = gpu_spec(1024 * 1024);
+  auto launch = build_launch(tcg_config(), spec, {}, hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(launch) << launch.error().to_string();
+  EXPECT_EQ(launch->argv, *build_argv(tcg_config(), spec, {}, hgx_h100s(8), kFiles, "vm-1"));
+  EXPECT_EQ(launch->address_space.ram_bytes, uint64_t{1} << 40);
+  EXPECT_EQ(launch->address_space.mmio32_bytes, 128 * kMiB);
+  EXPECT_EQ(launch->address_space.hole64_start, 2046 * kGiB);
+  EXPECT_EQ(launch->address_space.hole64_size, 2336462209024u);
+  EXPECT_EQ(launch->address_space.phys_bits, 43);
+  EXPECT_THAT(launch->decisions,
+              ElementsAre("accelerator: tcg",
+                          "guest physical address bits: 43 (-cpu max,phys-bits), to reach 4222 GiB",
+                          "64-bit PCI hole: 2176 GiB at 2046 GiB; the 64-bit BAR windows need "
+                          "2176 GiB, more than q35's default 32 GiB: pci-hole64-size set",
+                          "below 4 GiB: 128 MiB of the 748 MiB q35 leaves for passed-through "
+                          "devices"));
+  // Under kvm the guest has the host's bits.
+  ArgvConfig kvm = tcg_config();
+  kvm.accel = Accel::kKvm;
+  kvm.host_phys_bits = 46;
+  auto on_kvm = build_launch(kvm, spec, {}, hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(on_kvm) << on_kvm.error().to_string();
+  EXPECT_EQ(on_kvm->address_space.phys_bits, 46);
+  EXPECT_EQ(on_kvm->address_space.hole64_size, 2336462209024u);
+}
+
+TEST(ArgvBuilderGpu, WithoutGpusTheLaunchPlanHasQ35sDefaultHole) {
+  auto launch = build_launch(tcg_config(), gpu_spec(512), {}, {}, kFiles, "vm-1");
+  ASSERT_TRUE(launch) << launch.error().to_string();
+  EXPECT_EQ(launch->address_space.ram_bytes, 512 * kMiB);
+  EXPECT_EQ(launch->address_space.mmio32_bytes, 0u);
+  EXPECT_EQ(launch->address_space.hole64_start, 4 * kGiB);
+  EXPECT_EQ(launch->address_space.hole64_size, kQ35DefaultHole64Size);
+  EXPECT_EQ(launch->address_space.phys_bits, 40);
+  EXPECT_THAT(launch->decisions, ElementsAre("accelerator: tcg"));
 }
 
 TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {

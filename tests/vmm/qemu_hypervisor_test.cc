@@ -254,6 +254,41 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   EXPECT_EQ(launcher_.launches, 2);
 }
 
+TEST_F(QemuHypervisorUnit, PlanStartIsWhatStartRunsAndTouchesNothing) {
+  QemuConfig config;
+  config.accel = "kvm";
+  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+  ASSERT_TRUE(hv) << hv.error().to_string();
+  fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 39 bits physical, 48 bits virtual\n";
+  auto gpus = testing::hgx_h100s(8);
+  auto spec = with_gpus(kernel_spec(), gpus, 1024 * 1024);
+  TempDir run;
+  const std::string runtime_dir = run / "vm-1";  // never created
+  // Refused as start() refuses it, before anything.
+  auto refused = (*hv)->plan_start("vm-1", spec, gpus, runtime_dir);
+  ASSERT_FALSE(refused);
+  auto refused_start = (*hv)->start("vm-1", spec, gpus, run.path());
+  ASSERT_FALSE(refused_start);
+  EXPECT_EQ(refused.error().code, refused_start.error().code);
+  EXPECT_EQ(refused.error().message, refused_start.error().message);
+
+  // On a wide host: the plan needs no VFIO nodes (the GPUs are not bound yet), writes nothing,
+  // launches nothing, and is the argv start() launches.
+  fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 46 bits physical, 57 bits virtual\n";
+  auto plan = (*hv)->plan_start("vm-1", spec, gpus, run.path());
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  EXPECT_FALSE(std::filesystem::exists(runtime_dir));
+  EXPECT_TRUE(std::filesystem::is_empty(run.path()));
+  EXPECT_EQ(launcher_.launches, 0);
+  EXPECT_EQ(plan->address_space.phys_bits, 46);
+  EXPECT_THAT(plan->decisions, ::testing::Contains("RLIMIT_MEMLOCK: 1025 GiB (guest RAM + 1 GiB: "
+                                                   "VFIO pins all guest RAM for device DMA)"));
+  for (const auto& gpu : gpus) fs_.files["/fake/dev/vfio/" + gpu.functions[0].iommu_group->to_string()] = "";
+  EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));  // the fake qemu never answers
+  ASSERT_EQ(launcher_.launches, 1);
+  EXPECT_EQ(launcher_.last.argv, plan->argv);
+}
+
 TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
   QemuConfig config;
   config.gpudirect_clique = 16;

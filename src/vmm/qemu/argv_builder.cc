@@ -1,5 +1,6 @@
 #include "vmm/qemu/argv_builder.h"
 
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -28,6 +29,9 @@ struct MachinePlan {
   std::vector<std::pair<std::string, std::string>> backends;
   std::vector<QemuOpts> devices;  // -device
   std::vector<QemuOpts> fw_cfg;   // -fw_cfg
+  std::optional<AddressLayout> layout;  // set by add_gpus() for a VM with GPUs
+  std::optional<UefiAperture> aperture;  // set by add_gpus() for a UEFI VM with GPUs
+  std::vector<std::string> decisions;   // why the machine looks as it does, one sentence each
 };
 
 void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
@@ -296,6 +300,11 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
     reach = "with UEFI firmware the 64-bit windows need an aperture of " + format_bytes(aperture->size) +
             " at " + format_bytes(aperture->base) + ", which needs " + std::to_string(phys_bits) +
             " physical address bits";
+    plan.aperture = *aperture;
+    plan.decisions.push_back("UEFI: OVMF's 64-bit aperture " + format_bytes(aperture->size) + " at " +
+                             format_bytes(aperture->base) +
+                             (aperture->needs_fw_cfg ? " (more than its default 32 GiB: X-PciMmio64Mb set)"
+                                                     : " (its default)"));
     if (aperture->needs_fw_cfg)
       plan.fw_cfg.push_back(QemuOpts()
                                 .set("name", "opt/ovmf/X-PciMmio64Mb")
@@ -309,12 +318,30 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
                       "; the host CPU has " + std::to_string(config.host_phys_bits) +
                       " (kvm guests get the host's address bits)");
     plan.cpu.set("host-phys-bits", "on");
+    plan.decisions.push_back(
+        "guest physical address bits: the host CPU's (host-phys-bits=on, " +
+        (config.host_phys_bits > 0 ? std::to_string(config.host_phys_bits) + " bits"
+                                   : std::string("not known")) +
+        "); the layout needs " + std::to_string(layout->phys_bits));
   } else {
     plan.cpu.set("phys-bits", std::to_string(phys_bits));
+    plan.decisions.push_back("guest physical address bits: " + std::to_string(phys_bits) +
+                             " (-cpu max,phys-bits), to reach " +
+                             format_bytes(plan.aperture ? plan.aperture->base + plan.aperture->size
+                                                        : layout->address_end));
   }
   if (!layout->hole64_is_default)
     plan.globals.push_back(
         QemuOpts().set("q35-pcihost.pci-hole64-size", std::to_string(layout->hole64_size)));
+  plan.decisions.push_back(
+      "64-bit PCI hole: " + format_bytes(layout->hole64_size) + " at " +
+      format_bytes(layout->hole64_start) + "; the 64-bit BAR windows need " +
+      format_bytes(layout->hole64_needed) +
+      (layout->hole64_is_default ? ", which q35's default 32 GiB holds"
+                                 : ", more than q35's default 32 GiB: pci-hole64-size set"));
+  plan.decisions.push_back("below 4 GiB: " + format_bytes(layout->mmio32_needed) + " of the " +
+                           format_bytes(kMmio32Budget) + " q35 leaves for passed-through devices");
+  plan.layout = *layout;
   for (auto& device : devices) plan.devices.push_back(std::move(device));
   return ok();
 }
@@ -332,6 +359,14 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
                                             const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id) {
+  FEOS_ASSIGN_OR_RETURN(auto launch, build_launch(config, spec, images, gpus, files, vm_id));
+  return std::move(launch.argv);
+}
+
+Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::VmSpec& spec,
+                                       const BlockGraph& images,
+                                       const std::vector<model::AssignedGpu>& gpus,
+                                       const RuntimeFiles& files, const std::string& vm_id) {
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "vm id is empty");
   if (vm_id.find('\0') != std::string::npos)
     return fail(Code::kInvalidArgument, "vm id contains a NUL byte");
@@ -410,7 +445,46 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
   for (const auto& fw_cfg : plan.fw_cfg) arg("-fw_cfg", fw_cfg.render());
   for (const auto& [flag, backend] : plan.backends) arg(flag, backend);
   for (const auto& device : plan.devices) arg(kDeviceFlag, device.render());
-  return argv;
+
+  model::LaunchPlan launch;
+  launch.argv = std::move(argv);
+  const uint64_t ram = spec.memory.size_mib * kMiB;
+  // Without GPUs the layout is q35's own: the default hole after the RAM, qemu's default bits.
+  AddressLayout layout;
+  if (plan.layout) {
+    layout = *plan.layout;
+  } else {
+    auto plain = plan_address_layout(ram, {});
+    if (!plain) return fail(plain.error().context("vm " + vm_id));
+    layout = *plain;
+  }
+  launch.address_space = model::AddressSpacePlan{.ram_bytes = ram,
+                                                 .mmio32_bytes = layout.mmio32_needed,
+                                                 .hole64_start = layout.hole64_start,
+                                                 .hole64_size = layout.hole64_size,
+                                                 .phys_bits = layout.phys_bits};
+  if (plan.aperture) {
+    launch.address_space.phys_bits = plan.aperture->phys_bits;
+    launch.address_space.uefi_aperture_base = plan.aperture->base;
+    launch.address_space.uefi_aperture_size = plan.aperture->size;
+  }
+  launch.firmware.spec = spec.firmware;
+  if (config.uefi && spec.firmware.kind == model::FirmwareKind::kUefi) {
+    launch.firmware.descriptor = config.uefi->descriptor;
+    launch.firmware.code = config.uefi->code;
+    launch.firmware.vars_template = config.uefi->vars_template;
+    launch.firmware.vars = files.uefi_vars;
+    launch.decisions.push_back("firmware: UEFI from " + config.uefi->descriptor +
+                               (spec.firmware.secure_boot ? ", Secure Boot enforced (SMM)" : ""));
+  } else {
+    launch.decisions.push_back("firmware: BIOS (SeaBIOS, qemu's default)");
+  }
+  // kvm guests get the host's bits (host-phys-bits=on), when they are known.
+  if (config.accel == Accel::kKvm && config.host_phys_bits > 0)
+    launch.address_space.phys_bits = config.host_phys_bits;
+  launch.decisions.push_back("accelerator: " + std::string(accel_name(config.accel)));
+  for (auto& decision : plan.decisions) launch.decisions.push_back(std::move(decision));
+  return launch;
 }
 
 }  // namespace feos::vmm::qemu

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "model/gpu.h"
 #include "model/vm.h"
+#include "model/vm_plan.h"
 #include "vmm/qemu/block_graph.h"
 #include "vmm/qemu/firmware.h"
 #include "vmm/qemu/runtime_dir.h"
@@ -114,5 +115,14 @@ Result<std::vector<std::string>> build_argv(const ArgvConfig& config, const mode
                                             const BlockGraph& images,
                                             const std::vector<model::AssignedGpu>& gpus,
                                             const RuntimeFiles& files, const std::string& vm_id);
+
+// build_argv()'s command line together with the guest address space it gives (RAM, the
+// below-4-GiB windows, the 64-bit hole, phys-bits: mmio_layout.h's numbers; without GPUs q35's
+// default hole) and the decisions behind them, one sentence each. The one function behind both a
+// start and a dry run (Hypervisor::plan_start). Errors: build_argv()'s.
+Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::VmSpec& spec,
+                                       const BlockGraph& images,
+                                       const std::vector<model::AssignedGpu>& gpus,
+                                       const RuntimeFiles& files, const std::string& vm_id);
 
 }  // namespace feos::vmm::qemu

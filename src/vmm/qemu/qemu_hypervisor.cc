@@ -254,10 +254,9 @@ Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
   return ok();
 }
 
-Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
-                                  const std::vector<model::AssignedGpu>& gpus,
-                                  const std::string& runtime_dir) {
-  auto started_at = Clock::now();
+Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
+    const std::string& vm_id, const model::VmSpec& spec,
+    const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir) const {
   auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
   FEOS_TRY(validate(spec).map_error(in_vm));
   if (gpus.size() != spec.gpus.size())
@@ -276,8 +275,41 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   model::VmSpec resolved = files.spec;
   resolved.boot.kernel = files.kernel;
   resolved.boot.initramfs = files.initramfs;
-  FEOS_ASSIGN_OR_RETURN(auto argv, build_argv(argv_config, resolved, files.images, gpus, dir.files(), vm_id));
+  FEOS_ASSIGN_OR_RETURN(auto launch, build_launch(argv_config, resolved, files.images, gpus,
+                                                  dir.files(), vm_id));
+  if (!gpus.empty())
+    launch.decisions.push_back(
+        "RLIMIT_MEMLOCK: " + format_bytes(memlock_bytes(spec, gpus)) +
+        " (guest RAM + 1 GiB: VFIO pins all guest RAM for device DMA)");
+  if (config_.run_as) launch.decisions.push_back("qemu runs as " + config_.run_as->describe());
+  return PlannedStart{std::move(files), std::move(argv_config.uefi), std::move(launch)};
+}
+
+Result<model::LaunchPlan> QemuHypervisor::plan_start(const std::string& vm_id,
+                                                     const model::VmSpec& spec,
+                                                     const std::vector<model::AssignedGpu>& gpus,
+                                                     const std::string& runtime_dir) const {
+  FEOS_ASSIGN_OR_RETURN(auto planned, plan_launch(vm_id, spec, gpus, runtime_dir));
+  return std::move(planned.launch);
+}
+
+uint64_t QemuHypervisor::memlock_bytes(const model::VmSpec& spec,
+                                       const std::vector<model::AssignedGpu>& gpus) {
+  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
+  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
+  return gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
+}
+
+Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
+                                  const std::vector<model::AssignedGpu>& gpus,
+                                  const std::string& runtime_dir) {
+  auto started_at = Clock::now();
+  auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
+  FEOS_ASSIGN_OR_RETURN(auto planned, plan_launch(vm_id, spec, gpus, runtime_dir));
+  const CheckedFiles& files = planned.files;
+  std::vector<std::string>& argv = planned.launch.argv;
   FEOS_TRY(check_vfio_groups(gpus).map_error(in_vm));
+  RuntimeDir dir(runtime_dir);
 
   auto vm = std::make_shared<QemuProcess>(vm_id, std::move(dir), accel_, process_context_);
   if (!reserve(vm)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already has a qemu process");
@@ -286,12 +318,9 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     forget(vm);
     return fail(error);
   };
-  if (auto prepared = prepare_runtime_dir(*vm, files, gpus, argv_config.uefi); !prepared)
+  if (auto prepared = prepare_runtime_dir(*vm, files, gpus, planned.uefi); !prepared)
     return failed(in_vm(prepared.error()));
-  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
-  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
-  uint64_t memlock_bytes = gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
-  if (auto launched = vm->launch(argv, memlock_bytes, config_.run_as); !launched)
+  if (auto launched = vm->launch(argv, memlock_bytes(spec, gpus), config_.run_as); !launched)
     return failed(launched.error());
   auto launched_at = Clock::now();
 

@@ -102,6 +102,13 @@ class QemuHypervisor final : public Hypervisor {
                     const std::vector<model::AssignedGpu>& gpus,
                     const std::string& runtime_dir) override;
 
+  // start()'s checks and command line, up to the VFIO nodes: validate(), the spec's files
+  // (check_spec_files()), build_launch() on the resolved paths; plus the RLIMIT_MEMLOCK start
+  // would set. Creates, writes and launches nothing. Errors: start()'s up to build_argv()'s.
+  Result<model::LaunchPlan> plan_start(const std::string& vm_id, const model::VmSpec& spec,
+                                       const std::vector<model::AssignedGpu>& gpus,
+                                       const std::string& runtime_dir) const override;
+
   // NOT_FOUND when `pid` is not alive or its /proc cmdline lacks this VM's `-name` argument;
   // FAILED_PRECONDITION if the VM has a process attached already; UNAVAILABLE when QMP or the
   // console cannot be reached (the process is left running). qemu's run state "running" ->
@@ -154,6 +161,19 @@ class QemuHypervisor final : public Hypervisor {
   Status watch(const std::shared_ptr<QemuProcess>& vm);
   static void on_exit(const std::weak_ptr<Shared>& weak, const std::shared_ptr<QemuProcess>& vm,
                       const sys::ExitStatus& status);
+  // What start() runs, computed without side effects: the checked files, the UEFI firmware of a
+  // UEFI spec, and the launch plan.
+  struct PlannedStart {
+    CheckedFiles files;
+    std::optional<UefiFirmware> uefi;
+    model::LaunchPlan launch;
+  };
+  Result<PlannedStart> plan_launch(const std::string& vm_id, const model::VmSpec& spec,
+                                   const std::vector<model::AssignedGpu>& gpus,
+                                   const std::string& runtime_dir) const;
+  // RLIMIT_MEMLOCK for the VM's qemu; 0: inherit.
+  static uint64_t memlock_bytes(const model::VmSpec& spec,
+                                const std::vector<model::AssignedGpu>& gpus);
   // The builder's host facts for a VM; a UEFI spec gets its firmware (find_uefi_firmware()'s errors).
   Result<ArgvConfig> argv_config(const model::VmSpec& spec, bool with_gpus) const;
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;

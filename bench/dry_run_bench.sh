@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: `feosctl vm create --dry-run` for 8 GPUs on a simulated 1,000-device host, end to end
+# through the real feosctl and feosd (process start, connect, validation, the host side's plan over
+# the whole PCI tree, the hypervisor's plan, JSON). Target: median well under 50 ms.
+# Prints the median and p95 of R runs (after one warm-up).
+# Usage: dry_run_bench.sh BIN_DIR [DEVICES=1000] [RUNS=25]
+set -euo pipefail
+BIN=$(cd "$1" && pwd); N=${2:-1000}; R=${3:-25}
+base=/dev/shm; [ -w $base ] || base=${TMPDIR:-/tmp}
+WORK=$(mktemp -d $base/feosd-dry-run.XXXXXX)
+DAEMON=
+cleanup() { [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BIN/feos-fake-sysfs" --host "large:$N" "$WORK/host" >/dev/null
+echo "a kernel" >"$WORK/vmlinuz"
+"$BIN/feosd" --socket "$WORK/feosd.sock" --state-dir "$WORK/state" --accel tcg --log-level info \
+  --sysfs-root "$WORK/host/sys" --dev-root "$WORK/host/dev" --proc-root "$WORK/host/proc" 2>"$WORK/feosd.log" &
+DAEMON=$!
+for _ in $(seq 100); do [ -S "$WORK/feosd.sock" ] && break; sleep 0.05; done
+ctl() { "$BIN/feosctl" --socket "$WORK/feosd.sock" "$@"; }
+
+# The first 8 H100-class GPUs the inventory offers (the host's BMC VGA is the boot VGA).
+mapfile -t gpus < <(ctl gpu list -o json | python3 -c '
+import json, sys
+devices = json.load(sys.stdin).get("devices", [])
+print("\n".join([d["address"] for d in devices if d.get("vendor_id") == "10de" and d.get("status") == "DEVICE_STATUS_AVAILABLE"][:8]))')
+[ "${#gpus[@]}" -eq 8 ] || { echo "the $N-device host offers ${#gpus[@]} GPUs, not 8"; exit 1; }
+args=(vm create --dry-run --id 00000000-0000-4000-8000-0000000000be --vcpus 16 --memory 65536 --kernel "$WORK/vmlinuz" -o json)
+for g in "${gpus[@]}"; do args+=(--gpu "$g"); done
+
+ctl "${args[@]}" >"$WORK/plan.json"
+vfio=$(grep -c '"vfio-pci,host=' "$WORK/plan.json" || true)
+[ "$vfio" -eq 8 ] || { echo "the plan passes $vfio vfio-pci functions, not 8"; cat "$WORK/plan.json"; exit 1; }
+# Runs alternate with `feosctl vm list` (an empty list: process start, connect, one call), the
+# floor any feosctl command pays on this machine, so a loaded CI machine shows in both figures.
+for _ in $(seq "$R"); do
+  s=$(date +%s%N); ctl "${args[@]}" >/dev/null; e=$(date +%s%N)
+  echo $(( (e - s) / 1000 )) >>"$WORK/dry"
+  s=$(date +%s%N); ctl vm list -o json >/dev/null; e=$(date +%s%N)
+  echo $(( (e - s) / 1000 )) >>"$WORK/list"
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)] / 1000}'; }
+p95() { sort -n "$1" | awk '{a[NR]=$1} END {i=int(NR*0.95+0.999); if (i>NR) i=NR; printf "%.1f", a[i] / 1000}'; }
+median=$(median "$WORK/dry"); p95=$(p95 "$WORK/dry")
+[ -z "$(ls -A "$WORK/state/vms")" ] || { echo "a dry run left a runtime directory"; exit 1; }
+echo "dry run of 8 GPUs on a $N-device host (feosctl vm create --dry-run -o json, end to end), $R runs:"
+echo "  median $median ms, p95 $p95 ms"
+echo "  baseline feosctl vm list -o json: median $(median "$WORK/list") ms, p95 $(p95 "$WORK/list") ms"
+# feosd's own share: VmManager::plan_create logs "planned vm=<id> gpus=8 us=<microseconds>".
+grep -o 'planned vm=00000000-0000-4000-8000-0000000000be gpus=8 us=[0-9]*' "$WORK/feosd.log" |
+  sed 's/.*us=//' | tail -n "$R" >"$WORK/daemon"
+[ "$(wc -l <"$WORK/daemon")" -eq "$R" ] || { echo "feosd logged $(wc -l <"$WORK/daemon") plans, not $R"; exit 1; }
+echo "  inside feosd (plan_create): median $(median "$WORK/daemon") ms, p95 $(p95 "$WORK/daemon") ms"
+awk -v m="$median" 'BEGIN { printf "  target: median < 50 ms: %s\n", (m < 50 ? "MET" : "MISSED") }'

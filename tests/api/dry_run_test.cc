@@ -1,0 +1,304 @@
+// CreateVm with dry_run on feosd's own wiring (daemon::Daemon) with the real QEMU adapter, over
+// the fake kernel of an HGX H100 host, through a real gRPC server: a dry run answers with the
+// plan a real create and start would follow, gives the same code and message as the real path for
+// every refusal, and changes nothing (kernel bindings, ledger, VM records, events, runtime dirs).
+// Nothing launches qemu: the adapter's refusals come before it, and successful plans are not
+// started.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "feos/vm/vmm/api/v1/vm.grpc.pb.h"
+#include "store/database.h"
+#include "support/fake_host.h"
+#include "support/temp_dir.h"
+#include "vmm/qemu/mmio_layout.h"
+
+namespace feos::api {
+namespace {
+
+namespace fs = std::filesystem;
+namespace pb = ::feos::vm::vmm::api::v1;
+
+// VM ids are UUIDs.
+constexpr const char* kExisting = "00000000-0000-4000-8000-000000000001";
+constexpr const char* kHolder = "00000000-0000-4000-8000-000000000002";
+constexpr const char* kCandidate = "00000000-0000-4000-8000-000000000003";
+constexpr const char* kThird = "00000000-0000-4000-8000-000000000004";
+constexpr const char* kFourth = "00000000-0000-4000-8000-000000000005";
+constexpr const char* kNewUpper = "AAAAAAAA-0000-4000-8000-000000000006";
+constexpr const char* kNew = "aaaaaaaa-0000-4000-8000-000000000006";
+
+void put_file(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << text;
+}
+
+// Everything a create could change, as comparable text.
+struct HostState {
+  test::BindingSnapshot bindings;
+  std::vector<std::string> ledger, vms, runtime_dirs;
+  size_t events = 0;
+  bool operator==(const HostState&) const = default;
+};
+
+class DryRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log::set_level("warn");
+    test::HostBuilder b = test::hgx_h100_host();
+    // A host process has /dev/nvidia3 open: 5d:00.0's, by the driver's information files below.
+    b.process(1234, "python3").open_dev(5, "nvidia3");
+    auto host = test::FakeHost::create(b);
+    ASSERT_TRUE(host) << host.error().to_string();
+    host_ = std::move(*host);
+    const auto& paths = host_->paths();
+    const char* gpus[] = {"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
+                          "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"};
+    for (int i = 0; i < 8; ++i)
+      put_file(paths.proc_root + "/driver/nvidia/gpus/" + gpus[i] + "/information",
+               "Device Minor: \t " + std::to_string(i) + "\nBus Location: \t " + gpus[i] + "\n");
+    // kvm guests get the host's address bits: 40 hold one H100, not four.
+    put_file(paths.cpuinfo(), "processor\t: 0\naddress sizes\t: 40 bits physical, 48 bits virtual\n");
+    // The policy allows seven of the eight GPUs (not db:00.0) and the BMC's VGA.
+    put_file(state_ / "policy.json",
+             R"({"allow_addresses": ["18:00.0", "2a:00.0", "3a:00.0", "5d:00.0", "9a:00.0",
+                 "ab:00.0", "ba:00.0", "02:00.0"]})");
+    put_file(state_ / "vmlinuz", "a kernel");
+
+    daemon::DaemonOptions o;
+    o.state_dir = state_ / "state";
+    o.paths = paths;
+    o.filesystem = &host_->kernel();
+    o.qemu.accel = "kvm";
+    o.device_policy_file = state_ / "policy.json";
+    o.vm_limits.max_vms = 3;
+    o.build_version = "dry-run-test";
+    auto daemon = daemon::Daemon::open(std::move(o));
+    ASSERT_TRUE(daemon) << daemon.error().to_string();
+    daemon_ = std::move(*daemon);
+    const std::string target = "unix:" + (state_ / "feosd.sock");
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(target, grpc::InsecureServerCredentials());
+    daemon_->register_services(builder);
+    server_ = builder.BuildAndStart();
+    ASSERT_TRUE(server_);
+    stub_ = pb::VMService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+
+    // Two VMs: one without GPUs, one holding 2a:00.0.
+    ASSERT_TRUE(create(request(kExisting)).ok());
+    ASSERT_TRUE(create(request(kHolder, {"0000:2a:00.0"})).ok());
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+
+  pb::CreateVmRequest request(const std::string& id, std::vector<std::string> gpus = {}) {
+    pb::CreateVmRequest req;
+    req.set_vm_id(id);
+    auto* config = req.mutable_config();
+    config->mutable_cpus()->set_boot_vcpus(2);
+    config->mutable_memory()->set_size_mib(1024);
+    config->mutable_boot()->set_kernel(state_ / "vmlinuz");
+    for (const auto& gpu : gpus) config->add_gpus()->set_address(gpu);
+    return req;
+  }
+
+  grpc::Status create(pb::CreateVmRequest req, pb::CreateVmResponse* resp = nullptr) {
+    pb::CreateVmResponse ignored;
+    grpc::ClientContext context;
+    return stub_->CreateVm(&context, req, resp ? resp : &ignored);
+  }
+  grpc::Status dry_run(pb::CreateVmRequest req, pb::CreateVmResponse* resp = nullptr) {
+    req.set_dry_run(true);
+    return create(std::move(req), resp);
+  }
+  grpc::Status call_start(const std::string& id) {
+    pb::StartVmRequest req;
+    req.set_vm_id(id);
+    pb::StartVmResponse resp;
+    grpc::ClientContext context;
+    return stub_->StartVm(&context, req, &resp);
+  }
+  grpc::Status call_delete(const std::string& id) {
+    pb::DeleteVmRequest req;
+    req.set_vm_id(id);
+    pb::DeleteVmResponse resp;
+    grpc::ClientContext context;
+    return stub_->DeleteVm(&context, req, &resp);
+  }
+
+  HostState state() {
+    HostState s;
+    s.bindings = host_->kernel().snapshot();
+    auto rows = daemon_->db().ledger().list(std::nullopt);
+    EXPECT_TRUE(rows) << rows.error().to_string();
+    if (rows)
+      for (const auto& row : *rows)
+        s.ledger.push_back(row.bdf.to_string() + " " + row.vm_id + " " +
+                           std::string(store::step_name(row.step)));
+    for (const auto& record : daemon_->manager().list())
+      s.vms.push_back(record.id + " " + std::to_string(static_cast<int>(record.state)));
+    auto events = daemon_->db().events().query(store::EventFilter{});
+    EXPECT_TRUE(events) << events.error().to_string();
+    if (events) s.events = events->size();
+    for (const auto& entry : fs::directory_iterator(state_ / "state/vms"))
+      s.runtime_dirs.push_back(entry.path().filename());
+    std::sort(s.runtime_dirs.begin(), s.runtime_dirs.end());
+    return s;
+  }
+
+  test::TempDir state_ = test::TempDir::for_trees();
+  std::unique_ptr<test::FakeHost> host_;
+  std::unique_ptr<daemon::Daemon> daemon_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<pb::VMService::Stub> stub_;
+};
+
+struct BadRequest {
+  std::string name;
+  std::function<void(pb::CreateVmRequest&)> change;
+  grpc::StatusCode code;
+  std::string message_part;  // the message must hold it (the full message is compared below)
+  bool refused_at_start = false;  // the real path refuses it only when the VM starts
+};
+
+TEST_F(DryRunTest, ARefusedDryRunGivesTheRealPathsCodeAndMessageAndChangesNothing) {
+  const std::vector<BadRequest> cases = {
+      {"bad id", [](auto& r) { r.set_vm_id("no spaces allowed"); }, grpc::INVALID_ARGUMENT, "vm id"},
+      {"id taken", [](auto& r) { r.set_vm_id(kExisting); }, grpc::ALREADY_EXISTS, "already exists"},
+      {"missing image", [](auto& r) { r.mutable_config()->set_image_ref("/nonexistent/disk.img"); },
+       grpc::NOT_FOUND, "/nonexistent/disk.img"},
+      {"unknown GPU", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:77:00.0"); },
+       grpc::NOT_FOUND, "0000:77:00.0"},
+      {"not a GPU", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:19:00.0"); },
+       grpc::FAILED_PRECONDITION, "not a GPU"},
+      {"held by another VM", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:2a:00.0"); },
+       grpc::FAILED_PRECONDITION, "is assigned to vm " + std::string(kHolder)},
+      {"refused by the policy", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:db:00.0"); },
+       grpc::PERMISSION_DENIED, "not allowed by the GPU policy"},
+      {"boot VGA", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:02:00.0"); },
+       grpc::FAILED_PRECONDITION, "boot VGA"},
+      {"open on the host", [](auto& r) { r.mutable_config()->add_gpus()->set_address("0000:5d:00.0"); },
+       grpc::FAILED_PRECONDITION, "pid 1234 (python3)"},
+      {"layout past the host's address bits",
+       [](auto& r) {
+         for (const char* gpu : {"0000:18:00.0", "0000:3a:00.0", "0000:9a:00.0", "0000:ab:00.0"})
+           r.mutable_config()->add_gpus()->set_address(gpu);
+       },
+       grpc::FAILED_PRECONDITION, "the host CPU has 40", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    pb::CreateVmRequest req = request(kCandidate);
+    c.change(req);
+    const HostState before = state();
+    pb::CreateVmResponse planned;
+    const grpc::Status dry = dry_run(req, &planned);
+    EXPECT_EQ(dry.error_code(), c.code) << dry.error_message();
+    EXPECT_NE(dry.error_message().find(c.message_part), std::string::npos) << dry.error_message();
+    EXPECT_EQ(state(), before) << "a refused dry run changed the host";
+
+    grpc::Status real = create(req);
+    if (c.refused_at_start) {
+      ASSERT_TRUE(real.ok()) << real.error_message();
+      real = call_start(req.vm_id());
+      ASSERT_TRUE(call_delete(req.vm_id()).ok());
+    }
+    EXPECT_EQ(real.error_code(), dry.error_code());
+    EXPECT_EQ(real.error_message(), dry.error_message());
+    EXPECT_EQ(state(), before) << "the real path left something behind";
+  }
+
+  // Past the VM limit: a third VM fills it.
+  ASSERT_TRUE(create(request(kThird)).ok());
+  const HostState before = state();
+  const grpc::Status dry = dry_run(request(kFourth));
+  EXPECT_EQ(dry.error_code(), grpc::RESOURCE_EXHAUSTED) << dry.error_message();
+  EXPECT_EQ(state(), before);
+  const grpc::Status real = create(request(kFourth));
+  EXPECT_EQ(real.error_code(), dry.error_code());
+  EXPECT_EQ(real.error_message(), dry.error_message());
+}
+
+TEST_F(DryRunTest, APlanShowsTheCardItsGroupTheDecisionsAndTheCommandLineAndChangesNothing) {
+  const HostState before = state();
+  pb::CreateVmResponse planned;
+  const grpc::Status status = dry_run(request(kNewUpper, {"18:00.0"}), &planned);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(state(), before) << "a dry run changed the host";
+
+  EXPECT_EQ(planned.vm_id(), kNew);  // as a create would store it
+  const feosd::v1::VmPlan& plan = planned.plan();
+  EXPECT_EQ(plan.vm_id(), kNew);
+  ASSERT_EQ(plan.gpus_size(), 1);
+  const auto& gpu = plan.gpus(0);
+  EXPECT_EQ(gpu.request().address(), "0000:18:00.0");  // canonical, as a create stores it
+  EXPECT_EQ(gpu.numa_node(), 0);
+  ASSERT_EQ(gpu.functions_size(), 1);
+  EXPECT_EQ(gpu.functions(0).address(), "0000:18:00.0");
+  EXPECT_EQ(gpu.functions(0).iommu_group(), "59");
+  EXPECT_EQ(gpu.functions(0).original_driver(), "nvidia");
+  EXPECT_EQ(gpu.functions(0).bars_size(), 3);
+
+  auto has_decision = [&](const std::string& part) {
+    for (const auto& d : plan.decisions())
+      if (d.find(part) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has_decision("0000:18:00.0 (10de:2330) is allowed by the GPU policy"));
+  EXPECT_TRUE(has_decision("0000:18:00.0 (IOMMU group 59): nvidia -> vfio-pci"));
+  EXPECT_TRUE(has_decision("accelerator: kvm"));
+  EXPECT_TRUE(has_decision("RLIMIT_MEMLOCK: 2 GiB"));
+
+  // kvm: the guest has the host's 40 bits; one H100 (256 GiB window) fits them.
+  const auto& space = plan.address_space();
+  EXPECT_EQ(space.ram_bytes(), 1024 * vmm::qemu::kMiB);
+  EXPECT_EQ(space.phys_bits(), 40u);
+  EXPECT_EQ(space.hole64_start(), 4 * vmm::qemu::kGiB);
+  EXPECT_EQ(space.hole64_size(), 384 * vmm::qemu::kGiB);  // 256 GiB window + 128 GiB slack
+
+  const std::vector<std::string> argv(plan.qemu_argv().begin(), plan.qemu_argv().end());
+  ASSERT_FALSE(argv.empty());
+  EXPECT_EQ(argv[0], "qemu-system-x86_64");
+  auto value_of = [&](const std::string& flag) {
+    std::vector<std::string> values;
+    for (size_t i = 0; i + 1 < argv.size(); ++i)
+      if (argv[i] == flag) values.push_back(argv[i + 1]);
+    return values;
+  };
+  EXPECT_EQ(value_of("-accel"), std::vector<std::string>{"kvm"});
+  EXPECT_EQ(value_of("-cpu"), std::vector<std::string>{"host,host-phys-bits=on"});
+  EXPECT_EQ(value_of("-pidfile"),
+            std::vector<std::string>{state_ / "state/vms/" + std::string(kNew) + "/qemu.pid"});
+  bool vfio = false;
+  for (const auto& device : value_of("-device"))
+    vfio = vfio || device.find("vfio-pci,host=0000:18:00.0") == 0;
+  EXPECT_TRUE(vfio);
+
+  // The real create of the same request succeeds with the same GPUs.
+  pb::CreateVmResponse created;
+  ASSERT_TRUE(create(request(kNewUpper, {"18:00.0"}), &created).ok());
+  EXPECT_EQ(created.vm_id(), kNew);
+  EXPECT_FALSE(created.has_plan());
+}
+
+TEST_F(DryRunTest, WithoutAnIdTheDryRunNamesTheIdItWouldHaveGiven) {
+  pb::CreateVmRequest req = request("");
+  req.clear_vm_id();
+  pb::CreateVmResponse planned;
+  ASSERT_TRUE(dry_run(req, &planned).ok());
+  EXPECT_FALSE(planned.vm_id().empty());
+  EXPECT_EQ(planned.plan().vm_id(), planned.vm_id());
+  EXPECT_EQ(planned.plan().gpus_size(), 0);
+  EXPECT_EQ(planned.plan().address_space().hole64_size(), vmm::qemu::kQ35DefaultHole64Size);
+}
+
+}  // namespace
+}  // namespace feos::api
