@@ -34,6 +34,7 @@ Exit: 0 when the outcome is the expected one (--expect, default pass: every BAR 
 """
 import argparse
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -61,13 +62,14 @@ $B mount -t sysfs sys /sys
 echo FEOS-BARS-BEGIN
 for d in /sys/bus/pci/devices/*; do
   n=${d##*/}
-  p=$($B readlink -f "$d"); p=${p%/*}; p=${p##*/}
-  echo "D $n $($B cat "$d/vendor") $($B cat "$d/device") $p"
+  cd -P "$d/.." && p=${PWD##*/}
+  read -r v < "$d/vendor"; read -r i < "$d/device"
+  echo "D $n $v $i $p"
   i=0
   while read -r s e f; do echo "R $n $i $s $e $f"; i=$((i + 1)); done < "$d/resource"
 done
 $B dmesg | $B grep -E 'BAR [0-9]+|bridge window' | while read -r l; do echo "K $l"; done
-echo "U $($B cut -d' ' -f1 /proc/uptime)"
+read -r u _ < /proc/uptime; echo "U $u"
 echo FEOS-BARS-END
 $B poweroff -f
 """
@@ -343,14 +345,42 @@ def transform(plan, functions, args, workdir):
         out.append(["-drive", "if=pflash,format=raw,unit=1,file=" + vars_copy])
         has_pflash = True
     out.append(["-no-reboot", None])
-    out.append(["-kernel", args.kernel])
+    firmware = "OVMF" if has_pflash else "SeaBIOS"
+    # OVMF's kernel loader needs the bzImage (EFI stub); SeaBIOS boots the ELF through PVH.
+    kernel = (pvh_kernel(args.kernel) if firmware == "SeaBIOS" and args.pvh else None) or args.kernel
+    out.append(["-kernel", kernel])
     out.append(["-initrd", os.path.join(workdir, "initramfs.cpio")])
     out.append(["-append", "console=ttyS0 quiet panic=-1"])
-    firmware = "OVMF" if has_pflash else "SeaBIOS"
     return render_argv(binary, out), stand_ins, port_checks, firmware, sorted(stripped)
 
 
 # ---- the guest ----
+
+def pvh_kernel(bzimage):
+    """The uncompressed vmlinux inside `bzimage` (an xz payload), cached beside it as
+    <bzimage>.vmlinux; None when there is no xz payload. Under SeaBIOS qemu boots such an ELF
+    through its PVH entry (Debian's kernel has CONFIG_PVH): the same firmware POST and PCI
+    placement, without decompressing the kernel under TCG (about 15 s less per boot here)."""
+    cached = bzimage + ".vmlinux"
+    if os.path.exists(cached) and os.path.getmtime(cached) >= os.path.getmtime(bzimage):
+        return cached
+    with open(bzimage, "rb") as f:
+        data = f.read()
+    start = data.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        return None
+    try:
+        elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[start:])
+    except lzma.LZMAError:
+        return None
+    if not elf.startswith(b"\x7fELF"):
+        return None
+    tmp = "%s.%d.tmp" % (cached, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(elf)
+    os.replace(tmp, cached)  # parallel cases may race: each writes the same bytes
+    return cached
+
 
 def cpio_entry(name, mode, data=b"", rdev=(0, 0)):
     header = "070701" + "".join("%08X" % v for v in (
@@ -495,6 +525,8 @@ def main():
     p.add_argument("--expect", choices=["pass", "unassigned", "refused"], default="pass",
                    help="the outcome that exits 0 (default pass)")
     p.add_argument("--timeout", type=float, default=180, help="seconds the boot may take")
+    p.add_argument("--no-pvh", dest="pvh", action="store_false",
+                   help="boot the bzImage under SeaBIOS too (default: its vmlinux through PVH)")
     p.add_argument("--name", default="", help="a label for the output")
     p.add_argument("--save-console", metavar="FILE", help="copy the guest's console output here")
     args = p.parse_args()

@@ -2,6 +2,7 @@
 """Unit tests of bar_proof.py's argv rewriting and guest-report evaluation (no qemu), and of the
 plan format feos-firmware-plan writes (its path in $FEOS_FIRMWARE_PLAN; skipped when unset)."""
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -47,7 +48,7 @@ ARGV = ["qemu-system-x86_64", "-name", "guest=x,debug-threads=on", "-machine", "
 
 class Args:
     def __init__(self, strip=None, firmware="argv"):
-        self.strip, self.firmware, self.kernel = strip, firmware, "/guest/vmlinuz"
+        self.strip, self.firmware, self.kernel, self.pvh = strip, firmware, "/guest/vmlinuz", False
 
 
 def plan(argv=None, functions=(H100, AUDIO, PEER)):
@@ -133,6 +134,21 @@ class TransformTest(unittest.TestCase):
         o = bar_proof.Opts("file,id=a,path=/x,,y")
         self.assertEqual(o.get("path"), "/x,y")
         self.assertEqual(o.render(), "file,id=a,path=/x,,y")
+
+
+class PvhKernelTest(unittest.TestCase):
+    def test_extracts_and_caches_the_elf(self):
+        with tempfile.TemporaryDirectory() as work:
+            bzimage = os.path.join(work, "vmlinuz")
+            with open(bzimage, "wb") as f:
+                f.write(b"MZ setup code" + lzma.compress(b"\x7fELF kernel", format=lzma.FORMAT_XZ))
+            self.assertEqual(bar_proof.pvh_kernel(bzimage), bzimage + ".vmlinux")
+            with open(bzimage + ".vmlinux", "rb") as f:
+                self.assertEqual(f.read(), b"\x7fELF kernel")
+            with open(bzimage, "wb") as f:
+                f.write(b"MZ no xz payload")
+            os.utime(bzimage, (2e9, 2e9))  # newer than the cache: extracted again
+            self.assertIsNone(bar_proof.pvh_kernel(bzimage))
 
 
 class EvaluateTest(unittest.TestCase):
