@@ -15,7 +15,7 @@
 // Exit 0 with the JSON on stdout; 1 with the planner's or builder's error on stderr; 2 usage.
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -103,7 +103,7 @@ std::vector<std::string> host_gpus(const test::HostBuilder& host) {
 Result<std::vector<std::string>> pick_gpus(const std::vector<std::string>& available, const std::string& want) {
   if (want == "all") return available;
   if (!want.empty() && want.find_first_not_of("0123456789") == std::string::npos) {
-    size_t n = std::stoul(want);
+    size_t n = want.size() > 4 ? 0 : std::stoul(want);
     if (n == 0 || n > available.size())
       return fail(Code::kInvalidArgument, "--gpus " + want + ": the host has " + std::to_string(available.size()) +
                                               " GPUs");
