@@ -26,7 +26,7 @@ requirements=(
   "pciutils             lspci setpci"
   "pci.ids              /usr/share/misc/pci.ids"
   # Python client test (python_client_test.py)
-  "python3              /usr/bin/python3"
+  "python3              /usr/bin/python3 py:lzma"
   "python3-grpcio       py:grpc"
   "python3-protobuf     py:google.protobuf"
   # process tests, the emulated GPU host, the test guests
@@ -34,6 +34,8 @@ requirements=(
   "qemu-system-x86      qemu-system-x86_64"
   "qemu-utils           qemu-img"
   "busybox-static       /bin/busybox"
+  # the firmware proof's UEFI cases (tests/firmware)
+  "ovmf                 /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd"
   "cpio                 cpio"
   "kmod                 modprobe depmod"
   "xz-utils             xz"

@@ -212,6 +212,17 @@ HostBuilder consumer_gpu_host();
 // group 3). /dev: nvidia0-7, nvidiactl, nvidia-uvm, nvidia-nvswitch0-3, nvidia-nvswitchctl.
 HostBuilder hgx_h100_host();
 
+// An HGX H200 8-GPU server: hgx_h100_host()'s shape (same buses, groups, NUMA nodes, switches,
+// NICs, NVMe, NVSwitch group 114, BMC boot VGA) with GPUs 10de:2335 whose BAR1 is 256 GiB
+// (BAR0 16 MiB, BAR3 32 MiB).
+HostBuilder hgx_h200_host();
+
+// Four datacenter cards with a 512 GiB BAR1 (B200-like ids 10de:2901; the size is chosen to test
+// the address-space plan, see ready_hosts.cc) at 18, 2a (NUMA 0), 3a, 5d (NUMA 1), in groups
+// 59, 50, 41, 15, each in hgx_h100_host()'s switch tray with a CX-7 and an NVMe; the BMC's
+// boot VGA; no NVSwitches.
+HostBuilder bar512_host();
+
 // A T4 (10de:1eb8) at 03:00.0 whose IOMMU group 20 also holds a two-port Intel I350 NIC
 // (8086:1521, igb) at 04:00.0-1: both sit behind a PLX PEX8747 switch without ACS (its ports are
 // in group 20 too). A second T4 at 06:00.0 is alone in group 21.
@@ -222,7 +233,8 @@ HostBuilder shared_group_host();
 // and PCI domains as buses run out. Deterministic.
 HostBuilder large_host(int devices);
 
-// "consumer", "hgx-h100", "shared-group" or "large:<N>". INVALID_ARGUMENT otherwise.
+// "consumer", "hgx-h100", "hgx-h200", "bar512", "shared-group" or "large:<N>". INVALID_ARGUMENT
+// otherwise.
 Result<HostBuilder> host_by_name(std::string_view name);
 
 }  // namespace feos::test

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -269,6 +270,64 @@ TEST(HgxH100Host, EightGpusNvSwitchGroupNuma) {
   EXPECT_TRUE(pref.is_prefetchable() && pref.is_64bit());
 }
 
+// The datacenter GPUs of `h` with id `id`, in address order, each checked against the board's
+// shape: alone in its group, NUMA node by half, BAR1 of `bar1` bytes aligned to its size, BAR0
+// 16 MiB, BAR3 32 MiB, and a CX-7 and an NVMe on the two buses after it.
+std::vector<std::string> check_datacenter_gpus(const BuiltHost& h, const std::string& id, uint64_t bar1) {
+  auto all = h.pci().read_all();
+  if (!all) throw std::runtime_error(all.error().to_string());
+  std::vector<pci::Device> gpus;
+  for (const auto& d : *all)
+    if (d.id() == id) gpus.push_back(d);
+  std::vector<std::string> found;
+  std::set<uint64_t> starts;
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    const auto& d = gpus[i];
+    found.push_back(d.address.to_string());
+    EXPECT_EQ(d.class_code, 0x030200u);
+    EXPECT_EQ(h.group(d.iommu_group->to_string()), std::vector<std::string>{d.address.to_string()});
+    EXPECT_EQ(d.numa_node, i < gpus.size() / 2 ? 0 : 1) << d.address.to_string();
+    EXPECT_EQ(d.bars[0].size(), 16 * kMiB);
+    EXPECT_EQ(d.bars[1].size(), bar1);
+    EXPECT_TRUE(d.bars[1].is_64bit() && d.bars[1].is_prefetchable());
+    EXPECT_EQ(d.bars[1].start % bar1, 0u) << "BARs are aligned to their size";
+    EXPECT_EQ(d.bars[3].size(), 32 * kMiB);
+    starts.insert(d.bars[1].start);
+    char nic[16], nvme[16];
+    std::snprintf(nic, sizeof nic, "0000:%02x:00.0", d.address.bus() + 1);
+    std::snprintf(nvme, sizeof nvme, "0000:%02x:00.0", d.address.bus() + 2);
+    EXPECT_EQ(h.read(nic).id(), "15b3:1021");
+    EXPECT_EQ(h.read(nvme).driver, "nvme");
+  }
+  EXPECT_EQ(starts.size(), gpus.size());
+  return found;
+}
+
+TEST(HgxH200Host, EightH200sWith256GiBBar1) {
+  BuiltHost h(hgx_h200_host());
+  EXPECT_EQ(check_datacenter_gpus(h, "10de:2335", 256 * kGiB),
+            (std::vector<std::string>{"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
+                                      "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"}));
+  EXPECT_EQ(h.read("0000:18:00.0").iommu_group, pci::IommuGroup::parse("59").value());
+  EXPECT_EQ(h.read("0000:db:00.0").iommu_group, pci::IommuGroup::parse("79").value());
+  EXPECT_EQ(h.group("114"),
+            (std::vector<std::string>{"0000:05:00.0", "0000:06:00.0", "0000:07:00.0", "0000:08:00.0"}));
+  EXPECT_EQ(h.read("0000:06:00.0").id(), "10de:22a3");
+  EXPECT_EQ(h.read("0000:02:00.0").boot_vga, true);
+  EXPECT_TRUE(h.exists(h.paths().dev_root + "/nvidia7"));
+}
+
+TEST(Bar512Host, FourCardsWith512GiBBar1NoNvSwitch) {
+  BuiltHost h(bar512_host());
+  EXPECT_EQ(check_datacenter_gpus(h, "10de:2901", 512 * kGiB),
+            (std::vector<std::string>{"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0"}));
+  EXPECT_EQ(h.read("0000:5d:00.0").iommu_group, pci::IommuGroup::parse("15").value());
+  EXPECT_TRUE(h.group("114").empty());
+  EXPECT_EQ(h.read("0000:02:00.0").boot_vga, true);
+  EXPECT_TRUE(h.exists(h.paths().dev_root + "/nvidia3"));
+  EXPECT_FALSE(h.exists(h.paths().dev_root + "/nvidia4"));
+}
+
 TEST(SharedGroupHost, GpuSharesItsGroupWithAForeignNic) {
   BuiltHost h(shared_group_host());
   auto members = h.group("20");
@@ -408,6 +467,8 @@ TEST(HostBuilder, RejectsBadDescriptions) {
 TEST(HostBuilder, HostByName) {
   EXPECT_TRUE(host_by_name("consumer"));
   EXPECT_TRUE(host_by_name("hgx-h100"));
+  EXPECT_EQ(host_by_name("hgx-h200")->functions().size(), hgx_h100_host().functions().size());
+  EXPECT_EQ(host_by_name("bar512")->functions().size(), bar512_host().functions().size());
   EXPECT_TRUE(host_by_name("shared-group"));
   auto large = host_by_name("large:50");
   ASSERT_TRUE(large);

@@ -131,7 +131,22 @@ HostBuilder consumer_gpu_host() {
   return b;
 }
 
-HostBuilder hgx_h100_host() {
+namespace {
+
+// One datacenter GPU model of an HGX-shaped board: its ids and its large BAR1 (BAR0 16 MiB
+// 32-bit, BAR3 32 MiB 64-bit prefetchable on every NVIDIA datacenter card here).
+struct DatacenterGpu {
+  uint16_t device = 0;
+  uint16_t subsystem = 0;
+  uint64_t bar1 = 0;
+};
+
+// An HGX-shaped server: `gpus` GPUs at the first entries of the bus and group tables below, the
+// first half on NUMA node 0, each behind a root port and a Broadcom PEX89000 switch whose other
+// downstream ports hold a ConnectX-7 (bus+1) and an NVMe (bus+2); with `nvswitches`, four
+// NVSwitches 10de:22a3 in ONE group (114) behind their own root port and switch; the BMC's
+// ASPEED boot VGA. Every other function is alone in its group.
+HostBuilder hgx_board(const DatacenterGpu& model, int gpus, bool nvswitches) {
   const int gpu_bus[8] = {0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb};
   const int gpu_group[8] = {59, 50, 41, 15, 107, 98, 89, 79};
   constexpr int kNvSwitchGroup = 114;
@@ -140,24 +155,26 @@ HostBuilder hgx_h100_host() {
   b.device("0000:00:00.0", kIntel, 0x09a2, 0x088000).revision(0x20).group(groups.next()).conventional()
       .reset_methods({});
   // NVSwitch baseboard: root port -> Broadcom switch -> four NVSwitches, which share one group.
-  b.bridge("0000:00:01.0", kIntel, 0x352a, 0x03).group(groups.next()).numa(0).link(16, 4);
-  b.bridge("0000:03:00.0", kBroadcom, 0xc030, 0x04).group(groups.next()).numa(0).link(16, 4);
-  for (int k = 0; k < 4; ++k) {
-    b.bridge(bdf(0, 0x04, k, 0), kBroadcom, 0xc030, static_cast<uint8_t>(0x05 + k)).group(groups.next()).numa(0)
-        .link(16, 2);
-    b.device(bdf(0, 0x05 + k, 0, 0), kNvidia, 0x22a3, 0x068000)
-        .driver("nvidia-nvswitch")
-        .subsystem(kNvidia, 0x1796)
-        .revision(0xa1)
-        .group(kNvSwitchGroup)
-        .numa(0)
-        .link(16, 2)
-        .reset_methods({"bus"})
-        .bar(0, 32 * kMiB, BarType::kMem64);
+  if (nvswitches) {
+    b.bridge("0000:00:01.0", kIntel, 0x352a, 0x03).group(groups.next()).numa(0).link(16, 4);
+    b.bridge("0000:03:00.0", kBroadcom, 0xc030, 0x04).group(groups.next()).numa(0).link(16, 4);
+    for (int k = 0; k < 4; ++k) {
+      b.bridge(bdf(0, 0x04, k, 0), kBroadcom, 0xc030, static_cast<uint8_t>(0x05 + k)).group(groups.next())
+          .numa(0).link(16, 2);
+      b.device(bdf(0, 0x05 + k, 0, 0), kNvidia, 0x22a3, 0x068000)
+          .driver("nvidia-nvswitch")
+          .subsystem(kNvidia, 0x1796)
+          .revision(0xa1)
+          .group(kNvSwitchGroup)
+          .numa(0)
+          .link(16, 2)
+          .reset_methods({"bus"})
+          .bar(0, 32 * kMiB, BarType::kMem64);
+    }
   }
   add_bmc_vga(b, groups.next(), groups.next());
-  for (int i = 0; i < 8; ++i) {
-    const int gb = gpu_bus[i], rb = gb - 3, node = i < 4 ? 0 : 1;
+  for (int i = 0; i < gpus; ++i) {
+    const int gb = gpu_bus[i], rb = gb - 3, node = i < gpus / 2 ? 0 : 1;
     b.bridge(bdf(0, rb, 1, 0), kIntel, 0x352a, static_cast<uint8_t>(rb + 1)).group(groups.next()).numa(node)
         .link(32, 16);
     b.bridge(bdf(0, rb + 1, 0, 0), kBroadcom, 0xc030, static_cast<uint8_t>(rb + 2)).group(groups.next())
@@ -165,15 +182,15 @@ HostBuilder hgx_h100_host() {
     for (int port = 0; port < 3; ++port)
       b.bridge(bdf(0, rb + 2, port, 0), kBroadcom, 0xc030, static_cast<uint8_t>(gb + port)).group(groups.next())
           .numa(node).link(32, port == 2 ? 4 : 16);
-    b.device(bdf(0, gb, 0, 0), kNvidia, 0x2330, 0x030200)
+    b.device(bdf(0, gb, 0, 0), kNvidia, model.device, 0x030200)
         .driver("nvidia")
-        .subsystem(kNvidia, 0x16c1)
+        .subsystem(kNvidia, model.subsystem)
         .revision(0xa1)
         .group(gpu_group[i])
         .numa(node)
         .link(32, 16)
         .bar(0, 16 * kMiB, BarType::kMem32)
-        .bar(1, 128 * kGiB, BarType::kMem64Prefetch)
+        .bar(1, model.bar1, BarType::kMem64Prefetch)
         .bar(3, 32 * kMiB, BarType::kMem64Prefetch);
     b.device(bdf(0, gb + 1, 0, 0), kMellanox, 0x1021, 0x020000)
         .driver("mlx5_core")
@@ -194,6 +211,23 @@ HostBuilder hgx_h100_host() {
   b.module("vfio_pci").dev_node("nvidia-uvm").dev_node("nvidia-uvm-tools");
   b.cpus_per_node(56);
   return b;
+}
+
+}  // namespace
+
+HostBuilder hgx_h100_host() {
+  return hgx_board({.device = 0x2330, .subsystem = 0x16c1, .bar1 = 128 * kGiB}, 8, true);
+}
+
+// H200 SXM 141 GB: 10de:2335 (subsystem 10de:18be as reported by lspci on HGX H200 boards).
+HostBuilder hgx_h200_host() {
+  return hgx_board({.device = 0x2335, .subsystem = 0x18be, .bar1 = 256 * kGiB}, 8, true);
+}
+
+// Four cards with a 512 GiB BAR1 under B200-like ids (10de:2901, subsystem 10de:1999): the size is
+// chosen to test the address-space plan one step beyond the H200, not taken from a datasheet.
+HostBuilder bar512_host() {
+  return hgx_board({.device = 0x2901, .subsystem = 0x1999, .bar1 = 512 * kGiB}, 4, false);
 }
 
 HostBuilder shared_group_host() {
@@ -321,6 +355,8 @@ HostBuilder large_host(int devices) {
 Result<HostBuilder> host_by_name(std::string_view name) {
   if (name == "consumer") return consumer_gpu_host();
   if (name == "hgx-h100") return hgx_h100_host();
+  if (name == "hgx-h200") return hgx_h200_host();
+  if (name == "bar512") return bar512_host();
   if (name == "shared-group") return shared_group_host();
   if (name.substr(0, 6) == "large:") {
     std::string_view digits = name.substr(6);
@@ -329,8 +365,9 @@ Result<HostBuilder> host_by_name(std::string_view name) {
     if (!digits.empty() && ec == std::errc() && ptr == digits.data() + digits.size() && n >= 1 && n <= 100000)
       return large_host(n);
   }
-  return fail(Code::kInvalidArgument, "unknown host '" + std::string(name) +
-                                          "' (expected consumer, hgx-h100, shared-group or large:<1-100000>)");
+  return fail(Code::kInvalidArgument,
+              "unknown host '" + std::string(name) +
+                  "' (expected consumer, hgx-h100, hgx-h200, bar512, shared-group or large:<1-100000>)");
 }
 
 }  // namespace feos::test
