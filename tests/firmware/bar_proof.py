@@ -289,6 +289,21 @@ def transform(plan, functions, args, workdir):
             out.append([flag, o.render()])
             continue
         if flag == "-blockdev":
+            # feosd's UEFI firmware (pflash0/pflash1 of -machine): the code as it is, the VM's
+            # variable store as a fresh copy of the firmware's template (the plan names both).
+            node = o.get("node-name") or ""
+            if node.startswith("feos-fw-"):
+                has_pflash = True
+                if node == "feos-fw-code-file" and not os.path.exists(o.get("filename") or ""):
+                    raise Skip("firmware %s is missing" % o.get("filename"))
+                if node == "feos-fw-vars-file":
+                    src = (plan.get("firmware") or {}).get("vars_template") or OVMF_VARS
+                    if not os.path.exists(src):
+                        raise Skip("no variable store to copy (%s)" % src)
+                    copy = os.path.join(workdir, "vars.fd")
+                    shutil.copyfile(src, copy)
+                    o.set("filename", copy)
+                out.append([flag, o.render()])
             continue
         if flag == "-netdev":
             drop_netdevs.add(o.get("id"))

@@ -1,14 +1,34 @@
 #!/bin/sh
-# One firmware case of CTest: the plan of a VM with GPUs on a simulated host (feos-firmware-plan),
-# proven by bar_proof.py. Exit: bar_proof.py's (0 as expected, 1 not, 2 bad plan, 77 skipped).
-#   run_case.sh GENERATOR KERNEL HOST GPUS [bar_proof.py options...]
+# One firmware case of CTest: the real feosd on a simulated host (feos-fake-sysfs) plans a VM with
+# GPUs through `feosctl vm create --dry-run -o json` (exactly what a create and start would run),
+# and bar_proof.py proves the plan with the firmware the argv names.
+# Exit: bar_proof.py's (0 as expected, 1 not, 2 bad plan, 77 skipped).
+#   run_case.sh BIN_DIR KERNEL HOST GPUS FIRMWARE [bar_proof.py options...]
+#   GPUS: all, or how many of the host's GPUs (in `feosctl gpu list` order); FIRMWARE: bios|uefi
 set -eu
-if [ $# -lt 4 ]; then echo "usage: $0 GENERATOR KERNEL HOST GPUS [bar_proof.py options...]" >&2; exit 2; fi
-generator=$1 kernel=$2 host=$3 gpus=$4
-shift 4
+if [ $# -lt 5 ]; then echo "usage: $0 BIN_DIR KERNEL HOST GPUS FIRMWARE [bar_proof.py options...]" >&2; exit 2; fi
+bin=$1 kernel=$2 host=$3 gpus=$4 firmware=$5
+shift 5
 dir=$(mktemp -d /tmp/feos-fw-plan-XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-"$generator" --host "$host" --gpus "$gpus" > "$dir/plan.json"
-rc=0
-python3 "$(dirname "$0")/bar_proof.py" "$dir/plan.json" --kernel "$kernel" "$@" || rc=$?
-exit $rc
+daemon=
+cleanup() { [ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+"$bin/feos-fake-sysfs" --host "$host" "$dir/host" >/dev/null
+"$bin/feosd" --socket "$dir/feosd.sock" --state-dir "$dir/state" --accel tcg --log-level warn \
+  --sysfs-root "$dir/host/sys" --dev-root "$dir/host/dev" --proc-root "$dir/host/proc" 2>"$dir/feosd.log" &
+daemon=$!
+i=0
+until "$bin/feosctl" --socket "$dir/feosd.sock" vm list >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 200 ] || { echo "feosd did not come up:"; cat "$dir/feosd.log"; exit 2; }
+  sleep 0.05
+done
+addresses=$("$bin/feosctl" --socket "$dir/feosd.sock" gpu list -o json |
+  sed -n 's/^ *"address": *"\([0-9a-f:.]*\)".*/\1/p')
+[ "$gpus" = all ] || addresses=$(echo "$addresses" | head -n "$gpus")
+set -- "$@"
+args=""
+for a in $addresses; do args="$args --gpu $a"; done
+# shellcheck disable=SC2086  # one word per argument
+"$bin/feosctl" --socket "$dir/feosd.sock" vm create --kernel "$kernel" --memory 512 --firmware "$firmware" \
+  $args --dry-run -o json >"$dir/plan.json" || { echo "dry run failed:"; cat "$dir/plan.json"; exit 2; }
+python3 "$(dirname "$0")/bar_proof.py" "$dir/plan.json" --kernel "$kernel" "$@"
