@@ -9,9 +9,10 @@
 #   binaries run with the real kernel's /sys and /dev of L1. Powers off when the payload ends.
 #   Cmdline: e2e_payload= e2e_results= e2e_src= e2e_bin= e2e_out= e2e_cases=
 # role=l2: a guest started by feosd inside L1. Prints the PCI functions it sees (ids, class,
-#   driver) before and after loading its drivers, the driver evidence (DRM cards, EDID read from
-#   the cards, sound codecs, interrupt counts), then E2E-L2-READY, and stays up answering console
-#   commands ("pci TAG": the same dump again); the ACPI power button powers it off.
+#   driver) before and after loading its drivers, their BARs (start, size), the driver evidence
+#   (DRM cards, EDID read from the cards, sound codecs, interrupt counts), then E2E-L2-READY, and
+#   stays up answering console commands ("pci TAG": the same dump again); the ACPI power button
+#   powers it off.
 #   Output lines start with E2E-L2 so the suite can parse them.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -30,6 +31,8 @@ has_class() {
   done
   return 1
 }
+# has_vendor ID: a PCI function of that vendor (0x1af4: virtio) exists.
+has_vendor() { grep -qx "$1" /sys/bus/pci/devices/*/vendor; }
 ROLE=$(arg role)
 
 if [ "$ROLE" = l2 ]; then
@@ -41,6 +44,18 @@ if [ "$ROLE" = l2 ]; then
       drv=-
       [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
       echo "E2E-L2-PCI $1 ${d##*/} $(cut -c3- "$d/vendor"):$(cut -c3- "$d/device") class=$(cat "$d/class") drv=$drv"
+    done
+  }
+  # bardump TAG: one line per assigned memory or I/O BAR of every PCI function: index, start
+  # and size as the guest's kernel has them (/sys/bus/pci/devices/*/resource; an unassigned BAR
+  # keeps its size with start 0 and the IORESOURCE_UNSET flag 0x20000000).
+  bardump() {
+    for d in /sys/bus/pci/devices/*; do
+      i=0
+      while [ $i -lt 6 ] && read -r start end flags; do
+        [ $((flags)) -ne 0 ] && echo "E2E-L2-BAR $1 ${d##*/} $(cut -c3- "$d/vendor"):$(cut -c3- "$d/device") bar=$i start=$start size=$(printf '0x%x' $((end - start + 1))) flags=$flags"
+        i=$((i + 1))
+      done < "$d/resource"
     done
   }
   # edid TAG: makes every DRM connector probe its device again (bochs reads the EDID from the
@@ -58,6 +73,7 @@ if [ "$ROLE" = l2 ]; then
   has_class '0x03*' && loadmods display
   has_class '0x0403*' && loadmods audio
   has_class '0x02*' && loadmods net
+  has_vendor 0x1af4 && loadmods virtio
   # Drivers probe asynchronously: wait (up to 30 s) until every display, audio and network
   # function has a driver, then a moment for the HDA codec probe.
   i=0
@@ -71,6 +87,7 @@ if [ "$ROLE" = l2 ]; then
   done
   sleep 1
   pcidump after
+  bardump after
   echo "E2E-L2-DRM $(ls /sys/class/drm 2>/dev/null | grep -E '^card[0-9]+$' | tr '\n' ' ')"
   echo "E2E-L2-SND $(ls /dev/snd 2>/dev/null | tr '\n' ' ')"
   for c in /proc/asound/card[0-9]*/codec#*; do

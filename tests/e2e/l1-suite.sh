@@ -26,11 +26,13 @@ NIC=0000:03:00.0        # e1000e, own group
 BRIDGE=0000:00:05.0     # conventional PCI bridge
 BR_GPU=0000:04:01.0     # bochs-display behind the bridge
 BR_NIC=0000:04:02.0     # e1000e behind the bridge: same group as BR_GPU
-# The host drivers every device must be on whenever no VM holds it.
+CARD_C=0000:05:00.0     # virtio-gpu-pci, function 0 of card C  } one group, own root port
+CARD_C_BAR=0000:05:00.1 # pci-testdev: a 64-bit prefetchable BAR of E2E_BIG_BAR_GIB (16 GiB)
+# The host drivers every device must be on whenever no VM holds it (none: no driver binds it).
 declare -A HOST_DRIVER=(
   [$BOOT_VGA]=bochs-drm [$CARD_A]=bochs-drm [$CARD_A_AUDIO]=snd_hda_intel [$CARD_B]=bochs-drm
-  [$NIC]=e1000e [$BR_GPU]=bochs-drm [$BR_NIC]=e1000e)
-ALL_DEVS="$BOOT_VGA $CARD_A $CARD_A_AUDIO $CARD_B $NIC $BR_GPU $BR_NIC"
+  [$NIC]=e1000e [$BR_GPU]=bochs-drm [$BR_NIC]=e1000e [$CARD_C]=virtio-pci [$CARD_C_BAR]=none)
+ALL_DEVS="$BOOT_VGA $CARD_A $CARD_A_AUDIO $CARD_B $NIC $BR_GPU $BR_NIC $CARD_C $CARD_C_BAR"
 # Option ROMs cost boot time under nested emulation (SeaBIOS runs the VGA BIOS): gpu_one keeps
 # the default (ROM on, the realistic path); the other cases turn it off.
 NOROM=,rombar=off
@@ -112,9 +114,12 @@ case_host_layout() {
   check "card A: HDA 8086:293e class 0x040300 at $CARD_A_AUDIO" [ "$(ids $CARD_A_AUDIO) $(class_of $CARD_A_AUDIO)" = "8086:293e 0x040300" ]
   check "card B: display 1234:1111 class 0x038000 at $CARD_B" [ "$(ids $CARD_B) $(class_of $CARD_B)" = "1234:1111 0x038000" ]
   check "NIC 8086:10d3 at $NIC" [ "$(ids $NIC)" = "8086:10d3" ]
+  check "card C: virtio-gpu 1af4:1050 class 0x038000 at $CARD_C" [ "$(ids $CARD_C) $(class_of $CARD_C)" = "1af4:1050 0x038000" ]
+  check "card C: pci-testdev 1b36:0005 at $CARD_C_BAR" [ "$(ids $CARD_C_BAR)" = "1b36:0005" ]
   check "card A's two functions form one group: $(group_members $CARD_A)" [ "$(group_members $CARD_A)" = "$CARD_A $CARD_A_AUDIO" ]
   check "card B alone in its group" [ "$(group_members $CARD_B)" = "$CARD_B" ]
   check "NIC alone in its group" [ "$(group_members $NIC)" = "$NIC" ]
+  check "card C's two functions form one group: $(group_members $CARD_C)" [ "$(group_members $CARD_C)" = "$CARD_C $CARD_C_BAR" ]
   check "behind the pci-bridge one group: $(group_members $BR_GPU)" \
     eval "[[ ' $(group_members $BR_GPU) ' == *' $BR_GPU '* && ' $(group_members $BR_GPU) ' == *' $BR_NIC '* ]]"
   for d in $ALL_DEVS; do check "$d on host driver ${HOST_DRIVER[$d]}" [ "$(drv "$d")" = "${HOST_DRIVER[$d]}" ]; done
@@ -199,6 +204,86 @@ case_gpu_one() {
   keep_console "$id" gpu_one
   delete_vm "$id"
   check "after delete: card A back on bochs-drm and snd_hda_intel" wait_host_drivers 30 "$CARD_A $CARD_A_AUDIO"
+}
+
+# largest_bar ADDR: "START SIZE FLAGS" (hex) of the function's largest memory BAR, as L1's kernel
+# has it (/sys/bus/pci/devices/ADDR/resource); nothing when it has none.
+largest_bar() {
+  local start end flags best=0 line="" i=0
+  while [ $i -lt 6 ] && read -r start end flags; do
+    i=$((i + 1))
+    (( flags & 0x200 )) || continue  # IORESOURCE_MEM
+    if (( end - start + 1 > best )); then best=$((end - start + 1)); line=$(printf '%#x %#x %#x' "$start" "$best" "$flags"); fi
+  done < "$PCI/$1/resource"
+  [ -n "$line" ] && echo "$line"
+}
+# argv_value PID KEY: the value of KEY=VALUE in the process's command line (the first).
+argv_value() { tr '\0' '\n' < "/proc/$1/cmdline" | tr ',' '\n' | sed -n "s/^$2=//p" | head -1; }
+# Flag bits of a resource (include/linux/ioport.h).
+RES_PREFETCH=0x2000
+RES_MEM_64=0x100000
+RES_UNSET=0x20000000
+
+# GPU case: card C, a display function and a datacenter-sized BAR (pci-testdev, 64-bit
+# prefetchable) in one slot. L1's firmware placed the BAR; feosd gives the guest a 64-bit PCI
+# hole and address bits that hold the card's root port window (its qemu's command line); the L2
+# guest's SeaBIOS places the BAR at its full size (the guest kernel's resource file) and its
+# virtio-pci driver reads the other function's registers through a BAR above 4 GiB; delete
+# returns the card (virtio-pci; the test device to no driver, as it came).
+case_gpu_big_bar() {
+  need_gpu_cli || return 0
+  local id t0 pid host_start size flags hole bits line gstart gflags disp test_dev
+  read -r host_start size flags <<<"$(largest_bar $CARD_C_BAR)"
+  ev "host: $(describe $CARD_C); $(describe $CARD_C_BAR)"
+  ev "host: $CARD_C_BAR largest BAR at ${host_start:-?} size ${size:-?} flags ${flags:-?}"
+  check "host: L1's SeaBIOS placed a 64-bit prefetchable BAR of ${size:-?} (>= 8 GiB) on $CARD_C_BAR" \
+    eval "[ -n '$size' ] && (( $host_start > 0 && $size >= 8 << 30 && ($flags & ($RES_PREFETCH | $RES_MEM_64)) == ($RES_PREFETCH | $RES_MEM_64) && !($flags & $RES_UNSET) ))"
+  [ -n "$size" ] || return 1
+  t0=$(now)
+  start_vm --gpu $CARD_C$NOROM "${L2_BOOT[@]}"
+  case $? in 0) ;; 2) return 0 ;; *) return 1 ;; esac
+  id=$VM_ID
+  ev "vm $id started in $(since "$t0") s; daemon says assigned: $(vm_functions "$id")"
+  check "both functions of card C on vfio-pci" on_vfio $CARD_C $CARD_C_BAR
+  check "qemu of vm $id holds /dev/vfio/$(grp $CARD_C)" wait_held "$id" 60 $CARD_C $CARD_C_BAR
+  pid=$(qemu_of "$id")
+  hole=$(argv_value "$pid" q35-pcihost.pci-hole64-size)
+  bits=$(argv_value "$pid" phys-bits)
+  ev "qemu $pid: -cpu ...phys-bits=${bits:-none} -global q35-pcihost.pci-hole64-size=${hole:-none}"
+  # Without the -global, q35's hole is 32 GiB: enough for windows up to 16 GiB (feosd leaves
+  # the default alone when it suffices).
+  hole=${hole:-$((32 << 30))}
+  # The root port's prefetchable window is a multiple of its largest BAR: twice the BAR here
+  # (the virtio function's 16 KiB BAR shares it); the hole starts at 4 GiB (256 MiB of RAM).
+  check "feosd gave the guest a 64-bit hole holding the card's window (2 x $size): $hole" \
+    eval "(( $hole >= 2 * $size ))"
+  check "and address bits reaching the hole's end: phys-bits=${bits:-none}" \
+    eval "[ -n '$bits' ] && (( (1 << 32) + $hole <= 1 << $bits ))"
+  if wait_guest "$id" gpu_big_bar; then
+    ev "from vm create to guest init done: $(since "$t0") s"
+    line=$(guest_line gpu_big_bar '^E2E-L2-BAR after .* 1b36:0005 ' | awk -v s="$(printf '0x%x' "$size")" '$7 == "size=" s' | head -1)
+    ev "guest: ${line:-no BAR of $size on the test device}"
+    gstart=$(sed -n 's/.* start=\([^ ]*\).*/\1/p' <<<"$line")
+    gflags=$(sed -n 's/.* flags=\([^ ]*\).*/\1/p' <<<"$line")
+    check "guest: the test device's BAR assigned at its full size $size above 4 GiB" \
+      eval "[ -n '$gstart' ] && (( $gstart >= 1 << 32 && !($gflags & $RES_UNSET) ))"
+    check "guest: the BAR lies within the guest's address bits" \
+      eval "[ -n '$gstart' ] && [ -n '$bits' ] && (( $gstart + $size <= 1 << $bits ))"
+    disp=$(guest_dev gpu_big_bar 1af4:1050 0x038000 virtio-pci)
+    test_dev=$(guest_dev gpu_big_bar 1b36:0005 0x00ff00 -)
+    check "guest: virtio-pci drives card C's display function (${disp:-none}; registers in a 64-bit BAR)" \
+      [ -n "$disp" ]
+    check "guest: the test device (${test_dev:-none}) in that slot, function numbers kept" \
+      eval "[ -n '$disp' ] && [ '${disp%.*}.1' = '$test_dev' ] && [ '${disp##*.}' = 0 ]"
+    check "guest: no BAR left unassigned" eval "! guest_line gpu_big_bar 'no space for|failed to assign' >/dev/null"
+  fi
+  keep_console "$id" gpu_big_bar
+  delete_vm "$id"
+  check "after delete: card C back on virtio-pci, the test device on no driver" \
+    wait_host_drivers 30 "$CARD_C $CARD_C_BAR"
+  check "after delete: no driver_override left on card C" \
+    [ "$(override $CARD_C)$(override $CARD_C_BAR)" = "(null)(null)" ]
+  check "after delete: /dev/vfio/$(grp $CARD_C) gone" [ ! -e "/dev/vfio/$(grp $CARD_C)" ]
 }
 
 # GPU case 2: cards A and B in one VM: the guest sees both cards, drivers bind to both. The VM
@@ -450,6 +535,7 @@ if [ -n "$FEOSD_PID" ]; then
   run_case host_layout case_host_layout "host layout: groups, drivers, IOMMU"
   run_case vm_no_gpu case_vm_no_gpu "VM without GPUs boots the L2 guest"
   run_case gpu_one case_gpu_one "one GPU by function 0: both functions, guest drivers bind"
+  run_case gpu_big_bar case_gpu_big_bar "a large 64-bit BAR placed by L1's and the guest's SeaBIOS"
   run_case gpu_two case_gpu_two "two GPUs in one VM"
   run_case isolation case_isolation "host drivers cannot take a passed device back"
   run_case refusals case_refusals "refusals before any qemu starts"

@@ -10,6 +10,7 @@
 #   E2E_OUT      where setup.sh prepares kernel and images (default BUILD_DIR/e2e; cached)
 #   E2E_CASES    comma-separated case names to run (default: all), e.g. host_layout,vm_no_gpu
 #   E2E_TIMEOUT  seconds for the whole L1 boot (default 1500)
+#   E2E_BIG_BAR_GIB  the size of card C's large BAR in GiB (8, 16, 32, 64, 128; default 16)
 #   E2E_VERBOSE  1: show L1's whole console (kernel messages too); E2E_QUIET=1: only progress
 #                and case result lines (default: those plus each case's checks and evidence)
 # Results: E2E_OUT/results/ (l1-console.log: everything; summary.txt; feosd.log; guest consoles).
@@ -35,7 +36,7 @@ rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 LOG=$RESULTS/l1-console.log
 
-echo "e2e: booting the GPU host (qemu TCG, q35, Intel vIOMMU; 2 cards, a NIC, a pci-bridge group)"
+echo "e2e: booting the GPU host (qemu TCG, q35, Intel vIOMMU; 3 cards, a NIC, a pci-bridge group)"
 # Shown: the suite's own lines (progress E2E ..., checks and evidence indented, CASE ...,
 # SUMMARY) and L1 panics; everything goes to the log.
 set +e

@@ -8,7 +8,8 @@
 #                                    bootable via PVH: L2 guests skip ~35 s of decompression
 #   OUTDIR/initrd-l1.cpio            busybox + virtio/9p modules + tests/e2e/init.sh (role=l1)
 #   OUTDIR/initrd-l2.cpio            busybox + guest drivers (bochs, snd_hda_codec_generic,
-#                                    snd_hda_intel, e1000e, power button) + init.sh (role=l2)
+#                                    snd_hda_intel, e1000e, virtio_pci, power button) + init.sh
+#                                    (role=l2)
 #   (module signatures cut off; modules listed per group in etc/modules.GROUP)
 #   OUTDIR/env                       KV=, KROOT=, ... for the other scripts (shell syntax)
 # Idempotent: a rerun with unchanged inputs does nothing and takes well under a second.
@@ -126,8 +127,10 @@ PY
 build l1 base="virtio_pci 9pnet_virtio 9p"
 # L2 loads a group only when it has a device for it. The HDA codec driver goes before
 # snd_hda_intel: its async probe otherwise races the codec module. button + evdev: the ACPI power
-# button, so `feosctl vm shutdown` can stop the guest.
-build l2 base="button evdev" display=bochs audio="snd_hda_codec_generic snd_hda_intel" net=e1000e
+# button, so `feosctl vm shutdown` can stop the guest. virtio_pci: card C's virtio-gpu function
+# (its probe reads the virtio registers through a 64-bit BAR above 4 GiB).
+build l2 base="button evdev" display=bochs audio="snd_hda_codec_generic snd_hda_intel" net=e1000e \
+  virtio=virtio_pci
 
 cat > "$OUT/env.tmp" <<EOF
 KV=$KV

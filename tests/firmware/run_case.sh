@@ -22,10 +22,9 @@ until "$bin/feosctl" --socket "$dir/feosd.sock" vm list >/dev/null 2>&1; do
   i=$((i + 1)); [ $i -lt 200 ] || { echo "feosd did not come up:"; cat "$dir/feosd.log"; exit 2; }
   sleep 0.05
 done
-addresses=$("$bin/feosctl" --socket "$dir/feosd.sock" gpu list -o json |
-  sed -n 's/^ *"address": *"\([0-9a-f:.]*\)".*/\1/p')
+# The GPUs the host offers (STATUS available: not the boot VGA, not held), in address order.
+addresses=$("$bin/feosctl" --socket "$dir/feosd.sock" gpu list | awk 'NR > 1 && / available / {print $1}')
 [ "$gpus" = all ] || addresses=$(echo "$addresses" | head -n "$gpus")
-set -- "$@"
 args=""
 for a in $addresses; do args="$args --gpu $a"; done
 # shellcheck disable=SC2086  # one word per argument
