@@ -34,8 +34,8 @@ requirements=(
   "qemu-system-x86      qemu-system-x86_64"
   "qemu-utils           qemu-img"
   "busybox-static       /bin/busybox"
-  # the firmware proof's UEFI cases (tests/firmware)
-  "ovmf                 /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd"
+  # UEFI guests (QEMU firmware descriptors and OVMF) and the firmware proof (tests/firmware)
+  "ovmf                 /usr/share/qemu/firmware/60-edk2-x86_64.json /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd"
   "cpio                 cpio"
   "kmod                 modprobe depmod"
   "xz-utils             xz"
