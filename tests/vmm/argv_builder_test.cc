@@ -414,7 +414,7 @@ TEST(ArgvBuilderGpu, TheLaunchPlanIsTheArgvWithTheAddressSpaceItGives) {
   EXPECT_EQ(launch->address_space.hole64_size, 2336462209024u);
   EXPECT_EQ(launch->address_space.phys_bits, 43);
   EXPECT_THAT(launch->decisions,
-              ElementsAre("accelerator: tcg",
+              ElementsAre("accelerator: tcg", "firmware: BIOS (SeaBIOS, qemu's default)",
                           "guest physical address bits: 43 (-cpu max,phys-bits), to reach 4222 GiB",
                           "64-bit PCI hole: 2176 GiB at 2046 GiB; the 64-bit BAR windows need "
                           "2176 GiB, more than q35's default 32 GiB: pci-hole64-size set",
@@ -438,7 +438,7 @@ TEST(ArgvBuilderGpu, WithoutGpusTheLaunchPlanHasQ35sDefaultHole) {
   EXPECT_EQ(launch->address_space.hole64_start, 4 * kGiB);
   EXPECT_EQ(launch->address_space.hole64_size, kQ35DefaultHole64Size);
   EXPECT_EQ(launch->address_space.phys_bits, 40);
-  EXPECT_THAT(launch->decisions, ElementsAre("accelerator: tcg"));
+  EXPECT_THAT(launch->decisions, ElementsAre("accelerator: tcg", "firmware: BIOS (SeaBIOS, qemu's default)"));
 }
 
 TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {
@@ -710,6 +710,23 @@ TEST(ArgvBuilderUefi, EightH100sGetAnOvmfApertureThatHoldsThem) {
                           {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon, kKernelArgs,
                           {"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=4194304"}, kFlash,
                           eight_h100_devices()})));
+}
+
+TEST(ArgvBuilderUefi, TheLaunchPlanNamesTheFirmwareAndOvmfsAperture) {
+  auto launch = build_launch(uefi_config(), uefi_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
+  ASSERT_TRUE(launch) << launch.error().to_string();
+  EXPECT_EQ(launch->address_space.phys_bits, 43);
+  EXPECT_EQ(launch->address_space.uefi_aperture_base, 4 * kTiB);
+  EXPECT_EQ(launch->address_space.uefi_aperture_size, 4 * kTiB);
+  EXPECT_EQ(launch->firmware.spec.kind, model::FirmwareKind::kUefi);
+  EXPECT_EQ(launch->firmware.code, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+  EXPECT_EQ(launch->firmware.vars_template, "/usr/share/OVMF/OVMF_VARS_4M.fd");
+  EXPECT_EQ(launch->firmware.vars, "/run/feos/vms/vm-1/uefi-vars.fd");
+  EXPECT_THAT(launch->decisions,
+              ::testing::IsSupersetOf({"firmware: UEFI from /usr/share/qemu/firmware/60-edk2-x86_64.json",
+                                       "UEFI: OVMF's 64-bit aperture 4 TiB at 4 TiB (more than its default "
+                                       "32 GiB: X-PciMmio64Mb set)",
+                                       "guest physical address bits: 43 (-cpu max,phys-bits), to reach 8 TiB"}));
 }
 
 TEST(ArgvBuilderUefi, OneH100WithLittleRamNeedsNoMoreBitsThanBios) {
