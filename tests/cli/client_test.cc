@@ -363,6 +363,8 @@ TEST_F(ClientTest, DryRunSendsTheFlagAndPrintsThePlanInSections) {
             "  below 4 GiB:  0.016 GiB (16MiB)\n"
             "  64-bit hole:  384 GiB at 20 GiB (0x500000000)\n"
             "  phys-bits:    40\n"
+            "firmware:\n"
+            "  kind:         bios\n"
             "qemu command line:\n"
             "  qemu-system-x86_64 \\\n"
             "    -name \\\n"
@@ -371,6 +373,34 @@ TEST_F(ClientTest, DryRunSendsTheFlagAndPrintsThePlanInSections) {
             "    max,phys-bits=40 \\\n"
             "    -append \\\n"
             "    'console=ttyS0 it'\\''s'\n");
+}
+
+TEST_F(ClientTest, ADryRunOfAUefiVmShowsTheFirmwareAndOvmfsAperture) {
+  hostv1::VmPlan plan = h100_plan();
+  plan.mutable_address_space()->set_uefi_aperture_base(512ULL << 30);
+  plan.mutable_address_space()->set_uefi_aperture_size(512ULL << 30);
+  auto& firmware = *plan.mutable_firmware();
+  firmware.set_kind(hostv1::FIRMWARE_KIND_UEFI);
+  firmware.set_secure_boot(true);
+  firmware.set_descriptor_file("/usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json");
+  firmware.set_code("/usr/share/OVMF/OVMF_CODE_4M.ms.fd");
+  firmware.set_vars_template("/usr/share/OVMF/OVMF_VARS_4M.ms.fd");
+  firmware.set_vars("/var/lib/feosd/vms/vm-new/uefi-vars.fd");
+  vms_.set_plan(plan);
+  Outcome planned = run_cli({"vm", "create", "--dry-run", "--secure-boot", "--gpu", "18:00.0"});
+  EXPECT_EQ(planned.rc, kExitOk) << planned.err;
+  ASSERT_TRUE(vms_.created().has_value());
+  EXPECT_EQ(vms_.created()->config().firmware().kind(), hostv1::FIRMWARE_KIND_UEFI);
+  EXPECT_NE(planned.out.find("  phys-bits:    40\n"
+                             "  UEFI aperture: 512 GiB at 512 GiB (0x8000000000)\n"
+                             "firmware:\n"
+                             "  kind:         uefi, secure boot\n"
+                             "  descriptor:   /usr/share/qemu/firmware/40-edk2-x86_64-secure-enrolled.json\n"
+                             "  code:         /usr/share/OVMF/OVMF_CODE_4M.ms.fd\n"
+                             "  vars:         /var/lib/feosd/vms/vm-new/uefi-vars.fd "
+                             "(from /usr/share/OVMF/OVMF_VARS_4M.ms.fd)\n"),
+            std::string::npos)
+      << planned.out;
 }
 
 TEST_F(ClientTest, DryRunJsonIsTheResponseWithItsPlan) {
