@@ -5,6 +5,7 @@
 #include "api/status.h"
 #include "feosd/v1/host.grpc.pb.h"
 #include "hostdev/inventory.h"
+#include "vmm/hypervisor.h"
 
 namespace feos::api {
 namespace {
@@ -63,9 +64,63 @@ void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std
   item->set_detail(std::move(detail));
 }
 
+void fit_to_proto(const model::FirmwareFit& in, feosd::v1::FirmwareCapacity* out) {
+  out->set_fit(in.fit);
+  out->set_phys_bits_needed(in.phys_bits_needed);
+  out->set_limit(in.limit);
+}
+
+// "8 of 8 with BIOS (43 address bits)", "3 of 4 with UEFI: <why not the 4th>".
+std::string describe_fit(const model::FirmwareFit& fit, size_t present, std::string_view firmware) {
+  std::string out = std::to_string(fit.fit) + " of " + std::to_string(present) + " with " +
+                    std::string(firmware);
+  if (fit.fit > 0) out += " (" + std::to_string(fit.phys_bits_needed) + " address bits)";
+  if (!fit.limit.empty()) out += ": " + fit.limit;
+  return out;
+}
+
+// The guest address space: the host's address bits, OVMF, and per GPU model how many one VM holds.
+void add_capacity(const hostdev::HostCheck& check, const vmm::Hypervisor& hypervisor,
+                  feosd::v1::CheckHostResponse* resp) {
+  const model::GuestLimits limits = hypervisor.guest_limits();
+  auto* capacity = resp->mutable_capacity();
+  capacity->set_host_phys_bits(limits.host_phys_bits);
+  capacity->set_accelerator(limits.accelerator);
+  capacity->set_guest_phys_bits_max(limits.guest_phys_bits_max);
+  capacity->set_guest_ram_bytes(limits.guest_ram_bytes);
+  capacity->set_uefi_firmware(limits.uefi_firmware);
+  std::string bits = limits.host_phys_bits > 0
+                         ? "host CPU: " + std::to_string(limits.host_phys_bits) + " physical address bits"
+                         : std::string("host CPU: physical address bits unknown (no \"address sizes\" in cpuinfo)");
+  bits += limits.accelerator == "kvm"
+              ? "; kvm guests get the host's bits (at most " + std::to_string(limits.guest_phys_bits_max) + ")"
+              : "; " + limits.accelerator + " guests may have up to " +
+                    std::to_string(limits.guest_phys_bits_max);
+  add_item(resp, "address_bits", limits.host_phys_bits > 0, bits);
+  add_item(resp, "uefi_firmware", !limits.uefi_firmware.empty(),
+           limits.uefi_firmware.empty() ? limits.uefi_problem : "OVMF " + limits.uefi_firmware);
+  const std::string ram = std::to_string(limits.guest_ram_bytes >> 30) + " GiB";
+  for (const auto& gpu_model : check.models) {
+    const model::GpuFit fit = hypervisor.fit_gpus(gpu_model.cards);
+    auto* out = capacity->add_models();
+    out->set_id(gpu_model.id);
+    out->set_name(gpu_model.name);
+    for (const auto& card : gpu_model.cards) out->add_addresses(card.request.address.to_string());
+    fit_to_proto(fit.bios, out->mutable_bios());
+    fit_to_proto(fit.uefi, out->mutable_uefi());
+    const size_t present = gpu_model.cards.size();
+    const bool all_fit = fit.bios.fit == static_cast<int>(present) && fit.uefi.fit == static_cast<int>(present);
+    add_item(resp, "model " + gpu_model.id, all_fit,
+             (gpu_model.name.empty() ? "" : gpu_model.name + ": ") + "one VM (up to " + ram +
+                 " of RAM) holds " + describe_fit(fit.bios, present, "BIOS") + "; " +
+                 describe_fit(fit.uefi, present, "UEFI"));
+  }
+}
+
 class HostService final : public feosd::v1::HostDeviceService::Service {
  public:
-  explicit HostService(const hostdev::HostInventory& inventory) : inventory_(inventory) {}
+  HostService(const hostdev::HostInventory& inventory, const vmm::Hypervisor& hypervisor)
+      : inventory_(inventory), hypervisor_(hypervisor) {}
 
   grpc::Status ListPciDevices(grpc::ServerContext*, const feosd::v1::ListPciDevicesRequest* req,
                               feosd::v1::ListPciDevicesResponse* resp) override {
@@ -101,18 +156,21 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                                : "reset between VMs by " + methods);
     }
     if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
+    add_capacity(*check, hypervisor_, resp);
     resp->set_ready(check->ready);
     return grpc::Status::OK;
   }
 
  private:
   const hostdev::HostInventory& inventory_;
+  const vmm::Hypervisor& hypervisor_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory) {
-  return std::make_unique<HostService>(inventory);
+std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory,
+                                                 const vmm::Hypervisor& hypervisor) {
+  return std::make_unique<HostService>(inventory, hypervisor);
 }
 
 }  // namespace feos::api

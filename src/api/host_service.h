@@ -8,10 +8,15 @@ class Service;
 namespace feos::hostdev {
 class HostInventory;
 }
+namespace feos::vmm {
+class Hypervisor;
+}
 
 namespace feos::api {
 
-// `inventory` must outlive the service.
-std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory);
+// `inventory` and `hypervisor` must outlive the service. The hypervisor answers how many GPUs of
+// each model one VM holds (CheckHost's capacity).
+std::unique_ptr<grpc::Service> make_host_service(const hostdev::HostInventory& inventory,
+                                                 const vmm::Hypervisor& hypervisor);
 
 }  // namespace feos::api

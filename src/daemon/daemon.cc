@@ -113,7 +113,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options) {
   if (auto recovered = d->manager_->recover({.discard_unknown_vms = opt.discard_unknown_vms}); !recovered)
     return step_failed("recover", recovered.error());
   d->vm_service_ = api::make_vm_service(*d->manager_, opt.build_version, opt.stream_limits);
-  d->host_service_ = api::make_host_service(*d->inventory_);
+  d->host_service_ = api::make_host_service(*d->inventory_, *d->hypervisor_);
   return d;
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "hostdev/host_view.h"
@@ -21,6 +22,41 @@ Readiness readiness(pci::InterruptRemapping::State state) {
     case pci::InterruptRemapping::State::kUnknown: return Readiness::kUnknown;
   }
   return Readiness::kUnknown;
+}
+
+// Every GPU of `inv` as a whole card, grouped by model.
+std::vector<GpuModel> gpu_models(const Inventory& inv) {
+  std::map<pci::Address, const InventoryDevice*> by_address;
+  for (const auto& item : inv.devices) by_address.emplace(item.device.address, &item);
+  std::map<std::string, GpuModel> models;
+  for (const auto& item : inv.devices) {
+    const std::string address = item.device.address.to_string();
+    if (!item.is_gpu || item.gpu != address) continue;
+    model::AssignedGpu card;
+    card.request.address = item.device.address;
+    card.numa_node = item.device.numa_node;
+    for (const auto& other : inv.devices) {
+      if (other.gpu != address || other.is_bridge) continue;
+      card.functions.push_back(detail::function_of(other.device));
+    }
+    std::set<pci::Address> peers;
+    for (const auto& function : card.functions) {
+      auto device = by_address.find(function.address);
+      for (const auto& member : device->second->group_members) {
+        auto peer = by_address.find(member);
+        if (member.same_slot(item.device.address) || peer == by_address.end() || peer->second->is_bridge)
+          continue;
+        if (peers.insert(member).second) card.group_peers.push_back(detail::function_of(peer->second->device));
+      }
+    }
+    GpuModel& model = models[item.device.id()];
+    model.id = item.device.id();
+    model.name = item.device_name;
+    model.cards.push_back(std::move(card));
+  }
+  std::vector<GpuModel> out;
+  for (auto& [id, model] : models) out.push_back(std::move(model));
+  return out;
 }
 
 }  // namespace
@@ -171,6 +207,7 @@ Result<HostCheck> HostInventory::check_host() const {
     }
     check.gpus.push_back(std::move(gpu));
   }
+  check.models = gpu_models(inv);
   const bool any_gpu_ready =
       std::any_of(check.gpus.begin(), check.gpus.end(), [](const GpuReadiness& g) { return g.ready; });
   check.ready = check.iommu_enabled && check.vfio_pci_available &&

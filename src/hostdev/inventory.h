@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "hostdev/options.h"
 #include "hostdev/policy.h"
+#include "model/gpu.h"
 #include "pci/address.h"
 #include "pci/device.h"
 #include "store/device_ledger.h"
@@ -65,6 +66,16 @@ struct GpuReadiness {
   std::vector<std::string> reset_methods;
 };
 
+// The GPUs of one model on the host, each as a whole card: what `feosctl host check` asks the
+// hypervisor to fit into one VM.
+struct GpuModel {
+  std::string id;    // "10de:2335"
+  std::string name;  // pci.ids name or ""
+  // In address order, whatever their status: every function of the card's slot, and the other
+  // endpoints of its IOMMU groups as group peers (what a VM taking it would get at most).
+  std::vector<model::AssignedGpu> cards;
+};
+
 struct HostCheck {
   bool iommu_enabled = false;
   std::string iommu_detail;  // "62 IOMMU groups" or the hint to enable it
@@ -74,6 +85,7 @@ struct HostCheck {
   std::string vfio_pci_detail;
   std::string policy;  // Policy::describe()
   std::vector<GpuReadiness> gpus;
+  std::vector<GpuModel> models;  // by id
   // The host can pass a GPU now: IOMMU on, vfio-pci available, interrupt remapping not known to
   // be off (unknown is reported, not failed), and at least one GPU ready.
   bool ready = false;

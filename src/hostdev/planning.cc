@@ -18,6 +18,8 @@ tl::unexpected<Problem> problem(const Error& error) {
   return tl::unexpected<Problem>(Problem{error, error.message});
 }
 
+}  // namespace
+
 model::PassthroughFunction function_of(const pci::Device& d) {
   model::PassthroughFunction f;
   f.address = d.address;
@@ -34,8 +36,6 @@ model::PassthroughFunction function_of(const pci::Device& d) {
   }
   return f;
 }
-
-}  // namespace
 
 std::map<pci::IommuGroup, std::vector<const Target*>> targets_by_group(const Plan& plan) {
   std::map<pci::IommuGroup, std::vector<const Target*>> out;

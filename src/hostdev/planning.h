@@ -89,4 +89,7 @@ class PlanContext {
 // Resolves and validates `gpus` (see HostDevices::plan for the checks, their order and codes).
 tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus);
 
+// A device as the function a VM is given: address, id, class, IOMMU group, driver, present BARs.
+model::PassthroughFunction function_of(const pci::Device& device);
+
 }  // namespace feos::hostdev::detail

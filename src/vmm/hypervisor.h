@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/capacity.h"
 #include "model/vm.h"
 #include "model/vm_plan.h"
 
@@ -89,6 +90,13 @@ class Hypervisor {
   virtual Result<model::LaunchPlan> plan_start(const std::string& vm_id, const model::VmSpec& spec,
                                                const std::vector<model::AssignedGpu>& gpus,
                                                const std::string& runtime_dir) const = 0;
+
+  // The bounds of a guest on this host (address bits, RAM, UEFI firmware), read anew on each call.
+  virtual model::GuestLimits guest_limits() const = 0;
+
+  // How many of `cards`, taken in order, one VM on this host holds with each firmware, by the
+  // address-space check plan_start() runs, with guest_limits()'s RAM. Pure: nothing is reserved.
+  virtual model::GpuFit fit_gpus(const std::vector<model::AssignedGpu>& cards) const = 0;
 
   // Re-attaches to the process `pid` of `vm_id` after a daemon restart; returns where its guest
   // stands. NOT_FOUND if the process is gone or is not this VM's.

@@ -44,6 +44,10 @@ class CheckingHypervisor final : public vmm::Hypervisor {
                                        const std::string& runtime_dir) const override {
     return fake.plan_start(vm_id, spec, gpus, runtime_dir);
   }
+  model::GuestLimits guest_limits() const override { return fake.guest_limits(); }
+  model::GpuFit fit_gpus(const std::vector<model::AssignedGpu>& cards) const override {
+    return fake.fit_gpus(cards);
+  }
   Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string& runtime_dir) override {
     return fake.adopt(vm_id, pid, runtime_dir);
   }

@@ -50,6 +50,24 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return plan;
   }
 
+  // A kvm host of 46 bits where every card fits (the real arithmetic is tested in tests/vmm).
+  model::GuestLimits guest_limits() const override {
+    model::GuestLimits limits;
+    limits.host_phys_bits = 46;
+    limits.accelerator = "kvm";
+    limits.guest_phys_bits_max = 46;
+    limits.guest_ram_bytes = uint64_t{64} << 30;
+    limits.uefi_firmware = "/fake/OVMF_CODE.fd";
+    return limits;
+  }
+  model::GpuFit fit_gpus(const std::vector<model::AssignedGpu>& cards) const override {
+    model::GpuFit fit;
+    fit.bios.fit = fit.uefi.fit = static_cast<int>(cards.size());
+    fit.bios.phys_bits_needed = cards.empty() ? 0 : 42;
+    fit.uefi.phys_bits_needed = cards.empty() ? 0 : 43;
+    return fit;
+  }
+
   Result<vmm::RunState> adopt(const std::string& vm_id, int pid, const std::string&) override {
     std::lock_guard lock(mutex_);
     if (unreachable.count(pid)) return fail(Code::kDeadlineExceeded, "process " + std::to_string(pid) + ": QMP timed out");

@@ -211,6 +211,41 @@ TEST_F(InventoryTest, CheckHost) {
       << check->interrupt_remapping_detail;
 }
 
+// Host check's models: every GPU as the whole card a VM would get, grouped by vendor:device,
+// whatever its status (the capacity is about the address space, not who holds the card now).
+TEST_F(InventoryTest, CheckHostGroupsWholeCardsByModel) {
+  start(test::shared_group_host());
+  auto check = inventory_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  ASSERT_EQ(check->models.size(), 1u);
+  const GpuModel& t4 = check->models[0];
+  EXPECT_EQ(t4.id, "10de:1eb8");
+  ASSERT_EQ(t4.cards.size(), 2u);
+  EXPECT_EQ(t4.cards[0].request.address.to_string(), "0000:03:00.0");
+  ASSERT_EQ(t4.cards[0].functions.size(), 1u);
+  EXPECT_FALSE(t4.cards[0].functions[0].bars.empty());
+  // The I350's two ports share the T4's group; the switch ports (bridges) do not travel.
+  ASSERT_EQ(t4.cards[0].group_peers.size(), 2u);
+  EXPECT_EQ(t4.cards[0].group_peers[0].address.to_string(), "0000:04:00.0");
+  EXPECT_EQ(t4.cards[0].group_peers[1].address.to_string(), "0000:04:00.1");
+  EXPECT_EQ(t4.cards[1].request.address.to_string(), "0000:06:00.0");
+  EXPECT_TRUE(t4.cards[1].group_peers.empty());
+}
+
+TEST_F(InventoryTest, CheckHostModelsCountHeldCardsWithEveryFunction) {
+  start(test::consumer_gpu_host());
+  ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:01:00.0"})));
+  auto check = inventory_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  ASSERT_EQ(check->models.size(), 2u);
+  EXPECT_EQ(check->models[0].id, "10de:2684");  // held by vm-1, still counted
+  ASSERT_EQ(check->models[0].cards.size(), 1u);
+  EXPECT_EQ(check->models[0].cards[0].functions.size(), 4u);  // VGA, audio, USB, UCSI
+  EXPECT_TRUE(check->models[0].cards[0].group_peers.empty());  // its root port is a bridge
+  EXPECT_EQ(check->models[1].id, "8086:a780");  // the boot VGA iGPU
+  ASSERT_TRUE(host_->release("vm-1"));
+}
+
 // Ready needs at least one GPU that prepare() would take now: held ones do not count.
 TEST_F(InventoryTest, CheckHostIsNotReadyWithoutAFreeGpu) {
   start(test::consumer_gpu_host());  // the card 01:00.0, and the boot VGA iGPU

@@ -582,6 +582,10 @@ class Writer {
     // Entries that are not processes, as every /proc has: scanners must skip them.
     FEOS_TRY(make_dirs(paths_.proc_root + "/sys/kernel"));
     FEOS_TRY(write_text(paths_.proc_root + "/meminfo", "MemTotal:       263842304 kB\n", 0444));
+    std::string cpuinfo = "processor\t: 0\nmodel name\t: feos-fake-sysfs CPU\n";
+    if (host_.cpu_address_bits() > 0)
+      cpuinfo += "address sizes\t: " + std::to_string(host_.cpu_address_bits()) + " bits physical, 57 bits virtual\n";
+    FEOS_TRY(write_text(paths_.proc_root + "/cpuinfo", cpuinfo + "\n", 0444));
     std::set<int> pids;
     for (const auto& p : host_.processes()) {
       if (p.pid <= 0 || !pids.insert(p.pid).second)
@@ -777,6 +781,11 @@ ProcessRef HostBuilder::process(int pid, std::string comm) {
 
 HostBuilder& HostBuilder::cpus_per_node(int cpus) {
   cpus_per_node_ = cpus;
+  return *this;
+}
+
+HostBuilder& HostBuilder::cpu_address_bits(int bits) {
+  cpu_address_bits_ = bits;
   return *this;
 }
 

@@ -169,12 +169,16 @@ class HostBuilder {
   ProcessRef process(int pid, std::string comm);
   // CPUs per NUMA node, for local_cpulist (default 32).
   HostBuilder& cpus_per_node(int cpus);
+  // The CPU's physical address bits, in <proc>/cpuinfo's "address sizes" (default 46, as Intel
+  // Xeon Scalable reports; 0 writes no such line).
+  HostBuilder& cpu_address_bits(int bits);
 
   const std::vector<FunctionSpec>& functions() const { return functions_; }
   const std::vector<ProcessSpec>& processes() const { return processes_; }
   const std::map<std::string, bool>& modules() const { return modules_; }
   const std::vector<std::string>& extra_dev_nodes() const { return dev_nodes_; }
   int cpus_per_node() const { return cpus_per_node_; }
+  int cpu_address_bits() const { return cpu_address_bits_; }
 
   // The kernel model build() hands to FakeKernel: native drivers, DRM nodes.
   KernelModel model() const;
@@ -192,6 +196,7 @@ class HostBuilder {
   std::map<std::string, bool> modules_;
   std::vector<std::string> dev_nodes_;
   int cpus_per_node_ = 32;
+  int cpu_address_bits_ = 46;
 };
 
 // A desktop: RTX 4090-class card 01:00.0-3 (VGA 10de:2684 with 256 MiB BAR1, HDMI audio 10de:22ba,

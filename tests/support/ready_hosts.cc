@@ -226,8 +226,11 @@ HostBuilder hgx_h200_host() {
 
 // Four cards with a 512 GiB BAR1 under B200-like ids (10de:2901, subsystem 10de:1999): the size is
 // chosen to test the address-space plan one step beyond the H200, not taken from a datasheet.
+// Its CPU reports 43 address bits (as AMD EPYC 7003 does with memory encryption on), so one VM
+// holds all four cards under SeaBIOS but only three under OVMF, whose aperture is aligned to its size.
 HostBuilder bar512_host() {
-  return hgx_board({.device = 0x2901, .subsystem = 0x1999, .bar1 = 512 * kGiB}, 4, false);
+  return hgx_board({.device = 0x2901, .subsystem = 0x1999, .bar1 = 512 * kGiB}, 4, false)
+      .cpu_address_bits(43);
 }
 
 HostBuilder shared_group_host() {

@@ -192,6 +192,49 @@ TEST(UefiAperture, BeyondFiftyTwoBitsIsRefused) {
   EXPECT_THAT(aperture.error().message, ::testing::HasSubstr("needs 53 physical address bits; the limit is 52"));
 }
 
+TEST(FitCards, NoCardsFitTrivially) {
+  model::FirmwareFit fit = fit_cards(64 * kGiB, false, 46, {});
+  EXPECT_EQ(fit.fit, 0);
+  EXPECT_EQ(fit.phys_bits_needed, 0);
+  EXPECT_EQ(fit.limit, "");
+}
+
+// fit_cards() counts what a start would not refuse: n cards plan within the host's bits, n + 1 not.
+TEST(FitCards, TheCountIsTheLargestStartWithinTheHostsBits) {
+  const auto cards = hgx_h100s(8);
+  for (int host_bits : {40, 41, 42, 46}) {
+    for (bool uefi : {false, true}) {
+      SCOPED_TRACE(std::to_string(host_bits) + (uefi ? " UEFI" : " BIOS"));
+      model::FirmwareFit fit = fit_cards(251 * kGiB, uefi, host_bits, cards);
+      auto needs = [&](size_t n) {
+        std::vector<BridgeWindows> ports;
+        for (size_t i = 0; i < n; ++i) ports.push_back(*bridge_windows(cards[i].functions));
+        return plan_guest_address_space(251 * kGiB, ports, uefi)->phys_bits;
+      };
+      ASSERT_GE(fit.fit, 1);
+      EXPECT_EQ(fit.phys_bits_needed, needs(fit.fit));
+      EXPECT_LE(fit.phys_bits_needed, host_bits);
+      if (fit.fit < 8) {
+        EXPECT_GT(needs(fit.fit + 1), host_bits);
+        EXPECT_THAT(fit.limit, HasSubstr(std::to_string(fit.fit + 1) + " GPU(s) with 64-bit windows of"));
+        EXPECT_THAT(fit.limit, HasSubstr("the host CPU has " + std::to_string(host_bits)));
+      } else {
+        EXPECT_EQ(fit.limit, "");
+      }
+    }
+  }
+  // Without a host bound (tcg, or bits unknown) all eight fit.
+  EXPECT_EQ(fit_cards(251 * kGiB, true, 0, cards).fit, 8);
+}
+
+TEST(FitCards, ACardThatCannotBePlannedEndsTheCountWithItsReason) {
+  auto cards = hgx_h100s(3);
+  cards[1].functions[0].bars[1].size = 100 * kGiB;  // not a power of two
+  model::FirmwareFit fit = fit_cards(8 * kGiB, false, 0, cards);
+  EXPECT_EQ(fit.fit, 1);
+  EXPECT_THAT(fit.limit, HasSubstr("0000:2a:00.0"));
+}
+
 TEST(FormatBytes, PicksTheLargestExactUnit) {
   EXPECT_EQ(format_bytes(0), "0 bytes");
   EXPECT_EQ(format_bytes(100), "100 bytes");

@@ -72,16 +72,6 @@ QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Ad
   return device;
 }
 
-// "0000:18:00.0 256 GiB, 0000:2a:00.0 256 GiB": each GPU's 64-bit windows, for refusals.
-std::string describe_gpu_windows(const std::vector<model::AssignedGpu>& gpus,
-                                 const std::vector<BridgeWindows>& card_windows) {
-  std::string out;
-  for (size_t i = 0; i < gpus.size() && i < card_windows.size(); ++i)
-    out += (out.empty() ? "" : ", ") + gpus[i].functions.front().address.to_string() + " " +
-           format_bytes(card_windows[i].pref64);
-  return out;
-}
-
 }  // namespace
 
 // Root ports and vfio-pci functions for `gpus`, plus the 64-bit hole and phys-bits they need
@@ -95,7 +85,6 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
                                             " is outside 0..15");
   std::set<pci::Address> seen;
   std::vector<BridgeWindows> ports;
-  std::vector<BridgeWindows> card_windows;  // the card's own port of each GPU, for messages
   std::vector<QemuOpts> devices;
   int slot = 0;
   int boot_vga_cards = 0;
@@ -130,10 +119,13 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
         return fail(Code::kInvalidArgument,
                     field + ": boot_vga: only one GPU can be the guest's VGA");
     }
-    auto windows = bridge_windows(gpu.functions);
-    if (!windows) return fail(windows.error().context(field));
-    ports.push_back(*windows);
-    card_windows.push_back(*windows);
+    for (size_t j = 0; j < gpu.group_peers.size(); ++j) {
+      auto peer = check_function(gpu.group_peers[j], field + ".group_peers[" + std::to_string(j) + "]", seen);
+      if (!peer) return fail(peer.error());
+    }
+    auto card_windows = card_ports(gpu);
+    if (!card_windows) return fail(card_windows.error().context(field));
+    ports.insert(ports.end(), card_windows->begin(), card_windows->end());
 
     std::string card = "feos-gpu" + std::to_string(i);
     std::string bus = card + "-rp";
@@ -151,72 +143,55 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
     // A group peer is a device of its own (not part of the card): its own root port, function 0.
     for (size_t j = 0; j < gpu.group_peers.size(); ++j) {
       const auto& peer = gpu.group_peers[j];
-      std::string peer_field = field + ".group_peers[" + std::to_string(j) + "]";
-      auto address = check_function(peer, peer_field, seen);
-      if (!address) return fail(address.error());
-      auto peer_windows = bridge_windows({peer});
-      if (!peer_windows) return fail(peer_windows.error().context(peer_field));
-      ports.push_back(*peer_windows);
       std::string peer_id = card + "-peer" + std::to_string(j);
       devices.push_back(root_port(peer_id + "-rp", ++slot));
-      devices.push_back(vfio_function(peer, *address, 0, peer_id, peer_id + "-rp", {}, config));
+      devices.push_back(vfio_function(peer, peer.address, 0, peer_id, peer_id + "-rp", {}, config));
     }
   }
 
   uint64_t ram = spec.memory.size_mib * kMiB;
-  auto layout = plan_address_layout(ram, ports);
-  if (!layout) return fail(layout.error().context("gpus"));
-  int phys_bits = layout->phys_bits;
-  std::string reach = describe_reach(*layout, ram);
-  if (spec.firmware.kind == model::FirmwareKind::kUefi) {
-    auto aperture = plan_uefi_aperture(*layout);
-    if (!aperture) return fail(aperture.error().context("gpus"));
-    phys_bits = aperture->phys_bits;
-    reach = "with UEFI firmware the 64-bit windows need an aperture of " + format_bytes(aperture->size) +
-            " at " + format_bytes(aperture->base) + ", which needs " + std::to_string(phys_bits) +
-            " physical address bits";
-    plan.aperture = *aperture;
-    plan.decisions.push_back("UEFI: OVMF's 64-bit aperture " + format_bytes(aperture->size) + " at " +
-                             format_bytes(aperture->base) +
-                             (aperture->needs_fw_cfg ? " (more than its default 32 GiB: X-PciMmio64Mb set)"
-                                                     : " (its default)"));
-    if (aperture->needs_fw_cfg)
+  const bool uefi = spec.firmware.kind == model::FirmwareKind::kUefi;
+  FEOS_ASSIGN_OR_RETURN(GuestAddressSpace space, plan_guest_address_space(ram, ports, uefi));
+  const AddressLayout& layout = space.layout;
+  if (space.aperture) {
+    const UefiAperture& aperture = *space.aperture;
+    plan.aperture = aperture;
+    plan.decisions.push_back("UEFI: OVMF's 64-bit aperture " + format_bytes(aperture.size) + " at " +
+                             format_bytes(aperture.base) +
+                             (aperture.needs_fw_cfg ? " (more than its default 32 GiB: X-PciMmio64Mb set)"
+                                                    : " (its default)"));
+    if (aperture.needs_fw_cfg)
       plan.fw_cfg.push_back(QemuOpts()
                                 .set("name", "opt/ovmf/X-PciMmio64Mb")
-                                .set("string", std::to_string(aperture->size / kMiB)));
+                                .set("string", std::to_string(aperture.size / kMiB)));
   }
   if (config.accel == Accel::kKvm) {
-    if (config.host_phys_bits > 0 && phys_bits > config.host_phys_bits)
-      return fail(Code::kFailedPrecondition,
-                  "gpus: " + std::to_string(gpus.size()) + " GPU(s) with 64-bit windows of " +
-                      describe_gpu_windows(gpus, card_windows) + " do not fit on this host: " + reach +
-                      "; the host CPU has " + std::to_string(config.host_phys_bits) +
-                      " (kvm guests get the host's address bits)");
+    FEOS_TRY(check_host_reach(space, config.host_phys_bits, gpus));
     plan.cpu.set("host-phys-bits", "on");
     plan.decisions.push_back(
         "guest physical address bits: the host CPU's (host-phys-bits=on, " +
         (config.host_phys_bits > 0 ? std::to_string(config.host_phys_bits) + " bits"
                                    : std::string("not known")) +
-        "); the layout needs " + std::to_string(layout->phys_bits));
+        "); the layout needs " + std::to_string(layout.phys_bits));
   } else {
-    plan.cpu.set("phys-bits", std::to_string(phys_bits));
-    plan.decisions.push_back("guest physical address bits: " + std::to_string(phys_bits) +
+    plan.cpu.set("phys-bits", std::to_string(space.phys_bits));
+    plan.decisions.push_back("guest physical address bits: " + std::to_string(space.phys_bits) +
                              " (-cpu max,phys-bits), to reach " +
                              format_bytes(plan.aperture ? plan.aperture->base + plan.aperture->size
-                                                        : layout->address_end));
+                                                        : layout.address_end));
   }
-  if (!layout->hole64_is_default)
+  if (!layout.hole64_is_default)
     plan.globals.push_back(
-        QemuOpts().set("q35-pcihost.pci-hole64-size", std::to_string(layout->hole64_size)));
+        QemuOpts().set("q35-pcihost.pci-hole64-size", std::to_string(layout.hole64_size)));
   plan.decisions.push_back(
-      "64-bit PCI hole: " + format_bytes(layout->hole64_size) + " at " +
-      format_bytes(layout->hole64_start) + "; the 64-bit BAR windows need " +
-      format_bytes(layout->hole64_needed) +
-      (layout->hole64_is_default ? ", which q35's default 32 GiB holds"
+      "64-bit PCI hole: " + format_bytes(layout.hole64_size) + " at " +
+      format_bytes(layout.hole64_start) + "; the 64-bit BAR windows need " +
+      format_bytes(layout.hole64_needed) +
+      (layout.hole64_is_default ? ", which q35's default 32 GiB holds"
                                  : ", more than q35's default 32 GiB: pci-hole64-size set"));
-  plan.decisions.push_back("below 4 GiB: " + format_bytes(layout->mmio32_needed) + " of the " +
+  plan.decisions.push_back("below 4 GiB: " + format_bytes(layout.mmio32_needed) + " of the " +
                            format_bytes(kMmio32Budget) + " q35 leaves for passed-through devices");
-  plan.layout = *layout;
+  plan.layout = layout;
   for (auto& device : devices) plan.devices.push_back(std::move(device));
   return ok();
 }

@@ -136,4 +136,77 @@ Result<UefiAperture> plan_uefi_aperture(const AddressLayout& layout) {
   return aperture;
 }
 
+
+Result<std::vector<BridgeWindows>> card_ports(const model::AssignedGpu& gpu) {
+  std::vector<BridgeWindows> ports;
+  FEOS_ASSIGN_OR_RETURN(BridgeWindows card, bridge_windows(gpu.functions));
+  ports.push_back(card);
+  for (const auto& peer : gpu.group_peers) {
+    FEOS_ASSIGN_OR_RETURN(BridgeWindows own, bridge_windows({peer}));
+    ports.push_back(own);
+  }
+  return ports;
+}
+
+Result<GuestAddressSpace> plan_guest_address_space(uint64_t ram_bytes,
+                                                   const std::vector<BridgeWindows>& ports, bool uefi) {
+  GuestAddressSpace space;
+  auto layout = plan_address_layout(ram_bytes, ports);
+  if (!layout) return fail(layout.error().context("gpus"));
+  space.layout = *layout;
+  space.phys_bits = layout->phys_bits;
+  space.reach = describe_reach(*layout, ram_bytes);
+  if (uefi) {
+    auto aperture = plan_uefi_aperture(*layout);
+    if (!aperture) return fail(aperture.error().context("gpus"));
+    space.aperture = *aperture;
+    space.phys_bits = aperture->phys_bits;
+    space.reach = "with UEFI firmware the 64-bit windows need an aperture of " +
+                  format_bytes(aperture->size) + " at " + format_bytes(aperture->base) +
+                  ", which needs " + std::to_string(aperture->phys_bits) + " physical address bits";
+  }
+  return space;
+}
+
+Status check_host_reach(const GuestAddressSpace& space, int host_phys_bits,
+                        const std::vector<model::AssignedGpu>& gpus) {
+  if (host_phys_bits <= 0 || space.phys_bits <= host_phys_bits) return ok();
+  // "0000:18:00.0 256 GiB, 0000:2a:00.0 256 GiB": each card's 64-bit window.
+  std::string windows;
+  for (const auto& gpu : gpus) {
+    auto card = bridge_windows(gpu.functions);
+    windows += (windows.empty() ? "" : ", ") + gpu.functions.front().address.to_string() + " " +
+               format_bytes(card ? card->pref64 : 0);
+  }
+  return fail(Code::kFailedPrecondition,
+              "gpus: " + std::to_string(gpus.size()) + " GPU(s) with 64-bit windows of " + windows +
+                  " do not fit on this host: " + space.reach + "; the host CPU has " +
+                  std::to_string(host_phys_bits) + " (kvm guests get the host's address bits)");
+}
+
+
+model::FirmwareFit fit_cards(uint64_t ram_bytes, bool uefi, int host_phys_bits,
+                             const std::vector<model::AssignedGpu>& cards) {
+  model::FirmwareFit out;
+  std::vector<BridgeWindows> ports;
+  for (size_t n = 1; n <= cards.size(); ++n) {
+    const std::vector<model::AssignedGpu> first(cards.begin(), cards.begin() + static_cast<long>(n));
+    auto card = card_ports(cards[n - 1]);
+    if (!card) {
+      out.limit = card.error().message;
+      break;
+    }
+    ports.insert(ports.end(), card->begin(), card->end());
+    auto space = plan_guest_address_space(ram_bytes, ports, uefi);
+    Status reach = space ? check_host_reach(*space, host_phys_bits, first) : fail(space.error());
+    if (!reach) {
+      out.limit = reach.error().message;
+      break;
+    }
+    out.fit = static_cast<int>(n);
+    out.phys_bits_needed = space->phys_bits;
+  }
+  return out;
+}
+
 }  // namespace feos::vmm::qemu

@@ -17,10 +17,12 @@
 //   - QEMU refuses to start when hole start + size - 1 exceeds the CPU's phys-bits
 //     ("Address space limit ... phys-bits too low"); phys-bits must be 32..52.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "model/capacity.h"
 #include "model/gpu.h"
 
 namespace feos::vmm::qemu {
@@ -113,6 +115,35 @@ struct UefiAperture {
 // two aligned to itself holds windows that are powers of two themselves when placed largest first.
 // Errors: FAILED_PRECONDITION when it needs more than kMaxPhysBits address bits.
 Result<UefiAperture> plan_uefi_aperture(const AddressLayout& layout);
+
+// The root ports build_argv() gives one card: its functions behind the first, each group peer
+// behind one of its own. Errors: bridge_windows()'s.
+Result<std::vector<BridgeWindows>> card_ports(const model::AssignedGpu& gpu);
+
+// A guest's address space as a start plans it: QEMU's layout, with OVMF's aperture on top for a
+// UEFI guest.
+struct GuestAddressSpace {
+  AddressLayout layout;
+  std::optional<UefiAperture> aperture;  // UEFI guests only
+  int phys_bits = 0;   // what the guest needs: the aperture's (UEFI), else the layout's
+  std::string reach;   // the sentence behind phys_bits, for refusals
+};
+
+// plan_address_layout(), then plan_uefi_aperture() when `uefi`. Errors: theirs, with "gpus: ".
+Result<GuestAddressSpace> plan_guest_address_space(uint64_t ram_bytes,
+                                                   const std::vector<BridgeWindows>& ports, bool uefi);
+
+// A kvm guest gets the host CPU's address bits: FAILED_PRECONDITION when `space` needs more than
+// `host_phys_bits`, naming each of `gpus` with its card's 64-bit window. OK when host_phys_bits
+// is 0 (unknown).
+Status check_host_reach(const GuestAddressSpace& space, int host_phys_bits,
+                        const std::vector<model::AssignedGpu>& gpus);
+
+// How many of `cards`, taken in order, fit one guest with `ram_bytes` of RAM (with OVMF's aperture
+// when `uefi`): the largest n for which a start of the first n would pass plan_guest_address_space()
+// and, when host_phys_bits > 0 (kvm), check_host_reach(). The limit is that start's refusal.
+model::FirmwareFit fit_cards(uint64_t ram_bytes, bool uefi, int host_phys_bits,
+                             const std::vector<model::AssignedGpu>& cards);
 
 // "the guest address space must reach <end> (64-bit PCI hole of <size> at <start>, after <ram> of
 // RAM), which needs <phys_bits> physical address bits": the numbers behind a refusal.

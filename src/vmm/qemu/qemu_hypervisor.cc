@@ -143,6 +143,27 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
   return ok();
 }
 
+model::GuestLimits QemuHypervisor::guest_limits() const {
+  model::GuestLimits limits;
+  limits.host_phys_bits = host_.phys_bits();
+  limits.accelerator = std::string(accel_name(accel_));
+  limits.guest_phys_bits_max =
+      accel_ == Accel::kKvm && limits.host_phys_bits > 0 ? limits.host_phys_bits : kMaxPhysBits;
+  limits.guest_ram_bytes = host_.memory_mib() * kMiB;
+  auto uefi = find_uefi_firmware(fs_, config_.firmware_dirs, /*secure_boot=*/false);
+  if (uefi) limits.uefi_firmware = uefi->code;
+  else limits.uefi_problem = uefi.error().message;
+  return limits;
+}
+
+model::GpuFit QemuHypervisor::fit_gpus(const std::vector<model::AssignedGpu>& cards) const {
+  const uint64_t ram = host_.memory_mib() * kMiB;
+  // As argv_config(): only kvm binds the guest to the host's address bits.
+  const int host_bits = accel_ == Accel::kKvm ? host_.phys_bits() : 0;
+  return {.bios = fit_cards(ram, /*uefi=*/false, host_bits, cards),
+          .uefi = fit_cards(ram, /*uefi=*/true, host_bits, cards)};
+}
+
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
   FEOS_TRY(validate(spec));
   FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots));

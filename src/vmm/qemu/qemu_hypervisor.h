@@ -109,6 +109,11 @@ class QemuHypervisor final : public Hypervisor {
                                        const std::vector<model::AssignedGpu>& gpus,
                                        const std::string& runtime_dir) const override;
 
+  // Under kvm the guest's address bits are the host CPU's; tcg emulates up to 52. The RAM is the
+  // host's MemTotal, the largest guest it could run.
+  model::GuestLimits guest_limits() const override;
+  model::GpuFit fit_gpus(const std::vector<model::AssignedGpu>& cards) const override;
+
   // NOT_FOUND when `pid` is not alive or its /proc cmdline lacks this VM's `-name` argument;
   // FAILED_PRECONDITION if the VM has a process attached already; UNAVAILABLE when QMP or the
   // console cannot be reached (the process is left running). qemu's run state "running" ->
