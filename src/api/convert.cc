@@ -130,6 +130,12 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
                                               std::to_string(c.firmware().kind()));
   }
   spec.firmware.secure_boot = c.firmware().secure_boot();
+  if (c.has_gpu_count()) {
+    FEOS_TRY(check_len(c.gpu_count().model(), model::kMaxGpuModelLength, model::field::kGpuModel));
+    spec.gpu_count = model::GpuCount{.count = c.gpu_count().count(),
+                                     .model = c.gpu_count().model(),
+                                     .p2p = c.gpu_count().p2p()};
+  }
   return spec;
 }
 
@@ -162,6 +168,11 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
   if (spec.firmware.kind == model::FirmwareKind::kUefi) {
     c.mutable_firmware()->set_kind(feosd::v1::FIRMWARE_KIND_UEFI);
     c.mutable_firmware()->set_secure_boot(spec.firmware.secure_boot);
+  }
+  if (spec.gpu_count) {
+    c.mutable_gpu_count()->set_count(spec.gpu_count->count);
+    c.mutable_gpu_count()->set_model(spec.gpu_count->model);
+    c.mutable_gpu_count()->set_p2p(spec.gpu_count->p2p);
   }
   return c;
 }

@@ -164,6 +164,16 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
                    "rombar=on|off exposes its option ROM, boot-vga makes it the guest's primary "
                    "display (repeatable)")
       ->type_name("ADDR[,rombar=on|off][,boot-vga]");
+  OptionalText* c_gpu_count = add_text(create_cmd, texts, "--gpus",
+                                       "More whole GPUs, picked by feosd: free ones on one NUMA node "
+                                       "when possible (recorded: every start takes the same)",
+                                       "N");
+  OptionalText* c_gpu_model = add_text(create_cmd, texts, "--gpu-model",
+                                       "With --gpus: only this model, by id (10de:2335) or part of "
+                                       "its name (H200)",
+                                       "MODEL");
+  create_cmd->add_flag("--gpu-p2p", create.gpu_p2p,
+                       "With --gpus: the guest wants peer-to-peer, so GPUs under one PCIe switch first");
   OptionalText* c_ignition =
       add_text(create_cmd, texts, "--ignition", "File whose content is the VM's ignition", "FILE");
   OptionalText* c_firmware = add_text(create_cmd, texts, "--firmware",
@@ -345,6 +355,8 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       create.cmdline = c_cmdline->get();
       create.ignition_file = c_ignition->get();
       create.firmware = c_firmware->get();
+      create.gpu_count = c_gpu_count->get();
+      create.gpu_model = c_gpu_model->get();
       auto request = build_create_request(create, env.cwd, *env.fs);
       if (!request) return fail(request.error());
       inv.create_request = std::move(*request);

@@ -237,6 +237,14 @@ std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms) {
   // BIOS, the default, is left out like other unset options.
   if (config.firmware().kind() == feosd::v1::FIRMWARE_KIND_UEFI)
     lines.emplace_back("firmware", config.firmware().secure_boot() ? "uefi, secure boot" : "uefi");
+  // What was asked by count; the GPUs picked are listed with the others.
+  if (config.has_gpu_count()) {
+    const auto& by_count = config.gpu_count();
+    lines.emplace_back("gpus by count",
+                       std::to_string(by_count.count()) +
+                           (by_count.model().empty() ? "" : " of model \"" + one_line(by_count.model()) + "\"") +
+                           (by_count.p2p() ? ", p2p" : ""));
+  }
   if (config.has_boot()) {
     lines.emplace_back("kernel", or_dash(config.boot().kernel()));
     if (!config.boot().initramfs().empty())

@@ -285,6 +285,17 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
     *config.add_gpus() = std::move(*gpu);
   }
 
+  if (args.gpu_count) {
+    auto count = parse_uint("--gpus", *args.gpu_count, 1, 16);
+    if (!count) return fail(count.error());
+    auto* by_count = config.mutable_gpu_count();
+    by_count->set_count(static_cast<uint32_t>(*count));
+    by_count->set_model(args.gpu_model.value_or(""));
+    by_count->set_p2p(args.gpu_p2p);
+  } else if (args.gpu_model || args.gpu_p2p) {
+    return usage(args.gpu_model ? "--gpu-model" : "--gpu-p2p", "needs --gpus N");
+  }
+
   if (args.firmware || args.secure_boot) {
     const std::string kind = args.firmware.value_or("uefi");
     auto* firmware = config.mutable_firmware();

@@ -67,6 +67,9 @@ struct CreateArgs {
   std::vector<std::string> disks;            // --disk, repeatable
   std::vector<std::string> taps;             // --tap, repeatable
   std::vector<std::string> gpus;             // --gpu, repeatable
+  std::optional<std::string> gpu_count;      // --gpus N: more GPUs, picked by the daemon
+  std::optional<std::string> gpu_model;      // --gpu-model (with --gpus)
+  bool gpu_p2p = false;                      // --gpu-p2p (with --gpus)
   std::optional<std::string> ignition_file;  // --ignition (read here, content sent)
   std::optional<std::string> firmware;       // --firmware bios|uefi
   bool secure_boot = false;                  // --secure-boot (UEFI only)
@@ -75,7 +78,8 @@ struct CreateArgs {
 // Builds the CreateVmRequest: numbers checked (vcpus >= 1 and fitting uint32, max-vcpus >= vcpus,
 // memory >= 1 MiB and small enough that its size in bytes fits uint64),
 // host paths (image without "scheme://", kernel, initramfs, disks) made absolute against `cwd`, the
-// ignition file read through `fs`, each --gpu parsed in order, --firmware bios|uefi (--secure-boot
+// ignition file read through `fs`, each --gpu parsed in order, --gpus N (1..16) with its
+// --gpu-model and --gpu-p2p (refused without --gpus), --firmware bios|uefi (--secure-boot
 // alone means uefi; with bios it is refused). `boot` is set only when --kernel,
 // --initramfs or --cmdline is. Whether the config as a whole is bootable (image or kernel given,
 // ...) is the daemon's call. INVALID_ARGUMENT naming the flag on any bad value or an unreadable

@@ -64,7 +64,7 @@ Result<VmManager::NewVm> VmManager::admit_new(model::VmSpec spec, std::optional<
   FEOS_ASSIGN_OR_RETURN(auto normalized, normalize_spec(std::move(spec)));
   auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
-  if (!admitted->gpus.empty() && !devices_)
+  if ((!admitted->gpus.empty() || admitted->gpu_count) && !devices_)
     return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
   return NewVm{std::move(stored_id), std::move(*admitted)};
 }
@@ -94,20 +94,23 @@ Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::V
     entry.record.id = vm_id;
     entry.record.spec = normalized;
     entry.record.state = VmState::kCreating;
-    entry.record.state_reason = normalized.gpus.empty() ? "creating" : "preparing GPUs";
+    entry.record.state_reason = normalized.gpus.empty() && !normalized.gpu_count ? "creating" : "preparing GPUs";
     entry.record.created_unix_ms = entry.record.updated_unix_ms = now;
     entry.job = Job{JobKind::kCreate, std::nullopt};
     entry.persisted = false;
   }
   std::vector<model::AssignedGpu> gpus;
-  if (!normalized.gpus.empty()) {
-    auto prepared = devices_->prepare(vm_id, normalized.gpus);
+  if (!normalized.gpus.empty() || normalized.gpu_count) {
+    auto prepared = devices_->prepare(vm_id, normalized.gpus, normalized.gpu_count);
     if (!prepared) {
       std::lock_guard lock(mutex_);
       vms_.erase(vm_id);
       return fail(prepared.error());  // hostdev's messages already name the VM
     }
     gpus = std::move(*prepared);
+    // GPUs picked by count become GPUs by address: every later start takes the same ones.
+    normalized.gpus.clear();
+    for (const auto& gpu : gpus) normalized.gpus.push_back(gpu.request);
   }
 
   std::lock_guard lock(mutex_);

@@ -21,9 +21,12 @@ Result<model::VmPlan> VmManager::plan_create(model::VmSpec spec, std::optional<m
   }
   model::VmPlan plan;
   plan.vm_id = vm_id;
-  if (!admitted.spec.gpus.empty()) {
+  if (!admitted.spec.gpus.empty() || admitted.spec.gpu_count) {
     // create() runs devices_->prepare(), which plans with the same function before it claims.
-    FEOS_ASSIGN_OR_RETURN(plan.gpus, devices_->plan(vm_id, admitted.spec.gpus, &plan.decisions));
+    FEOS_ASSIGN_OR_RETURN(plan.gpus, devices_->plan(vm_id, admitted.spec.gpus, &plan.decisions,
+                                                    admitted.spec.gpu_count));
+    admitted.spec.gpus.clear();
+    for (const auto& gpu : plan.gpus) admitted.spec.gpus.push_back(gpu.request);
   }
   // start() hands the hypervisor the stored spec, the VM's GPUs and its runtime directory.
   auto launch = hypervisor_.plan_start(vm_id, admitted.spec, plan.gpus, runtime_dir(vm_id));

@@ -2,12 +2,15 @@
 // release.cc, reconcile() in reconcile.cc.
 #include "hostdev/host_devices.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <utility>
 
 #include "common/log.h"
 #include "hostdev/host_view.h"
 #include "hostdev/parallel.h"
+#include "hostdev/placement.h"
 #include "hostdev/planning.h"
 
 namespace feos::hostdev {
@@ -49,6 +52,7 @@ HostDevices::HostDevices(sys::Filesystem& fs, sys::HostPaths paths, store::Devic
       ledger_(ledger),
       policy_(std::move(policy)),
       options_(std::move(options)),
+      device_cache_(std::make_unique<detail::DeviceCache>()),
       binder_(fs, paths_, options_,
               [this](const std::string& vm_id) { return release_after_late_write(vm_id); }) {}
 
@@ -85,14 +89,31 @@ Status HostDevices::set_step(const std::string& vm_id, const pci::Address& bdf,
   return ok();
 }
 
-Result<std::vector<model::AssignedGpu>> HostDevices::plan(
-    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
-    std::vector<std::string>* decisions) const {
-  if (vm_id.empty()) return fail(Code::kInvalidArgument, "plan devices: empty vm id");
+Result<detail::Plan> HostDevices::make_full_plan(const std::vector<model::GpuSpec>& gpus,
+                                                 const std::optional<model::GpuCount>& by_count) const {
   detail::HostView view(fs_, paths_);
   detail::PlanContext context(fs_, paths_, ledger_, policy_, options_, view);
-  auto planned = detail::make_plan(context, gpus);
-  if (!planned) return fail(planned.error().error.context("vm " + vm_id));
+  std::vector<model::GpuSpec> wanted = gpus;
+  std::vector<std::string> placement_decisions;
+  if (by_count) {
+    const unsigned threads = std::max(2u, std::min(8u, std::thread::hardware_concurrency()));
+    FEOS_TRY(view.load_all(threads, device_cache_.get()));
+    FEOS_ASSIGN_OR_RETURN(detail::Placement placement, detail::place_gpus(context, *by_count, gpus));
+    wanted.insert(wanted.end(), placement.gpus.begin(), placement.gpus.end());
+    placement_decisions = std::move(placement.decisions);
+  }
+  auto planned = detail::make_plan(context, wanted);
+  if (!planned) return fail(planned.error().error);
+  planned->decisions.insert(planned->decisions.begin(), placement_decisions.begin(), placement_decisions.end());
+  return std::move(*planned);
+}
+
+Result<std::vector<model::AssignedGpu>> HostDevices::plan(
+    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
+    std::vector<std::string>* decisions, const std::optional<model::GpuCount>& by_count) const {
+  if (vm_id.empty()) return fail(Code::kInvalidArgument, "plan devices: empty vm id");
+  auto planned = make_full_plan(gpus, by_count);
+  if (!planned) return fail(planned.error().context("vm " + vm_id));
   if (decisions)
     decisions->insert(decisions->end(), planned->decisions.begin(), planned->decisions.end());
   return std::move(planned->gpus);
@@ -102,14 +123,15 @@ Result<std::vector<model::AssignedGpu>> HostDevices::plan(
 // device is validated and held, every write is announced in the ledger first, and a failure
 // anywhere undoes everything.
 Result<std::vector<model::AssignedGpu>> HostDevices::prepare(
-    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus) {
+    const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
+    const std::optional<model::GpuCount>& by_count) {
   if (vm_id.empty()) return fail(Code::kInvalidArgument, "prepare devices: empty vm id");
-  if (gpus.empty()) return std::vector<model::AssignedGpu>();
+  if (gpus.empty() && !by_count) return std::vector<model::AssignedGpu>();
   VmOperation operation(*this, vm_id);
   if (!operation.begun()) return fail(operation.begun().error());
 
   // 1. Plan and claim: validate the request, hold every device in the ledger (all or none).
-  FEOS_ASSIGN_OR_RETURN(const detail::Plan plan, claim_plan(vm_id, gpus));
+  FEOS_ASSIGN_OR_RETURN(const detail::Plan plan, claim_plan(vm_id, gpus, by_count));
   // 2. Bind every device to vfio-pci, IOMMU groups in parallel, each step recorded first.
   Status bound = bind_groups(vm_id, plan);
   if (bound) return plan.gpus;
@@ -118,7 +140,9 @@ Result<std::vector<model::AssignedGpu>> HostDevices::prepare(
 }
 
 Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
-                                             const std::vector<model::GpuSpec>& gpus) {
+                                             const std::vector<model::GpuSpec>& gpus,
+                                             const std::optional<model::GpuCount>& by_count) {
+  std::lock_guard claim_lock(claim_mu_);
   // The plan reads each device's driver and driver_override before the claim, and another VM's
   // release may be returning the device right then (its rows go only once the device is back):
   // the plan may have seen a passing state, and recording that as the device's original state
@@ -126,11 +150,9 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
   // they are read again; if they moved, the claim is given back and the plan made again.
   constexpr int kPlanAttempts = 3;
   for (int attempt = 1;; ++attempt) {
-    // 1a. Validate and resolve the request (no side effects).
-    detail::HostView view(fs_, paths_);
-    detail::PlanContext context(fs_, paths_, ledger_, policy_, options_, view);
-    auto planned = detail::make_plan(context, gpus);
-    if (!planned) return fail(planned.error().error.context("vm " + vm_id));
+    // 1a. Validate and resolve the request, picking GPUs asked by count (no side effects).
+    auto planned = make_full_plan(gpus, by_count);
+    if (!planned) return fail(planned.error().context("vm " + vm_id));
 
     // 1b. Claim: the commit point between concurrent prepares, all devices or none.
     std::vector<DeviceAssignment> rows;

@@ -18,7 +18,9 @@
 // its ledger row stays (step "releasing"), so no other VM can take it. When the write returns, a
 // background thread releases that VM's rows again, which puts the device back where it was.
 #include <atomic>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +38,7 @@
 namespace feos::hostdev {
 
 namespace detail {
+class DeviceCache;
 struct Plan;
 struct Target;
 }
@@ -78,12 +81,16 @@ class HostDevices {
   //                     ("... modprobe vfio-pci").
   //   PERMISSION_DENIED the policy does not allow the requested GPU (naming it).
   //   INTERNAL          unreadable sysfs/proc data, naming the path.
-  // With `decisions`, the planner's decisions (policy, whole cards, group peers, bridges left to
-  // the host, each device's driver now and after) are appended, one sentence each.
+  // With `by_count`, that many more GPUs are picked by topology first (placement.h: one NUMA node
+  // when possible, switch pairs for p2p), appended to `gpus`; errors: NOT_FOUND when no GPU
+  // matches its model, RESOURCE_EXHAUSTED naming the free ones when too few are free.
+  // With `decisions`, the planner's decisions (the placement, policy, whole cards, group peers,
+  // bridges left to the host, each device's driver now and after) are appended, one sentence each.
   // prepare() plans with the same function (detail::make_plan) before it claims anything.
   Result<std::vector<model::AssignedGpu>> plan(const std::string& vm_id,
                                                const std::vector<model::GpuSpec>& gpus,
-                                               std::vector<std::string>* decisions = nullptr) const;
+                                               std::vector<std::string>* decisions = nullptr,
+                                               const std::optional<model::GpuCount>& by_count = std::nullopt) const;
 
   // plan(), then claims every device in the ledger in one transaction (of concurrent prepares of
   // the same device exactly one wins; the others fail FAILED_PRECONDITION naming the winner), then
@@ -96,6 +103,9 @@ class HostDevices {
   // On any failure every device is returned to its recorded state in reverse order (unbind from
   // vfio-pci, restore driver_override, rebind the original driver) and its ledger row deleted;
   // a device that cannot be returned keeps its row (step "releasing") and the error names it.
+  // The pick of `by_count` and the claim are one step: plans and claims of all VMs are serialized
+  // (they only read sysfs and write the ledger; binding runs in parallel), so concurrent requests
+  // never pick the same GPU, and a request that finds too few free ones is told which are.
   // Returns what plan() returned. An empty `gpus` returns an empty list and touches nothing.
   // Errors: as plan(); FAILED_PRECONDITION when a prepare/release of this VM is in progress;
   // ABORTED when a device kept changing between plan and claim (naming it; retry);
@@ -103,7 +113,8 @@ class HostDevices {
   // INTERNAL/NOT_FOUND/FAILED_PRECONDITION from the kernel (naming device and step, errno text);
   // ledger errors.
   Result<std::vector<model::AssignedGpu>> prepare(const std::string& vm_id,
-                                                  const std::vector<model::GpuSpec>& gpus);
+                                                  const std::vector<model::GpuSpec>& gpus,
+                                                  const std::optional<model::GpuCount>& by_count = std::nullopt);
 
   // Returns every device the ledger holds for `vm_id` to the host (IOMMU groups in parallel):
   // unbind from vfio-pci, restore driver_override, bind the recorded original driver, verify;
@@ -128,7 +139,11 @@ class HostDevices {
 
   // prepare(), step 1: plan, claim every device in the ledger, and read each device again; a
   // device that moved meanwhile gives the claim back and plans again (at most 3 times).
-  Result<detail::Plan> claim_plan(const std::string& vm_id, const std::vector<model::GpuSpec>& gpus);
+  Result<detail::Plan> claim_plan(const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
+                                  const std::optional<model::GpuCount>& by_count);
+  // plan()'s body: the placement of `by_count` (when set) and make_plan() on one view.
+  Result<detail::Plan> make_full_plan(const std::vector<model::GpuSpec>& gpus,
+                                      const std::optional<model::GpuCount>& by_count) const;
   // prepare(), step 2: bind_group() for every IOMMU group, groups in parallel. The error: the
   // first failing group's code, every failing group's message.
   Status bind_groups(const std::string& vm_id, const detail::Plan& plan);
@@ -166,6 +181,10 @@ class HostDevices {
 
   std::mutex busy_mu_;
   std::set<std::string> busy_vms_;  // guarded by busy_mu_
+  // Held from plan to claim in claim_plan(): one VM's pick sees every earlier claim.
+  std::mutex claim_mu_;
+  // Static PCI facts kept between placements (a by-count pick reads every function).
+  const std::unique_ptr<detail::DeviceCache> device_cache_;
 
   // Last member: destroyed first, it stops the in-doubt thread that calls back into this object.
   VfioBinder binder_;

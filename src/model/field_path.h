@@ -22,6 +22,8 @@ inline constexpr const char* kIgnition = "config.ignition";
 inline constexpr const char* kDisks = "config.disks";
 inline constexpr const char* kNets = "config.net";
 inline constexpr const char* kGpus = "config.gpus";
+inline constexpr const char* kGpuCount = "config.gpu_count.count";
+inline constexpr const char* kGpuModel = "config.gpu_count.model";
 inline constexpr const char* kFirmwareKind = "config.firmware.kind";
 inline constexpr const char* kFirmwareSecureBoot = "config.firmware.secure_boot";
 

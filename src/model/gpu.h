@@ -22,6 +22,17 @@ struct GpuSpec {
   bool boot_vga = false;  // the GPU is the guest's primary display (x-vga); allows the host boot VGA
 };
 
+// GPUs by count (feosd extension): feosd picks free GPUs by host topology at create and records
+// them as GpuSpecs, so every later start takes the same ones.
+struct GpuCount {
+  uint32_t count = 0;  // 1..kMaxGpus
+  // "10de:2335" (vendor:device), or a case-insensitive part of the product name ("H200"); empty:
+  // any GPU.
+  std::string model;
+  bool p2p = false;  // the guest wants peer-to-peer: GPUs under one PCIe switch first
+  friend bool operator==(const GpuCount&, const GpuCount&) = default;
+};
+
 struct Bar {
   int index = 0;        // BAR register 0-5
   uint64_t size = 0;    // bytes

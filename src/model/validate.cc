@@ -58,7 +58,19 @@ Status validate_counts(const VmSpec& spec) {
   };
   FEOS_TRY(at_most(field::kDisks, spec.disks.size(), kMaxDisks, "disks"));
   FEOS_TRY(at_most(field::kNets, spec.nets.size(), kMaxNics, "NICs"));
-  return at_most(field::kGpus, spec.gpus.size(), kMaxGpus, "GPUs");
+  FEOS_TRY(at_most(field::kGpus, spec.gpus.size(), kMaxGpus, "GPUs"));
+  if (!spec.gpu_count) return ok();
+  const GpuCount& by_count = *spec.gpu_count;
+  if (by_count.count == 0) return invalid(field::kGpuCount, "must be at least 1");
+  if (spec.gpus.size() + by_count.count > kMaxGpus)
+    return invalid(field::kGpuCount, std::to_string(by_count.count) + " more than the " +
+                                         std::to_string(spec.gpus.size()) + " of " + field::kGpus +
+                                         ": at most " + std::to_string(kMaxGpus) + " GPUs per VM");
+  if (by_count.model.size() > kMaxGpuModelLength)
+    return invalid(field::kGpuModel, "longer than " + std::to_string(kMaxGpuModelLength) + " characters");
+  for (char c : by_count.model)
+    if (is_control(c)) return invalid(field::kGpuModel, "contains a control character");
+  return ok();
 }
 
 // What qemu is told to boot: the root image, the kernel, its initramfs and command line.

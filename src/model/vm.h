@@ -75,6 +75,9 @@ struct VmSpec {
   BootSpec boot;
   std::vector<GpuSpec> gpus;  // whole GPUs by host PCIe address (feosd extension)
   FirmwareSpec firmware;
+  // GPUs by count (feosd extension). Resolved at create: the GPUs picked are appended to `gpus`
+  // and this stays as the record of what was asked.
+  std::optional<GpuCount> gpu_count;
 };
 
 // Values equal FeOS's VmState enum numbers.

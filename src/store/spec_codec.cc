@@ -171,6 +171,21 @@ Result<model::FirmwareSpec> firmware_from_json(ObjectReader reader) {
   return firmware;
 }
 
+json gpu_count_to_json(const model::GpuCount& by_count) {
+  const auto& [count, gpu_model, p2p] = by_count;
+  return json::object({{"count", count}, {"model", gpu_model}, {"p2p", p2p}});
+}
+
+Result<model::GpuCount> gpu_count_from_json(ObjectReader reader) {
+  model::GpuCount by_count;
+  auto& [count, gpu_model, p2p] = by_count;
+  FEOS_ASSIGN_OR_RETURN(count, reader.unsigned_integer<uint32_t>("count"));
+  FEOS_ASSIGN_OR_RETURN(gpu_model, reader.string("model"));
+  FEOS_ASSIGN_OR_RETURN(p2p, reader.boolean("p2p"));
+  FEOS_TRY(reader.finish());
+  return by_count;
+}
+
 Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
   model::DiskSpec disk;
   auto& [device_id, path, readonly, format] = disk;
@@ -254,14 +269,14 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
 
 json spec_to_json(const model::VmSpec& spec) {
   const auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot,
-               gpus, firmware] = spec;
+               gpus, firmware, gpu_count] = spec;
   json gpu_list = json::array();
   for (const auto& gpu : gpus) gpu_list.push_back(gpu_spec_to_json(gpu));
   json disk_list = json::array();
   for (const auto& disk : disks) disk_list.push_back(disk_to_json(disk));
   json net_list = json::array();
   for (const auto& net : nets) net_list.push_back(net_to_json(net));
-  return json::object({
+  json out = json::object({
       {"cpus", cpus_to_json(cpus)},
       {"memory", memory_to_json(memory)},
       {"image_ref", image_ref},
@@ -274,13 +289,15 @@ json spec_to_json(const model::VmSpec& spec) {
       {"gpus", std::move(gpu_list)},
       {"firmware", firmware_to_json(firmware)},
   });
+  if (gpu_count) out["gpu_count"] = gpu_count_to_json(*gpu_count);
+  return out;
 }
 
 Result<model::VmSpec> spec_from_json(const json& j) {
   FEOS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::open(j, "spec"));
   model::VmSpec spec;
   auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus,
-         firmware] = spec;
+         firmware, gpu_count] = spec;
   FEOS_ASSIGN_OR_RETURN(cpus, reader.object<model::CpuSpec>("cpus", cpus_from_json));
   FEOS_ASSIGN_OR_RETURN(memory, reader.object<model::MemorySpec>("memory", memory_from_json));
   FEOS_ASSIGN_OR_RETURN(image_ref, reader.string("image_ref"));
@@ -294,6 +311,10 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   // Records stored before firmware was a choice boot BIOS, as they did.
   if (reader.has("firmware")) {
     FEOS_ASSIGN_OR_RETURN(firmware, reader.object<model::FirmwareSpec>("firmware", firmware_from_json));
+  }
+  // Written only when GPUs were asked by count (and absent from records stored before that could be).
+  if (reader.has("gpu_count")) {
+    FEOS_ASSIGN_OR_RETURN(gpu_count, reader.object<model::GpuCount>("gpu_count", gpu_count_from_json));
   }
   FEOS_TRY(reader.finish());
   return spec;

@@ -37,6 +37,7 @@ inline model::VmSpec full_spec() {
       {.address = test::pci_address("0000:b3:00.0"), .rombar = model::RomBar::kOn, .boot_vga = false},
   };
   spec.firmware = {.kind = model::FirmwareKind::kUefi, .secure_boot = true};
+  spec.gpu_count = model::GpuCount{.count = 2, .model = "H200", .p2p = true};
   return spec;
 }
 
@@ -138,9 +139,9 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
 
 inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_image_format, a_disks, a_nets,
-               a_ignition, a_boot, a_gpus, a_firmware] = a;
+               a_ignition, a_boot, a_gpus, a_firmware, a_gpu_count] = a;
   const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_image_format, b_disks, b_nets,
-               b_ignition, b_boot, b_gpus, b_firmware] = b;
+               b_ignition, b_boot, b_gpus, b_firmware, b_gpu_count] = b;
   EXPECT_EQ(a_cpus.boot_vcpus, b_cpus.boot_vcpus);
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);
@@ -176,6 +177,14 @@ inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   const auto& [b_kind, b_secure_boot] = b_firmware;
   EXPECT_EQ(a_kind, b_kind);
   EXPECT_EQ(a_secure_boot, b_secure_boot);
+  ASSERT_EQ(a_gpu_count.has_value(), b_gpu_count.has_value());
+  if (a_gpu_count) {
+    const auto& [a_count, a_model, a_p2p] = *a_gpu_count;
+    const auto& [b_count, b_model, b_p2p] = *b_gpu_count;
+    EXPECT_EQ(a_count, b_count);
+    EXPECT_EQ(a_model, b_model);
+    EXPECT_EQ(a_p2p, b_p2p);
+  }
 }
 
 }  // namespace feos::store::testing

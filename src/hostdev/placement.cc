@@ -1,0 +1,177 @@
+#include "hostdev/placement.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "model/field_path.h"
+#include "pci/topology.h"
+
+namespace feos::hostdev::detail {
+namespace {
+
+struct Candidate {
+  pci::Address address;
+  int node = -1;                      // NUMA node, -1 unknown
+  std::optional<pci::Address> under;  // the PCIe switch (upstream port) above it
+};
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string node_name(int node) { return node < 0 ? "no NUMA node" : "node " + std::to_string(node); }
+
+// "0000:18:00.0, 0000:2a:00.0 on node 0; 0000:9a:00.0 on node 1".
+std::string by_node_text(const std::vector<Candidate>& candidates) {
+  std::map<int, std::string> lists;
+  for (const auto& c : candidates) {
+    std::string& list = lists[c.node];
+    list += (list.empty() ? "" : ", ") + c.address.to_string();
+  }
+  std::string out;
+  for (const auto& [node, list] : lists) out += (out.empty() ? "" : "; ") + list + " on " + node_name(node);
+  return out;
+}
+
+// Takes `want` GPUs of one node's candidates (address order), keeping those under one PCIe switch
+// together: the smallest switch group that holds what is still wanted, else the largest group.
+std::vector<const Candidate*> take_by_switch(const std::vector<const Candidate*>& pool, size_t want) {
+  std::vector<std::vector<const Candidate*>> groups;
+  std::map<pci::Address, size_t> group_of_switch;
+  for (const Candidate* c : pool) {
+    if (!c->under) {
+      groups.push_back({c});  // alone: no switch to share
+      continue;
+    }
+    auto [it, added] = group_of_switch.emplace(*c->under, groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(c);
+  }
+  std::vector<const Candidate*> taken;
+  std::vector<bool> used(groups.size(), false);
+  while (taken.size() < want) {
+    const size_t remaining = want - taken.size();
+    std::optional<size_t> best_fit, largest;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      if (used[g]) continue;
+      const size_t size = groups[g].size();
+      if (size >= remaining && (!best_fit || size < groups[*best_fit].size())) best_fit = g;
+      if (!largest || size > groups[*largest].size()) largest = g;
+    }
+    const size_t g = best_fit ? *best_fit : *largest;  // the pool holds `want`: one exists
+    used[g] = true;
+    for (const Candidate* c : groups[g])
+      if (taken.size() < want) taken.push_back(c);
+  }
+  std::sort(taken.begin(), taken.end(), [](const Candidate* a, const Candidate* b) { return a->address < b->address; });
+  return taken;
+}
+
+}  // namespace
+
+bool matches_model(const pci::Device& device, const std::string& model, const pci::PciIds* ids) {
+  if (model.empty()) return true;
+  if (auto id = pci::DeviceId::parse(model)) return id->vendor == device.vendor_id && id->device == device.device_id;
+  if (ids == nullptr) return false;
+  auto name = ids->device(device.vendor_id, device.device_id);
+  return name && lower(*name).find(lower(model)) != std::string::npos;
+}
+
+Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& request,
+                             const std::vector<model::GpuSpec>& taken) {
+  const pci::PciIds* ids = context.options().pci_ids.get();
+  FEOS_ASSIGN_OR_RETURN(const auto* ledger, context.ledger());
+  std::set<std::string> taken_slots;
+  for (const auto& gpu : taken) taken_slots.insert(gpu.address.slot());
+
+  // The GPU of each slot: its lowest display function (the map is sorted by address).
+  std::map<std::string, const pci::Device*> gpu_of_slot;
+  for (const auto& [address, device] : context.view().devices())
+    if (device.is_display()) gpu_of_slot.emplace(address.slot(), &device);
+
+  const std::string what = "GPU(s)" + (request.model.empty() ? std::string() : " of model \"" + request.model + "\"");
+  std::map<std::string, int> models_here;  // "10de:2330" -> count, for a model that matches nothing
+  size_t matching = 0, held = 0, unassignable = 0;
+  std::vector<Candidate> candidates;
+  for (const auto& [slot, device] : gpu_of_slot) {
+    ++models_here[device->id()];
+    if (!matches_model(*device, request.model, ids)) continue;
+    ++matching;
+    if (taken_slots.count(slot)) continue;
+    if (ledger->count(device->address)) {
+      ++held;
+      continue;
+    }
+    if (!make_plan(context, {model::GpuSpec{.address = device->address}})) {
+      ++unassignable;
+      continue;
+    }
+    auto topology = pci::read_topology(context.fs(), context.paths(), device->address);
+    candidates.push_back({device->address, device->numa_node,
+                          topology ? topology->switch_upstream : std::nullopt});
+  }
+  if (matching == 0) {
+    std::string here;
+    for (const auto& [id, count] : models_here) here += (here.empty() ? "" : ", ") + id + " x" + std::to_string(count);
+    return fail(Code::kNotFound, std::string(model::field::kGpuModel) + ": no GPU on this host matches \"" +
+                                     request.model + "\" (GPUs here: " + (here.empty() ? "none" : here) + ")");
+  }
+  if (candidates.size() < request.count) {
+    return fail(Code::kResourceExhausted,
+                std::string(model::field::kGpuCount) + ": " + std::to_string(request.count) + " " + what +
+                    " asked, " + std::to_string(candidates.size()) + " free" +
+                    (candidates.empty() ? "" : ": " + by_node_text(candidates)) + " (" +
+                    std::to_string(held) + " held by VMs, " + std::to_string(unassignable) +
+                    " not assignable" + (taken.empty() ? "" : ", the VM's own not counted") + ")");
+  }
+
+  // The nodes: one that holds the request (the tightest fit), else the fewest, largest first.
+  std::map<int, std::vector<const Candidate*>> by_node;
+  for (const auto& c : candidates) by_node[c.node].push_back(&c);
+  std::vector<int> nodes;
+  std::optional<int> fit;
+  for (const auto& [node, list] : by_node)
+    if (list.size() >= request.count && (!fit || list.size() < by_node[*fit].size())) fit = node;
+  if (fit) {
+    nodes.push_back(*fit);
+  } else {
+    for (const auto& [node, list] : by_node) nodes.push_back(node);
+    std::stable_sort(nodes.begin(), nodes.end(),
+                     [&](int a, int b) { return by_node[a].size() > by_node[b].size(); });
+  }
+
+  Placement placement;
+  std::vector<const Candidate*> picked;
+  for (int node : nodes) {
+    if (picked.size() == request.count) break;
+    const auto& pool = by_node[node];
+    const size_t want = std::min(pool.size(), request.count - picked.size());
+    std::vector<const Candidate*> from_node;
+    if (request.p2p) from_node = take_by_switch(pool, want);
+    else from_node.assign(pool.begin(), pool.begin() + static_cast<long>(want));
+    std::string list;
+    for (const Candidate* c : from_node) list += (list.empty() ? "" : ", ") + c->address.to_string();
+    placement.decisions.push_back("gpu_count: " + std::to_string(from_node.size()) + " " + what + " on " +
+                                  node_name(node) + " (" + std::to_string(pool.size()) + " free there" +
+                                  (fit ? ", the tightest node that holds all" : "") + "): " + list);
+    picked.insert(picked.end(), from_node.begin(), from_node.end());
+  }
+  if (request.p2p) {
+    std::map<pci::Address, int> per_switch;
+    for (const Candidate* c : picked)
+      if (c->under) ++per_switch[*c->under];
+    std::string shared;
+    for (const auto& [sw, n] : per_switch)
+      if (n > 1) shared += (shared.empty() ? "" : ", ") + std::to_string(n) + " under the switch at " + sw.to_string();
+    placement.decisions.push_back("gpu_count: p2p asked: " + (shared.empty() ? std::string("no two free GPUs share a PCIe switch") : shared));
+  }
+  for (const Candidate* c : picked) placement.gpus.push_back(model::GpuSpec{.address = c->address});
+  return placement;
+}
+
+}  // namespace feos::hostdev::detail
