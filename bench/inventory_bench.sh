@@ -31,8 +31,10 @@ time_runs() {  # command...: prints the median wall time in ms over R runs (afte
 # lspci -k looks up kernel modules with libkmod and complains once per device when the running
 # kernel has no /lib/modules tree (containers, some VMs); the complaint is not part of the figure.
 lspci_tree() { lspci -A linux-sysfs -O "sysfs.path=$WORK/host/sys/bus/pci" -nnk 2>/dev/null; }
-gpus=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list -o json | grep -c '"address"' || true)
-all=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list --all -o json | grep -c '"address"' || true)
+# Devices, not the addresses inside them (a GPU's switch peers have addresses too).
+count() { python3 -c 'import json, sys; print(len(json.load(sys.stdin).get("devices", [])))'; }
+gpus=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list -o json | count)
+all=$("$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list --all -o json | count)
 lspci_lines=$(lspci_tree | grep -c '^[0-9a-f]' || true)
 f=$(time_runs "$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list -o json)
 fa=$(time_runs "$BIN/feosctl" --socket "$WORK/feosd.sock" gpu list --all -o json)

@@ -1,6 +1,7 @@
 #include "api/host_service.h"
 
 #include <cstdio>
+#include <set>
 
 #include "api/status.h"
 #include "feosd/v1/host.grpc.pb.h"
@@ -55,6 +56,17 @@ void device_to_proto(const hostdev::InventoryDevice& in, feosd::v1::PciDeviceInf
   out->set_assigned_vm(in.assigned_vm);
   out->set_reason(in.reason);
   if (d.current_link) out->set_link(d.current_link->to_string());
+  out->set_local_cpus(d.local_cpus);
+  if (in.topology) {
+    out->set_pcie_root(in.topology->pcie_root);
+    if (in.topology->switch_upstream) out->set_switch_upstream(in.topology->switch_upstream->to_string());
+  }
+  for (const auto& peer : in.switch_peers) {
+    auto* p = out->add_switch_peers();
+    p->set_address(peer.address.to_string());
+    p->set_id(peer.id.to_string());
+    p->set_class_name(peer.class_name);
+  }
 }
 
 void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std::string detail) {
@@ -62,6 +74,44 @@ void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std
   item->set_name(std::move(name));
   item->set_ok(ok);
   item->set_detail(std::move(detail));
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string text;
+  for (const auto& part : parts) text += (text.empty() ? "" : ", ") + part;
+  return text;
+}
+
+// "4 NVSwitches 10de:22a3 (0000:05:00.0, ..., 0000:08:00.0) in IOMMU group 114": which group a VM
+// taking the board's GPUs with their fabric would need whole.
+std::string describe_nvswitches(const std::vector<hostdev::NvSwitch>& switches) {
+  std::set<std::string> ids;
+  std::set<pci::IommuGroup> groups;
+  std::vector<std::string> addresses;
+  bool ungrouped = false;
+  for (const auto& sw : switches) {
+    ids.insert(sw.id.to_string());
+    addresses.push_back(sw.address.to_string());
+    if (sw.iommu_group) groups.insert(*sw.iommu_group);
+    else ungrouped = true;
+  }
+  std::vector<std::string> group_names;
+  for (const auto& group : groups) group_names.push_back(group.to_string());
+  std::string text = std::to_string(switches.size()) + (switches.size() == 1 ? " NVSwitch " : " NVSwitches ") +
+                     join({ids.begin(), ids.end()}) + " (" + join(addresses) + ")";
+  if (!groups.empty()) text += (groups.size() == 1 ? " in IOMMU group " : " in IOMMU groups ") + join(group_names);
+  if (ungrouped) text += groups.empty() ? " without an IOMMU group" : "; some without an IOMMU group";
+  return text;
+}
+
+void nvswitches_to_proto(const std::vector<hostdev::NvSwitch>& switches, feosd::v1::CheckHostResponse* resp) {
+  for (const auto& sw : switches) {
+    auto* out = resp->add_nvswitches();
+    out->set_address(sw.address.to_string());
+    out->set_id(sw.id.to_string());
+    out->set_name(sw.name);
+    if (sw.iommu_group) out->set_iommu_group(sw.iommu_group->to_string());
+  }
 }
 
 void fit_to_proto(const model::FirmwareFit& in, feosd::v1::FirmwareCapacity* out) {
@@ -156,6 +206,8 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                                : "reset between VMs by " + methods);
     }
     if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
+    if (!check->nvswitches.empty()) add_item(resp, "nvswitch", true, describe_nvswitches(check->nvswitches));
+    nvswitches_to_proto(check->nvswitches, resp);
     add_capacity(*check, hypervisor_, resp);
     resp->set_ready(check->ready);
     return grpc::Status::OK;

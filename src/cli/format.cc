@@ -44,6 +44,35 @@ std::string one_line(std::string text) {
 
 std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
 
+// A vendor as a table names it: its own short form in brackets, else its name without the legal
+// suffixes ("NVIDIA Corporation" -> "NVIDIA", "ASPEED Technology, Inc." -> "ASPEED",
+// "Advanced Micro Devices, Inc. [AMD/ATI]" -> "AMD/ATI"), so the model's name fits the column.
+std::string short_vendor(std::string_view vendor) {
+  const size_t open = vendor.rfind(" [");
+  if (open != std::string_view::npos && vendor.size() > open + 3 && vendor.back() == ']')
+    return std::string(vendor.substr(open + 2, vendor.size() - open - 3));
+  static constexpr std::string_view kSuffixes[] = {
+      ",", " ", " Corporation", " Corp.", " Corp", " Inc.", " Inc", " Co., Ltd.", " Co., Ltd",
+      " Co. Ltd.", " Co Ltd", " Co.", " Ltd.", " Ltd", " Limited", " LLC", " GmbH", " AG",
+      " Technologies", " Technology", " Electronics"};
+  for (bool stripped = true; stripped;) {
+    stripped = false;
+    for (std::string_view suffix : kSuffixes) {
+      if (vendor.size() > suffix.size() && vendor.substr(vendor.size() - suffix.size()) == suffix) {
+        vendor.remove_suffix(suffix.size());
+        stripped = true;
+      }
+    }
+  }
+  return std::string(vendor);
+}
+
+// "16:00.0" for "0000:16:00.0": domain 0 goes without saying in a narrow column.
+std::string short_address(const std::string& address) {
+  constexpr std::string_view kDomain0 = "0000:";
+  return address.compare(0, kDomain0.size(), kDomain0) == 0 ? address.substr(kDomain0.size()) : address;
+}
+
 // "2026-11-24T10:00:00Z" for a Unix time in milliseconds.
 std::string utc_time(int64_t unix_ms) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
@@ -304,9 +333,9 @@ std::string device_status_text(const hostv1::PciDeviceInfo& device) {
 std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
   std::vector<std::vector<std::string>> rows;
   rows.reserve(static_cast<size_t>(list.devices_size()) + 1);
-  rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "BAR", "STATUS", "REASON"});
+  rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "SWITCH", "BAR", "STATUS", "REASON"});
   for (const hostv1::PciDeviceInfo& device : list.devices()) {
-    std::string name = device.vendor_name();
+    std::string name = short_vendor(device.vendor_name());
     if (!device.device_name().empty()) {
       if (!name.empty()) name += ' ';
       name += device.device_name();
@@ -323,6 +352,7 @@ std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
         or_dash(device.driver()),
         or_dash(device.iommu_group()),
         device.numa_node() < 0 ? "-" : std::to_string(device.numa_node()),
+        or_dash(short_address(device.switch_upstream())),
         largest_bar == 0 ? "-" : format_bytes(largest_bar),
         device_status_text(device),
         or_dash(truncate(one_line(device.reason()), kReasonWidth)),

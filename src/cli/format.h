@@ -52,10 +52,13 @@ std::string format_bytes(uint64_t bytes);
 // values this build lacks.
 std::string device_status_text(const hostv1::PciDeviceInfo& device);
 
-// The `gpu list` table: header ADDRESS ID NAME DRIVER GROUP NUMA BAR STATUS REASON, one row per
-// device in the response's order. ID is "vendor:device" ("10de:2330"); NAME is vendor and device
-// name (the class name when both are unknown), cut to 44 characters; BAR is the largest BAR's size
-// (format_bytes); NUMA is "-" when negative; REASON is cut to 40 characters. Empty cells are "-".
+// The `gpu list` table: header ADDRESS ID NAME DRIVER GROUP NUMA SWITCH BAR STATUS REASON, one row
+// per device in the response's order. ID is "vendor:device" ("10de:2330"); NAME is the vendor's
+// short name ("NVIDIA" for "NVIDIA Corporation", "AMD/ATI" for "... [AMD/ATI]") and the device
+// name (the class name when both are unknown), cut to 44 characters; NUMA is "-" when negative;
+// SWITCH is the upstream port of the PCIe switch above the device, without domain 0000
+// ("16:00.0"); BAR is the largest BAR's size (format_bytes); REASON is cut to 40 characters. Empty
+// cells are "-". The 8-GPU HGX host's `gpu list` stays within 130 columns.
 // Linear in the number of devices: one pass to size the columns, one to write.
 std::string format_pci_table(const hostv1::ListPciDevicesResponse& list);
 

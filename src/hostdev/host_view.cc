@@ -6,7 +6,7 @@
 
 namespace feos::hostdev::detail {
 
-HostView::HostView(const sys::Filesystem& fs, const sys::HostPaths& paths) : sysfs_(fs, paths) {}
+HostView::HostView(const sys::Filesystem& fs, const sys::HostPaths& paths) : fs_(fs), sysfs_(fs, paths) {}
 
 Result<const std::vector<pci::Address>*> HostView::all_addresses() {
   if (!all_) {
@@ -46,16 +46,16 @@ Result<std::vector<pci::Address>> HostView::group_members(const pci::IommuGroup&
 
 Result<size_t> HostView::iommu_group_count() { return sysfs_.iommu_group_count(); }
 
-std::optional<pci::Device> DeviceCache::get(const pci::Address& address) const {
+std::optional<DeviceFacts> DeviceCache::get(const pci::Address& address) const {
   std::lock_guard lock(mu_);
   auto it = devices_.find(address);
   if (it == devices_.end()) return std::nullopt;
   return it->second;
 }
 
-void DeviceCache::put(const pci::Device& device) {
+void DeviceCache::put(const DeviceFacts& facts) {
   std::lock_guard lock(mu_);
-  devices_.insert_or_assign(device.address, device);
+  devices_.insert_or_assign(facts.device.address, facts);
 }
 
 void DeviceCache::retain(const std::vector<pci::Address>& present) {
@@ -66,24 +66,34 @@ void DeviceCache::retain(const std::vector<pci::Address>& present) {
   }
 }
 
+Result<DeviceFacts> HostView::load_one(const pci::Address& address, DeviceCache* cache) const {
+  if (auto cached = cache ? cache->get(address) : std::nullopt) {
+    FEOS_TRY(sysfs_.refresh(cached->device));
+    return std::move(*cached);
+  }
+  DeviceFacts facts;
+  FEOS_ASSIGN_OR_RETURN(facts.device, sysfs_.read(address));
+  auto topology = pci::read_topology(fs_, sysfs_.paths(), address);
+  if (topology) {
+    facts.topology = std::move(*topology);
+  } else if (topology.error().code != Code::kInvalidArgument) {
+    // Gone meanwhile, or a read error that may pass: nothing is cached, the next listing retries.
+    return fail(topology.error());
+  }
+  if (cache) cache->put(facts);
+  return facts;
+}
+
 Status HostView::load_all(unsigned threads, DeviceCache* cache) {
   auto all = all_addresses();
   if (!all) return fail(all.error());
   const std::vector<pci::Address>& addresses = **all;
-  std::vector<std::optional<Result<pci::Device>>> read(addresses.size());
+  std::vector<std::optional<Result<DeviceFacts>>> read(addresses.size());
   // Each sysfs read is a handful of small files; on a 1,000-function host the syscalls dominate,
   // so a few readers in parallel cut the wall time.
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i = next++; i < addresses.size(); i = next++) {
-      if (auto cached = cache ? cache->get(addresses[i]) : std::nullopt) {
-        Status refreshed = sysfs_.refresh(*cached);
-        read[i] = refreshed ? Result<pci::Device>(std::move(*cached)) : Result<pci::Device>(fail(refreshed.error()));
-        continue;
-      }
-      read[i] = sysfs_.read(addresses[i]);
-      if (cache && *read[i]) cache->put(**read[i]);
-    }
+    for (size_t i = next++; i < addresses.size(); i = next++) read[i] = load_one(addresses[i], cache);
   };
   const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(addresses.size() / 32 + 1)));
   std::vector<std::thread> pool;
@@ -92,15 +102,18 @@ Status HostView::load_all(unsigned threads, DeviceCache* cache) {
   for (auto& t : pool) t.join();
 
   groups_.clear();
+  topologies_.clear();
   for (size_t i = 0; i < addresses.size(); ++i) {
-    Result<pci::Device>& d = *read[i];
-    if (!d) {
+    Result<DeviceFacts>& facts = *read[i];
+    if (!facts) {
       // Unplugged between listing and reading: not part of the host any more.
-      if (d.error().code == Code::kNotFound) continue;
-      return fail(d.error());
+      if (facts.error().code == Code::kNotFound) continue;
+      return fail(facts.error());
     }
-    if (d->iommu_group) groups_[*d->iommu_group].push_back(d->address);
-    devices_.insert_or_assign(d->address, std::move(*d));
+    pci::Device& d = facts->device;
+    if (d.iommu_group) groups_[*d.iommu_group].push_back(d.address);
+    if (facts->topology) topologies_.insert_or_assign(d.address, std::move(*facts->topology));
+    devices_.insert_or_assign(d.address, std::move(d));
   }
   groups_complete_ = true;  // members are pushed in address order: already sorted
   if (cache) cache->retain(addresses);

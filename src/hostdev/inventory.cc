@@ -59,6 +59,38 @@ std::vector<GpuModel> gpu_models(const Inventory& inv) {
   return out;
 }
 
+// Fills each GPU's switch_peers: the endpoints whose nearest switch is its own, its slot's
+// functions excluded. One pass to index the endpoints by switch, one to look them up.
+void add_switch_peers(std::vector<InventoryDevice>& devices) {
+  std::map<pci::Address, std::vector<const InventoryDevice*>> under_switch;  // by upstream port
+  for (const auto& item : devices) {
+    if (!item.is_bridge && item.topology && item.topology->switch_upstream)
+      under_switch[*item.topology->switch_upstream].push_back(&item);
+  }
+  for (auto& item : devices) {
+    if (!item.is_gpu || item.gpu != item.device.address.to_string()) continue;
+    if (!item.topology || !item.topology->switch_upstream) continue;
+    for (const InventoryDevice* other : under_switch[*item.topology->switch_upstream]) {
+      if (other->device.address.same_slot(item.device.address)) continue;
+      item.switch_peers.push_back({.address = other->device.address,
+                                   .id = {other->device.vendor_id, other->device.device_id},
+                                   .class_name = other->class_name});
+    }
+  }
+}
+
+std::vector<NvSwitch> nvswitches_of(const std::vector<InventoryDevice>& devices) {
+  std::vector<NvSwitch> out;
+  for (const auto& item : devices) {
+    if (!item.device.is_nvswitch()) continue;
+    out.push_back({.address = item.device.address,
+                   .id = {item.device.vendor_id, item.device.device_id},
+                   .name = item.device_name,
+                   .iommu_group = item.device.iommu_group});
+  }
+  return out;
+}
+
 }  // namespace
 
 HostInventory::HostInventory(const sys::Filesystem& fs, sys::HostPaths paths,
@@ -123,6 +155,8 @@ Result<Inventory> HostInventory::inventory() const {
     item.is_bridge = device.is_pci_bridge();
     item.is_gpu = device.is_display();
     if (device.iommu_group) item.group_members = members[*device.iommu_group];
+    if (auto place = view.topologies().find(address); place != view.topologies().end())
+      item.topology = place->second;
 
     auto slot_gpu = gpu_of_slot.find(address.slot());
     auto held = (*ledger)->find(address);
@@ -152,6 +186,8 @@ Result<Inventory> HostInventory::inventory() const {
     }
     out.devices.push_back(std::move(item));
   }
+  add_switch_peers(out.devices);
+  out.nvswitches = nvswitches_of(out.devices);
   return out;
 }
 
@@ -208,6 +244,7 @@ Result<HostCheck> HostInventory::check_host() const {
     check.gpus.push_back(std::move(gpu));
   }
   check.models = gpu_models(inv);
+  check.nvswitches = inv.nvswitches;
   const bool any_gpu_ready =
       std::any_of(check.gpus.begin(), check.gpus.end(), [](const GpuReadiness& g) { return g.ready; });
   check.ready = check.iommu_enabled && check.vfio_pci_available &&

@@ -7,6 +7,7 @@
 //
 // Thread-safe: inventory() and check_host() may run concurrently (and with HostDevices).
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "model/gpu.h"
 #include "pci/address.h"
 #include "pci/device.h"
+#include "pci/topology.h"
 #include "store/device_ledger.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
@@ -35,8 +37,16 @@ enum class DeviceStatus {
   kNotAssignable,  // reason says why
 };
 
+// An endpoint under the same PCIe switch as a GPU (a NIC, an NVMe drive): traffic between them
+// stays in the switch, which is why a VM that gets the GPU often wants its neighbours too.
+struct SwitchPeer {
+  pci::Address address;
+  pci::DeviceId id;
+  std::string class_name;  // as InventoryDevice::class_name
+};
+
 struct InventoryDevice {
-  pci::Device device;
+  pci::Device device;  // local_cpus and numa_node say which CPUs are near it
   std::string vendor_name;  // pci.ids names; empty when unknown or no database
   std::string device_name;
   std::string class_name;    // pci.ids, else a built-in base-class name ("network controller")
@@ -47,11 +57,26 @@ struct InventoryDevice {
   DeviceStatus status = DeviceStatus::kNotAssignable;
   std::string assigned_vm;   // kAssigned
   std::string reason;        // kNotAssignable (e.g. "boot VGA", "no IOMMU group"), or a note
+  // Its root bus, the bridges above it and the upstream port of the PCIe switch it hangs under;
+  // absent when its sysfs path is not a PCIe tree (pci::read_topology).
+  std::optional<pci::Topology> topology;
+  // For a GPU (the function `gpu` names itself): the other endpoints under its switch, functions
+  // of its own slot excluded, in address order. Empty without a switch.
+  std::vector<SwitchPeer> switch_peers;
+};
+
+// An NVSwitch of an HGX board (pci::Device::is_nvswitch).
+struct NvSwitch {
+  pci::Address address;
+  pci::DeviceId id;
+  std::string name;  // pci.ids name or ""
+  std::optional<pci::IommuGroup> iommu_group;
 };
 
 struct Inventory {
   bool iommu_enabled = false;
   std::vector<InventoryDevice> devices;  // every PCI function, sorted by address
+  std::vector<NvSwitch> nvswitches;      // by address; empty on hosts without NVSwitches
 };
 
 struct GpuReadiness {
@@ -86,6 +111,7 @@ struct HostCheck {
   std::string policy;  // Policy::describe()
   std::vector<GpuReadiness> gpus;
   std::vector<GpuModel> models;  // by id
+  std::vector<NvSwitch> nvswitches;  // as Inventory::nvswitches
   // The host can pass a GPU now: IOMMU on, vfio-pci available, interrupt remapping not known to
   // be off (unknown is reported, not failed), and at least one GPU ready.
   bool ready = false;

@@ -30,6 +30,8 @@ bool Device::is_pci_bridge() const {
   return base_sub == 0x0604 || base_sub == 0x0609 || base_sub == 0x0607;
 }
 
+bool Device::is_nvswitch() const { return vendor_id == kVendorNvidia && (class_code >> 8) == 0x0680; }
+
 std::vector<Resource> Device::present_bars() const {
   std::vector<Resource> out;
   for (const auto& bar : bars)

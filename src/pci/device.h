@@ -15,6 +15,7 @@ namespace feos::pci {
 inline constexpr uint8_t kClassDisplay = 0x03;  // 0300 VGA, 0302 3D controller, 0380 other
 inline constexpr uint8_t kClassBridge = 0x06;
 inline constexpr uint32_t kClassVga = 0x030000;  // base+sub class 0300, prog-if 00
+inline constexpr uint16_t kVendorNvidia = 0x10de;
 
 // A PCIe link as the kernel prints it in current_link_speed/width and max_link_speed/width.
 struct Link {
@@ -37,6 +38,9 @@ struct Device {
   std::string driver_override;           // empty when none ("(null)" in sysfs)
   std::optional<IommuGroup> iommu_group;  // absent without an IOMMU
   int numa_node = -1;                    // -1: no NUMA affinity known
+  // local_cpulist as the kernel prints it ("0-55", "0-27,56-83"): the CPUs nearest the device,
+  // for pinning a VM's vCPUs. Empty when the kernel does not provide it.
+  std::string local_cpus;
   std::optional<bool> boot_vga;          // only VGA-class devices have the attribute
   // From reset_method, in the kernel's order ("flr", "bus"); on kernels without that attribute,
   // {"flr"} when config space shows Function Level Reset. Empty: no reset known.
@@ -54,6 +58,9 @@ struct Device {
   // bridges stay with the host driver (pcieport) while endpoints of their group go to a VM. Other
   // base class 06 devices (0680: NVSwitch, 0600: host bridge) are endpoints.
   bool is_pci_bridge() const;
+  // An NVIDIA NVSwitch (10de, class 0680 "other bridge"; 10de:22a3 on HGX H100/H200 boards): an
+  // endpoint whose IOMMU group and fabric decide how an HGX board's GPUs can be passed.
+  bool is_nvswitch() const;
   // "10de:2330".
   std::string id() const;
   // "10de:16c1".

@@ -42,6 +42,12 @@ std::optional<int> parse_width(std::string_view text) {
   return parse_int(text);
 }
 
+// A kernel CPU list ("0-55", "0-27,56-83"; "" for none): digits, commas and dashes only.
+bool is_cpu_list(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || c == ',' || c == '-'; });
+}
+
 std::vector<std::string> split_words(std::string_view text) {
   std::vector<std::string> words;
   size_t i = 0;
@@ -236,6 +242,12 @@ Result<Device> PciSysfs::read(const Address& address) const {
     auto value = parse_int(**numa);
     if (!value) return malformed("numa_node", **numa);
     d.numa_node = *value;
+  }
+  auto cpus = optional_attr(bdf, "local_cpulist");
+  if (!cpus) return fail(cpus.error());
+  if (*cpus) {
+    if (!is_cpu_list(**cpus)) return malformed("local_cpulist", **cpus);
+    d.local_cpus = **cpus;
   }
 
   auto boot_vga = optional_attr(bdf, "boot_vga");

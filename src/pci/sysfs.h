@@ -34,7 +34,8 @@ class PciSysfs {
   // Optional attributes the kernel does not provide for this device are left empty.
   Result<Device> read(const Address& address) const;
   // Re-reads the facts of `device` that change while the host runs (driver, driver_override,
-  // current link, enable); the rest (ids, class, BARs, group, NUMA) only change with hot-plug.
+  // current link, enable); the rest (ids, class, BARs, group, NUMA, local CPUs) only change with
+  // hot-plug.
   // Cheaper than read(): callers cache devices and refresh them. NOT_FOUND if the function is gone.
   Status refresh(Device& device) const;
 

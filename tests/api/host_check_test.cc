@@ -239,5 +239,58 @@ TEST_F(HostCheckTest, UnknownAddressBitsAndNoOvmfAreReportedNotGuessed) {
   EXPECT_EQ(m->bios().fit(), 8);
 }
 
+// An HGX board's NVSwitches: one item naming them and their group, and the structured list.
+TEST_F(HostCheckTest, NvSwitchesAreOneItemWithTheirGroup) {
+  open(test::hgx_h100_host(), "tcg");
+  auto resp = check();
+  const auto* row = item(resp, "nvswitch");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->ok());
+  EXPECT_EQ(row->detail(),
+            "4 NVSwitches 10de:22a3 (0000:05:00.0, 0000:06:00.0, 0000:07:00.0, 0000:08:00.0) in IOMMU group 114");
+  ASSERT_EQ(resp.nvswitches_size(), 4);
+  EXPECT_EQ(resp.nvswitches(0).address(), "0000:05:00.0");
+  EXPECT_EQ(resp.nvswitches(3).address(), "0000:08:00.0");
+  EXPECT_EQ(resp.nvswitches(3).id(), "10de:22a3");
+  EXPECT_EQ(resp.nvswitches(3).iommu_group(), "114");
+}
+
+TEST_F(HostCheckTest, HostsWithoutNvSwitchesHaveNoSuchItem) {
+  open(test::pcie_2s4g_host(), "tcg");
+  auto resp = check();
+  EXPECT_EQ(resp.nvswitches_size(), 0);
+  for (const auto& i : resp.items()) EXPECT_NE(i.name(), "nvswitch") << i.detail();
+}
+
+// ListPciDevices carries each device's place: local CPUs, root bus, switch, and a GPU's switch peers.
+TEST_F(HostCheckTest, ListedDevicesCarryTheirPlaceInThePcieTree) {
+  open(test::hgx_h100_host(), "tcg");
+  hostpb::ListPciDevicesRequest req;
+  hostpb::ListPciDevicesResponse resp;
+  grpc::ClientContext context;
+  grpc::Status status = hosts_->ListPciDevices(&context, req, &resp);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const hostpb::PciDeviceInfo* gpu = nullptr;
+  const hostpb::PciDeviceInfo* root_port = nullptr;
+  for (const auto& d : resp.devices()) {
+    if (d.address() == "0000:18:00.0") gpu = &d;
+    if (d.address() == "0000:15:01.0") root_port = &d;
+  }
+  ASSERT_TRUE(gpu && root_port);
+  EXPECT_EQ(gpu->local_cpus(), "0-55");
+  EXPECT_EQ(gpu->pcie_root(), "pci0000:15");
+  EXPECT_EQ(gpu->switch_upstream(), "0000:16:00.0");
+  ASSERT_EQ(gpu->switch_peers_size(), 2);
+  EXPECT_EQ(gpu->switch_peers(0).address(), "0000:19:00.0");
+  EXPECT_EQ(gpu->switch_peers(0).id(), "15b3:1021");
+  EXPECT_EQ(gpu->switch_peers(0).class_name(), "network controller");
+  EXPECT_EQ(gpu->switch_peers(1).address(), "0000:1a:00.0");
+  EXPECT_EQ(gpu->switch_peers(1).class_name(), "mass storage controller");
+  // A root port sits on the root bus, under no switch.
+  EXPECT_EQ(root_port->pcie_root(), "pci0000:15");
+  EXPECT_EQ(root_port->switch_upstream(), "");
+  EXPECT_EQ(root_port->switch_peers_size(), 0);
+}
+
 }  // namespace
 }  // namespace feos::api

@@ -318,6 +318,11 @@ hostv1::ListPciDevicesResponse inventory() {
       iommu_group: "59"
       iommu_group_members: "0000:18:00.0"
       numa_node: 0
+      local_cpus: "0-55"
+      pcie_root: "pci0000:15"
+      switch_upstream: "0000:16:00.0"
+      switch_peers { address: "0000:19:00.0" id: "15b3:1021" class_name: "Ethernet controller" }
+      switch_peers { address: "0000:1a:00.0" id: "144d:a826" class_name: "Non-Volatile memory controller" }
       bars { index: 0 size: 16777216 }
       bars { index: 1 size: 137438953472 is_64bit: true prefetchable: true }
       bars { index: 3 size: 33554432 is_64bit: true prefetchable: true }
@@ -334,6 +339,7 @@ hostv1::ListPciDevicesResponse inventory() {
       driver: "vfio-pci"
       iommu_group: "73"
       numa_node: 1
+      switch_upstream: "0001:28:00.0"
       bars { index: 1 size: 137438953472 is_64bit: true prefetchable: true }
       is_gpu: true
       status: DEVICE_STATUS_ASSIGNED
@@ -375,21 +381,21 @@ hostv1::ListPciDevicesResponse inventory() {
 
 TEST(FormatPciTable, GoldenTable) {
   EXPECT_EQ(format_pci_table(inventory()),
-            "ADDRESS        ID          NAME                                           DRIVER     "
-            "GROUP   NUMA   BAR      STATUS              REASON\n"
-            "0000:18:00.0   10de:2330   NVIDIA Corporation GH100 [H100 SXM5 80GB]      nvidia     "
-            "59      0      128GiB   available           -\n"
-            "0000:2a:00.0   10de:2330   NVIDIA Corporation GH100 [H100 SXM5 80GB]      vfio-pci   "
-            "73      1      128GiB   assigned:3f0c1c3e   assigned to vm 3f0c1c3e-9b1a-4d7e-8d2...\n"
-            "0000:03:00.0   1a03:2000   ASPEED Technology, Inc. ASPEED Graphics F...   ast        "
-            "12      -      64MiB    not-assignable      boot VGA of the host console; request...\n"
-            "0000:00:01.0   8086:2030   PCI bridge                                     pcieport   "
-            "1       0      -        not-assignable      PCI bridge\n");
+            "ADDRESS        ID          NAME                            DRIVER     GROUP   NUMA   "
+            "SWITCH         BAR      STATUS              REASON\n"
+            "0000:18:00.0   10de:2330   NVIDIA GH100 [H100 SXM5 80GB]   nvidia     59      0      "
+            "16:00.0        128GiB   available           -\n"
+            "0000:2a:00.0   10de:2330   NVIDIA GH100 [H100 SXM5 80GB]   vfio-pci   73      1      "
+            "0001:28:00.0   128GiB   assigned:3f0c1c3e   assigned to vm 3f0c1c3e-9b1a-4d7e-8d2...\n"
+            "0000:03:00.0   1a03:2000   ASPEED ASPEED Graphics Family   ast        12      -      "
+            "-              64MiB    not-assignable      boot VGA of the host console; request...\n"
+            "0000:00:01.0   8086:2030   PCI bridge                      pcieport   1       0      "
+            "-              -        not-assignable      PCI bridge\n");
 }
 
 TEST(FormatPciTable, EmptyListIsJustTheHeader) {
   EXPECT_EQ(format_pci_table(hostv1::ListPciDevicesResponse{}),
-            "ADDRESS   ID   NAME   DRIVER   GROUP   NUMA   BAR   STATUS   REASON\n");
+            "ADDRESS   ID   NAME   DRIVER   GROUP   NUMA   SWITCH   BAR   STATUS   REASON\n");
 }
 
 TEST(FormatPciTable, UnknownNamesAndDriverAreDashes) {
@@ -404,9 +410,9 @@ TEST(FormatPciTable, UnknownNamesAndDriverAreDashes) {
     devices { address: "0000:c2:00.0" numa_node: -1 }
   )pb");
   EXPECT_EQ(format_pci_table(list),
-            "ADDRESS        ID          NAME   DRIVER   GROUP   NUMA   BAR      STATUS    REASON\n"
-            "0000:c1:00.0   10de:ffff   -      -        -       3      1.5KiB   unknown   -\n"
-            "0000:c2:00.0   -           -      -        -       -      -        unknown   -\n");
+            "ADDRESS        ID          NAME   DRIVER   GROUP   NUMA   SWITCH   BAR      STATUS    REASON\n"
+            "0000:c1:00.0   10de:ffff   -      -        -       3      -        1.5KiB   unknown   -\n"
+            "0000:c2:00.0   -           -      -        -       -      -        -        unknown   -\n");
 }
 
 TEST(FormatPciTable, ThousandDevicesOneRowEach) {
@@ -433,6 +439,56 @@ TEST(FormatPciTable, JsonIsTheProtoMapping) {
   EXPECT_EQ(json["devices"][2]["numa_node"], -1);
   EXPECT_EQ(json["devices"][3]["bars"], nlohmann::json::array());
   EXPECT_EQ(json["devices"][3]["is_bridge"], true);
+  // The place in the PCIe tree.
+  EXPECT_EQ(gpu["local_cpus"], "0-55");
+  EXPECT_EQ(gpu["pcie_root"], "pci0000:15");
+  EXPECT_EQ(gpu["switch_upstream"], "0000:16:00.0");
+  ASSERT_EQ(gpu["switch_peers"].size(), 2u);
+  EXPECT_EQ(gpu["switch_peers"][0]["address"], "0000:19:00.0");
+  EXPECT_EQ(gpu["switch_peers"][1]["class_name"], "Non-Volatile memory controller");
+  EXPECT_EQ(json["devices"][3]["switch_peers"], nlohmann::json::array());
+}
+
+TEST(FormatPciTable, VendorsGoByTheirShortNames) {
+  auto list = from_text<hostv1::ListPciDevicesResponse>(R"pb(
+    devices { address: "0000:c1:00.0" vendor_name: "Advanced Micro Devices, Inc. [AMD/ATI]" device_name: "Navi 31" }
+    devices { address: "0000:c2:00.0" vendor_name: "Intel Corporation" device_name: "Ethernet Controller E810-C" }
+    devices { address: "0000:c3:00.0" vendor_name: "Mellanox Technologies" device_name: "MT2910 Family [ConnectX-7]" }
+    devices { address: "0000:c4:00.0" vendor_name: "Samsung Electronics Co Ltd" }
+    devices { address: "0000:c5:00.0" vendor_name: "Red Hat, Inc." device_name: "Virtio 1.0 network device" }
+    devices { address: "0000:c6:00.0" vendor_name: "Broadcom / LSI" device_name: "PEX890xx PCIe Gen 5 Switch" }
+    devices { address: "0000:c7:00.0" vendor_name: "Huawei Technologies Co., Ltd." device_name: "Hi1822" }
+  )pb");
+  const std::string table = format_pci_table(list);
+  for (const char* name : {"   AMD/ATI Navi 31   ", "   Intel Ethernet Controller E810-C   ",
+                           "   Mellanox MT2910 Family [ConnectX-7]   ", "   Samsung   ",
+                           "   Red Hat Virtio 1.0 network device   ",
+                           "   Broadcom / LSI PEX890xx PCIe Gen 5 Switch   ", "   Huawei Hi1822   "}) {
+    EXPECT_NE(table.find(name), std::string::npos) << name << "\n" << table;
+  }
+}
+
+// `gpu list` on an 8-GPU HGX host with pci.ids names: every row within 130 columns.
+TEST(FormatPciTable, HgxGpuListFitsA130ColumnTerminal) {
+  hostv1::ListPciDevicesResponse list;
+  const char* buses[] = {"18", "2a", "3a", "5d", "9a", "ab", "ba", "db"};
+  const char* switches[] = {"16", "28", "38", "5b", "98", "a9", "b8", "d9"};
+  for (int i = 0; i < 8; ++i) {
+    hostv1::PciDeviceInfo& gpu = *list.add_devices() = inventory().devices(0);
+    gpu.set_address(std::string("0000:") + buses[i] + ":00.0");
+    gpu.set_switch_upstream(std::string("0000:") + switches[i] + ":00.0");
+    gpu.set_iommu_group(std::to_string(100 + i));
+    gpu.set_numa_node(i / 4);
+  }
+  hostv1::PciDeviceInfo& bmc = *list.add_devices() = inventory().devices(2);
+  bmc.set_reason("boot VGA");
+  const std::string table = format_pci_table(list);
+  size_t widest = 0;
+  for (size_t start = 0, end; (end = table.find('\n', start)) != std::string::npos; start = end + 1)
+    widest = std::max(widest, end - start);
+  EXPECT_LE(widest, 130u) << table;
+  EXPECT_NE(table.find("   NVIDIA GH100 [H100 SXM5 80GB]   "), std::string::npos) << table;
+  EXPECT_NE(table.find("   d9:00.0   "), std::string::npos) << table;
 }
 
 TEST(FormatBytes, LargestWholeUnit) {

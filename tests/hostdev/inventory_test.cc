@@ -1,6 +1,7 @@
 // HostInventory::inventory and check_host, on the in-memory ledger.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include <map>
 
@@ -8,6 +9,8 @@
 
 #include "hostdev_fixture.h"
 #include "pci/sysfs.h"
+#include "pci/topology.h"
+#include "support/pci_literals.h"
 
 namespace feos::hostdev {
 namespace {
@@ -135,6 +138,168 @@ TEST_F(InventoryTest, InUseAndNoGroupReasons) {
   EXPECT_EQ(find(*inv, "0000:01:00.0").reason,
             "in use on the host: pid 4242 (Xorg) has " + paths().dev_root + "/dri/card1 open");
   EXPECT_EQ(find(*inv, "0000:01:00.1").status, DeviceStatus::kNotAssignable);
+}
+
+// The addresses of a GPU's switch peers, for comparing whole lists.
+std::vector<std::string> peer_addresses(const InventoryDevice& gpu) {
+  std::vector<std::string> out;
+  for (const auto& peer : gpu.switch_peers) out.push_back(peer.address.to_string());
+  return out;
+}
+
+TEST_F(InventoryTest, HgxGpusKnowTheirSwitchAndItsNicAndNvme) {
+  start(test::hgx_h100_host());
+  auto inv = inventory_->inventory();
+  ASSERT_TRUE(inv) << inv.error().to_string();
+
+  const auto& gpu = find(*inv, "0000:18:00.0");
+  ASSERT_TRUE(gpu.topology);
+  EXPECT_EQ(gpu.topology->pcie_root, "pci0000:15");
+  EXPECT_EQ(gpu.topology->switch_upstream, test::pci_address("0000:16:00.0"));
+  EXPECT_EQ(gpu.device.numa_node, 0);
+  EXPECT_EQ(gpu.device.local_cpus, "0-55");
+  // The ConnectX-7 and the NVMe of its tray, nothing of the other trays.
+  ASSERT_EQ(peer_addresses(gpu), (std::vector<std::string>{"0000:19:00.0", "0000:1a:00.0"}));
+  EXPECT_EQ(gpu.switch_peers[0].id.to_string(), "15b3:1021");
+  EXPECT_EQ(gpu.switch_peers[0].class_name, "network controller");
+  EXPECT_EQ(gpu.switch_peers[1].id.to_string(), "144d:a826");
+  EXPECT_EQ(gpu.switch_peers[1].class_name, "mass storage controller");
+
+  const auto& far = find(*inv, "0000:db:00.0");
+  ASSERT_TRUE(far.topology);
+  EXPECT_EQ(far.topology->pcie_root, "pci0000:d8");
+  EXPECT_EQ(far.topology->switch_upstream, test::pci_address("0000:d9:00.0"));
+  EXPECT_EQ(far.device.local_cpus, "56-111");
+  EXPECT_EQ(peer_addresses(far), (std::vector<std::string>{"0000:dc:00.0", "0000:dd:00.0"}));
+
+  // Only GPUs list peers; the NIC still knows its place.
+  const auto& nic = find(*inv, "0000:19:00.0");
+  ASSERT_TRUE(nic.topology);
+  EXPECT_EQ(nic.topology->switch_upstream, test::pci_address("0000:16:00.0"));
+  EXPECT_TRUE(nic.switch_peers.empty());
+  // The BMC's VGA hangs under a PCIe-to-PCI bridge on a root port: no switch, no peers.
+  const auto& bmc = find(*inv, "0000:02:00.0");
+  ASSERT_TRUE(bmc.topology);
+  EXPECT_EQ(bmc.topology->pcie_root, "pci0000:00");
+  EXPECT_FALSE(bmc.topology->switch_upstream);
+  EXPECT_TRUE(bmc.switch_peers.empty());
+}
+
+TEST_F(InventoryTest, HgxNvSwitchesAreListedWithTheirGroup) {
+  start(test::hgx_h100_host());
+  auto check = inventory_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  ASSERT_EQ(check->nvswitches.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    const NvSwitch& sw = check->nvswitches[i];
+    EXPECT_EQ(sw.address, pci::Address(0, static_cast<uint8_t>(0x05 + i), 0, 0));
+    EXPECT_EQ(sw.id.to_string(), "10de:22a3");
+    EXPECT_EQ(sw.iommu_group, pci::IommuGroup(114));
+  }
+  auto inv = inventory_->inventory();
+  ASSERT_TRUE(inv);
+  EXPECT_EQ(inv->nvswitches.size(), 4u);
+  // An NVSwitch is an endpoint, not a GPU: no peers of its own, not counted as a GPU.
+  EXPECT_FALSE(find(*inv, "0000:05:00.0").is_gpu);
+  EXPECT_EQ(check->gpus.size(), 9u);  // 8 H100 + the BMC's VGA
+}
+
+TEST_F(InventoryTest, PcieServerPairsGpusUnderOneSwitchPerSocket) {
+  start(test::pcie_2s4g_host());
+  auto inv = inventory_->inventory();
+  ASSERT_TRUE(inv) << inv.error().to_string();
+  struct Expected {
+    const char* gpu;
+    const char* root;
+    const char* upstream;
+    int node;
+    const char* cpus;
+    std::vector<std::string> peers;  // the other L40S and the NIC
+  } expected[] = {
+      {"0000:18:00.0", "pci0000:15", "0000:16:00.0", 0, "0-47", {"0000:19:00.0", "0000:1a:00.0"}},
+      {"0000:19:00.0", "pci0000:15", "0000:16:00.0", 0, "0-47", {"0000:18:00.0", "0000:1a:00.0"}},
+      {"0000:88:00.0", "pci0000:85", "0000:86:00.0", 1, "48-95", {"0000:89:00.0", "0000:8a:00.0"}},
+      {"0000:89:00.0", "pci0000:85", "0000:86:00.0", 1, "48-95", {"0000:88:00.0", "0000:8a:00.0"}},
+  };
+  for (const auto& e : expected) {
+    SCOPED_TRACE(e.gpu);
+    const auto& gpu = find(*inv, e.gpu);
+    EXPECT_TRUE(gpu.is_gpu);
+    EXPECT_EQ(gpu.device.id(), "10de:26b9");
+    EXPECT_EQ(gpu.status, DeviceStatus::kAvailable) << gpu.reason;
+    EXPECT_EQ(gpu.group_members, std::vector<pci::Address>{gpu.device.address});  // ACS: alone
+    ASSERT_TRUE(gpu.topology);
+    EXPECT_EQ(gpu.topology->pcie_root, e.root);
+    EXPECT_EQ(gpu.topology->switch_upstream, test::pci_address(e.upstream));
+    EXPECT_EQ(gpu.device.numa_node, e.node);
+    EXPECT_EQ(gpu.device.local_cpus, e.cpus);
+    EXPECT_EQ(peer_addresses(gpu), e.peers);
+  }
+  EXPECT_EQ(find(*inv, "0000:18:00.0").switch_peers[0].class_name, "display controller");
+  EXPECT_EQ(find(*inv, "0000:18:00.0").switch_peers[1].class_name, "network controller");
+  EXPECT_TRUE(inv->nvswitches.empty());
+}
+
+TEST_F(InventoryTest, ConsumerCardHasNoSwitchAndTheHostNoNvSwitch) {
+  start(test::consumer_gpu_host());
+  auto check = inventory_->check_host();
+  ASSERT_TRUE(check) << check.error().to_string();
+  EXPECT_TRUE(check->nvswitches.empty());
+  auto inv = inventory_->inventory();
+  ASSERT_TRUE(inv);
+  EXPECT_TRUE(inv->nvswitches.empty());
+  const auto& gpu = find(*inv, "0000:01:00.0");
+  ASSERT_TRUE(gpu.topology);
+  EXPECT_EQ(gpu.topology->pcie_root, "pci0000:00");
+  EXPECT_EQ(gpu.topology->bridges, std::vector<pci::Address>{test::pci_address("0000:00:01.0")});
+  EXPECT_FALSE(gpu.topology->switch_upstream);
+  EXPECT_TRUE(gpu.switch_peers.empty());
+  EXPECT_EQ(gpu.device.numa_node, -1);
+  EXPECT_EQ(gpu.device.local_cpus, "0-31");  // no NUMA affinity: every CPU of the desktop is local
+}
+
+// The place in the tree is a static fact: read once, kept with the others between listings.
+TEST_F(InventoryTest, TopologyIsReadOnceAndKept) {
+  start(test::pcie_2s4g_host());
+  auto first = inventory_->inventory();
+  ASSERT_TRUE(first) << first.error().to_string();
+  // Another spelling of the same place (devices/pci0000:99 -> devices/pci0000:15): a fresh read
+  // would see the new root bus; the cached place stays.
+  const std::string link = paths().pci_device("0000:18:00.0");
+  auto target = kernel_->read_link(link);
+  ASSERT_TRUE(target) << target.error().to_string();
+  std::filesystem::create_directory_symlink("pci0000:15", paths().sysfs_root + "/devices/pci0000:99");
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(std::string(*target).replace(target->find("pci0000:15"), 10, "pci0000:99"), link);
+  auto fresh = pci::read_topology(*kernel_, paths(), test::pci_address("0000:18:00.0"));
+  ASSERT_TRUE(fresh) << fresh.error().to_string();
+  ASSERT_EQ(fresh->pcie_root, "pci0000:99");
+  auto second = inventory_->inventory();
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ(find(*second, "0000:18:00.0").topology->pcie_root, "pci0000:15");
+  EXPECT_EQ(peer_addresses(find(*second, "0000:18:00.0")), peer_addresses(find(*first, "0000:18:00.0")));
+}
+
+// A device whose sysfs path is not a PCIe tree (as behind an Intel VMD domain) is listed with an
+// unknown place, not an error.
+TEST_F(InventoryTest, AnUnparsablePlaceIsUnknownNotAnError) {
+  start(test::consumer_gpu_host());
+  const std::string link = paths().pci_device("0000:02:00.0");
+  auto target = kernel_->read_link(link);
+  ASSERT_TRUE(target) << target.error().to_string();
+  // devices/vmd0 -> the real parent directory: the link still resolves, its text has no root bus.
+  const std::string real_parent = std::filesystem::path(paths().sysfs_root + "/bus/pci/devices/" + *target)
+                                      .lexically_normal().parent_path();
+  std::filesystem::create_directory_symlink(real_parent, paths().sysfs_root + "/devices/vmd0");
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink("../../../devices/vmd0/0000:02:00.0", link);
+  auto inv = inventory_->inventory();
+  ASSERT_TRUE(inv) << inv.error().to_string();
+  const auto& nvme = find(*inv, "0000:02:00.0");
+  EXPECT_FALSE(nvme.topology);
+  EXPECT_EQ(nvme.device.id(), "144d:a80a");
+  EXPECT_TRUE(find(*inv, "0000:01:00.0").topology);
 }
 
 // A 1,000-function host: inventory costs about what reading the PCI facts costs (the sysfs

@@ -62,6 +62,7 @@ TEST_F(H100GuestTest, ReadsTheH100) {
   EXPECT_EQ(d->driver_override, "");
   EXPECT_FALSE(d->iommu_group);  // the guest has no IOMMU
   EXPECT_EQ(d->numa_node, -1);
+  EXPECT_EQ(d->local_cpus, "0-15");  // local_cpulist, kept as the kernel's text
   EXPECT_FALSE(d->boot_vga);     // only VGA-class functions have boot_vga
   EXPECT_EQ(d->reset_methods, std::vector<std::string>{"flr"});
   EXPECT_EQ(d->enable_count, 1);
@@ -172,7 +173,7 @@ class HostTopologyTest : public ::testing::Test {
           "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
           "0x0000000000000000 0x0000000000000000 0x0000000000000000\n";
       fn.extra = {{"current_link_speed", "32.0 GT/s PCIe\n"}, {"current_link_width", "16\n"},
-                  {"reset_method", "flr bus\n"}, {"numa_node", "0\n"}};
+                  {"reset_method", "flr bus\n"}, {"numa_node", "0\n"}, {"local_cpulist", "0-27,56-83\n"}};
       ASSERT_TRUE(test::add_pci_function(tmp_.path(), fn));
     }
     for (const char* bdf : {"0000:05:00.0", "0000:06:00.0", "0000:07:00.0", "0000:08:00.0"}) {
@@ -310,6 +311,22 @@ TEST_F(HostTopologyTest, CountsIommuGroups) {
   EXPECT_EQ(PciSysfs(*fs_, none).iommu_group_count().value(), 0u);
 }
 
+TEST_F(HostTopologyTest, LocalCpusAreTheKernelsListAndOptional) {
+  PciSysfs pci(*fs_, paths_);
+  auto gpu = pci.read(addr("0000:18:00.0"));
+  ASSERT_TRUE(gpu) << gpu.error().message;
+  EXPECT_EQ(gpu->local_cpus, "0-27,56-83");
+  // A capture without the attribute: unknown, not an error.
+  auto sw = pci.read(addr("0000:05:00.0"));
+  ASSERT_TRUE(sw) << sw.error().message;
+  EXPECT_EQ(sw->local_cpus, "");
+  // A static fact: refresh() leaves it as read.
+  { std::ofstream(paths_.pci_device_attr("0000:18:00.0", "local_cpulist"), std::ios::trunc) << "0-3\n"; }
+  ASSERT_TRUE(pci.refresh(*gpu));
+  EXPECT_EQ(gpu->local_cpus, "0-27,56-83");
+  EXPECT_EQ(pci.read(addr("0000:18:00.0"))->local_cpus, "0-3");
+}
+
 TEST_F(HostTopologyTest, MalformedAttributesAreInternalErrorsNamingThePath) {
   const std::string dir = paths_.pci_device("0000:18:00.0");
   PciSysfs pci(*fs_, paths_);
@@ -318,6 +335,7 @@ TEST_F(HostTopologyTest, MalformedAttributesAreInternalErrorsNamingThePath) {
     const char* content;
   } cases[] = {{"vendor", "10de\n"}, {"vendor", "0x10000\n"}, {"class", "0x1000000\n"},
                {"numa_node", "zero\n"}, {"current_link_width", "x\n"}, {"resource", "garbage\n"},
+               {"local_cpulist", "0-27 56-83\n"}, {"local_cpulist", "ff\n"},
                // The kernel writes "0x" and at most 8 digits: nothing else is an id.
                {"vendor", "0X10de\n"}, {"vendor", "0x\n"}, {"device", "0x000002330\n"},
                {"device", "0x+233\n"}, {"class", "0x03 0200\n"}};

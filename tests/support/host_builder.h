@@ -228,6 +228,14 @@ HostBuilder hgx_h200_host();
 // boot VGA; no NVSwitches.
 HostBuilder bar512_host();
 
+// A two-socket PCIe server: on each socket a root port (15:01.0 on NUMA node 0, 85:01.0 on node 1)
+// and a Broadcom PEX88000 switch with ACS (1000:c010; upstream ports 16:00.0 and 86:00.0) holding
+// two NVIDIA L40S (10de:26b9, class 0x030200, subsystem 10de:1851; BAR0 16 MiB 32-bit, BAR1 64 GiB
+// and BAR3 32 MiB 64-bit prefetchable; nvidia) at 18:00.0, 19:00.0 / 88:00.0, 89:00.0 and a
+// ConnectX-6 Dx (15b3:101d, mlx5_core) at 1a:00.0 / 8a:00.0; the BMC's boot VGA. Every function in
+// its own IOMMU group; 48 CPUs per node (local_cpulist 0-47, 48-95). No NVSwitches.
+HostBuilder pcie_2s4g_host();
+
 // A T4 (10de:1eb8) at 03:00.0 whose IOMMU group 20 also holds a two-port Intel I350 NIC
 // (8086:1521, igb) at 04:00.0-1: both sit behind a PLX PEX8747 switch without ACS (its ports are
 // in group 20 too). A second T4 at 06:00.0 is alone in group 21.
@@ -238,8 +246,8 @@ HostBuilder shared_group_host();
 // and PCI domains as buses run out. Deterministic.
 HostBuilder large_host(int devices);
 
-// "consumer", "hgx-h100", "hgx-h200", "bar512", "shared-group" or "large:<N>". INVALID_ARGUMENT
-// otherwise.
+// "consumer", "hgx-h100", "hgx-h200", "bar512", "pcie-2s4g", "shared-group" or "large:<N>".
+// INVALID_ARGUMENT otherwise.
 Result<HostBuilder> host_by_name(std::string_view name);
 
 }  // namespace feos::test

@@ -469,6 +469,7 @@ TEST(HostBuilder, HostByName) {
   EXPECT_TRUE(host_by_name("hgx-h100"));
   EXPECT_EQ(host_by_name("hgx-h200")->functions().size(), hgx_h100_host().functions().size());
   EXPECT_EQ(host_by_name("bar512")->functions().size(), bar512_host().functions().size());
+  EXPECT_EQ(host_by_name("pcie-2s4g")->functions().size(), pcie_2s4g_host().functions().size());
   EXPECT_TRUE(host_by_name("shared-group"));
   auto large = host_by_name("large:50");
   ASSERT_TRUE(large);

@@ -233,6 +233,50 @@ HostBuilder bar512_host() {
       .cpu_address_bits(43);
 }
 
+// Two sockets, each with one Broadcom PEX88000 switch (1000:c010, Gen4, with ACS) behind a root
+// port, holding two NVIDIA L40S (10de:26b9, subsystem 10de:1851; BAR0 16 MiB, BAR1 64 GiB 64-bit
+// prefetchable, BAR3 32 MiB) and a ConnectX-6 Dx (15b3:101d). L40S cards have no display outputs:
+// one function each.
+HostBuilder pcie_2s4g_host() {
+  Groups groups;
+  HostBuilder b;
+  b.device("0000:00:00.0", kIntel, 0x09a2, 0x088000).revision(0x20).group(groups.next()).conventional()
+      .reset_methods({});
+  add_bmc_vga(b, groups.next(), groups.next());
+  const int root_bus[2] = {0x15, 0x85};
+  for (int node = 0; node < 2; ++node) {
+    const int rb = root_bus[node];
+    b.bridge(bdf(0, rb, 1, 0), kIntel, 0x352a, static_cast<uint8_t>(rb + 1)).group(groups.next()).numa(node)
+        .link(16, 16);
+    b.bridge(bdf(0, rb + 1, 0, 0), kBroadcom, 0xc010, static_cast<uint8_t>(rb + 2)).group(groups.next())
+        .numa(node).link(16, 16);
+    for (int port = 0; port < 3; ++port)
+      b.bridge(bdf(0, rb + 2, port, 0), kBroadcom, 0xc010, static_cast<uint8_t>(rb + 3 + port))
+          .group(groups.next()).numa(node).link(16, 16);
+    for (int gpu = 0; gpu < 2; ++gpu)
+      b.device(bdf(0, rb + 3 + gpu, 0, 0), kNvidia, 0x26b9, 0x030200)
+          .driver("nvidia")
+          .subsystem(kNvidia, 0x1851)
+          .revision(0xa1)
+          .group(groups.next())
+          .numa(node)
+          .link(16, 16)
+          .bar(0, 16 * kMiB, BarType::kMem32)
+          .bar(1, 64 * kGiB, BarType::kMem64Prefetch)
+          .bar(3, 32 * kMiB, BarType::kMem64Prefetch);
+    b.device(bdf(0, rb + 5, 0, 0), kMellanox, 0x101d, 0x020000)
+        .driver("mlx5_core")
+        .subsystem(kMellanox, 0x0016)
+        .group(groups.next())
+        .numa(node)
+        .link(16, 16)
+        .bar(0, 32 * kMiB, BarType::kMem64Prefetch);
+  }
+  b.module("vfio_pci").dev_node("nvidia-uvm").dev_node("nvidia-uvm-tools");
+  b.cpus_per_node(48);
+  return b;
+}
+
 HostBuilder shared_group_host() {
   HostBuilder b;
   b.device("0000:00:00.0", kIntel, 0x3e0f, 0x060000).group(0).conventional().reset_methods({});
@@ -360,6 +404,7 @@ Result<HostBuilder> host_by_name(std::string_view name) {
   if (name == "hgx-h100") return hgx_h100_host();
   if (name == "hgx-h200") return hgx_h200_host();
   if (name == "bar512") return bar512_host();
+  if (name == "pcie-2s4g") return pcie_2s4g_host();
   if (name == "shared-group") return shared_group_host();
   if (name.substr(0, 6) == "large:") {
     std::string_view digits = name.substr(6);
@@ -370,7 +415,8 @@ Result<HostBuilder> host_by_name(std::string_view name) {
   }
   return fail(Code::kInvalidArgument,
               "unknown host '" + std::string(name) +
-                  "' (expected consumer, hgx-h100, hgx-h200, bar512, shared-group or large:<1-100000>)");
+                  "' (expected consumer, hgx-h100, hgx-h200, bar512, pcie-2s4g, shared-group or "
+                  "large:<1-100000>)");
 }
 
 }  // namespace feos::test

@@ -18,7 +18,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: feos-fake-sysfs --host consumer|hgx-h100|hgx-h200|bar512|shared-group|large:N\n"
+    "usage: feos-fake-sysfs --host consumer|hgx-h100|hgx-h200|bar512|pcie-2s4g|shared-group|large:N\n"
     "                       [--no-vfio-pci] OUTDIR\n"
     "Writes the host's tree under OUTDIR (created; must be empty if it exists) and prints the\n"
     "daemon flags that point at it. Hosts:\n"
@@ -26,6 +26,7 @@ constexpr const char* kUsage =
     "  hgx-h100      8 x H100 (128 GiB BAR1) behind PCIe switches, 4 NVSwitches in one group\n"
     "  hgx-h200      the same board with 8 x H200 (256 GiB BAR1)\n"
     "  bar512        4 datacenter cards with a 512 GiB BAR1 behind PCIe switches\n"
+    "  pcie-2s4g     2 sockets, each a PCIe switch with 2 x L40S and a ConnectX-6 Dx\n"
     "  shared-group  a T4 sharing its IOMMU group with an Intel NIC, and a T4 alone\n"
     "  large:N       N functions (GPU trays, NICs with SR-IOV VFs, NVMe, uncore), for benchmarks\n"
     "  --no-vfio-pci the vfio_pci module is not loaded (no bus/pci/drivers/vfio-pci)\n";
