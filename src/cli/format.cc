@@ -269,7 +269,7 @@ std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms) {
   // What was asked by count; the GPUs picked are listed with the others.
   if (config.has_gpu_count()) {
     const auto& by_count = config.gpu_count();
-    lines.emplace_back("gpus by count",
+    lines.emplace_back("gpu count",
                        std::to_string(by_count.count()) +
                            (by_count.model().empty() ? "" : " of model \"" + one_line(by_count.model()) + "\"") +
                            (by_count.p2p() ? ", p2p" : ""));

@@ -96,8 +96,7 @@ Result<detail::Plan> HostDevices::make_full_plan(const std::vector<model::GpuSpe
   std::vector<model::GpuSpec> wanted = gpus;
   std::vector<std::string> placement_decisions;
   if (by_count) {
-    const unsigned threads = std::max(2u, std::min(8u, std::thread::hardware_concurrency()));
-    FEOS_TRY(view.load_all(threads, device_cache_.get()));
+    FEOS_TRY(view.load_displays(*device_cache_));
     FEOS_ASSIGN_OR_RETURN(detail::Placement placement, detail::place_gpus(context, *by_count, gpus));
     wanted.insert(wanted.end(), placement.gpus.begin(), placement.gpus.end());
     placement_decisions = std::move(placement.decisions);

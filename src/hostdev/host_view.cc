@@ -120,4 +120,20 @@ Status HostView::load_all(unsigned threads, DeviceCache* cache) {
   return ok();
 }
 
+Status HostView::load_displays(DeviceCache& cache) {
+  FEOS_ASSIGN_OR_RETURN(const std::vector<pci::Address>* all, all_addresses());
+  for (const auto& address : *all) {
+    if (auto known = cache.get(address); known && !known->device.is_display()) continue;
+    auto facts = load_one(address, &cache);
+    if (!facts) {
+      if (facts.error().code == Code::kNotFound) continue;  // unplugged meanwhile
+      return fail(facts.error());
+    }
+    if (!facts->device.is_display()) continue;
+    if (facts->topology) topologies_.insert_or_assign(address, std::move(*facts->topology));
+    devices_.insert_or_assign(address, std::move(facts->device));
+  }
+  return ok();
+}
+
 }  // namespace feos::hostdev::detail

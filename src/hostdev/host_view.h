@@ -59,9 +59,14 @@ class HostView {
   // derives group membership from the devices' iommu_group links.
   // With a cache, known functions are only refreshed and new ones are added to it.
   Status load_all(unsigned threads, DeviceCache* cache = nullptr);
-  // After load_all(): every function, sorted.
+  // Reads every display function (class 03xx) with its place in the PCIe tree, like load_all()
+  // but without reading the functions `cache` already knows to be something else (a class is a
+  // static fact): what a placement by count needs, on a 1,000-function host a few dozen reads.
+  // Other functions are read lazily by device() as before.
+  Status load_displays(DeviceCache& cache);
+  // After load_all() (or load_displays(): those loaded), every function, sorted.
   const std::map<pci::Address, pci::Device>& devices() const { return devices_; }
-  // After load_all(): the place of every function whose place is known.
+  // After load_all() (or load_displays()): the place of every function whose place is known.
   const std::map<pci::Address, pci::Topology>& topologies() const { return topologies_; }
 
  private:

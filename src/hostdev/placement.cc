@@ -6,7 +6,6 @@
 #include <set>
 
 #include "model/field_path.h"
-#include "pci/topology.h"
 
 namespace feos::hostdev::detail {
 namespace {
@@ -111,9 +110,11 @@ Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& reques
       ++unassignable;
       continue;
     }
-    auto topology = pci::read_topology(context.fs(), context.paths(), device->address);
+    // load_all() read (and cached) every function's place in the PCIe tree.
+    const auto& topologies = context.view().topologies();
+    auto topology = topologies.find(device->address);
     candidates.push_back({device->address, device->numa_node,
-                          topology ? topology->switch_upstream : std::nullopt});
+                          topology != topologies.end() ? topology->second.switch_upstream : std::nullopt});
   }
   if (matching == 0) {
     std::string here;

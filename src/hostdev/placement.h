@@ -29,8 +29,8 @@ struct Placement {
 // part of its pci.ids product name (no match without a name).
 bool matches_model(const pci::Device& device, const std::string& model, const pci::PciIds* ids);
 
-// Picks `request.count` GPUs besides `taken` (the VM's GPUs by address). Needs context.view()
-// loaded (load_all()).
+// Picks `request.count` GPUs besides `taken` (the VM's GPUs by address). Needs context.view()'s
+// display functions loaded (load_displays() or load_all()).
 // Errors: NOT_FOUND when no GPU of the host matches the model (naming the models there);
 // RESOURCE_EXHAUSTED when fewer are free than asked, naming the free ones by NUMA node and
 // counting the others (held by VMs, not assignable); INTERNAL for unreadable sysfs.

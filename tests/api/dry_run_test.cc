@@ -289,6 +289,50 @@ TEST_F(DryRunTest, APlanShowsTheCardItsGroupTheDecisionsAndTheCommandLineAndChan
   EXPECT_FALSE(created.has_plan());
 }
 
+// GPUs by count: the dry run picks as the create would (free, allowed, on one NUMA node), and the
+// create that follows takes the same GPUs and records them by address.
+TEST_F(DryRunTest, GpusByCountArePickedAsTheCreateWouldPickThem) {
+  pb::CreateVmRequest req = request(kNewUpper);
+  req.mutable_config()->mutable_gpu_count()->set_count(2);
+  const HostState before = state();
+  pb::CreateVmResponse planned;
+  const grpc::Status status = dry_run(req, &planned);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(state(), before) << "a dry run changed the host";
+  // Node 0 has two free (2a:00.0 is held, 5d:00.0 open on the host), node 1 three (db:00.0 is
+  // refused by the policy): node 0 holds two most tightly.
+  ASSERT_EQ(planned.plan().gpus_size(), 2);
+  EXPECT_EQ(planned.plan().gpus(0).request().address(), "0000:18:00.0");
+  EXPECT_EQ(planned.plan().gpus(1).request().address(), "0000:3a:00.0");
+  EXPECT_EQ(planned.plan().decisions(0),
+            "gpu_count: 2 GPU(s) on node 0 (2 free there, the tightest node that holds all): 0000:18:00.0, "
+            "0000:3a:00.0");
+
+  // Too many: the dry run's refusal is the create's, naming the free ones by node.
+  pb::CreateVmRequest greedy = request(kCandidate);
+  greedy.mutable_config()->mutable_gpu_count()->set_count(6);
+  const grpc::Status refused_plan = dry_run(greedy);
+  const grpc::Status refused = create(greedy);
+  EXPECT_EQ(refused_plan.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(refused_plan.error_message(), refused.error_message());
+  EXPECT_NE(refused.error_message().find("6 GPU(s) asked, 5 free: 0000:18:00.0, 0000:3a:00.0 on node 0; 0000:9a:00.0, "
+                                         "0000:ab:00.0, 0000:ba:00.0 on node 1 (1 held by VMs, 3 not assignable)"),
+            std::string::npos)
+      << refused.error_message();
+
+  pb::CreateVmResponse created;
+  ASSERT_TRUE(create(req, &created).ok());
+  pb::GetVmRequest get;
+  get.set_vm_id(kNew);
+  pb::VmInfo info;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->GetVm(&context, get, &info).ok());
+  ASSERT_EQ(info.config().gpus_size(), 2);
+  EXPECT_EQ(info.config().gpus(0).address(), "0000:18:00.0");
+  EXPECT_EQ(info.config().gpus(1).address(), "0000:3a:00.0");
+  EXPECT_EQ(info.config().gpu_count().count(), 2u);
+}
+
 TEST_F(DryRunTest, WithoutAnIdTheDryRunNamesTheIdItWouldHaveGiven) {
   pb::CreateVmRequest req = request("");
   req.clear_vm_id();

@@ -181,6 +181,21 @@ TEST_F(CommandLineTest, FirmwareChoice) {
   EXPECT_FALSE(unset.create_request.config().has_firmware());  // FeOS's request, unchanged
 }
 
+TEST_F(CommandLineTest, GpusByCountWithModelAndP2p) {
+  Invocation inv = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--gpu", "18:00.0", "--gpus", "3",
+                             "--gpu-model", "H200", "--gpu-p2p"});
+  ASSERT_TRUE(inv.create_request.config().has_gpu_count());
+  EXPECT_EQ(inv.create_request.config().gpu_count().count(), 3u);
+  EXPECT_EQ(inv.create_request.config().gpu_count().model(), "H200");
+  EXPECT_TRUE(inv.create_request.config().gpu_count().p2p());
+  EXPECT_EQ(inv.create_request.config().gpus_size(), 1);
+  Invocation plain = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--gpus", "1"});
+  EXPECT_EQ(plain.create_request.config().gpu_count().model(), "");
+  EXPECT_FALSE(plain.create_request.config().gpu_count().p2p());
+  Invocation none = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz"});
+  EXPECT_FALSE(none.create_request.config().has_gpu_count());  // FeOS's request, unchanged
+}
+
 TEST_F(CommandLineTest, GpuAddressGoesToTheDaemonAsTyped) {
   // The daemon parses addresses strictly and names the bad one; the CLI does not second-guess it.
   Invocation inv = parse_ok({"vm", "create", "--gpu", "not-a-bdf", "--gpu", "0000:18:00.0"});
@@ -351,6 +366,10 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"disk", "list"}, "got 'disk'"},
         UsageCase{{"vm", "create", "--firmware", "coreboot"}, "--firmware: 'coreboot' is not bios or uefi"},
         UsageCase{{"vm", "create", "--firmware", "bios", "--secure-boot"}, "--secure-boot: needs --firmware uefi"},
+        UsageCase{{"vm", "create", "--gpus", "0"}, "--gpus: must be at least 1, got '0'"},
+        UsageCase{{"vm", "create", "--gpus", "17"}, "--gpus: must be at most 16, got '17'"},
+        UsageCase{{"vm", "create", "--gpu-model", "H200"}, "--gpu-model: needs --gpus N"},
+        UsageCase{{"vm", "create", "--gpu-p2p"}, "--gpu-p2p: needs --gpus N"},
         UsageCase{{"vm", "create", "--gpu", ""}, "--gpu: missing PCI address in ''"},
         UsageCase{{"vm", "create", "--gpu", ",rombar=on"}, "--gpu: missing PCI address"},
         UsageCase{{"vm", "create", "--gpu", "rombar=off"}, "--gpu: missing PCI address"},

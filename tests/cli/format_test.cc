@@ -161,6 +161,23 @@ TEST(FormatDetails, ShowsStateAndWholeConfig) {
             "ignition:   10 bytes\n");
 }
 
+// GPUs asked by count: what was asked; the GPUs picked are the config's gpus.
+TEST(FormatDetails, GpuCountShowsWhatWasAsked) {
+  auto vm = from_text<v1::VmInfo>(R"pb(
+    vm_id: "vm-c"
+    state: VM_STATE_CREATED
+    config {
+      cpus { boot_vcpus: 1 }
+      memory { size_mib: 512 }
+      gpus { address: "0000:18:00.0" }
+      gpus { address: "0000:2a:00.0" }
+      gpu_count { count: 2 model: "H200" p2p: true }
+    }
+  )pb");
+  const std::string text = format_vm_details(vm, kNow);
+  EXPECT_NE(text.find("gpu count:  2 of model \"H200\", p2p\n"), std::string::npos) << text;
+}
+
 TEST(FormatDetails, UnsetFactsAreDashesAndOptionalLinesAreLeftOut) {
   auto vm = from_text<v1::VmInfo>(R"pb(
     vm_id: "vm-b"

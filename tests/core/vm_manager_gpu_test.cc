@@ -99,6 +99,52 @@ TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
   EXPECT_TRUE(db_->ledger().list(std::nullopt)->empty());
 }
 
+// GPUs by count: picked at create, recorded as GPUs by address (what GetVm shows), and every later
+// start takes the same ones, also after a daemon restart.
+TEST_F(VmManagerGpuTest, GpusByCountAreRecordedByAddressAndKeptAcrossRestarts) {
+  model::VmSpec spec;
+  spec.boot.kernel = "/boot/vmlinuz";
+  spec.gpus.push_back(model::GpuSpec{.address = test::pci_address("0000:9a:00.0")});
+  spec.gpu_count = model::GpuCount{.count = 2, .model = "10de:2330", .p2p = false};
+  auto id = manager_->create(spec, std::nullopt);
+  ASSERT_TRUE(id) << id.error().to_string();
+  auto record = manager_->get(*id);
+  ASSERT_EQ(record->spec.gpus.size(), 3u);
+  EXPECT_EQ(record->spec.gpus[0].address.to_string(), "0000:9a:00.0");
+  // Node 1 holds two more most tightly (three free there besides the VM's own 9a:00.0; four on node 0).
+  EXPECT_EQ(record->spec.gpus[1].address.to_string(), "0000:ab:00.0");
+  EXPECT_EQ(record->spec.gpus[2].address.to_string(), "0000:ba:00.0");
+  ASSERT_TRUE(record->spec.gpu_count);
+  EXPECT_EQ(record->spec.gpu_count->count, 2u);
+  EXPECT_EQ(driver("0000:ab:00.0"), "vfio-pci");
+
+  ASSERT_TRUE(manager_->start(*id));
+  hv_.exit(id->text(), true, "guest powered off");
+  EXPECT_EQ(driver("0000:ab:00.0"), "nvidia");  // given back at the stop
+  reopen();
+  ASSERT_TRUE(manager_->start(*id));
+  ASSERT_EQ(hv_.started_gpus[id->text()].size(), 3u);
+  EXPECT_EQ(hv_.started_gpus[id->text()][1].request.address.to_string(), "0000:ab:00.0");
+  EXPECT_EQ(hv_.started_gpus[id->text()][2].request.address.to_string(), "0000:ba:00.0");
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_EQ(kernel_->snapshot(), before_);
+}
+
+TEST_F(VmManagerGpuTest, TooFewGpusByCountIsRefusedAndNotRecorded) {
+  auto first = create({"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0", "0000:9a:00.0"});
+  ASSERT_TRUE(first) << first.error().to_string();
+  model::VmSpec spec;
+  spec.boot.kernel = "/boot/vmlinuz";
+  spec.gpu_count = model::GpuCount{.count = 4, .model = "", .p2p = false};
+  auto refused = manager_->create(spec, std::nullopt);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kResourceExhausted);
+  EXPECT_NE(refused.error().message.find("3 free: 0000:ab:00.0, 0000:ba:00.0, 0000:db:00.0 on node 1"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(manager_->list().size(), 1u);
+}
+
 TEST_F(VmManagerGpuTest, SecondVmForTheSameGpuIsRefusedAndNotRecorded) {
   auto first = create({"0000:2a:00.0"});
   ASSERT_TRUE(first);

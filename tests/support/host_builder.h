@@ -243,10 +243,11 @@ HostBuilder shared_group_host();
 
 // About `devices` functions (at least ~20): chipset devices, GPU trays (root port, switch, GPU,
 // NIC), NICs with SR-IOV VFs (each VF in its own group), NVMe drives; spread over NUMA nodes 0/1
-// and PCI domains as buses run out. Deterministic.
-HostBuilder large_host(int devices);
+// and PCI domains as buses run out. Deterministic. With `gpus` >= 0, exactly that many GPU trays
+// come first (as far as `devices` allows), then the other units; else one unit in five is a tray.
+HostBuilder large_host(int devices, int gpus = -1);
 
-// "consumer", "hgx-h100", "hgx-h200", "bar512", "pcie-2s4g", "shared-group" or "large:<N>".
+// "consumer", "hgx-h100", "hgx-h200", "bar512", "pcie-2s4g", "shared-group" or "large:<N>[:<gpus>]" (N functions, of them <gpus> GPU trays).
 // INVALID_ARGUMENT otherwise.
 Result<HostBuilder> host_by_name(std::string_view name);
 

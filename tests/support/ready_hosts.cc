@@ -1,6 +1,7 @@
 // Ready-made hosts for tests and benchmarks, modelled on published lspci/IOMMU-group reports.
 #include <charconv>
 #include <cstdio>
+#include <optional>
 #include <set>
 
 #include "support/host_builder.h"
@@ -313,7 +314,7 @@ HostBuilder shared_group_host() {
   return b;
 }
 
-HostBuilder large_host(int devices) {
+HostBuilder large_host(int devices, int gpus) {
   HostBuilder b;
   Groups groups;
   int count = 0;
@@ -356,9 +357,12 @@ HostBuilder large_host(int devices) {
   };
   auto node_of = [&](int first_bus) { return (domain % 2 == 0 && first_bus < 0x80) ? 0 : 1; };
   constexpr int kGpuTray = 6, kNicUnit = 18, kNvmeUnit = 2;
+  int trays = 0;
   for (;; ++unit) {
     const int remaining = devices - count;
-    const int kind = unit % 5;  // GPU tray, NIC with VFs, NVMe, NVMe, NIC with VFs
+    // GPU tray, NIC with VFs, NVMe, NVMe, NIC with VFs; with `gpus`, the trays first.
+    const int kind = gpus < 0 ? unit % 5 : trays < gpus ? 0 : 1 + unit % 4;
+    if (kind == 0) ++trays;
     const int size = kind == 0 ? kGpuTray : (kind == 1 || kind == 4) ? kNicUnit : kNvmeUnit;
     if (remaining < size) break;
     if (kind == 0) {
@@ -407,16 +411,24 @@ Result<HostBuilder> host_by_name(std::string_view name) {
   if (name == "pcie-2s4g") return pcie_2s4g_host();
   if (name == "shared-group") return shared_group_host();
   if (name.substr(0, 6) == "large:") {
-    std::string_view digits = name.substr(6);
-    int n = 0;
-    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (!digits.empty() && ec == std::errc() && ptr == digits.data() + digits.size() && n >= 1 && n <= 100000)
-      return large_host(n);
+    // large:<devices>[:<gpus>]
+    std::string_view rest = name.substr(6);
+    auto number = [&](std::string_view digits, int max) -> std::optional<int> {
+      int n = 0;
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+      if (digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size() || n < 0 || n > max)
+        return std::nullopt;
+      return n;
+    };
+    const size_t colon = rest.find(':');
+    auto n = number(rest.substr(0, colon), 100000);
+    auto g = colon == std::string_view::npos ? std::optional<int>(-1) : number(rest.substr(colon + 1), 1000);
+    if (n && *n >= 1 && g) return large_host(*n, *g);
   }
   return fail(Code::kInvalidArgument,
               "unknown host '" + std::string(name) +
                   "' (expected consumer, hgx-h100, hgx-h200, bar512, pcie-2s4g, shared-group or "
-                  "large:<1-100000>)");
+                  "large:<1-100000>[:<gpus>])");
 }
 
 }  // namespace feos::test

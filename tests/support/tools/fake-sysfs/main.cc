@@ -18,7 +18,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: feos-fake-sysfs --host consumer|hgx-h100|hgx-h200|bar512|pcie-2s4g|shared-group|large:N\n"
+    "usage: feos-fake-sysfs --host consumer|hgx-h100|hgx-h200|bar512|pcie-2s4g|shared-group|large:N[:G]\n"
     "                       [--no-vfio-pci] OUTDIR\n"
     "Writes the host's tree under OUTDIR (created; must be empty if it exists) and prints the\n"
     "daemon flags that point at it. Hosts:\n"
@@ -28,7 +28,8 @@ constexpr const char* kUsage =
     "  bar512        4 datacenter cards with a 512 GiB BAR1 behind PCIe switches\n"
     "  pcie-2s4g     2 sockets, each a PCIe switch with 2 x L40S and a ConnectX-6 Dx\n"
     "  shared-group  a T4 sharing its IOMMU group with an Intel NIC, and a T4 alone\n"
-    "  large:N       N functions (GPU trays, NICs with SR-IOV VFs, NVMe, uncore), for benchmarks\n"
+    "  large:N[:G]   N functions (GPU trays, NICs with SR-IOV VFs, NVMe, uncore), for benchmarks;\n"
+    "                with G, G GPU trays first\n"
     "  --no-vfio-pci the vfio_pci module is not loaded (no bus/pci/drivers/vfio-pci)\n";
 
 int usage_error(const std::string& why) {
