@@ -58,6 +58,7 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"("disks":[{"device_id":"data0","format":"qcow2","path":"/var/lib/feos/disks/data0.qcow2","readonly":false},)"
       R"({"device_id":"seed","format":"","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
       R"("firmware":{"kind":"uefi","secure_boot":true},)"
+      R"("gpu_count":{"count":2,"model":"H200","p2p":true},)"
       R"("gpus":[{"address":"0000:17:00.0","boot_vga":false,"rombar":"off"},)"
       R"({"address":"0000:65:00.0","boot_vga":true,"rombar":"default"},)"
       R"({"address":"0000:b3:00.0","boot_vga":false,"rombar":"on"}],)"
@@ -74,6 +75,21 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
   auto decoded = decode_spec(golden);
   ASSERT_TRUE(decoded) << decoded.error().to_string();
   expect_specs_equal(full_spec(), *decoded);
+}
+
+// Only specs that asked for GPUs by count carry "gpu_count"; records without it (all written
+// before it existed) have none.
+TEST(SpecCodecTest, GpuCountIsWrittenOnlyWhenAsked) {
+  model::VmSpec spec = full_spec();
+  spec.gpu_count.reset();
+  auto text = encode_spec(spec);
+  ASSERT_TRUE(text) << text.error().to_string();
+  EXPECT_EQ(text->find("gpu_count"), std::string::npos) << *text;
+  auto decoded = decode_spec(*text);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_FALSE(decoded->gpu_count);
+  auto bad = decode_spec(R"({"gpu_count":{"count":-1,"model":"","p2p":false}})");
+  EXPECT_FALSE(bad);
 }
 
 // Records written before firmware was a choice have no "firmware" key: they boot BIOS, as they
