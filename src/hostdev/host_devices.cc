@@ -2,9 +2,7 @@
 // release.cc, reconcile() in reconcile.cc.
 #include "hostdev/host_devices.h"
 
-#include <algorithm>
 #include <chrono>
-#include <thread>
 #include <utility>
 
 #include "common/log.h"

@@ -42,6 +42,16 @@ TEST(Topology, UnderARootPortOrBehindAPciBridgeThereIsNoSwitch) {
   EXPECT_FALSE(igpu->switch_upstream);
 }
 
+// Measured inside a cloud VM with a passed-through H100 (10de:2330): the guest puts it straight on
+// the root bus, no bridge above it.
+TEST(Topology, AGpuOnAGuestsRootBusHasNoBridges) {
+  auto t = topology_from_device_path("/sys/devices/pci0000:00/0000:00:06.0", pci_address("0000:00:06.0"));
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->pcie_root, "pci0000:00");
+  EXPECT_TRUE(t->bridges.empty());
+  EXPECT_FALSE(t->switch_upstream);
+}
+
 TEST(Topology, TwoLevelsOfSwitchesNameTheNearest) {
   auto t = topology_from_device_path(
       "/sys/devices/pci0000:80/0000:80:01.0/0000:81:00.0/0000:82:00.0/0000:83:00.0/0000:84:10.0/0000:85:00.0",
