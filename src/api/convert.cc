@@ -53,6 +53,7 @@ void assigned_gpu_to_proto(const model::AssignedGpu& g, feosd::v1::AssignedGpu* 
   *gpu->mutable_request() = gpu_to_proto(g.request);
   for (const auto& f : g.functions) function_to_proto(f, gpu->add_functions());
   for (const auto& f : g.group_peers) function_to_proto(f, gpu->add_group_peers());
+  for (const auto& f : g.fabric) function_to_proto(f, gpu->add_fabric());
   gpu->set_numa_node(g.numa_node);
 }
 

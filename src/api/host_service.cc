@@ -206,7 +206,10 @@ class HostService final : public feosd::v1::HostDeviceService::Service {
                                : "reset between VMs by " + methods);
     }
     if (check->gpus.empty()) add_item(resp, "gpus", false, "no display/3D PCI devices on this host");
-    if (!check->nvswitches.empty()) add_item(resp, "nvswitch", true, describe_nvswitches(check->nvswitches));
+    // ok=false without a mode: a warning (full-board VMs only), not a refusal.
+    if (!check->nvswitches.empty())
+      add_item(resp, "nvswitch", check->nvswitch_mode_set,
+               describe_nvswitches(check->nvswitches) + "; " + check->nvswitch_mode_detail);
     nvswitches_to_proto(check->nvswitches, resp);
     add_capacity(*check, hypervisor_, resp);
     resp->set_ready(check->ready);

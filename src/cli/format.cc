@@ -128,13 +128,14 @@ std::string function_list(
   return text;
 }
 
-// What the host assigned for one GPU: functions, group peers (when any), NUMA node.
+// What the host assigned for one GPU: functions, group peers and fabric (when any), NUMA node.
 std::string assigned_text(const hostv1::AssignedGpu& assigned) {
   std::string text = function_list(assigned.functions());
   if (text.empty()) text = "no functions";
   if (!assigned.group_peers().empty()) {
     text += "; group peers: " + function_list(assigned.group_peers());
   }
+  if (!assigned.fabric().empty()) text += "; NVSwitch fabric: " + function_list(assigned.fabric());
   text += assigned.numa_node() < 0 ? "; no numa node"
                                    : "; numa node " + std::to_string(assigned.numa_node());
   return text;

@@ -69,6 +69,7 @@ std::string format_plan(const feosd::v1::VmPlan& plan) {
            (gpu.numa_node() < 0 ? std::string("-") : std::to_string(gpu.numa_node())) + "\n";
     for (const auto& f : gpu.functions()) out += "    " + function_line(f) + "\n";
     for (const auto& p : gpu.group_peers()) out += "    group peer " + function_line(p) + "\n";
+    for (const auto& s : gpu.fabric()) out += "    nvswitch " + function_line(s) + "\n";
   }
   out += "decisions:\n";
   for (const auto& decision : plan.decisions()) out += "  - " + decision + "\n";

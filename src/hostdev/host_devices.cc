@@ -93,8 +93,9 @@ Result<detail::Plan> HostDevices::make_full_plan(const std::vector<model::GpuSpe
   detail::PlanContext context(fs_, paths_, ledger_, policy_, options_, view);
   std::vector<model::GpuSpec> wanted = gpus;
   std::vector<std::string> placement_decisions;
+  // Every GPU and NVSwitch (from the cache after the first plan): the fabric rules need them.
+  FEOS_TRY(view.load_displays(*device_cache_));
   if (by_count) {
-    FEOS_TRY(view.load_displays(*device_cache_));
     FEOS_ASSIGN_OR_RETURN(detail::Placement placement, detail::place_gpus(context, *by_count, gpus));
     wanted.insert(wanted.end(), placement.gpus.begin(), placement.gpus.end());
     placement_decisions = std::move(placement.decisions);

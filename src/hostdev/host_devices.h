@@ -79,11 +79,20 @@ class HostDevices {
   //                     (<dev>/nvidiaN, <dev>/dri/cardN, renderDN) or its group's <dev>/vfio/N
   //                     open in a host process (naming pid and command); vfio-pci not available
   //                     ("... modprobe vfio-pci").
+  //   FAILED_PRECONDITION (NVSwitch fabric, policy.h; after the policy check) on a host with
+  //                     NVSwitches: some but not all of the board's GPUs in full-passthrough mode
+  //                     or with no mode ("0000:18:00.0: this host's 8 GPUs are joined by 4
+  //                     NVSwitches ... Ask for all 8 (gpu_count 8), or ..."); in shared mode, board
+  //                     GPUs that are not exactly one partition (naming the partitions). A VM with
+  //                     every board GPU in full-passthrough mode also takes every function of the
+  //                     NVSwitches' IOMMU groups (AssignedGpu::fabric of its first board GPU,
+  //                     ledger role kFabric), bound, claimed and released with the GPUs.
   //   PERMISSION_DENIED the policy does not allow the requested GPU (naming it).
   //   INTERNAL          unreadable sysfs/proc data, naming the path.
   // With `by_count`, that many more GPUs are picked by topology first (placement.h: one NUMA node
   // when possible, switch pairs for p2p), appended to `gpus`; errors: NOT_FOUND when no GPU
-  // matches its model, RESOURCE_EXHAUSTED naming the free ones when too few are free.
+  // matches its model, RESOURCE_EXHAUSTED naming the free ones when too few are free; on an
+  // NVSwitch board the fabric decides (placement.h).
   // With `decisions`, the planner's decisions (the placement, policy, whole cards, group peers,
   // bridges left to the host, each device's driver now and after) are appended, one sentence each.
   // prepare() plans with the same function (detail::make_plan) before it claims anything.

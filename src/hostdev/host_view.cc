@@ -116,23 +116,26 @@ Status HostView::load_all(unsigned threads, DeviceCache* cache) {
     devices_.insert_or_assign(d.address, std::move(d));
   }
   groups_complete_ = true;  // members are pushed in address order: already sorted
+  displays_loaded_ = true;
   if (cache) cache->retain(addresses);
   return ok();
 }
 
 Status HostView::load_displays(DeviceCache& cache) {
   FEOS_ASSIGN_OR_RETURN(const std::vector<pci::Address>* all, all_addresses());
+  auto wanted = [](const pci::Device& d) { return d.is_display() || d.is_nvswitch(); };
   for (const auto& address : *all) {
-    if (auto known = cache.get(address); known && !known->device.is_display()) continue;
+    if (auto known = cache.get(address); known && !wanted(known->device)) continue;
     auto facts = load_one(address, &cache);
     if (!facts) {
       if (facts.error().code == Code::kNotFound) continue;  // unplugged meanwhile
       return fail(facts.error());
     }
-    if (!facts->device.is_display()) continue;
+    if (!wanted(facts->device)) continue;
     if (facts->topology) topologies_.insert_or_assign(address, std::move(*facts->topology));
     devices_.insert_or_assign(address, std::move(facts->device));
   }
+  displays_loaded_ = true;
   return ok();
 }
 

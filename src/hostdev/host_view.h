@@ -59,11 +59,14 @@ class HostView {
   // derives group membership from the devices' iommu_group links.
   // With a cache, known functions are only refreshed and new ones are added to it.
   Status load_all(unsigned threads, DeviceCache* cache = nullptr);
-  // Reads every display function (class 03xx) with its place in the PCIe tree, like load_all()
-  // but without reading the functions `cache` already knows to be something else (a class is a
-  // static fact): what a placement by count needs, on a 1,000-function host a few dozen reads.
-  // Other functions are read lazily by device() as before.
+  // Reads every display function (class 03xx) and every NVSwitch with its place in the PCIe
+  // tree, like load_all() but without reading the functions `cache` already knows to be something
+  // else (a class is a static fact): what a plan needs to know the host's GPUs and NVSwitch
+  // fabric, on a 1,000-function host a few dozen reads. Other functions are read lazily by
+  // device() as before.
   Status load_displays(DeviceCache& cache);
+  // Whether load_all() or load_displays() ran: devices() then holds every GPU and NVSwitch.
+  bool displays_loaded() const { return displays_loaded_; }
   // After load_all() (or load_displays(): those loaded), every function, sorted.
   const std::map<pci::Address, pci::Device>& devices() const { return devices_; }
   // After load_all() (or load_displays()): the place of every function whose place is known.
@@ -81,6 +84,7 @@ class HostView {
   std::map<pci::Address, pci::Topology> topologies_;
   std::map<pci::IommuGroup, std::vector<pci::Address>> groups_;
   bool groups_complete_ = false;  // groups_ holds every group (after load_all)
+  bool displays_loaded_ = false;
 };
 
 }  // namespace feos::hostdev::detail

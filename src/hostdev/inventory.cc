@@ -91,6 +91,24 @@ std::vector<NvSwitch> nvswitches_of(const std::vector<InventoryDevice>& devices)
   return out;
 }
 
+// What the policy's nvswitch_mode means on this board of `board_gpus` GPUs.
+std::string nvswitch_mode_text(const Policy& policy, size_t board_gpus) {
+  const std::string n = std::to_string(board_gpus);
+  switch (policy.nvswitch_mode()) {
+    case NvSwitchMode::kFullPassthrough:
+      return "fabric mode full-passthrough: a VM with all " + n +
+             " GPUs also gets the NVSwitches (its guest runs the fabric manager); fewer GPUs are refused";
+    case NvSwitchMode::kShared:
+      return "fabric mode shared: partitions " + policy.describe_partitions() +
+             "; a VM's GPUs must be exactly one of them, the NVSwitches stay with the host's fabric manager";
+    case NvSwitchMode::kUnset: break;
+  }
+  return "no nvswitch_mode in the GPU policy: only a VM with all " + n +
+         " GPUs is allowed (it gets the NVSwitches too), since one with fewer would fail CUDA with error 802 "
+         "without a fabric manager; set \"nvswitch_mode\": \"full-passthrough\", or \"shared\" with the "
+         "fabric manager's \"nvswitch_partitions\", in the --device-policy file";
+}
+
 }  // namespace
 
 HostInventory::HostInventory(const sys::Filesystem& fs, sys::HostPaths paths,
@@ -138,7 +156,7 @@ Result<Inventory> HostInventory::inventory() const {
       gpu_status[gpu] = {DeviceStatus::kAssigned, held->second};
       continue;
     }
-    auto planned = detail::make_plan(context, {model::GpuSpec{.address = gpu}});
+    auto planned = detail::make_plan(context, {model::GpuSpec{.address = gpu}}, detail::PlanScope::kOneGpu);
     if (planned) gpu_status[gpu] = {DeviceStatus::kAvailable, ""};
     else gpu_status[gpu] = {DeviceStatus::kNotAssignable, planned.error().reason};
   }
@@ -245,6 +263,14 @@ Result<HostCheck> HostInventory::check_host() const {
   }
   check.models = gpu_models(inv);
   check.nvswitches = inv.nvswitches;
+  if (!check.nvswitches.empty()) {
+    size_t board_gpus = 0;  // each slot's GPU, NVIDIA's
+    for (const auto& item : inv.devices)
+      board_gpus += item.is_gpu && item.gpu == item.device.address.to_string() &&
+                    item.device.vendor_id == pci::kVendorNvidia;
+    check.nvswitch_mode_set = policy_.nvswitch_mode() != NvSwitchMode::kUnset;
+    check.nvswitch_mode_detail = nvswitch_mode_text(policy_, board_gpus);
+  }
   const bool any_gpu_ready =
       std::any_of(check.gpus.begin(), check.gpus.end(), [](const GpuReadiness& g) { return g.ready; });
   check.ready = check.iommu_enabled && check.vfio_pci_available &&

@@ -112,6 +112,11 @@ struct HostCheck {
   std::vector<GpuReadiness> gpus;
   std::vector<GpuModel> models;  // by id
   std::vector<NvSwitch> nvswitches;  // as Inventory::nvswitches
+  // With NVSwitches: how the policy's nvswitch_mode uses them, one sentence ("fabric mode
+  // full-passthrough: a VM with all 8 GPUs also gets the NVSwitches ..."); nvswitch_mode_set is
+  // false (a warning, not a refusal) when the policy names no mode.
+  bool nvswitch_mode_set = false;
+  std::string nvswitch_mode_detail;
   // The host can pass a GPU now: IOMMU on, vfio-pci available, interrupt remapping not known to
   // be off (unknown is reported, not failed), and at least one GPU ready.
   bool ready = false;

@@ -71,6 +71,86 @@ std::vector<const Candidate*> take_by_switch(const std::vector<const Candidate*>
   return taken;
 }
 
+// Why a board GPU is not a candidate: "0000:18:00.0 held by vm X", "... not assignable".
+std::string not_free(const pci::Address& gpu, const std::map<pci::Address, std::string>& ledger,
+                     const std::set<std::string>& taken_slots) {
+  if (auto held = ledger.find(gpu); held != ledger.end()) return gpu.to_string() + " held by vm " + held->second;
+  if (taken_slots.count(gpu.slot())) return gpu.to_string() + " named by address in this request";
+  return gpu.to_string() + " not assignable";
+}
+
+bool is_candidate(const pci::Address& gpu, const std::vector<Candidate>& candidates) {
+  return std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.address.same_slot(gpu); });
+}
+
+// Full passthrough: the count must make the whole board, whose GPUs must all be free.
+Result<Placement> place_whole_board(const PlanContext& context, const Fabric& fabric, const model::GpuCount& request,
+                                    const std::set<std::string>& taken_slots,
+                                    const std::vector<Candidate>& candidates,
+                                    const std::map<pci::Address, std::string>& ledger) {
+  size_t taken_on_board = 0;
+  for (const auto& gpu : fabric.gpus) taken_on_board += taken_slots.count(gpu.slot());
+  if (request.count + taken_on_board != fabric.gpus.size())
+    return fail(partial_board_error(fabric, context.policy(), std::string(model::field::kGpuCount)));
+  Placement placement;
+  std::string busy, list;
+  for (const auto& gpu : fabric.gpus) {
+    if (taken_slots.count(gpu.slot())) continue;
+    if (!is_candidate(gpu, candidates)) {
+      busy += (busy.empty() ? "" : ", ") + not_free(gpu, ledger, taken_slots);
+      continue;
+    }
+    placement.gpus.push_back(model::GpuSpec{.address = gpu});
+    list += (list.empty() ? "" : ", ") + gpu.to_string();
+  }
+  if (!busy.empty())
+    return fail(Code::kResourceExhausted,
+                std::string(model::field::kGpuCount) + ": " + std::to_string(request.count) +
+                    " GPU(s) asked: the whole NVSwitch board, which is not free: " + busy);
+  placement.decisions.push_back("gpu_count: the whole board's " +
+                                std::to_string(placement.gpus.size()) +
+                                " GPU(s), which its NVSwitch fabric joins (passed with them): " + list);
+  return placement;
+}
+
+// Shared NVSwitches: the first partition of the asked size (policy order) whose GPUs are all free.
+Result<Placement> place_partition(const PlanContext& context, const Fabric& fabric, const model::GpuCount& request,
+                                  const std::set<std::string>& taken_slots,
+                                  const std::vector<Candidate>& candidates,
+                                  const std::map<pci::Address, std::string>& ledger) {
+  const Policy& policy = context.policy();
+  const std::string field(model::field::kGpuCount);
+  std::string held;  // "[a, b] (a held by vm X)" per partition of the size
+  bool sized = false;
+  for (const auto& partition : policy.nvswitch_partitions()) {
+    if (partition.size() != request.count) continue;
+    sized = true;
+    std::string busy, list;
+    for (const auto& gpu : partition) {
+      list += (list.empty() ? "" : ", ") + gpu.to_string();
+      if (taken_slots.count(gpu.slot()) || !is_candidate(gpu, candidates) || !fabric.is_board_gpu(gpu))
+        busy += (busy.empty() ? "" : ", ") +
+                (fabric.is_board_gpu(gpu) ? not_free(gpu, ledger, taken_slots) : gpu.to_string() + " not a GPU here");
+    }
+    if (busy.empty()) {
+      Placement placement;
+      for (const auto& gpu : partition) placement.gpus.push_back(model::GpuSpec{.address = gpu});
+      placement.decisions.push_back("gpu_count: NVSwitch partition [" + list + "], the first free one of " +
+                                    std::to_string(request.count) + " GPU(s) (nvswitch_mode shared)");
+      return placement;
+    }
+    held += (held.empty() ? "[" : "; [") + list + "] (" + busy + ")";
+  }
+  if (!sized)
+    return fail(Code::kFailedPrecondition,
+                field + ": no NVSwitch partition holds " + std::to_string(request.count) +
+                    " GPU(s) (nvswitch_mode shared: a VM's GPUs are one partition; partitions: " +
+                    policy.describe_partitions() + ")");
+  return fail(Code::kResourceExhausted, field + ": " + std::to_string(request.count) +
+                                            " GPU(s) asked, no NVSwitch partition of that size is free "
+                                            "(nvswitch_mode shared): " + held);
+}
+
 }  // namespace
 
 bool matches_model(const pci::Device& device, const std::string& model, const pci::PciIds* ids) {
@@ -106,7 +186,7 @@ Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& reques
       ++held;
       continue;
     }
-    if (!make_plan(context, {model::GpuSpec{.address = device->address}})) {
+    if (!make_plan(context, {model::GpuSpec{.address = device->address}}, PlanScope::kOneGpu)) {
       ++unassignable;
       continue;
     }
@@ -121,6 +201,16 @@ Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& reques
     for (const auto& [id, count] : models_here) here += (here.empty() ? "" : ", ") + id + " x" + std::to_string(count);
     return fail(Code::kNotFound, std::string(model::field::kGpuModel) + ": no GPU on this host matches \"" +
                                      request.model + "\" (GPUs here: " + (here.empty() ? "none" : here) + ")");
+  }
+  // An HGX board's GPUs go by its NVSwitch fabric: the whole board, or one partition.
+  FEOS_ASSIGN_OR_RETURN(const Fabric* fabric, context.fabric());
+  const bool on_board = std::any_of(fabric->gpus.begin(), fabric->gpus.end(), [&](const pci::Address& gpu) {
+    return matches_model(context.view().devices().at(gpu), request.model, ids);
+  });
+  if (on_board) {
+    if (context.policy().nvswitch_mode() == NvSwitchMode::kShared)
+      return place_partition(context, *fabric, request, taken_slots, candidates, *ledger);
+    return place_whole_board(context, *fabric, request, taken_slots, candidates, *ledger);
   }
   if (candidates.size() < request.count) {
     return fail(Code::kResourceExhausted,

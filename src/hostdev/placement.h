@@ -11,6 +11,13 @@
 //      Else the fewest nodes: nodes by free count, largest first (ties: the lower node).
 //   3. Within the chosen nodes, with p2p: GPUs under one PCIe switch together, switches with
 //      the most free GPUs first; without: address order.
+// On a host with NVSwitches, when the model matches the board's GPUs, the fabric decides instead
+// (policy.h, "NVSwitch fabric"): full passthrough (or no mode) takes the whole board or nothing
+// (FAILED_PRECONDITION for another count, RESOURCE_EXHAUSTED naming the GPUs not free); shared
+// takes the first partition of exactly the asked size, in the policy's order, whose GPUs are all
+// free (FAILED_PRECONDITION when no partition has that size, RESOURCE_EXHAUSTED naming each
+// partition of that size and which of its GPUs are held). NUMA nodes and p2p play no part there:
+// a partition already is the fabric's choice.
 #include <string>
 #include <vector>
 

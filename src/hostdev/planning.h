@@ -50,6 +50,24 @@ struct Problem {
   std::string reason;
 };
 
+// The NVSwitch fabric of an HGX board (policy.h, "NVSwitch fabric").
+struct Fabric {
+  std::vector<const pci::Device*> nvswitches;  // by address; empty: no fabric, no rule applies
+  // The board's GPUs: the lowest display function of each slot with an NVIDIA display function,
+  // in address order; empty without NVSwitches.
+  std::vector<pci::Address> gpus;
+
+  bool present() const { return !nvswitches.empty(); }
+  // Whether `address` is a function of one of the board's GPUs.
+  bool is_board_gpu(const pci::Address& address) const;
+  // "4 NVSwitches (10de:22a3, IOMMU group 114)".
+  std::string describe() const;
+};
+
+// The refusal of a VM with some but not all of the board's GPUs in full-passthrough mode (or with
+// no mode set), FAILED_PRECONDITION; `who` leads the message ("0000:18:00.0", "gpu_count").
+Error partial_board_error(const Fabric& fabric, const Policy& policy, const std::string& who);
+
 // What planning reads besides PCI facts, loaded on first use and cached for one operation.
 class PlanContext {
  public:
@@ -71,6 +89,9 @@ class PlanContext {
   // Entries under <sysfs>/kernel/iommu_groups.
   Result<size_t> iommu_group_count();
   bool vfio_available();
+  // The host's NVSwitches and board GPUs. Needs view() loaded (load_displays() or load_all()):
+  // INTERNAL otherwise, since an unloaded view would look like a host without a fabric.
+  Result<const Fabric*> fabric();
 
  private:
   const sys::Filesystem& fs_;
@@ -83,11 +104,20 @@ class PlanContext {
   std::optional<OpenNodes> open_;
   std::optional<size_t> iommu_groups_;
   std::optional<bool> vfio_;
+  std::optional<Fabric> fabric_;
   bool tolerate_scan_errors_ = false;
 };
 
+// What a plan stands for: a VM's whole request, or one GPU probed alone (inventory's "would a
+// request for it pass?", placement's candidates), which skips the NVSwitch fabric rules: they
+// judge a VM's set of GPUs, not one GPU.
+enum class PlanScope { kVm, kOneGpu };
+
 // Resolves and validates `gpus` (see HostDevices::plan for the checks, their order and codes).
-tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus);
+// On a host with NVSwitches and scope kVm, also the fabric rules of the policy's nvswitch_mode:
+// all board GPUs and the NVSwitches with them, or exactly one partition.
+tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus,
+                                      PlanScope scope = PlanScope::kVm);
 
 // A device as the function a VM is given: address, id, class, IOMMU group, driver, present BARs.
 model::PassthroughFunction function_of(const pci::Device& device);

@@ -58,6 +58,19 @@ struct AssignedGpu {
   std::vector<PassthroughFunction> functions;    // the card's slot, function 0 first
   std::vector<PassthroughFunction> group_peers;  // other endpoints of its groups, passed along
   int numa_node = -1;
+  // The NVSwitches of an HGX board (every function of their IOMMU groups), passed because the VM
+  // takes every GPU of the board (policy nvswitch_mode full-passthrough). They belong to the
+  // board, not to one GPU: set only on the VM's FIRST GPU of that board, empty on every other.
+  // Each is a device of its own in the guest (its own root port), like a group peer.
+  std::vector<PassthroughFunction> fabric;
 };
+
+// Every host function `gpu` passes: its card's functions, its group peers, its fabric.
+inline std::vector<const PassthroughFunction*> passed_functions(const AssignedGpu& gpu) {
+  std::vector<const PassthroughFunction*> out;
+  for (const auto* list : {&gpu.functions, &gpu.group_peers, &gpu.fabric})
+    for (const auto& function : *list) out.push_back(&function);
+  return out;
+}
 
 }  // namespace feos::model

@@ -7,12 +7,14 @@ std::string_view role_name(DeviceRole role) {
     case DeviceRole::kRequested: return "requested";
     case DeviceRole::kFunction: return "function";
     case DeviceRole::kGroupPeer: return "group_peer";
+    case DeviceRole::kFabric: return "fabric";
   }
   return "requested";  // unreachable: every enumerator is listed above
 }
 
 std::optional<DeviceRole> role_from_name(std::string_view name) {
-  for (DeviceRole role : {DeviceRole::kRequested, DeviceRole::kFunction, DeviceRole::kGroupPeer}) {
+  for (DeviceRole role : {DeviceRole::kRequested, DeviceRole::kFunction, DeviceRole::kGroupPeer,
+                          DeviceRole::kFabric}) {
     if (name == role_name(role)) return role;
   }
   return std::nullopt;

@@ -17,6 +17,7 @@ enum class DeviceRole {
   kRequested,  // the GPU function the client named
   kFunction,   // another function of that card's slot
   kGroupPeer,  // another endpoint of its IOMMU group, passed along by operator policy
+  kFabric,     // an NVSwitch of the HGX board whose every GPU the VM takes (policy nvswitch_mode)
 };
 
 // Progress of one device, written BEFORE the sysfs write it announces, so after a crash the step
@@ -29,7 +30,7 @@ enum class AssignmentStep {
   kReleasing,    // being returned to the host (or rolled back); a row left here failed to return
 };
 
-// "requested", "function", "group_peer" (the stored form).
+// "requested", "function", "group_peer", "fabric" (the stored form).
 std::string_view role_name(DeviceRole role);
 std::optional<DeviceRole> role_from_name(std::string_view name);
 // "claimed", "override_set", "unbound", "bound", "releasing" (the stored form).

@@ -117,6 +117,26 @@ UPDATE device_assignments SET vm_id = (SELECT new_id FROM renamed WHERE old_id =
   WHERE vm_id IN (SELECT old_id FROM renamed);
 DROP TABLE temp.renamed;
 )sql"},
+    {"fabric role in the device ledger", R"sql(
+-- A VM that takes every GPU of an HGX board also holds its NVSwitches ('fabric'). SQLite cannot
+-- change a CHECK constraint, so the table is copied into one with the wider check.
+CREATE TABLE device_assignments_v6 (
+  bdf TEXT PRIMARY KEY CHECK (bdf <> ''),  -- as in version 3
+  vm_id TEXT NOT NULL CHECK (vm_id <> ''),  -- as in version 3
+  -- As in version 3, plus 'fabric': an NVSwitch passed with the whole board (policy nvswitch_mode).
+  role TEXT NOT NULL CHECK (role IN ('requested', 'function', 'group_peer', 'fabric')),
+  iommu_group TEXT NOT NULL,  -- as in version 3
+  original_driver TEXT NOT NULL,  -- as in version 3
+  original_override TEXT NOT NULL,  -- as in version 3
+  step TEXT NOT NULL CHECK (step IN ('claimed', 'override_set', 'unbound', 'bound', 'releasing')),  -- as in version 3
+  updated_unix_ms INTEGER NOT NULL  -- as in version 3
+) STRICT;
+INSERT INTO device_assignments_v6 SELECT bdf, vm_id, role, iommu_group, original_driver,
+  original_override, step, updated_unix_ms FROM device_assignments;
+DROP TABLE device_assignments;
+ALTER TABLE device_assignments_v6 RENAME TO device_assignments;
+CREATE INDEX device_assignments_by_vm ON device_assignments (vm_id, bdf);
+)sql"},
 };
 
 }  // namespace

@@ -82,15 +82,19 @@ json function_to_json(const model::PassthroughFunction& function) {
 }
 
 json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
-  const auto& [request, functions, group_peers, numa_node] = gpu;
-  json function_list = json::array();
-  for (const auto& function : functions) function_list.push_back(function_to_json(function));
-  json peer_list = json::array();
-  for (const auto& peer : group_peers) peer_list.push_back(function_to_json(peer));
-  return json::object({{"request", gpu_spec_to_json(request)},
-                       {"functions", std::move(function_list)},
-                       {"group_peers", std::move(peer_list)},
-                       {"numa_node", numa_node}});
+  const auto& [request, functions, group_peers, numa_node, fabric] = gpu;
+  auto list_of = [](const std::vector<model::PassthroughFunction>& list) {
+    json out = json::array();
+    for (const auto& function : list) out.push_back(function_to_json(function));
+    return out;
+  };
+  json out = json::object({{"request", gpu_spec_to_json(request)},
+                           {"functions", list_of(functions)},
+                           {"group_peers", list_of(group_peers)},
+                           {"numa_node", numa_node}});
+  // Only a VM with a whole HGX board has one: other records stay as before.
+  if (!fabric.empty()) out["fabric"] = list_of(fabric);
+  return out;
 }
 
 // Decoders: each binds every member too (the same compile error), reads each key once through
@@ -254,13 +258,17 @@ Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
 
 Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
   model::AssignedGpu gpu;
-  auto& [request, functions, group_peers, numa_node] = gpu;
+  auto& [request, functions, group_peers, numa_node, fabric] = gpu;
   FEOS_ASSIGN_OR_RETURN(request, reader.object<model::GpuSpec>("request", gpu_spec_from_json));
   FEOS_ASSIGN_OR_RETURN(functions, reader.objects<model::PassthroughFunction>(
                                        "functions", function_from_json));
   FEOS_ASSIGN_OR_RETURN(group_peers, reader.objects<model::PassthroughFunction>(
                                          "group_peers", function_from_json));
   FEOS_ASSIGN_OR_RETURN(numa_node, reader.signed_integer<int>("numa_node"));
+  // Absent in records written before NVSwitch fabrics (and in every record without one).
+  if (reader.has("fabric")) {
+    FEOS_ASSIGN_OR_RETURN(fabric, reader.objects<model::PassthroughFunction>("fabric", function_from_json));
+  }
   FEOS_TRY(reader.finish());
   return gpu;
 }

@@ -52,7 +52,8 @@ Result<std::string> encode_spec(const model::VmSpec& spec);
 Result<model::VmSpec> decode_spec(std::string_view text);
 
 // Returns `gpus` as a JSON array of objects holding every field of AssignedGpu (its request
-// GpuSpec, functions and group_peers with their BARs, numa_node). Never fails.
+// GpuSpec, functions, group_peers and fabric with their BARs, numa_node; "fabric" only when not
+// empty, and absent reads as empty). Never fails.
 nlohmann::json assigned_gpus_to_json(const std::vector<model::AssignedGpu>& gpus);
 
 // Decodes an array written by assigned_gpus_to_json, as strictly as spec_from_json.

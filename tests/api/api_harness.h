@@ -73,7 +73,7 @@ struct HarnessOptions {
   std::string log_level = "warn";
 };
 
-// The eight GPUs of test::hgx_h100_host(), in address order.
+// The eight GPUs of test::hgx_h100_host() (the harness's host, without its NVSwitches), in address order.
 const std::vector<std::string>& hgx_gpus();
 
 class ApiHarness {

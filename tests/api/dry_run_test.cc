@@ -49,11 +49,25 @@ struct HostState {
 
 class DryRunTest : public ::testing::Test {
  protected:
+  // The host: an HGX H100 server's shape without its NVSwitches, so that a VM may take any number
+  // of its GPUs (the NVSwitch fabric's rules have their own fixtures below).
+  virtual test::HostBuilder host_builder() { return test::without_nvswitches(test::hgx_h100_host()); }
+  // The policy allows seven of the eight GPUs (not db:00.0) and the BMC's VGA.
+  virtual std::string policy_text() {
+    return R"({"allow_addresses": ["18:00.0", "2a:00.0", "3a:00.0", "5d:00.0", "9a:00.0",
+               "ab:00.0", "ba:00.0", "02:00.0"]})";
+  }
+  // The GPUs of the VM kHolder.
+  virtual std::vector<std::string> holder_gpus() { return {"0000:2a:00.0"}; }
+  // kvm guests get the host's address bits: 40 hold one H100, not four.
+  virtual int host_address_bits() { return 40; }
+  // A host process has /dev/nvidia3 open: 5d:00.0's, by the driver's information files below.
+  virtual bool nvidia3_open() { return true; }
+
   void SetUp() override {
     log::set_level("warn");
-    test::HostBuilder b = test::hgx_h100_host();
-    // A host process has /dev/nvidia3 open: 5d:00.0's, by the driver's information files below.
-    b.process(1234, "python3").open_dev(5, "nvidia3");
+    test::HostBuilder b = host_builder();
+    if (nvidia3_open()) b.process(1234, "python3").open_dev(5, "nvidia3");
     auto host = test::FakeHost::create(b);
     ASSERT_TRUE(host) << host.error().to_string();
     host_ = std::move(*host);
@@ -63,12 +77,9 @@ class DryRunTest : public ::testing::Test {
     for (int i = 0; i < 8; ++i)
       put_file(paths.proc_root + "/driver/nvidia/gpus/" + gpus[i] + "/information",
                "Device Minor: \t " + std::to_string(i) + "\nBus Location: \t " + gpus[i] + "\n");
-    // kvm guests get the host's address bits: 40 hold one H100, not four.
-    put_file(paths.cpuinfo(), "processor\t: 0\naddress sizes\t: 40 bits physical, 48 bits virtual\n");
-    // The policy allows seven of the eight GPUs (not db:00.0) and the BMC's VGA.
-    put_file(state_ / "policy.json",
-             R"({"allow_addresses": ["18:00.0", "2a:00.0", "3a:00.0", "5d:00.0", "9a:00.0",
-                 "ab:00.0", "ba:00.0", "02:00.0"]})");
+    put_file(paths.cpuinfo(), "processor\t: 0\naddress sizes\t: " + std::to_string(host_address_bits()) +
+                                  " bits physical, 48 bits virtual\n");
+    put_file(state_ / "policy.json", policy_text());
     put_file(state_ / "vmlinuz", "a kernel");
 
     daemon::DaemonOptions o;
@@ -92,7 +103,7 @@ class DryRunTest : public ::testing::Test {
 
     // Two VMs: one without GPUs, one holding 2a:00.0.
     ASSERT_TRUE(create(request(kExisting)).ok());
-    ASSERT_TRUE(create(request(kHolder, {"0000:2a:00.0"})).ok());
+    ASSERT_TRUE(create(request(kHolder, holder_gpus())).ok());
   }
 
   void TearDown() override {
@@ -342,6 +353,102 @@ TEST_F(DryRunTest, WithoutAnIdTheDryRunNamesTheIdItWouldHaveGiven) {
   EXPECT_EQ(planned.plan().vm_id(), planned.vm_id());
   EXPECT_EQ(planned.plan().gpus_size(), 0);
   EXPECT_EQ(planned.plan().address_space().hole64_size(), vmm::qemu::kQ35DefaultHole64Size);
+}
+
+// No nvswitch_mode: the board is passed whole, with its NVSwitches, or not at all.
+class WholeBoardDryRunTest : public DryRunTest {
+ protected:
+  test::HostBuilder host_builder() override { return test::hgx_h100_host(); }
+  std::string policy_text() override { return "{}"; }
+  std::vector<std::string> holder_gpus() override { return {}; }
+  int host_address_bits() override { return 46; }  // eight 256 GiB windows fit
+  bool nvidia3_open() override { return false; }     // every GPU free
+};
+
+TEST_F(WholeBoardDryRunTest, FewerGpusAreRefusedAndTheWholeBoardBringsItsNvSwitches) {
+  const HostState before = state();
+  auto two = request(kCandidate, {"0000:18:00.0", "0000:2a:00.0"});
+  pb::CreateVmRequest one = request(kCandidate);
+  one.mutable_config()->mutable_gpu_count()->set_count(1);
+  for (const auto* req : {&two, &one}) {
+    const grpc::Status dry = dry_run(*req);
+    EXPECT_EQ(dry.error_code(), grpc::FAILED_PRECONDITION) << dry.error_message();
+    EXPECT_NE(dry.error_message().find("this host's 8 GPUs are joined by 4 NVSwitches (10de:22a3, IOMMU group 114) "
+                                       "and the fabric is passed whole (no nvswitch_mode set: full-board VMs only)"),
+              std::string::npos)
+        << dry.error_message();
+    const grpc::Status real = create(*req);
+    EXPECT_EQ(real.error_code(), dry.error_code());
+    EXPECT_EQ(real.error_message(), dry.error_message());
+    EXPECT_EQ(state(), before) << "a refusal left something behind";
+  }
+
+  pb::CreateVmRequest board = request(kNewUpper);
+  board.mutable_config()->mutable_gpu_count()->set_count(8);
+  pb::CreateVmResponse planned;
+  const grpc::Status status = dry_run(board, &planned);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(state(), before) << "a dry run changed the host";
+  ASSERT_EQ(planned.plan().gpus_size(), 8);
+  ASSERT_EQ(planned.plan().gpus(0).fabric_size(), 4);
+  EXPECT_EQ(planned.plan().gpus(0).fabric(0).address(), "0000:05:00.0");
+  EXPECT_EQ(planned.plan().gpus(0).fabric(3).iommu_group(), "114");
+  EXPECT_EQ(planned.plan().gpus(1).fabric_size(), 0);
+  int nvswitch_devices = 0;
+  for (const auto& arg : planned.plan().qemu_argv())
+    nvswitch_devices += arg.find("vfio-pci,host=0000:0") == 0 && arg.find("id=feos-gpu0-fabric") != std::string::npos;
+  EXPECT_EQ(nvswitch_devices, 4);
+
+  // The create takes the same: the four NVSwitches are held with the GPUs.
+  ASSERT_TRUE(create(board).ok());
+  int nvswitch_rows = 0;
+  for (const auto& row : state().ledger)
+    for (const char* sw : {"0000:05:00.0 ", "0000:06:00.0 ", "0000:07:00.0 ", "0000:08:00.0 "})
+      nvswitch_rows += row.rfind(sw, 0) == 0;
+  EXPECT_EQ(nvswitch_rows, 4);
+}
+
+// Shared NVSwitches: a VM's GPUs are one partition of the host's fabric manager.
+class SharedFabricDryRunTest : public DryRunTest {
+ protected:
+  test::HostBuilder host_builder() override { return test::hgx_h100_host(); }
+  std::string policy_text() override {
+    return R"({"nvswitch_mode": "shared",
+               "nvswitch_partitions": [["2a:00.0"], ["18:00.0", "3a:00.0"], ["5d:00.0"],
+                                       ["9a:00.0", "ab:00.0", "ba:00.0", "db:00.0"]]})";
+  }
+};
+
+TEST_F(SharedFabricDryRunTest, APartitionIsPlannedAndTakenAsTheCreateTakesItAndNoneOtherIs) {
+  const HostState before = state();
+  auto mixed = request(kCandidate, {"0000:18:00.0", "0000:9a:00.0"});
+  const grpc::Status dry = dry_run(mixed);
+  EXPECT_EQ(dry.error_code(), grpc::FAILED_PRECONDITION) << dry.error_message();
+  EXPECT_NE(dry.error_message().find("0000:18:00.0, 0000:9a:00.0 are not one NVSwitch partition"), std::string::npos)
+      << dry.error_message();
+  const grpc::Status real = create(mixed);
+  EXPECT_EQ(real.error_code(), dry.error_code());
+  EXPECT_EQ(real.error_message(), dry.error_message());
+  EXPECT_EQ(state(), before);
+
+  pb::CreateVmRequest pair = request(kNewUpper);
+  pair.mutable_config()->mutable_gpu_count()->set_count(2);
+  pb::CreateVmResponse planned;
+  ASSERT_TRUE(dry_run(pair, &planned).ok());
+  ASSERT_EQ(planned.plan().gpus_size(), 2);
+  EXPECT_EQ(planned.plan().gpus(0).request().address(), "0000:18:00.0");
+  EXPECT_EQ(planned.plan().gpus(1).request().address(), "0000:3a:00.0");
+  EXPECT_EQ(planned.plan().gpus(0).fabric_size(), 0);
+  for (const auto& arg : planned.plan().qemu_argv()) EXPECT_EQ(arg.find("fabric"), std::string::npos) << arg;
+  ASSERT_TRUE(create(pair).ok());
+  for (const auto& row : state().ledger) EXPECT_EQ(row.find("0000:05:00.0"), std::string::npos) << row;
+
+  // The only partition of two is taken now.
+  pb::CreateVmRequest again = request(kCandidate);
+  again.mutable_config()->mutable_gpu_count()->set_count(2);
+  const grpc::Status none = dry_run(again);
+  EXPECT_EQ(none.error_code(), grpc::RESOURCE_EXHAUSTED) << none.error_message();
+  EXPECT_EQ(create(again).error_message(), none.error_message());
 }
 
 }  // namespace

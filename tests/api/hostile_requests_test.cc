@@ -211,7 +211,8 @@ std::vector<Case> hostile_cases(const std::string& holder) {
       {"gpu address 5-digit domain", gpus({"10000:2a:00.0"}), S::INVALID_ARGUMENT},
       {"gpu address unknown ffff:ff:1f.7", gpus({"ffff:ff:1f.7"}), S::NOT_FOUND, {"ffff:ff:1f.7"}},
       {"gpu address of a NIC (ConnectX-7)", gpus({"0000:19:00.0"}), S::FAILED_PRECONDITION, {"0000:19:00.0", "not a GPU"}},
-      {"gpu address of an NVSwitch", gpus({"0000:05:00.0"}), S::FAILED_PRECONDITION, {"0000:05:00.0", "not a GPU"}},
+      // (The harness's host has no NVSwitches; an NVSwitch as a GPU: tests/hostdev/nvswitch_test.cc.)
+      {"gpu address of an NVMe drive", gpus({"0000:1a:00.0"}), S::FAILED_PRECONDITION, {"0000:1a:00.0", "not a GPU"}},
       {"gpu address of the host's boot VGA", gpus({"0000:02:00.0"}), S::FAILED_PRECONDITION, {"0000:02:00.0", "boot VGA"}},
       {"same gpu twice", gpus({kFreeGpu, kFreeGpu}), S::INVALID_ARGUMENT, {"both name 0000:2a:00.0"}},
       {"same gpu twice, short and long form", gpus({"2a:00.0", kFreeGpu}), S::INVALID_ARGUMENT, {"0000:2a:00.0"}},

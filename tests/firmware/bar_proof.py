@@ -170,7 +170,7 @@ def load_plan(path):
         raise PlanError(path + ": no plan.qemu_argv and plan.gpus (a dry-run plan in JSON)")
     functions = {}
     for gpu in plan["gpus"]:
-        for fn in list(gpu.get("functions", [])) + list(gpu.get("group_peers", [])):
+        for fn in list(gpu.get("functions", [])) + list(gpu.get("group_peers", [])) + list(gpu.get("fabric", [])):
             functions[fn["address"]] = fn
     return plan, functions
 

@@ -14,17 +14,29 @@ daemon=
 cleanup() { [ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 "$bin/feos-fake-sysfs" --host "$host" "$dir/host" >/dev/null
-"$bin/feosd" --socket "$dir/feosd.sock" --state-dir "$dir/state" --accel tcg --log-level warn \
-  --sysfs-root "$dir/host/sys" --dev-root "$dir/host/dev" --proc-root "$dir/host/proc" 2>"$dir/feosd.log" &
-daemon=$!
-i=0
-until "$bin/feosctl" --socket "$dir/feosd.sock" vm list >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -lt 200 ] || { echo "feosd did not come up:"; cat "$dir/feosd.log"; exit 2; }
-  sleep 0.05
-done
+start_feosd() {  # [feosd options...]
+  "$bin/feosd" --socket "$dir/feosd.sock" --state-dir "$dir/state" --accel tcg --log-level warn \
+    --sysfs-root "$dir/host/sys" --dev-root "$dir/host/dev" --proc-root "$dir/host/proc" "$@" 2>"$dir/feosd.log" &
+  daemon=$!
+  i=0
+  until "$bin/feosctl" --socket "$dir/feosd.sock" vm list >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 200 ] || { echo "feosd did not come up:"; cat "$dir/feosd.log"; exit 2; }
+    sleep 0.05
+  done
+}
+start_feosd
 # The GPUs the host offers (STATUS available: not the boot VGA, not held), in address order.
 addresses=$("$bin/feosctl" --socket "$dir/feosd.sock" gpu list | awk 'NR > 1 && / available / {print $1}')
 [ "$gpus" = all ] || addresses=$(echo "$addresses" | head -n "$gpus")
+# On an HGX board (hgx-h100, hgx-h200) a VM takes all GPUs and the NVSwitches with them, or one
+# partition of a fabric manager on the host (hostdev policy nvswitch_mode). The proof is about the
+# GPUs' BARs: the feosd that plans declares the GPUs asked for as the one partition of shared
+# NVSwitches, so the plan holds exactly them (1 or all 8). Hosts without NVSwitches ignore it.
+partition=""
+for a in $addresses; do partition="$partition${partition:+, }\"$a\""; done
+printf '{"nvswitch_mode": "shared", "nvswitch_partitions": [[%s]]}\n' "$partition" >"$dir/policy.json"
+kill "$daemon"; wait "$daemon" 2>/dev/null || true
+start_feosd --device-policy "$dir/policy.json"
 args=""
 for a in $addresses; do args="$args --gpu $a"; done
 # shellcheck disable=SC2086  # one word per argument

@@ -16,7 +16,7 @@ class ReconcileTest : public testing::HostdevTest {};
 
 // After a restart: the running VM keeps its devices, the others' go back.
 TEST_F(ReconcileTest, KeepsDevicesOfRunningVmsOnly) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   ASSERT_TRUE(host_->prepare("vm-running", gpus_at({"0000:18:00.0", "0000:2a:00.0"})));
   ASSERT_TRUE(host_->prepare("vm-stopped", gpus_at({"0000:3a:00.0"})));
   ASSERT_TRUE(host_->prepare("vm-unknown", gpus_at({"0000:5d:00.0"})));
@@ -53,7 +53,7 @@ TEST_F(ReconcileTest, KeepsDevicesOfRunningVmsOnly) {
 // A kept VM's row whose device is no longer on vfio-pci is released (the VM cannot be using it),
 // and a kept VM's row left at another step is set back to bound.
 TEST_F(ReconcileTest, KeptVmRowsFollowTheKernel) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:18:00.0", "0000:2a:00.0"})));
   ASSERT_TRUE(db_->ledger().set_step("vm-1", test::pci_address("0000:18:00.0"), AssignmentStep::kReleasing, 1));
   // Someone took 2a:00.0 off vfio-pci behind our back.
@@ -72,7 +72,7 @@ TEST_F(ReconcileTest, KeptVmRowsFollowTheKernel) {
 
 // Devices on vfio-pci that nobody recorded (the operator bound them) are reported, not touched.
 TEST_F(ReconcileTest, UnownedVfioDevicesAreReportedOnly) {
-  test::HostBuilder b = test::hgx_h100_host();
+  test::HostBuilder b = test::without_nvswitches(test::hgx_h100_host());
   b.function("0000:19:00.0").bound_to("vfio-pci").override_driver("vfio-pci");
   start(b);
   auto report = host_->reconcile({});
@@ -84,7 +84,7 @@ TEST_F(ReconcileTest, UnownedVfioDevicesAreReportedOnly) {
 
 // A device that cannot be returned during reconcile is listed; its row stays for the next try.
 TEST_F(ReconcileTest, FailuresAreReportedAndRetried) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:18:00.0", "0000:2a:00.0"})));
   restart();
   auto fault = kernel_->inject(

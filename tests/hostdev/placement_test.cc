@@ -76,7 +76,7 @@ class PlacementTest : public HostdevTest {
 };
 
 TEST_F(PlacementTest, FourOnAnHgxBoardComeFromOneNumaNode) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   std::vector<std::string> decisions;
   auto picked = plan(count(4), {}, &decisions);
   ASSERT_TRUE(picked) << picked.error().to_string();
@@ -95,7 +95,7 @@ TEST_F(PlacementTest, FourOnAnHgxBoardComeFromOneNumaNode) {
 }
 
 TEST_F(PlacementTest, TheTightestNodeThatHoldsTheRequestWins) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   hold("vm-a", {"0000:18:00.0"});  // node 0: 3 free; node 1: 4 free
   auto three = plan(count(3));
   ASSERT_TRUE(three) << three.error().to_string();
@@ -110,7 +110,7 @@ TEST_F(PlacementTest, TheTightestNodeThatHoldsTheRequestWins) {
 }
 
 TEST_F(PlacementTest, WithoutANodeThatHoldsAllTheFewestNodesLargestFirst) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   hold("vm-a", {"0000:18:00.0"});                  // node 0: 3 free
   hold("vm-b", {"0000:9a:00.0", "0000:ab:00.0"});  // node 1: 2 free
   std::vector<std::string> decisions;
@@ -124,7 +124,7 @@ TEST_F(PlacementTest, WithoutANodeThatHoldsAllTheFewestNodesLargestFirst) {
 }
 
 TEST_F(PlacementTest, TooFewFreeIsRefusedNamingTheFreeOnesByNode) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   hold("vm-a", {"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0", "0000:9a:00.0"});
   auto refused = plan(count(4, "10de:2330"));
   ASSERT_FALSE(refused);
@@ -138,7 +138,7 @@ TEST_F(PlacementTest, TheModelIsAnIdOrAPartOfTheProductName) {
   Options options = test_options();
   options.pci_ids = std::make_shared<const pci::PciIds>(
       pci::PciIds::parse("10de  NVIDIA Corporation\n\t2330  GH100 [H100 SXM5 80GB]\n"));
-  start(test::hgx_h100_host(), {}, options);
+  start(test::without_nvswitches(test::hgx_h100_host()), {}, options);
   auto by_name = plan(count(2, "h100 sxm"));
   ASSERT_TRUE(by_name) << by_name.error().to_string();
   EXPECT_EQ(addresses(*by_name), (std::vector<std::string>{"0000:18:00.0", "0000:2a:00.0"}));
@@ -156,7 +156,7 @@ TEST_F(PlacementTest, TheModelIsAnIdOrAPartOfTheProductName) {
 }
 
 TEST_F(PlacementTest, AddressesAndCountTogetherNeverPickTheVmsOwn) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   auto picked = plan(count(2), {"0000:18:00.0"});
   ASSERT_TRUE(picked) << picked.error().to_string();
   EXPECT_EQ(addresses(*picked), (std::vector<std::string>{"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0"}));
@@ -200,7 +200,7 @@ TEST_F(PlacementTest, P2pTakesGpusUnderOneSwitchTheTightestSwitchFirst) {
 }
 
 TEST_F(PlacementTest, PrepareClaimsAndBindsThePickedGpus) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   auto prepared = host_->prepare("vm-1", {}, count(2));
   ASSERT_TRUE(prepared) << prepared.error().to_string();
   EXPECT_EQ(addresses(*prepared), (std::vector<std::string>{"0000:18:00.0", "0000:2a:00.0"}));
@@ -215,7 +215,7 @@ TEST_F(PlacementTest, PrepareClaimsAndBindsThePickedGpus) {
 // 50 concurrent requests on an 8-GPU board: each GPU goes to exactly one VM, none is left free
 // while a request for one failed, and every loser is told how many are free.
 TEST_F(PlacementTest, FiftyConcurrentRequestsShareEightGpusWithoutDoublesOrLosses) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   constexpr int kRequests = 50;
   std::vector<Result<std::vector<model::AssignedGpu>>> results(kRequests, std::vector<model::AssignedGpu>{});
   std::vector<std::thread> threads;

@@ -80,6 +80,8 @@ TEST_F(PlanTest, HgxGpusAreAloneInTheirGroups) {
     EXPECT_EQ(gpu.numa_node, i < 4 ? 0 : 1);
     ASSERT_EQ(gpu.functions[0].bars.size(), 3u);
     EXPECT_EQ(gpu.functions[0].bars[1].size, 128 * test::kGiB);
+    // The whole board: its four NVSwitches come along, on the first GPU (nvswitch_test.cc).
+    EXPECT_EQ(gpu.fabric.size(), i == 0 ? 4u : 0u);
   }
 }
 
@@ -209,7 +211,7 @@ TEST_F(PlanTest, VfioPciMissingIsRefusedWithHint) {
 }
 
 TEST_F(PlanTest, HeldByAnotherVmIsRefused) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   ASSERT_TRUE(host_->prepare("vm-a", gpus_at({"0000:3a:00.0"})));
   kernel_->clear_writes();
   before_ = kernel_->snapshot();
@@ -254,7 +256,7 @@ TEST_F(PlanTest, NvidiaNodeOfTheOnlyNvidiaGpuIsRefused) {
 }
 
 TEST_F(PlanTest, NvidiaMinorFromDriverInformation) {
-  test::HostBuilder b = test::hgx_h100_host();
+  test::HostBuilder b = test::without_nvswitches(test::hgx_h100_host());
   b.process(1234, "python3").open_dev(5, "nvidia3").open_dev(6, "nvidiactl");
   start(b);
   for (size_t i = 0; i < testing::hgx_gpus().size(); ++i) {
@@ -273,7 +275,7 @@ TEST_F(PlanTest, NvidiaMinorFromDriverInformation) {
 }
 
 TEST_F(PlanTest, UnknownNvidiaMinorWithManyGpusIsRefusedSafely) {
-  test::HostBuilder b = test::hgx_h100_host();
+  test::HostBuilder b = test::without_nvswitches(test::hgx_h100_host());
   b.process(1234, "python3").open_dev(5, "nvidia3");
   start(b);
   expect_plan_error(gpus_at({"0000:18:00.0"}), Code::kFailedPrecondition,
@@ -282,7 +284,7 @@ TEST_F(PlanTest, UnknownNvidiaMinorWithManyGpusIsRefusedSafely) {
 }
 
 TEST_F(PlanTest, VfioGroupOpenElsewhereIsRefused) {
-  test::HostBuilder b = test::hgx_h100_host();
+  test::HostBuilder b = test::without_nvswitches(test::hgx_h100_host());
   b.function("0000:2a:00.0").bound_to("vfio-pci");
   b.process(5150, "qemu-system-x86").open_dev(20, "vfio/50");
   start(b);

@@ -58,6 +58,38 @@ TEST(PolicyTest, PeersWithoutListsAreAllAllowed) {
   EXPECT_TRUE(empty->allows_gpu(kT4));
 }
 
+TEST(PolicyTest, ParsesNvSwitchModes) {
+  auto unset = Policy::parse("{}", "p");
+  ASSERT_TRUE(unset);
+  EXPECT_EQ(unset->nvswitch_mode(), NvSwitchMode::kUnset);
+  auto full = Policy::parse(R"({"nvswitch_mode": "full-passthrough"})", "p");
+  ASSERT_TRUE(full) << full.error().to_string();
+  EXPECT_EQ(full->nvswitch_mode(), NvSwitchMode::kFullPassthrough);
+  EXPECT_TRUE(full->nvswitch_partitions().empty());
+  EXPECT_EQ(full->describe(),
+            "default (display/3D devices and their companion functions; no group peers); nvswitch_mode "
+            "full-passthrough");
+  auto shared = Policy::parse(R"({
+    "nvswitch_mode": "shared",
+    "nvswitch_partitions": [["18:00.0", "0000:2a:00.0"], ["3a:00.0"], ["9a:00.0", "ab:00.0", "ba:00.0", "db:00.0"]]
+  })", "p");
+  ASSERT_TRUE(shared) << shared.error().to_string();
+  EXPECT_EQ(shared->nvswitch_mode(), NvSwitchMode::kShared);
+  ASSERT_EQ(shared->nvswitch_partitions().size(), 3u);
+  EXPECT_EQ(shared->nvswitch_partitions()[0][1].to_string(), "0000:2a:00.0");
+  EXPECT_EQ(shared->describe(),
+            "default (display/3D devices and their companion functions; no group peers); nvswitch_mode shared, "
+            "3 partitions");
+  EXPECT_EQ(shared->describe_partitions(),
+            "[0000:18:00.0, 0000:2a:00.0], [0000:3a:00.0], [0000:9a:00.0, 0000:ab:00.0, 0000:ba:00.0, 0000:db:00.0]");
+  EXPECT_EQ(shared->describe_partitions(1), "[0000:3a:00.0]");
+  EXPECT_EQ(shared->describe_partitions(8), "none");
+  auto none = Policy::parse(R"({"nvswitch_mode": "shared"})", "p");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->nvswitch_partitions().empty());
+  EXPECT_EQ(nvswitch_mode_name(NvSwitchMode::kShared), "shared");
+}
+
 struct BadPolicy {
   const char* text;
   const char* message;
@@ -91,6 +123,30 @@ INSTANTIATE_TEST_SUITE_P(
                   "allow_addresses[0]: invalid PCI address '../../etc'"},
         BadPolicy{R"({"allow_group_peers": "yes"})",
                   "allow_group_peers: expected a boolean, got string"},
+        BadPolicy{R"({"nvswitch_mode": "passthrough"})",
+                  "nvswitch_mode: 'passthrough' is not a mode (expected \"full-passthrough\" or \"shared\")"},
+        BadPolicy{R"({"nvswitch_mode": 1})", "nvswitch_mode: expected a string, got number"},
+        BadPolicy{R"({"nvswitch_partitions": [["18:00.0"]]})",
+                  "nvswitch_partitions: only with \"nvswitch_mode\": \"shared\" (no nvswitch_mode is set)"},
+        BadPolicy{R"({"nvswitch_mode": "full-passthrough", "nvswitch_partitions": []})",
+                  "nvswitch_partitions: only with \"nvswitch_mode\": \"shared\" (nvswitch_mode is "
+                  "full-passthrough, which passes the whole board to one VM)"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": ["18:00.0"]})",
+                  "nvswitch_partitions[0]: expected an array of GPU addresses, got string"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": {}})",
+                  "nvswitch_partitions: expected an array"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": [["18:00.0", 2]]})",
+                  "nvswitch_partitions[0][1]: expected a string, got number"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": [["18:00.0/x"]]})",
+                  "nvswitch_partitions[0][0]: invalid PCI address '18:00.0/x'"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": [["18:00.0", "2a:00.0", "3a:00.0"]]})",
+                  "nvswitch_partitions[0]: 3 GPUs (a partition holds 1, 2, 4 or 8, as the fabric manager's "
+                  "partitions do)"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": [[]]})",
+                  "nvswitch_partitions[0]: 0 GPUs (a partition holds 1, 2, 4 or 8"},
+        BadPolicy{R"({"nvswitch_mode": "shared", "nvswitch_partitions": [["18:00.0"], ["3a:00.0", "0000:18:00.0"]]})",
+                  "nvswitch_partitions[1][1]: 0000:18:00.0 is already in an earlier partition (a GPU belongs to "
+                  "one partition)"},
         // Found by fuzz/device_policy_fuzzer: escaped parse() as an uncaught out_of_range.
         BadPolicy{R"({"allow_ids": [-1e999]})", "not valid JSON: [json.exception.out_of_range.406] number overflow"}));
 

@@ -92,7 +92,7 @@ TEST_F(PrepareTest, ReleaseReturnsOriginalDriversAndIsIdempotent) {
 }
 
 TEST_F(PrepareTest, DeviceAlreadyOnVfioStaysThere) {
-  test::HostBuilder b = test::hgx_h100_host();
+  test::HostBuilder b = test::without_nvswitches(test::hgx_h100_host());
   b.function("0000:2a:00.0").bound_to("vfio-pci").override_driver("vfio-pci");
   start(b);
   auto prepared = host_->prepare("vm-1", gpus_at({"0000:2a:00.0"}));
@@ -131,7 +131,7 @@ TEST_F(PrepareTest, EmptyRequestTouchesNothing) {
 // disk) is measured without delay and allowed for on top of the 1.5 x D + 100 ms. Best
 // of 3 rounds against a shared machine's noise; serial groups would miss by 1.4 s every round.
 TEST_F(PrepareTest, EightGpusPrepareInParallel) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   constexpr double kUnbindMs = 200;
   constexpr int kRounds = 3;
   auto timed = [&](const std::vector<std::string>& gpus, double* prepare_ms, double* release_ms) {
@@ -302,7 +302,7 @@ class HideVfioNode final : public sys::Filesystem {
 };
 
 TEST_F(PrepareTest, MissingVfioNodeTimesOutAndRollsBack) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   HideVfioNode fs(*kernel_, paths().vfio_group("41"));
   Options options = test_options();
   options.vfio_node_timeout = 150ms;
@@ -320,7 +320,7 @@ TEST_F(PrepareTest, MissingVfioNodeTimesOutAndRollsBack) {
 
 // Failure in the second of two groups: the first (completed) group is rolled back too.
 TEST_F(PrepareTest, FailureInOneGroupRollsBackTheOthers) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   kernel_->inject({.op = Op::kDriversProbe, .bdf = "0000:db:00.0", .fault = Fault::busy()});
   auto prepared = host_->prepare("vm-1", gpus_at(hgx_gpus()));
   ASSERT_FALSE(prepared);
@@ -336,7 +336,7 @@ TEST_F(PrepareTest, FailureInOneGroupRollsBackTheOthers) {
 TEST_F(PrepareTest, HungUnbindTimesOutAndTheDeviceReturnsWhenTheWriteDoes) {
   Options options = test_options();
   options.step_timeout = 300ms;
-  start(test::hgx_h100_host(), {}, options);
+  start(test::without_nvswitches(test::hgx_h100_host()), {}, options);
   kernel_->inject({.op = Op::kUnbind, .bdf = "0000:3a:00.0", .fault = Fault::hang()});
   const auto t0 = std::chrono::steady_clock::now();
   auto prepared = host_->prepare("vm-1", gpus_at({"0000:18:00.0", "0000:3a:00.0"}));
@@ -371,7 +371,7 @@ TEST_F(PrepareTest, HungUnbindTimesOutAndTheDeviceReturnsWhenTheWriteDoes) {
 
 // A release that cannot return a device keeps its row and names it; a later release finishes.
 TEST_F(PrepareTest, FailedReleaseKeepsRowAndCanBeRetried) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   ASSERT_TRUE(host_->prepare("vm-1", gpus_at({"0000:18:00.0", "0000:2a:00.0"})));
   auto fault = kernel_->inject(
       {.op = Op::kUnbind, .bdf = "0000:2a:00.0", .driver = "vfio-pci", .fault = Fault::busy(-1)});
@@ -398,7 +398,7 @@ TEST_F(PrepareTest, FailedReleaseKeepsRowAndCanBeRetried) {
 
 // A rollback that fails keeps the rows (step releasing); release() later finishes the job.
 TEST_F(PrepareTest, FailedRollbackIsReportedAndReleaseFinishesIt) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   kernel_->inject({.op = Op::kDriversProbe, .bdf = "0000:3a:00.0", .fault = Fault::busy()});
   auto stuck = kernel_->inject(
       {.op = Op::kUnbind, .bdf = "0000:18:00.0", .driver = "vfio-pci", .fault = Fault::busy(-1)});
@@ -420,7 +420,7 @@ TEST_F(PrepareTest, FailedRollbackIsReportedAndReleaseFinishesIt) {
 }
 
 TEST_F(PrepareTest, SecondOperationOnSameVmIsRefusedWhileBusy) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   kernel_->inject({.op = Op::kUnbind, .fault = Fault::delay(300ms)});
   std::thread preparing([&] { EXPECT_TRUE(host_->prepare("vm-1", gpus_at({"0000:18:00.0"}))); });
   std::this_thread::sleep_for(100ms);
@@ -444,7 +444,7 @@ TEST_F(PrepareTest, SecondOperationOnSameVmIsRefusedWhileBusy) {
 // 50 concurrent prepares (threads, distinct VMs) for the 8 GPUs of the HGX host: no GPU is ever
 // assigned twice, every loser gets FAILED_PRECONDITION and leaves nothing behind.
 TEST_F(PrepareTest, FiftyConcurrentPreparesNeverAssignAGpuTwice) {
-  start(test::hgx_h100_host());
+  start(test::without_nvswitches(test::hgx_h100_host()));
   kernel_->inject({.op = Op::kUnbind, .fault = Fault::delay(3ms)});  // widen the windows
   constexpr int kRequests = 50;
   std::vector<std::vector<std::string>> wanted(kRequests);

@@ -312,6 +312,32 @@ TEST_F(DatabaseTest, MigratesVersion1Records) {
   EXPECT_EQ(old->state_reason, "made");
 }
 
+// A ledger written by schema version 4 (before the NVSwitch fabric role): its rows survive the
+// table's copy into the wider role check, which then takes 'fabric' and still refuses others.
+TEST_F(DatabaseTest, MigratesVersion4LedgerToTheFabricRole) {
+  {
+    RawDb raw(path_);
+    std::string sql;
+    for (size_t i = 0; i < 4; ++i) sql += std::string(schema_migrations()[i].sql);
+    raw.exec(sql + "PRAGMA user_version = 4;");
+    raw.exec("INSERT INTO device_assignments VALUES ('0000:18:00.0', 'vm-1', 'requested', '59', 'nvidia', '', "
+             "'bound', 7)");
+  }
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  auto rows = db->ledger().list(std::nullopt);
+  ASSERT_TRUE(rows) << rows.error().to_string();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].bdf.to_string(), "0000:18:00.0");
+  EXPECT_EQ((*rows)[0].role, DeviceRole::kRequested);
+  EXPECT_EQ((*rows)[0].updated_unix_ms, 7);
+  RawDb raw(path_);
+  raw.exec("INSERT INTO device_assignments VALUES ('0000:05:00.0', 'vm-1', 'fabric', '114', 'nvidia-nvswitch', '', "
+           "'bound', 8)");
+  EXPECT_EQ(raw.text("SELECT count(*) FROM device_assignments"), "2");
+  EXPECT_EQ(raw.text("SELECT count(*) FROM sqlite_master WHERE name = 'device_assignments_by_vm'"), "1");
+}
+
 TEST_F(DatabaseTest, CorruptGpusAreInternalError) {
   auto db = open_db();
   ASSERT_TRUE(db);

@@ -140,9 +140,9 @@ TEST_F(DeviceLedgerTest, SurvivesReopenWithEveryStepAndRole) {
                                   AssignmentStep::kUnbound, AssignmentStep::kBound,
                                   AssignmentStep::kReleasing};
   const DeviceRole roles[] = {DeviceRole::kRequested, DeviceRole::kFunction,
-                              DeviceRole::kGroupPeer};
+                              DeviceRole::kGroupPeer, DeviceRole::kFabric};
   for (int i = 0; i < 5; ++i) {
-    DeviceAssignment r = row("vm-a", "0000:1" + std::to_string(i) + ":00.0", roles[i % 3]);
+    DeviceAssignment r = row("vm-a", "0000:1" + std::to_string(i) + ":00.0", roles[i % 4]);
     r.step = steps[i];
     r.original_driver = i == 2 ? "" : "drv" + std::to_string(i);
     r.original_override = i == 4 ? "vfio-pci" : "";
@@ -204,7 +204,7 @@ TEST_F(DeviceLedgerTest, StepAndRoleNamesRoundTrip) {
                     AssignmentStep::kUnbound, AssignmentStep::kBound, AssignmentStep::kReleasing}) {
     EXPECT_EQ(step_from_name(step_name(step)), step);
   }
-  for (auto role : {DeviceRole::kRequested, DeviceRole::kFunction, DeviceRole::kGroupPeer}) {
+  for (auto role : {DeviceRole::kRequested, DeviceRole::kFunction, DeviceRole::kGroupPeer, DeviceRole::kFabric}) {
     EXPECT_EQ(role_from_name(role_name(role)), role);
   }
   EXPECT_FALSE(step_from_name("Bound"));

@@ -312,6 +312,8 @@ TEST(AssignedGpusCodecTest, DecodeIsStrict) {
        "gpus[0].numa_node: expected a 32-bit integer, got negative integer -2147483649"},
       {[](json& j) { j[0]["functions"][1]["bars"][0]["size"] = "16k"; },
        "gpus[0].functions[1].bars[0].size: expected an unsigned 64-bit integer, got string"},
+      {[](json& j) { j[0]["fabric"][0]["iommu_group"] = "x"; },
+       "gpus[0].fabric[0].iommu_group: invalid IOMMU group 'x' (expected a number)"},
       {[](json& j) { j[0]["group_peers"][0]["class_code"] = -1; },
        "gpus[0].group_peers[0].class_code: expected an unsigned 32-bit integer, got negative "
        "integer -1"},

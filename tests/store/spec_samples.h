@@ -68,15 +68,23 @@ inline std::vector<model::AssignedGpu> full_assigned_gpus() {
                                   .iommu_group = pci::IommuGroup(41),
                                   .original_driver = "igb",
                                   .bars = {}};
+  model::PassthroughFunction nvswitch{.address = test::pci_address("0000:05:00.0"),
+                                      .id = "10de:22a3",
+                                      .class_code = 0x068000,
+                                      .iommu_group = pci::IommuGroup(114),
+                                      .original_driver = "nvidia-nvswitch",
+                                      .bars = {{.index = 0, .size = 32ull << 20, .is_64bit = true}}};
   model::AssignedGpu first{
       .request = {.address = test::pci_address("0000:17:00.0"), .rombar = model::RomBar::kOff, .boot_vga = true},
       .functions = {vga, audio},
       .group_peers = {peer},
-      .numa_node = 1};
+      .numa_node = 1,
+      .fabric = {nvswitch}};
   model::AssignedGpu second{.request = {.address = test::pci_address("0000:65:00.0")},
                             .functions = {vga},
                             .group_peers = {},
-                            .numa_node = -1};
+                            .numa_node = -1,
+                            .fabric = {}};
   second.functions[0].address = test::pci_address("0000:65:00.0");
   return {first, second};
 }
@@ -128,11 +136,12 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
                                        const std::vector<model::AssignedGpu>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    const auto& [a_request, a_functions, a_peers, a_numa] = a[i];
-    const auto& [b_request, b_functions, b_peers, b_numa] = b[i];
+    const auto& [a_request, a_functions, a_peers, a_numa, a_fabric] = a[i];
+    const auto& [b_request, b_functions, b_peers, b_numa, b_fabric] = b[i];
     expect_gpu_specs_equal({a_request}, {b_request});
     expect_functions_equal(a_functions, b_functions, "gpus[" + std::to_string(i) + "].functions");
     expect_functions_equal(a_peers, b_peers, "gpus[" + std::to_string(i) + "].group_peers");
+    expect_functions_equal(a_fabric, b_fabric, "gpus[" + std::to_string(i) + "].fabric");
     EXPECT_EQ(a_numa, b_numa) << "gpu " << i;
   }
 }

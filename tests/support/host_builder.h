@@ -217,6 +217,11 @@ HostBuilder consumer_gpu_host();
 // group 3). /dev: nvidia0-7, nvidiactl, nvidia-uvm, nvidia-nvswitch0-3, nvidia-nvswitchctl.
 HostBuilder hgx_h100_host();
 
+// `host` (an hgx_h100_host() or hgx_h200_host()) without its four NVSwitches (05:00.0-08:00.0;
+// every other device, group and bus unchanged): an 8-GPU server whose GPUs a VM may take in any
+// number, for tests of what the fabric rules (hostdev policy nvswitch_mode) are not about.
+HostBuilder without_nvswitches(HostBuilder host);
+
 // An HGX H200 8-GPU server: hgx_h100_host()'s shape (same buses, groups, NUMA nodes, switches,
 // NICs, NVMe, NVSwitch group 114, BMC boot VGA) with GPUs 10de:2335 whose BAR1 is 256 GiB
 // (BAR0 16 MiB, BAR3 32 MiB).

@@ -225,6 +225,11 @@ HostBuilder hgx_h200_host() {
   return hgx_board({.device = 0x2335, .subsystem = 0x18be, .bar1 = 256 * kGiB}, 8, true);
 }
 
+HostBuilder without_nvswitches(HostBuilder host) {
+  for (int k = 0; k < 4; ++k) host.remove_function(bdf(0, 0x05 + k, 0, 0));
+  return host;
+}
+
 // Four cards with a 512 GiB BAR1 under B200-like ids (10de:2901, subsystem 10de:1999): the size is
 // chosen to test the address-space plan one step beyond the H200, not taken from a datasheet.
 // Its CPU reports 43 address bits (as AMD EPYC 7003 does with memory encryption on), so one VM

@@ -542,6 +542,30 @@ TEST(ArgvBuilderGpu, GroupPeerGetsItsOwnRootPort) {
                           vfio("0000:19:00.1", "feos-gpu0-peer0", "feos-gpu0-peer0-rp", "0x0.0")})));
 }
 
+// An HGX board's NVSwitches (carried by the VM's first GPU): each its own device behind its own
+// root port, after the GPUs' own; the other GPUs are unchanged.
+TEST(ArgvBuilderGpu, FabricFunctionsGetTheirOwnRootPorts) {
+  auto gpus = hgx_h100s(2);
+  gpus[0].fabric = {nvswitch("0000:05:00.0", 114), nvswitch("0000:06:00.0", 114)};
+  auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, gpus, kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  const auto tail = concat({h100_devices(0, "0000:18:00.0"),
+                            root_port("feos-gpu0-fabric0-rp", 2),
+                            vfio("0000:05:00.0", "feos-gpu0-fabric0", "feos-gpu0-fabric0-rp", "0x0.0"),
+                            root_port("feos-gpu0-fabric1-rp", 3),
+                            vfio("0000:06:00.0", "feos-gpu0-fabric1", "feos-gpu0-fabric1-rp", "0x0.0"),
+                            root_port("feos-gpu1-rp", 4),
+                            vfio("0000:2a:00.0", "feos-gpu1-f0", "feos-gpu1-rp", "0x0.0")});
+  ASSERT_GE(argv->size(), tail.size());
+  EXPECT_THAT(std::vector<std::string>(argv->end() - static_cast<long>(tail.size()), argv->end()),
+              ElementsAreArray(tail));
+  // An NVSwitch passed twice (or also as a GPU's peer) is refused like any other function.
+  gpus[1].fabric = {nvswitch("0000:06:00.0", 114)};
+  auto twice = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, gpus, kFiles, "vm-1");
+  ASSERT_FALSE(twice);
+  EXPECT_THAT(twice.error().message, HasSubstr("gpus[1].fabric[0]: 0000:06:00.0 is passed twice"));
+}
+
 TEST(ArgvBuilderGpu, GpusComeAfterDisksAndNets) {
   auto spec = gpu_spec(64 * 1024);
   spec.image_path = "/images/root.raw";

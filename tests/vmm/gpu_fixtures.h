@@ -59,4 +59,11 @@ inline model::PassthroughFunction connectx7(const std::string& address, uint32_t
   return {test::pci_address(address), "15b3:1021", 0x020000, pci::IommuGroup(group), "mlx5_core", {mem64_pref(0, 32 * kMiB)}};
 }
 
+// An NVSwitch of an HGX H100/H200 board (10de:22a3, class 0x068000): BAR0 32 MiB 64-bit
+// non-prefetchable; the board's four share one IOMMU group.
+inline model::PassthroughFunction nvswitch(const std::string& address, uint32_t group) {
+  return {test::pci_address(address), "10de:22a3", 0x068000, pci::IommuGroup(group), "nvidia-nvswitch",
+          {mem64(0, 32 * kMiB)}};
+}
+
 }  // namespace feos::vmm::qemu::testing

@@ -123,6 +123,10 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
       auto peer = check_function(gpu.group_peers[j], field + ".group_peers[" + std::to_string(j) + "]", seen);
       if (!peer) return fail(peer.error());
     }
+    for (size_t j = 0; j < gpu.fabric.size(); ++j) {
+      auto nvswitch = check_function(gpu.fabric[j], field + ".fabric[" + std::to_string(j) + "]", seen);
+      if (!nvswitch) return fail(nvswitch.error());
+    }
     auto card_windows = card_ports(gpu);
     if (!card_windows) return fail(card_windows.error().context(field));
     ports.insert(ports.end(), card_windows->begin(), card_windows->end());
@@ -146,6 +150,13 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
       std::string peer_id = card + "-peer" + std::to_string(j);
       devices.push_back(root_port(peer_id + "-rp", ++slot));
       devices.push_back(vfio_function(peer, peer.address, 0, peer_id, peer_id + "-rp", {}, config));
+    }
+    // So is an NVSwitch of the board's fabric (the guest's fabric manager finds it by itself).
+    for (size_t j = 0; j < gpu.fabric.size(); ++j) {
+      const auto& nvswitch = gpu.fabric[j];
+      std::string switch_id = card + "-fabric" + std::to_string(j);
+      devices.push_back(root_port(switch_id + "-rp", ++slot));
+      devices.push_back(vfio_function(nvswitch, nvswitch.address, 0, switch_id, switch_id + "-rp", {}, config));
     }
   }
 

@@ -141,9 +141,12 @@ Result<std::vector<BridgeWindows>> card_ports(const model::AssignedGpu& gpu) {
   std::vector<BridgeWindows> ports;
   FEOS_ASSIGN_OR_RETURN(BridgeWindows card, bridge_windows(gpu.functions));
   ports.push_back(card);
-  for (const auto& peer : gpu.group_peers) {
-    FEOS_ASSIGN_OR_RETURN(BridgeWindows own, bridge_windows({peer}));
-    ports.push_back(own);
+  // Group peers and NVSwitches are devices of their own: each behind its own root port.
+  for (const auto* list : {&gpu.group_peers, &gpu.fabric}) {
+    for (const auto& device : *list) {
+      FEOS_ASSIGN_OR_RETURN(BridgeWindows own, bridge_windows({device}));
+      ports.push_back(own);
+    }
   }
   return ports;
 }

@@ -224,10 +224,7 @@ Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool w
 
 Status QemuHypervisor::check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const {
   for (size_t i = 0; i < gpus.size(); ++i) {
-    std::vector<const model::PassthroughFunction*> functions;
-    for (const auto& function : gpus[i].functions) functions.push_back(&function);
-    for (const auto& peer : gpus[i].group_peers) functions.push_back(&peer);
-    for (const auto* function : functions) {
+    for (const auto* function : model::passed_functions(gpus[i])) {
       if (!function->iommu_group) continue;  // build_argv() refused it already
       std::string path = paths_.vfio_group(function->iommu_group->to_string());
       if (!fs_.exists(path))

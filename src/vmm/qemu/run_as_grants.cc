@@ -63,10 +63,7 @@ std::vector<std::string> vfio_group_nodes(const sys::HostPaths& paths,
   std::vector<std::string> nodes;
   std::set<std::string> seen;
   for (const auto& gpu : gpus) {
-    std::vector<const model::PassthroughFunction*> functions;
-    for (const auto& function : gpu.functions) functions.push_back(&function);
-    for (const auto& peer : gpu.group_peers) functions.push_back(&peer);
-    for (const auto* function : functions) {
+    for (const auto* function : model::passed_functions(gpu)) {
       if (!function->iommu_group) continue;  // build_argv() refused it already
       std::string node = paths.vfio_group(function->iommu_group->to_string());
       if (seen.insert(node).second) nodes.push_back(node);
