@@ -50,6 +50,10 @@ struct Problem {
   std::string reason;
 };
 
+tl::unexpected<Problem> problem(Code code, std::string message, std::string reason);
+// A read error as a Problem, its message as the reason.
+tl::unexpected<Problem> problem(const Error& error);
+
 // The NVSwitch fabric of an HGX board (policy.h, "NVSwitch fabric").
 struct Fabric {
   std::vector<const pci::Device*> nvswitches;  // by address; empty: no fabric, no rule applies
@@ -116,6 +120,16 @@ enum class PlanScope { kVm, kOneGpu };
 // Resolves and validates `gpus` (see HostDevices::plan for the checks, their order and codes).
 // On a host with NVSwitches and scope kVm, also the fabric rules of the policy's nvswitch_mode:
 // all board GPUs and the NVSwitches with them, or exactly one partition.
+// What the fabric rules add to a VM's plan: the NVSwitch functions and the GPU that carries them.
+struct FabricPart {
+  std::optional<size_t> owner;  // index into the request: its first board GPU
+  std::vector<const pci::Device*> devices;
+};
+
+// The fabric rules for a VM's request `requested` (fabric.cc); decisions are appended.
+tl::expected<FabricPart, Problem> fabric_part(PlanContext& context, const std::vector<pci::Address>& requested,
+                                              std::vector<std::string>& decisions);
+
 tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus,
                                       PlanScope scope = PlanScope::kVm);
 
