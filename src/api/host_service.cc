@@ -129,6 +129,27 @@ std::string describe_fit(const model::FirmwareFit& fit, size_t present, std::str
   return out;
 }
 
+// `fit` bounded by the NVSwitch fabric: the largest count the fabric allows that the address space
+// holds, with the bits that count needs; the limit then names the fabric's rule first.
+model::FirmwareFit fabric_bound(model::FirmwareFit fit, const hostdev::GpuModel& gpu_model,
+                                const vmm::Hypervisor& hypervisor, bool uefi) {
+  if (gpu_model.fabric_counts.empty()) return fit;
+  size_t allowed = 0;
+  for (size_t count : gpu_model.fabric_counts)
+    if (count <= static_cast<size_t>(fit.fit)) allowed = count;
+  if (allowed == static_cast<size_t>(fit.fit)) return fit;
+  model::FirmwareFit bound;
+  bound.fit = static_cast<int>(allowed);
+  if (allowed > 0) {
+    const std::vector<model::AssignedGpu> first(gpu_model.cards.begin(),
+                                                gpu_model.cards.begin() + static_cast<long>(allowed));
+    const model::GpuFit fits = hypervisor.fit_gpus(first);
+    bound.phys_bits_needed = (uefi ? fits.uefi : fits.bios).phys_bits_needed;
+  }
+  bound.limit = gpu_model.fabric_rule + (fit.limit.empty() ? "" : "; and the address space: " + fit.limit);
+  return bound;
+}
+
 // The guest address space: the host's address bits, OVMF, and per GPU model how many one VM holds.
 void add_capacity(const hostdev::HostCheck& check, const vmm::Hypervisor& hypervisor,
                   feosd::v1::CheckHostResponse* resp) {
@@ -151,7 +172,9 @@ void add_capacity(const hostdev::HostCheck& check, const vmm::Hypervisor& hyperv
            limits.uefi_firmware.empty() ? limits.uefi_problem : "OVMF " + limits.uefi_firmware);
   const std::string ram = std::to_string(limits.guest_ram_bytes >> 30) + " GiB";
   for (const auto& gpu_model : check.models) {
-    const model::GpuFit fit = hypervisor.fit_gpus(gpu_model.cards);
+    model::GpuFit fit = hypervisor.fit_gpus(gpu_model.cards);
+    fit.bios = fabric_bound(fit.bios, gpu_model, hypervisor, false);
+    fit.uefi = fabric_bound(fit.uefi, gpu_model, hypervisor, true);
     auto* out = capacity->add_models();
     out->set_id(gpu_model.id);
     out->set_name(gpu_model.name);

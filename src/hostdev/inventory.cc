@@ -91,6 +91,35 @@ std::vector<NvSwitch> nvswitches_of(const std::vector<InventoryDevice>& devices)
   return out;
 }
 
+// The NVSwitch fabric's rule for the models of an HGX board's GPUs (NVIDIA's, as Fabric::gpus):
+// the counts a VM may take and, for the whole board, the NVSwitches the first card brings along.
+void add_fabric_rules(std::vector<GpuModel>& models, const std::vector<InventoryDevice>& devices,
+                      const Policy& policy, size_t board_gpus) {
+  std::vector<model::PassthroughFunction> nvswitches;
+  for (const auto& item : devices)
+    if (item.device.is_nvswitch()) nvswitches.push_back(detail::function_of(item.device));
+  if (nvswitches.empty()) return;
+  for (auto& gpu_model : models) {
+    if (!gpu_model.id.starts_with("10de:") || gpu_model.cards.empty()) continue;
+    if (policy.nvswitch_mode() == NvSwitchMode::kShared) {
+      std::set<size_t> sizes;
+      std::string listed;
+      for (const auto& partition : policy.nvswitch_partitions()) sizes.insert(partition.size());
+      for (size_t size : sizes) listed += (listed.empty() ? "" : ", ") + std::to_string(size);
+      gpu_model.fabric_counts.assign(sizes.begin(), sizes.end());
+      gpu_model.fabric_rule = "the NVSwitch fabric (mode shared) gives VMs one partition: of " +
+                              (listed.empty() ? std::string("no size (none configured)") : listed + " GPU(s)");
+      continue;
+    }
+    gpu_model.fabric_counts = {board_gpus};
+    gpu_model.fabric_rule = "the NVSwitch fabric (" +
+                            std::string(policy.nvswitch_mode() == NvSwitchMode::kUnset ? "no nvswitch_mode"
+                                                                                       : "mode full-passthrough") +
+                            ") gives a VM all " + std::to_string(board_gpus) + " GPUs with the NVSwitches, or none";
+    gpu_model.cards.front().fabric = nvswitches;
+  }
+}
+
 // What the policy's nvswitch_mode means on this board of `board_gpus` GPUs.
 std::string nvswitch_mode_text(const Policy& policy, size_t board_gpus) {
   const std::string n = std::to_string(board_gpus);
@@ -270,6 +299,7 @@ Result<HostCheck> HostInventory::check_host() const {
                     item.device.vendor_id == pci::kVendorNvidia;
     check.nvswitch_mode_set = policy_.nvswitch_mode() != NvSwitchMode::kUnset;
     check.nvswitch_mode_detail = nvswitch_mode_text(policy_, board_gpus);
+    add_fabric_rules(check.models, inv.devices, policy_, board_gpus);
   }
   const bool any_gpu_ready =
       std::any_of(check.gpus.begin(), check.gpus.end(), [](const GpuReadiness& g) { return g.ready; });

@@ -99,6 +99,11 @@ struct GpuModel {
   // In address order, whatever their status: every function of the card's slot, and the other
   // endpoints of its IOMMU groups as group peers (what a VM taking it would get at most).
   std::vector<model::AssignedGpu> cards;
+  // On an HGX board, the GPU counts its NVSwitch fabric lets one VM take (fabric.cc's rules:
+  // the whole board, or the sizes of the shared mode's partitions), ascending; empty: any count.
+  // With the whole board, the first card carries the NVSwitches (`fabric`), as a start gives them.
+  std::vector<size_t> fabric_counts;
+  std::string fabric_rule;  // the rule in words, "" without one
 };
 
 struct HostCheck {

@@ -71,6 +71,18 @@ std::vector<const Candidate*> take_by_switch(const std::vector<const Candidate*>
   return taken;
 }
 
+// The fewest free GPUs under one PCIe switch of `pool` that still number `want`; 0 when no switch
+// has that many.
+size_t tightest_switch(const std::vector<const Candidate*>& pool, size_t want) {
+  std::map<pci::Address, size_t> per_switch;
+  for (const Candidate* c : pool)
+    if (c->under) ++per_switch[*c->under];
+  size_t best = 0;
+  for (const auto& [sw, n] : per_switch)
+    if (n >= want && (best == 0 || n < best)) best = n;
+  return best;
+}
+
 // Why a board GPU is not a candidate: "0000:18:00.0 held by vm X", "... not assignable".
 std::string not_free(const pci::Address& gpu, const std::map<pci::Address, std::string>& ledger,
                      const std::set<std::string>& taken_slots) {
@@ -221,13 +233,22 @@ Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& reques
                     " not assignable" + (taken.empty() ? "" : ", the VM's own not counted") + ")");
   }
 
-  // The nodes: one that holds the request (the tightest fit), else the fewest, largest first.
+  // The nodes: one that holds the request (the tightest fit; with p2p, one whose PCIe switch
+  // holds it all first), else the fewest, largest first.
   std::map<int, std::vector<const Candidate*>> by_node;
   for (const auto& c : candidates) by_node[c.node].push_back(&c);
+  const bool p2p_pick = request.p2p && request.count > 1;
+  auto switch_fit = [&](int node) { return p2p_pick ? tightest_switch(by_node[node], request.count) : 0; };
+  auto fits_better = [&](int node, int than) {
+    const size_t a = switch_fit(node), b = switch_fit(than);
+    if ((a != 0) != (b != 0)) return a != 0;
+    if (a != b) return a < b;
+    return by_node[node].size() < by_node[than].size();
+  };
   std::vector<int> nodes;
   std::optional<int> fit;
   for (const auto& [node, list] : by_node)
-    if (list.size() >= request.count && (!fit || list.size() < by_node[*fit].size())) fit = node;
+    if (list.size() >= request.count && (!fit || fits_better(node, *fit))) fit = node;
   if (fit) {
     nodes.push_back(*fit);
   } else {
@@ -249,7 +270,10 @@ Result<Placement> place_gpus(PlanContext& context, const model::GpuCount& reques
     for (const Candidate* c : from_node) list += (list.empty() ? "" : ", ") + c->address.to_string();
     placement.decisions.push_back("gpu_count: " + std::to_string(from_node.size()) + " " + what + " on " +
                                   node_name(node) + " (" + std::to_string(pool.size()) + " free there" +
-                                  (fit ? ", the tightest node that holds all" : "") + "): " + list);
+                                  (!fit                ? ""
+                                   : switch_fit(node) != 0 ? ", the node with the tightest PCIe switch that holds all"
+                                                           : ", the tightest node that holds all") +
+                                  "): " + list);
     picked.insert(picked.end(), from_node.begin(), from_node.end());
   }
   if (request.p2p) {

@@ -7,8 +7,10 @@
 //   1. Candidates: the GPU of each slot (its lowest display function) whose model matches, that no
 //      VM holds and that a request for it alone would pass (make_plan()), minus the VM's own.
 //   2. One NUMA node when one has enough: the node with the fewest free candidates that still
-//      holds the request (keeps larger blocks free for larger VMs; ties: the lower node).
-//      Else the fewest nodes: nodes by free count, largest first (ties: the lower node).
+//      holds the request (keeps larger blocks free for larger VMs; ties: the lower node). With
+//      p2p (2 or more GPUs), a node where one PCIe switch holds the whole request comes first,
+//      the one whose such switch has the fewest free GPUs. Else the fewest nodes: nodes by free
+//      count, largest first (ties: the lower node).
 //   3. Within the chosen nodes, with p2p: GPUs under one PCIe switch together, switches with
 //      the most free GPUs first; without: address order.
 // On a host with NVSwitches, when the model matches the board's GPUs, the fabric decides instead

@@ -32,7 +32,9 @@ class HostCheckTest : public ::testing::Test {
  protected:
   // A daemon on `host` with accelerator `accel`; with `ovmf`, a firmware directory that offers
   // a UEFI build (else an empty one).
-  void open(const test::HostBuilder& host, const std::string& accel, bool ovmf = true) {
+  // `policy_json`, when given, is the daemon's --device-policy file.
+  void open(const test::HostBuilder& host, const std::string& accel, bool ovmf = true,
+            const std::string& policy_json = "") {
     log::set_level("warn");
     auto fake = test::FakeHost::create(host);
     ASSERT_TRUE(fake) << fake.error().to_string();
@@ -57,6 +59,10 @@ class HostCheckTest : public ::testing::Test {
     o.qemu.accel = accel;
     o.qemu.firmware_dirs = {state_ / "firmware"};
     o.build_version = "host-check-test";
+    if (!policy_json.empty()) {
+      put_file(state_ / "policy.json", policy_json);
+      o.device_policy_file = state_ / "policy.json";
+    }
     auto daemon = daemon::Daemon::open(std::move(o));
     ASSERT_TRUE(daemon) << daemon.error().to_string();
     daemon_ = std::move(*daemon);
@@ -200,6 +206,56 @@ TEST_F(HostCheckTest, A40BitKvmHostHoldsTwoH100sWithBiosAndOneWithUefi) {
   EXPECT_NE(m->uefi().limit().find("aperture of 1 TiB at 1 TiB, which needs 41"), std::string::npos)
       << m->uefi().limit();
   expect_counts_match_dry_runs(resp, *m);
+}
+
+// With its NVSwitches and no mode, the board goes whole or not at all: two fit the address space,
+// so none does; the limit names the fabric first, and dry runs agree (8 refused for the address
+// space, 2 for the fabric).
+TEST_F(HostCheckTest, TheNvSwitchFabricBoundsTheCountToTheWholeBoard) {
+  open(test::hgx_h100_host().cpu_address_bits(40), "kvm");
+  auto resp = check();
+  const auto* m = model(resp, "10de:2330");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->bios().fit(), 0);
+  EXPECT_EQ(m->bios().phys_bits_needed(), 0);
+  EXPECT_EQ(m->bios().limit().rfind("the NVSwitch fabric (no nvswitch_mode) gives a VM all 8 GPUs with the "
+                                    "NVSwitches, or none; and the address space: ",
+                                    0),
+            0u)
+      << m->bios().limit();
+  EXPECT_EQ(m->uefi().fit(), 0);
+  const auto* row = item(resp, "model 10de:2330");
+  ASSERT_TRUE(row);
+  EXPECT_FALSE(row->ok());
+  EXPECT_NE(row->detail().find("holds 0 of 8 with BIOS: the NVSwitch fabric"), std::string::npos) << row->detail();
+  grpc::Status all = dry_run(resp, *m, 8, false);
+  EXPECT_EQ(all.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_NE(all.error_message().find("do not fit on this host"), std::string::npos) << all.error_message();
+  grpc::Status two = dry_run(resp, *m, 2, false);
+  EXPECT_EQ(two.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_NE(two.error_message().find("NVSwitch"), std::string::npos) << two.error_message();
+}
+
+// Shared mode: the counts are the partitions' sizes. The address space holds 2 (BIOS) and 1
+// (UEFI) H100s; partitions of 1 and 4 leave 1 for both, and a dry run of that partition plans.
+TEST_F(HostCheckTest, SharedModeBoundsTheCountToAPartitionSize) {
+  open(test::hgx_h100_host().cpu_address_bits(40), "kvm", true,
+       R"({"nvswitch_mode": "shared", "nvswitch_partitions": [
+             ["0000:18:00.0"], ["0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0", "0000:9a:00.0"]]})");
+  auto resp = check();
+  const auto* m = model(resp, "10de:2330");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->bios().fit(), 1);
+  EXPECT_GT(m->bios().phys_bits_needed(), 0);
+  EXPECT_EQ(m->bios().limit().rfind("the NVSwitch fabric (mode shared) gives VMs one partition: of 1, 4 GPU(s); "
+                                    "and the address space: ",
+                                    0),
+            0u)
+      << m->bios().limit();
+  EXPECT_EQ(m->uefi().fit(), 1);
+  EXPECT_EQ(m->uefi().limit().find("the NVSwitch fabric"), std::string::npos) << m->uefi().limit();
+  grpc::Status one = dry_run(resp, *m, 1, false);
+  EXPECT_TRUE(one.ok()) << one.error_message();
 }
 
 TEST_F(HostCheckTest, TcgGuestsAreNotBoundByTheHostCpuAndEightH200sFit) {

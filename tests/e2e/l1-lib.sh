@@ -54,6 +54,15 @@ ids() { echo "$(cut -c3- "$PCI/$1/vendor"):$(cut -c3- "$PCI/$1/device")"; }
 class_of() { cat "$PCI/$1/class"; }
 override() { local v; v=$(cat "$PCI/$1/driver_override" 2>/dev/null); echo "${v:-(null)}"; }
 group_members() { ls "/sys/kernel/iommu_groups/$(grp "$1")/devices" | tr '\n' ' ' | sed 's/ $//'; }
+# group_endpoints ADDR: the group's members other than PCI bridges (a switch's downstream port
+# shares its device's group when the port has no ACS, as QEMU's xio3130 does).
+group_endpoints() {
+  local m out=""
+  for m in $(group_members "$1"); do [[ $(class_of "$m") == 0x0604* ]] || out="$out $m"; done
+  echo "${out# }"
+}
+# parent_of ADDR: the bridge the function sits behind.
+parent_of() { basename "$(dirname "$(readlink -f "$PCI/$1")")"; }
 describe() { echo "$1 $(ids "$1") class=$(class_of "$1") group=$(grp "$1") driver=$(drv "$1") override=$(override "$1")"; }
 
 # wait_driver ADDR DRIVER SECONDS: until the device's driver link names DRIVER.

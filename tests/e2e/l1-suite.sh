@@ -28,11 +28,18 @@ BR_GPU=0000:04:01.0     # bochs-display behind the bridge
 BR_NIC=0000:04:02.0     # e1000e behind the bridge: same group as BR_GPU
 CARD_C=0000:05:00.0     # virtio-gpu-pci, function 0 of card C  } one group, own root port
 CARD_C_BAR=0000:05:00.1 # pci-testdev: a 64-bit prefetchable BAR of E2E_BIG_BAR_GIB (16 GiB)
+CARD_E=0000:43:00.0     # bochs-display under the PCIe switch, NUMA node 0  } the switch pair
+CARD_F=0000:44:00.0     # bochs-display under the same switch, node 0       }
+SW_NIC=0000:45:00.0     # e1000e under the same switch
+SW_UP=0000:41:00.0      # the switch's upstream port
+CARD_D=0000:81:00.0     # bochs-display on node 1 (root bus pci0000:80)
 # The host drivers every device must be on whenever no VM holds it (none: no driver binds it).
 declare -A HOST_DRIVER=(
   [$BOOT_VGA]=bochs-drm [$CARD_A]=bochs-drm [$CARD_A_AUDIO]=snd_hda_intel [$CARD_B]=bochs-drm
-  [$NIC]=e1000e [$BR_GPU]=bochs-drm [$BR_NIC]=e1000e [$CARD_C]=virtio-pci [$CARD_C_BAR]=none)
+  [$NIC]=e1000e [$BR_GPU]=bochs-drm [$BR_NIC]=e1000e [$CARD_C]=virtio-pci [$CARD_C_BAR]=none
+  [$CARD_E]=bochs-drm [$CARD_F]=bochs-drm [$SW_NIC]=e1000e [$CARD_D]=bochs-drm)
 ALL_DEVS="$BOOT_VGA $CARD_A $CARD_A_AUDIO $CARD_B $NIC $BR_GPU $BR_NIC $CARD_C $CARD_C_BAR"
+ALL_DEVS="$ALL_DEVS $CARD_E $CARD_F $SW_NIC $CARD_D"
 # Option ROMs cost boot time under nested emulation (SeaBIOS runs the VGA BIOS): gpu_one keeps
 # the default (ROM on, the realistic path); the other cases turn it off.
 NOROM=,rombar=off
@@ -120,6 +127,11 @@ case_host_layout() {
   check "card B alone in its group" [ "$(group_members $CARD_B)" = "$CARD_B" ]
   check "NIC alone in its group" [ "$(group_members $NIC)" = "$NIC" ]
   check "card C's two functions form one group: $(group_members $CARD_C)" [ "$(group_members $CARD_C)" = "$CARD_C $CARD_C_BAR" ]
+  for d in $CARD_D $CARD_E $CARD_F; do
+    check "card at $d: display 1234:1111 class 0x038000, alone in its group but for its port" \
+      eval "[ '$(ids $d) $(class_of $d)' = '1234:1111 0x038000' ] && [ \"\$(group_endpoints $d)\" = $d ]"
+  done
+  check "NIC under the switch 8086:10d3 at $SW_NIC" [ "$(ids $SW_NIC)" = "8086:10d3" ]
   check "behind the pci-bridge one group: $(group_members $BR_GPU)" \
     eval "[[ ' $(group_members $BR_GPU) ' == *' $BR_GPU '* && ' $(group_members $BR_GPU) ' == *' $BR_NIC '* ]]"
   for d in $ALL_DEVS; do check "$d on host driver ${HOST_DRIVER[$d]}" [ "$(drv "$d")" = "${HOST_DRIVER[$d]}" ]; done
@@ -141,6 +153,65 @@ case_host_layout() {
   ev "\$ feosctl host check"
   ctl host check 2>&1 | sed 's/^/    | /'
   return 0
+}
+
+# port_type ADDR: the PCIe port type of the function's Express capability (4 root port,
+# 5 switch upstream port, 6 switch downstream port; empty for conventional PCI).
+port_type() {
+  local v; v=$(setpci -s "${1#0000:}" CAP_EXP+2.w 2>/dev/null) || return 0
+  [ -n "$v" ] && echo $(( (0x$v >> 4) & 0xf ))
+}
+# kernel_topology ADDR: "node=N root=pci0000:XX switch=ADDR|- group=G" as the kernel shows it:
+# numa_node, the root bus of its sysfs path, the nearest ancestor whose Express capability says
+# switch upstream port.
+kernel_topology() {
+  local path up="-" comp i comps
+  path=$(readlink -f "$PCI/$1"); path=${path#/sys/devices/}
+  IFS=/ read -ra comps <<<"$path"
+  for ((i = ${#comps[@]} - 2; i >= 1; i--)); do
+    comp=${comps[$i]}
+    [ "$(port_type "$comp")" = 5 ] && { up=$comp; break; }
+  done
+  echo "node=$(cat "$PCI/$1/numa_node") root=${comps[0]} switch=$up group=$(grp "$1")"
+}
+# listed_topology FILE ADDR: the same fields from `feosctl gpu list -o json`.
+listed_topology() {
+  json "$1" "[f\"node={d.get('numa_node', 0)} root={d.get('pcie_root', '')} switch={d.get('switch_upstream') or '-'} group={d.get('iommu_group', '')}\" for d in j['devices'] if d['address'] == '$2']"
+}
+
+# 0b. Topology: the daemon's inventory says what the kernel says (NUMA node, root bus, the
+#     switch above, IOMMU group) for every GPU; the GPUs under the switch list their peers; a
+#     placement by count (dry run) takes the NUMA node and the switch into account.
+case_topology() {
+  local f=$E2E_RESULTS/gpu-list-topology.json d want got peers plan
+  check "kernel: card D on NUMA node 1" [ "$(cat "$PCI/$CARD_D/numa_node")" = 1 ]
+  check "kernel: cards E and F on NUMA node 0" [ "$(cat "$PCI/$CARD_E/numa_node")$(cat "$PCI/$CARD_F/numa_node")" = 00 ]
+  check "kernel: $SW_UP is a switch upstream port, above E and F" \
+    eval "[ '$(port_type $SW_UP)' = 5 ] && [[ '$(readlink -f "$PCI/$CARD_E")' == */$SW_UP/* ]]"
+  ctl gpu list -o json > "$f" 2>&1 || { bad "gpu list: $(tail -1 "$f")"; return 1; }
+  ev "\$ feosctl gpu list"
+  ctl gpu list 2>&1 | sed 's/^/    | /'
+  for d in $CARD_A $CARD_B $CARD_C $CARD_D $CARD_E $CARD_F $BR_GPU; do
+    want=$(kernel_topology "$d")
+    got=$(listed_topology "$f" "$d")
+    check "gpu list agrees with the kernel on $d: $want" [ "$got" = "$want" ]
+    [ "$got" = "$want" ] || ev "gpu list says: ${got:-nothing}"
+  done
+  peers=$(json "$f" "sorted(p['address'] for d in j['devices'] if d['address'] == '$CARD_E' for p in d.get('switch_peers', []))" | tr '\n' ' ')
+  check "card E's switch peers: card F and the NIC ($peers)" [ "$peers" = "$CARD_F $SW_NIC " ]
+  # Placement by count, dry run: one GPU goes to the tightest node (node 1 has one free), a p2p
+  # pair to the switch (node 0).
+  plan=$E2E_RESULTS/plan-one.json
+  ctl vm create --gpus 1 --gpu-model 1234:1111 "${L2_BOOT[@]}" --dry-run -o json > "$plan" 2>&1
+  got=$(json "$plan" "[g['request']['address'] for g in j['plan']['gpus']]" 2>/dev/null | tr '\n' ' ')
+  check "dry run, 1 GPU of 1234:1111: card D, alone on node 1 ($got)" [ "$got" = "$CARD_D " ]
+  json "$plan" "j['plan']['decisions']" 2>/dev/null | sed 's/^/    | decision: /'
+  plan=$E2E_RESULTS/plan-pair.json
+  ctl vm create --gpus 2 --gpu-p2p --gpu-model 1234:1111 "${L2_BOOT[@]}" --dry-run -o json > "$plan" 2>&1
+  got=$(json "$plan" "[g['request']['address'] for g in j['plan']['gpus']]" 2>/dev/null | tr '\n' ' ')
+  check "dry run, 2 GPUs with p2p: cards E and F under the switch ($got)" [ "$got" = "$CARD_E $CARD_F " ]
+  json "$plan" "j['plan']['decisions']" 2>/dev/null | sed 's/^/    | decision: /'
+  check "the dry runs left no VM" [ -z "$(vm_ids)" ]
 }
 
 # 1. A VM without GPUs, created and started by feosctl inside the GPU host, boots the L2 Linux
@@ -284,6 +355,36 @@ case_gpu_big_bar() {
   check "after delete: no driver_override left on card C" \
     [ "$(override $CARD_C)$(override $CARD_C_BAR)" = "(null)(null)" ]
   check "after delete: /dev/vfio/$(grp $CARD_C) gone" [ ! -e "/dev/vfio/$(grp $CARD_C)" ]
+}
+
+# GPU case: two GPUs by count with p2p: the daemon picks the pair under the PCIe switch (node 0)
+# and passes them through the real vfio; their switch ports and the NIC beside them stay on the
+# host; the guest drives both; delete returns them.
+case_gpu_switch_pair() {
+  need_gpu_cli || return 0
+  local id t0 got n
+  t0=$(now)
+  start_vm --gpus 2 --gpu-p2p --gpu-model 1234:1111 "${L2_BOOT[@]}"
+  case $? in 0) ;; 2) return 0 ;; *) return 1 ;; esac
+  id=$VM_ID
+  got=$(vm_functions "$id")
+  ev "vm $id started in $(since "$t0") s; daemon says assigned: $got"
+  check "the daemon picked the pair under the switch" [ "$got" = "$CARD_E $CARD_F" ]
+  check "cards E and F on vfio-pci" on_vfio $CARD_E $CARD_F
+  check "qemu of vm $id holds groups $(grp $CARD_E) and $(grp $CARD_F)" wait_held "$id" 30 $CARD_E $CARD_F
+  check "the switch's ports stay on pcieport" \
+    eval "[ \"\$(drv $SW_UP) \$(drv \$(parent_of $CARD_E)) \$(drv \$(parent_of $CARD_F))\" = 'pcieport pcieport pcieport' ]"
+  check "the NIC beside them, card D and the other cards untouched" \
+    host_drivers_intact "$SW_NIC $CARD_D $CARD_A $CARD_B $CARD_C"
+  if wait_guest "$id" gpu_switch_pair; then
+    ev "from vm create to guest init done: $(since "$t0") s"
+    n=$(guest_dev gpu_switch_pair 1234:1111 0x038000 bochs-drm | wc -l)
+    check "guest: bochs-drm drives both cards ($n)" [ "$n" = 2 ]
+    check "guest: two DRM cards" eval "guest_line gpu_switch_pair '^E2E-L2-DRM .*card0 .*card1' >/dev/null"
+  fi
+  keep_console "$id" gpu_switch_pair
+  delete_vm "$id"
+  check "after delete: cards E and F back on bochs-drm" wait_host_drivers 30 "$CARD_E $CARD_F"
 }
 
 # GPU case 2: cards A and B in one VM: the guest sees both cards, drivers bind to both. The VM
@@ -533,9 +634,11 @@ fi
 
 if [ -n "$FEOSD_PID" ]; then
   run_case host_layout case_host_layout "host layout: groups, drivers, IOMMU"
+  run_case topology case_topology "topology: the inventory matches the kernel; placement by it"
   run_case vm_no_gpu case_vm_no_gpu "VM without GPUs boots the L2 guest"
   run_case gpu_one case_gpu_one "one GPU by function 0: both functions, guest drivers bind"
   run_case gpu_big_bar case_gpu_big_bar "a large 64-bit BAR placed by L1's and the guest's SeaBIOS"
+  run_case gpu_switch_pair case_gpu_switch_pair "two GPUs by count with p2p: the switch pair"
   run_case gpu_two case_gpu_two "two GPUs in one VM"
   run_case isolation case_isolation "host drivers cannot take a passed device back"
   run_case refusals case_refusals "refusals before any qemu starts"

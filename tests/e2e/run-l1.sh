@@ -13,6 +13,15 @@
 #   00:08.0 rp4  05:00.0 virtio-gpu-pci (1af4:1050, class 0380)  } card C, one group: a display
 #                05:00.1 pci-testdev (1b36:0005)                 } function and a datacenter-
 #                        one 64-bit prefetchable BAR of E2E_BIG_BAR_GIB  } sized BAR (no driver)
+# Topology (two NUMA nodes, CPU 0 and half the memory each; a PCIe switch):
+#   00:09.0 pxb-pcie, NUMA node 0, root bus 0x40
+#     40:00.0 rp5  41:00.0 x3130 switch, upstream port
+#                    42:00.0 downstream  43:00.0 bochs-display  card E  } a GPU pair under one
+#                    42:01.0 downstream  44:00.0 bochs-display  card F  } switch, a group each
+#                    42:02.0 downstream  45:00.0 e1000e         a NIC beside them (as on HGX)
+#   00:0a.0 pxb-pcie, NUMA node 1, root bus 0x80
+#     80:00.0 rp6  81:00.0 bochs-display  card D, the one GPU on node 1
+#   (the devices on pcie.0 have no NUMA node: QEMU gives the main root bus no proximity domain)
 # plus two virtio-9p devices: L0's / read-only (tag hostroot) and RESULTS writable (tag results).
 #
 # Usage: run-l1.sh OUTDIR RESULTS PAYLOAD [KEY=VALUE...]
@@ -50,13 +59,19 @@ TIMEOUT=${E2E_L1_TIMEOUT:-1500}
 #    6 GiB + a hole past 1012 GiB would make QEMU move an AMD guest's RAM (TCG's -cpu max is AMD)
 #    to 1 TiB, hence the bound of 128 GiB.
 BIG_BAR_GIB=${E2E_BIG_BAR_GIB:-16}
+# Two NUMA nodes, half the memory each (E2E_L1_MEMORY in MiB or with a G suffix).
+MEMORY=${E2E_L1_MEMORY:-4G}
+case $MEMORY in *G) MEMORY_MIB=$((${MEMORY%G} * 1024)) ;; *M) MEMORY_MIB=${MEMORY%M} ;; *) MEMORY_MIB=$MEMORY ;; esac
+NODE_MIB=$((MEMORY_MIB / 2))
 case $BIG_BAR_GIB in 8|16|32|64|128) ;; *) echo "run-l1: E2E_BIG_BAR_GIB must be 8, 16, 32, 64 or 128" >&2; exit 2 ;; esac
 HOLE64_GIB=$((4 * BIG_BAR_GIB))
 PHYS_BITS=40
 while [ $((5 * BIG_BAR_GIB * (1 << 30) - 1)) -ge $((1 << PHYS_BITS)) ]; do PHYS_BITS=$((PHYS_BITS + 1)); done
 # shellcheck disable=SC2086
 exec timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-  -accel tcg,thread=multi,tb-size=512 -cpu max,phys-bits=$PHYS_BITS -smp 2 -m "${E2E_L1_MEMORY:-4G}" \
+  -accel tcg,thread=multi,tb-size=512 -cpu max,phys-bits=$PHYS_BITS -smp 2 -m "$((2 * NODE_MIB))M" \
+  -object memory-backend-ram,id=mem0,size=${NODE_MIB}M -numa node,nodeid=0,cpus=0,memdev=mem0 \
+  -object memory-backend-ram,id=mem1,size=${NODE_MIB}M -numa node,nodeid=1,cpus=1,memdev=mem1 \
   -machine q35,kernel-irqchip=split -global q35-pcihost.pci-hole64-size=${HOLE64_GIB}G \
   -device intel-iommu,intremap=on,caching-mode=on \
   -nodefaults -no-user-config -display none -serial stdio -monitor none -no-reboot \
@@ -81,4 +96,15 @@ exec timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
   -device e1000e,bus=pb1,addr=0x2,netdev=n1 -netdev user,id=n1,restrict=on \
   -device virtio-gpu-pci,bus=rp4,addr=0.0,multifunction=on \
   -device pci-testdev,bus=rp4,addr=0.1,membar=${BIG_BAR_GIB}G \
+  -device pxb-pcie,id=pxb0,bus_nr=64,numa_node=0,bus=pcie.0,addr=0x9 \
+  -device pcie-root-port,id=rp5,bus=pxb0,chassis=6,slot=6 \
+  -device x3130-upstream,id=sw0,bus=rp5 \
+  -device xio3130-downstream,id=sw0p0,bus=sw0,addr=0x0,chassis=8,slot=8 \
+  -device xio3130-downstream,id=sw0p1,bus=sw0,addr=0x1,chassis=9,slot=9 \
+  -device xio3130-downstream,id=sw0p2,bus=sw0,addr=0x2,chassis=10,slot=10 \
+  -device bochs-display,bus=sw0p0 -device bochs-display,bus=sw0p1 \
+  -device e1000e,bus=sw0p2,netdev=n2 -netdev user,id=n2,restrict=on \
+  -device pxb-pcie,id=pxb1,bus_nr=128,numa_node=1,bus=pcie.0,addr=0xa \
+  -device pcie-root-port,id=rp6,bus=pxb1,chassis=7,slot=7 \
+  -device bochs-display,bus=rp6 \
   ${E2E_L1_EXTRA_QEMU:-} < /dev/null

@@ -36,7 +36,7 @@ rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 LOG=$RESULTS/l1-console.log
 
-echo "e2e: booting the GPU host (qemu TCG, q35, Intel vIOMMU; 3 cards, a NIC, a pci-bridge group)"
+echo "e2e: booting the GPU host (qemu TCG, q35, Intel vIOMMU, 2 NUMA nodes; 6 cards, a PCIe switch, 3 NICs, a pci-bridge group)"
 # Shown: the suite's own lines (progress E2E ..., checks and evidence indented, CASE ...,
 # SUMMARY) and L1 panics; everything goes to the log.
 set +e

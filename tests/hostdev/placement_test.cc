@@ -199,6 +199,27 @@ TEST_F(PlacementTest, P2pTakesGpusUnderOneSwitchTheTightestSwitchFirst) {
   EXPECT_NE(decisions[1].find("no two free GPUs share a PCIe switch"), std::string::npos) << decisions[1];
 }
 
+TEST_F(PlacementTest, P2pPrefersANodeWhoseSwitchHoldsThePairOverATighterSplitOne) {
+  start(switch_host());
+  // Node 0 keeps two free GPUs under different switches, node 1 its switch pair: both hold two.
+  hold("vm-a", {"0000:13:00.0", "0000:14:00.0", "0000:15:00.0", "0000:23:00.0"});
+  auto plain = plan(count(2));
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  EXPECT_EQ(addresses(*plain), (std::vector<std::string>{"0000:24:00.0", "0000:31:00.0"}));
+  std::vector<std::string> decisions;
+  auto pair = plan(count(2, "", true), {}, &decisions);
+  ASSERT_TRUE(pair) << pair.error().to_string();
+  EXPECT_EQ(addresses(*pair), (std::vector<std::string>{"0000:83:00.0", "0000:84:00.0"}));
+  ASSERT_GE(decisions.size(), 1u);
+  EXPECT_NE(decisions[0].find("on node 1 (2 free there, the node with the tightest PCIe switch that holds all)"),
+            std::string::npos)
+      << decisions[0];
+  // One GPU asks no switch: the tightest node, as without p2p.
+  auto one = plan(count(1, "", true));
+  ASSERT_TRUE(one) << one.error().to_string();
+  EXPECT_EQ(addresses(*one), (std::vector<std::string>{"0000:24:00.0"}));
+}
+
 TEST_F(PlacementTest, PrepareClaimsAndBindsThePickedGpus) {
   start(test::without_nvswitches(test::hgx_h100_host()));
   auto prepared = host_->prepare("vm-1", {}, count(2));
