@@ -326,6 +326,8 @@ def transform(plan, functions, args, workdir):
             if o.get("drive") is not None or o.get("netdev") is not None:
                 continue
             if o.head == "pcie-root-port" and o.get("id") in reserves:
+                if "io-reserve" in strip and o.remove("io-reserve"):
+                    stripped.add("io-reserve")
                 for key, size in reserves[o.get("id")].items():
                     o.set(key, str(size))
                 out.append([flag, o.render()])
@@ -535,7 +537,7 @@ def main():
     p.add_argument("--kernel", required=True, help="guest kernel (tests/guest/build-guest.sh's vmlinuz)")
     p.add_argument("--firmware", choices=["argv", "ovmf"], default="argv",
                    help="argv: what the argv says (SeaBIOS without pflash); ovmf: add Debian's OVMF")
-    p.add_argument("--strip", action="append", choices=["phys-bits", "hole64", "ovmf-aperture"],
+    p.add_argument("--strip", action="append", choices=["phys-bits", "hole64", "ovmf-aperture", "io-reserve"],
                    help="remove this setting from the argv (repeatable)")
     p.add_argument("--expect", choices=["pass", "unassigned", "refused"], default="pass",
                    help="the outcome that exits 0 (default pass)")

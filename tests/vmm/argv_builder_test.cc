@@ -340,9 +340,11 @@ model::VmSpec gpu_spec(uint64_t memory_mib) {
   return spec;
 }
 
-// "-device" arguments of a card's root port and functions.
-Argv root_port(const std::string& id, int slot) {
-  return {"-device", "pcie-root-port,id=" + id + ",bus=pcie.0,chassis=1,slot=" + std::to_string(slot)};
+// "-device" arguments of a card's root port and functions. A port with no I/O BAR behind it
+// reserves no I/O space.
+Argv root_port(const std::string& id, int slot, bool io_bars = false) {
+  return {"-device", "pcie-root-port,id=" + id + ",bus=pcie.0,chassis=1,slot=" + std::to_string(slot) +
+                         (io_bars ? "" : ",io-reserve=0")};
 }
 Argv vfio(const std::string& host, const std::string& id, const std::string& bus,
           const std::string& addr, const std::string& extra = "") {
@@ -492,7 +494,7 @@ TEST(ArgvBuilderGpu, ConsumerCardIsOneMultifunctionSlot) {
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "8192M"), kCommon,
-                          kKernelArgs, root_port("feos-gpu0-rp", 1),
+                          kKernelArgs, root_port("feos-gpu0-rp", 1, /*io_bars=*/true),
                           vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
                                ",multifunction=on"),
                           vfio("0000:01:00.1", "feos-gpu0-f1", "feos-gpu0-rp", "0x0.1"),
@@ -513,7 +515,7 @@ TEST(ArgvBuilderGpu, BootVgaRomBarOffAndCliqueOnTheConsumerCard) {
   // every function of the card.
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "8192M"),
-                          kCommon, kKernelArgs, root_port("feos-gpu0-rp", 1),
+                          kCommon, kKernelArgs, root_port("feos-gpu0-rp", 1, /*io_bars=*/true),
                           vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
                                ",multifunction=on,rombar=0,x-vga=on,x-nv-gpudirect-clique=5"),
                           vfio("0000:01:00.1", "feos-gpu0-f1", "feos-gpu0-rp", "0x0.1", ",rombar=0"),
