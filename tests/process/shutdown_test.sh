@@ -38,7 +38,7 @@ if shutdown_until_stopped "$ID" 30; then
 else
   fail "shutdown right after start: not stopped within 30 s ($(ctl vm get "$ID" 2>&1 | tr '\n' ' '))"
 fi
-ctl vm events "$ID" --tail 10 --no-follow | grep -q "shutdown requested: ACPI power button pressed" \
+ctl vm events "$ID" --tail 10 --no-follow --idle-ms 3000 | grep -q "shutdown requested: ACPI power button pressed" \
   && pass "the request is an event" || fail "no request event: $(ctl vm events "$ID" --tail 10 --no-follow)"
 ctl vm delete "$ID"
 
