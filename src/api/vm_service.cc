@@ -73,7 +73,9 @@ class VmService final : public pb::VMService::Service {
 
   grpc::Status ShutdownVm(ServerContext*, const pb::ShutdownVmRequest* req, pb::ShutdownVmResponse*) override {
     FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
-    return to_grpc(manager_.shutdown(id));
+    std::optional<std::chrono::seconds> grace;
+    if (req->has_grace_seconds()) grace = std::chrono::seconds(req->grace_seconds());
+    return to_grpc(manager_.shutdown(id, grace));
   }
 
   grpc::Status PauseVm(ServerContext*, const pb::PauseVmRequest* req, pb::PauseVmResponse*) override {
@@ -193,6 +195,9 @@ class VmService final : public pb::VMService::Service {
   grpc::Status StreamVmConsole(
       ServerContext* ctx,
       grpc::ServerReaderWriter<pb::StreamVmConsoleResponse, pb::StreamVmConsoleRequest>* stream) override {
+    // The response headers go out first, as FeOS's do: every error then ends the stream, which a
+    // tonic client reads from the stream; a "trailers-only" error fails its call instead.
+    stream->SendInitialMetadata();
     StreamSlot slot(*this);
     if (!slot) return to_grpc(slot.refusal());
     pb::StreamVmConsoleRequest first;

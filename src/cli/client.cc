@@ -38,8 +38,11 @@ class Client {
       case Command::kVmCreate: return create();
       case Command::kVmStart:
         return simple(&Stub::StartVm, v1::StartVmRequest{}, v1::StartVmResponse{});
-      case Command::kVmShutdown:
-        return simple(&Stub::ShutdownVm, v1::ShutdownVmRequest{}, v1::ShutdownVmResponse{});
+      case Command::kVmShutdown: {
+        v1::ShutdownVmRequest request;
+        if (inv_.shutdown_grace_s) request.set_grace_seconds(*inv_.shutdown_grace_s);
+        return simple(&Stub::ShutdownVm, std::move(request), v1::ShutdownVmResponse{});
+      }
       case Command::kVmPause:
         return simple(&Stub::PauseVm, v1::PauseVmRequest{}, v1::PauseVmResponse{});
       case Command::kVmResume:

@@ -196,16 +196,22 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   const std::pair<const char*, std::pair<Command, const char*>> simple[] = {
       {"start", {Command::kVmStart, "Start a created or stopped VM"}},
       {"get", {Command::kVmGet, "Show a VM's state and configuration"}},
-      {"shutdown", {Command::kVmShutdown, "Ask the guest to power off (ACPI power button)"}},
+      {"shutdown", {Command::kVmShutdown, "Ask the guest to power off (ACPI power button); powered off after a grace"}},
       {"pause", {Command::kVmPause, "Pause a running VM"}},
       {"resume", {Command::kVmResume, "Resume a paused VM"}},
       {"delete", {Command::kVmDelete, "Stop the VM if it runs and remove it"}},
       {"ping", {Command::kVmPing, "Check that the daemon answers for a VM; show its version"}},
   };
+  OptionalText* s_grace = nullptr;
   for (const auto& [name, what] : simple) {
     CLI::App* cmd = vm->add_subcommand(name, what.second);
     commands[cmd] = what.first;
     cmd->add_option("ID", ids[cmd], "VM id")->required();
+    if (what.first == Command::kVmShutdown)
+      s_grace = add_text(cmd, texts, "--grace",
+                         "Power the VM off if the guest has not after SECONDS (0 to 3600; default: the "
+                         "daemon's --shutdown-grace)",
+                         "SECONDS");
   }
 
   CLI::App* list_cmd = vm->add_subcommand("list", "List VMs");
@@ -364,6 +370,13 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       inv.start_after_create = start_after_create;
       break;
     }
+    case Command::kVmShutdown:
+      if (auto grace = s_grace->get()) {
+        auto value = parse_uint("--grace", *grace, 0, 3600);
+        if (!value) return fail(value.error());
+        inv.shutdown_grace_s = static_cast<uint32_t>(*value);
+      }
+      break;
     case Command::kVmConsole: {
       inv.console.until = k_until->get();
       inv.console.send = k_send->get();

@@ -103,6 +103,8 @@ struct Invocation {
   v1::CreateVmRequest create_request;  // vm create
   bool start_after_create = false;     // vm create --start
 
+  std::optional<uint32_t> shutdown_grace_s;  // vm shutdown --grace SECONDS
+
   v1::StreamVmEventsRequest events_request;  // vm events
   EventsOptions events;
 

@@ -2,6 +2,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace feos::core {
 namespace {
@@ -23,9 +24,11 @@ constexpr auto kCreating = VmState::kCreating, kCreated = VmState::kCreated, kRu
                kPaused = VmState::kPaused, kStopped = VmState::kStopped, kCrashed = VmState::kCrashed;
 
 // The table. An event may have several rows (different from-states lead to different places);
-// a state in no row of an event means the event cannot happen there.
+// a state in no row of an event means the event cannot happen there. As in FeOS, crashed is
+// final for requests: only delete (get, list and events need no row); a crashed VM keeps its
+// reason and is replaced by a new one.
 const Row kTable[] = {
-    {E::kStart, {kCreated, kStopped, kCrashed}, kRunning, D::kHeld},
+    {E::kStart, {kCreated, kStopped}, kRunning, D::kHeld},
     {E::kPause, {kRunning}, kPaused, D::kUnchanged},
     {E::kResume, {kPaused}, kRunning, D::kUnchanged},
     {E::kShutdown, {kRunning}, kSame, D::kUnchanged},
@@ -35,13 +38,16 @@ const Row kTable[] = {
     {E::kCreated, {kCreating}, kCreated, D::kHeld},
     // Nothing runs after a failed start: the host gets the devices back, the next start takes
     // them again.
-    {E::kStartFailed, {kCreated, kStopped, kCrashed}, kSame, D::kReleased},
+    {E::kStartFailed, {kCreated, kStopped}, kSame, D::kReleased},
     // ... but not while a process of the VM lives: it may be using them.
-    {E::kStartRefused, {kCreated, kStopped, kCrashed}, kSame, D::kUnchanged},
+    {E::kStartRefused, {kCreated, kStopped}, kSame, D::kUnchanged},
     {E::kGuestPoweredOff, {kRunning, kPaused}, kStopped, D::kReleased},
+    // A paused guest cannot react to the button: the grace runs out and it is forced off too.
+    {E::kForcedOff, {kRunning, kPaused}, kStopped, D::kReleased},
     {E::kHypervisorCrashed, {kRunning, kPaused}, kCrashed, D::kReleased},
     {E::kStoppedForDelete, {kRunning, kPaused}, kStopped, D::kReleased},
-    // A live process is the truth, whatever the record said.
+    // A live process is the truth, whatever the record said (a crashed VM too: an older feosd
+    // restarted crashed VMs, and one killed mid-start left its process running).
     {E::kAdoptedRunning, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kRunning, D::kHeld},
     {E::kAdoptedPaused, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kPaused, D::kHeld},
     // The half-started process is stopped; a created VM keeps what CreateVm gave it.
@@ -67,6 +73,7 @@ std::string_view event_name(LifecycleEvent event) {
     case E::kStartFailed: return "start failed";
     case E::kStartRefused: return "start refused";
     case E::kGuestPoweredOff: return "guest powered off";
+    case E::kForcedOff: return "forced off";
     case E::kHypervisorCrashed: return "hypervisor crashed";
     case E::kStoppedForDelete: return "stopped for delete";
     case E::kAdoptedRunning: return "adopted running";
@@ -91,15 +98,32 @@ std::optional<Transition> transition(VmState state, LifecycleEvent event) {
   return std::nullopt;
 }
 
+std::string_view feos_state_name(VmState state) {
+  switch (state) {
+    case VmState::kUnspecified: return "Unspecified";
+    case VmState::kCreating: return "Creating";
+    case VmState::kCreated: return "Created";
+    case VmState::kRunning: return "Running";
+    case VmState::kPaused: return "Paused";
+    case VmState::kStopped: return "Stopped";
+    case VmState::kCrashed: return "Crashed";
+  }
+  return "Unspecified";
+}
+
 Status check(std::string_view vm_id, VmState state, LifecycleEvent event) {
   if (transition(state, event)) return ok();
-  std::string allowed;
-  for (const Row& row : kTable) {
-    if (row.event != event) continue;
-    for (VmState from : row.from) allowed += (allowed.empty() ? "" : ", ") + std::string(model::state_name(from));
-  }
-  return fail(Code::kFailedPrecondition, "vm " + std::string(vm_id) + " is " + std::string(model::state_name(state)) +
-                                             "; " + std::string(event_name(event)) + " needs state " + allowed);
+  std::vector<VmState> allowed;
+  for (const Row& row : kTable)
+    if (row.event == event) allowed.insert(allowed.end(), row.from.begin(), row.from.end());
+  std::string states;  // "Created or Stopped", "Created, Running or Paused"
+  for (size_t i = 0; i < allowed.size(); ++i)
+    states += std::string(i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") +
+              std::string(feos_state_name(allowed[i]));
+  const std::string action = event == E::kConsole ? "open console for" : std::string(event_name(event));
+  return fail(Code::kFailedPrecondition, "vm " + std::string(vm_id) + ": Invalid VM state for operation: Cannot " +
+                                             action + " VM in " + std::string(feos_state_name(state)) +
+                                             " state. Must be in " + states + ".");
 }
 
 }  // namespace feos::core

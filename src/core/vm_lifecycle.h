@@ -16,7 +16,7 @@ enum class LifecycleEvent {
   kStart,     // launch the hypervisor and boot the guest
   kPause,     // stop the vCPUs
   kResume,    // run the vCPUs again
-  kShutdown,  // press the ACPI power button; the guest decides (see kGuestPoweredOff)
+  kShutdown,  // press the ACPI power button; the guest powers off, or is forced off (kForcedOff)
   kDelete,    // stop what runs, return the devices, forget the VM
   kPing,      // ask the hypervisor (no change)
   kConsole,   // attach to the serial console (no change)
@@ -25,6 +25,7 @@ enum class LifecycleEvent {
   kStartFailed,         // the start failed: nothing runs
   kStartRefused,        // the start was refused: a process of the VM is still alive
   kGuestPoweredOff,     // the hypervisor ended cleanly (the guest powered off, or asked to stop)
+  kForcedOff,           // a requested shutdown's grace ran out: the hypervisor was stopped
   kHypervisorCrashed,   // the hypervisor ended unexpectedly
   kStoppedForDelete,    // DeleteVm stopped the hypervisor
   kAdoptedRunning,      // a restarted daemon found the VM's process with its guest running
@@ -51,9 +52,13 @@ std::string_view event_name(LifecycleEvent event);  // "start", "guest powered o
 // Where `event` leads from `state`; nullopt when it cannot happen there.
 std::optional<Transition> transition(model::VmState state, LifecycleEvent event);
 
-// OK when `event` can happen in `state`; FAILED_PRECONDITION naming the VM, its state and the
-// states the event needs otherwise ("vm X is stopped; pause needs state running").
+// OK when `event` can happen in `state`; otherwise FAILED_PRECONDITION in FeOS's words (its
+// vm-service's InvalidState), which FeOS's clients look for, after the VM:
+// "vm X: Invalid VM state for operation: Cannot pause VM in Stopped state. Must be in Running."
 Status check(std::string_view vm_id, model::VmState state, LifecycleEvent event);
+
+// A state as FeOS names it in messages ("Stopped": its enum's name).
+std::string_view feos_state_name(model::VmState state);
 
 // Whether a VM recorded in `state` holds its devices (when it has any): created, running, paused.
 // What a restarted daemon keeps for its VMs.
@@ -65,7 +70,7 @@ inline constexpr LifecycleEvent kAllLifecycleEvents[] = {
     LifecycleEvent::kShutdown,        LifecycleEvent::kDelete,          LifecycleEvent::kPing,
     LifecycleEvent::kConsole,         LifecycleEvent::kCreated,         LifecycleEvent::kStartFailed,
     LifecycleEvent::kStartRefused,
-    LifecycleEvent::kGuestPoweredOff, LifecycleEvent::kHypervisorCrashed,
+    LifecycleEvent::kGuestPoweredOff, LifecycleEvent::kForcedOff,       LifecycleEvent::kHypervisorCrashed,
     LifecycleEvent::kStoppedForDelete, LifecycleEvent::kAdoptedRunning, LifecycleEvent::kAdoptedPaused,
     LifecycleEvent::kStartCutShort,   LifecycleEvent::kLostWhileDown,   LifecycleEvent::kPoweredOffWhileDown,
 };

@@ -27,32 +27,30 @@ Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + i
 
 }  // namespace
 
-// Ends the VM's job when an operation leaves its scope, whatever path it takes.
-class VmManager::JobGuard {
- public:
-  JobGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
-  ~JobGuard() { manager_.end_job(id_); }
-  JobGuard(const JobGuard&) = delete;
-  JobGuard& operator=(const JobGuard&) = delete;
-
- private:
-  VmManager& manager_;
-  std::string id_;
-};
-
 VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-                     EventBus& bus, std::string runtime_root, VmLimits limits)
+                     EventBus& bus, std::string runtime_root, VmLimits limits, ShutdownOptions shutdown)
     : db_(db),
       hypervisor_(hypervisor),
       devices_(devices),
       bus_(bus),
       runtime_root_(std::move(runtime_root)),
-      limits_(limits) {
+      limits_(limits),
+      shutdown_options_(shutdown) {
   hypervisor_.set_exit_callback(
       [this](const std::string& id, const vmm::ExitInfo& info) { on_exit(id, info); });
 }
 
-VmManager::~VmManager() { hypervisor_.set_exit_callback(nullptr); }
+VmManager::~VmManager() {
+  std::map<uint64_t, std::thread> watchers;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    watchers = std::move(watchers_);
+  }
+  shutdown_cv_.notify_all();
+  for (auto& [serial, thread] : watchers) thread.join();
+  hypervisor_.set_exit_callback(nullptr);
+}
 
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }
 
@@ -191,13 +189,6 @@ Status VmManager::resume(const model::VmId& id) {
   return run_request(id, LifecycleEvent::kResume, JobKind::kResume, &vmm::Hypervisor::resume, "resumed by request");
 }
 
-Status VmManager::shutdown(const model::VmId& id) {
-  // The state stays (the guest decides); the reason records the request so that a power-off is
-  // not mistaken for a crash.
-  return run_request(id, LifecycleEvent::kShutdown, JobKind::kShutdown, &vmm::Hypervisor::request_shutdown,
-                     std::string(kShutdownRequested) + " (ACPI power button)");
-}
-
 Status VmManager::run_request(const model::VmId& request_id, LifecycleEvent request, JobKind kind,
                               Status (vmm::Hypervisor::*call)(const std::string&), std::string reason) {
   std::string id;
@@ -267,6 +258,7 @@ std::string_view VmManager::job_name(JobKind kind) {
     case JobKind::kPause: return "pause";
     case JobKind::kResume: return "resume";
     case JobKind::kShutdown: return "shutdown";
+    case JobKind::kForceOff: return "forced power-off";
     case JobKind::kDelete: return "delete";
     case JobKind::kReleaseDevices: return "releasing devices";
   }
@@ -294,7 +286,7 @@ void VmManager::end_job(const std::string& id) {
     std::optional<vmm::ExitInfo> exit = entry.job ? std::move(entry.job->pending_exit) : std::nullopt;
     if (exit) {
       if (auto event = exit_event(entry, *exit)) {
-        auto devices = apply_locked(entry, *event, exit->reason, 0);
+        auto devices = apply_locked(entry, *event, exit_reason_locked(entry, *exit), 0);
         if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
         release = devices && *devices == DeviceHold::kReleased && entry.holds_devices;
       }
@@ -326,6 +318,10 @@ Status VmManager::record_state_locked(Entry& entry, VmState state, std::string r
   entry.record.state_reason = reason;
   entry.record.pid = pid;
   entry.record.updated_unix_ms = now;
+  if (state != VmState::kRunning && state != VmState::kPaused && entry.shutdown) {
+    entry.shutdown.reset();  // its watcher ends
+    shutdown_cv_.notify_all();
+  }
   if (old == state) return ok();
   logger()->info("state change vm={} from={} to={} reason=\"{}\"", entry.record.id, model::state_name(old),
                  model::state_name(state), reason);
@@ -359,7 +355,7 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
     }
     auto event = exit_event(entry, info);
     if (!event) return;
-    auto devices = apply_locked(entry, *event, info.reason, 0);
+    auto devices = apply_locked(entry, *event, exit_reason_locked(entry, info), 0);
     if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
     if (!devices || *devices != DeviceHold::kReleased || !entry.holds_devices) return;
     entry.job = Job{JobKind::kReleaseDevices, std::nullopt};

@@ -15,7 +15,10 @@
 //
 // GPU ownership: a VM holds its GPUs (bound to vfio-pci, recorded in the ledger) from CreateVm
 // until its hypervisor process ends or the VM is deleted; then the host gets them back. StartVm
-// of a stopped or crashed VM takes them again, failing clearly if another VM has them now.
+// of a stopped VM takes them again, failing clearly if another VM has them now. A crashed VM
+// cannot start (FeOS's rule): it keeps its reason until it is deleted.
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -55,6 +59,17 @@ inline constexpr uint64_t kResolvedGpuAllowance = 8 * 1024;
 // State reasons and event texts are cut to this many bytes (at a UTF-8 character boundary).
 inline constexpr size_t kMaxReasonBytes = 1024;
 
+// How a requested shutdown always ends: the ACPI power button is pressed, pressed again every
+// `repress` while the guest has not powered off (a press before the guest listens is lost), and
+// the VM is powered off (hypervisor stop()) once `grace` has passed (feosd --shutdown-grace).
+// The default grace leaves FeOS's clients, which expect STOPPED within 30 s, 10 s for the stop.
+struct ShutdownOptions {
+  std::chrono::milliseconds grace{20000};
+  std::chrono::milliseconds repress{3000};
+};
+// A request's own grace (ShutdownVmRequest.grace_seconds) is at most this long.
+inline constexpr std::chrono::seconds kMaxShutdownGrace{3600};
+
 struct RecoverOptions {
   // A state directory that shows VMs the database does not know (runtime directories, live
   // processes) makes recover() refuse, unless this is set: then their processes are killed and
@@ -67,7 +82,8 @@ class VmManager {
   // `runtime_root` holds one directory per VM with its hypervisor's sockets and logs. `devices`
   // may be null on a host without passthrough: VMs with GPUs are then refused.
   VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-            EventBus& bus, std::string runtime_root, VmLimits limits = {});
+            EventBus& bus, std::string runtime_root, VmLimits limits = {}, ShutdownOptions shutdown = {});
+  // Ends the shutdown watchers (a VM in its grace stays running: a restarted daemon re-arms it).
   ~VmManager();
 
   // Loads the stored VMs and reconciles them with the host, before anything else may change it:
@@ -76,7 +92,7 @@ class VmManager {
   //    unless options.discard_unknown_vms (see RecoverOptions).
   // 2. Every live process of a known VM (hypervisor find_processes(), or the recorded pid) is
   //    adopted: a running or paused guest makes the VM running or paused, whatever its record
-  //    said; a process whose start was cut short (never resumed) is stopped and the VM keeps its
+  //    said (one whose shutdown was requested gets a new grace, see shutdown()); a process whose start was cut short (never resumed) is stopped and the VM keeps its
   //    state. A VM recorded running or paused without a live process becomes stopped (after a
   //    requested shutdown) or crashed, with a reason; a start cut short before anything ran
   //    keeps its state with a reason saying so.
@@ -101,12 +117,18 @@ class VmManager {
   // later: a device taken between plan and claim); then the hypervisor's start errors (its
   // command line and address-space refusals) as start() reports them ("start vm <id>: ...").
   Result<model::VmPlan> plan_create(model::VmSpec spec, std::optional<model::VmId> id) const;
-  // Launches the hypervisor and boots the guest. FAILED_PRECONDITION in the wrong state.
+  // Launches the hypervisor and boots the guest. FAILED_PRECONDITION unless created or stopped.
   Status start(const model::VmId& id);
   Status pause(const model::VmId& id);
   Status resume(const model::VmId& id);
-  // Presses the ACPI power button; the VM becomes stopped when the guest powers off.
-  Status shutdown(const model::VmId& id);
+  // Presses the ACPI power button and answers; the VM becomes stopped when the guest powers off,
+  // or is powered off when `grace` (else ShutdownOptions::grace) has passed. Meanwhile the button
+  // is pressed again every ShutdownOptions::repress while the guest runs (not while paused). The
+  // stopped state's reason and event say which way it went ("guest powered off ..." or "forced
+  // off after N s ..."); the GPUs go back to the host as at any stop. A second request during the
+  // grace presses again; the earlier deadline stays. A press that fails is reported in an event,
+  // and the grace still ends the VM. INVALID_ARGUMENT for a grace over kMaxShutdownGrace.
+  Status shutdown(const model::VmId& id, std::optional<std::chrono::seconds> grace = std::nullopt);
   // Stops the hypervisor if it runs, returns its GPUs to the host, then forgets the VM and its
   // events. If a device cannot be returned the VM stays (so the delete can be retried) and the
   // error names the device. Works on a full state directory: the store's reserve is given up
@@ -127,14 +149,24 @@ class VmManager {
 
  private:
   // What runs on a VM outside the lock; one at a time per VM.
-  enum class JobKind { kCreate, kStart, kPause, kResume, kShutdown, kDelete, kReleaseDevices };
+  enum class JobKind { kCreate, kStart, kPause, kResume, kShutdown, kForceOff, kDelete, kReleaseDevices };
   struct Job {
     JobKind kind;
     std::optional<vmm::ExitInfo> pending_exit;  // the process ended meanwhile: applied after the job
   };
+  // A requested shutdown whose guest has not powered off yet; its watcher thread (`serial`) ends
+  // it. Dropped when the VM leaves running and paused.
+  struct PendingShutdown {
+    uint64_t serial = 0;
+    std::chrono::steady_clock::time_point requested;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::milliseconds grace{0};
+    int presses = 0;  // of the power button, the request's own included
+  };
   struct Entry {
     model::VmRecord record;
     std::optional<Job> job;
+    std::optional<PendingShutdown> shutdown;
     bool holds_devices = false;  // its GPUs are bound to vfio-pci for it
     bool persisted = true;       // false while CreateVm prepares its devices
     uint64_t stored_bytes = 0;   // stored_size(record), kept current
@@ -181,9 +213,23 @@ class VmManager {
   // events are made. Caller holds mutex_.
   Status emit_locked(const Entry& entry, const std::string& component, std::string reason);
   void on_exit(const std::string& id, const vmm::ExitInfo& info);
+  // The reason an exit is recorded with: the hypervisor's, plus how long after a requested
+  // shutdown it came.
+  std::string exit_reason_locked(const Entry& entry, const vmm::ExitInfo& info) const;
   // The lifecycle event an exit is, or nullopt when the VM's state takes no exit (not running).
   std::optional<LifecycleEvent> exit_event(const Entry& entry, const vmm::ExitInfo& info) const;
   std::string runtime_dir(const std::string& id) const;
+
+  // --- shutdown that always ends (vm_shutdown.cc) ---
+  // Starts the VM's watcher, or moves an armed deadline earlier. Caller holds mutex_.
+  void arm_shutdown_locked(Entry& entry, std::chrono::milliseconds grace);
+  // The watcher thread: presses the button again, then forces the VM off at the deadline. Ends
+  // when the VM stopped, went away, was shut down otherwise, or the manager ends.
+  void watch_shutdown(const std::string& id, uint64_t serial);
+  // Stops the hypervisor (the caller took a kForceOff job) and records kForcedOff.
+  void force_off(const std::string& id);
+  // Joins the watcher threads that have ended.
+  void reap_watchers();
 
   // --- devices (vm_devices.cc) ---
   // Takes the VM's GPUs if it does not hold them (in a job, outside the lock).
@@ -213,8 +259,15 @@ class VmManager {
   EventBus& bus_;
   std::string runtime_root_;
   const VmLimits limits_;
+  const ShutdownOptions shutdown_options_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry> vms_;
+  // Shutdown watchers, by serial; under mutex_. `watchers_done_` lists those that ended.
+  std::condition_variable shutdown_cv_;
+  bool stopping_ = false;
+  uint64_t next_watcher_serial_ = 1;
+  std::map<uint64_t, std::thread> watchers_;
+  std::vector<uint64_t> watchers_done_;
 };
 
 }  // namespace feos::core

@@ -1,10 +1,15 @@
 #pragma once
 // What VmManager's files share (core-internal): the state reasons recover() reads back after a
-// daemon restart to tell what an interrupted operation was, and the state facts both need.
+// daemon restart to tell what an interrupted operation was, the state facts both need, and the
+// job guard.
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <string_view>
+#include <utility>
 
+#include "core/vm_manager.h"
 #include "model/vm.h"
 
 namespace feos::core::detail {
@@ -21,4 +26,31 @@ inline int64_t now_ms() {
       .count();
 }
 
+// A duration for messages: "20 s", "0.5 s"; with `tenths` always one decimal ("20.0 s").
+inline std::string seconds_text(std::chrono::milliseconds ms, bool tenths = false) {
+  char text[32];
+  if (!tenths && ms.count() % 1000 == 0)
+    std::snprintf(text, sizeof text, "%lld s", static_cast<long long>(ms.count() / 1000));
+  else
+    std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(ms.count()) / 1000.0);
+  return text;
+}
+
 }  // namespace feos::core::detail
+
+namespace feos::core {
+
+// Ends the VM's job when an operation leaves its scope, whatever path it takes.
+class VmManager::JobGuard {
+ public:
+  JobGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
+  ~JobGuard() { manager_.end_job(id_); }
+  JobGuard(const JobGuard&) = delete;
+  JobGuard& operator=(const JobGuard&) = delete;
+
+ private:
+  VmManager& manager_;
+  std::string id_;
+};
+
+}  // namespace feos::core

@@ -80,6 +80,17 @@ Status VmManager::recover(const RecoverOptions& options) {
     for (const auto& f : report->failed) logger()->error("device not returned to the host: {}", f);
     for (const auto& u : report->unowned_vfio) logger()->warn("on vfio-pci without a ledger row (left alone): {}", u);
   }
+  // A shutdown asked for before the restart still ends: its grace starts again now.
+  for (auto& [id, entry] : vms_) {
+    const bool up = entry.record.state == VmState::kRunning || entry.record.state == VmState::kPaused;
+    if (!up || !entry.record.state_reason.starts_with(kShutdownRequested)) continue;
+    arm_shutdown_locked(entry, shutdown_options_.grace);
+    if (auto emitted = emit_locked(entry, "vm", "shutdown requested before feosd restarted: forced off in " +
+                                                    detail::seconds_text(shutdown_options_.grace) +
+                                                    " unless the guest powers off");
+        !emitted)
+      logger()->error("vm={} event not stored: {}", id, emitted.error().to_string());
+  }
   logger()->info("recovered vms={}", vms_.size());
   return ok();
 }

@@ -109,7 +109,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options) {
   FEOS_TRY(d->open_devices());
   d->bus_ = std::make_unique<core::EventBus>();
   d->manager_ = std::make_unique<core::VmManager>(*d->db_, *d->hypervisor_, d->devices_.get(), *d->bus_,
-                                                  opt.state_dir + "/vms", opt.vm_limits);
+                                                  opt.state_dir + "/vms", opt.vm_limits, opt.shutdown);
   if (auto recovered = d->manager_->recover({.discard_unknown_vms = opt.discard_unknown_vms}); !recovered)
     return step_failed("recover", recovered.error());
   d->vm_service_ = api::make_vm_service(*d->manager_, opt.build_version, opt.stream_limits);

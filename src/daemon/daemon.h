@@ -68,6 +68,8 @@ struct DaemonOptions {
   // (0-byte) database file start over.
   bool discard_unknown_vms = false;
   core::VmLimits vm_limits;
+  // ShutdownVm's grace and how often the power button is pressed again (feosd --shutdown-grace).
+  core::ShutdownOptions shutdown;
   api::StreamLimits stream_limits;
   // The version the VM service reports.
   std::string build_version;

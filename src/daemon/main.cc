@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -30,6 +31,7 @@ struct Options {
   std::string tls_key;
   std::string tls_client_ca;
   std::string log_level = "info";
+  double shutdown_grace_s = 20;         // daemon.shutdown.grace, as given
   feos::daemon::DaemonOptions daemon;  // everything else
 };
 
@@ -182,7 +184,13 @@ int main(int argc, char** argv) {
                  "event and console streams served at once (each holds a thread)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--shutdown-grace", opt.shutdown_grace_s,
+                 "seconds a guest has to power off after ShutdownVm (the ACPI power button, pressed again "
+                 "every 3 s) before its VM is powered off; a request's grace_seconds overrides it")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  opt.daemon.shutdown.grace = std::chrono::milliseconds(std::llround(opt.shutdown_grace_s * 1000));
   feos::log::set_level(opt.log_level);
 
   // Block the stop signals in every thread; main waits for them with sigwait(). SIGPIPE from a

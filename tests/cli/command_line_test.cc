@@ -310,6 +310,9 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"vm", "create", "--disk", ",ro"}, "--disk: missing path"},
         UsageCase{{"vm", "create", "--disk", "/x.img,id="}, "--disk: empty id"},
         UsageCase{{"vm", "create", "--disk", "/x.img,,ro"}, "--disk: unknown option ''"},
+        UsageCase{{"vm", "shutdown", "x", "--grace", "3601"}, "--grace: must be at most 3600"},
+        UsageCase{{"vm", "shutdown", "x", "--grace", "1.5"}, "--grace: expected a whole number"},
+        UsageCase{{"vm", "pause", "x", "--grace", "5"}, "--grace"},
         UsageCase{{"vm", "create", "--memory", "0"}, "--memory: must be at least 1, got '0'"},
         UsageCase{{"vm", "create", "--memory", "-1"}, "--memory: must be at least 1, got '-1'"},
         UsageCase{{"vm", "create", "--memory", "abc"}, "--memory: expected a whole number"},
@@ -525,6 +528,13 @@ TEST_F(CommandLineTest, IdCommandsCarryTheirIdAndCommand) {
     EXPECT_EQ(inv.command, command) << name;
     EXPECT_EQ(inv.vm_id, "vm-42") << name;
   }
+}
+
+// The request's own grace (ShutdownVmRequest.grace_seconds); unset: the daemon's.
+TEST_F(CommandLineTest, ShutdownTakesAGrace) {
+  EXPECT_EQ(parse_ok({"vm", "shutdown", "vm-42"}).shutdown_grace_s, std::nullopt);
+  EXPECT_EQ(parse_ok({"vm", "shutdown", "vm-42", "--grace", "0"}).shutdown_grace_s, 0u);
+  EXPECT_EQ(parse_ok({"vm", "shutdown", "--grace", "3600", "vm-42"}).shutdown_grace_s, 3600u);
 }
 
 TEST_F(CommandLineTest, HelpIsReturnedNotAnError) {

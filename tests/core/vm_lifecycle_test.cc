@@ -21,9 +21,10 @@ constexpr VmState kStates[] = {VmState::kCreating, VmState::kCreated, VmState::k
 std::optional<Transition> expected(VmState s, E e) {
   const bool settled = s != VmState::kCreating;
   const bool up = s == VmState::kRunning || s == VmState::kPaused;
-  const bool down = s == VmState::kCreated || s == VmState::kStopped || s == VmState::kCrashed;
+  // Crashed is final for requests (FeOS's rule): a start needs created or stopped.
+  const bool startable = s == VmState::kCreated || s == VmState::kStopped;
   switch (e) {
-    case E::kStart: return down ? std::optional(Transition{VmState::kRunning, D::kHeld}) : std::nullopt;
+    case E::kStart: return startable ? std::optional(Transition{VmState::kRunning, D::kHeld}) : std::nullopt;
     case E::kPause:
       return s == VmState::kRunning ? std::optional(Transition{VmState::kPaused, D::kUnchanged}) : std::nullopt;
     case E::kResume:
@@ -34,9 +35,10 @@ std::optional<Transition> expected(VmState s, E e) {
     case E::kConsole: return up ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
     case E::kCreated:
       return s == VmState::kCreating ? std::optional(Transition{VmState::kCreated, D::kHeld}) : std::nullopt;
-    case E::kStartFailed: return down ? std::optional(Transition{s, D::kReleased}) : std::nullopt;
-    case E::kStartRefused: return down ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
+    case E::kStartFailed: return startable ? std::optional(Transition{s, D::kReleased}) : std::nullopt;
+    case E::kStartRefused: return startable ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
     case E::kGuestPoweredOff:
+    case E::kForcedOff:
     case E::kStoppedForDelete:
     case E::kPoweredOffWhileDown:
       return up ? std::optional(Transition{VmState::kStopped, D::kReleased}) : std::nullopt;
@@ -70,17 +72,32 @@ TEST(VmLifecycleTest, EveryStateAndEvent) {
       EXPECT_EQ(got->devices, want->devices) << where;
     }
   }
-  EXPECT_EQ(pairs, 18 * 6);
-  EXPECT_EQ(possible, 47);  // a change to the table shows here too
+  EXPECT_EQ(pairs, 19 * 6);
+  EXPECT_EQ(possible, 46);  // a change to the table shows here too
 }
 
-TEST(VmLifecycleTest, RefusalNamesTheVmItsStateAndWhatTheEventNeeds) {
+// FeOS's words (vm-service's InvalidState), which its clients look for, after the VM.
+TEST(VmLifecycleTest, RefusalNamesTheVmItsStateAndWhatTheEventNeedsInFeosWords) {
   auto refused = check("abc", VmState::kStopped, E::kPause);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
-  EXPECT_EQ(refused.error().message, "vm abc is stopped; pause needs state running");
-  EXPECT_EQ(check("abc", VmState::kRunning, E::kStart).error().message,
-            "vm abc is running; start needs state created, stopped, crashed");
+  EXPECT_EQ(refused.error().message,
+            "vm abc: Invalid VM state for operation: Cannot pause VM in Stopped state. Must be in Running.");
+  EXPECT_EQ(check("abc", VmState::kCrashed, E::kStart).error().message,
+            "vm abc: Invalid VM state for operation: Cannot start VM in Crashed state. Must be in Created or Stopped.");
+  EXPECT_EQ(check("abc", VmState::kStopped, E::kConsole).error().message,
+            "vm abc: Invalid VM state for operation: Cannot open console for VM in Stopped state. "
+            "Must be in Running or Paused.");
+  EXPECT_EQ(check("abc", VmState::kCreating, E::kDelete).error().message,
+            "vm abc: Invalid VM state for operation: Cannot delete VM in Creating state. "
+            "Must be in Created, Running, Paused, Stopped or Crashed.");
+}
+
+// Only delete is a request a crashed VM takes; it keeps its reason until then.
+TEST(VmLifecycleTest, CrashedIsFinalForRequests) {
+  for (E e : {E::kStart, E::kPause, E::kResume, E::kShutdown, E::kPing, E::kConsole})
+    EXPECT_FALSE(transition(VmState::kCrashed, e)) << event_name(e);
+  EXPECT_TRUE(transition(VmState::kCrashed, E::kDelete));
 }
 
 TEST(VmLifecycleTest, EveryEventHasAName) {

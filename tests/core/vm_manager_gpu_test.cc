@@ -2,7 +2,9 @@
 // H100 host, the scriptable FakeHypervisor for the process side.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "core/vm_manager.h"
 #include "fake_hypervisor.h"
@@ -47,7 +49,8 @@ class VmManagerGpuTest : public ::testing::Test {
     options.step_timeout = std::chrono::milliseconds(2000);
     options.vfio_node_timeout = std::chrono::milliseconds(2000);
     devices_ = std::make_unique<hostdev::HostDevices>(*kernel_, tree_->paths, db_->ledger(), hostdev::Policy(), options);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, devices_.get(), bus_, dir_.path() + "/vms");
+    manager_ = std::make_unique<VmManager>(*db_, hv_, devices_.get(), bus_, dir_.path() + "/vms", VmLimits{},
+                                           shutdown_);
     ASSERT_TRUE(manager_->recover());
   }
   Result<model::VmId> create(std::vector<std::string> addresses) {
@@ -73,6 +76,7 @@ class VmManagerGpuTest : public ::testing::Test {
   std::unique_ptr<test::FakeKernel> kernel_;
   test::BindingSnapshot before_;
   FakeHypervisor hv_;
+  ShutdownOptions shutdown_;
   EventBus bus_;
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<hostdev::HostDevices> devices_;
@@ -208,16 +212,15 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   auto id = create({"0000:3a:00.0", "0000:5d:00.0"});
   ASSERT_TRUE(id) << id.error().to_string();
   ASSERT_TRUE(manager_->start(*id));
-  hv_.exit(id->text(), false, "qemu killed by signal 9 (Killed)");
-  EXPECT_EQ(state(*id), VmState::kCrashed);
-  EXPECT_EQ(manager_->get(*id)->state_reason, "qemu killed by signal 9 (Killed)");
+  hv_.exit(id->text(), true, "guest powered off");
+  EXPECT_EQ(state(*id), VmState::kStopped);
   EXPECT_TRUE(manager_->get(*id)->gpus.empty()) << "VmInfo must not show GPUs the VM no longer holds";
   EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
   EXPECT_EQ(driver("0000:5d:00.0"), "nvidia");
-  // The crash and the GPUs' return are events, in that order.
+  // The stop and the GPUs' return are events, in that order.
   EXPECT_EQ(last_events(*id, 2),
-            (std::vector<std::string>{"vm crashed: qemu killed by signal 9 (Killed)",
-                                      "gpus crashed: GPUs returned to the host: 0000:3a:00.0, 0000:5d:00.0"}));
+            (std::vector<std::string>{"vm stopped: guest powered off",
+                                      "gpus stopped: GPUs returned to the host: 0000:3a:00.0, 0000:5d:00.0"}));
 
   // Meanwhile another VM takes one of the GPUs: the restart fails and says who has it.
   auto other = create({"0000:5d:00.0"});
@@ -232,9 +235,69 @@ TEST_F(VmManagerGpuTest, ProcessExitReturnsGpusAndStartTakesThemAgain) {
   EXPECT_EQ(driver("0000:5d:00.0"), "vfio-pci");
 }
 
+// A crash returns the GPUs at once; the crashed VM cannot start again (FeOS's rule) and keeps its
+// reason until it is deleted.
+TEST_F(VmManagerGpuTest, ACrashReturnsTheGpusAndTheCrashedVmOnlyGoesAway) {
+  auto id = create({"0000:3a:00.0", "0000:5d:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  ASSERT_TRUE(manager_->start(*id));
+  hv_.exit(id->text(), false, "qemu killed by signal 9 (Killed)");
+  EXPECT_EQ(state(*id), VmState::kCrashed);
+  EXPECT_EQ(manager_->get(*id)->state_reason, "qemu killed by signal 9 (Killed)");
+  EXPECT_TRUE(manager_->get(*id)->gpus.empty());
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
+  EXPECT_EQ(driver("0000:5d:00.0"), "nvidia");
+  EXPECT_EQ(last_events(*id, 2),
+            (std::vector<std::string>{"vm crashed: qemu killed by signal 9 (Killed)",
+                                      "gpus crashed: GPUs returned to the host: 0000:3a:00.0, 0000:5d:00.0"}));
+  auto restart = manager_->start(*id);
+  ASSERT_FALSE(restart);
+  EXPECT_EQ(restart.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(restart.error().message.find("Cannot start VM in Crashed state. Must be in Created or Stopped."),
+            std::string::npos)
+      << restart.error().message;
+  EXPECT_EQ(hv_.starts, 1);
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");  // the refusal took nothing
+  EXPECT_EQ(manager_->get(*id)->state_reason, "qemu killed by signal 9 (Killed)");
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_EQ(kernel_->snapshot(), before_);
+}
+
+// A guest that ignores the power button is forced off after the grace; its GPUs go back to the
+// host as at any stop.
+TEST_F(VmManagerGpuTest, AForcedOffVmReturnsItsGpus) {
+  shutdown_ = {.grace = std::chrono::milliseconds(200), .repress = std::chrono::milliseconds(50)};
+  reopen();
+  auto id = create({"0000:3a:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  ASSERT_TRUE(manager_->start(*id));
+  EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
+  ASSERT_TRUE(manager_->shutdown(*id));
+  for (int i = 0; i < 1000 && state(*id) != VmState::kStopped; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(state(*id), VmState::kStopped);
+  // The GPUs' return is the last step: its event.
+  for (int i = 0; i < 1000 && !last_events(*id, 1).at(0).starts_with("gpus"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(driver("0000:3a:00.0"), "nvidia");
+  auto events = last_events(*id, 2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_TRUE(events[0].starts_with("vm stopped: forced off after 0.2 s: the guest did not power off after "))
+      << events[0];
+  EXPECT_EQ(events[1], "gpus stopped: GPUs returned to the host: 0000:3a:00.0");
+  // And takes them again (once the power-off's job has ended: ABORTED until then).
+  Status started = manager_->start(*id);
+  for (int i = 0; i < 100 && !started && started.error().code == Code::kAborted; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    started = manager_->start(*id);
+  }
+  ASSERT_TRUE(started) << started.error().to_string();
+  EXPECT_EQ(driver("0000:3a:00.0"), "vfio-pci");
+}
+
 // The hypervisor dies and a GPU cannot be returned: the VM is crashed, an event names the device,
-// the device stays reserved (no other VM gets it, the VM's own start is refused), and the next
-// delete returns it.
+// the device stays reserved (no other VM gets it; the crashed VM cannot start anyway), and the
+// next delete returns it.
 TEST_F(VmManagerGpuTest, GpuThatCannotBeReturnedAfterACrashStaysReservedAndIsReported) {
   auto id = create({"0000:3a:00.0"});
   ASSERT_TRUE(id) << id.error().to_string();
@@ -252,10 +315,6 @@ TEST_F(VmManagerGpuTest, GpuThatCannotBeReturnedAfterACrashStaysReservedAndIsRep
   auto other = create({"0000:3a:00.0"});
   ASSERT_FALSE(other);
   EXPECT_NE(other.error().message.find("0000:3a:00.0 is assigned to vm " + id->text()), std::string::npos);
-  auto restart = manager_->start(*id);
-  ASSERT_FALSE(restart);
-  EXPECT_NE(restart.error().message.find("0000:3a:00.0 is assigned to vm " + id->text()), std::string::npos)
-      << restart.error().message;
   kernel_->remove_fault(stuck);
   ASSERT_TRUE(manager_->remove(*id));
   EXPECT_EQ(kernel_->snapshot(), before_);

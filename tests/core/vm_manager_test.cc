@@ -83,12 +83,17 @@ TEST_F(VmManagerTest, LifecycleWithEvents) {
   EXPECT_EQ(state(id), VmState::kRunning);  // until the guest powers off
   hv_.exit(id.text(), true, "guest powered off");
   EXPECT_EQ(state(id), VmState::kStopped);
-  EXPECT_EQ(manager_->get(id)->state_reason, "guest powered off");
+  // The reason says which way it stopped, and how long after the request.
+  EXPECT_TRUE(manager_->get(id)->state_reason.starts_with("guest powered off 0.")) << manager_->get(id)->state_reason;
+  EXPECT_TRUE(manager_->get(id)->state_reason.ends_with(" s after the shutdown request (1 press of the ACPI power button)"))
+      << manager_->get(id)->state_reason;
   EXPECT_EQ(manager_->get(id)->pid, 0);
+  // The request is an event of its own (the state stays running until the guest acts).
   EXPECT_EQ(event_states(id), (std::vector<VmState>{VmState::kCreated, VmState::kRunning, VmState::kPaused,
-                                                    VmState::kRunning, VmState::kStopped}));
-  ASSERT_EQ(live.size(), 5u);
-  EXPECT_LT(live[0].id, live[4].id);
+                                                    VmState::kRunning, VmState::kRunning, VmState::kStopped}));
+  ASSERT_EQ(live.size(), 6u);
+  EXPECT_EQ(live[4].reason, "shutdown requested: ACPI power button pressed; forced off in 20 s unless the guest powers off");
+  EXPECT_LT(live[0].id, live[5].id);
   bus_.unsubscribe(token);
   ASSERT_TRUE(manager_->remove(id));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id.text()));
@@ -101,8 +106,22 @@ TEST_F(VmManagerTest, CrashIsReportedWithReason) {
   hv_.exit(id.text(), false, "qemu killed by signal 9 (Killed)");
   EXPECT_EQ(state(id), VmState::kCrashed);
   EXPECT_EQ(manager_->get(id)->state_reason, "qemu killed by signal 9 (Killed)");
-  ASSERT_TRUE(manager_->start(id));  // a crashed VM can start again
-  EXPECT_EQ(state(id), VmState::kRunning);
+  // Crashed is final (FeOS's rule): only delete; the VM keeps its reason until then.
+  for (auto refused : {manager_->start(id), manager_->pause(id), manager_->resume(id), manager_->shutdown(id)}) {
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+    EXPECT_NE(refused.error().message.find("Invalid VM state for operation: Cannot "), std::string::npos)
+        << refused.error().message;
+    EXPECT_NE(refused.error().message.find(" VM in Crashed state."), std::string::npos) << refused.error().message;
+  }
+  EXPECT_EQ(manager_->ping(id).error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(manager_->console(id).error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(hv_.starts, 1);
+  EXPECT_EQ(state(id), VmState::kCrashed);
+  EXPECT_EQ(manager_->get(id)->state_reason, "qemu killed by signal 9 (Killed)");
+  EXPECT_EQ(event_states(id).back(), VmState::kCrashed);
+  ASSERT_TRUE(manager_->remove(id));
+  EXPECT_EQ(manager_->get(id).error().code, Code::kNotFound);
 }
 
 TEST_F(VmManagerTest, IllegalTransitionsChangeNothing) {
@@ -168,8 +187,6 @@ TEST_F(VmManagerTest, ExitDuringOperationIsAppliedAfterIt) {
   pauser.join();
   EXPECT_EQ(state(id), VmState::kCrashed);
   EXPECT_EQ(manager_->get(id)->state_reason, "qemu exited with status 1");
-  ASSERT_TRUE(manager_->start(id));
-  EXPECT_EQ(state(id), VmState::kRunning);
 }
 
 TEST_F(VmManagerTest, RestartAdoptsLiveAndReportsGone) {
