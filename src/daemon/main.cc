@@ -127,6 +127,7 @@ int run(const Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
+  std::string guest_numa = "auto";
   opt.daemon.pci_ids_file = "/usr/share/misc/pci.ids";
   opt.daemon.build_version = kVersion;
   CLI::App app{"feosd: runs VMs with whole GPUs passed through, behind FeOS's VM API"};
@@ -169,6 +170,10 @@ int main(int argc, char** argv) {
                  "found in (repeatable, in priority order; default: /etc/qemu/firmware, "
                  "/usr/share/qemu/firmware)")
       ->type_name("DIR");
+  app.add_option("--guest-numa", guest_numa,
+                 "auto: a VM's guest mirrors the host NUMA nodes of its GPUs (memory bound there, "
+                 "vCPUs split, GPUs on their node's expander bus) when the host has more than one; off: never")
+      ->check(CLI::IsMember({"auto", "off"}));
   app.add_option("--accel", opt.daemon.qemu.accel, "auto (kvm when usable), kvm or tcg")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();
@@ -191,6 +196,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   opt.daemon.shutdown.grace = std::chrono::milliseconds(std::llround(opt.shutdown_grace_s * 1000));
+  opt.daemon.qemu.guest_numa = guest_numa == "auto";
   feos::log::set_level(opt.log_level);
 
   // Block the stop signals in every thread; main waits for them with sigwait(). SIGPIPE from a

@@ -69,6 +69,10 @@ struct HostPaths {
   std::string kvm() const { return dev_root + "/kvm"; }
   // <dev>/hugepages (hugetlbfs mount used for guest RAM)
   std::string hugepages() const { return dev_root + "/hugepages"; }
+  // <sysfs>/devices/system/node/online: the online NUMA nodes ("0-1")
+  std::string numa_nodes_online() const { return sysfs_root + "/devices/system/node/online"; }
+  // <sysfs>/devices/system/node/node<N>: its meminfo, cpulist, hugepages/
+  std::string numa_node(int node) const { return sysfs_root + "/devices/system/node/node" + std::to_string(node); }
   // <dev>/dri/<name>: a DRM node (card1, renderD129).
   std::string dri_node(const std::string& name) const { return dev_root + "/dri/" + name; }
   // <dev>/nvidia: followed by a minor it names one NVIDIA GPU's node.

@@ -38,13 +38,15 @@ ROLE=$(arg role)
 if [ "$ROLE" = l2 ]; then
   exec > /dev/ttyS0 2>&1 < /dev/ttyS0
   echo "E2E-L2 init start uptime=$(up)"
-  # pcidump TAG: one line per PCI function: address, ids, class, driver.
+  # pcidump TAG: one line per PCI function: address, ids, class, driver, NUMA node; then the
+  # guest's online NUMA nodes.
   pcidump() {
     for d in /sys/bus/pci/devices/*; do
       drv=-
       [ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
-      echo "E2E-L2-PCI $1 ${d##*/} $(cut -c3- "$d/vendor"):$(cut -c3- "$d/device") class=$(cat "$d/class") drv=$drv"
+      echo "E2E-L2-PCI $1 ${d##*/} $(cut -c3- "$d/vendor"):$(cut -c3- "$d/device") class=$(cat "$d/class") drv=$drv numa=$(cat "$d/numa_node" 2>/dev/null)"
     done
+    echo "E2E-L2-NUMA $1 online=$(cat /sys/devices/system/node/online 2>/dev/null)"
   }
   # bardump TAG: one line per assigned memory or I/O BAR of every PCI function: index, start
   # and size as the guest's kernel has them (/sys/bus/pci/devices/*/resource; an unassigned BAR

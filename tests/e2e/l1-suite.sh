@@ -372,6 +372,8 @@ case_gpu_switch_pair() {
   check "the daemon picked the pair under the switch" [ "$got" = "$CARD_E $CARD_F" ]
   check "cards E and F on vfio-pci" on_vfio $CARD_E $CARD_F
   check "qemu of vm $id holds groups $(grp $CARD_E) and $(grp $CARD_F)" wait_held "$id" 30 $CARD_E $CARD_F
+  check "qemu: both root ports on the expander bus of the guest's node (host node 0)" \
+    eval "tr '\\0' '\\n' < /proc/$(qemu_of "$id")/cmdline | grep -c '^pcie-root-port,id=feos-gpu[01]-rp,bus=feos-numa0,' | grep -qx 2"
   check "the switch's ports stay on pcieport" \
     eval "[ \"\$(drv $SW_UP) \$(drv \$(parent_of $CARD_E)) \$(drv \$(parent_of $CARD_F))\" = 'pcieport pcieport pcieport' ]"
   check "the NIC beside them, card D and the other cards untouched" \
@@ -385,6 +387,42 @@ case_gpu_switch_pair() {
   keep_console "$id" gpu_switch_pair
   delete_vm "$id"
   check "after delete: cards E and F back on bochs-drm" wait_host_drivers 30 "$CARD_E $CARD_F"
+}
+
+# GPU case: card D sits on host NUMA node 1, so the guest mirrors that node (feosd's default on a
+# host with two): its RAM bound to host node 1 (qemu's command line, and where the kernel put the
+# pages: /proc/<pid>/numa_maps), the card's root port on an expander bus of guest node 0, which
+# the guest kernel reports as the card's node.
+case_gpu_numa() {
+  need_gpu_cli || return 0
+  local id t0 pid cmdline ram card
+  t0=$(now)
+  start_vm --gpu $CARD_D "${L2_BOOT[@]}"
+  case $? in 0) ;; 2) return 0 ;; *) return 1 ;; esac
+  id=$VM_ID
+  pid=$(qemu_of "$id")
+  ev "vm $id started in $(since "$t0") s (qemu $pid); daemon says assigned: $(vm_functions "$id")"
+  check "qemu of vm $id holds /dev/vfio/$(grp $CARD_D)" wait_held "$id" 30 $CARD_D
+  cmdline=$(tr '\0' '\n' < "/proc/$pid/cmdline")
+  ev "qemu: $(grep -E 'memory-backend|^node,|pxb-pcie|feos-gpu0-rp' <<<"$cmdline" | tr '\n' ' ')"
+  check "qemu: guest RAM from a backend bound to host node 1" \
+    eval "grep -q '^memory-backend-ram,id=ram-node0,.*host-nodes=1,policy=bind' <<<\"\$cmdline\""
+  check "qemu: the card's root port on guest node 0's expander bus" \
+    eval "grep -q '^pxb-pcie,id=feos-numa0,.*numa_node=0' <<<\"\$cmdline\" && grep -q '^pcie-root-port,id=feos-gpu0-rp,bus=feos-numa0,' <<<\"\$cmdline\""
+  if wait_guest "$id" gpu_numa; then
+    ev "from vm create to guest init done: $(since "$t0") s"
+    ram=$(awk '/ bind:1 / && / N[0-9]+=/' "/proc/$pid/numa_maps" | sort -t= -k2 -n | tail -1)
+    ev "host numa_maps (the guest RAM): ${ram:-none}"
+    check "host: the guest RAM's pages lie on node 1 only" \
+      eval "[[ '$ram' == *' N1='* && '$ram' != *' N0='* ]]"
+    card=$(tr -d '\r' < "$E2E_RESULTS/gpu_numa-console.log" \
+      | awk '$1=="E2E-L2-PCI" && $2=="after" && $4=="1234:1111" && $5=="class=0x038000" && $6=="drv=bochs-drm" {print $3, $7}')
+    check "guest: bochs-drm drives the card, on NUMA node 0 ($card)" [ "${card#* }" = numa=0 ]
+    check "guest: one NUMA node" eval "guest_line gpu_numa '^E2E-L2-NUMA after online=0$' >/dev/null"
+  fi
+  keep_console "$id" gpu_numa
+  delete_vm "$id"
+  check "after delete: card D back on bochs-drm" wait_host_drivers 30 "$CARD_D"
 }
 
 # GPU case 2: cards A and B in one VM: the guest sees both cards, drivers bind to both. The VM
@@ -638,6 +676,7 @@ if [ -n "$FEOSD_PID" ]; then
   run_case vm_no_gpu case_vm_no_gpu "VM without GPUs boots the L2 guest"
   run_case gpu_one case_gpu_one "one GPU by function 0: both functions, guest drivers bind"
   run_case gpu_big_bar case_gpu_big_bar "a large 64-bit BAR placed by L1's and the guest's SeaBIOS"
+  run_case gpu_numa case_gpu_numa "a GPU on host node 1: guest RAM bound there, the guest sees its node"
   run_case gpu_switch_pair case_gpu_switch_pair "two GPUs by count with p2p: the switch pair"
   run_case gpu_two case_gpu_two "two GPUs in one VM"
   run_case isolation case_isolation "host drivers cannot take a passed device back"

@@ -23,7 +23,8 @@ reported, not asserted.
 
 Removed or replaced because they cannot run here: the vfio-pci devices (by stand-ins), `-S` (no
 QMP `cont` comes), disks and NICs (-blockdev/-netdev and their devices), the ignition fw_cfg,
--kernel/-initrd/-append (the test guest's), -pidfile and the QMP socket (moved into a temporary
+-kernel/-initrd/-append (the test guest's), the host-nodes binding of NUMA memory backends (this
+machine may lack the planned host's nodes), -pidfile and the QMP socket (moved into a temporary
 directory), the serial console's socket (a file the harness reads); `-accel kvm` becomes tcg and
 `-cpu host,host-phys-bits=on` becomes `-cpu max,phys-bits=<plan's phys_bits>`. Everything else
 (machine, -global, -fw_cfg, -sandbox, root ports, pflash drives) stays; a writable pflash (the
@@ -268,6 +269,13 @@ def transform(plan, functions, args, workdir):
                 o = Opts("max").set("phys-bits", str(plan["address_space"]["phys_bits"]))
             if "phys-bits" in strip and o.remove("phys-bits"):
                 stripped.add("phys-bits")
+            out.append([flag, o.render()])
+            continue
+        if flag == "-object" and (o.head or "").startswith("memory-backend-"):
+            # The guest's NUMA memory is bound to the planned host's nodes, which this machine
+            # may not have; the binding plays no part in the address space.
+            o.remove("host-nodes")
+            o.remove("policy")
             out.append([flag, o.render()])
             continue
         if flag == "-global" and o.get("q35-pcihost.pci-hole64-size") is not None and "hole64" in strip:

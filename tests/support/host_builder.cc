@@ -133,6 +133,7 @@ class Writer {
     for (size_t i = 0; i < nodes_.size(); ++i) FEOS_TRY(write_function(nodes_[i]));
     FEOS_TRY(dev_nodes());
     FEOS_TRY(processes());
+    FEOS_TRY(numa_nodes());
     return HostTree{root_, paths_, host_.model()};
   }
 
@@ -576,6 +577,15 @@ class Writer {
       FEOS_TRY(write_text(path, ""));
     }
     return ok();
+  }
+
+  // <sysfs>/devices/system/node/online: nodes 0 up to the highest a device names ("0" without).
+  Status numa_nodes() {
+    int highest = 0;
+    for (const auto& node : nodes_) highest = std::max(highest, node.spec->numa_node);
+    const std::string dir = paths_.sysfs_root + "/devices/system/node";
+    FEOS_TRY(make_dirs(dir));
+    return write_text(dir + "/online", (highest > 0 ? "0-" + std::to_string(highest) : std::string("0")) + "\n", 0444);
   }
 
   Status processes() {

@@ -44,6 +44,47 @@ TEST(HostCaps, ReadsTheFactsThroughTheFilesystem) {
   fs.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nMemFree:        20000000 kB\n";
   EXPECT_EQ(host.phys_bits(), 39);
   EXPECT_EQ(host.memory_mib(), 23999u);
+  EXPECT_EQ(host.numa_nodes(), 1);  // no node list: a kernel without NUMA
+  fs.files["/fake/sys/devices/system/node/online"] = "0-1\n";
+  EXPECT_EQ(host.numa_nodes(), 2);
+}
+
+TEST(HostCaps, NodeMemoryCountsFreePageCacheAndReclaimableSlab) {
+  FakeFilesystem fs;
+  HostCaps host(fs, sys::HostPaths{"/fake/sys", "/fake/dev", "/fake/proc"});
+  EXPECT_FALSE(host.node_memory(1, false).known);  // no per-node meminfo: not checked
+  fs.files["/fake/sys/devices/system/node/node1/meminfo"] =
+      "Node 1 MemTotal:       263842304 kB\nNode 1 MemFree:          2097152 kB\n"
+      "Node 1 FilePages:        1048576 kB\nNode 1 SReclaimable:      524288 kB\n";
+  auto memory = host.node_memory(1, false);
+  EXPECT_TRUE(memory.known);
+  EXPECT_EQ(memory.available_mib, 3584u);
+  EXPECT_EQ(memory.what, "2048 MiB free + 1024 MiB page cache + 512 MiB reclaimable slab");
+  // Hugepages: the free pages of the default size on that node.
+  EXPECT_FALSE(host.node_memory(1, true).known);
+  fs.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nHugepagesize:       2048 kB\n";
+  fs.files["/fake/sys/devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages"] = "300\n";
+  memory = host.node_memory(1, true);
+  EXPECT_TRUE(memory.known);
+  EXPECT_EQ(memory.available_mib, 600u);
+  EXPECT_EQ(memory.what, "300 free hugepages of 2048 kB");
+}
+
+TEST(HostCaps, MeminfoValuesByKey) {
+  EXPECT_EQ(meminfo_kib("MemTotal:  100 kB\nMemFree:   42 kB\n", "MemFree"), 42u);
+  EXPECT_EQ(meminfo_kib("Node 12 MemFree:   7 kB\n", "MemFree"), 7u);
+  EXPECT_EQ(meminfo_kib("MemFreeX:   7 kB\n", "MemFree"), std::nullopt);
+  EXPECT_EQ(meminfo_kib("MemFree:   kB\n", "MemFree"), std::nullopt);
+  EXPECT_EQ(meminfo_kib("", "MemFree"), std::nullopt);
+}
+
+TEST(HostCaps, NodeListsCountTheirNodes) {
+  EXPECT_EQ(count_node_list("0\n"), 1);
+  EXPECT_EQ(count_node_list("0-1\n"), 2);
+  EXPECT_EQ(count_node_list("0,2-3"), 3);
+  EXPECT_EQ(count_node_list("0-7"), 8);
+  for (const char* bad : {"", "\n", "x", "1-0", "0-", "-1", "0,,1", "0-1-2", "12345"})
+    EXPECT_EQ(count_node_list(bad), 0) << bad;
 }
 
 TEST(HostCaps, KvmIsAvailableWhenTheDeviceOpensReadWrite) {

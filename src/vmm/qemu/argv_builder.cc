@@ -6,6 +6,7 @@
 
 #include "pci/address.h"
 #include "vmm/qemu/block_graph.h"
+#include "vmm/qemu/guest_numa.h"
 #include "vmm/qemu/machine_plan.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qemu_options.h"
@@ -20,6 +21,39 @@ namespace {
 
 using internal::MachinePlan;
 
+
+// A guest RAM backend of `size_mib`: from hugetlbfs when the VM asks for hugepages; bound to
+// `host_node` when given.
+QemuOpts memory_backend(const ArgvConfig& config, const model::VmSpec& spec, const std::string& id,
+                        uint64_t size_mib, std::optional<int> host_node) {
+  QemuOpts backend(spec.memory.hugepages ? "memory-backend-file" : "memory-backend-ram");
+  backend.set("id", id).set("size", std::to_string(size_mib) + "M");
+  if (spec.memory.hugepages) backend.set("mem-path", config.hugepages_dir).set("share", "on").set("prealloc", "on");
+  if (host_node) backend.set("host-nodes", std::to_string(*host_node)).set("policy", "bind");
+  return backend;
+}
+
+// Guest NUMA nodes that mirror the GPUs' host nodes (guest_numa.h): a bound RAM backend, -numa
+// node and pxb-pcie expander bus each.
+void add_guest_numa(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
+                    const GuestNuma& numa, const std::vector<model::AssignedGpu>& gpus) {
+  for (size_t i = 0; i < numa.nodes.size(); ++i) {
+    const GuestNumaNode& node = numa.nodes[i];
+    const std::string id = "ram-node" + std::to_string(i);
+    plan.objects.push_back(memory_backend(config, spec, id, node.memory_mib, node.host_node));
+    QemuOpts numa_node("node");
+    numa_node.set("nodeid", std::to_string(i));
+    if (node.cpus > 0) numa_node.set("cpus", cpu_range(node));
+    plan.numa.push_back(numa_node.set("memdev", id));
+    plan.devices.push_back(QemuOpts("pxb-pcie")
+                               .set("id", node.bus)
+                               .set("bus_nr", std::to_string(node.bus_nr))
+                               .set("numa_node", std::to_string(i))
+                               .set("bus", "pcie.0"));
+    plan.decisions.push_back("NUMA: " + describe(node, static_cast<int>(i), gpus));
+  }
+  plan.gpu_bus = numa.gpu_bus;
+}
 
 void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
   if (!spec.memory.hugepages) return;
@@ -159,7 +193,14 @@ Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::Vm
 
   MachinePlan plan;
   plan.cpu = QemuOpts(config.accel == Accel::kKvm ? "host" : "max");
-  add_memory(plan, config, spec);
+  std::optional<GuestNuma> numa;
+  if (config.guest_numa) {
+    FEOS_ASSIGN_OR_RETURN(numa, plan_guest_numa(spec, gpus).map_error([&](const Error& e) {
+      return e.context("vm " + vm_id + ": guest NUMA");
+    }));
+  }
+  if (numa) add_guest_numa(plan, config, spec, *numa, gpus);
+  else add_memory(plan, config, spec);
   FEOS_TRY(add_disks(plan, spec, images).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
   }));
@@ -184,6 +225,7 @@ Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::Vm
                   QemuOpts().set("maxcpus", std::to_string(spec.cpus.max_vcpus)).render());
   arg("-m", std::to_string(spec.memory.size_mib) + "M");
   for (const auto& object : plan.objects) arg("-object", object.render());
+  for (const auto& node : plan.numa) arg("-numa", node.render());
   for (const auto& global : plan.globals) arg("-global", global.render());
   for (const char* flag : {"-nodefaults", "-no-user-config"}) argv.emplace_back(flag);
   arg("-sandbox", std::string(kSandbox));

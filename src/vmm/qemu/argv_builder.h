@@ -39,6 +39,9 @@ struct ArgvConfig {
   // peer-to-peer. Unset (the default): no clique. Only meaningful when the host topology allows
   // P2P between the cards (same PCIe switch or NVLink); a daemon-wide option for now.
   std::optional<int> gpudirect_clique;
+  // Mirror the host NUMA nodes of the VM's GPUs in the guest (guest_numa.h): on by default on a
+  // host with more than one node, off with the daemon's --guest-numa=off.
+  bool guest_numa = false;
   // The UEFI firmware the adapter found (firmware.h); required when spec.firmware is UEFI.
   std::optional<UefiFirmware> uefi;
 };

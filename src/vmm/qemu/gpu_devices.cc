@@ -46,14 +46,15 @@ bool has_io_bar(const std::vector<model::PassthroughFunction>& functions) {
   return false;
 }
 
-// One pcie-root-port on the root complex for `functions`. Unique (chassis, slot) pairs: qemu
+// One pcie-root-port for `functions` on `bus` (pcie.0, or a guest NUMA node's expander bus). Unique (chassis, slot) pairs: qemu
 // refuses duplicates, and the guest names hotplug slots by slot number. Without an I/O BAR behind
 // it the port reserves no I/O ports: OVMF otherwise pads each hotplug port with 4 KiB of q35's
 // 40 KiB of I/O space, and past ten ports (a board's 8 GPUs and 4 NVSwitches) the ports it cannot
 // pad get no windows at all (shown by tests/firmware's ovmf_h200_board).
-QemuOpts root_port(const std::string& id, int slot, const std::vector<model::PassthroughFunction>& functions) {
+QemuOpts root_port(const std::string& id, const std::string& bus, int slot,
+                   const std::vector<model::PassthroughFunction>& functions) {
   QemuOpts port("pcie-root-port");
-  port.set("id", id).set("bus", "pcie.0").set("chassis", "1").set("slot", std::to_string(slot));
+  port.set("id", id).set("bus", bus).set("chassis", "1").set("slot", std::to_string(slot));
   if (!has_io_bar(functions)) port.set("io-reserve", "0");
   return port;
 }
@@ -142,7 +143,8 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
 
     std::string card = "feos-gpu" + std::to_string(i);
     std::string bus = card + "-rp";
-    devices.push_back(root_port(bus, ++slot, gpu.functions));
+    const std::string parent = i < plan.gpu_bus.size() ? plan.gpu_bus[i] : std::string("pcie.0");
+    devices.push_back(root_port(bus, parent, ++slot, gpu.functions));
     for (size_t f = 0; f < gpu.functions.size(); ++f) {
       FunctionOptions options;
       options.multifunction = f == 0 && gpu.functions.size() > 1;
@@ -157,14 +159,14 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
     for (size_t j = 0; j < gpu.group_peers.size(); ++j) {
       const auto& peer = gpu.group_peers[j];
       std::string peer_id = card + "-peer" + std::to_string(j);
-      devices.push_back(root_port(peer_id + "-rp", ++slot, {peer}));
+      devices.push_back(root_port(peer_id + "-rp", parent, ++slot, {peer}));
       devices.push_back(vfio_function(peer, peer.address, 0, peer_id, peer_id + "-rp", {}, config));
     }
     // So is an NVSwitch of the board's fabric (the guest's fabric manager finds it by itself).
     for (size_t j = 0; j < gpu.fabric.size(); ++j) {
       const auto& nvswitch = gpu.fabric[j];
       std::string switch_id = card + "-fabric" + std::to_string(j);
-      devices.push_back(root_port(switch_id + "-rp", ++slot, {nvswitch}));
+      devices.push_back(root_port(switch_id + "-rp", parent, ++slot, {nvswitch}));
       devices.push_back(vfio_function(nvswitch, nvswitch.address, 0, switch_id, switch_id + "-rp", {}, config));
     }
   }

@@ -47,6 +47,60 @@ int host_phys_bits_from_cpuinfo(std::string_view cpuinfo) {
   return 0;
 }
 
+std::optional<uint64_t> meminfo_kib(std::string_view meminfo, std::string_view key) {
+  size_t begin = 0;
+  while (begin < meminfo.size()) {
+    size_t end = meminfo.find('\n', begin);
+    if (end == std::string_view::npos) end = meminfo.size();
+    std::string_view line = meminfo.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.rfind("Node ", 0) == 0) {  // per-node files prefix each line with "Node <n> "
+      size_t space = line.find(' ', 5);
+      if (space == std::string_view::npos) continue;
+      line.remove_prefix(space + 1);
+    }
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':') continue;
+    std::string_view value = line.substr(key.size() + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    uint64_t kib = 0;
+    size_t digits = 0;
+    while (digits < value.size() && digits < 15 && value[digits] >= '0' && value[digits] <= '9')
+      kib = kib * 10 + static_cast<uint64_t>(value[digits++] - '0');
+    if (digits == 0) return std::nullopt;
+    return kib;
+  }
+  return std::nullopt;
+}
+
+int count_node_list(std::string_view list) {
+  while (!list.empty() && (list.back() == '\n' || list.back() == ' ')) list.remove_suffix(1);
+  if (list.empty()) return 0;
+  int count = 0;
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    size_t end = list.find(',', begin);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view range = list.substr(begin, end - begin);
+    size_t dash = range.find('-');
+    auto number = [](std::string_view text, int& out) {
+      if (text.empty() || text.size() > 4) return false;
+      out = 0;
+      for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        out = out * 10 + (c - '0');
+      }
+      return true;
+    };
+    int first = 0, last = 0;
+    if (!number(range.substr(0, dash), first)) return 0;
+    if (dash == std::string_view::npos) last = first;
+    else if (!number(range.substr(dash + 1), last) || last < first) return 0;
+    count += last - first + 1;
+    begin = end + 1;
+  }
+  return count;
+}
+
 bool kvm_available(const sys::HostPaths& paths) {
   int fd = ::open(paths.kvm().c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
@@ -67,6 +121,50 @@ int HostCaps::phys_bits() const {
 uint64_t HostCaps::memory_mib() const {
   auto meminfo = fs_.read_file(paths_.meminfo());
   return meminfo ? host_memory_mib_from_meminfo(*meminfo) : 0;
+}
+
+}  // namespace feos::vmm::qemu
+
+namespace feos::vmm::qemu {
+
+HostNodeMemory HostCaps::node_memory(int node, bool hugepages) const {
+  HostNodeMemory out;
+  const std::string dir = paths_.numa_node(node);
+  if (hugepages) {
+    auto meminfo = fs_.read_file(paths_.meminfo());
+    auto size_kib = meminfo ? meminfo_kib(*meminfo, "Hugepagesize") : std::nullopt;
+    if (!size_kib || *size_kib == 0) return out;
+    const std::string file =
+        dir + "/hugepages/hugepages-" + std::to_string(*size_kib) + "kB/free_hugepages";
+    auto text = fs_.read_file(file);
+    if (!text) return out;
+    uint64_t pages = 0;
+    for (char c : *text) {
+      if (c < '0' || c > '9') break;
+      pages = pages * 10 + static_cast<uint64_t>(c - '0');
+    }
+    out.known = true;
+    out.available_mib = pages * *size_kib / 1024;
+    out.what = std::to_string(pages) + " free hugepages of " + std::to_string(*size_kib) + " kB";
+    return out;
+  }
+  auto meminfo = fs_.read_file(dir + "/meminfo");
+  if (!meminfo) return out;
+  auto free = meminfo_kib(*meminfo, "MemFree");
+  auto cache = meminfo_kib(*meminfo, "FilePages");
+  auto slab = meminfo_kib(*meminfo, "SReclaimable");
+  if (!free) return out;
+  out.known = true;
+  out.available_mib = (*free + cache.value_or(0) + slab.value_or(0)) / 1024;
+  out.what = std::to_string(*free / 1024) + " MiB free + " + std::to_string(cache.value_or(0) / 1024) +
+             " MiB page cache + " + std::to_string(slab.value_or(0) / 1024) + " MiB reclaimable slab";
+  return out;
+}
+
+int HostCaps::numa_nodes() const {
+  auto online = fs_.read_file(paths_.numa_nodes_online());
+  const int count = online ? count_node_list(*online) : 0;
+  return count > 0 ? count : 1;
 }
 
 }  // namespace feos::vmm::qemu

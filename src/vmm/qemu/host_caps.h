@@ -1,12 +1,14 @@
 #pragma once
-// The host facts the QEMU adapter reads: the CPU's physical address bits, the host's RAM, and
-// whether kvm can be used.
+// The host facts the QEMU adapter reads: the CPU's physical address bits, the host's RAM, its
+// NUMA nodes, and whether kvm can be used.
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <utility>
 
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
+#include "vmm/qemu/guest_numa.h"
 
 namespace feos::vmm::qemu {
 
@@ -16,6 +18,13 @@ uint64_t host_memory_mib_from_meminfo(std::string_view meminfo);
 // The physical address bits in /proc/cpuinfo text (the first "address sizes : 46 bits physical,
 // 57 bits virtual" line); 0 when there is no such line or it does not parse.
 int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
+
+// How many nodes a kernel node list names ("0-1", "0,2-3": 2 and 3); 0 when it does not parse.
+int count_node_list(std::string_view list);
+
+// The value in kB of `key` ("MemFree") in a /proc/meminfo or per-node meminfo text ("Node 0
+// MemFree:   123 kB"); nullopt when absent or malformed.
+std::optional<uint64_t> meminfo_kib(std::string_view meminfo, std::string_view key);
 
 // Whether <dev>/kvm opens read-write (what accel "auto" picks kvm by).
 bool kvm_available(const sys::HostPaths& paths);
@@ -31,6 +40,13 @@ class HostCaps {
   int phys_bits() const;
   // The host's RAM from <proc>/meminfo in MiB; 0 when unknown.
   uint64_t memory_mib() const;
+  // The online NUMA nodes (<sysfs>/devices/system/node/online); 1 when the file is missing (a
+  // kernel without NUMA) or does not parse.
+  int numa_nodes() const;
+  // What host NUMA node `node` can give a guest's RAM (guest_numa.h): from
+  // <sysfs>/devices/system/node/node<N>/meminfo, or with `hugepages` its free hugepages of the
+  // default size (<proc>/meminfo "Hugepagesize:"); unknown when those files say nothing.
+  HostNodeMemory node_memory(int node, bool hugepages) const;
 
  private:
   const sys::Filesystem& fs_;

@@ -27,6 +27,10 @@ struct MachinePlan {
   std::vector<std::pair<std::string, std::string>> backends;
   std::vector<QemuOpts> devices;  // -device
   std::vector<QemuOpts> fw_cfg;   // -fw_cfg
+  std::vector<QemuOpts> numa;     // -numa
+  // The bus of each GPU's root ports (by index into the VM's GPUs): pcie.0, or the pxb-pcie of
+  // its guest NUMA node (guest_numa.h); empty means pcie.0 for all.
+  std::vector<std::string> gpu_bus;
   std::optional<AddressLayout> layout;  // set by add_gpus() for a VM with GPUs
   std::optional<UefiAperture> aperture;  // set by add_gpus() for a UEFI VM with GPUs
   std::vector<std::string> decisions;   // why the machine looks as it does, one sentence each

@@ -217,6 +217,7 @@ Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool w
   config.accel = accel_;
   config.hugepages_dir = paths_.hugepages();
   config.gpudirect_clique = config_.gpudirect_clique;
+  config.guest_numa = with_gpus && config_.guest_numa && host_.numa_nodes() > 1;
   // Only kvm passes the host's address width through; tcg emulates whatever it is told.
   if (with_gpus && accel_ == Accel::kKvm) config.host_phys_bits = host_.phys_bits();
   return config;
@@ -272,6 +273,15 @@ Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
   return ok();
 }
 
+Status QemuHypervisor::check_guest_numa(const model::VmSpec& spec,
+                                        const std::vector<model::AssignedGpu>& gpus) const {
+  FEOS_ASSIGN_OR_RETURN(auto numa, plan_guest_numa(spec, gpus));
+  if (!numa) return ok();
+  std::map<int, HostNodeMemory> host;
+  for (const auto& node : numa->nodes) host[node.host_node] = host_.node_memory(node.host_node, spec.memory.hugepages);
+  return check_host_nodes(*numa, spec.memory.hugepages, host);
+}
+
 Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
     const std::string& vm_id, const model::VmSpec& spec,
     const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir) const {
@@ -295,6 +305,7 @@ Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
   resolved.boot.initramfs = files.initramfs;
   FEOS_ASSIGN_OR_RETURN(auto launch, build_launch(argv_config, resolved, files.images, gpus,
                                                   dir.files(), vm_id));
+  if (argv_config.guest_numa) FEOS_TRY(check_guest_numa(spec, gpus).map_error(in_vm));
   if (!gpus.empty())
     launch.decisions.push_back(
         "RLIMIT_MEMLOCK: " + format_bytes(memlock_bytes(spec, gpus)) +

@@ -36,6 +36,9 @@ struct QemuConfig {
   // NVIDIA GPUDirect P2P clique (0..15) given to every NVIDIA GPU of a VM (see
   // ArgvConfig::gpudirect_clique); unset = none.
   std::optional<int> gpudirect_clique;
+  // Mirror the host NUMA nodes of a VM's GPUs in the guest (guest_numa.h) when the host has more
+  // than one node; false: never.
+  bool guest_numa = true;
   // Run qemu as this unprivileged user (sys::resolve_user) instead of the daemon's root; see
   // start() for what the user is given. Unset: qemu runs as the daemon's user. Either way qemu
   // runs under its seccomp sandbox (kSandbox).
@@ -173,6 +176,8 @@ class QemuHypervisor final : public Hypervisor {
     std::optional<UefiFirmware> uefi;
     model::LaunchPlan launch;
   };
+  // A guest NUMA layout's host nodes hold its RAM (guest_numa.h's check_host_nodes()).
+  Status check_guest_numa(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus) const;
   Result<PlannedStart> plan_launch(const std::string& vm_id, const model::VmSpec& spec,
                                    const std::vector<model::AssignedGpu>& gpus,
                                    const std::string& runtime_dir) const;
