@@ -29,6 +29,7 @@
 #include "core/event_bus.h"
 #include "core/vm_lifecycle.h"
 #include "hostdev/host_devices.h"
+#include "image/image_store.h"
 #include "model/vm.h"
 #include "model/vm_id.h"
 #include "model/vm_plan.h"
@@ -65,9 +66,11 @@ struct RecoverOptions {
 class VmManager {
  public:
   // `runtime_root` holds one directory per VM with its hypervisor's sockets and logs. `devices`
-  // may be null on a host without passthrough: VMs with GPUs are then refused.
+  // may be null on a host without passthrough: VMs with GPUs are then refused. `images` may be
+  // null: an image_ref naming a registry is then UNIMPLEMENTED.
   VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-            EventBus& bus, std::string runtime_root, VmLimits limits = {});
+            EventBus& bus, std::string runtime_root, VmLimits limits = {},
+            image::ImageStore* images = nullptr);
   ~VmManager();
 
   // Loads the stored VMs and reconciles them with the host, before anything else may change it:
@@ -85,8 +88,10 @@ class VmManager {
   // Call once, before serving.
   Status recover(const RecoverOptions& options = {});
 
-  // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs),
-  // takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
+  // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs
+  // without an image store), pulls a registry image (ImageStore::pull's errors, after
+  // "config.image_ref: ") and gives the VM its own disk over it (an "image" event says how many
+  // bytes came from the registry), takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
   // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken
   // (in any letter case); RESOURCE_EXHAUSTED past the VmLimits or when the state directory is
   // full. Returns the id as stored (canonical; a new random one when `id` is not given). On
@@ -95,7 +100,8 @@ class VmManager {
   // A dry run of create() and the start() after it (vm_plan.cc): the same checks, by the same
   // functions, in the same order (create's admission and limits, the host side's plan, then the
   // hypervisor's plan_start() on the runtime directory the VM would get), with nothing recorded,
-  // reserved, bound, created or published. Returns what they would do: the GPUs' host functions
+  // reserved, bound, created or published (a registry image is pulled into the shared cache, so
+  // the create after it pulls nothing; no VM disk is made). Returns what they would do: the GPUs' host functions
   // and groups, the decisions, the address space and the hypervisor's command line.
   // Errors: create()'s, with the same codes and messages (except a race the real create loses
   // later: a device taken between plan and claim); then the hypervisor's start errors (its
@@ -107,8 +113,8 @@ class VmManager {
   Status resume(const model::VmId& id);
   // Presses the ACPI power button; the VM becomes stopped when the guest powers off.
   Status shutdown(const model::VmId& id);
-  // Stops the hypervisor if it runs, returns its GPUs to the host, then forgets the VM and its
-  // events. If a device cannot be returned the VM stays (so the delete can be retried) and the
+  // Stops the hypervisor if it runs, returns its GPUs to the host, removes its disk over a
+  // registry image, then forgets the VM and its events. If a device cannot be returned the VM stays (so the delete can be retried) and the
   // error names the device. Works on a full state directory: the store's reserve is given up
   // for it (Database::make_room) and taken again afterwards.
   Status remove(const model::VmId& id);
@@ -146,8 +152,10 @@ class VmManager {
   struct NewVm {
     model::VmId id;      // canonical
     model::VmSpec spec;  // normalized and admitted by the hypervisor
+    std::optional<image::PulledImage> image;  // a registry image_ref's (spec.image_path: its cached disk)
   };
-  // The id as stored, normalize_spec(), the hypervisor's admit(), passthrough available.
+  // The id as stored, normalize_spec() or the registry image's pull, the hypervisor's admit(),
+  // passthrough available.
   Result<NewVm> admit_new(model::VmSpec spec, std::optional<model::VmId> id) const;
   // ALREADY_EXISTS, then check_limits_locked(), for a new VM; returns its stored size. Caller
   // holds mutex_.
@@ -213,6 +221,7 @@ class VmManager {
   EventBus& bus_;
   std::string runtime_root_;
   const VmLimits limits_;
+  image::ImageStore* images_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry> vms_;
 };
