@@ -70,10 +70,6 @@ std::string Reference::text() const {
   return out;
 }
 
-bool looks_like_reference(std::string_view ref) {
-  return !ref.empty() && ref.front() != '/' && ref.find("://") == std::string_view::npos;
-}
-
 bool is_sha256_digest(std::string_view digest) {
   if (digest.size() != 71 || !digest.starts_with("sha256:")) return false;
   for (char c : digest.substr(7))

@@ -23,10 +23,6 @@ struct Reference {
   std::string text() const;
 };
 
-// Whether `ref` is meant as a registry reference rather than a local file: not empty, not an
-// absolute path and no URL scheme ("://"). Says nothing about its syntax.
-bool looks_like_reference(std::string_view ref);
-
 // INVALID_ARGUMENT "'<ref>': <what is wrong>" for anything outside the grammar above; a reference
 // without tag or digest gets the tag "latest", as every OCI client does.
 Result<Reference> parse_reference(std::string_view ref);

@@ -63,14 +63,5 @@ TEST(ReferenceTest, RefusesWhatIsNotAReference) {
   }
 }
 
-TEST(ReferenceTest, LooksLikeReference) {
-  EXPECT_TRUE(looks_like_reference("ghcr.io/x:1"));
-  EXPECT_TRUE(looks_like_reference("ubuntu"));  // then refused by parse_reference
-  EXPECT_FALSE(looks_like_reference(""));
-  EXPECT_FALSE(looks_like_reference("/var/lib/images/a.raw"));
-  EXPECT_FALSE(looks_like_reference("file:///a.raw"));
-  EXPECT_FALSE(looks_like_reference("https://ghcr.io/x"));
-}
-
 }  // namespace
 }  // namespace feos::image
