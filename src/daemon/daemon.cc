@@ -151,6 +151,9 @@ Status Daemon::open_hypervisor() {
     logger()->warn("no --image-root: VM requests may name any regular file on this host as a disk or kernel");
   else  // the VMs' disks over registry images and the cached images under them
     config.image_roots.push_back(options_.state_dir + "/images");
+  // ... which only feosd's image store names: a request naming a cached image as its disk would
+  // write under every VM of that image, one naming another VM's disk would read or write it.
+  config.reserved_dirs.push_back(options_.state_dir + "/images");
   if (!options_.qemu_user.empty()) {
     auto user = sys::resolve_user(options_.qemu_user);
     if (!user) return step_failed("--qemu-user", user.error());
