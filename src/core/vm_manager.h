@@ -76,7 +76,10 @@ class VmManager {
   // Loads the stored VMs and reconciles them with the host, before anything else may change it:
   // 1. VMs the database does not know (a runtime directory or a live hypervisor process under
   //    runtime_root without a record): FAILED_PRECONDITION naming them and how to recover,
-  //    unless options.discard_unknown_vms (see RecoverOptions).
+  //    unless options.discard_unknown_vms (see RecoverOptions). Then the image store's disks of
+  //    VMs without a record (ImageStore::remove_unknown_vms): a create cut short between the VM's
+  //    disk and its record leaves one, which would pin its image forever; it is removed (a
+  //    discarded VM's is moved aside), each logged.
   // 2. Every live process of a known VM (hypervisor find_processes(), or the recorded pid) is
   //    adopted: a running or paused guest makes the VM running or paused, whatever its record
   //    said; a process whose start was cut short (never resumed) is stopped and the VM keeps its
@@ -208,8 +211,12 @@ class VmManager {
   std::optional<std::string> record_key_locked(std::string_view name) const;
   // Renames <runtime_root>/<old spelling> to the canonical id of its record.
   void rename_legacy_runtime_dirs_locked();
-  // Runtime directories and live processes without a record: refused, or discarded on request.
-  Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options);
+  // Runtime directories and live processes without a record: refused, or discarded on request
+  // (their names, canonical where they parse as ids, go to `discarded`).
+  Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options,
+                            std::set<std::string>& discarded);
+  // Disks over registry images of VMs without a record (ImageStore::remove_unknown_vms).
+  void remove_unknown_image_disks(const std::set<std::string>& discarded);
   // One record against its live processes (recorded pid first): adopts one, stops the rest.
   Status recover_entry_locked(Entry& entry, const std::vector<int>& live);
   // hypervisor adopt(), tried again while the process is alive but unreachable (a loaded host).

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +136,34 @@ Status BlobCache::unpin(const std::string& vm_id) {
   fs::remove_all(vm_dir(vm_id), ec);
   if (ec) return fail(fs_error("remove " + vm_dir(vm_id), ec));
   return ok();
+}
+
+std::vector<std::string> BlobCache::vm_ids() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/vms", ec)) out.push_back(entry.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string BlobCache::pinned_by(const std::string& vm_id) const {
+  std::ifstream in(vm_dir(vm_id) + "/image");
+  std::string digest;
+  return in >> digest && is_sha256_digest(digest) ? digest : "";
+}
+
+Result<std::string> BlobCache::set_aside(const std::string& vm_id) {
+  if (!safe_name(vm_id)) return fail(Code::kInternal, "image cache: bad vm id " + quote_for_message(vm_id));
+  std::error_code ec;
+  fs::create_directories(dir_ + "/vms.discarded", ec);
+  if (ec) return fail(fs_error("create " + dir_ + "/vms.discarded", ec));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  std::string to = dir_ + "/vms.discarded/" + vm_id + "-" + std::to_string(ms);
+  fs::rename(vm_dir(vm_id), to, ec);
+  if (ec) return fail(fs_error("move " + vm_dir(vm_id) + " to " + to, ec));
+  return to;
 }
 
 std::set<std::string> BlobCache::pinned() const {

@@ -7,6 +7,7 @@
 //                             a blob with a wrong digest never becomes visible
 //   vms/<vm id>/              a VM's own files over an image (vm_disk.h); vms/<vm id>/image
 //                             holds the digest of the disk blob it uses: a pin
+//   vms.discarded/<vm id>-<ms>  disks of VMs discarded with --discard-unknown-vms (no pin)
 // The blobs' total size is kept under a limit by evicting the least recently used blobs that no
 // VM pins. Not thread-safe: the image store serializes its calls.
 #include <cstdint>
@@ -48,6 +49,13 @@ class BlobCache {
   Status unpin(const std::string& vm_id);
   // The digests VMs pin.
   std::set<std::string> pinned() const;
+  // The names under vms/: the ids of the VMs that have a directory here.
+  std::vector<std::string> vm_ids() const;
+  // Moves vms/<vm id> to vms.discarded/<vm id>-<ms since the epoch> (kept for the operator: the
+  // VM's disk, and its "image" file naming the digest the disk needs). It pins nothing there.
+  Result<std::string> set_aside(const std::string& vm_id);
+  // The digest vms/<vm id>/image names ("" when none).
+  std::string pinned_by(const std::string& vm_id) const;
 
  private:
   BlobCache(std::string dir, uint64_t limit) : dir_(std::move(dir)), limit_(limit) {}

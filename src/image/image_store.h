@@ -3,8 +3,10 @@
 // for an image by its `image_ref` and gets local files back; how they are fetched, verified and
 // cached is the implementation's (oci_image_store.h). Tests give core a fake.
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 
@@ -34,6 +36,14 @@ class ImageStore {
   virtual Result<std::string> attach(const std::string& vm_id, const PulledImage& image) = 0;
   // Removes the VM's disk and lets its image be evicted. OK when it has none.
   virtual Status release(const std::string& vm_id) = 0;
+  // At start, before any attach(): the disks of VMs the caller does not know. `known` holds every
+  // VM id the database has; a disk of any other VM was left by a create cut short between
+  // attach() and recording the VM, and would pin its image forever: it is removed. Those in
+  // `set_aside` (VMs whose guest ran, discarded with --discard-unknown-vms: their disks may hold
+  // the guest's data) are moved out of the way instead, unpinned. Each is logged; one that cannot
+  // be removed is logged as an error and left (the daemon still starts). Returns the ids handled.
+  virtual Result<std::vector<std::string>> remove_unknown_vms(const std::set<std::string>& known,
+                                                              const std::set<std::string>& set_aside) = 0;
 };
 
 }  // namespace feos::image

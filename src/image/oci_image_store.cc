@@ -147,4 +147,34 @@ Status OciImageStore::release(const std::string& vm_id) {
   return cache_.unpin(vm_id);
 }
 
+Result<std::vector<std::string>> OciImageStore::remove_unknown_vms(const std::set<std::string>& known,
+                                                                   const std::set<std::string>& set_aside) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> handled;
+  for (const auto& id : cache_.vm_ids()) {
+    if (known.count(id)) continue;
+    const std::string digest = cache_.pinned_by(id);
+    const std::string image = digest.empty() ? "no image recorded" : "image " + digest;
+    // A disk that cannot be removed is reported and left: the daemon still starts.
+    if (set_aside.count(id)) {
+      auto to = cache_.set_aside(id);
+      if (!to) {
+        logger()->error("disk of vm={} (unknown to the database) not moved aside: {}", id, to.error().message);
+        continue;
+      }
+      logger()->warn("disk of vm={} ({}) moved to {}: the VM is unknown to the database and was discarded", id,
+                     image, *to);
+    } else {
+      if (auto removed = cache_.unpin(id); !removed) {
+        logger()->error("disk of vm={} (unknown to the database) not removed: {}", id, removed.error().message);
+        continue;
+      }
+      logger()->warn("removed the disk of vm={} ({}): the VM is unknown to the database (its create was cut short)",
+                     id, image);
+    }
+    handled.push_back(id);
+  }
+  return handled;
+}
+
 }  // namespace feos::image

@@ -33,6 +33,8 @@ class OciImageStore final : public ImageStore {
   Result<PulledImage> pull(std::string_view ref) override;
   Result<std::string> attach(const std::string& vm_id, const PulledImage& image) override;
   Status release(const std::string& vm_id) override;
+  Result<std::vector<std::string>> remove_unknown_vms(const std::set<std::string>& known,
+                                                      const std::set<std::string>& set_aside) override;
 
  private:
   OciImageStore(ImageStoreOptions options, BlobCache cache)

@@ -109,5 +109,52 @@ TEST_F(VmImageTest, FailedPullRecordsNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
 }
 
+// A crash between the VM's disk (attach) and its record leaves vms/<id>, which would pin the image
+// forever: the next start removes it. A VM discarded with --discard-unknown-vms (its guest ran:
+// a runtime directory) has its disk moved aside, unpinned. Recorded VMs keep theirs.
+TEST_F(VmImageTest, DisksOfVmsTheDatabaseDoesNotKnowGoAtStart) {
+  const std::string ref = registry_->host() + "/feos/disk:v1";
+  auto kept = create(ref);
+  ASSERT_TRUE(kept) << kept.error().to_string();
+  auto pulled = store_->pull(ref);
+  ASSERT_TRUE(pulled) << pulled.error().to_string();
+  const std::string cut_short = model::VmId::random().canonical().text();
+  const std::string discarded = model::VmId::random().canonical().text();
+  ASSERT_TRUE(store_->attach(cut_short, *pulled));
+  ASSERT_TRUE(store_->attach(discarded, *pulled));
+  std::filesystem::create_directories(dir_ + "/vms/" + discarded);  // its runtime directory: it ran
+
+  // Restart: a new manager over the same database and cache.
+  manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, temp_ / "vms", VmLimits{}, store_.get());
+  auto refused = manager_->recover();  // the unknown runtime directory needs the operator's word
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/images/vms/" + cut_short)) << "nothing changes on a refused start";
+  manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, temp_ / "vms", VmLimits{}, store_.get());
+  auto recovered = manager_->recover({.discard_unknown_vms = true});
+  ASSERT_TRUE(recovered) << recovered.error().to_string();
+
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/images/vms/" + cut_short));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/images/vms/" + discarded));
+  size_t aside = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/images/vms.discarded")) {
+    EXPECT_EQ(entry.path().filename().string().rfind(discarded + "-", 0), 0u) << entry.path();
+    EXPECT_TRUE(std::filesystem::exists(entry.path() / "disk.qcow2"));
+    ++aside;
+  }
+  EXPECT_EQ(aside, 1u);
+  auto record = manager_->get(*kept);
+  ASSERT_TRUE(record);
+  EXPECT_TRUE(std::filesystem::exists(record->spec.image_path));
+  size_t disks = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/images/vms")) {
+    EXPECT_EQ(entry.path().filename().string(), kept->text());
+    ++disks;
+  }
+  EXPECT_EQ(disks, 1u);
+  // Once the recorded VM goes, nothing pins the image any more.
+  ASSERT_TRUE(manager_->remove(*kept));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
+}
+
 }  // namespace
 }  // namespace feos::core
