@@ -225,7 +225,7 @@ try:
     os.symlink(cached, os.path.join(images, "cached-link.raw"))
     for field, path in (("config.disks[0].path", cached),
                         ("config.disks[0].path", os.path.join(images, "cached-link.raw")),
-                        ("config.disks[0].path", os.path.join(images, "..", "state", "images", "vms", "x", "disk.qcow2")),
+                        ("config.disks[0].path", os.path.join(cache, "vms", "x", "disk.qcow2")),  # missing: not "not found"
                         ("config.image_ref", "file://" + cached)):
         c = config()
         if field == "config.image_ref":
