@@ -8,9 +8,9 @@
 #   corpus/image_header/      the first 4 KiB of images qemu-img creates: qcow2 v2 and v3, with a
 #                             backing file, an external data file, a bitmap, LUKS encryption, and
 #                             VMDK (sparse and descriptor), VDI, VHDX, VPC, QED
-# The other corpora (pci_address, qmp_reply, device_policy) are written by hand or captured, and
-# kept as they are. Needs protoc (Debian: protobuf-compiler) and qemu-img (qemu-utils). Run from
-# anywhere.
+# The other corpora (pci_address, qmp_reply, device_policy, image_reference, image_manifest) are
+# written by hand or captured, and kept as they are. Needs protoc (Debian: protobuf-compiler) and
+# qemu-img (qemu-utils). Run from anywhere.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")

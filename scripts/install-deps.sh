@@ -22,6 +22,8 @@ requirements=(
   "libgrpc++-dev" "libprotobuf-dev" "libsqlite3-dev" "libspdlog-dev" "libfmt-dev" "libcli11-dev"
   "nlohmann-json3-dev" "libexpected-dev" "libgtest-dev" "libgmock-dev" "libbenchmark-dev"
   "libpci-dev"
+  # registry images (src/image): libcurl for the distribution API, OpenSSL for sha256 and the CA store
+  "libcurl4-openssl-dev" "libssl-dev"
   # PCI names and the inventory benchmark's reference (lspci)
   "pciutils             lspci setpci"
   "pci.ids              /usr/share/misc/pci.ids"
@@ -33,6 +35,11 @@ requirements=(
   "procps               ps pgrep pkill free"
   "qemu-system-x86      qemu-system-x86_64"
   "qemu-utils           qemu-img"
+  # registry image tests (tests/image): a real registry, its htpasswd, the token server's JWTs
+  "docker-registry      /usr/bin/docker-registry"
+  "apache2-utils        htpasswd"
+  "python3-jwt          py:jwt"
+  "python3-cryptography py:cryptography"
   "busybox-static       /bin/busybox"
   # UEFI guests (QEMU firmware descriptors and OVMF) and the firmware proof (tests/firmware)
   "ovmf                 /usr/share/qemu/firmware/60-edk2-x86_64.json /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd"

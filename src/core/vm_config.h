@@ -13,8 +13,14 @@ namespace feos::core {
 // Turns FeOS's `image_ref` into a local disk image path: "/abs/path" or "file:///abs/path" ->
 // the path; "" -> "" (kernel boot). More than model::kMaxImageRef bytes, a NUL byte, relative
 // paths, ".." components or other URL schemes -> INVALID_ARGUMENT; OCI references
-// ("registry/name:tag") -> UNIMPLEMENTED. Messages name "config.image_ref".
+// ("registry/name:tag") -> UNIMPLEMENTED (VmManager pulls them when it has an ImageStore).
+// Messages name "config.image_ref".
 Result<std::string> resolve_image_ref(std::string_view image_ref);
+
+// Whether `image_ref` names an image in a registry ("registry/name:tag", "...@sha256:..."), to be
+// pulled, rather than a local file: not empty, not an absolute path, no URL scheme. Its syntax is
+// the image store's to check.
+bool names_registry_image(std::string_view image_ref);
 
 // Returns the spec with `image_path` filled by resolve_image_ref(). Errors: resolve_image_ref()'s.
 // Whether the spec has something to boot is model::validate()'s to say.

@@ -9,6 +9,8 @@
 #include "common/text.h"
 #include "core/vm_config.h"
 #include "core/vm_manager_detail.h"
+#include "model/field_path.h"
+#include "model/limits.h"
 
 namespace feos::core {
 namespace {
@@ -28,14 +30,16 @@ Error not_found(const std::string& id) { return Error{Code::kNotFound, "vm " + i
 }  // namespace
 
 VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-                     EventBus& bus, std::string runtime_root, VmLimits limits, ShutdownOptions shutdown)
+                     EventBus& bus, std::string runtime_root, VmLimits limits, ShutdownOptions shutdown,
+                     image::ImageStore* images)
     : db_(db),
       hypervisor_(hypervisor),
       devices_(devices),
       bus_(bus),
       runtime_root_(std::move(runtime_root)),
       limits_(limits),
-      shutdown_options_(shutdown) {
+      shutdown_options_(shutdown),
+      images_(images) {
   hypervisor_.set_exit_callback(
       [this](const std::string& id, const vmm::ExitInfo& info) { on_exit(id, info); });
 }
@@ -59,12 +63,23 @@ std::string VmManager::runtime_dir(const std::string& id) const { return runtime
 Result<VmManager::NewVm> VmManager::admit_new(model::VmSpec spec, std::optional<model::VmId> id) const {
   model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
   const std::string& vm_id = stored_id.text();
-  FEOS_ASSIGN_OR_RETURN(auto normalized, normalize_spec(std::move(spec)));
+  std::optional<image::PulledImage> pulled;
+  model::VmSpec normalized;
+  if (images_ && names_registry_image(spec.image_ref) && spec.image_ref.size() <= model::kMaxImageRef) {
+    // The hypervisor checks the cached disk; create() gives the VM its own disk over it.
+    auto got = images_->pull(spec.image_ref);
+    if (!got) return fail(got.error().context(std::string(model::field::kImageRef)));
+    spec.image_path = got->disk_path;
+    normalized = std::move(spec);
+    pulled = std::move(*got);
+  } else {
+    FEOS_ASSIGN_OR_RETURN(normalized, normalize_spec(std::move(spec)));
+  }
   auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
   if ((!admitted->gpus.empty() || admitted->gpu_count) && !devices_)
     return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
-  return NewVm{std::move(stored_id), std::move(*admitted)};
+  return NewVm{std::move(stored_id), std::move(*admitted), std::move(pulled)};
 }
 
 Result<uint64_t> VmManager::check_new_locked(const std::string& vm_id, const model::VmSpec& spec) const {
@@ -110,6 +125,18 @@ Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::V
     normalized.gpus.clear();
     for (const auto& gpu : gpus) normalized.gpus.push_back(gpu.request);
   }
+  if (admitted.image) {
+    // The VM's own disk (qcow2 over the cached image): the VM never writes the shared image.
+    auto disk = images_->attach(vm_id, *admitted.image);
+    if (!disk) {
+      std::lock_guard lock(mutex_);
+      vms_.erase(vm_id);
+      if (!gpus.empty()) (void)devices_->release(vm_id);
+      return fail(disk.error().context(std::string(model::field::kImageRef)));
+    }
+    normalized.image_path = std::move(*disk);
+    normalized.image_format = model::DiskFormat::kQcow2;
+  }
 
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(vm_id);
@@ -123,11 +150,23 @@ Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::V
     bool had_gpus = !entry.record.gpus.empty();
     vms_.erase(vm_id);
     if (had_gpus) (void)devices_->release(vm_id);
+    if (admitted.image) (void)images_->release(vm_id);
     return fail(inserted.error());
   }
   entry.persisted = true;
   entry.holds_devices = !entry.record.gpus.empty();
   entry.job.reset();
+  if (admitted.image) {
+    const auto& image = *admitted.image;
+    std::string pulled = image.bytes_pulled == 0 ? "from the cache, 0 bytes pulled"
+                                                 : std::to_string(image.bytes_pulled) + " bytes pulled from " +
+                                                       image.registry_url;
+    if (auto emitted = emit_locked(entry, "image",
+                                   "image " + image.reference + " (" + image.manifest_digest + "): disk " +
+                                       std::to_string(image.bytes_total) + " bytes, " + pulled);
+        !emitted)
+      logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
+  }
   if (auto emitted = emit_locked(entry, "vm", "created"); !emitted)
     logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
   logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
@@ -207,10 +246,12 @@ Status VmManager::run_request(const model::VmId& request_id, LifecycleEvent requ
 
 Status VmManager::remove(const model::VmId& request_id) {
   std::string id;
+  bool registry_image = false;
   {
     std::lock_guard lock(mutex_);
     FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, LifecycleEvent::kDelete, JobKind::kDelete));
     id = entry->record.id;
+    registry_image = names_registry_image(entry->record.spec.image_ref);
   }
   JobGuard guard(*this, id);
   // A delete writes too (state, events, ledger): on a full state directory the store gives up
@@ -242,6 +283,9 @@ Status VmManager::remove(const model::VmId& request_id) {
   std::error_code ec;
   std::filesystem::remove_all(runtime_dir(id), ec);
   if (ec) return fail(Code::kInternal, "delete vm " + id + ": remove " + runtime_dir(id) + ": " + ec.message());
+  // Its disk over a registry image goes too, and the image may be evicted from then on.
+  if (images_ && registry_image)
+    if (auto released = images_->release(id); !released) return fail(released.error().context("delete vm " + id));
   std::lock_guard lock(mutex_);
   FEOS_TRY(db_.vms().remove(id));
   vms_.erase(id);

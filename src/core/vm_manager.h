@@ -33,6 +33,7 @@
 #include "core/event_bus.h"
 #include "core/vm_lifecycle.h"
 #include "hostdev/host_devices.h"
+#include "image/image_store.h"
 #include "model/vm.h"
 #include "model/vm_id.h"
 #include "model/vm_plan.h"
@@ -80,16 +81,21 @@ struct RecoverOptions {
 class VmManager {
  public:
   // `runtime_root` holds one directory per VM with its hypervisor's sockets and logs. `devices`
-  // may be null on a host without passthrough: VMs with GPUs are then refused.
+  // may be null on a host without passthrough: VMs with GPUs are then refused. `images` may be
+  // null: an image_ref naming a registry is then UNIMPLEMENTED.
   VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::HostDevices* devices,
-            EventBus& bus, std::string runtime_root, VmLimits limits = {}, ShutdownOptions shutdown = {});
+            EventBus& bus, std::string runtime_root, VmLimits limits = {}, ShutdownOptions shutdown = {},
+            image::ImageStore* images = nullptr);
   // Ends the shutdown watchers (a VM in its grace stays running: a restarted daemon re-arms it).
   ~VmManager();
 
   // Loads the stored VMs and reconciles them with the host, before anything else may change it:
   // 1. VMs the database does not know (a runtime directory or a live hypervisor process under
   //    runtime_root without a record): FAILED_PRECONDITION naming them and how to recover,
-  //    unless options.discard_unknown_vms (see RecoverOptions).
+  //    unless options.discard_unknown_vms (see RecoverOptions). Then the image store's disks of
+  //    VMs without a record (ImageStore::remove_unknown_vms): a create cut short between the VM's
+  //    disk and its record leaves one, which would pin its image forever; it is removed (a
+  //    discarded VM's is moved aside), each logged.
   // 2. Every live process of a known VM (hypervisor find_processes(), or the recorded pid) is
   //    adopted: a running or paused guest makes the VM running or paused, whatever its record
   //    said (one whose shutdown was requested gets a new grace, see shutdown()); a process whose start was cut short (never resumed) is stopped and the VM keeps its
@@ -101,8 +107,10 @@ class VmManager {
   // Call once, before serving.
   Status recover(const RecoverOptions& options = {});
 
-  // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs),
-  // takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
+  // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs
+  // without an image store), pulls a registry image (ImageStore::pull's errors, after
+  // "config.image_ref: ") and gives the VM its own disk over it (an "image" event says how many
+  // bytes came from the registry), takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
   // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken
   // (in any letter case); RESOURCE_EXHAUSTED past the VmLimits or when the state directory is
   // full. Returns the id as stored (canonical; a new random one when `id` is not given). On
@@ -111,7 +119,8 @@ class VmManager {
   // A dry run of create() and the start() after it (vm_plan.cc): the same checks, by the same
   // functions, in the same order (create's admission and limits, the host side's plan, then the
   // hypervisor's plan_start() on the runtime directory the VM would get), with nothing recorded,
-  // reserved, bound, created or published. Returns what they would do: the GPUs' host functions
+  // reserved, bound, created or published (a registry image is pulled into the shared cache, so
+  // the create after it pulls nothing; no VM disk is made). Returns what they would do: the GPUs' host functions
   // and groups, the decisions, the address space and the hypervisor's command line.
   // Errors: create()'s, with the same codes and messages (except a race the real create loses
   // later: a device taken between plan and claim); then the hypervisor's start errors (its
@@ -129,8 +138,8 @@ class VmManager {
   // grace presses again; the earlier deadline stays. A press that fails is reported in an event,
   // and the grace still ends the VM. INVALID_ARGUMENT for a grace over kMaxShutdownGrace.
   Status shutdown(const model::VmId& id, std::optional<std::chrono::seconds> grace = std::nullopt);
-  // Stops the hypervisor if it runs, returns its GPUs to the host, then forgets the VM and its
-  // events. If a device cannot be returned the VM stays (so the delete can be retried) and the
+  // Stops the hypervisor if it runs, returns its GPUs to the host, removes its disk over a
+  // registry image, then forgets the VM and its events. If a device cannot be returned the VM stays (so the delete can be retried) and the
   // error names the device. Works on a full state directory: the store's reserve is given up
   // for it (Database::make_room) and taken again afterwards.
   Status remove(const model::VmId& id);
@@ -178,8 +187,10 @@ class VmManager {
   struct NewVm {
     model::VmId id;      // canonical
     model::VmSpec spec;  // normalized and admitted by the hypervisor
+    std::optional<image::PulledImage> image;  // a registry image_ref's (spec.image_path: its cached disk)
   };
-  // The id as stored, normalize_spec(), the hypervisor's admit(), passthrough available.
+  // The id as stored, normalize_spec() or the registry image's pull, the hypervisor's admit(),
+  // passthrough available.
   Result<NewVm> admit_new(model::VmSpec spec, std::optional<model::VmId> id) const;
   // ALREADY_EXISTS, then check_limits_locked(), for a new VM; returns its stored size. Caller
   // holds mutex_.
@@ -246,8 +257,12 @@ class VmManager {
   std::optional<std::string> record_key_locked(std::string_view name) const;
   // Renames <runtime_root>/<old spelling> to the canonical id of its record.
   void rename_legacy_runtime_dirs_locked();
-  // Runtime directories and live processes without a record: refused, or discarded on request.
-  Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options);
+  // Runtime directories and live processes without a record: refused, or discarded on request
+  // (their names, canonical where they parse as ids, go to `discarded`).
+  Status handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options,
+                            std::set<std::string>& discarded);
+  // Disks over registry images of VMs without a record (ImageStore::remove_unknown_vms).
+  void remove_unknown_image_disks(const std::set<std::string>& discarded);
   // One record against its live processes (recorded pid first): adopts one, stops the rest.
   Status recover_entry_locked(Entry& entry, const std::vector<int>& live);
   // hypervisor adopt(), tried again while the process is alive but unreachable (a loaded host).
@@ -260,6 +275,7 @@ class VmManager {
   std::string runtime_root_;
   const VmLimits limits_;
   const ShutdownOptions shutdown_options_;
+  image::ImageStore* images_;
   mutable std::mutex mutex_;
   std::map<std::string, Entry> vms_;
   // Shutdown watchers, by serial; under mutex_. `watchers_done_` lists those that ended.

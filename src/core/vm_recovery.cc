@@ -44,7 +44,9 @@ Status VmManager::recover(const RecoverOptions& options) {
     }
     rename_legacy_runtime_dirs_locked();
   }
-  FEOS_TRY(handle_unknown_vms(found, options));
+  std::set<std::string> discarded;
+  FEOS_TRY(handle_unknown_vms(found, options, discarded));
+  remove_unknown_image_disks(discarded);
 
   std::set<std::string> keepers;
   std::lock_guard lock(mutex_);
@@ -120,7 +122,8 @@ void VmManager::rename_legacy_runtime_dirs_locked() {
   }
 }
 
-Status VmManager::handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options) {
+Status VmManager::handle_unknown_vms(const std::vector<vmm::FoundProcess>& found, const RecoverOptions& options,
+                                     std::set<std::string>& discarded) {
   std::map<std::string, std::string> unknown;  // name -> what shows it
   {
     std::lock_guard lock(mutex_);
@@ -161,8 +164,27 @@ Status VmManager::handle_unknown_vms(const std::vector<vmm::FoundProcess>& found
     std::filesystem::rename(from, to, ec);
     if (ec) return fail(Code::kInternal, "discard unknown vm: move " + from + " to " + to + ": " + ec.message());
   }
+  for (const auto& [name, what] : unknown) {
+    auto id = model::VmId::parse(name);
+    discarded.insert(id ? id->canonical().text() : name);
+  }
   logger()->warn("discarded VMs unknown to the database ({}): {}", unknown.size(), list);
   return ok();
+}
+
+void VmManager::remove_unknown_image_disks(const std::set<std::string>& discarded) {
+  if (!images_) return;
+  std::set<std::string> known;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, entry] : vms_) known.insert(id);
+  }
+  // A create cut short after the VM got its disk and before it was recorded leaves the disk, which
+  // would pin its image forever; a discarded VM's disk is moved aside with its runtime directory.
+  auto handled = images_->remove_unknown_vms(known, discarded);
+  if (!handled) logger()->error("disks of VMs unknown to the database not checked: {}", handled.error().message);
+  else if (!handled->empty())
+    logger()->warn("image disks of {} VM(s) unknown to the database removed or set aside", handled->size());
 }
 
 Result<vmm::RunState> VmManager::adopt_with_retries(const std::string& id, int pid) {

@@ -91,6 +91,7 @@ Daemon::~Daemon() {
   vm_service_.reset();
   manager_.reset();
   bus_.reset();
+  own_image_store_.reset();
   devices_.reset();
   inventory_.reset();
   own_hypervisor_.reset();
@@ -107,9 +108,11 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options) {
   FEOS_TRY(d->open_state());
   FEOS_TRY(d->open_hypervisor());
   FEOS_TRY(d->open_devices());
+  FEOS_TRY(d->open_images());
   d->bus_ = std::make_unique<core::EventBus>();
   d->manager_ = std::make_unique<core::VmManager>(*d->db_, *d->hypervisor_, d->devices_.get(), *d->bus_,
-                                                  opt.state_dir + "/vms", opt.vm_limits, opt.shutdown);
+                                                  opt.state_dir + "/vms", opt.vm_limits, opt.shutdown,
+                                                  d->image_store_);
   if (auto recovered = d->manager_->recover({.discard_unknown_vms = opt.discard_unknown_vms}); !recovered)
     return step_failed("recover", recovered.error());
   d->vm_service_ = api::make_vm_service(*d->manager_, opt.build_version, opt.stream_limits);
@@ -147,6 +150,11 @@ Status Daemon::open_hypervisor() {
   vmm::qemu::QemuConfig config = options_.qemu;
   if (config.image_roots.empty())
     logger()->warn("no --image-root: VM requests may name any regular file on this host as a disk or kernel");
+  else  // the VMs' disks over registry images and the cached images under them
+    config.image_roots.push_back(options_.state_dir + "/images");
+  // ... which only feosd's image store names: a request naming a cached image as its disk would
+  // write under every VM of that image, one naming another VM's disk would read or write it.
+  config.reserved_dirs.push_back(options_.state_dir + "/images");
   if (!options_.qemu_user.empty()) {
     auto user = sys::resolve_user(options_.qemu_user);
     if (!user) return step_failed("--qemu-user", user.error());
@@ -181,6 +189,37 @@ Status Daemon::open_devices() {
                                                         device_options);
   devices_ = std::make_unique<hostdev::HostDevices>(*filesystem_, options_.paths, db_->ledger(), std::move(policy),
                                                     device_options);
+  return ok();
+}
+
+// The registry image store: the injected one, or an OciImageStore over <state_dir>/images.
+Status Daemon::open_images() {
+  image_store_ = options_.image_store;
+  if (image_store_ != nullptr) return ok();
+  const ImageOptions& images = options_.images;
+  image::ImageStoreOptions store;
+  store.cache_dir = options_.state_dir + "/images";
+  store.cache_limit_bytes = images.cache_limit_bytes;
+  store.max_blob_bytes = images.max_blob_bytes;
+  store.registry.ca_file = images.ca_file;
+  store.registry.insecure_registries = images.insecure_registries;
+  if (!images.credentials_file.empty()) {
+    auto credentials = image::load_credentials(images.credentials_file);
+    if (!credentials) return step_failed("--registry-credentials", credentials.error());
+    store.registry.credentials = std::move(*credentials);
+  }
+  if (!options_.qemu_user.empty()) {
+    // The VM's disk belongs to the user its qemu runs as (the cached image is readable by all).
+    auto user = sys::resolve_user(options_.qemu_user);
+    if (!user) return step_failed("--qemu-user", user.error());
+    store.disk_owner = image::DiskOwner{user->uid, user->gid};
+  }
+  auto opened = image::OciImageStore::open(std::move(store));
+  if (!opened) return step_failed("image cache", opened.error());
+  own_image_store_ = std::move(*opened);
+  image_store_ = own_image_store_.get();
+  for (const auto& registry : images.insecure_registries)
+    logger()->warn("registry {} is reached over plain HTTP (--insecure-registry)", registry);
   return ok();
 }
 

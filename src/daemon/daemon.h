@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "core/vm_manager.h"
 #include "hostdev/options.h"
+#include "image/oci_image_store.h"
 #include "sys/host_paths.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
@@ -45,8 +46,18 @@ namespace feos::daemon {
 // Room kept beside the database so that DeleteVm works on a full disk (store/space_reserve.h).
 inline constexpr uint64_t kStateReserveBytes = 16 * 1024 * 1024;
 
+// VM images from OCI registries (docs/images.md). The cache is <state_dir>/images.
+struct ImageOptions {
+  uint64_t cache_limit_bytes = 100ull << 30;  // --image-cache-size
+  uint64_t max_blob_bytes = 64ull << 30;      // --image-max-blob-size
+  std::string ca_file;                        // --registry-ca: trusted besides the system's CAs
+  std::vector<std::string> insecure_registries;  // --insecure-registry: plain HTTP to these
+  std::string credentials_file;               // --registry-credentials (image::load_credentials)
+};
+
 struct DaemonOptions {
-  // Holds feosd.db, feosd.lock and vms/<vm id>/ (each VM's runtime files).
+  // Holds feosd.db, feosd.lock, vms/<vm id>/ (each VM's runtime files) and images/ (the image
+  // cache and the VMs' disks over its images).
   std::string state_dir = "/var/lib/feosd";
   // Where sysfs, /dev and procfs are.
   sys::HostPaths paths;
@@ -54,6 +65,9 @@ struct DaemonOptions {
   // (sys::make_posix_filesystem()), and a QemuHypervisor made from `qemu` and `qemu_user`.
   sys::Filesystem* filesystem = nullptr;
   vmm::Hypervisor* hypervisor = nullptr;
+  // Registry images: null makes an image::OciImageStore from `images`.
+  image::ImageStore* image_store = nullptr;
+  ImageOptions images;
   // The QemuHypervisor's configuration (binary, accel, image roots); unused with `hypervisor`.
   vmm::qemu::QemuConfig qemu;
   // Run qemu as this user (sys::resolve_user); empty: as feosd. Unused with `hypervisor`.
@@ -85,9 +99,10 @@ class Daemon {
   //                        log cannot be set aside.
   //   FAILED_PRECONDITION  another feosd holds the state directory's lock; the database file is
   //                        empty (0 bytes) without discard_unknown_vms.
-  //   and, prefixed "open database: ", "--qemu-user: ", "hypervisor: ", "device policy: " or
-  //   "recover: ", the errors of Database::open, sys::resolve_user, QemuHypervisor::create,
-  //   hostdev::Policy::load and VmManager::recover.
+  //   and, prefixed "open database: ", "--qemu-user: ", "hypervisor: ", "device policy: ",
+  //   "--registry-credentials: ", "image cache: " or "recover: ", the errors of Database::open,
+  //   sys::resolve_user, QemuHypervisor::create, hostdev::Policy::load, image::load_credentials,
+  //   OciImageStore::open and VmManager::recover.
   static Result<std::unique_ptr<Daemon>> open(DaemonOptions options);
   // Tears down in reverse order (services, manager, devices, hypervisor, database), then releases
   // the state directory's lock. Stop the gRPC server first: its calls use the services.
@@ -111,6 +126,7 @@ class Daemon {
   Status open_state();
   Status open_hypervisor();
   Status open_devices();
+  Status open_images();
 
   DaemonOptions options_;
   // Declaration order is construction order; destruction runs backwards (services first).
@@ -124,6 +140,8 @@ class Daemon {
   vmm::Hypervisor* hypervisor_ = nullptr;
   std::unique_ptr<hostdev::HostInventory> inventory_;
   std::unique_ptr<hostdev::HostDevices> devices_;
+  std::unique_ptr<image::ImageStore> own_image_store_;
+  image::ImageStore* image_store_ = nullptr;
   std::unique_ptr<core::EventBus> bus_;
   std::unique_ptr<core::VmManager> manager_;
   std::unique_ptr<grpc::Service> vm_service_;

@@ -184,6 +184,24 @@ int main(int argc, char** argv) {
   app.add_flag("--discard-unknown-vms", opt.daemon.discard_unknown_vms,
                "recover a state dir whose database lost VMs (empty or replaced feosd.db): kill their "
                "qemus and move their runtime dirs to <state-dir>/vms.discarded/, then start");
+  app.add_option("--image-cache-size", opt.daemon.images.cache_limit_bytes,
+                 "bytes the registry image cache (<state-dir>/images) holds at most; unused images "
+                 "are evicted, least recently used first")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  app.add_option("--image-max-blob-size", opt.daemon.images.max_blob_bytes,
+                 "largest disk layer pulled from a registry (bytes; K, M, G suffixes)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  app.add_option("--registry-ca", opt.daemon.images.ca_file,
+                 "PEM CA certificate(s) trusted for registries besides the system's CAs")
+      ->check(CLI::ExistingFile);
+  app.add_option("--insecure-registry", opt.daemon.images.insecure_registries,
+                 "registry host[:port] reached over plain HTTP (repeatable; no credentials are sent)")
+      ->type_name("HOST[:PORT]");
+  app.add_option("--registry-credentials", opt.daemon.images.credentials_file,
+                 "JSON file {\"registries\": {\"HOST[:PORT]\": {\"username\": .., \"password\": ..}}}")
+      ->check(CLI::ExistingFile);
   app.add_option("--max-vms", opt.daemon.vm_limits.max_vms, "VMs this daemon holds at most")->capture_default_str();
   app.add_option("--max-streams", opt.daemon.stream_limits.max_streams,
                  "event and console streams served at once (each holds a thread)")

@@ -32,4 +32,8 @@ std::string_view disk_format_name(DiskFormat format) {
   return "";
 }
 
+bool names_registry_image(std::string_view ref) {
+  return !ref.empty() && ref.front() != '/' && ref.find("://") == std::string_view::npos;
+}
+
 }  // namespace feos::model

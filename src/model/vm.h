@@ -63,6 +63,11 @@ struct FirmwareSpec {
   bool secure_boot = false;  // UEFI only: a Secure Boot build with Microsoft's keys enrolled
 };
 
+// Whether `image_ref` names an image in a registry ("registry/name:tag", "...@sha256:..."), to be
+// pulled by feosd's image store, rather than a local file: not empty, not an absolute path, no URL
+// scheme. Its syntax is the image store's to check. For such a ref, image_path is the store's.
+bool names_registry_image(std::string_view image_ref);
+
 struct VmSpec {
   CpuSpec cpus;
   MemorySpec memory;

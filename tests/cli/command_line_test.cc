@@ -132,7 +132,7 @@ TEST_F(CommandLineTest, CreateWithEveryFlagBuildsTheWholeRequest) {
 }
 
 TEST_F(CommandLineTest, ImageReferencesThatAreNotLocalPathsGoAsTyped) {
-  // An OCI reference is no path here: the daemon answers it (UNIMPLEMENTED), not a mangled path.
+  // An OCI reference is no path here: the daemon pulls it, feosctl passes it on unchanged.
   Invocation inv = parse_ok({"vm", "create", "--image", "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0"});
   EXPECT_EQ(inv.create_request.config().image_ref(), "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0");
 }

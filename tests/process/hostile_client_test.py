@@ -217,6 +217,27 @@ try:
     check(all("mem" not in details.replace("/proc/self/mem", "").replace(f"/proc/{daemon.pid}/mem", "")
               for _, details in answers.values()), "the answer shows no resolved path")
 
+    # --- feosd's image cache (inside the roots with --image-root): no request may name it ---
+    cache = os.path.join(work, "state", "images")
+    cached = os.path.join(cache, "blobs", "sha256", "ab" * 32)
+    with open(cached, "wb") as f:
+        f.truncate(1 << 20)
+    os.symlink(cached, os.path.join(images, "cached-link.raw"))
+    for field, path in (("config.disks[0].path", cached),
+                        ("config.disks[0].path", os.path.join(images, "cached-link.raw")),
+                        ("config.disks[0].path", os.path.join(cache, "vms", "x", "disk.qcow2")),  # missing: not "not found"
+                        ("config.image_ref", "file://" + cached)):
+        c = config()
+        if field == "config.image_ref":
+            c.image_ref = path
+        else:
+            c.disks[0].path = path
+        code, details = call(vm_service, "CreateVm", pb.CreateVmRequest(config=c))
+        check(code == grpc.StatusCode.INVALID_ARGUMENT and field + ": " in details and "image cache" in details,
+              f"a request naming {path} in the image cache is refused: {code.name} {details}")
+    os.unlink(os.path.join(images, "cached-link.raw"))
+    os.unlink(cached)
+
     # --- ids compare canonically ---
     upper = vm_id.upper()
     code, details = call(vm_service, "GetVm", pb.GetVmRequest(vm_id=upper))

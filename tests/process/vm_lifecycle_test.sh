@@ -74,7 +74,8 @@ expect_error NOT_FOUND vm get 123e4567-e89b-12d3-a456-426614174000
 expect_error NOT_FOUND vm start 123e4567-e89b-12d3-a456-426614174000
 expect_error INVALID_ARGUMENT vm create --id not-a-uuid "${GUEST_ARGS[@]}"
 expect_error NOT_FOUND vm create --kernel /nonexistent/vmlinuz --memory 64
-expect_error UNIMPLEMENTED vm create --image ghcr.io/ironcore-dev/os-images/gardenlinux:latest
+# an OCI reference is pulled: a registry nothing listens on is UNAVAILABLE at once
+expect_error UNAVAILABLE vm create --image 127.0.0.1:1/ironcore-dev/os-images/gardenlinux:latest
 ID3=$(ctl vm create "${GUEST_ARGS[@]}")
 expect_error FAILED_PRECONDITION vm pause "$ID3"
 expect_error FAILED_PRECONDITION vm shutdown "$ID3"

@@ -266,6 +266,87 @@ TEST_F(RequestFilesTest, DataFileOutsideTheRootsIsPermissionDenied) {
   EXPECT_EQ(chain(images_ + "/top.qcow2").error().code, Code::kPermissionDenied);
 }
 
+// feosd's image cache is inside the roots (with --image-root the daemon adds it), but its blobs
+// are shared by every VM of an image and its disks are each one VM's: no request may name one,
+// directly, through a symbolic link, "..", or as a backing or data file of its own image. Only
+// the root image of a VM whose image_ref names a registry image (the store's overlay) lies there.
+TEST_F(RequestFilesTest, ImageCacheIsReservedForTheImageStore) {
+  const std::string cache = dir_ / "state/images";
+  const std::string blob = cache + "/blobs/sha256/" + std::string(64, 'a');
+  const std::string overlay = cache + "/vms/vm-1/disk.qcow2";
+  write(blob, std::string(4096, 'b'));
+  write(overlay, qcow2(blob, "raw"));
+  const FileRoots roots = {images_, cache};
+  const ReservedDirs reserved = {cache};
+  auto refused = [&](const model::VmSpec& spec, const std::string& field) {
+    auto checked = check_spec_files(spec, roots, reserved);
+    ASSERT_FALSE(checked) << field;
+    EXPECT_EQ(checked.error().code, Code::kInvalidArgument) << checked.error().message;
+    EXPECT_EQ(checked.error().message.rfind(field + ": ", 0), 0u) << checked.error().message;
+    EXPECT_THAT(checked.error().message, HasSubstr("is inside feosd's image cache (" + cache + ")"));
+    EXPECT_THAT(checked.error().message, Not(HasSubstr("not found")));
+    // Without the reservation the same spec passes (or fails for another reason).
+    auto unreserved = check_spec_files(spec, roots);
+    EXPECT_TRUE(!unreserved || unreserved.error().code != Code::kInvalidArgument) << field;
+  };
+  auto local_root = [](const std::string& path) {
+    model::VmSpec spec;
+    spec.image_ref = "file://" + path;
+    spec.image_path = path;
+    return spec;
+  };
+  auto with_disk = [](const std::string& path) {
+    model::VmSpec spec;
+    spec.disks.push_back({});
+    spec.disks[0].path = path;
+    return spec;
+  };
+  // A cached image as the request's own root disk or extra disk: qemu would write it.
+  refused(local_root(blob), "config.image_ref");
+  refused(with_disk(blob), "config.disks[0].path");
+  // Another VM's disk.
+  refused(with_disk(overlay), "config.disks[0].path");
+  // Through a symbolic link inside an image root, and through "..".
+  std::filesystem::create_symlink(blob, images_ + "/innocent.raw");
+  refused(local_root(images_ + "/innocent.raw"), "config.image_ref");
+  refused(with_disk(images_ + "/../state/images/vms/vm-1/disk.qcow2"), "config.disks[0].path");
+  // A missing file there is refused the same way, not answered with "not found".
+  refused(with_disk(cache + "/vms/vm-2/disk.qcow2"), "config.disks[0].path");
+  // As the backing file or the external data file of the request's own image.
+  write(images_ + "/over-cache.qcow2", qcow2(blob, "raw"));
+  refused(with_disk(images_ + "/over-cache.qcow2"),
+          "config.disks[0].path (backing file of " + quote_for_message(images_ + "/over-cache.qcow2") + ")");
+  write(images_ + "/data-in-cache.qcow2", qcow2_with_data_file(blob));
+  refused(local_root(images_ + "/data-in-cache.qcow2"),
+          "config.image_ref (data file of " + quote_for_message(images_ + "/data-in-cache.qcow2") + ")");
+  // As a kernel or initramfs.
+  model::VmSpec kernel;
+  kernel.boot.kernel = blob;
+  refused(kernel, "config.boot.kernel");
+
+  // The VM's own disk over a registry image: its overlay and the cached image under it.
+  model::VmSpec registry;
+  registry.image_ref = "registry.example.com/os:1";
+  registry.image_path = overlay;
+  auto own = check_spec_files(registry, roots, reserved);
+  ASSERT_TRUE(own) << own.error().to_string();
+  ASSERT_EQ(own->images.root.size(), 2u);
+  EXPECT_EQ(own->images.root[0].path, overlay);
+  EXPECT_EQ(own->images.root[1].path, blob);
+  // ... and the registry image's cached disk itself, as create's admission checks it.
+  registry.image_path = blob;
+  EXPECT_TRUE(check_spec_files(registry, roots, reserved));
+  // Such a VM's extra disks are still the request's.
+  registry.image_path = overlay;
+  registry.disks.push_back({});
+  registry.disks[0].path = blob;
+  EXPECT_EQ(check_spec_files(registry, roots, reserved).error().code, Code::kInvalidArgument);
+  // Without image roots the cache is still reserved.
+  auto no_roots = check_spec_files(with_disk(overlay), {}, reserved);
+  ASSERT_FALSE(no_roots);
+  EXPECT_EQ(no_roots.error().code, Code::kInvalidArgument);
+}
+
 TEST_F(RequestFilesTest, MissingDataFileInsideTheRootsIsNotFound) {
   write(images_ + "/vm.qcow2", qcow2_with_data_file(images_ + "/vm.data"));
   auto missing = chain(images_ + "/vm.qcow2");

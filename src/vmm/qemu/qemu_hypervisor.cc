@@ -166,7 +166,7 @@ model::GpuFit QemuHypervisor::fit_gpus(const std::vector<model::AssignedGpu>& ca
 
 Result<model::VmSpec> QemuHypervisor::admit(const model::VmSpec& spec) const {
   FEOS_TRY(validate(spec));
-  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots));
+  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots, config_.reserved_dirs));
   return std::move(files.spec);
 }
 
@@ -298,7 +298,7 @@ Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
   FEOS_ASSIGN_OR_RETURN(ArgvConfig argv_config, this->argv_config(spec, !gpus.empty()).map_error(in_vm));
   // The files again (they may have changed since create), with the formats recorded at create;
   // a VM created before formats were recorded gets them detected now.
-  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots).map_error(in_vm));
+  FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots, config_.reserved_dirs).map_error(in_vm));
   // qemu gets the resolved paths: a symbolic link swapped after the checks cannot redirect it.
   model::VmSpec resolved = files.spec;
   resolved.boot.kernel = files.kernel;

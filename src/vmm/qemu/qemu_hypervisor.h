@@ -46,6 +46,9 @@ struct QemuConfig {
   // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files and external
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
+  // Directories of feosd's own files no request may name, inside the roots or not: the image
+  // cache (request_files.h, ReservedDirs). Only a registry image's root disk lies there.
+  ReservedDirs reserved_dirs;
   // Where UEFI guests' firmware is found: QEMU firmware descriptors (firmware.h), in priority order.
   std::vector<std::string> firmware_dirs = kFirmwareDescriptorDirs;
 };

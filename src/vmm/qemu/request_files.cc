@@ -106,7 +106,7 @@ std::string describe_type(mode_t mode) {
 }  // namespace
 
 Result<std::string> check_request_file(const std::string& path, const std::string& field,
-                                       const FileRoots& roots) {
+                                       const FileRoots& roots, const ReservedDirs& reserved) {
   const std::string shown = field + ": " + quote_for_message(path);
   if (path.empty() || path.front() != '/')
     return fail(Code::kInvalidArgument, shown + " is not an absolute path");
@@ -114,20 +114,33 @@ Result<std::string> check_request_file(const std::string& path, const std::strin
     return fail(Code::kPermissionDenied,
                 shown + " is not a file inside the image roots (" + describe_roots(roots) + ")");
   };
+  // The cache's blobs are shared by every VM of an image and its disks are each one VM's: a
+  // request naming one could write an image under other VMs or read another VM's disk.
+  auto reserved_dir = [&](const std::string& real) -> std::optional<Error> {
+    for (const auto& dir : reserved)
+      if (inside_roots(real, {dir}))
+        return Error{Code::kInvalidArgument,
+                     shown + " is inside feosd's image cache (" + dir +
+                         "): its images are shared by the VMs that use them and its disks are each "
+                         "one VM's own; a request may not name them"};
+    return std::nullopt;
+  };
   errno = 0;
   auto real = resolve(path);
   if (!real) {
     int err = errno;
-    if (!roots.empty()) {
-      auto end = where_lookup_ends(path);
-      if (!end || !inside_roots(*end, roots)) return outside();
-    }
+    std::optional<std::string> end;
+    if (!roots.empty() || !reserved.empty()) end = where_lookup_ends(path);
+    if (!roots.empty() && (!end || !inside_roots(*end, roots))) return outside();
+    if (end)
+      if (auto refused = reserved_dir(*end)) return fail(std::move(*refused));
     if (err == ENOENT || err == ENOTDIR) return fail(Code::kNotFound, shown + " not found");
     if (err == ELOOP || err == ENAMETOOLONG)
       return fail(Code::kInvalidArgument, shown + " cannot be resolved: " + std::strerror(err));
     return fail_errno(shown + ": resolve", err);
   }
   if (!roots.empty() && !inside_roots(*real, roots)) return outside();
+  if (auto refused = reserved_dir(*real)) return fail(std::move(*refused));
   struct stat st {};
   if (::stat(real->c_str(), &st) != 0) return fail_errno(shown + ": stat", errno);
   if (S_ISBLK(st.st_mode) && !roots.empty()) return *real;
@@ -171,7 +184,8 @@ Result<model::DiskFormat> format_of(ImageMagic magic, bool top, model::DiskForma
 }  // namespace
 
 Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskFormat format,
-                                       const std::string& field, const FileRoots& roots) {
+                                       const std::string& field, const FileRoots& roots,
+                                       const ReservedDirs& reserved) {
   ImageChain chain;
   std::string named = path;  // as named: a relative backing name is relative to its directory
   std::string what = field;
@@ -181,7 +195,7 @@ Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskForma
       return fail(Code::kInvalidArgument, field + ": backing chain longer than " +
                                               std::to_string(kMaxChainImages) + " images");
     const std::string shown = what + ": " + quote_for_message(named);
-    auto real = check_request_file(named, what, roots);
+    auto real = check_request_file(named, what, roots, reserved);
     if (!real) return fail(real.error());
     for (const auto& earlier : chain)
       if (earlier.path == *real)
@@ -200,7 +214,8 @@ Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskForma
     if (!header) return fail(header.error().context(shown));
     if (!header->data_file.empty()) {
       auto data = check_request_file(
-          header->data_file, field + " (data file of " + quote_for_message(named) + ")", roots);
+          header->data_file, field + " (data file of " + quote_for_message(named) + ")", roots,
+          reserved);
       if (!data) return fail(data.error());
       image.data_file = std::move(*data);
     }
@@ -214,30 +229,34 @@ Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskForma
   }
 }
 
-Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots) {
+Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots,
+                                      const ReservedDirs& reserved) {
   CheckedFiles out{spec, {}, {}, {}};
   // The chain of one image; its format is recorded unless it was already.
-  auto chain_of = [&](const std::string& path, const std::string& field,
-                      model::DiskFormat& format) -> Result<ImageChain> {
-    auto chain = resolve_image_chain(path, format, field, roots);
+  auto chain_of = [&](const std::string& path, const std::string& field, model::DiskFormat& format,
+                      const ReservedDirs& refused) -> Result<ImageChain> {
+    auto chain = resolve_image_chain(path, format, field, roots, refused);
     if (chain && format == model::DiskFormat::kUnknown) format = chain->front().format;
     return chain;
   };
   if (!out.spec.image_path.empty()) {
-    auto chain = chain_of(out.spec.image_path, model::field::kImageRef, out.spec.image_format);
+    // A registry image's disk is the VM's own overlay in the cache, over the cached image.
+    const bool from_store = model::names_registry_image(out.spec.image_ref);
+    auto chain = chain_of(out.spec.image_path, model::field::kImageRef, out.spec.image_format,
+                          from_store ? ReservedDirs{} : reserved);
     if (!chain) return fail(chain.error());
     out.images.root = std::move(*chain);
   }
   for (size_t i = 0; i < out.spec.disks.size(); ++i) {
     auto& disk = out.spec.disks[i];
-    auto chain = chain_of(disk.path, model::field::disk(i, "path"), disk.format);
+    auto chain = chain_of(disk.path, model::field::disk(i, "path"), disk.format, reserved);
     if (!chain) return fail(chain.error());
     out.images.disks.push_back(std::move(*chain));
   }
   auto boot_file = [&](const std::string& path, const std::string& field,
                        std::string& resolved) -> Status {
     if (path.empty()) return ok();
-    auto real = check_request_file(path, field, roots);
+    auto real = check_request_file(path, field, roots, reserved);
     if (!real) return fail(real.error());
     resolved = std::move(*real);
     return ok();

@@ -17,6 +17,11 @@ namespace feos::vmm::qemu {
 // Where request files may live (--image-root). Empty: anywhere.
 using FileRoots = std::vector<std::string>;
 
+// Directories of feosd's own files that requests may not name even inside the roots: the image
+// cache (<state dir>/images), whose images every VM of an image shares read-only and whose disks
+// are each one VM's own. Only feosd puts a VM's root image there (a registry image's disk).
+using ReservedDirs = std::vector<std::string>;
+
 // Returns `path` resolved through every symbolic link. It must be absolute and resolve to a
 // regular file, or to a block device inside a root, that is not on a kernel interface filesystem
 // (procfs, sysfs, debugfs, ...: /proc/self/mem is a "regular file"); with `roots`, the resolved
@@ -27,12 +32,15 @@ using FileRoots = std::vector<std::string>;
 //    (<roots>)" for every path whose lookup does not end inside a root, whether it exists or not
 //    (a missing file counts as inside only when the lookup, dangling symbolic links followed, stops
 //    at a directory inside a root): one answer that tells nothing about the rest of the host;
+//  - INVALID_ARGUMENT "<field>: '<path>' is inside feosd's image cache (<dir>) ..." for a path
+//    whose resolved target (or, when it does not exist, where its lookup ends) lies inside one of
+//    the `reserved` directories: realpath-resolved, so no symbolic link leads around it;
 //  - NOT_FOUND "<field>: '<path>' not found";
 //  - INVALID_ARGUMENT for a relative path, a symbolic link loop, a directory, character device,
 //    FIFO, socket, a block device without roots, or a kernel interface file;
 //  - INTERNAL with the errno text for other failures.
 Result<std::string> check_request_file(const std::string& path, const std::string& field,
-                                       const FileRoots& roots);
+                                       const FileRoots& roots, const ReservedDirs& reserved = {});
 
 // Longest image chain accepted: far beyond real use; it stops loops that resolve differently.
 inline constexpr size_t kMaxChainImages = 16;
@@ -43,7 +51,7 @@ inline constexpr size_t kMaxChainImages = 16;
 // parse_qcow2_header(); its backing file (a relative name is relative to the directory of the
 // image as named) is opened in the backing format the header records, or, when it records none,
 // as qcow2 when it has the qcow2 magic and as raw when it has no magic at all; its external data
-// file is checked as a plain file. Every file goes through check_request_file().
+// file is checked as a plain file. Every file goes through check_request_file() (with `reserved`).
 // Errors: check_request_file()'s, the field of a backing file reading "<field> (backing file of
 // '<image>')" and of a data file "<field> (data file of '<image>')"; read_image_head()'s;
 // INVALID_ARGUMENT "<field>: '<image>': qcow2 ..." for a header parse_qcow2_header() refuses;
@@ -53,7 +61,8 @@ inline constexpr size_t kMaxChainImages = 16;
 // and qcow2, and those formats can name files of their own), when the chain comes back to one of
 // its images, or when it is longer than kMaxChainImages.
 Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskFormat format,
-                                       const std::string& field, const FileRoots& roots);
+                                       const std::string& field, const FileRoots& roots,
+                                       const ReservedDirs& reserved = {});
 
 // Every file of a spec, checked.
 struct CheckedFiles {
@@ -64,7 +73,11 @@ struct CheckedFiles {
 };
 
 // resolve_image_chain() for the root image ("config.image_ref") and each disk
-// ("config.disks[i].path"), then check_request_file() for the kernel and initramfs. Errors: theirs.
-Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots);
+// ("config.disks[i].path"), then check_request_file() for the kernel and initramfs. No file of
+// them may lie in `reserved`, except those of the root image when the spec's image_ref names a
+// registry image (model::names_registry_image(): feosd's image store made image_path, the VM's
+// own disk over a cached image, and nothing of the request's). Errors: theirs.
+Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots& roots,
+                                      const ReservedDirs& reserved = {});
 
 }  // namespace feos::vmm::qemu
