@@ -91,9 +91,11 @@ FEOSD_PID=
 start_feosd() {
   mkdir -p "$RUN_DIR"
   echo "---- feosd start at L1 uptime $(now)" >> "$E2E_RESULTS/feosd.log"
+  # A nested TCG guest can take minutes to listen to the ACPI power button: the shutdown grace
+  # is long, so vm_no_gpu sees the guest power off by itself, not a forced power-off.
   # shellcheck disable=SC2086
   "$E2E_BIN/feosd" --socket "$SOCK" --state-dir "$STATE" --accel tcg --log-level debug \
-    ${E2E_FEOSD_ARGS:-} >> "$E2E_RESULTS/feosd.log" 2>&1 &
+    --shutdown-grace 600 ${E2E_FEOSD_ARGS:-} >> "$E2E_RESULTS/feosd.log" 2>&1 &
   FEOSD_PID=$!
   local i
   for i in $(seq 1 300); do

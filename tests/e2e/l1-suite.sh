@@ -230,7 +230,9 @@ case_vm_no_gpu() {
     eval "ctl vm console $id --send hello-l2 --until E2E-L2-ECHO:hello-l2 --wait 120 >/dev/null"
   check "host devices untouched while it runs" host_drivers_intact
   check "ACPI shutdown" ctl vm shutdown "$id"
-  check "vm stopped after ACPI shutdown" eval "ctl vm events $id --until-state stopped --wait 120 >/dev/null"
+  check "vm stopped after ACPI shutdown" eval "ctl vm events $id --until-state stopped --wait 300 >/dev/null"
+  check "the guest powered off by itself (not forced off)" \
+    eval "ctl vm get $id 2>&1 | grep -q 'guest powered off'"
   keep_console "$id" vm_no_gpu
   delete_vm "$id"
 }

@@ -27,7 +27,7 @@
 # Usage: run-l1.sh OUTDIR RESULTS PAYLOAD [KEY=VALUE...]
 #   OUTDIR   prepared by setup.sh; RESULTS an existing directory; PAYLOAD a script on L0's
 #   filesystem run inside L1 (see init.sh); KEY=VALUE pairs go onto L1's kernel command line.
-# Environment: E2E_L1_TIMEOUT (seconds, default 1500), E2E_L1_MEMORY (default 4G),
+# Environment: E2E_L1_TIMEOUT (seconds, default 2700), E2E_L1_MEMORY (default 4G),
 #   E2E_L1_EXTRA_QEMU (more qemu arguments), E2E_BIG_BAR_GIB (card C's BAR in GiB, a power of
 #   two from 8 to 128; default 16: see tests/e2e/README.md for the time it costs).
 set -euo pipefail
@@ -41,7 +41,7 @@ shift 3
 for p in "$OUT" "$RESULTS" "$PAYLOAD" "$@"; do
   case $p in *[[:space:]]*) echo "run-l1: '$p' contains white space (kernel command line)" >&2; exit 2 ;; esac
 done
-TIMEOUT=${E2E_L1_TIMEOUT:-1500}
+TIMEOUT=${E2E_L1_TIMEOUT:-2700}
 
 # L1's own firmware (SeaBIOS) must place card C's BAR, so L1's 64-bit PCI hole and address bits
 # must reach it. Card C's function 0 is virtio-gpu-pci because its only prefetchable BAR is

@@ -9,7 +9,7 @@
 # Environment:
 #   E2E_OUT      where setup.sh prepares kernel and images (default BUILD_DIR/e2e; cached)
 #   E2E_CASES    comma-separated case names to run (default: all), e.g. host_layout,vm_no_gpu
-#   E2E_TIMEOUT  seconds for the whole L1 boot (default 1500)
+#   E2E_TIMEOUT  seconds for the whole L1 boot (default 2700: 13 cases, a loaded 2-core machine)
 #   E2E_BIG_BAR_GIB  the size of card C's large BAR in GiB (8, 16, 32, 64, 128; default 16)
 #   E2E_VERBOSE  1: show L1's whole console (kernel messages too); E2E_QUIET=1: only progress
 #                and case result lines (default: those plus each case's checks and evidence)
@@ -40,7 +40,7 @@ echo "e2e: booting the GPU host (qemu TCG, q35, Intel vIOMMU, 2 NUMA nodes; 6 ca
 # Shown: the suite's own lines (progress E2E ..., checks and evidence indented, CASE ...,
 # SUMMARY) and L1 panics; everything goes to the log.
 set +e
-E2E_L1_TIMEOUT=${E2E_TIMEOUT:-1500} "$HERE/run-l1.sh" "$OUT" "$RESULTS" "$HERE/l1-suite.sh" \
+E2E_L1_TIMEOUT=${E2E_TIMEOUT:-2700} "$HERE/run-l1.sh" "$OUT" "$RESULTS" "$HERE/l1-suite.sh" \
   "e2e_src=$SRC" "e2e_bin=$BIN" "e2e_cases=${E2E_CASES:-}" 2>&1 \
   | tee "$LOG" \
   | if [ "${E2E_VERBOSE:-0}" = 1 ]; then cat
