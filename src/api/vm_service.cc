@@ -114,6 +114,9 @@ class VmService final : public pb::VMService::Service {
 
   grpc::Status StreamVmEvents(ServerContext* ctx, const pb::StreamVmEventsRequest* req,
                               grpc::ServerWriter<pb::VmEvent>* writer) override {
+    // Headers first, as FeOS does: an error then ends the stream, not the call (a tonic client
+    // tells the two apart).
+    writer->SendInitialMetadata();
     StreamSlot slot(*this);
     if (!slot) return to_grpc(slot.refusal());
     std::optional<model::VmId> vm_id;  // as stored

@@ -74,18 +74,28 @@ class RawConsoleCall {
   std::vector<Frame> attach(const std::string& vm_id) {
     pb::StreamVmConsoleRequest request;
     request.mutable_attach()->set_vm_id(vm_id);
-    std::string message = request.SerializeAsString();
+    return call("StreamVmConsole", request.SerializeAsString());
+  }
+  std::vector<Frame> events(const std::string& vm_id) {
+    pb::StreamVmEventsRequest request;
+    request.set_vm_id(vm_id);
+    return call("StreamVmEvents", request.SerializeAsString());
+  }
+
+ private:
+  // One call of VMService's `method` with one request message: the frames of its answer.
+  std::vector<Frame> call(const std::string& method, const std::string& message) {
     std::string grpc_message(1, '\0');  // not compressed
     for (int shift : {24, 16, 8, 0}) grpc_message += static_cast<char>((message.size() >> shift) & 0xff);
     grpc_message += message;
     std::string headers = literal_header(":method", "POST") + literal_header(":scheme", "http") +
-                          literal_header(":path", "/feos.vm.vmm.api.v1.VMService/StreamVmConsole") +
+                          literal_header(":path", "/feos.vm.vmm.api.v1.VMService/" + method) +
                           literal_header(":authority", "localhost") +
                           literal_header("content-type", "application/grpc") + literal_header("te", "trailers");
     send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame_bytes(kSettings, 0, 0, "") +
          frame_bytes(kHeaders, kEndHeaders, 1, headers) + frame_bytes(kData, 0, 1, grpc_message));
 
-    std::vector<Frame> call;
+    std::vector<Frame> frames;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline) {
       auto frame = read_frame(deadline);
@@ -94,13 +104,12 @@ class RawConsoleCall {
       if (frame->type == kPing && !(frame->flags & kAck)) send(frame_bytes(kPing, kAck, 0, frame->payload));
       if (frame->type == kGoaway) break;
       if (frame->stream != 1 || frame->type == kWindowUpdate) continue;  // flow control is no answer
-      call.push_back(*frame);
+      frames.push_back(*frame);
       if ((frame->flags & kEndStream) || frame->type == kRstStream) break;
     }
-    return call;
+    return frames;
   }
 
- private:
   void send(const std::string& bytes) {
     size_t done = 0;
     while (done < bytes.size()) {
@@ -214,6 +223,15 @@ TEST_F(ConsoleStreamTest, OtherConsoleErrorsComeAfterTheHeadersToo) {
     EXPECT_EQ(describe(call.attach(id)), (std::vector<std::string>{"HEADERS", "HEADERS+END_STREAM"})) << id;
   }
   EXPECT_EQ(console_status("123e4567-e89b-12d3-a456-426614174000").error_code(), grpc::NOT_FOUND);
+}
+
+// So do the event stream's: an unknown VM, a malformed id.
+TEST_F(ConsoleStreamTest, EventStreamErrorsComeAfterTheHeadersToo) {
+  for (const std::string id : {"123e4567-e89b-12d3-a456-426614174000", "../x"}) {
+    RawConsoleCall call(socket_path());
+    ASSERT_TRUE(call.connected());
+    EXPECT_EQ(describe(call.events(id)), (std::vector<std::string>{"HEADERS", "HEADERS+END_STREAM"})) << id;
+  }
 }
 
 }  // namespace
