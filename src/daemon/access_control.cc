@@ -1,5 +1,7 @@
 #include "daemon/access_control.h"
 
+#include <arpa/inet.h>
+
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/socket.h>
@@ -176,6 +178,30 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tls_credentials(const std::stri
   ssl.pem_root_certs = std::move(*ca_pem);
   ssl.pem_key_cert_pairs.push_back({std::move(*key_pem), std::move(*cert_pem)});
   return grpc::SslServerCredentials(ssl);
+}
+
+Result<std::string> loopback_listen_address(const std::string& host_port) {
+  auto refuse = [&](const std::string& why) {
+    return fail(Code::kInvalidArgument, "--listen-plaintext " + host_port + ": " + why +
+                                            " (plaintext serves only a loopback address: 127.0.0.0/8, [::1] or "
+                                            "localhost; use --listen with TLS for others)");
+  };
+  const size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon == 0) return refuse("expected HOST:PORT");
+  const std::string host = host_port.substr(0, colon), port_text = host_port.substr(colon + 1);
+  int port = 0;
+  if (port_text.empty() || port_text.size() > 5) return refuse("bad port");
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return refuse("bad port");
+    port = port * 10 + (c - '0');
+  }
+  if (port < 1 || port > 65535) return refuse("bad port");
+  if (host == "localhost") return "127.0.0.1:" + port_text;
+  if (host == "[::1]") return host_port;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) != 1) return refuse("not a loopback address");
+  if ((ntohl(v4.s_addr) >> 24) != 127) return refuse("not a loopback address");
+  return host_port;
 }
 
 }  // namespace feos::daemon

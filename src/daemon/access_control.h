@@ -1,7 +1,8 @@
 #pragma once
 // Who may reach feosd's API. The unix socket is 0600 (feosd's user, root) or 0660 owned by
-// root:--socket-group; TCP only with TLS and a client certificate signed by --tls-client-ca. There
-// is no unauthenticated TCP mode. (tests/process/access_control_test.sh)
+// root:--socket-group; TCP with TLS and a client certificate signed by --tls-client-ca; plaintext
+// TCP only on a loopback address, as an opt-in for FeOS's clients (--listen-plaintext).
+// (tests/process/access_control_test.sh)
 #include <sys/types.h>
 
 #include <memory>
@@ -27,6 +28,11 @@ Status prepare_socket_path(const std::string& socket);
 // then checks with lstat that the path is that socket with exactly the expected owner, group and
 // mode. INTERNAL if anything differs.
 Status secure_socket(const std::string& socket, std::optional<gid_t> group);
+
+// The address for --listen-plaintext: FeOS's clients dial plaintext TCP (port 1337 by default),
+// so feosd may serve that, but only on a loopback address: "127.x.y.z:PORT", "[::1]:PORT" or
+// "localhost:PORT" (as "127.0.0.1:PORT"). INVALID_ARGUMENT naming the address otherwise.
+Result<std::string> loopback_listen_address(const std::string& host_port);
 
 // gRPC's TLS credentials for --listen: the server presents `cert`/`key` and accepts only clients
 // whose certificate `client_ca` verifies. The files are parsed first so that a bad one stops feosd

@@ -27,6 +27,7 @@ struct Options {
   std::string socket = "/run/feosd/feosd.sock";
   std::string socket_group;  // empty: the socket is 0600, root only
   std::string listen;        // host:port, optional; needs the three TLS files
+  std::string listen_plaintext;  // a loopback host:port, optional: FeOS clients' plaintext TCP
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
@@ -49,6 +50,15 @@ int run(const Options& opt) {
   if (opt.listen.empty() && any_tls) {
     logger->error("--tls-cert, --tls-key and --tls-client-ca only apply to --listen");
     return 1;
+  }
+  std::string plaintext_address;
+  if (!opt.listen_plaintext.empty()) {
+    auto address = feos::daemon::loopback_listen_address(opt.listen_plaintext);
+    if (!address) {
+      logger->error("{}", address.error().message);
+      return 1;
+    }
+    plaintext_address = *address;
   }
   std::optional<gid_t> socket_gid;
   if (!opt.socket_group.empty()) {
@@ -85,6 +95,10 @@ int run(const Options& opt) {
   builder.AddListeningPort("unix:" + opt.socket, grpc::InsecureServerCredentials());
   int tcp_port = 0;
   if (!opt.listen.empty()) builder.AddListeningPort(opt.listen, tcp_credentials, &tcp_port);
+  // Loopback only (checked above): any local user may call, unlike the unix socket's 0600.
+  int plaintext_port = 0;
+  if (!plaintext_address.empty())
+    builder.AddListeningPort(plaintext_address, grpc::InsecureServerCredentials(), &plaintext_port);
   (*daemon)->register_services(builder);
   // bind() creates the socket as 0600: never reachable by anyone else, even for a moment.
   mode_t old_umask = ::umask(0177);
@@ -100,16 +114,22 @@ int run(const Options& opt) {
     server->Shutdown();
     return 1;
   }
+  if (!plaintext_address.empty() && plaintext_port == 0) {
+    logger->error("cannot listen on {}", plaintext_address);
+    server->Shutdown();
+    return 1;
+  }
   if (auto secured = feos::daemon::secure_socket(opt.socket, socket_gid); !secured) {
     logger->error("{}", secured.error().message);
     server->Shutdown();
     return 1;
   }
   logger->info(
-      "ready version=\"{}\" socket={} socket_mode={} listen={} state_dir={} sysfs_root={} "
-      "dev_root={}",
+      "ready version=\"{}\" socket={} socket_mode={} listen={} listen_plaintext={} state_dir={} "
+      "sysfs_root={} dev_root={}",
       kVersion, opt.socket, socket_gid ? "0660 group=" + opt.socket_group : std::string("0600"),
-      opt.listen.empty() ? "-" : opt.listen + " (TLS, client certificates required)", opt.daemon.state_dir,
+      opt.listen.empty() ? "-" : opt.listen + " (TLS, client certificates required)",
+      plaintext_address.empty() ? "-" : plaintext_address + " (loopback, no authentication)", opt.daemon.state_dir,
       opt.daemon.paths.sysfs_root, opt.daemon.paths.dev_root);
 
   sigset_t signals;
@@ -143,6 +163,11 @@ int main(int argc, char** argv) {
          "--listen", opt.listen,
          "also serve on TCP, only with TLS and client certificates (needs --tls-cert, --tls-key, "
          "--tls-client-ca)")
+      ->type_name("HOST:PORT");
+  app.add_option("--listen-plaintext", opt.listen_plaintext,
+                 "also serve plaintext TCP, as FeOS's clients dial it (their default: port 1337), on a "
+                 "loopback address only (127.0.0.1:1337, [::1]:1337, localhost:1337): every local user "
+                 "can then drive VMs, unlike the unix socket's file permissions")
       ->type_name("HOST:PORT");
   app.add_option("--tls-cert", opt.tls_cert, "PEM certificate (chain) feosd presents on --listen")
       ->type_name("FILE");

@@ -4,7 +4,8 @@
 # - Unix socket: 0600 owned by root by default, so another user (nobody) cannot connect; with
 #   --socket-group it is 0660 root:GROUP and that group's members can; an unknown group, a symbolic
 #   link or a non-socket file at the socket path, or a directory others could write refuse startup.
-# - TCP: --listen without --tls-cert/--tls-key/--tls-client-ca refuses startup, as do unreadable or
+# - TCP: --listen-plaintext only on loopback addresses (others refuse startup), reachable by any
+#   local user; --listen without --tls-cert/--tls-key/--tls-client-ca refuses startup, as do unreadable or
 #   mismatched TLS files; with TLS, only a client certificate from --tls-client-ca's CA gets in: no
 #   certificate, another CA's certificate and plaintext all fail, and the client checks the server's
 #   certificate (name and CA) too; feosctl refuses unreadable, malformed or mismatched --tls-* files
@@ -208,6 +209,20 @@ expect_ctl_usage "--tls-key of another certificate" "--tls-key does not match th
 ctl vm list >/dev/null && pass "the unix socket still serves beside TLS" || fail "unix socket with --listen"
 out=$("$BIN/feosctl" --timeout 5 --address "127.0.0.1:$PORT" "${CLIENT[@]}" vm list 2>&1) && rc=0 || rc=$?
 [ $rc -eq 0 ] && pass "TLS still serves after the refused clients" || fail "TLS after refusals: rc=$rc $out"
+stop_daemon
+
+# --- plaintext TCP for FeOS's clients: loopback only ---
+for addr in "0.0.0.0:$PORT" "192.0.2.1:$PORT" "[::]:$PORT" "feosd.example:$PORT" "127.0.0.1:0" "127.0.0.1"; do
+  expect_refused "--listen-plaintext $addr" "--listen-plaintext $addr: " --socket "$WORK/neg.sock" \
+    --listen-plaintext "$addr"
+done
+SOCK=$WORK/plain.sock
+serve --listen-plaintext "localhost:$PORT"
+out=$("$BIN/feosctl" --timeout 5 --address "127.0.0.1:$PORT" vm list 2>&1) && rc=0 || rc=$?
+[ $rc -eq 0 ] && pass "--listen-plaintext localhost: plaintext vm list on 127.0.0.1" || fail "plaintext vm list: rc=$rc $out"
+out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$WORK/feosctl" --timeout 5 --address "127.0.0.1:$PORT" vm list 2>&1) \
+  && rc=0 || rc=$?
+[ $rc -eq 0 ] && pass "... which any local user reaches (the documented trade-off)" || fail "nobody over plaintext: rc=$rc $out"
 stop_daemon
 
 finish
