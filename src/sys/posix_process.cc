@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -105,6 +106,21 @@ class PosixProcessLauncher final : public ProcessLauncher {
     if (::kill(pid, sig) != 0)
       return fail_errno("kill pid " + std::to_string(pid), errno,
                         errno == ESRCH ? Code::kNotFound : Code::kInternal);
+    return ok();
+  }
+
+  Status set_cpu_affinity(int tid, const std::vector<int>& cpus) override {
+    if (tid <= 0) return fail(Code::kInvalidArgument, "invalid thread id " + std::to_string(tid));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus) {
+      if (cpu < 0 || cpu >= CPU_SETSIZE) return fail(Code::kInvalidArgument, "CPU " + std::to_string(cpu) + " out of range");
+      CPU_SET(cpu, &set);
+    }
+    if (cpus.empty()) return fail(Code::kInvalidArgument, "no CPUs for thread " + std::to_string(tid));
+    if (::sched_setaffinity(tid, sizeof set, &set) != 0)
+      return fail_errno("sched_setaffinity of thread " + std::to_string(tid), errno,
+                        errno == ESRCH ? Code::kNotFound : errno == EINVAL ? Code::kInvalidArgument : Code::kInternal);
     return ok();
   }
 

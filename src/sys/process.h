@@ -49,6 +49,10 @@ class ProcessLauncher {
   // Calls `on_exit` once, from a background thread, when `pid` ends; works for children and for
   // processes adopted after a daemon restart (pidfd). NOT_FOUND if `pid` is already gone.
   virtual Status watch_exit(int pid, std::function<void(const ExitStatus&)> on_exit) = 0;
+
+  // sched_setaffinity(tid, cpus): the thread may run on these CPUs only. NOT_FOUND if the thread
+  // is gone; INVALID_ARGUMENT for an empty list or a CPU this host does not have.
+  virtual Status set_cpu_affinity(int tid, const std::vector<int>& cpus) = 0;
 };
 
 std::unique_ptr<ProcessLauncher> make_posix_process_launcher();

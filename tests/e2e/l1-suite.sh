@@ -393,8 +393,8 @@ case_gpu_switch_pair() {
 
 # GPU case: card D sits on host NUMA node 1, so the guest mirrors that node (feosd's default on a
 # host with two): its RAM bound to host node 1 (qemu's command line, and where the kernel put the
-# pages: /proc/<pid>/numa_maps), the card's root port on an expander bus of guest node 0, which
-# the guest kernel reports as the card's node.
+# pages: /proc/<pid>/numa_maps), its vCPU threads allowed only on node 1's CPUs, the card's root
+# port on an expander bus of guest node 0, which the guest kernel reports as the card's node.
 case_gpu_numa() {
   need_gpu_cli || return 0
   local id t0 pid cmdline ram card
@@ -411,6 +411,17 @@ case_gpu_numa() {
     eval "grep -q '^memory-backend-ram,id=ram-node0,.*host-nodes=1,policy=bind' <<<\"\$cmdline\""
   check "qemu: the card's root port on guest node 0's expander bus" \
     eval "grep -q '^pxb-pcie,id=feos-numa0,.*numa_node=0' <<<\"\$cmdline\" && grep -q '^pcie-root-port,id=feos-gpu0-rp,bus=feos-numa0,' <<<\"\$cmdline\""
+  local t allowed vcpus="" others=0 node1
+  node1=$(cat /sys/devices/system/node/node1/cpulist)
+  for t in /proc/"$pid"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == CPU* ]] || continue
+    allowed=$(awk '/^Cpus_allowed_list/{print $2}' "$t/status")
+    vcpus="$vcpus $(tr -d ' ' < "$t/comm")=$allowed"
+    [ "$allowed" = "$node1" ] || others=$((others + 1))
+  done
+  ev "vCPU threads and their CPUs:${vcpus:- none found}; host node 1's CPUs: $node1"
+  check "host: every vCPU thread may run on host node 1's CPUs ($node1) only" \
+    eval "[ -n '$vcpus' ] && [ $others -eq 0 ]"
   if wait_guest "$id" gpu_numa; then
     ev "from vm create to guest init done: $(since "$t0") s"
     ram=$(awk '/ bind:1 / && / N[0-9]+=/' "/proc/$pid/numa_maps" | sort -t= -k2 -n | tail -1)

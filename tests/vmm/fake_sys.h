@@ -81,6 +81,12 @@ class FakeLauncher final : public sys::ProcessLauncher {
     watchers[pid] = std::move(on_exit);
     return ok();
   }
+  // Every set_cpu_affinity(), by thread id.
+  std::map<int, std::vector<int>> affinity;
+  Status set_cpu_affinity(int tid, const std::vector<int>& cpus) override {
+    affinity[tid] = cpus;
+    return ok();
+  }
 };
 
 // Records owner changes (and the owner each path has now) and access checks.

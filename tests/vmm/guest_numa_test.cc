@@ -7,6 +7,7 @@
 #include "gpu_fixtures.h"
 #include "vmm/qemu/argv_builder.h"
 #include "vmm/qemu/guest_numa.h"
+#include "vmm/qemu/qemu_cmdline.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -228,6 +229,19 @@ TEST(GuestNumaArgv, EightGpusOnTwoNodes) {
   EXPECT_THAT(launch->decisions,
               ::testing::Contains("NUMA: guest node 1 = host node 1: vCPUs 16-31, 524288 MiB bound there, GPU(s) "
                                   "0000:9a:00.0, 0000:ab:00.0, 0000:ba:00.0, 0000:db:00.0"));
+}
+
+TEST(GuestNumaArgv, ARestartedDaemonReadsEachVcpusHostNodeBack) {
+  auto argv = build_argv(config(true), spec_with(6, 8, 8192), {}, board_gpus(8), kFiles, "vm-1");
+  ASSERT_TRUE(argv);
+  auto identity = read_qemu_identity(*argv);
+  ASSERT_TRUE(identity);
+  // 6 vCPUs over two equal nodes: 0-2 on node 0, 3-5 and the two hot-pluggable ones on node 1.
+  EXPECT_EQ(identity->vcpu_host_nodes,
+            (std::map<int, int>{{0, 0}, {1, 0}, {2, 0}, {3, 1}, {4, 1}, {5, 1}, {6, 1}, {7, 1}}));
+  auto plain = build_argv(config(false), spec_with(6, 8, 8192), {}, board_gpus(8), kFiles, "vm-1");
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(read_qemu_identity(*plain)->vcpu_host_nodes.empty());
 }
 
 TEST(GuestNumaArgv, OffLeavesTheArgvAlone) {

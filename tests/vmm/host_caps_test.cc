@@ -78,6 +78,12 @@ TEST(HostCaps, MeminfoValuesByKey) {
   EXPECT_EQ(meminfo_kib("", "MemFree"), std::nullopt);
 }
 
+TEST(HostCaps, CpuListsParse) {
+  EXPECT_EQ(parse_cpu_list("0-2,8\n"), (std::vector<int>{0, 1, 2, 8}));
+  EXPECT_EQ(parse_cpu_list("5"), (std::vector<int>{5}));
+  EXPECT_EQ(parse_cpu_list("3-1"), std::nullopt);
+}
+
 TEST(HostCaps, NodeListsCountTheirNodes) {
   EXPECT_EQ(count_node_list("0\n"), 1);
   EXPECT_EQ(count_node_list("0-1\n"), 2);

@@ -596,6 +596,36 @@ TEST_F(QemuRunAs, AnAdoptedQemuOfAnotherUserGetsItsNodesTakenBackAtExit) {
                                      run.path() + " 0:0/0755"));
 }
 
+// An adopted qemu with a guest NUMA layout: each vCPU thread (query-cpus-fast) is pinned to the
+// CPUs of the host node its guest node's memory is bound to (read back from the command line).
+TEST_F(QemuRunAs, AnAdoptedQemuGetsItsVcpusPinnedToTheirHostNodes) {
+  auto hv = make();
+  TempDir run;
+  using namespace std::string_literals;
+  launcher_.alive[4242] = true;
+  fs_.files["/fake/proc/4242/cmdline"] =
+      "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0"
+      "-object\0memory-backend-ram,id=ram-node0,size=1024M,host-nodes=0,policy=bind\0"
+      "-object\0memory-backend-ram,id=ram-node1,size=1024M,host-nodes=1,policy=bind\0"
+      "-numa\0node,nodeid=0,cpus=0-1,memdev=ram-node0\0"
+      "-numa\0node,nodeid=1,cpus=2,memdev=ram-node1\0"s;
+  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
+  fs_.files["/fake/sys/devices/system/node/node0/cpulist"] = "0-3,8-11\n";
+  fs_.files["/fake/sys/devices/system/node/node1/cpulist"] = "4-7\n";
+  sockets_ = std::make_unique<FakeQemuSockets>(run.path(), [](testing::FakeQmpServer& server, const nlohmann::json& request) {
+    if (request["execute"] == "query-cpus-fast")
+      return server.reply(request, nlohmann::json::array({{{"cpu-index", 0}, {"thread-id", 501}},
+                                                          {{"cpu-index", 1}, {"thread-id", 502}},
+                                                          {{"cpu-index", 2}, {"thread-id", 503}}}));
+    testing::FakeQemuSockets::answer_like_qemu(server, request);
+  });
+  auto adopted = hv->adopt("vm-1", 4242, run.path());
+  ASSERT_TRUE(adopted) << adopted.error().to_string();
+  const std::vector<int> node0 = {0, 1, 2, 3, 8, 9, 10, 11}, node1 = {4, 5, 6, 7};
+  EXPECT_EQ(launcher_.affinity, (std::map<int, std::vector<int>>{{501, node0}, {502, node0}, {503, node1}}));
+  exit_fake_qemu();
+}
+
 TEST_F(QemuRunAs, AnAdoptedRootQemuKeepsOwnersAsTheyAre) {
   auto hv = make_as();
   TempDir run;

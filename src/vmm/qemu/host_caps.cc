@@ -72,33 +72,37 @@ std::optional<uint64_t> meminfo_kib(std::string_view meminfo, std::string_view k
   return std::nullopt;
 }
 
-int count_node_list(std::string_view list) {
+std::optional<std::vector<int>> parse_cpu_list(std::string_view list) {
   while (!list.empty() && (list.back() == '\n' || list.back() == ' ')) list.remove_suffix(1);
-  if (list.empty()) return 0;
-  int count = 0;
+  if (list.empty()) return std::nullopt;
+  auto number = [](std::string_view text) -> std::optional<int> {
+    if (text.empty() || text.size() > 4) return std::nullopt;
+    int out = 0;
+    for (char c : text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      out = out * 10 + (c - '0');
+    }
+    return out;
+  };
+  std::vector<int> out;
   size_t begin = 0;
   while (begin <= list.size()) {
     size_t end = list.find(',', begin);
     if (end == std::string_view::npos) end = list.size();
     std::string_view range = list.substr(begin, end - begin);
-    size_t dash = range.find('-');
-    auto number = [](std::string_view text, int& out) {
-      if (text.empty() || text.size() > 4) return false;
-      out = 0;
-      for (char c : text) {
-        if (c < '0' || c > '9') return false;
-        out = out * 10 + (c - '0');
-      }
-      return true;
-    };
-    int first = 0, last = 0;
-    if (!number(range.substr(0, dash), first)) return 0;
-    if (dash == std::string_view::npos) last = first;
-    else if (!number(range.substr(dash + 1), last) || last < first) return 0;
-    count += last - first + 1;
+    const size_t dash = range.find('-');
+    auto first = number(range.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : number(range.substr(dash + 1));
+    if (!first || !last || *last < *first) return std::nullopt;
+    for (int n = *first; n <= *last; ++n) out.push_back(n);
     begin = end + 1;
   }
-  return count;
+  return out;
+}
+
+int count_node_list(std::string_view list) {
+  auto nodes = parse_cpu_list(list);
+  return nodes ? static_cast<int>(nodes->size()) : 0;
 }
 
 bool kvm_available(const sys::HostPaths& paths) {
@@ -159,6 +163,12 @@ HostNodeMemory HostCaps::node_memory(int node, bool hugepages) const {
   out.what = std::to_string(*free / 1024) + " MiB free + " + std::to_string(cache.value_or(0) / 1024) +
              " MiB page cache + " + std::to_string(slab.value_or(0) / 1024) + " MiB reclaimable slab";
   return out;
+}
+
+std::vector<int> HostCaps::node_cpus(int node) const {
+  auto text = fs_.read_file(paths_.numa_node(node) + "/cpulist");
+  auto cpus = text ? parse_cpu_list(*text) : std::nullopt;
+  return cpus ? *cpus : std::vector<int>{};
 }
 
 int HostCaps::numa_nodes() const {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
@@ -19,6 +20,9 @@ uint64_t host_memory_mib_from_meminfo(std::string_view meminfo);
 // 57 bits virtual" line); 0 when there is no such line or it does not parse.
 int host_phys_bits_from_cpuinfo(std::string_view cpuinfo);
 
+// The numbers a kernel CPU or node list names ("0-3,8": 0 1 2 3 8); nullopt when it does not
+// parse.
+std::optional<std::vector<int>> parse_cpu_list(std::string_view list);
 // How many nodes a kernel node list names ("0-1", "0,2-3": 2 and 3); 0 when it does not parse.
 int count_node_list(std::string_view list);
 
@@ -47,6 +51,9 @@ class HostCaps {
   // <sysfs>/devices/system/node/node<N>/meminfo, or with `hugepages` its free hugepages of the
   // default size (<proc>/meminfo "Hugepagesize:"); unknown when those files say nothing.
   HostNodeMemory node_memory(int node, bool hugepages) const;
+  // The CPUs of host NUMA node `node` (<sysfs>/devices/system/node/node<N>/cpulist); empty when
+  // unknown.
+  std::vector<int> node_cpus(int node) const;
 
  private:
   const sys::Filesystem& fs_;

@@ -54,6 +54,9 @@ Result<RunState> QemuHypervisor::adopt(const std::string& vm_id, int pid, const 
     vm->grants().give_back();  // it ended: its user keeps nothing
     return failed(Error{Code::kNotFound, where + " exited during adoption"});
   }
+  // Its vCPU threads keep their affinity across our restart; pinning again covers a qemu whose
+  // threads were moved meanwhile (a start cut short before pinning).
+  if (!identity.vcpu_host_nodes.empty()) pin_vcpus(*vm, identity.vcpu_host_nodes);
   logger()->info("adopted qemu vm={} pid={} status={}", vm_id, pid, run_state);
   if (run_state == "running") return RunState::kRunning;
   if (run_state == "prelaunch") return RunState::kNotStarted;

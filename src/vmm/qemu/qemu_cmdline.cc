@@ -25,10 +25,26 @@ std::vector<std::string> split_cmdline(std::string_view raw) {
   return args;
 }
 
+namespace {
+
+std::optional<int> small_number(std::string_view text) {
+  if (text.empty() || text.size() > 4) return std::nullopt;
+  int out = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    out = out * 10 + (c - '0');
+  }
+  return out;
+}
+
+}  // namespace
+
 std::optional<QemuIdentity> read_qemu_identity(const std::vector<std::string>& args) {
   const std::string vfio_device = std::string(kVfioDriver) + ",";
   QemuIdentity identity;
   bool named = false;
+  std::map<std::string, int> backend_node;                 // memory backend id -> host node
+  std::vector<std::pair<std::string, std::string>> numa;  // (cpus, memdev) of each -numa node
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     const std::string& flag = args[i];
     const std::string& value = args[i + 1];
@@ -40,6 +56,15 @@ std::optional<QemuIdentity> read_qemu_identity(const std::vector<std::string>& a
       if (slash != std::string::npos && slash > 0) identity.runtime_dir = value.substr(0, slash);
     } else if (flag == kAccelFlag) {
       identity.accel = value == accel_name(Accel::kKvm) ? Accel::kKvm : Accel::kTcg;
+    } else if (flag == "-object" && value.rfind("memory-backend-", 0) == 0) {
+      auto id = option_value(value, "id");
+      auto node = option_value(value, "host-nodes");
+      if (id && node)
+        if (auto number = small_number(*node)) backend_node[*id] = *number;
+    } else if (flag == "-numa" && value.rfind("node,", 0) == 0) {
+      auto cpus = option_value(value, "cpus");
+      auto memdev = option_value(value, "memdev");
+      if (cpus && memdev) numa.emplace_back(*cpus, *memdev);
     } else if (flag == kDeviceFlag && value.rfind(vfio_device, 0) == 0) {
       // Outside data (any process's command line): only a well-formed address reaches sysfs paths.
       if (auto host = option_value(value, kVfioHostKey))
@@ -47,6 +72,15 @@ std::optional<QemuIdentity> read_qemu_identity(const std::vector<std::string>& a
     }
   }
   if (!named) return std::nullopt;
+  for (const auto& [cpus, memdev] : numa) {
+    auto node = backend_node.find(memdev);
+    if (node == backend_node.end()) continue;
+    const size_t dash = cpus.find('-');
+    auto first = small_number(std::string_view(cpus).substr(0, dash));
+    auto last = dash == std::string::npos ? first : small_number(std::string_view(cpus).substr(dash + 1));
+    if (!first || !last || *last < *first) continue;
+    for (int cpu = *first; cpu <= *last; ++cpu) identity.vcpu_host_nodes[cpu] = node->second;
+  }
   return identity;
 }
 

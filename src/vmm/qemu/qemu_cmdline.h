@@ -1,8 +1,10 @@
 #pragma once
 // Reading back, from /proc/<pid>/cmdline, what build_argv() wrote: which VM a qemu process belongs
-// to, where its runtime files are, its accelerator and the host PCI functions it holds. A daemon
+// to, where its runtime files are, its accelerator, the host PCI functions it holds and the host
+// NUMA node of each vCPU. A daemon
 // that restarts uses it to find and adopt the processes of its VMs. The only reader of qemu's
 // command line; the format's shared parts are in argv_builder.h.
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +25,9 @@ struct QemuIdentity {
   // The "host=" of each "-device vfio-pci,...", parsed; one that is not a PCI address is left out
   // (not one build_argv() wrote).
   std::vector<pci::Address> vfio_functions;
+  // The host NUMA node of each vCPU index of a guest NUMA layout (guest_numa.h): "-numa
+  // node,...,cpus=A-B,memdev=M" and the "host-nodes=N" of memory backend M. Empty without one.
+  std::map<int, int> vcpu_host_nodes;
 };
 
 // Whether two VM ids name the same VM: ids are UUIDs, compared case-insensitively (a qemu started

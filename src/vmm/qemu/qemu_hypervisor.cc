@@ -282,6 +282,38 @@ Status QemuHypervisor::check_guest_numa(const model::VmSpec& spec,
   return check_host_nodes(*numa, spec.memory.hugepages, host);
 }
 
+void QemuHypervisor::pin_vcpus(QemuProcess& vm, const std::map<int, int>& vcpu_host_nodes) {
+  auto cpus = vm.execute("query-cpus-fast");
+  if (!cpus || !cpus->is_array()) {
+    logger()->warn("vCPUs not pinned vm={} error=\"query-cpus-fast: {}\"", vm.vm_id(),
+                   cpus ? "not a list" : cpus.error().message);
+    return;
+  }
+  std::map<int, std::vector<int>> node_cpus;
+  int pinned = 0;
+  for (const auto& cpu : *cpus) {
+    const int index = cpu.value("cpu-index", -1);
+    const int thread = cpu.value("thread-id", -1);
+    auto node = vcpu_host_nodes.find(index);
+    if (node == vcpu_host_nodes.end() || thread <= 0) continue;
+    auto [it, added] = node_cpus.try_emplace(node->second);
+    if (added) it->second = host_.node_cpus(node->second);
+    if (it->second.empty()) {
+      logger()->warn("vCPU not pinned vm={} cpu={} host_node={} error=\"the node's CPU list is unknown\"",
+                     vm.vm_id(), index, node->second);
+      continue;
+    }
+    if (Status set = launcher_.set_cpu_affinity(thread, it->second); !set) {
+      logger()->warn("vCPU not pinned vm={} cpu={} thread={} host_node={} error=\"{}\"", vm.vm_id(), index,
+                     thread, node->second, set.error().message);
+      continue;
+    }
+    ++pinned;
+  }
+  logger()->info("vCPUs pinned to their host NUMA nodes vm={} pinned={} of={}", vm.vm_id(), pinned,
+                 vcpu_host_nodes.size());
+}
+
 Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
     const std::string& vm_id, const model::VmSpec& spec,
     const std::vector<model::AssignedGpu>& gpus, const std::string& runtime_dir) const {
@@ -358,6 +390,10 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   auto left = std::chrono::duration_cast<milliseconds>(started_at + config_.start_timeout - Clock::now());
   if (up) up = vm->connect(std::max(left, milliseconds(1)));
   auto qmp_at = Clock::now();
+  // The vCPU threads exist (stopped): pin them to their host nodes before they run.
+  if (up)
+    if (auto identity = read_qemu_identity(argv); identity && !identity->vcpu_host_nodes.empty())
+      pin_vcpus(*vm, identity->vcpu_host_nodes);
   // The console is attached: let the vCPUs run.
   if (up) up = vm->run_vcpus();
   // If the process exited meanwhile, its watcher saw it unattached and left it to us.

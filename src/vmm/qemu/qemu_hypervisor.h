@@ -181,6 +181,10 @@ class QemuHypervisor final : public Hypervisor {
   };
   // A guest NUMA layout's host nodes hold its RAM (guest_numa.h's check_host_nodes()).
   Status check_guest_numa(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus) const;
+  // Lets each vCPU thread of `vm` run only on the CPUs of its host node (`vcpu_host_nodes`, from
+  // the command line: QemuIdentity), by the thread ids QMP query-cpus-fast gives. Not fatal: a
+  // vCPU that cannot be pinned runs where the kernel puts it (logged as a warning).
+  void pin_vcpus(QemuProcess& vm, const std::map<int, int>& vcpu_host_nodes);
   Result<PlannedStart> plan_launch(const std::string& vm_id, const model::VmSpec& spec,
                                    const std::vector<model::AssignedGpu>& gpus,
                                    const std::string& runtime_dir) const;
