@@ -18,6 +18,7 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "sys/filesystem.h"
 #include "tls/pem.h"
 
@@ -189,13 +190,8 @@ Result<std::string> loopback_listen_address(const std::string& host_port) {
   const size_t colon = host_port.rfind(':');
   if (colon == std::string::npos || colon == 0) return refuse("expected HOST:PORT");
   const std::string host = host_port.substr(0, colon), port_text = host_port.substr(colon + 1);
-  int port = 0;
-  if (port_text.empty() || port_text.size() > 5) return refuse("bad port");
-  for (char c : port_text) {
-    if (c < '0' || c > '9') return refuse("bad port");
-    port = port * 10 + (c - '0');
-  }
-  if (port < 1 || port > 65535) return refuse("bad port");
+  auto port = parse_decimal(port_text, 5);
+  if (!port || *port < 1 || *port > 65535) return refuse("bad port");
   if (host == "localhost") return "127.0.0.1:" + port_text;
   if (host == "[::1]") return host_port;
   in_addr v4{};

@@ -8,6 +8,15 @@
 namespace feos {
 namespace {
 
+TEST(ParseDecimal, StrictDigitsOnly) {
+  EXPECT_EQ(parse_decimal("0"), 0u);
+  EXPECT_EQ(parse_decimal("1337"), 1337u);
+  EXPECT_EQ(parse_decimal("9999999999999999999"), 9999999999999999999u);
+  EXPECT_EQ(parse_decimal("12345", 4), std::nullopt);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "0x1", "1a", "99999999999999999999"})
+    EXPECT_EQ(parse_decimal(bad), std::nullopt) << bad;
+}
+
 TEST(ParseHex, AcceptsOnlyBoundedHexDigits) {
   EXPECT_EQ(parse_hex("10de"), 0x10deu);
   EXPECT_EQ(parse_hex("FFFFffffFFFFffff"), UINT64_MAX);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "common/parse.h"
 
 namespace feos::vmm::qemu {
 
@@ -62,12 +63,7 @@ std::optional<uint64_t> meminfo_kib(std::string_view meminfo, std::string_view k
     if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':') continue;
     std::string_view value = line.substr(key.size() + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    uint64_t kib = 0;
-    size_t digits = 0;
-    while (digits < value.size() && digits < 15 && value[digits] >= '0' && value[digits] <= '9')
-      kib = kib * 10 + static_cast<uint64_t>(value[digits++] - '0');
-    if (digits == 0) return std::nullopt;
-    return kib;
+    return parse_decimal(value.substr(0, value.find(' ')), 15);
   }
   return std::nullopt;
 }
@@ -76,13 +72,8 @@ std::optional<std::vector<int>> parse_cpu_list(std::string_view list) {
   while (!list.empty() && (list.back() == '\n' || list.back() == ' ')) list.remove_suffix(1);
   if (list.empty()) return std::nullopt;
   auto number = [](std::string_view text) -> std::optional<int> {
-    if (text.empty() || text.size() > 4) return std::nullopt;
-    int out = 0;
-    for (char c : text) {
-      if (c < '0' || c > '9') return std::nullopt;
-      out = out * 10 + (c - '0');
-    }
-    return out;
+    auto value = parse_decimal(text, 4);
+    return value ? std::optional<int>(static_cast<int>(*value)) : std::nullopt;
   };
   std::vector<int> out;
   size_t begin = 0;
@@ -142,11 +133,9 @@ HostNodeMemory HostCaps::node_memory(int node, bool hugepages) const {
         dir + "/hugepages/hugepages-" + std::to_string(*size_kib) + "kB/free_hugepages";
     auto text = fs_.read_file(file);
     if (!text) return out;
-    uint64_t pages = 0;
-    for (char c : *text) {
-      if (c < '0' || c > '9') break;
-      pages = pages * 10 + static_cast<uint64_t>(c - '0');
-    }
+    auto free_pages = parse_decimal(std::string_view(*text).substr(0, text->find('\n')), 15);
+    if (!free_pages) return out;
+    const uint64_t pages = *free_pages;
     out.known = true;
     out.available_mib = pages * *size_kib / 1024;
     out.what = std::to_string(pages) + " free hugepages of " + std::to_string(*size_kib) + " kB";

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "common/parse.h"
 #include "vmm/qemu/qemu_options.h"
 
 namespace feos::vmm::qemu {
@@ -27,14 +28,10 @@ std::vector<std::string> split_cmdline(std::string_view raw) {
 
 namespace {
 
+// A vCPU index or NUMA node: at most 4 digits.
 std::optional<int> small_number(std::string_view text) {
-  if (text.empty() || text.size() > 4) return std::nullopt;
-  int out = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    out = out * 10 + (c - '0');
-  }
-  return out;
+  auto value = parse_decimal(text, 4);
+  return value ? std::optional<int>(static_cast<int>(*value)) : std::nullopt;
 }
 
 }  // namespace
