@@ -11,10 +11,13 @@ namespace {
 // Bus numbers: pcie.0 and its root ports below 0x80; each expander bus gets 16, enough for a
 // node's root ports (8 GPUs and 4 NVSwitches take 12).
 constexpr int kFirstBusNr = 0x80, kBusesPerNode = 0x10, kMaxNodes = 8;
-constexpr uint64_t kMemoryStepMib = 2;  // a 2 MiB hugepage
+// A 2 MiB hugepage. With 1 GiB hugepages a node's share must be a multiple of 1 GiB, which this
+// does not ensure (qemu then refuses to start, naming the size).
+constexpr uint64_t kMemoryStepMib = 2;
 
-// Splits `total` by `weights` (each share >= `floor` when possible): shares proportional to the
-// weights, rounded down to `step`, the remainder to the heaviest shares first (lowest index).
+// Splits `total` by `weights`: shares proportional to the weights, rounded down to `step`, then
+// what rounding left a step at a time to the heaviest shares first (ties: the lower index), and
+// the last part smaller than a step to the heaviest.
 std::vector<uint64_t> split(uint64_t total, const std::vector<size_t>& weights, uint64_t step) {
   size_t sum = 0;
   for (size_t w : weights) sum += w;
@@ -25,7 +28,6 @@ std::vector<uint64_t> split(uint64_t total, const std::vector<size_t>& weights, 
     shares.push_back(share);
     given += share;
   }
-  // Hand out what rounding left, a step at a time, to the nodes with the most GPUs.
   std::vector<size_t> order(weights.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return weights[a] > weights[b]; });
