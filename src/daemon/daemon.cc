@@ -208,6 +208,14 @@ Status Daemon::open_images() {
     if (!credentials) return step_failed("--registry-credentials", credentials.error());
     store.registry.credentials = std::move(*credentials);
   }
+  // Over plain HTTP anyone on the path can rewrite the registry's challenge and collect what is
+  // sent: a registry with credentials must be reached over TLS.
+  for (const auto& registry : images.insecure_registries)
+    if (store.registry.credentials.count(registry))
+      return step_failed("--registry-credentials",
+                         Error{Code::kInvalidArgument,
+                               "credentials for " + registry + ", which --insecure-registry reaches over plain "
+                               "HTTP: feosd sends credentials only over TLS"});
   if (!options_.qemu_user.empty()) {
     // The VM's disk belongs to the user its qemu runs as (the cached image is readable by all).
     auto user = sys::resolve_user(options_.qemu_user);

@@ -147,7 +147,9 @@ Result<RegistryClient::Response> RegistryClient::perform(
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  // A transfer slower than 16 KiB/s for stall_timeout_s ends: a registry that drips bytes would
+  // otherwise hold the image store (one pull at a time) for as long as it likes.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 16L * 1024);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_s);
   if (!options_.ca_file.empty()) {
     curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, add_operator_ca);
@@ -240,8 +242,9 @@ Status RegistryClient::authenticate(const std::string& challenge) {
   url += "scope=" + url_escape(curl.get(), params["scope"].empty() ? "repository:" + ref_.repository + ":pull"
                                                                     : params["scope"]);
   std::string body;
-  // Credentials travel only over TLS.
-  authorization_ = credentials && realm.starts_with("https://") ? basic() : "";
+  // Credentials travel only over TLS, and only on a challenge that came over TLS (a plain-HTTP
+  // registry's challenge can be rewritten to name any realm).
+  authorization_ = credentials && realm.starts_with("https://") && !insecure_ ? basic() : "";
   auto response = perform(url, {}, [&](std::string_view bytes) -> Status {
     if (body.size() + bytes.size() > 1024 * 1024)
       return fail(error(Code::kResourceExhausted, "token response larger than 1 MiB"));

@@ -100,5 +100,24 @@ TEST_F(DaemonTest, AFailedStepIsNamedInTheMessage) {
   EXPECT_EQ(failed.error().message.rfind("device policy: NOT_FOUND: ", 0), 0u) << failed.error().message;
 }
 
+// A registry with credentials must be reached over TLS: credentials for an --insecure-registry
+// host stop the daemon at startup, saying why.
+TEST_F(DaemonTest, CredentialsForAPlainHttpRegistryAreRefused) {
+  DaemonOptions o = options();
+  const std::string file = state_ / "credentials.json";
+  std::ofstream(file) << R"({"registries": {"registry.lan:5000": {"username": "u", "password": "p"}}})";
+  o.images.credentials_file = file;
+  o.images.insecure_registries = {"registry.lan:5000"};
+  auto failed = Daemon::open(o);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Code::kInvalidArgument);
+  EXPECT_NE(failed.error().message.find("credentials for registry.lan:5000, which --insecure-registry reaches over "
+                                        "plain HTTP: feosd sends credentials only over TLS"),
+            std::string::npos)
+      << failed.error().message;
+  o.images.insecure_registries = {"other.lan:5000"};
+  EXPECT_TRUE(Daemon::open(o)) << "credentials for a TLS registry";
+}
+
 }  // namespace
 }  // namespace feos::daemon

@@ -612,11 +612,18 @@ TEST_F(QemuRunAs, AnAdoptedQemuGetsItsVcpusPinnedToTheirHostNodes) {
   fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
   fs_.files["/fake/sys/devices/system/node/node0/cpulist"] = "0-3,8-11\n";
   fs_.files["/fake/sys/devices/system/node/node1/cpulist"] = "4-7\n";
+  for (int tid : {501, 502, 503}) fs_.files["/fake/proc/4242/task/" + std::to_string(tid)] = "";
+  // Besides the three vCPUs: entries a qemu taken over by its guest could write, none of which
+  // gets an affinity (a thread of another process, wrong types, not an object).
   sockets_ = std::make_unique<FakeQemuSockets>(run.path(), [](testing::FakeQmpServer& server, const nlohmann::json& request) {
     if (request["execute"] == "query-cpus-fast")
       return server.reply(request, nlohmann::json::array({{{"cpu-index", 0}, {"thread-id", 501}},
                                                           {{"cpu-index", 1}, {"thread-id", 502}},
-                                                          {{"cpu-index", 2}, {"thread-id", 503}}}));
+                                                          {{"cpu-index", 2}, {"thread-id", 503}},
+                                                          {{"cpu-index", 1}, {"thread-id", 1}},
+                                                          {{"cpu-index", "0"}, {"thread-id", 504}},
+                                                          {{"cpu-index", 0}, {"thread-id", 5.5}},
+                                                          42}));
     testing::FakeQemuSockets::answer_like_qemu(server, request);
   });
   auto adopted = hv->adopt("vm-1", 4242, run.path());

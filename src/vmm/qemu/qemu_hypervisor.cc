@@ -292,10 +292,20 @@ void QemuHypervisor::pin_vcpus(QemuProcess& vm, const std::map<int, int>& vcpu_h
   std::map<int, std::vector<int>> node_cpus;
   int pinned = 0;
   for (const auto& cpu : *cpus) {
-    const int index = cpu.value("cpu-index", -1);
-    const int thread = cpu.value("thread-id", -1);
+    // qemu's answer is outside data (a guest that took over its qemu writes it): only integers,
+    // and only a thread of this qemu, get an affinity.
+    if (!cpu.is_object() || !cpu.contains("cpu-index") || !cpu["cpu-index"].is_number_integer() ||
+        !cpu.contains("thread-id") || !cpu["thread-id"].is_number_integer())
+      continue;
+    const int index = cpu["cpu-index"].get<int>();
+    const int thread = cpu["thread-id"].get<int>();
     auto node = vcpu_host_nodes.find(index);
     if (node == vcpu_host_nodes.end() || thread <= 0) continue;
+    if (!fs_.exists(paths_.process(vm.pid()) + "/task/" + std::to_string(thread))) {
+      logger()->warn("vCPU not pinned vm={} cpu={} thread={} error=\"not a thread of qemu pid {}\"", vm.vm_id(),
+                     index, thread, vm.pid());
+      continue;
+    }
     auto [it, added] = node_cpus.try_emplace(node->second);
     if (added) it->second = host_.node_cpus(node->second);
     if (it->second.empty()) {
