@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -121,12 +122,21 @@ Status BlobCache::pin(const std::string& vm_id, const std::string& digest) {
   fs::create_directories(vm_dir(vm_id), ec);
   if (ec) return fail(fs_error("create " + vm_dir(vm_id), ec));
   fs::permissions(vm_dir(vm_id), fs::perms(0755), ec);
+  // Durable before the VM is recorded: a pin lost in a host crash would let eviction take the
+  // image a VM's disk stands on (its contents, then the rename, then the directory entry).
   const std::string path = vm_dir(vm_id) + "/image";
-  std::ofstream out(path + ".new", std::ios::trunc);
-  out << digest << "\n";
-  out.close();
-  if (!out || ::rename((path + ".new").c_str(), path.c_str()) != 0)
-    return fail(Code::kInternal, "image cache: cannot write " + path);
+  const std::string temp = path + ".new";
+  const std::string text = digest + "\n";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool written = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                 ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!written || ::rename(temp.c_str(), path.c_str()) != 0)
+    return fail(Code::kInternal, "image cache: cannot write " + path + ": " + std::strerror(errno));
+  int dir = ::open(vm_dir(vm_id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = dir >= 0 && ::fsync(dir) == 0;
+  if (dir >= 0) ::close(dir);
+  if (!synced) return fail(Code::kInternal, "image cache: cannot sync " + vm_dir(vm_id) + ": " + std::strerror(errno));
   return ok();
 }
 
