@@ -43,9 +43,13 @@ Status VmManager::shutdown(const model::VmId& request_id, std::optional<std::chr
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(id);
   // The reason marks the request, so that a power-off while feosd is down is not taken for a crash.
-  FEOS_TRY(apply_locked(entry, LifecycleEvent::kShutdown,
-                        std::string(detail::kShutdownRequested) + " (ACPI power button)", entry.record.pid));
+  auto recorded = apply_locked(entry, LifecycleEvent::kShutdown,
+                               std::string(detail::kShutdownRequested) + " (ACPI power button)", entry.record.pid);
+  // The button was pressed: the grace holds even when the store could not record the request.
   arm_shutdown_locked(entry, grace);
+  if (!recorded)
+    return fail(recorded.error().context("shutdown requested but not recorded (the VM is still powered off "
+                                         "when the grace ends)"));
   // What is left of the grace (an earlier request's deadline may be sooner), to a tenth of a second.
   const auto left = std::chrono::round<std::chrono::duration<int64_t, std::deci>>(entry.shutdown->deadline - Clock::now());
   const std::string deadline =

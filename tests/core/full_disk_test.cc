@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -64,6 +65,24 @@ class FullDiskTest : public ::testing::Test {
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<VmManager> manager_;
 };
+
+// A ShutdownVm the full store cannot record still presses the button and still ends the VM
+// when the grace is over: the client is told, and the guest is not left running with no deadline.
+TEST_F(FullDiskTest, AnUnrecordedShutdownStillEndsTheVmAfterItsGrace) {
+  auto a = manager_->create(spec(), std::nullopt);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(manager_->start(*a));
+  // Use up the reserve too, so the request's state change cannot be written.
+  std::filesystem::remove(dir_ + "/feosd.db.reserve");
+  fill();
+  Status asked = manager_->shutdown(*a, std::chrono::seconds(1));
+  ASSERT_FALSE(asked);
+  EXPECT_NE(asked.error().message.find("shutdown requested but not recorded"), std::string::npos)
+      << asked.error().to_string();
+  EXPECT_EQ(hv_.shutdown_requests.load(), 1);
+  for (int i = 0; i < 100 && hv_.stops.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(hv_.stops.load(), 1) << "the grace ended the VM";
+}
 
 TEST_F(FullDiskTest, CreateIsResourceExhaustedAndDeleteStillWorks) {
   ASSERT_TRUE(std::filesystem::exists(dir_ + "/feosd.db.reserve"));
