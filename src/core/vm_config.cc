@@ -35,7 +35,6 @@ Result<std::string> resolve_image_ref(std::string_view ref) {
   return path;
 }
 
-bool names_registry_image(std::string_view ref) { return model::names_registry_image(ref); }
 
 Result<model::VmSpec> normalize_spec(model::VmSpec spec) {
   FEOS_ASSIGN_OR_RETURN(spec.image_path, resolve_image_ref(spec.image_ref));

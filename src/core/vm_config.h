@@ -17,11 +17,6 @@ namespace feos::core {
 // Messages name "config.image_ref".
 Result<std::string> resolve_image_ref(std::string_view image_ref);
 
-// Whether `image_ref` names an image in a registry ("registry/name:tag", "...@sha256:..."), to be
-// pulled, rather than a local file: not empty, not an absolute path, no URL scheme. Its syntax is
-// the image store's to check.
-bool names_registry_image(std::string_view image_ref);
-
 // Returns the spec with `image_path` filled by resolve_image_ref(). Errors: resolve_image_ref()'s.
 // Whether the spec has something to boot is model::validate()'s to say.
 Result<model::VmSpec> normalize_spec(model::VmSpec spec);

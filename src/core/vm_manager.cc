@@ -9,8 +9,6 @@
 #include "common/text.h"
 #include "core/vm_config.h"
 #include "core/vm_manager_detail.h"
-#include "model/field_path.h"
-#include "model/limits.h"
 
 namespace feos::core {
 namespace {
@@ -45,14 +43,7 @@ VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::
 }
 
 VmManager::~VmManager() {
-  std::map<uint64_t, std::thread> watchers;
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    watchers = std::move(watchers_);
-  }
-  shutdown_cv_.notify_all();
-  for (auto& [serial, thread] : watchers) thread.join();
+  end_shutdown_watchers();
   hypervisor_.set_exit_callback(nullptr);
 }
 
@@ -64,17 +55,7 @@ Result<VmManager::NewVm> VmManager::admit_new(model::VmSpec spec, std::optional<
   model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
   const std::string& vm_id = stored_id.text();
   std::optional<image::PulledImage> pulled;
-  model::VmSpec normalized;
-  if (images_ && names_registry_image(spec.image_ref) && spec.image_ref.size() <= model::kMaxImageRef) {
-    // The hypervisor checks the cached disk; create() gives the VM its own disk over it.
-    auto got = images_->pull(spec.image_ref);
-    if (!got) return fail(got.error().context(std::string(model::field::kImageRef)));
-    spec.image_path = got->disk_path;
-    normalized = std::move(spec);
-    pulled = std::move(*got);
-  } else {
-    FEOS_ASSIGN_OR_RETURN(normalized, normalize_spec(std::move(spec)));
-  }
+  FEOS_ASSIGN_OR_RETURN(model::VmSpec normalized, normalize_with_image(std::move(spec), pulled));
   auto admitted = hypervisor_.admit(normalized);
   if (!admitted) return fail(admitted.error().context("vm " + vm_id));
   if ((!admitted->gpus.empty() || admitted->gpu_count) && !devices_)
@@ -126,16 +107,12 @@ Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::V
     for (const auto& gpu : gpus) normalized.gpus.push_back(gpu.request);
   }
   if (admitted.image) {
-    // The VM's own disk (qcow2 over the cached image): the VM never writes the shared image.
-    auto disk = images_->attach(vm_id, *admitted.image);
-    if (!disk) {
+    if (Status disk = attach_image(vm_id, *admitted.image, normalized); !disk) {
       std::lock_guard lock(mutex_);
       vms_.erase(vm_id);
       if (!gpus.empty()) (void)devices_->release(vm_id);
-      return fail(disk.error().context(std::string(model::field::kImageRef)));
+      return fail(disk.error());
     }
-    normalized.image_path = std::move(*disk);
-    normalized.image_format = model::DiskFormat::kQcow2;
   }
 
   std::lock_guard lock(mutex_);
@@ -156,17 +133,9 @@ Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::V
   entry.persisted = true;
   entry.holds_devices = !entry.record.gpus.empty();
   entry.job.reset();
-  if (admitted.image) {
-    const auto& image = *admitted.image;
-    std::string pulled = image.bytes_pulled == 0 ? "from the cache, 0 bytes pulled"
-                                                 : std::to_string(image.bytes_pulled) + " bytes pulled from " +
-                                                       image.registry_url;
-    if (auto emitted = emit_locked(entry, "image",
-                                   "image " + image.reference + " (" + image.manifest_digest + "): disk " +
-                                       std::to_string(image.bytes_total) + " bytes, " + pulled);
-        !emitted)
+  if (admitted.image)
+    if (auto emitted = emit_locked(entry, "image", detail::describe_pull(*admitted.image)); !emitted)
       logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
-  }
   if (auto emitted = emit_locked(entry, "vm", "created"); !emitted)
     logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
   logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
@@ -251,7 +220,7 @@ Status VmManager::remove(const model::VmId& request_id) {
     std::lock_guard lock(mutex_);
     FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, LifecycleEvent::kDelete, JobKind::kDelete));
     id = entry->record.id;
-    registry_image = names_registry_image(entry->record.spec.image_ref);
+    registry_image = model::names_registry_image(entry->record.spec.image_ref);
   }
   JobGuard guard(*this, id);
   // A delete writes too (state, events, ledger): on a full state directory the store gives up

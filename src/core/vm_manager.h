@@ -192,6 +192,12 @@ class VmManager {
   // The id as stored, normalize_spec() or the registry image's pull, the hypervisor's admit(),
   // passthrough available.
   Result<NewVm> admit_new(model::VmSpec spec, std::optional<model::VmId> id) const;
+  // vm_images.cc: a registry image_ref is pulled (`pulled` set, image_path the cached disk the
+  // hypervisor checks); any other spec goes through normalize_spec().
+  Result<model::VmSpec> normalize_with_image(model::VmSpec spec, std::optional<image::PulledImage>& pulled) const;
+  // The VM's own disk, a qcow2 over the cached image (the VM never writes the shared image), made
+  // the spec's image_path. Errors name the image_ref field.
+  Status attach_image(const std::string& vm_id, const image::PulledImage& image, model::VmSpec& spec);
   // ALREADY_EXISTS, then check_limits_locked(), for a new VM; returns its stored size. Caller
   // holds mutex_.
   Result<uint64_t> check_new_locked(const std::string& vm_id, const model::VmSpec& spec) const;
@@ -233,6 +239,8 @@ class VmManager {
 
   // --- shutdown that always ends (vm_shutdown.cc) ---
   // Starts the VM's watcher, or moves an armed deadline earlier. Caller holds mutex_.
+  // Stops and joins every shutdown watcher (the destructor; a VM in its grace keeps running).
+  void end_shutdown_watchers();
   void arm_shutdown_locked(Entry& entry, std::chrono::milliseconds grace);
   // The watcher thread: presses the button again, then forces the VM off at the deadline. Ends
   // when the VM stopped, went away, was shut down otherwise, or the manager ends.

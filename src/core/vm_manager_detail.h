@@ -21,6 +21,10 @@ inline constexpr std::string_view kShutdownRequested = "shutdown requested";
 // daemon crash is told from a VM that was simply created or stopped.
 inline constexpr std::string_view kStarting = "starting";
 
+// The event of a create that pulled a registry image: "image R (sha256:...): disk N bytes, N
+// bytes pulled from https://..." (vm_images.cc).
+std::string describe_pull(const image::PulledImage& image);
+
 inline int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();

@@ -62,6 +62,17 @@ Status VmManager::shutdown(const model::VmId& request_id, std::optional<std::chr
   return ok();
 }
 
+void VmManager::end_shutdown_watchers() {
+  std::map<uint64_t, std::thread> watchers;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    watchers = std::move(watchers_);
+  }
+  shutdown_cv_.notify_all();
+  for (auto& [serial, thread] : watchers) thread.join();
+}
+
 void VmManager::arm_shutdown_locked(Entry& entry, milliseconds grace) {
   const auto now = Clock::now();
   if (entry.shutdown) {

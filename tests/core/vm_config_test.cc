@@ -10,12 +10,12 @@ namespace {
 
 // What VmManager hands to its ImageStore: everything that is neither a path nor a URL.
 TEST(VmConfigTest, NamesRegistryImage) {
-  EXPECT_TRUE(names_registry_image("ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0"));
-  EXPECT_TRUE(names_registry_image("ubuntu"));  // then refused by the store's parser
-  EXPECT_FALSE(names_registry_image(""));
-  EXPECT_FALSE(names_registry_image("/var/lib/images/a.raw"));
-  EXPECT_FALSE(names_registry_image("file:///a.raw"));
-  EXPECT_FALSE(names_registry_image("https://ghcr.io/x"));
+  EXPECT_TRUE(model::names_registry_image("ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0"));
+  EXPECT_TRUE(model::names_registry_image("ubuntu"));  // then refused by the store's parser
+  EXPECT_FALSE(model::names_registry_image(""));
+  EXPECT_FALSE(model::names_registry_image("/var/lib/images/a.raw"));
+  EXPECT_FALSE(model::names_registry_image("file:///a.raw"));
+  EXPECT_FALSE(model::names_registry_image("https://ghcr.io/x"));
 }
 
 TEST(VmConfigTest, ImageRefs) {

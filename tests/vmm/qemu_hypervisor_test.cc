@@ -382,6 +382,14 @@ class QemuRunAs : public QemuHypervisorUnit {
       return 4242;
     };
   }
+  // A running qemu as pid 4242, of user `uid`, with `cmdline` (arguments each ended by a NUL):
+  // what adopt() reads after a daemon restart.
+  void fake_running_qemu(const std::string& cmdline, int uid) {
+    launcher_.alive[4242] = true;
+    fs_.files["/fake/proc/4242/cmdline"] = cmdline;
+    const std::string id = std::to_string(uid);
+    fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t" + id + "\t" + id + "\t" + id + "\t" + id + "\n";
+  }
   // Ends pid 4242 the way the launcher's watcher reports it.
   void exit_fake_qemu() {
     sockets_.reset();  // qemu's QMP connection ends before its exit is seen
@@ -577,13 +585,12 @@ TEST_F(QemuRunAs, AnAdoptedQemuOfAnotherUserGetsItsNodesTakenBackAtExit) {
   auto hv = make();  // a daemon restarted without run_as still cleans up after the old one
   TempDir run;
   using namespace std::string_literals;
-  launcher_.alive[4242] = true;
-  fs_.files["/fake/proc/4242/cmdline"] =
+  fake_running_qemu(
       "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
       "pcie-root-port,id=feos-gpu0-rp,bus=pcie.0,chassis=1,slot=1\0-device\0"
       "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0-device\0"
-      "vfio-pci,host=0000:2b:00.0,id=feos-gpu0-peer0,bus=feos-gpu0-peer0-rp,addr=0x0.0\0"s;
-  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t1234\t1234\t1234\t1234\n";
+      "vfio-pci,host=0000:2b:00.0,id=feos-gpu0-peer0,bus=feos-gpu0-peer0-rp,addr=0x0.0\0"s,
+      1234);
   fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
   fs_.links["/fake/sys/bus/pci/devices/0000:2b:00.0/iommu_group"] = "../../../kernel/iommu_groups/41";
   sockets_ = std::make_unique<FakeQemuSockets>(run.path());
@@ -602,14 +609,13 @@ TEST_F(QemuRunAs, AnAdoptedQemuGetsItsVcpusPinnedToTheirHostNodes) {
   auto hv = make();
   TempDir run;
   using namespace std::string_literals;
-  launcher_.alive[4242] = true;
-  fs_.files["/fake/proc/4242/cmdline"] =
+  fake_running_qemu(
       "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0"
       "-object\0memory-backend-ram,id=ram-node0,size=1024M,host-nodes=0,policy=bind\0"
       "-object\0memory-backend-ram,id=ram-node1,size=1024M,host-nodes=1,policy=bind\0"
       "-numa\0node,nodeid=0,cpus=0-1,memdev=ram-node0\0"
-      "-numa\0node,nodeid=1,cpus=2,memdev=ram-node1\0"s;
-  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
+      "-numa\0node,nodeid=1,cpus=2,memdev=ram-node1\0"s,
+      0);
   fs_.files["/fake/sys/devices/system/node/node0/cpulist"] = "0-3,8-11\n";
   fs_.files["/fake/sys/devices/system/node/node1/cpulist"] = "4-7\n";
   for (int tid : {501, 502, 503}) fs_.files["/fake/proc/4242/task/" + std::to_string(tid)] = "";
@@ -637,11 +643,10 @@ TEST_F(QemuRunAs, AnAdoptedRootQemuKeepsOwnersAsTheyAre) {
   auto hv = make_as();
   TempDir run;
   using namespace std::string_literals;
-  launcher_.alive[4242] = true;
-  fs_.files["/fake/proc/4242/cmdline"] =
+  fake_running_qemu(
       "qemu-system-x86_64\0-name\0guest=vm-1,debug-threads=on\0-device\0"
-      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0"s;
-  fs_.files["/fake/proc/4242/status"] = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\n";
+      "vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0\0"s,
+      0);
   fs_.links["/fake/sys/bus/pci/devices/0000:18:00.0/iommu_group"] = "../../../kernel/iommu_groups/40";
   sockets_ = std::make_unique<FakeQemuSockets>(run.path());
   auto adopted = hv->adopt("vm-1", 4242, run.path());
