@@ -323,7 +323,7 @@ Result<DeviceHold> VmManager::apply_locked(Entry& entry, LifecycleEvent event, s
 }
 
 Status VmManager::record_state_locked(Entry& entry, VmState state, std::string reason, int pid) {
-  reason = cut_utf8(std::move(reason), kMaxReasonBytes);
+  reason = cut_utf8(detail::keep_shutdown_marker(entry.record, state, std::move(reason)), kMaxReasonBytes);
   int64_t now = now_ms();
   FEOS_TRY(db_.vms().update_state(entry.record.id, state, reason, pid, now));
   VmState old = entry.record.state;

@@ -17,6 +17,9 @@ namespace feos::core::detail {
 // Prefix of state_reason that marks a shutdown the client asked for: a guest that powered off
 // while feosd was down was stopped, not crashed.
 inline constexpr std::string_view kShutdownRequested = "shutdown requested";
+// The reason to store for a change to `state`: while the VM stays up after a shutdown request
+// (paused, resumed, adopted), the request's marker stays in front (vm_shutdown.cc).
+std::string keep_shutdown_marker(const model::VmRecord& record, model::VmState state, std::string reason);
 // state_reason while StartVm runs, stored before the hypervisor launches: a start cut short by a
 // daemon crash is told from a VM that was simply created or stopped.
 inline constexpr std::string_view kStarting = "starting";

@@ -24,7 +24,18 @@ std::string presses_text(int presses) {
   return std::to_string(presses) + (presses == 1 ? " press" : " presses") + " of the ACPI power button";
 }
 
+bool up(VmState state) { return state == VmState::kRunning || state == VmState::kPaused; }
+
 }  // namespace
+
+// recover() re-arms the grace by the marker, and tells a power-off while feosd was down from a
+// crash by it; so a pause during the grace must not overwrite it.
+std::string detail::keep_shutdown_marker(const model::VmRecord& record, VmState state, std::string reason) {
+  if (!up(record.state) || !up(state) || !record.state_reason.starts_with(kShutdownRequested) ||
+      reason.starts_with(kShutdownRequested))
+    return reason;
+  return std::string(kShutdownRequested) + "; " + reason;
+}
 
 Status VmManager::shutdown(const model::VmId& request_id, std::optional<std::chrono::seconds> requested_grace) {
   if (requested_grace && *requested_grace > kMaxShutdownGrace)

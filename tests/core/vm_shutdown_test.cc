@@ -186,5 +186,46 @@ TEST_F(VmShutdownTest, ARestartDuringTheGraceArmsItAgain) {
   EXPECT_TRUE(reason(id).starts_with("forced off after 0.3 s")) << reason(id);
 }
 
+// A pause during the grace keeps the request's mark: a restart still ends the shutdown, and a
+// guest that powers off while feosd is down is taken as stopped, not crashed.
+TEST_F(VmShutdownTest, APauseDuringTheGraceKeepsTheRequestAcrossARestart) {
+  reopen({.grace = milliseconds(60000), .repress = milliseconds(100)});
+  const model::VmId id = started();
+  ASSERT_TRUE(manager_->shutdown(id));
+  ASSERT_TRUE(manager_->pause(id));
+  EXPECT_EQ(reason(id), "shutdown requested; paused by request");
+  ASSERT_TRUE(manager_->resume(id));
+  ASSERT_TRUE(manager_->pause(id));
+  EXPECT_EQ(reason(id), "shutdown requested; paused by request");
+  hv_.alive_after_restart = {manager_->get(id)->pid};
+  hv_.adopted_state = vmm::RunState::kPaused;
+  reopen({.grace = milliseconds(300), .repress = milliseconds(100)});
+  EXPECT_EQ(state(id), VmState::kPaused);
+  EXPECT_EQ(event_reasons(id).back(),
+            "shutdown requested before feosd restarted: forced off in 0.3 s unless the guest powers off");
+  EXPECT_LT(wait_for([&] { return state(id) == VmState::kStopped; }), milliseconds(2500));
+  EXPECT_TRUE(reason(id).starts_with("forced off after 0.3 s")) << reason(id);
+}
+
+TEST_F(VmShutdownTest, APauseDuringTheGraceThenAPowerOffWhileDownIsAStop) {
+  reopen({.grace = milliseconds(60000), .repress = milliseconds(100)});
+  const model::VmId id = started();
+  ASSERT_TRUE(manager_->shutdown(id));
+  ASSERT_TRUE(manager_->pause(id));
+  ASSERT_TRUE(manager_->resume(id));
+  reopen({.grace = milliseconds(300), .repress = milliseconds(100)});  // its process is gone
+  EXPECT_EQ(state(id), VmState::kStopped);
+  EXPECT_TRUE(reason(id).starts_with("guest powered off after the requested shutdown")) << reason(id);
+}
+
+TEST_F(VmShutdownTest, AStartAfterTheShutdownDropsTheMark) {
+  const model::VmId id = started();
+  ASSERT_TRUE(manager_->shutdown(id));
+  wait_for([&] { return state(id) == VmState::kStopped; });
+  ASSERT_TRUE(manager_->start(id));
+  ASSERT_TRUE(manager_->pause(id));
+  EXPECT_EQ(reason(id), "paused by request");
+}
+
 }  // namespace
 }  // namespace feos::core
