@@ -341,6 +341,25 @@ TEST_F(RequestFilesTest, ImageCacheIsReservedForTheImageStore) {
   registry.disks.push_back({});
   registry.disks[0].path = blob;
   EXPECT_EQ(check_spec_files(registry, roots, reserved).error().code, Code::kInvalidArgument);
+  registry.disks.clear();
+  // An overlay whose header was rewritten (its qemu writes it) to name anything but a cached
+  // image: another VM's disk, a file of the roots, a cached image through another overlay.
+  const std::string other_vm = cache + "/vms/vm-2/disk.qcow2";
+  write(other_vm, qcow2(blob, "raw"));
+  write(images_ + "/disk.raw", std::string(4096, 'c'));
+  auto tampered = [&](const std::string& header) {
+    write(overlay, header);
+    auto checked = check_spec_files(registry, roots, reserved);
+    ASSERT_FALSE(checked);
+    EXPECT_EQ(checked.error().code, Code::kFailedPrecondition) << checked.error().message;
+    EXPECT_THAT(checked.error().message, HasSubstr("config.image_ref: the disk over a registry image must be one "
+                                                   "qcow2 overlay of an image in feosd's image cache"));
+  };
+  tampered(qcow2(other_vm, "qcow2"));
+  tampered(qcow2(images_ + "/disk.raw", "raw"));
+  tampered(qcow2_with_data_file(blob));
+  write(overlay, qcow2(blob, "raw"));
+  EXPECT_TRUE(check_spec_files(registry, roots, reserved));
   // Without image roots the cache is still reserved.
   auto no_roots = check_spec_files(with_disk(overlay), {}, reserved);
   ASSERT_FALSE(no_roots);

@@ -181,6 +181,32 @@ Result<model::DiskFormat> format_of(ImageMagic magic, bool top, model::DiskForma
   return model::DiskFormat::kRaw;
 }
 
+// A registry image's disk is feosd's own: the cached image (as create's admission checks it), or
+// the VM's overlay over it. The overlay is written by the VM's qemu, so the backing file its header
+// names is trusted only when it is a cached image: never another VM's disk or a file of the roots.
+Status check_store_chain(const ImageChain& chain, const ReservedDirs& reserved) {
+  auto cached_image = [&](const ImageFile& image) {
+    for (const auto& dir : reserved) {
+      const std::string blobs = dir + "/blobs/sha256/";
+      if (!image.path.starts_with(blobs)) continue;
+      const std::string name = image.path.substr(blobs.size());
+      return name.size() == 64 && name.find_first_not_of("0123456789abcdef") == std::string::npos &&
+             image.format == model::DiskFormat::kRaw;
+    }
+    return false;
+  };
+  const bool overlay =
+      chain.size() == 2 && chain[0].format == model::DiskFormat::kQcow2 && chain[0].data_file.empty();
+  if ((chain.size() == 1 || overlay) && cached_image(chain.back())) return ok();
+  std::string shape;
+  for (const auto& image : chain) shape += (shape.empty() ? "" : " -> ") + quote_for_message(image.path);
+  return fail(Code::kFailedPrecondition,
+              std::string(model::field::kImageRef) +
+                  ": the disk over a registry image must be one qcow2 overlay of an image in feosd's image "
+                  "cache, but its chain is " + shape +
+                  " (its header was changed after create; delete the VM and create it again)");
+}
+
 }  // namespace
 
 Result<ImageChain> resolve_image_chain(const std::string& path, model::DiskFormat format,
@@ -245,6 +271,7 @@ Result<CheckedFiles> check_spec_files(const model::VmSpec& spec, const FileRoots
     auto chain = chain_of(out.spec.image_path, model::field::kImageRef, out.spec.image_format,
                           from_store ? ReservedDirs{} : reserved);
     if (!chain) return fail(chain.error());
+    if (from_store) FEOS_TRY(check_store_chain(*chain, reserved));
     out.images.root = std::move(*chain);
   }
   for (size_t i = 0; i < out.spec.disks.size(); ++i) {
