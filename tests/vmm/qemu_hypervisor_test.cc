@@ -222,7 +222,6 @@ TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
 TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   QemuConfig config;
   config.accel = "kvm";
-  config.gpudirect_clique = 3;
   auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
   ASSERT_TRUE(hv) << hv.error().to_string();
   fs_.files["/fake/proc/cpuinfo"] =
@@ -239,15 +238,14 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   EXPECT_THAT(started.error().message,
               HasSubstr("which needs 43 physical address bits; the host CPU has 39"));
   EXPECT_EQ(launcher_.launches, 0);
-  // A 46-bit host fits: the launch is attempted, with the clique on every GPU.
+  // A 46-bit host fits: the launch is attempted.
   fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 46 bits physical, 57 bits virtual\n";
   EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
   ASSERT_EQ(launcher_.launches, 1);
   EXPECT_THAT(launcher_.last.argv, ::testing::Contains("host,host-phys-bits=on"));
   EXPECT_THAT(launcher_.last.argv,
               ::testing::Contains(
-                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0,"
-                  "x-nv-gpudirect-clique=3"));
+                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0"));
   // No cpuinfo: unknown width, qemu decides.
   fs_.files.erase("/fake/proc/cpuinfo");
   EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
@@ -289,14 +287,6 @@ TEST_F(QemuHypervisorUnit, PlanStartIsWhatStartRunsAndTouchesNothing) {
   EXPECT_EQ(launcher_.last.argv, plan->argv);
 }
 
-TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
-  QemuConfig config;
-  config.gpudirect_clique = 16;
-  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
-  ASSERT_FALSE(hv);
-  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(hv.error().message, "gpudirect clique 16 is outside 0..15");
-}
 
 TEST_F(QemuHypervisorUnit, AdoptRefusesDeadProcess) {
   auto hv = make();
