@@ -341,6 +341,10 @@ std::string p2p_key(const std::string& domain) {
 std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
   std::vector<std::vector<std::string>> rows;
   rows.reserve(static_cast<size_t>(list.devices_size()) + 1);
+  // The P2P column only on hosts where GPUs could share a GPUDirect clique (an HGX list fits 130
+  // columns without it).
+  const bool p2p = std::any_of(list.devices().begin(), list.devices().end(),
+                               [](const hostv1::PciDeviceInfo& d) { return d.p2p_clique_peers_size() > 0; });
   rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "SWITCH", "P2P", "BAR", "STATUS", "REASON"});
   for (const hostv1::PciDeviceInfo& device : list.devices()) {
     std::string name = short_vendor(device.vendor_name());
@@ -368,6 +372,8 @@ std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
         or_dash(truncate(one_line(device.reason()), kReasonWidth)),
     });
   }
+  if (!p2p)
+    for (auto& row : rows) row.erase(row.begin() + 7);
   return render_table(rows);
 }
 

@@ -95,7 +95,8 @@ json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
                            {"numa_node", numa_node}});
   // Only a VM with a whole HGX board has one: other records stay as before.
   if (!fabric.empty()) out["fabric"] = list_of(fabric);
-  out["peer_path"] = detail::peer_path_to_json(peer_path);
+  // Only GPUs whose place was read have one: records without it stay as before.
+  if (peer_path != model::GpuPeerPath{}) out["peer_path"] = detail::peer_path_to_json(peer_path);
   return out;
 }
 
@@ -304,8 +305,9 @@ json spec_to_json(const model::VmSpec& spec) {
       {"firmware", firmware_to_json(firmware)},
   });
   if (gpu_count) out["gpu_count"] = gpu_count_to_json(*gpu_count);
-  out["gpu_p2p"] = detail::gpu_p2p_to_json(gpu_p2p);
-  out["guest_numa"] = model::guest_numa_name(guest_numa);
+  // Written only when chosen: specs without a choice stay as before.
+  if (gpu_p2p != model::GpuP2pSpec{}) out["gpu_p2p"] = detail::gpu_p2p_to_json(gpu_p2p);
+  if (guest_numa != model::GuestNumaMode::kDefault) out["guest_numa"] = model::guest_numa_name(guest_numa);
   return out;
 }
 

@@ -146,6 +146,7 @@ TEST(ConvertTest, GpuAddressesAreParsedStrictly) {
 
 TEST(ConvertTest, GuestTopologyChoicesRoundTrip) {
   pb::VmConfig c = minimal();
+  c.mutable_cpus()->set_max_vcpus(2);  // spec_to_proto writes it
   c.add_gpus()->set_address("0000:18:00.0");
   c.add_gpus()->set_address("0000:19:00.0");
   c.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_EXPLICIT);

@@ -127,7 +127,7 @@ TEST(GpudirectPlan, GpusOfOneSwitchShareACliqueAndIdsFollowTheFirstGpu) {
   ASSERT_TRUE(plan);
   EXPECT_THAT(plan->clique, ElementsAre(0, 1, 0, 1));
   EXPECT_THAT(plan->decisions,
-              ElementsAre("GPUDirect clique 0: 0000:29:00.0, 0000:28:00.0 (under the PCIe switch at 0000:26:00.0)",
+              ElementsAre("GPUDirect clique 0: 0000:89:00.0, 0000:88:00.0 (under the PCIe switch at 0000:86:00.0)",
                           "GPUDirect clique 1: 0000:18:00.0, 0000:19:00.0 (under the PCIe switch at 0000:16:00.0)"));
 }
 
@@ -317,8 +317,9 @@ TEST(GpudirectArgv, HgxBoardGetsNoCliqueOnOneNodeOrTwo) {
       auto launch = build_launch(config(numa), spec_for(gpus), {}, gpus, kFiles, "vm-1");
       ASSERT_TRUE(launch) << launch.error().to_string();
       for (const auto& arg : launch->argv) EXPECT_THAT(arg, ::testing::Not(HasSubstr("gpudirect")));
-      if (count > 1)
+      if (count > 1) {
         EXPECT_THAT(launch->decisions, Contains(HasSubstr("joined by NVLink through the board's NVSwitches")));
+      }
     }
   }
 }
