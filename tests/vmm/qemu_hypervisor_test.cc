@@ -252,6 +252,35 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   EXPECT_EQ(launcher_.launches, 2);
 }
 
+// Guest NUMA per VM: the spec's choice wins over the daemon's --guest-numa; neither gives a layout
+// on a single-node host.
+TEST_F(QemuHypervisorUnit, AVmsGuestNumaChoiceOverridesTheDaemons) {
+  auto gpus = testing::hgx_h100s(1);
+  gpus[0].numa_node = 1;
+  auto has_numa = [&](bool daemon, model::GuestNumaMode mode) {
+    QemuConfig config;
+    config.guest_numa = daemon;
+    auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+    EXPECT_TRUE(hv) << hv.error().to_string();
+    auto spec = with_gpus(kernel_spec(), gpus, 4096);
+    spec.guest_numa = mode;
+    TempDir run;
+    auto plan = (*hv)->plan_start("vm-1", spec, gpus, run.path());
+    EXPECT_TRUE(plan) << plan.error().to_string();
+    if (!plan) return false;
+    for (const auto& arg : plan->argv)
+      if (arg.rfind("pxb-pcie,", 0) == 0) return true;
+    return false;
+  };
+  fs_.files["/fake/sys/devices/system/node/online"] = "0-1\n";
+  EXPECT_TRUE(has_numa(true, model::GuestNumaMode::kDefault));
+  EXPECT_FALSE(has_numa(false, model::GuestNumaMode::kDefault));
+  EXPECT_TRUE(has_numa(false, model::GuestNumaMode::kAuto));
+  EXPECT_FALSE(has_numa(true, model::GuestNumaMode::kOff));
+  fs_.files["/fake/sys/devices/system/node/online"] = "0\n";
+  EXPECT_FALSE(has_numa(true, model::GuestNumaMode::kAuto));
+}
+
 TEST_F(QemuHypervisorUnit, PlanStartIsWhatStartRunsAndTouchesNothing) {
   QemuConfig config;
   config.accel = "kvm";
