@@ -45,7 +45,8 @@ void expect_code(const feos::Error& e, std::initializer_list<Code> codes, const 
 bool same(const VmSpec& a, const VmSpec& b) {
   // Lists every member, so a new VmSpec field fails to compile here until it is compared too.
   const auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus,
-               firmware, gpu_count] = a;
+               firmware, gpu_count, gpu_p2p, guest_numa] = a;
+  if (gpu_p2p != b.gpu_p2p || guest_numa != b.guest_numa) return false;
   if (firmware.kind != b.firmware.kind || firmware.secure_boot != b.firmware.secure_boot) return false;
   if (gpu_count != b.gpu_count) return false;
   if (cpus.boot_vcpus != b.cpus.boot_vcpus || cpus.max_vcpus != b.cpus.max_vcpus) return false;

@@ -68,6 +68,65 @@ Status check_len(const std::string& value, size_t max, const std::string& field)
   return ok();
 }
 
+// The guest topology choices (gpu_p2p, guest_numa), parsed once here; model::validate() judges
+// the cliques against the VM's GPUs.
+Status topology_from_proto(const pb::VmConfig& c, model::VmSpec& spec) {
+  switch (c.gpu_p2p().mode()) {
+    case feosd::v1::GPU_P2P_MODE_AUTO: spec.gpu_p2p.mode = model::GpuP2pMode::kAuto; break;
+    case feosd::v1::GPU_P2P_MODE_OFF: spec.gpu_p2p.mode = model::GpuP2pMode::kOff; break;
+    case feosd::v1::GPU_P2P_MODE_EXPLICIT: spec.gpu_p2p.mode = model::GpuP2pMode::kExplicit; break;
+    default:
+      return fail(Code::kInvalidArgument, std::string(model::field::kGpuP2pMode) + ": unknown value " +
+                                              std::to_string(c.gpu_p2p().mode()));
+  }
+  if (c.gpu_p2p().cliques_size() > static_cast<int>(model::kMaxGpudirectCliques))
+    return fail(Code::kInvalidArgument, std::string(model::field::kGpuP2pCliques) + ": " +
+                                            std::to_string(c.gpu_p2p().cliques_size()) + " given, at most " +
+                                            std::to_string(model::kMaxGpudirectCliques) + " (clique ids 0-15)");
+  for (int i = 0; i < c.gpu_p2p().cliques_size(); ++i) {
+    const auto& clique = c.gpu_p2p().cliques(i);
+    if (clique.gpus_size() > static_cast<int>(model::kMaxGpus))
+      return fail(Code::kInvalidArgument, model::field::element(model::field::kGpuP2pCliques, i) + ": " +
+                                              std::to_string(clique.gpus_size()) + " GPUs, more than a VM has");
+    std::vector<pci::Address> gpus;
+    for (int j = 0; j < clique.gpus_size(); ++j) {
+      const std::string field =
+          model::field::element(model::field::kGpuP2pCliques, i, "gpus[" + std::to_string(j) + "]");
+      FEOS_TRY(check_len(clique.gpus(j), model::kMaxPciAddressText, field));
+      auto address = pci::Address::parse(clique.gpus(j));
+      if (!address) return fail(address.error().context(field));
+      gpus.push_back(*address);
+    }
+    spec.gpu_p2p.cliques.push_back(std::move(gpus));
+  }
+  switch (c.guest_numa()) {
+    case feosd::v1::GUEST_NUMA_MODE_DEFAULT: spec.guest_numa = model::GuestNumaMode::kDefault; break;
+    case feosd::v1::GUEST_NUMA_MODE_AUTO: spec.guest_numa = model::GuestNumaMode::kAuto; break;
+    case feosd::v1::GUEST_NUMA_MODE_OFF: spec.guest_numa = model::GuestNumaMode::kOff; break;
+    default:
+      return fail(Code::kInvalidArgument, std::string(model::field::kGuestNuma) + ": unknown value " +
+                                              std::to_string(c.guest_numa()));
+  }
+  return ok();
+}
+
+void topology_to_proto(const model::VmSpec& spec, pb::VmConfig& c) {
+  switch (spec.gpu_p2p.mode) {
+    case model::GpuP2pMode::kAuto: break;
+    case model::GpuP2pMode::kOff: c.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_OFF); break;
+    case model::GpuP2pMode::kExplicit: c.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_EXPLICIT); break;
+  }
+  for (const auto& clique : spec.gpu_p2p.cliques) {
+    auto* out = c.mutable_gpu_p2p()->add_cliques();
+    for (const auto& address : clique) out->add_gpus(address.to_string());
+  }
+  switch (spec.guest_numa) {
+    case model::GuestNumaMode::kDefault: break;
+    case model::GuestNumaMode::kAuto: c.set_guest_numa(feosd::v1::GUEST_NUMA_MODE_AUTO); break;
+    case model::GuestNumaMode::kOff: c.set_guest_numa(feosd::v1::GUEST_NUMA_MODE_OFF); break;
+  }
+}
+
 }  // namespace
 
 Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
@@ -137,6 +196,7 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
                                      .model = c.gpu_count().model(),
                                      .p2p = c.gpu_count().p2p()};
   }
+  FEOS_TRY(topology_from_proto(c, spec));
   return spec;
 }
 
@@ -175,6 +235,7 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
     c.mutable_gpu_count()->set_model(spec.gpu_count->model);
     c.mutable_gpu_count()->set_p2p(spec.gpu_count->p2p);
   }
+  topology_to_proto(spec, c);
   return c;
 }
 

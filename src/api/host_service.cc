@@ -67,6 +67,8 @@ void device_to_proto(const hostdev::InventoryDevice& in, feosd::v1::PciDeviceInf
     p->set_id(peer.id.to_string());
     p->set_class_name(peer.class_name);
   }
+  out->set_p2p_domain(in.p2p_domain);
+  for (const auto& peer : in.p2p_peers) out->add_p2p_clique_peers(peer.to_string());
 }
 
 void add_item(feosd::v1::CheckHostResponse* resp, std::string name, bool ok, std::string detail) {

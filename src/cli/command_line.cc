@@ -174,6 +174,13 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
                                        "MODEL");
   create_cmd->add_flag("--gpu-p2p", create.gpu_p2p,
                        "With --gpus: the guest wants peer-to-peer, so GPUs under one PCIe switch first");
+  create_cmd->add_option("--gpu-clique", create.gpu_cliques,
+                         "NVIDIA GPUs that share a GPUDirect P2P clique, by address (repeatable, one "
+                         "clique each); off: none. Default: by host topology")
+      ->type_name("ADDR,ADDR[,...]|off");
+  OptionalText* c_guest_numa = add_text(create_cmd, texts, "--guest-numa",
+                                        "Guest NUMA nodes mirroring the GPUs' host nodes: auto or off "
+                                        "(default: the daemon's --guest-numa)", "auto|off");
   OptionalText* c_ignition =
       add_text(create_cmd, texts, "--ignition", "File whose content is the VM's ignition", "FILE");
   OptionalText* c_firmware = add_text(create_cmd, texts, "--firmware",
@@ -363,6 +370,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       create.firmware = c_firmware->get();
       create.gpu_count = c_gpu_count->get();
       create.gpu_model = c_gpu_model->get();
+      create.guest_numa = c_guest_numa->get();
       auto request = build_create_request(create, env.cwd, *env.fs);
       if (!request) return fail(request.error());
       inv.create_request = std::move(*request);

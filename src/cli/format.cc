@@ -331,10 +331,21 @@ std::string device_status_text(const hostv1::PciDeviceInfo& device) {
   }
 }
 
+namespace {
+// "pci0000:15" -> "0000:15": the root bus as lspci writes a bus.
+std::string p2p_key(const std::string& domain) {
+  return domain.rfind("pci", 0) == 0 ? domain.substr(3) : domain;
+}
+}  // namespace
+
 std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
   std::vector<std::vector<std::string>> rows;
   rows.reserve(static_cast<size_t>(list.devices_size()) + 1);
-  rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "SWITCH", "BAR", "STATUS", "REASON"});
+  // The P2P column only on hosts where GPUs could share a GPUDirect clique (an HGX list fits 130
+  // columns without it).
+  const bool p2p = std::any_of(list.devices().begin(), list.devices().end(),
+                               [](const hostv1::PciDeviceInfo& d) { return d.p2p_clique_peers_size() > 0; });
+  rows.push_back({"ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "NUMA", "SWITCH", "P2P", "BAR", "STATUS", "REASON"});
   for (const hostv1::PciDeviceInfo& device : list.devices()) {
     std::string name = short_vendor(device.vendor_name());
     if (!device.device_name().empty()) {
@@ -354,11 +365,15 @@ std::string format_pci_table(const hostv1::ListPciDevicesResponse& list) {
         or_dash(device.iommu_group()),
         device.numa_node() < 0 ? "-" : std::to_string(device.numa_node()),
         or_dash(short_address(device.switch_upstream())),
+        // The GPUs that can share a GPUDirect clique show the same key (their root bus).
+        device.p2p_clique_peers_size() == 0 ? "-" : p2p_key(device.p2p_domain()),
         largest_bar == 0 ? "-" : format_bytes(largest_bar),
         device_status_text(device),
         or_dash(truncate(one_line(device.reason()), kReasonWidth)),
     });
   }
+  if (!p2p)
+    for (auto& row : rows) row.erase(row.begin() + 7);
   return render_table(rows);
 }
 

@@ -1,5 +1,6 @@
 #include "cli/requests.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -294,6 +295,31 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
     by_count->set_p2p(args.gpu_p2p);
   } else if (args.gpu_model || args.gpu_p2p) {
     return usage(args.gpu_model ? "--gpu-model" : "--gpu-p2p", "needs --gpus N");
+  }
+
+  if (args.gpu_cliques.size() == 1 && args.gpu_cliques[0] == "off") {
+    config.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_OFF);
+  } else if (!args.gpu_cliques.empty()) {
+    config.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_EXPLICIT);
+    for (const std::string& group : args.gpu_cliques) {
+      if (group == "off") return usage("--gpu-clique", "off cannot be combined with cliques");
+      auto* clique = config.mutable_gpu_p2p()->add_cliques();
+      size_t start = 0;
+      while (start <= group.size()) {
+        size_t end = std::min(group.find(',', start), group.size());
+        if (end == start) return usage("--gpu-clique", in_quotes(group) + " has an empty address");
+        clique->add_gpus(group.substr(start, end - start));
+        start = end + 1;
+      }
+    }
+  }
+  if (args.guest_numa) {
+    if (*args.guest_numa == "auto")
+      config.set_guest_numa(feosd::v1::GUEST_NUMA_MODE_AUTO);
+    else if (*args.guest_numa == "off")
+      config.set_guest_numa(feosd::v1::GUEST_NUMA_MODE_OFF);
+    else
+      return usage("--guest-numa", in_quotes(*args.guest_numa) + " is not auto or off");
   }
 
   if (args.firmware || args.secure_boot) {

@@ -70,6 +70,8 @@ struct CreateArgs {
   std::optional<std::string> gpu_count;      // --gpus N: more GPUs, picked by the daemon
   std::optional<std::string> gpu_model;      // --gpu-model (with --gpus)
   bool gpu_p2p = false;                      // --gpu-p2p (with --gpus)
+  std::vector<std::string> gpu_cliques;      // --gpu-clique ADDR,ADDR[,...] (repeatable) or off
+  std::optional<std::string> guest_numa;     // --guest-numa auto|off
   std::optional<std::string> ignition_file;  // --ignition (read here, content sent)
   std::optional<std::string> firmware;       // --firmware bios|uefi
   bool secure_boot = false;                  // --secure-boot (UEFI only)
@@ -79,8 +81,9 @@ struct CreateArgs {
 // memory >= 1 MiB and small enough that its size in bytes fits uint64),
 // host paths (image without "scheme://", kernel, initramfs, disks) made absolute against `cwd`, the
 // ignition file read through `fs`, each --gpu parsed in order, --gpus N (1..16) with its
-// --gpu-model and --gpu-p2p (refused without --gpus), --firmware bios|uefi (--secure-boot
-// alone means uefi; with bios it is refused). `boot` is set only when --kernel,
+// --gpu-model and --gpu-p2p (refused without --gpus), --gpu-clique (each a comma-separated group
+// of GPU addresses, the daemon checks them; "off" alone: no clique), --guest-numa auto|off,
+// --firmware bios|uefi (--secure-boot alone means uefi; with bios it is refused). `boot` is set only when --kernel,
 // --initramfs or --cmdline is. Whether the config as a whole is bootable (image or kernel given,
 // ...) is the daemon's call. INVALID_ARGUMENT naming the flag on any bad value or an unreadable
 // ignition file.

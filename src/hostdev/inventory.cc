@@ -79,6 +79,28 @@ void add_switch_peers(std::vector<InventoryDevice>& devices) {
   }
 }
 
+// Fills each GPU's GPUDirect clique domain and peers (model::p2p_domain, the rule the guest's
+// cliques follow: vmm/qemu/gpudirect.h): NVIDIA GPUs on one root bus, unless NVSwitches join the
+// host's NVIDIA GPUs (an HGX board: NVLink, no clique needed).
+void add_p2p_peers(std::vector<InventoryDevice>& devices) {
+  const bool board = std::any_of(devices.begin(), devices.end(),
+                                 [](const InventoryDevice& d) { return d.device.is_nvswitch(); });
+  std::map<std::string, std::vector<InventoryDevice*>> by_domain;
+  for (auto& item : devices) {
+    if (!item.is_gpu || item.gpu != item.device.address.to_string() || !item.topology) continue;
+    const bool nvidia = item.device.vendor_id == pci::kVendorNvidia;
+    model::GpuPeerPath path;
+    path.pcie_root = item.topology->pcie_root;
+    path.nvlink = board && nvidia;
+    item.p2p_domain = model::p2p_domain(nvidia, path);
+    if (!item.p2p_domain.empty()) by_domain[item.p2p_domain].push_back(&item);
+  }
+  for (auto& [domain, gpus] : by_domain)
+    for (InventoryDevice* gpu : gpus)
+      for (const InventoryDevice* other : gpus)
+        if (other != gpu) gpu->p2p_peers.push_back(other->device.address);
+}
+
 std::vector<NvSwitch> nvswitches_of(const std::vector<InventoryDevice>& devices) {
   std::vector<NvSwitch> out;
   for (const auto& item : devices) {
@@ -234,6 +256,7 @@ Result<Inventory> HostInventory::inventory() const {
     out.devices.push_back(std::move(item));
   }
   add_switch_peers(out.devices);
+  add_p2p_peers(out.devices);
   out.nvswitches = nvswitches_of(out.devices);
   return out;
 }

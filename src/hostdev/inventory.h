@@ -63,6 +63,12 @@ struct InventoryDevice {
   // For a GPU (the function `gpu` names itself): the other endpoints under its switch, functions
   // of its own slot excluded, in address order. Empty without a switch.
   std::vector<SwitchPeer> switch_peers;
+  // For an NVIDIA GPU: the key of the GPUs it can share a GPUDirect clique with (its root bus,
+  // "pci0000:15": under one PCIe switch or one root complex; model::p2p_domain) and those GPUs,
+  // in address order. Empty for other vendors, an unknown place, and an HGX board's GPUs (NVLink
+  // joins them: no clique needed).
+  std::string p2p_domain;
+  std::vector<pci::Address> p2p_peers;
 };
 
 // An NVSwitch of an HGX board (pci::Device::is_nvswitch).

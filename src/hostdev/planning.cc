@@ -291,6 +291,7 @@ tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<mo
     model::AssignedGpu gpu;
     gpu.request = gpus[i];
     gpu.numa_node = gpu_devices[i]->numa_node;
+    gpu.peer_path = peer_path_of(context, *gpu_devices[i]);
     for (const pci::Device* f : card_functions[i]) {
       gpu.functions.push_back(function_of(*f));
       plan.targets.push_back(Target{

@@ -133,6 +133,11 @@ tl::expected<FabricPart, Problem> fabric_part(PlanContext& context, const std::v
 tl::expected<Plan, Problem> make_plan(PlanContext& context, const std::vector<model::GpuSpec>& gpus,
                                       PlanScope scope = PlanScope::kVm);
 
+// Where GPU `gpu` reaches its peers (peer_path.cc): root bus and PCIe switch, NVLink when the
+// host's NVSwitch fabric joins it (known once the view's displays are loaded), and the room for
+// the GPUDirect capability in its config space. Unreadable facts stay unknown: never an error.
+model::GpuPeerPath peer_path_of(PlanContext& context, const pci::Device& gpu);
+
 // A device as the function a VM is given: address, id, class, IOMMU group, driver, present BARs.
 model::PassthroughFunction function_of(const pci::Device& device);
 

@@ -26,6 +26,9 @@ inline constexpr const char* kGpuCount = "config.gpu_count.count";
 inline constexpr const char* kGpuModel = "config.gpu_count.model";
 inline constexpr const char* kFirmwareKind = "config.firmware.kind";
 inline constexpr const char* kFirmwareSecureBoot = "config.firmware.secure_boot";
+inline constexpr const char* kGpuP2pMode = "config.gpu_p2p.mode";
+inline constexpr const char* kGpuP2pCliques = "config.gpu_p2p.cliques";
+inline constexpr const char* kGuestNuma = "config.guest_numa";
 
 // "<list>[<index>]", then ".<leaf>" when a leaf is given: element(kDisks, 1, "path").
 inline std::string element(std::string_view list, size_t index, std::string_view leaf = {}) {

@@ -51,6 +51,31 @@ struct PassthroughFunction {
   std::vector<Bar> bars;        // present BARs
 };
 
+// Where the NVIDIA GPUDirect P2P capability (8 bytes of vendor capability that tell the guest driver
+// which GPUs can reach each other, docs/topology.md) can sit in a GPU's standard config space: the
+// spec's place C8h, else the revised spec's D4h (Turing and newer have MSI-X at C8h), else none.
+enum class GpudirectSlot { kUnknown, kC8, kD4, kNone };
+
+// Where a GPU reaches other GPUs on the host: what the guest's GPUDirect cliques are planned from
+// (docs/topology.md). hostdev fills it when it resolves the GPU; records written before it existed
+// have the defaults, which give no clique.
+struct GpuPeerPath {
+  std::string pcie_root;                    // the root bus ("pci0000:15"); "" when unknown
+  std::optional<pci::Address> pcie_switch;  // the upstream port of the PCIe switch above it
+  bool nvlink = false;  // an HGX board GPU: the NVSwitches join it to the board's other GPUs
+  GpudirectSlot cap_slot = GpudirectSlot::kUnknown;  // read from its function 0's config space
+  friend bool operator==(const GpuPeerPath&, const GpuPeerPath&) = default;
+};
+
+// The key of the GPUs that can form one GPUDirect clique with `path`'s GPU: NVIDIA GPUs on one
+// root bus (under one PCIe switch, or on root ports of one root complex) reach each other over
+// PCIe. "" when it forms none: not NVIDIA, place unknown, or joined by NVLink (which needs no
+// clique).
+inline std::string p2p_domain(bool nvidia, const GpuPeerPath& path) {
+  if (!nvidia || path.nvlink) return {};
+  return path.pcie_root;
+}
+
 // A GPU as the host side resolved it: every function of its slot, plus endpoints outside the slot
 // that share its IOMMU groups (only when the operator's policy allows them).
 struct AssignedGpu {
@@ -63,6 +88,7 @@ struct AssignedGpu {
   // board, not to one GPU: set only on the VM's FIRST GPU of that board, empty on every other.
   // Each is a device of its own in the guest (its own root port), like a group peer.
   std::vector<PassthroughFunction> fabric;
+  GpuPeerPath peer_path;
 };
 
 // Every host function `gpu` passes: its card's functions, its group peers, its fabric.

@@ -19,6 +19,8 @@ inline constexpr size_t kMaxDisks = 64;
 inline constexpr size_t kMaxNics = 64;
 // Whole GPUs: an HGX host has 8; 16 leaves room without letting a request plan thousands.
 inline constexpr size_t kMaxGpus = 16;
+// GPUDirect clique ids: the capability's 4-bit id field (QEMU x-nv-gpudirect-clique 0-15).
+inline constexpr size_t kMaxGpudirectCliques = 16;
 // A GPU model asked by name: "10de:2335" or a part of a pci.ids product name.
 inline constexpr size_t kMaxGpuModelLength = 64;
 

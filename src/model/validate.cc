@@ -146,6 +146,37 @@ Status validate_firmware(const FirmwareSpec& firmware) {
   return ok();
 }
 
+// Explicit cliques name the VM's own GPUs by address (the ones given in config.gpus: GPUs picked
+// by count are not known yet), each GPU in one clique, at least two per clique, at most 16 ids.
+Status validate_gpu_p2p(const VmSpec& spec) {
+  const GpuP2pSpec& p2p = spec.gpu_p2p;
+  if (p2p.mode != GpuP2pMode::kAuto && p2p.mode != GpuP2pMode::kOff && p2p.mode != GpuP2pMode::kExplicit)
+    return invalid(field::kGpuP2pMode, "unknown mode " + std::to_string(static_cast<int>(p2p.mode)));
+  if (p2p.mode != GpuP2pMode::kExplicit) {
+    if (!p2p.cliques.empty()) return invalid(field::kGpuP2pCliques, "given without mode explicit");
+    return ok();
+  }
+  if (p2p.cliques.empty()) return invalid(field::kGpuP2pCliques, "mode explicit needs at least one clique");
+  if (p2p.cliques.size() > kMaxGpudirectCliques)
+    return invalid(field::kGpuP2pCliques, std::to_string(p2p.cliques.size()) + " given, at most " +
+                                              std::to_string(kMaxGpudirectCliques) + " (clique ids 0-15)");
+  std::set<pci::Address> seen;
+  for (size_t i = 0; i < p2p.cliques.size(); ++i) {
+    const std::string at = field::element(field::kGpuP2pCliques, i);
+    if (p2p.cliques[i].size() < 2)
+      return invalid(at, "a clique needs at least two GPUs (one GPU has no peer)");
+    for (const pci::Address& address : p2p.cliques[i]) {
+      bool ours = false;
+      for (const GpuSpec& gpu : spec.gpus) ours = ours || gpu.address.same_slot(address);
+      if (!ours)
+        return invalid(at, address.to_string() + " is not one of the VM's GPUs (" + field::kGpus + ")");
+      if (!seen.insert(address).second)
+        return invalid(at, address.to_string() + " is in more than one clique");
+    }
+  }
+  return ok();
+}
+
 }  // namespace
 
 Status validate(const VmSpec& spec) {
@@ -154,6 +185,10 @@ Status validate(const VmSpec& spec) {
   FEOS_TRY(validate_boot(spec));
   FEOS_TRY(validate_ignition(spec.ignition));
   FEOS_TRY(validate_firmware(spec.firmware));
+  FEOS_TRY(validate_gpu_p2p(spec));
+  if (spec.guest_numa != GuestNumaMode::kDefault && spec.guest_numa != GuestNumaMode::kAuto &&
+      spec.guest_numa != GuestNumaMode::kOff)
+    return invalid(field::kGuestNuma, "unknown mode " + std::to_string(static_cast<int>(spec.guest_numa)));
   return validate_devices(spec);
 }
 

@@ -17,7 +17,9 @@ namespace feos::model {
 // kMaxKernelCmdline bytes, only with a kernel); the initramfs (no ',', only with a kernel);
 // ignition (at most kMaxIgnition bytes, no NUL); disk and NIC device ids (validate_device_id(),
 // unique across disks and NICs); disk paths; tap names (1..kMaxTapName characters, no '/', ',',
-// ':' or whitespace); MAC addresses (validate_mac(), when given). GPU addresses are not looked at.
+// ':' or whitespace); MAC addresses (validate_mac(), when given); the GPUDirect choice (explicit
+// cliques name GPUs of `gpus`, each once, two or more per clique, at most kMaxGpudirectCliques;
+// no cliques in another mode) and the guest NUMA mode. GPU addresses are not looked at.
 // image_ref itself is core's to parse (core::resolve_image_ref).
 // Errors: INVALID_ARGUMENT naming the field, e.g. "config.disks[1].device_id: duplicate ...".
 Status validate(const VmSpec& spec);

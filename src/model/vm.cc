@@ -23,6 +23,15 @@ std::string_view firmware_name(FirmwareKind kind) {
   return "";
 }
 
+std::string_view guest_numa_name(GuestNumaMode mode) {
+  switch (mode) {
+    case GuestNumaMode::kDefault: return "default";
+    case GuestNumaMode::kAuto: return "auto";
+    case GuestNumaMode::kOff: return "off";
+  }
+  return "";
+}
+
 std::string_view disk_format_name(DiskFormat format) {
   switch (format) {
     case DiskFormat::kUnknown: return "";

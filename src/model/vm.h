@@ -63,6 +63,22 @@ struct FirmwareSpec {
   bool secure_boot = false;  // UEFI only: a Secure Boot build with Microsoft's keys enrolled
 };
 
+// The VM's NVIDIA GPUDirect P2P cliques (feosd extension): by host topology (auto, the default),
+// none, or the client's own groups of its GPUs (docs/topology.md).
+enum class GpuP2pMode { kAuto = 0, kOff = 1, kExplicit = 2 };
+struct GpuP2pSpec {
+  GpuP2pMode mode = GpuP2pMode::kAuto;
+  // kExplicit: each a group of the VM's GPUs (by address, at least two) that gets one clique id,
+  // in list order from 0. Empty otherwise.
+  std::vector<std::vector<pci::Address>> cliques;
+  friend bool operator==(const GpuP2pSpec&, const GpuP2pSpec&) = default;
+};
+
+// Guest NUMA for one VM (feosd extension): the daemon's --guest-numa (default), or on (auto: on a
+// host with more than one node) or off for this VM.
+enum class GuestNumaMode { kDefault = 0, kAuto = 1, kOff = 2 };
+std::string_view guest_numa_name(GuestNumaMode mode);  // "default", "auto", "off"
+
 // Whether `image_ref` names an image in a registry ("registry/name:tag", "...@sha256:..."), to be
 // pulled by feosd's image store, rather than a local file: not empty, not an absolute path, no URL
 // scheme. Its syntax is the image store's to check. For such a ref, image_path is the store's.
@@ -83,6 +99,8 @@ struct VmSpec {
   // GPUs by count (feosd extension). Resolved at create: the GPUs picked are appended to `gpus`
   // and this stays as the record of what was asked.
   std::optional<GpuCount> gpu_count;
+  GpuP2pSpec gpu_p2p;
+  GuestNumaMode guest_numa = GuestNumaMode::kDefault;
 };
 
 // Values equal FeOS's VmState enum numbers.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/strict_json.h"
+#include "store/topology_codec.h"
 
 namespace feos::store {
 namespace {
@@ -82,7 +83,7 @@ json function_to_json(const model::PassthroughFunction& function) {
 }
 
 json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
-  const auto& [request, functions, group_peers, numa_node, fabric] = gpu;
+  const auto& [request, functions, group_peers, numa_node, fabric, peer_path] = gpu;
   auto list_of = [](const std::vector<model::PassthroughFunction>& list) {
     json out = json::array();
     for (const auto& function : list) out.push_back(function_to_json(function));
@@ -94,6 +95,8 @@ json assigned_gpu_to_json(const model::AssignedGpu& gpu) {
                            {"numa_node", numa_node}});
   // Only a VM with a whole HGX board has one: other records stay as before.
   if (!fabric.empty()) out["fabric"] = list_of(fabric);
+  // Only GPUs whose place was read have one: records without it stay as before.
+  if (peer_path != model::GpuPeerPath{}) out["peer_path"] = detail::peer_path_to_json(peer_path);
   return out;
 }
 
@@ -258,7 +261,7 @@ Result<model::PassthroughFunction> function_from_json(ObjectReader reader) {
 
 Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
   model::AssignedGpu gpu;
-  auto& [request, functions, group_peers, numa_node, fabric] = gpu;
+  auto& [request, functions, group_peers, numa_node, fabric, peer_path] = gpu;
   FEOS_ASSIGN_OR_RETURN(request, reader.object<model::GpuSpec>("request", gpu_spec_from_json));
   FEOS_ASSIGN_OR_RETURN(functions, reader.objects<model::PassthroughFunction>(
                                        "functions", function_from_json));
@@ -269,6 +272,10 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
   if (reader.has("fabric")) {
     FEOS_ASSIGN_OR_RETURN(fabric, reader.objects<model::PassthroughFunction>("fabric", function_from_json));
   }
+  // Absent in records written before GPUDirect cliques: no place known, so no clique.
+  if (reader.has("peer_path")) {
+    FEOS_ASSIGN_OR_RETURN(peer_path, reader.object<model::GpuPeerPath>("peer_path", detail::peer_path_from_json));
+  }
   FEOS_TRY(reader.finish());
   return gpu;
 }
@@ -277,7 +284,7 @@ Result<model::AssignedGpu> assigned_gpu_from_json(ObjectReader reader) {
 
 json spec_to_json(const model::VmSpec& spec) {
   const auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot,
-               gpus, firmware, gpu_count] = spec;
+               gpus, firmware, gpu_count, gpu_p2p, guest_numa] = spec;
   json gpu_list = json::array();
   for (const auto& gpu : gpus) gpu_list.push_back(gpu_spec_to_json(gpu));
   json disk_list = json::array();
@@ -298,6 +305,9 @@ json spec_to_json(const model::VmSpec& spec) {
       {"firmware", firmware_to_json(firmware)},
   });
   if (gpu_count) out["gpu_count"] = gpu_count_to_json(*gpu_count);
+  // Written only when chosen: specs without a choice stay as before.
+  if (gpu_p2p != model::GpuP2pSpec{}) out["gpu_p2p"] = detail::gpu_p2p_to_json(gpu_p2p);
+  if (guest_numa != model::GuestNumaMode::kDefault) out["guest_numa"] = model::guest_numa_name(guest_numa);
   return out;
 }
 
@@ -305,7 +315,7 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   FEOS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::open(j, "spec"));
   model::VmSpec spec;
   auto& [cpus, memory, image_ref, image_path, image_format, disks, nets, ignition, boot, gpus,
-         firmware, gpu_count] = spec;
+         firmware, gpu_count, gpu_p2p, guest_numa] = spec;
   FEOS_ASSIGN_OR_RETURN(cpus, reader.object<model::CpuSpec>("cpus", cpus_from_json));
   FEOS_ASSIGN_OR_RETURN(memory, reader.object<model::MemorySpec>("memory", memory_from_json));
   FEOS_ASSIGN_OR_RETURN(image_ref, reader.string("image_ref"));
@@ -323,6 +333,13 @@ Result<model::VmSpec> spec_from_json(const json& j) {
   // Written only when GPUs were asked by count (and absent from records stored before that could be).
   if (reader.has("gpu_count")) {
     FEOS_ASSIGN_OR_RETURN(gpu_count, reader.object<model::GpuCount>("gpu_count", gpu_count_from_json));
+  }
+  // Both absent from records stored before they were choices: auto cliques, the daemon's NUMA.
+  if (reader.has("gpu_p2p")) {
+    FEOS_ASSIGN_OR_RETURN(gpu_p2p, reader.object<model::GpuP2pSpec>("gpu_p2p", detail::gpu_p2p_from_json));
+  }
+  if (reader.has("guest_numa")) {
+    FEOS_ASSIGN_OR_RETURN(guest_numa, detail::guest_numa_from_json(reader, "guest_numa"));
   }
   FEOS_TRY(reader.finish());
   return spec;

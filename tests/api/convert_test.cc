@@ -144,6 +144,48 @@ TEST(ConvertTest, GpuAddressesAreParsedStrictly) {
   EXPECT_EQ(spec_to_proto(*spec).gpus(0).address(), "0000:1a:00.0");
 }
 
+TEST(ConvertTest, GuestTopologyChoicesRoundTrip) {
+  pb::VmConfig c = minimal();
+  c.mutable_cpus()->set_max_vcpus(2);  // spec_to_proto writes it
+  c.add_gpus()->set_address("0000:18:00.0");
+  c.add_gpus()->set_address("0000:19:00.0");
+  c.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_EXPLICIT);
+  auto* clique = c.mutable_gpu_p2p()->add_cliques();
+  clique->add_gpus("0000:18:00.0");
+  clique->add_gpus("0000:19:00.0");
+  c.set_guest_numa(feosd::v1::GUEST_NUMA_MODE_OFF);
+  auto spec = spec_from_proto(c);
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->gpu_p2p.mode, model::GpuP2pMode::kExplicit);
+  ASSERT_EQ(spec->gpu_p2p.cliques.size(), 1u);
+  EXPECT_EQ(spec->gpu_p2p.cliques[0].at(1).to_string(), "0000:19:00.0");
+  EXPECT_EQ(spec->guest_numa, model::GuestNumaMode::kOff);
+  EXPECT_TRUE(model::validate(*spec));
+  EXPECT_EQ(spec_to_proto(*spec).SerializeAsString(), c.SerializeAsString());
+  // The defaults: auto cliques, the daemon's NUMA, nothing on the wire.
+  auto plain = spec_from_proto(minimal());
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->gpu_p2p, model::GpuP2pSpec{});
+  EXPECT_EQ(plain->guest_numa, model::GuestNumaMode::kDefault);
+  EXPECT_FALSE(spec_to_proto(*plain).has_gpu_p2p());
+}
+
+TEST(ConvertTest, GuestTopologyChoicesAreParsedAtTheBorder) {
+  pb::VmConfig c = minimal();
+  c.mutable_gpu_p2p()->set_mode(static_cast<feosd::v1::GpuP2pMode>(9));
+  expect_invalid(c, Code::kInvalidArgument, "config.gpu_p2p.mode: unknown value 9");
+  c = minimal();
+  c.set_guest_numa(static_cast<feosd::v1::GuestNumaMode>(5));
+  expect_invalid(c, Code::kInvalidArgument, "config.guest_numa: unknown value 5");
+  c = minimal();
+  c.mutable_gpu_p2p()->set_mode(feosd::v1::GPU_P2P_MODE_EXPLICIT);
+  c.mutable_gpu_p2p()->add_cliques()->add_gpus("18:00.0/..");
+  expect_invalid(c, Code::kInvalidArgument, "config.gpu_p2p.cliques[0].gpus[0]: invalid PCI address");
+  c = minimal();
+  for (int i = 0; i < 17; ++i) c.mutable_gpu_p2p()->add_cliques();
+  expect_invalid(c, Code::kInvalidArgument, "config.gpu_p2p.cliques: 17 given, at most 16");
+}
+
 TEST(ConvertTest, StateNumbersMatchFeos) {
   EXPECT_EQ(state_to_proto(model::VmState::kUnspecified), pb::VM_STATE_UNSPECIFIED);
   EXPECT_EQ(state_to_proto(model::VmState::kCreating), pb::VM_STATE_CREATING);

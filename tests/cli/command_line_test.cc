@@ -196,6 +196,24 @@ TEST_F(CommandLineTest, GpusByCountWithModelAndP2p) {
   EXPECT_FALSE(none.create_request.config().has_gpu_count());  // FeOS's request, unchanged
 }
 
+TEST_F(CommandLineTest, GpuCliquesAndGuestNuma) {
+  Invocation inv = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--gpu-clique", "18:00.0,19:00.0",
+                             "--gpu-clique", "88:00.0,89:00.0,8a:00.0", "--guest-numa", "off"});
+  const auto& p2p = inv.create_request.config().gpu_p2p();
+  EXPECT_EQ(p2p.mode(), hostv1::GPU_P2P_MODE_EXPLICIT);
+  ASSERT_EQ(p2p.cliques_size(), 2);
+  EXPECT_EQ(std::vector<std::string>(p2p.cliques(1).gpus().begin(), p2p.cliques(1).gpus().end()),
+            (std::vector<std::string>{"88:00.0", "89:00.0", "8a:00.0"}));
+  EXPECT_EQ(inv.create_request.config().guest_numa(), hostv1::GUEST_NUMA_MODE_OFF);
+  Invocation off = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz", "--gpu-clique", "off", "--guest-numa", "auto"});
+  EXPECT_EQ(off.create_request.config().gpu_p2p().mode(), hostv1::GPU_P2P_MODE_OFF);
+  EXPECT_EQ(off.create_request.config().gpu_p2p().cliques_size(), 0);
+  EXPECT_EQ(off.create_request.config().guest_numa(), hostv1::GUEST_NUMA_MODE_AUTO);
+  Invocation none = parse_ok({"vm", "create", "--kernel", "/boot/vmlinuz"});
+  EXPECT_FALSE(none.create_request.config().has_gpu_p2p());  // FeOS's request, unchanged
+  EXPECT_EQ(none.create_request.config().guest_numa(), hostv1::GUEST_NUMA_MODE_DEFAULT);
+}
+
 TEST_F(CommandLineTest, GpuAddressGoesToTheDaemonAsTyped) {
   // The daemon parses addresses strictly and names the bad one; the CLI does not second-guess it.
   Invocation inv = parse_ok({"vm", "create", "--gpu", "not-a-bdf", "--gpu", "0000:18:00.0"});
@@ -373,6 +391,10 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"vm", "create", "--gpus", "17"}, "--gpus: must be at most 16, got '17'"},
         UsageCase{{"vm", "create", "--gpu-model", "H200"}, "--gpu-model: needs --gpus N"},
         UsageCase{{"vm", "create", "--gpu-p2p"}, "--gpu-p2p: needs --gpus N"},
+        UsageCase{{"vm", "create", "--gpu-clique", "18:00.0,,19:00.0"}, "--gpu-clique: '18:00.0,,19:00.0' has an empty address"},
+        UsageCase{{"vm", "create", "--gpu-clique", "18:00.0,19:00.0", "--gpu-clique", "off"},
+                  "--gpu-clique: off cannot be combined with cliques"},
+        UsageCase{{"vm", "create", "--guest-numa", "on"}, "--guest-numa: 'on' is not auto or off"},
         UsageCase{{"vm", "create", "--gpu", ""}, "--gpu: missing PCI address in ''"},
         UsageCase{{"vm", "create", "--gpu", ",rombar=on"}, "--gpu: missing PCI address"},
         UsageCase{{"vm", "create", "--gpu", "rombar=off"}, "--gpu: missing PCI address"},

@@ -508,6 +508,22 @@ TEST(FormatPciTable, HgxGpuListFitsA130ColumnTerminal) {
   EXPECT_NE(table.find("   d9:00.0   "), std::string::npos) << table;
 }
 
+TEST(FormatPciTable, P2pColumnOnlyWhereGpusCouldShareAClique) {
+  auto list = from_text<hostv1::ListPciDevicesResponse>(R"pb(
+    devices { address: "0000:18:00.0" vendor_id: "10de" device_id: "26b9" numa_node: 0
+              switch_upstream: "0000:16:00.0" p2p_domain: "pci0000:15" p2p_clique_peers: "0000:19:00.0" }
+    devices { address: "0000:19:00.0" vendor_id: "10de" device_id: "26b9" numa_node: 0
+              switch_upstream: "0000:16:00.0" p2p_domain: "pci0000:15" p2p_clique_peers: "0000:18:00.0" }
+    devices { address: "0000:88:00.0" vendor_id: "10de" device_id: "26b9" numa_node: 1
+              switch_upstream: "0000:86:00.0" p2p_domain: "pci0000:85" }
+  )pb");
+  EXPECT_EQ(format_pci_table(list),
+            "ADDRESS        ID          NAME   DRIVER   GROUP   NUMA   SWITCH    P2P       BAR   STATUS    REASON\n"
+            "0000:18:00.0   10de:26b9   -      -        -       0      16:00.0   0000:15   -     unknown   -\n"
+            "0000:19:00.0   10de:26b9   -      -        -       0      16:00.0   0000:15   -     unknown   -\n"
+            "0000:88:00.0   10de:26b9   -      -        -       1      86:00.0   -         -     unknown   -\n");
+}
+
 TEST(FormatBytes, LargestWholeUnit) {
   EXPECT_EQ(format_bytes(0), "0B");
   EXPECT_EQ(format_bytes(512), "512B");

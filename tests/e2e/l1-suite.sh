@@ -376,6 +376,8 @@ case_gpu_switch_pair() {
   check "qemu of vm $id holds groups $(grp $CARD_E) and $(grp $CARD_F)" wait_held "$id" 30 $CARD_E $CARD_F
   check "qemu: both root ports on the expander bus of the guest's node (host node 0)" \
     eval "tr '\\0' '\\n' < /proc/$(qemu_of "$id")/cmdline | grep -c '^pcie-root-port,id=feos-gpu[01]-rp,bus=feos-numa0,' | grep -qx 2"
+  check "qemu: no GPUDirect clique on the pair (not NVIDIA's: qemu would refuse x-nv-gpudirect-clique)" \
+    eval "! tr '\\0' '\\n' < /proc/$(qemu_of "$id")/cmdline | grep -q x-nv-gpudirect-clique"
   check "the switch's ports stay on pcieport" \
     eval "[ \"\$(drv $SW_UP) \$(drv \$(parent_of $CARD_E)) \$(drv \$(parent_of $CARD_F))\" = 'pcieport pcieport pcieport' ]"
   check "the NIC beside them, card D and the other cards untouched" \

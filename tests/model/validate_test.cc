@@ -241,6 +241,51 @@ TEST(Validate, BadTapNames) {
   }
 }
 
+// A spec with GPUs 0000:{10..10+n-1}:00.0 by address.
+VmSpec with_gpus(size_t n) {
+  VmSpec spec = kernel_spec();
+  for (size_t i = 0; i < n; ++i) spec.gpus.push_back({.address = pci::Address(0, static_cast<uint8_t>(0x10 + i), 0, 0)});
+  return spec;
+}
+
+TEST(Validate, ExplicitGpuCliquesNameTheVmsGpus) {
+  VmSpec spec = with_gpus(4);
+  spec.gpu_p2p = {.mode = GpuP2pMode::kExplicit,
+                  .cliques = {{test::pci_address("10:00.0"), test::pci_address("11:00.0")},
+                              {test::pci_address("12:00.0"), test::pci_address("13:00.0")}}};
+  EXPECT_TRUE(validate(spec));
+  spec.gpu_p2p.cliques[1][1] = test::pci_address("14:00.0");
+  expect_invalid(spec, "config.gpu_p2p.cliques[1]: 0000:14:00.0 is not one of the VM's GPUs (config.gpus)");
+  spec.gpu_p2p.cliques[1][1] = test::pci_address("10:00.0");
+  expect_invalid(spec, "config.gpu_p2p.cliques[1]: 0000:10:00.0 is in more than one clique");
+  spec.gpu_p2p.cliques[1] = {test::pci_address("12:00.0")};
+  expect_invalid(spec, "config.gpu_p2p.cliques[1]: a clique needs at least two GPUs (one GPU has no peer)");
+  spec.gpu_p2p.cliques.clear();
+  expect_invalid(spec, "config.gpu_p2p.cliques: mode explicit needs at least one clique");
+  spec.gpu_p2p = {.mode = GpuP2pMode::kOff, .cliques = {{test::pci_address("10:00.0"), test::pci_address("11:00.0")}}};
+  expect_invalid(spec, "config.gpu_p2p.cliques: given without mode explicit");
+  spec.gpu_p2p.cliques.clear();
+  EXPECT_TRUE(validate(spec));
+}
+
+TEST(Validate, AtMostSixteenGpuCliques) {
+  VmSpec spec = with_gpus(kMaxGpus);
+  spec.gpu_p2p.mode = GpuP2pMode::kExplicit;
+  for (size_t i = 0; i < kMaxGpus; i += 2) spec.gpu_p2p.cliques.push_back({spec.gpus[i].address, spec.gpus[i + 1].address});
+  EXPECT_TRUE(validate(spec));  // 8 cliques; 17 need 34 GPUs, more than a VM has
+  spec.gpu_p2p.cliques.resize(kMaxGpudirectCliques + 1, spec.gpu_p2p.cliques.front());
+  expect_invalid(spec, "config.gpu_p2p.cliques: 17 given, at most 16 (clique ids 0-15)");
+}
+
+TEST(Validate, UnknownTopologyModes) {
+  VmSpec spec = with_gpus(2);
+  spec.gpu_p2p.mode = static_cast<GpuP2pMode>(7);
+  expect_invalid(spec, "config.gpu_p2p.mode: unknown mode 7");
+  spec.gpu_p2p.mode = GpuP2pMode::kAuto;
+  spec.guest_numa = static_cast<GuestNumaMode>(9);
+  expect_invalid(spec, "config.guest_numa: unknown mode 9");
+}
+
 TEST(FieldPath, ListElementsInTheApiSpelling) {
   EXPECT_EQ(field::disk(1, "device_id"), "config.disks[1].device_id");
   EXPECT_EQ(field::net(0, "tap.tap_name"), "config.net[0].tap.tap_name");

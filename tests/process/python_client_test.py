@@ -35,7 +35,8 @@ subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", gen, "--grpc_out", ge
                 os.path.join(PROTO_DIR, "feosd/v1/passthrough.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/firmware.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/host.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/plan.proto")], check=True)
+                os.path.join(PROTO_DIR, "feosd/v1/plan.proto"),
+                os.path.join(PROTO_DIR, "feosd/v1/topology.proto")], check=True)
 sys.path.insert(0, gen)
 from feos.vm.vmm.api.v1 import vm_pb2 as pb  # noqa: E402
 from feos.vm.vmm.api.v1 import vm_pb2_grpc as pb_grpc  # noqa: E402

@@ -59,9 +59,11 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"({"device_id":"seed","format":"","path":"/var/lib/feos/disks/sé\"ed\n.raw","readonly":true}],)"
       R"("firmware":{"kind":"uefi","secure_boot":true},)"
       R"("gpu_count":{"count":2,"model":"H200","p2p":true},)"
+      R"("gpu_p2p":{"cliques":[{"gpus":["0000:17:00.0","0000:b3:00.0"]}],"mode":"explicit"},)"
       R"("gpus":[{"address":"0000:17:00.0","boot_vga":false,"rombar":"off"},)"
       R"({"address":"0000:65:00.0","boot_vga":true,"rombar":"default"},)"
       R"({"address":"0000:b3:00.0","boot_vga":false,"rombar":"on"}],)"
+      R"("guest_numa":"off",)"
       R"("ignition":"{\"ignition\":{\"version\":\"3.4.0\"}}",)"
       R"("image_format":"raw",)"
       R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
@@ -295,6 +297,26 @@ TEST(AssignedGpusCodecTest, StoredFormatIsStable) {
   auto decoded = decode_assigned_gpus(golden);
   ASSERT_TRUE(decoded) << decoded.error().to_string();
   testing::expect_assigned_gpus_equal(gpus, *decoded);
+}
+
+TEST(AssignedGpusCodecTest, APeerPathIsStoredWhenKnown) {
+  std::vector<model::AssignedGpu> gpus(1);
+  gpus[0].request.address = test::pci_address("0000:18:00.0");
+  gpus[0].peer_path = {.pcie_root = "pci0000:15", .pcie_switch = test::pci_address("0000:16:00.0"), .nvlink = false,
+                       .cap_slot = model::GpudirectSlot::kD4};
+  const std::string golden =
+      R"([{"functions":[],"group_peers":[],"numa_node":-1,)"
+      R"("peer_path":{"cap_slot":"d4","nvlink":false,"pcie_root":"pci0000:15","pcie_switch":"0000:16:00.0"},)"
+      R"("request":{"address":"0000:18:00.0","boot_vga":false,"rombar":"default"}}])";
+  EXPECT_EQ(encode_assigned_gpus(gpus).value(), golden);
+  auto decoded = decode_assigned_gpus(golden);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  testing::expect_assigned_gpus_equal(gpus, *decoded);
+  std::string bad = golden;
+  bad.replace(bad.find("\"d4\""), 4, "\"e0\"");
+  auto refused = decode_assigned_gpus(bad);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("unknown slot \"e0\""), std::string::npos) << refused.error().message;
 }
 
 TEST(AssignedGpusCodecTest, DecodeIsStrict) {

@@ -38,6 +38,9 @@ inline model::VmSpec full_spec() {
   };
   spec.firmware = {.kind = model::FirmwareKind::kUefi, .secure_boot = true};
   spec.gpu_count = model::GpuCount{.count = 2, .model = "H200", .p2p = true};
+  spec.gpu_p2p = {.mode = model::GpuP2pMode::kExplicit,
+                  .cliques = {{test::pci_address("0000:17:00.0"), test::pci_address("0000:b3:00.0")}}};
+  spec.guest_numa = model::GuestNumaMode::kOff;
   return spec;
 }
 
@@ -79,12 +82,17 @@ inline std::vector<model::AssignedGpu> full_assigned_gpus() {
       .functions = {vga, audio},
       .group_peers = {peer},
       .numa_node = 1,
-      .fabric = {nvswitch}};
+      .fabric = {nvswitch},
+      .peer_path = {.pcie_root = "pci0000:15",
+                    .pcie_switch = test::pci_address("0000:16:00.0"),
+                    .nvlink = true,
+                    .cap_slot = model::GpudirectSlot::kD4}};
   model::AssignedGpu second{.request = {.address = test::pci_address("0000:65:00.0")},
                             .functions = {vga},
                             .group_peers = {},
                             .numa_node = -1,
-                            .fabric = {}};
+                            .fabric = {},
+                            .peer_path = {.pcie_root = "pci0000:64", .pcie_switch = std::nullopt, .nvlink = false, .cap_slot = model::GpudirectSlot::kNone}};
   second.functions[0].address = test::pci_address("0000:65:00.0");
   return {first, second};
 }
@@ -136,8 +144,9 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
                                        const std::vector<model::AssignedGpu>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    const auto& [a_request, a_functions, a_peers, a_numa, a_fabric] = a[i];
-    const auto& [b_request, b_functions, b_peers, b_numa, b_fabric] = b[i];
+    const auto& [a_request, a_functions, a_peers, a_numa, a_fabric, a_peer_path] = a[i];
+    const auto& [b_request, b_functions, b_peers, b_numa, b_fabric, b_peer_path] = b[i];
+    EXPECT_EQ(a_peer_path, b_peer_path) << "gpu " << i;
     expect_gpu_specs_equal({a_request}, {b_request});
     expect_functions_equal(a_functions, b_functions, "gpus[" + std::to_string(i) + "].functions");
     expect_functions_equal(a_peers, b_peers, "gpus[" + std::to_string(i) + "].group_peers");
@@ -148,9 +157,11 @@ inline void expect_assigned_gpus_equal(const std::vector<model::AssignedGpu>& a,
 
 inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   const auto& [a_cpus, a_memory, a_image_ref, a_image_path, a_image_format, a_disks, a_nets,
-               a_ignition, a_boot, a_gpus, a_firmware, a_gpu_count] = a;
+               a_ignition, a_boot, a_gpus, a_firmware, a_gpu_count, a_gpu_p2p, a_guest_numa] = a;
   const auto& [b_cpus, b_memory, b_image_ref, b_image_path, b_image_format, b_disks, b_nets,
-               b_ignition, b_boot, b_gpus, b_firmware, b_gpu_count] = b;
+               b_ignition, b_boot, b_gpus, b_firmware, b_gpu_count, b_gpu_p2p, b_guest_numa] = b;
+  EXPECT_EQ(a_gpu_p2p, b_gpu_p2p);
+  EXPECT_EQ(a_guest_numa, b_guest_numa);
   EXPECT_EQ(a_cpus.boot_vcpus, b_cpus.boot_vcpus);
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);

@@ -447,8 +447,15 @@ TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {
   auto config = tcg_config();
   config.accel = Accel::kKvm;
   config.host_phys_bits = 46;  // Sapphire Rapids: 64 TiB
-  config.gpudirect_clique = 0;
-  auto argv = build_argv(config, gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
+  // One explicit clique of all eight (the client's choice: NVLink boards need none by default).
+  auto spec = gpu_spec(1024 * 1024);
+  spec.gpu_p2p.mode = model::GpuP2pMode::kExplicit;
+  spec.gpu_p2p.cliques.emplace_back();
+  for (const auto& gpu : hgx_h100s(8)) {
+    spec.gpus.push_back(gpu.request);
+    spec.gpu_p2p.cliques.back().push_back(gpu.request.address);
+  }
+  auto argv = build_argv(config, spec, {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "1048576M"),
@@ -502,22 +509,20 @@ TEST(ArgvBuilderGpu, ConsumerCardIsOneMultifunctionSlot) {
                           vfio("0000:01:00.3", "feos-gpu0-f3", "feos-gpu0-rp", "0x0.3")})));
 }
 
-TEST(ArgvBuilderGpu, BootVgaRomBarOffAndCliqueOnTheConsumerCard) {
+TEST(ArgvBuilderGpu, BootVgaAndRomBarOffOnTheConsumerCard) {
   auto config = tcg_config();
   config.accel = Accel::kKvm;
-  config.gpudirect_clique = 5;
   auto gpu = rtx4090();
   gpu.request.boot_vga = true;
   gpu.request.rombar = model::RomBar::kOff;
   auto argv = build_argv(config, gpu_spec(8 * 1024), {}, {gpu}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
-  // x-vga only on the VGA function 0; the clique only on the NVIDIA display function; rombar=0 on
-  // every function of the card.
+  // x-vga only on the VGA function 0; rombar=0 on every function of the card.
   EXPECT_THAT(*argv, ElementsAreArray(concat(
                          {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "8192M"),
                           kCommon, kKernelArgs, root_port("feos-gpu0-rp", 1, /*io_bars=*/true),
                           vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
-                               ",multifunction=on,rombar=0,x-vga=on,x-nv-gpudirect-clique=5"),
+                               ",multifunction=on,rombar=0,x-vga=on"),
                           vfio("0000:01:00.1", "feos-gpu0-f1", "feos-gpu0-rp", "0x0.1", ",rombar=0"),
                           vfio("0000:01:00.2", "feos-gpu0-f2", "feos-gpu0-rp", "0x0.2", ",rombar=0"),
                           vfio("0000:01:00.3", "feos-gpu0-f3", "feos-gpu0-rp", "0x0.3",
@@ -659,15 +664,6 @@ INSTANTIATE_TEST_SUITE_P(
                    [](auto& g) { g[1].functions[0].bars[2].size = 48 * kMiB; },
                    "gpus[1]: function 0000:2a:00.0 BAR 3: size 50331648 is not a power of two"}),
     [](const auto& info) { return std::string(info.param.name); });
-
-TEST(ArgvBuilderGpu, CliqueOutOfRangeIsRefused) {
-  auto config = tcg_config();
-  config.gpudirect_clique = 16;
-  auto argv = build_argv(config, gpu_spec(4096), {}, hgx_h100s(1), kFiles, "vm-1");
-  ASSERT_FALSE(argv);
-  EXPECT_EQ(argv.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(argv.error().message, "vm vm-1: gpudirect clique 16 is outside 0..15");
-}
 
 TEST(ArgvBuilderGpu, GpuRequestsAloneChangeNothing) {
   // The builder reads only the resolved GPUs; spec.gpus are the requests.

@@ -173,17 +173,26 @@ TEST_F(QemuGpuLayout, DeviceOptionsAreAcceptedByQemu) {
     const pci::Address& a = function.address;
     function.address = pci::Address(0xfffe, a.bus(), a.device(), a.function());
   }
+  gpu.request.address = gpu.functions[0].address;
+  // A second card, so the two can share a GPUDirect clique.
+  auto second = gpu;
+  for (auto& function : second.functions) {
+    const pci::Address& a = function.address;
+    function.address = pci::Address(0xfffe, 0x02, a.device(), a.function());
+  }
+  second.request.address = second.functions[0].address;
   gpu.request.boot_vga = true;
   gpu.request.rombar = model::RomBar::kOff;
+  spec.gpus = {gpu.request, second.request};
+  spec.gpu_p2p = {.mode = model::GpuP2pMode::kExplicit, .cliques = {{gpu.request.address, second.request.address}}};
   ArgvConfig config;
-  config.gpudirect_clique = 1;
   BlockGraph images;
   images.root = {{spec.image_path, model::DiskFormat::kRaw, ""}};
-  auto built = build_argv(config, spec, images, {gpu}, runtime_files(dir.path()), "vm-1");
+  auto built = build_argv(config, spec, images, {gpu, second}, runtime_files(dir.path()), "vm-1");
   ASSERT_TRUE(built) << built.error().to_string();
   ASSERT_THAT(*built, ::testing::Contains(
                           "vfio-pci,host=fffe:01:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0,"
-                          "multifunction=on,rombar=0,x-vga=on,x-nv-gpudirect-clique=1"));
+                          "multifunction=on,rombar=0,x-vga=on,x-nv-gpudirect-clique=0"));
   auto result = run(*built, "");
   EXPECT_NE(result.exit_code, 0);
   EXPECT_THAT(result.output, HasSubstr("fffe:01:00.0: no such host device")) << result.output;

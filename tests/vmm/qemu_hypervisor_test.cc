@@ -222,7 +222,6 @@ TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
 TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   QemuConfig config;
   config.accel = "kvm";
-  config.gpudirect_clique = 3;
   auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
   ASSERT_TRUE(hv) << hv.error().to_string();
   fs_.files["/fake/proc/cpuinfo"] =
@@ -239,19 +238,47 @@ TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {
   EXPECT_THAT(started.error().message,
               HasSubstr("which needs 43 physical address bits; the host CPU has 39"));
   EXPECT_EQ(launcher_.launches, 0);
-  // A 46-bit host fits: the launch is attempted, with the clique on every GPU.
+  // A 46-bit host fits: the launch is attempted.
   fs_.files["/fake/proc/cpuinfo"] = "address sizes\t: 46 bits physical, 57 bits virtual\n";
   EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
   ASSERT_EQ(launcher_.launches, 1);
   EXPECT_THAT(launcher_.last.argv, ::testing::Contains("host,host-phys-bits=on"));
   EXPECT_THAT(launcher_.last.argv,
               ::testing::Contains(
-                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0,"
-                  "x-nv-gpudirect-clique=3"));
+                  "vfio-pci,host=0000:db:00.0,id=feos-gpu7-f0,bus=feos-gpu7-rp,addr=0x0.0"));
   // No cpuinfo: unknown width, qemu decides.
   fs_.files.erase("/fake/proc/cpuinfo");
   EXPECT_FALSE((*hv)->start("vm-1", spec, gpus, run.path()));
   EXPECT_EQ(launcher_.launches, 2);
+}
+
+// Guest NUMA per VM: the spec's choice wins over the daemon's --guest-numa; neither gives a layout
+// on a single-node host.
+TEST_F(QemuHypervisorUnit, AVmsGuestNumaChoiceOverridesTheDaemons) {
+  auto gpus = testing::hgx_h100s(1);
+  gpus[0].numa_node = 1;
+  auto has_numa = [&](bool daemon, model::GuestNumaMode mode) {
+    QemuConfig config;
+    config.guest_numa = daemon;
+    auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
+    EXPECT_TRUE(hv) << hv.error().to_string();
+    auto spec = with_gpus(kernel_spec(), gpus, 4096);
+    spec.guest_numa = mode;
+    TempDir run;
+    auto plan = (*hv)->plan_start("vm-1", spec, gpus, run.path());
+    EXPECT_TRUE(plan) << plan.error().to_string();
+    if (!plan) return false;
+    for (const auto& arg : plan->argv)
+      if (arg.rfind("pxb-pcie,", 0) == 0) return true;
+    return false;
+  };
+  fs_.files["/fake/sys/devices/system/node/online"] = "0-1\n";
+  EXPECT_TRUE(has_numa(true, model::GuestNumaMode::kDefault));
+  EXPECT_FALSE(has_numa(false, model::GuestNumaMode::kDefault));
+  EXPECT_TRUE(has_numa(false, model::GuestNumaMode::kAuto));
+  EXPECT_FALSE(has_numa(true, model::GuestNumaMode::kOff));
+  fs_.files["/fake/sys/devices/system/node/online"] = "0\n";
+  EXPECT_FALSE(has_numa(true, model::GuestNumaMode::kAuto));
 }
 
 TEST_F(QemuHypervisorUnit, PlanStartIsWhatStartRunsAndTouchesNothing) {
@@ -289,14 +316,6 @@ TEST_F(QemuHypervisorUnit, PlanStartIsWhatStartRunsAndTouchesNothing) {
   EXPECT_EQ(launcher_.last.argv, plan->argv);
 }
 
-TEST_F(QemuHypervisorUnit, RejectsACliqueOutOfRange) {
-  QemuConfig config;
-  config.gpudirect_clique = 16;
-  auto hv = QemuHypervisor::create(launcher_, fs_, paths_, config);
-  ASSERT_FALSE(hv);
-  EXPECT_EQ(hv.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(hv.error().message, "gpudirect clique 16 is outside 0..15");
-}
 
 TEST_F(QemuHypervisorUnit, AdoptRefusesDeadProcess) {
   auto hv = make();

@@ -34,11 +34,9 @@ struct ArgvConfig {
   // the guest gets the host's bits (host-phys-bits=on), so a GPU layout that needs more is
   // refused before qemu starts.
   int host_phys_bits = 0;
-  // NVIDIA GPUDirect P2P clique (0..15) for multi-GPU VMs: set as x-nv-gpudirect-clique on every
-  // NVIDIA display-class function, so the guest driver knows the GPUs can reach each other
-  // peer-to-peer. Unset (the default): no clique. Only meaningful when the host topology allows
-  // P2P between the cards (same PCIe switch or NVLink); a daemon-wide option for now.
-  std::optional<int> gpudirect_clique;
+  // The QEMU places the GPUDirect capability at D4h when a GPU's MSI-X holds C8h (QEMU 8.1 and
+  // newer): such GPUs can then get a clique (gpudirect.h).
+  bool gpudirect_d4 = false;
   // Mirror the host NUMA nodes of the VM's GPUs in the guest (guest_numa.h): on by default on a
   // host with more than one node, off with the daemon's --guest-numa=off.
   bool guest_numa = false;
@@ -93,7 +91,8 @@ inline constexpr std::string_view kSandbox =
 // multi-function card); each group peer gets a root port of its own (feos-gpu<i>-peer<j>-rp).
 // Options: rombar=0 when the request says RomBar::kOff (default and kOn keep qemu's default,
 // rombar=1: the guest sees the card's own option ROM); x-vga=on on a VGA-class function 0 of a
-// boot_vga request; x-nv-gpudirect-clique per config.gpudirect_clique. The address space is
+// boot_vga request; x-nv-gpudirect-clique=<id> on the NVIDIA display functions of the GPUs
+// plan_gpudirect() puts in a clique (spec.gpu_p2p; gpudirect.h). The address space is
 // sized from the BARs (see mmio_layout.h): `-global q35-pcihost.pci-hole64-size=<bytes>` when the
 // 64-bit windows exceed q35's 32 GiB default, and the guest's physical address bits
 // (tcg: `-cpu max,phys-bits=N`; kvm: `-cpu host,host-phys-bits=on`).
@@ -108,8 +107,8 @@ inline constexpr std::string_view kSandbox =
 // requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;
 // INVALID_ARGUMENT naming gpus[i] for a malformed GPU (no functions, function 0 not first,
 // functions of different slots, a repeated address, a function without an IOMMU group,
-// a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or a
-// clique outside 0..15; FAILED_PRECONDITION naming the numbers when the BARs do not fit below
+// a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or an
+// explicit clique plan_gpudirect() refuses (its errors); FAILED_PRECONDITION naming the numbers when the BARs do not fit below
 // 4 GiB, or the layout (with UEFI: OVMF's aperture) needs more physical address bits than 52 or
 // than config.host_phys_bits (kvm, when known; the message names each GPU's 64-bit window);
 // INTERNAL when a UEFI spec comes without config.uefi, or Secure Boot with a build that does not

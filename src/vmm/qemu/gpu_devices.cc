@@ -5,6 +5,7 @@
 
 #include "model/field_path.h"
 #include "pci/address.h"
+#include "vmm/qemu/gpudirect.h"
 #include "vmm/qemu/machine_plan.h"
 
 namespace feos::vmm::qemu::internal {
@@ -63,12 +64,13 @@ struct FunctionOptions {
   bool multifunction = false;
   bool rombar_off = false;
   bool x_vga = false;
+  std::optional<int> clique;  // x-nv-gpudirect-clique, on an NVIDIA display function only
 };
 
 // Host function `address` as guest function `guest_function` of slot 0 behind root port `bus`.
 QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Address& address,
                        uint8_t guest_function, const std::string& id, const std::string& bus,
-                       const FunctionOptions& options, const ArgvConfig& config) {
+                       const FunctionOptions& options) {
   QemuOpts device{std::string(kVfioDriver)};
   device.set(std::string(kVfioHostKey), address.to_string())
       .set("id", id)
@@ -77,8 +79,8 @@ QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Ad
   if (options.multifunction) device.set("multifunction", "on");
   if (options.rombar_off) device.set("rombar", "0");
   if (options.x_vga) device.set("x-vga", "on");
-  if (config.gpudirect_clique && is_nvidia_display(function))
-    device.set("x-nv-gpudirect-clique", std::to_string(*config.gpudirect_clique));
+  if (options.clique && is_nvidia_display(function))
+    device.set("x-nv-gpudirect-clique", std::to_string(*options.clique));
   return device;
 }
 
@@ -89,15 +91,12 @@ QemuOpts vfio_function(const model::PassthroughFunction& function, const pci::Ad
 Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
                 const std::vector<model::AssignedGpu>& gpus) {
   if (gpus.empty()) return ok();
-  if (config.gpudirect_clique && (*config.gpudirect_clique < 0 || *config.gpudirect_clique > 15))
-    return fail(Code::kInvalidArgument, "gpudirect clique " +
-                                            std::to_string(*config.gpudirect_clique) +
-                                            " is outside 0..15");
   std::set<pci::Address> seen;
   std::vector<BridgeWindows> ports;
   std::vector<QemuOpts> devices;
   int slot = 0;
   int boot_vga_cards = 0;
+  FEOS_ASSIGN_OR_RETURN(GpudirectPlan cliques, plan_gpudirect(spec.gpu_p2p, gpus, config.gpudirect_d4));
   for (size_t i = 0; i < gpus.size(); ++i) {
     const auto& gpu = gpus[i];
     std::string field = model::field::gpu(i);
@@ -150,26 +149,28 @@ Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec
       options.multifunction = f == 0 && gpu.functions.size() > 1;
       options.rombar_off = gpu.request.rombar == model::RomBar::kOff;
       options.x_vga = f == 0 && x_vga;
+      options.clique = cliques.clique[i];
       uint8_t function = addresses[f].function();
       devices.push_back(vfio_function(gpu.functions[f], addresses[f], function,
-                                      card + "-f" + std::to_string(function), bus, options,
-                                      config));
+                                      card + "-f" + std::to_string(function), bus, options));
     }
     // A group peer is a device of its own (not part of the card): its own root port, function 0.
     for (size_t j = 0; j < gpu.group_peers.size(); ++j) {
       const auto& peer = gpu.group_peers[j];
       std::string peer_id = card + "-peer" + std::to_string(j);
       devices.push_back(root_port(peer_id + "-rp", parent, ++slot, {peer}));
-      devices.push_back(vfio_function(peer, peer.address, 0, peer_id, peer_id + "-rp", {}, config));
+      devices.push_back(vfio_function(peer, peer.address, 0, peer_id, peer_id + "-rp", {}));
     }
     // So is an NVSwitch of the board's fabric (the guest's fabric manager finds it by itself).
     for (size_t j = 0; j < gpu.fabric.size(); ++j) {
       const auto& nvswitch = gpu.fabric[j];
       std::string switch_id = card + "-fabric" + std::to_string(j);
       devices.push_back(root_port(switch_id + "-rp", parent, ++slot, {nvswitch}));
-      devices.push_back(vfio_function(nvswitch, nvswitch.address, 0, switch_id, switch_id + "-rp", {}, config));
+      devices.push_back(vfio_function(nvswitch, nvswitch.address, 0, switch_id, switch_id + "-rp", {}));
     }
   }
+
+  for (auto& decision : cliques.decisions) plan.decisions.push_back(std::move(decision));
 
   uint64_t ram = spec.memory.size_mib * kMiB;
   const bool uefi = spec.firmware.kind == model::FirmwareKind::kUefi;

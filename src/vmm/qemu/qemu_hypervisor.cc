@@ -61,10 +61,6 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   if (config.start_timeout.count() <= 0 || config.command_timeout.count() <= 0 ||
       config.stop_grace.count() <= 0)
     return fail(Code::kInvalidArgument, "qemu timeouts must be positive");
-  if (config.gpudirect_clique && (*config.gpudirect_clique < 0 || *config.gpudirect_clique > 15))
-    return fail(Code::kInvalidArgument, "gpudirect clique " +
-                                            std::to_string(*config.gpudirect_clique) +
-                                            " is outside 0..15");
   if (config.run_as && (config.run_as->uid == 0 || config.run_as->gid == 0))
     return fail(Code::kInvalidArgument, "qemu " + config.run_as->describe() +
                                             ": uid and gid must not be 0 (root)");
@@ -216,8 +212,12 @@ Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool w
   config.binary = config_.binary;
   config.accel = accel_;
   config.hugepages_dir = paths_.hugepages();
-  config.gpudirect_clique = config_.gpudirect_clique;
-  config.guest_numa = with_gpus && config_.guest_numa && host_.numa_nodes() > 1;
+  config.gpudirect_d4 = config_.gpudirect_d4;
+  // The VM's own choice, else the daemon's (--guest-numa); either way only on a multi-node host.
+  const bool numa_wanted = spec.guest_numa == model::GuestNumaMode::kDefault
+                               ? config_.guest_numa
+                               : spec.guest_numa == model::GuestNumaMode::kAuto;
+  config.guest_numa = with_gpus && numa_wanted && host_.numa_nodes() > 1;
   // Only kvm passes the host's address width through; tcg emulates whatever it is told.
   if (with_gpus && accel_ == Accel::kKvm) config.host_phys_bits = host_.phys_bits();
   return config;

@@ -33,9 +33,9 @@ struct QemuConfig {
   std::chrono::milliseconds command_timeout{10000};  // each QMP command
   // stop(): QMP quit, wait this long, SIGTERM, wait again, SIGKILL, wait again.
   std::chrono::milliseconds stop_grace{10000};
-  // NVIDIA GPUDirect P2P clique (0..15) given to every NVIDIA GPU of a VM (see
-  // ArgvConfig::gpudirect_clique); unset = none.
-  std::optional<int> gpudirect_clique;
+  // The qemu places the GPUDirect capability at D4h when a GPU's MSI-X holds C8h (QEMU 8.1 and
+  // newer; ArgvConfig::gpudirect_d4). Not detected: false fits Debian 12's QEMU 7.2.
+  bool gpudirect_d4 = false;
   // Mirror the host NUMA nodes of a VM's GPUs in the guest (guest_numa.h) when the host has more
   // than one node; false: never.
   bool guest_numa = true;
@@ -57,7 +57,7 @@ class QemuHypervisor final : public Hypervisor {
  public:
   // Checks `config` and resolves the accelerator. The launcher, filesystem and permissions must
   // outlive the hypervisor. Errors: INVALID_ARGUMENT for an unknown accel, an empty binary, a
-  // timeout <= 0, a gpudirect clique outside 0..15, or a run_as user with uid or gid 0.
+  // timeout <= 0, or a run_as user with uid or gid 0.
   static Result<std::unique_ptr<QemuHypervisor>> create(sys::ProcessLauncher& launcher,
                                                         sys::Filesystem& fs,
                                                         sys::Permissions& permissions,
