@@ -169,12 +169,14 @@ Status VmManager::detach(const model::VmId& request_id, const std::string& devic
     else std::erase_if(change.spec.nets, same);
     if ((disk ? change.spec.disks.size() : change.spec.nets.size()) == before) {
       entry->job.reset();
-      return fail(Code::kNotFound, "vm " + change.id + ": no " + what + " with device id " + quote_for_message(device_id));
+      return fail(Code::kNotFound,
+                  "vm " + change.id + ": no " + what + " with device id " + quote_for_message(device_id));
     }
   }
   JobGuard guard(*this, change.id);
   if (change.live) {
-    Status unplugged = disk ? hypervisor_.detach_disk(change.id, device_id) : hypervisor_.detach_nic(change.id, device_id);
+    Status unplugged =
+        disk ? hypervisor_.detach_disk(change.id, device_id) : hypervisor_.detach_nic(change.id, device_id);
     if (!unplugged) return fail(unplugged.error().context("detach " + what + " from vm " + change.id));
   }
   std::string reason = what + " " + device_id + " detached" +
@@ -190,8 +192,12 @@ Status VmManager::detach(const model::VmId& request_id, const std::string& devic
   return ok();
 }
 
-Status VmManager::detach_disk(const model::VmId& id, const std::string& device_id) { return detach(id, device_id, true); }
+Status VmManager::detach_disk(const model::VmId& id, const std::string& device_id) {
+  return detach(id, device_id, true);
+}
 
-Status VmManager::detach_nic(const model::VmId& id, const std::string& device_id) { return detach(id, device_id, false); }
+Status VmManager::detach_nic(const model::VmId& id, const std::string& device_id) {
+  return detach(id, device_id, false);
+}
 
 }  // namespace feos::core

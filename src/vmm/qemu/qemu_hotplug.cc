@@ -94,7 +94,8 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
                                                               config_.image_roots, config_.reserved_dirs)
                                               .map_error(in_vm));
   FEOS_ASSIGN_OR_RETURN(PortUse use, port_use(*vm, disk.device_id).map_error(in_vm));
-  if (use.holding) return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + disk.device_id + " is plugged already");
+  if (use.holding)
+    return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + disk.device_id + " is plugged already");
   if (!use.free_port) return fail(no_free_port(vm_id, use.ports));
   const int k = *use.free_port;
   const std::string node = hotplug_disk_node(k);
@@ -121,7 +122,8 @@ Status QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec
   auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
   FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
   FEOS_ASSIGN_OR_RETURN(PortUse use, port_use(*vm, nic.device_id).map_error(in_vm));
-  if (use.holding) return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + nic.device_id + " is plugged already");
+  if (use.holding)
+    return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + nic.device_id + " is plugged already");
   if (!use.free_port) return fail(no_free_port(vm_id, use.ports));
   std::optional<uid_t> owner;
   std::optional<gid_t> group;

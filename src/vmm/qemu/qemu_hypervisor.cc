@@ -67,7 +67,8 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
                                             std::to_string(*config.gpudirect_clique) +
                                             " is outside 0..15");
   if (config.hotplug_ports < 0 || config.hotplug_ports > kMaxHotplugPorts || config.unplug_timeout.count() <= 0)
-    return fail(Code::kInvalidArgument, "hot-plug ports must be 0.." + std::to_string(kMaxHotplugPorts) + ", the unplug timeout positive");
+    return fail(Code::kInvalidArgument, "hot-plug ports must be 0.." + std::to_string(kMaxHotplugPorts) +
+                                            ", the unplug timeout positive");
   if (config.run_as && (config.run_as->uid == 0 || config.run_as->gid == 0))
     return fail(Code::kInvalidArgument, "qemu " + config.run_as->describe() +
                                             ": uid and gid must not be 0 (root)");
