@@ -60,10 +60,12 @@ Result<PortUse> port_use(QemuProcess& vm, const std::string& device_id) {
 }
 
 Error no_free_port(const std::string& vm_id, int ports) {
+  const std::string what = ports == 0 ? "has no hot-plug ports (it started with --hotplug-ports 0, or under an "
+                                        "older feosd)"
+                                      : "has all its " + std::to_string(ports) + " hot-plug ports in use";
   return Error{Code::kResourceExhausted,
-               "vm " + vm_id + ": all " + std::to_string(ports) +
-                   " hot-plug ports are in use (reserved at the VM's start, feosd --hotplug-ports); detach a "
-                   "device, or shut the VM down and attach it then: it is plugged at the next start"};
+               "vm " + vm_id + " " + what + " (reserved at the VM's start, feosd --hotplug-ports); detach a device, "
+                   "or shut the VM down and attach it then: it is plugged at the next start"};
 }
 
 // Drops what `prefix` names among the block nodes that nothing uses: the nodes of a disk
