@@ -200,6 +200,22 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
   return spec;
 }
 
+Result<model::DiskSpec> disk_from_proto(bool present, const pb::DiskConfig& d) {
+  if (!present) return fail(Code::kInvalidArgument, "disk: not given");
+  if (d.backend_case() == pb::DiskConfig::kVfioPci)
+    return fail(Code::kUnimplemented, "disk.vfio_pci: PCI passthrough of disks is not available; use a path backend");
+  if (d.backend_case() != pb::DiskConfig::kPath) return fail(Code::kInvalidArgument, "disk: no backend set (path)");
+  return model::DiskSpec{d.device_id(), d.path(), d.readonly()};
+}
+
+Result<model::NetSpec> net_from_proto(bool present, const pb::NetConfig& n) {
+  if (!present) return fail(Code::kInvalidArgument, "nic: not given");
+  if (n.backend_case() == pb::NetConfig::kVfioPci)
+    return fail(Code::kUnimplemented, "nic.vfio_pci: PCI passthrough of NICs is not available; use a tap backend");
+  if (n.backend_case() != pb::NetConfig::kTap) return fail(Code::kInvalidArgument, "nic: no backend set (tap)");
+  return model::NetSpec{n.device_id(), n.tap().tap_name(), n.mac_address()};
+}
+
 pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
   pb::VmConfig c;
   c.mutable_cpus()->set_boot_vcpus(spec.cpus.boot_vcpus);

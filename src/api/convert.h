@@ -17,6 +17,11 @@ namespace pb = ::feos::vm::vmm::api::v1;
 // UNIMPLEMENTED for features feosd does not offer (vfio_pci disk/NIC backends for now).
 Result<model::VmSpec> spec_from_proto(const pb::VmConfig& config);
 pb::VmConfig spec_to_proto(const model::VmSpec& spec);
+// The device of AttachDisk / AttachNic: as a disk or NIC of spec_from_proto(), its messages
+// naming "disk" / "nic". INVALID_ARGUMENT when none is given or no backend is set; UNIMPLEMENTED
+// for vfio_pci.
+Result<model::DiskSpec> disk_from_proto(bool present, const pb::DiskConfig& disk);
+Result<model::NetSpec> net_from_proto(bool present, const pb::NetConfig& nic);
 
 pb::VmState state_to_proto(model::VmState state);
 pb::VmInfo record_to_proto(const model::VmRecord& record);

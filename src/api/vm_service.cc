@@ -99,17 +99,27 @@ class VmService final : public pb::VMService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status AttachDisk(ServerContext*, const pb::AttachDiskRequest*, pb::AttachDiskResponse*) override {
-    return unsupported_hotplug("disk");
+  grpc::Status AttachDisk(ServerContext*, const pb::AttachDiskRequest* req, pb::AttachDiskResponse* resp) override {
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(model::DiskSpec disk, disk_from_proto(req->has_disk(), req->disk()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(std::string device_id, manager_.attach_disk(id, std::move(disk)));
+    resp->set_device_id(device_id);
+    return grpc::Status::OK;
   }
-  grpc::Status DetachDisk(ServerContext*, const pb::DetachDiskRequest*, pb::DetachDiskResponse*) override {
-    return unsupported_hotplug("disk");
+  grpc::Status DetachDisk(ServerContext*, const pb::DetachDiskRequest* req, pb::DetachDiskResponse*) override {
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.detach_disk(id, req->device_id()));
   }
-  grpc::Status AttachNic(ServerContext*, const pb::AttachNicRequest*, pb::AttachNicResponse*) override {
-    return unsupported_hotplug("NIC");
+  grpc::Status AttachNic(ServerContext*, const pb::AttachNicRequest* req, pb::AttachNicResponse* resp) override {
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(model::NetSpec nic, net_from_proto(req->has_nic(), req->nic()));
+    FEOS_GRPC_ASSIGN_OR_RETURN(std::string device_id, manager_.attach_nic(id, std::move(nic)));
+    resp->set_device_id(device_id);
+    return grpc::Status::OK;
   }
-  grpc::Status DetachNic(ServerContext*, const pb::DetachNicRequest*, pb::DetachNicResponse*) override {
-    return unsupported_hotplug("NIC");
+  grpc::Status DetachNic(ServerContext*, const pb::DetachNicRequest* req, pb::DetachNicResponse*) override {
+    FEOS_GRPC_ASSIGN_OR_RETURN(const model::VmId id, model::VmId::parse(req->vm_id()));
+    return to_grpc(manager_.detach_nic(id, req->device_id()));
   }
 
   grpc::Status StreamVmEvents(ServerContext* ctx, const pb::StreamVmEventsRequest* req,
@@ -258,11 +268,6 @@ class VmService final : public pb::VMService::Service {
       value = value * 10 + (ch - '0');
     }
     return value;
-  }
-
-  static grpc::Status unsupported_hotplug(const std::string& what) {
-    return to_grpc(Error{Code::kUnimplemented,
-                         "hot-plug of a " + what + " is not supported by feosd; define it when creating the VM"});
   }
 
   // One of limits_.max_streams places, held for a stream's lifetime.

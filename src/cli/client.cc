@@ -54,6 +54,12 @@ class Client {
       case Command::kVmList: return list();
       case Command::kVmConsole: return run_console_command(*stub_, inv_);
       case Command::kVmEvents: return run_events_command(*stub_, inv_);
+      case Command::kVmDiskAttach: return attach(&Stub::AttachDisk, inv_.attach_disk_request, v1::AttachDiskResponse{});
+      case Command::kVmDiskDetach:
+        return simple(&Stub::DetachDisk, inv_.detach_disk_request, v1::DetachDiskResponse{});
+      case Command::kVmNicAttach: return attach(&Stub::AttachNic, inv_.attach_nic_request, v1::AttachNicResponse{});
+      case Command::kVmNicDetach:
+        return simple(&Stub::DetachNic, inv_.detach_nic_request, v1::DetachNicResponse{});
       case Command::kGpuList: return gpu_list();
       case Command::kHostCheck: return host_check();
     }
@@ -83,6 +89,16 @@ class Client {
     grpc::Status status = call(method, request, &response);
     if (!status.ok()) return report(status);
     return print_result(inv_, response, "");
+  }
+
+  // AttachDisk / AttachNic: prints the device id.
+  template <typename Request, typename Response>
+  int attach(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*), Request request,
+             Response response) {
+    request.set_vm_id(inv_.vm_id);
+    grpc::Status status = call(method, request, &response);
+    if (!status.ok()) return report(status);
+    return print_result(inv_, response, response.device_id() + "\n");
   }
 
   int create() {

@@ -4,6 +4,8 @@
 #include <map>
 #include <sstream>
 
+#include "cli/device_commands.h"
+
 namespace feos::cli {
 namespace {
 
@@ -221,6 +223,9 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
                          "SECONDS");
   }
 
+  DeviceCommands devices;
+  add_device_commands(*vm, devices);
+
   CLI::App* list_cmd = vm->add_subcommand("list", "List VMs");
   commands[list_cmd] = Command::kVmList;
 
@@ -350,6 +355,8 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
     inv.global.timeout_s = *value;
   }
 
+  FEOS_ASSIGN_OR_RETURN(const bool device_command, finish_device_command(devices, inv, env.cwd));
+  if (device_command) return parsed;
   // The selected command: exactly one leaf under exactly one group (require_subcommand).
   CLI::App* leaf = app.get_subcommands().at(0)->get_subcommands().at(0);
   inv.command = commands.at(leaf);

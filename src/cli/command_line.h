@@ -51,6 +51,10 @@ enum class Command {
   kVmList,
   kVmConsole,
   kVmEvents,
+  kVmDiskAttach,  // vm disk attach ID PATH[,ro][,id=ID]
+  kVmDiskDetach,  // vm disk detach ID DEVICE_ID
+  kVmNicAttach,   // vm nic attach ID TAP[,mac=MAC][,id=ID]
+  kVmNicDetach,   // vm nic detach ID DEVICE_ID
   kGpuList,    // gpu list [--all]
   kHostCheck,  // host check
 };
@@ -109,6 +113,11 @@ struct Invocation {
   EventsOptions events;
 
   ConsoleOptions console;  // vm console
+
+  v1::AttachDiskRequest attach_disk_request;  // vm disk attach (vm_id set by the client)
+  v1::DetachDiskRequest detach_disk_request;  // vm disk detach
+  v1::AttachNicRequest attach_nic_request;    // vm nic attach
+  v1::DetachNicRequest detach_nic_request;    // vm nic detach
 
   hostv1::ListPciDevicesRequest pci_request;  // gpu list: gpus_only unless --all
 };

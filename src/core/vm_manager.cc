@@ -274,6 +274,7 @@ std::string_view VmManager::job_name(JobKind kind) {
     case JobKind::kForceOff: return "forced power-off";
     case JobKind::kDelete: return "delete";
     case JobKind::kReleaseDevices: return "releasing devices";
+    case JobKind::kDevices: return "device change";
   }
   return "?";
 }

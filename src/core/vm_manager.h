@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -144,6 +145,22 @@ class VmManager {
   // for it (Database::make_room) and taken again afterwards.
   Status remove(const model::VmId& id);
 
+  // Device changes after create (vm_hotplug.cc): a disk (raw or qcow2 file, checked as at create,
+  // its format recorded) or a tap NIC (device id defaults to the tap's name, a missing MAC gets
+  // one that is stored) added, or one removed by device id. A created or stopped VM's spec
+  // changes only; a running VM's hypervisor plugs the device into a free hot-plug port or has the
+  // guest release it first (Hypervisor::attach_*/detach_*), then the spec is stored. Each emits
+  // a "disk" or "nic" event. Attach returns the device id. Errors: FAILED_PRECONDITION in FeOS's
+  // words for a creating, paused or crashed VM; ABORTED while another job runs; ALREADY_EXISTS
+  // for a device id the VM has (disks and NICs share them); NOT_FOUND for a device it lacks;
+  // RESOURCE_EXHAUSTED past the VmLimits or with no free hot-plug port; DEADLINE_EXCEEDED when
+  // the guest did not release the device (VM and spec unchanged: retry, or stop the VM and
+  // detach it then); the hypervisor's check errors for the device.
+  Result<std::string> attach_disk(const model::VmId& id, model::DiskSpec disk);
+  Result<std::string> attach_nic(const model::VmId& id, model::NetSpec nic);
+  Status detach_disk(const model::VmId& id, const std::string& device_id);
+  Status detach_nic(const model::VmId& id, const std::string& device_id);
+
   Result<model::VmRecord> get(const model::VmId& id) const;
   std::vector<model::VmRecord> list() const;
   Result<vmm::PingInfo> ping(const model::VmId& id);
@@ -158,7 +175,7 @@ class VmManager {
 
  private:
   // What runs on a VM outside the lock; one at a time per VM.
-  enum class JobKind { kCreate, kStart, kPause, kResume, kShutdown, kForceOff, kDelete, kReleaseDevices };
+  enum class JobKind { kCreate, kStart, kPause, kResume, kShutdown, kForceOff, kDelete, kReleaseDevices, kDevices };
   struct Job {
     JobKind kind;
     std::optional<vmm::ExitInfo> pending_exit;  // the process ended meanwhile: applied after the job
@@ -257,6 +274,22 @@ class VmManager {
   // saying which devices could not be returned. OK for a VM without GPUs. In a job, outside the
   // lock.
   Status release_devices(const std::string& id);
+
+  // --- device changes (vm_hotplug.cc) ---
+  struct DeviceChange {
+    std::string id;     // as stored
+    bool live = false;  // the VM runs: the hypervisor applies the change first
+    model::VmSpec spec; // the spec after the change
+  };
+  // The checks every device change makes (state, no other job) and its job. Caller holds mutex_.
+  Result<Entry*> begin_device_job_locked(const model::VmId& id, std::string_view action);
+  // begin_device_job_locked(), then the spec with the device `add` puts in: ALREADY_EXISTS for a
+  // taken `device_id`, RESOURCE_EXHAUSTED past limits_ (the job is ended on failure).
+  Result<DeviceChange> begin_attach(const model::VmId& id, std::string_view action, const std::string& device_id,
+                                    const std::function<void(model::VmSpec&)>& add);
+  Status detach(const model::VmId& id, const std::string& device_id, bool disk);
+  // Stores `spec` as the VM's and emits `reason` as a `component` event. Caller holds mutex_.
+  Status store_spec_locked(Entry& entry, model::VmSpec spec, const std::string& component, std::string reason);
 
   // --- recover() (vm_recovery.cc) ---
   // The record a runtime directory or process name belongs to: the one with exactly that id,

@@ -148,6 +148,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   std::string guest_numa = "auto";
+  double unplug_timeout_s = 20.0;
   opt.daemon.pci_ids_file = "/usr/share/misc/pci.ids";
   opt.daemon.build_version = kVersion;
   CLI::App app{"feosd: runs VMs with whole GPUs passed through, behind FeOS's VM API"};
@@ -237,7 +238,17 @@ int main(int argc, char** argv) {
                  "every 3 s) before its VM is powered off; a request's grace_seconds overrides it")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
+  app.add_option("--hotplug-ports", opt.daemon.qemu.hotplug_ports,
+                 "empty PCIe ports each VM gets at start for disks and NICs attached while it runs "
+                 "(AttachDisk, AttachNic)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--unplug-timeout", unplug_timeout_s,
+                 "seconds DetachDisk/DetachNic wait for a running guest to release the device")
+      ->check(CLI::Range(1.0, 600.0))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  opt.daemon.qemu.unplug_timeout = std::chrono::milliseconds(std::llround(unplug_timeout_s * 1000));
   opt.daemon.shutdown.grace = std::chrono::milliseconds(std::llround(opt.shutdown_grace_s * 1000));
   opt.daemon.qemu.guest_numa = guest_numa == "auto";
   feos::log::set_level(opt.log_level);

@@ -43,6 +43,11 @@ class VmStore {
   // INTERNAL/UNAVAILABLE from SQLite.
   Status update_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus);
 
+  // Replaces a VM's spec (a device attached or detached).
+  // Errors: INVALID_ARGUMENT for a string that is not valid UTF-8; NOT_FOUND naming the id;
+  // INTERNAL/UNAVAILABLE from SQLite.
+  Status update_spec(std::string_view id, const model::VmSpec& spec);
+
   // Deletes a VM and all of its events.
   // Errors: NOT_FOUND naming the id; INTERNAL/UNAVAILABLE from SQLite.
   Status remove(std::string_view id);

@@ -123,6 +123,23 @@ class Hypervisor {
   // The console of a started or adopted VM. NOT_FOUND if the VM has no process.
   virtual Result<std::shared_ptr<Console>> console(const std::string& vm_id) = 0;
 
+  // --- Live device changes (hot-plug) of a running guest; GPUs are cold-plug only ---
+  // Each plugs the device into a free hot-plug port reserved at start and returns once the
+  // hypervisor holds it (the guest's own hot-plug driver picks it up). NOT_FOUND if the VM has
+  // no process; ALREADY_EXISTS if a device of this id is plugged; RESOURCE_EXHAUSTED when every
+  // hot-plug port is taken. attach_disk() checks the disk's files as start() does (the same
+  // roots and refusals) and returns the disk with its format recorded; attach_nic() creates a
+  // missing tap.
+  virtual Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) = 0;
+  virtual Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) = 0;
+  // Asks the guest to release the device, waits until it did (the hypervisor's unplug timeout),
+  // then drops the device's backend. NOT_FOUND if the VM has no process; DEADLINE_EXCEEDED when
+  // the guest did not release it in time (the device stays; the request may be retried);
+  // FAILED_PRECONDITION for a device the guest cannot release while it runs (one it booted with
+  // on the root bus). A device the hypervisor no longer has is OK (its backend is dropped).
+  virtual Status detach_disk(const std::string& vm_id, const std::string& device_id) = 0;
+  virtual Status detach_nic(const std::string& vm_id, const std::string& device_id) = 0;
+
   // Runs once per started/adopted process when it ends (from a background thread), after the
   // adapter dropped its own state for the VM. Set before the first start()/adopt().
   virtual void set_exit_callback(ExitCallback callback) = 0;

@@ -62,6 +62,12 @@ class CheckingHypervisor final : public vmm::Hypervisor {
   Result<vmm::PingInfo> ping(const std::string& vm_id) override { return fake.ping(vm_id); }
   Result<std::shared_ptr<vmm::Console>> console(const std::string& vm_id) override { return fake.console(vm_id); }
   void set_exit_callback(ExitCallback callback) override { fake.set_exit_callback(std::move(callback)); }
+  Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override {
+    return fake.attach_disk(vm_id, disk);
+  }
+  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override { return fake.attach_nic(vm_id, nic); }
+  Status detach_disk(const std::string& vm_id, const std::string& id) override { return fake.detach_disk(vm_id, id); }
+  Status detach_nic(const std::string& vm_id, const std::string& id) override { return fake.detach_nic(vm_id, id); }
 
   core::FakeHypervisor fake;
 };

@@ -223,5 +223,34 @@ TEST(ConvertTest, EventPacksStateChange) {
   EXPECT_EQ(changed.reason(), "guest powered off");
 }
 
+// AttachDisk / AttachNic: the device as create takes it; what is missing or not offered is named.
+TEST(ConvertTest, AttachedDevices) {
+  pb::DiskConfig disk;
+  disk.set_device_id("data");
+  disk.set_path("/srv/data.qcow2");
+  disk.set_readonly(true);
+  auto converted = disk_from_proto(true, disk);
+  ASSERT_TRUE(converted) << converted.error().to_string();
+  EXPECT_EQ(converted->device_id, "data");
+  EXPECT_EQ(converted->path, "/srv/data.qcow2");
+  EXPECT_TRUE(converted->readonly);
+  EXPECT_EQ(disk_from_proto(false, {}).error().message, "disk: not given");
+  EXPECT_EQ(disk_from_proto(true, {}).error().code, Code::kInvalidArgument);
+  disk.mutable_vfio_pci()->set_bdf("0000:03:00.0");
+  EXPECT_EQ(disk_from_proto(true, disk).error().code, Code::kUnimplemented);
+
+  pb::NetConfig nic;
+  nic.mutable_tap()->set_tap_name("tap0");
+  nic.set_mac_address("52:54:00:00:00:01");
+  auto net = net_from_proto(true, nic);
+  ASSERT_TRUE(net) << net.error().to_string();
+  EXPECT_EQ(net->tap_name, "tap0");
+  EXPECT_EQ(net->mac, "52:54:00:00:00:01");
+  EXPECT_EQ(net->device_id, "");  // the manager names it after the tap
+  EXPECT_EQ(net_from_proto(false, {}).error().message, "nic: not given");
+  nic.mutable_vfio_pci()->set_bdf("0000:03:00.0");
+  EXPECT_EQ(net_from_proto(true, nic).error().code, Code::kUnimplemented);
+}
+
 }  // namespace
 }  // namespace feos::api

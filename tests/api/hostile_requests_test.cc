@@ -415,10 +415,10 @@ std::vector<Case> hostile_cases(const std::string& holder) {
          return r;
        }()),
        S::INVALID_ARGUMENT, {"tail_id"}},
-      {"attach disk (hot-plug not offered)",
+      {"attach disk without a disk",
        unary<pb::AttachDiskRequest, pb::AttachDiskResponse>(&pb::VMService::Stub::AttachDisk,
                                                             with_id<pb::AttachDiskRequest>(holder)),
-       S::UNIMPLEMENTED},
+       S::INVALID_ARGUMENT, {"disk: not given"}},
 
       // --- bytes that are not a request at all (gRPC's own mapping: INTERNAL "parse" errors) ---
       {"garbage bytes as CreateVmRequest", raw("/feos.vm.vmm.api.v1.VMService/CreateVm", std::string("\xff\xff\xff\xff\x0f\x0a\x80", 7)),

@@ -268,6 +268,28 @@ TEST_F(CommandLineTest, HostCheck) {
   EXPECT_DOUBLE_EQ(inv.global.timeout_s, 5);
 }
 
+TEST_F(CommandLineTest, DiskAndNicAttachAndDetach) {
+  Invocation disk = parse_ok({"vm", "disk", "attach", "vm-1", "data.qcow2,ro,id=data"});
+  EXPECT_EQ(disk.command, Command::kVmDiskAttach);
+  EXPECT_EQ(disk.vm_id, "vm-1");
+  EXPECT_EQ(disk.attach_disk_request.disk().path(), "/home/op/vms/data.qcow2");  // relative to the cwd
+  EXPECT_TRUE(disk.attach_disk_request.disk().readonly());
+  EXPECT_EQ(disk.attach_disk_request.disk().device_id(), "data");
+  Invocation nic = parse_ok({"vm", "nic", "attach", "vm-1", "tap7,mac=52:54:00:00:00:07"});
+  EXPECT_EQ(nic.command, Command::kVmNicAttach);
+  EXPECT_EQ(nic.attach_nic_request.nic().tap().tap_name(), "tap7");
+  EXPECT_EQ(nic.attach_nic_request.nic().mac_address(), "52:54:00:00:00:07");
+  EXPECT_EQ(nic.attach_nic_request.nic().device_id(), "");  // the daemon names it after the tap
+  Invocation detach = parse_ok({"vm", "nic", "detach", "vm-1", "eth1"});
+  EXPECT_EQ(detach.command, Command::kVmNicDetach);
+  EXPECT_EQ(detach.detach_nic_request.device_id(), "eth1");
+  EXPECT_EQ(parse_ok({"vm", "disk", "detach", "vm-1", "data"}).detach_disk_request.device_id(), "data");
+  // Usage errors: a missing argument, a bad spec.
+  EXPECT_EQ(parse({"vm", "disk", "attach", "vm-1"}).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(parse({"vm", "nic", "attach", "vm-1", "tap7,mac=nope"}).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(parse({"vm", "disk"}).error().code, Code::kInvalidArgument);
+}
+
 TEST_F(CommandLineTest, CmdlineAloneStillSetsBootConfig) {
   Invocation inv = parse_ok({"vm", "create", "--cmdline", "quiet"});
   ASSERT_TRUE(inv.create_request.config().has_boot());

@@ -21,11 +21,12 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return ok();
   }
 
-  Result<int> start(const std::string& vm_id, const model::VmSpec&,
+  Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                     const std::vector<model::AssignedGpu>& gpus, const std::string&) override {
     std::unique_lock lock(mutex_);
     ++starts;
     started_gpus[vm_id] = gpus;
+    started_specs[vm_id] = spec;
     cv_.wait(lock, [&] { return !hold_start_; });
     if (fail_start) return fail(Code::kInternal, "qemu: could not open kernel file");
     if (start_error) return fail(*start_error);
@@ -106,6 +107,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   Status stop(const std::string& vm_id) override {
     std::lock_guard lock(mutex_);
     running_.erase(vm_id);
+    plugged_.erase(vm_id);
     ++stops;
     return ok();
   }
@@ -120,11 +122,33 @@ class FakeHypervisor final : public vmm::Hypervisor {
   }
   void set_exit_callback(ExitCallback callback) override { on_exit_ = std::move(callback); }
 
+  // Hot-plug: `hotplug_ports` ports per running VM; detach fails as a guest that does not
+  // release the device unless `guest_releases`.
+  Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override {
+    FEOS_TRY(plug(vm_id, disk.device_id));
+    model::DiskSpec plugged = disk;
+    if (plugged.format == model::DiskFormat::kUnknown) plugged.format = model::DiskFormat::kRaw;
+    return plugged;
+  }
+  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override {
+    FEOS_TRY(plug(vm_id, nic.device_id));
+    std::lock_guard lock(mutex_);
+    plugged_nics.push_back(nic);
+    return ok();
+  }
+  Status detach_disk(const std::string& vm_id, const std::string& device_id) override { return unplug(vm_id, device_id); }
+  Status detach_nic(const std::string& vm_id, const std::string& device_id) override { return unplug(vm_id, device_id); }
+  std::set<std::string> plugged_in(const std::string& vm_id) {
+    std::lock_guard lock(mutex_);
+    return plugged_[vm_id];
+  }
+
   // Ends the VM's process as the adapter would report it.
   void exit(const std::string& vm_id, bool clean, const std::string& reason) {
     {
       std::lock_guard lock(mutex_);
       running_.erase(vm_id);
+      plugged_.erase(vm_id);
     }
     if (on_exit_) on_exit_(vm_id, vmm::ExitInfo{clean, reason});
   }
@@ -146,11 +170,15 @@ class FakeHypervisor final : public vmm::Hypervisor {
   std::optional<Error> plan_error;   // plan_start() fails with it
   mutable std::atomic<int> plans = 0;
   std::map<std::string, std::vector<model::AssignedGpu>> started_gpus;  // what start() was given
+  std::map<std::string, model::VmSpec> started_specs;
   std::set<int> alive_after_restart;
   std::set<int> unreachable;  // alive, but adopt() cannot attach (DEADLINE_EXCEEDED)
   vmm::RunState adopted_state = vmm::RunState::kRunning;
   std::vector<vmm::FoundProcess> found;   // find_processes() reports these
   std::vector<vmm::FoundProcess> killed;  // what kill_found() was asked to kill
+  size_t hotplug_ports = 2;
+  bool guest_releases = true;
+  std::vector<model::NetSpec> plugged_nics;  // what attach_nic() was given
   std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0, adoptions = 0;
 
  private:
@@ -160,11 +188,29 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return ok();
   }
 
+  Status plug(const std::string& vm_id, const std::string& device_id) {
+    FEOS_TRY(need(vm_id));
+    std::lock_guard lock(mutex_);
+    auto& plugged = plugged_[vm_id];
+    if (plugged.count(device_id)) return fail(Code::kAlreadyExists, "device " + device_id + " is plugged already");
+    if (plugged.size() >= hotplug_ports) return fail(Code::kResourceExhausted, "all hot-plug ports are in use");
+    plugged.insert(device_id);
+    return ok();
+  }
+  Status unplug(const std::string& vm_id, const std::string& device_id) {
+    FEOS_TRY(need(vm_id));
+    std::lock_guard lock(mutex_);
+    if (!guest_releases) return fail(Code::kDeadlineExceeded, "the guest did not release device " + device_id);
+    plugged_[vm_id].erase(device_id);
+    return ok();
+  }
+
   std::mutex mutex_;
   std::condition_variable cv_;
   bool hold_start_ = false;
   int next_pid_ = 1000;
   std::map<std::string, int> running_;
+  std::map<std::string, std::set<std::string>> plugged_;  // hot-plugged device ids, by VM
   ExitCallback on_exit_;
 };
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # /init of the feosd test guest (busybox initramfs). On the serial console (ttyS0) it:
 #   - prints FEOS-TEST-GUEST-READY once the power button is armed,
-#   - answers every input line with "ECHO:<line>" (console input tests),
+#   - answers every input line with "ECHO:<line>" (console input tests), except LSPCI, which
+#     lists the guest's PCI functions (hot-plug tests),
 #   - powers the guest off when the ACPI power button is pressed (QMP system_powerdown).
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -35,7 +36,16 @@ stty -echo 2>/dev/null
 echo "FEOS-TEST-GUEST-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
 while true; do
   while IFS= read -r line; do
-    echo "ECHO:$line"
+    case "$line" in
+      # The guest's PCI functions, for hot-plug tests: LSPCI<tag> answers one line
+      # "PCI<tag>:<address> <vendor>:<device>" per function, then "LSPCI-END<tag>" (a tag tells
+      # this listing from earlier ones in the console's replayed output).
+      LSPCI*)
+        tag=${line#LSPCI}
+        for d in /sys/bus/pci/devices/*; do echo "PCI$tag:${d##*/} $(cat "$d/vendor"):$(cat "$d/device")"; done
+        echo "LSPCI-END$tag" ;;
+      *) echo "ECHO:$line" ;;
+    esac
   done
   sleep 1
 done

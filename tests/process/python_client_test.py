@@ -116,7 +116,8 @@ try:
         ("CreateVm duplicate id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id=vm_id), grpc.StatusCode.ALREADY_EXISTS, vm_id),
         ("CreateVm traversal id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id="../../etc"), grpc.StatusCode.INVALID_ARGUMENT, "uuid"),
         ("CreateVm OCI image", stub.CreateVm, pb.CreateVmRequest(config=pb.VmConfig(cpus=pb.CpuConfig(boot_vcpus=1), memory=pb.MemoryConfig(size_mib=64), image_ref="127.0.0.1:1/x/y:1")), grpc.StatusCode.UNAVAILABLE, "https://127.0.0.1:1"),
-        ("AttachDisk", stub.AttachDisk, pb.AttachDiskRequest(vm_id=vm_id), grpc.StatusCode.UNIMPLEMENTED, "hot-plug"),
+        ("AttachDisk without disk", stub.AttachDisk, pb.AttachDiskRequest(vm_id=vm_id), grpc.StatusCode.INVALID_ARGUMENT, "disk: not given"),
+        ("DetachNic unknown", stub.DetachNic, pb.DetachNicRequest(vm_id=vm_id, device_id="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
     ]
     for name, fn, req, want, fragment in cases:
         code, details = code_of(fn, req)

@@ -289,6 +289,30 @@ TEST_F(DatabaseTest, UpdateVmGpus) {
             "UTF-8");
 }
 
+// AttachDisk/AttachNic and their detaches store the whole spec anew.
+TEST_F(DatabaseTest, UpdateVmSpec) {
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  model::VmRecord record = make_vm("vm-1", 1);
+  ASSERT_TRUE(db->vms().insert(record));
+  model::VmSpec spec = record.spec;
+  spec.disks.push_back({"hot", "/srv/hot.qcow2", true, model::DiskFormat::kQcow2});
+  spec.nets.push_back({"eth9", "tap-hot", "52:54:00:01:02:03"});
+  ASSERT_TRUE(db->vms().update_spec("vm-1", spec));
+  auto db2 = Database::open(path_);  // another connection sees it committed
+  ASSERT_TRUE(db2);
+  auto stored = (*db2)->vms().get("vm-1");
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->spec.disks.size(), spec.disks.size());
+  EXPECT_EQ(stored->spec.disks.back().path, "/srv/hot.qcow2");
+  EXPECT_EQ(stored->spec.disks.back().format, model::DiskFormat::kQcow2);
+  EXPECT_EQ(stored->spec.nets.back().mac, "52:54:00:01:02:03");
+  EXPECT_EQ(stored->state, record.state);  // nothing else changed
+  EXPECT_EQ(db->vms().update_spec("nope", spec).error().code, Code::kNotFound);
+  spec.disks.back().path = "/srv/\xff";
+  EXPECT_EQ(db->vms().update_spec("vm-1", spec).error().code, Code::kInvalidArgument);
+}
+
 // A file written by schema version 1 (before GPUs): its VMs decode with no GPUs after migration.
 TEST_F(DatabaseTest, MigratesVersion1Records) {
   {

@@ -1,5 +1,6 @@
 #include "vmm/qemu/argv_builder.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <gmock/gmock.h>
@@ -587,6 +588,36 @@ TEST(ArgvBuilderGpu, GpusComeAfterDisksAndNets) {
   EXPECT_LT(at("virtio-net-pci"), at("pcie-root-port"));
   EXPECT_LT(at("pcie-root-port"), at("vfio-pci"));
   EXPECT_LT(at("vfio-pci"), argv->size());
+}
+
+// The hot-plug ports (feosd --hotplug-ports) come last, after every device and the GPUs' ports, so
+// the devices before them keep their guest addresses; chassis 2, no I/O space.
+TEST(ArgvBuilderGpu, HotplugPortsComeLastOnTheirOwnChassis) {
+  auto config = tcg_config();
+  config.hotplug_ports = 2;
+  auto spec = gpu_spec(64 * 1024);
+  spec.nets = {{"nic0", "tap0", ""}};
+  auto argv = build_argv(config, spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(argv) << argv.error().to_string();
+  EXPECT_THAT(*argv, ElementsAreArray(concat(
+                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                          {"-global", "q35-pcihost.pci-hole64-size=412316860416"}, kCommon, kKernelArgs,
+                          {"-netdev", "tap,id=netdev0,ifname=tap0,script=no,downscript=no", "-device",
+                           "virtio-net-pci,netdev=netdev0,id=nic0"},
+                          h100_devices(0, "0000:18:00.0"),
+                          {"-device", "pcie-root-port,id=feos-hp0,bus=pcie.0,chassis=2,slot=1,io-reserve=0",
+                           "-device", "pcie-root-port,id=feos-hp1,bus=pcie.0,chassis=2,slot=2,io-reserve=0"}})));
+  auto plan = build_launch(config, spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(plan);
+  EXPECT_THAT(plan->decisions, ::testing::Contains("hot-plug: 2 pcie-root-ports for disks and NICs attached while "
+                                                   "the VM runs"));
+  // None without them (the goldens above).
+  config.hotplug_ports = 0;
+  argv = build_argv(config, spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
+  ASSERT_TRUE(argv);
+  EXPECT_EQ(std::count_if(argv->begin(), argv->end(),
+                          [](const std::string& a) { return a.starts_with("pcie-root-port,id=feos-hp"); }),
+            0);
 }
 
 TEST(ArgvBuilderGpu, BelowFourGibWindowsThatCannotFitAreRefused) {

@@ -217,6 +217,10 @@ TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
   EXPECT_THAT(launcher_.last.argv,
               ::testing::Contains("vfio-pci,host=0000:18:00.0,id=feos-gpu0-f0,bus=feos-gpu0-rp,addr=0x0.0"));
   EXPECT_THAT(launcher_.last.argv, ::testing::Contains("max,phys-bits=40"));
+  // Every VM gets the daemon's hot-plug ports (QemuConfig::hotplug_ports, 4 by default).
+  EXPECT_THAT(launcher_.last.argv,
+              ::testing::Contains("pcie-root-port,id=feos-hp3,bus=pcie.0,chassis=2,slot=4,io-reserve=0"));
+  EXPECT_THAT(launcher_.last.argv, ::testing::Not(::testing::Contains(::testing::HasSubstr("id=feos-hp4,"))));
 }
 
 TEST_F(QemuHypervisorUnit, KvmRefusesALayoutBeyondTheHostsAddressBits) {

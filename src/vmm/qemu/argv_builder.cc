@@ -211,6 +211,7 @@ Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::Vm
   FEOS_TRY(internal::add_gpus(plan, config, spec, gpus).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
   }));
+  internal::add_hotplug_ports(plan, config);
 
   std::vector<std::string> argv{config.binary};
   auto arg = [&](std::string_view flag, std::string value) {

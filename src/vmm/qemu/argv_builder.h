@@ -42,6 +42,8 @@ struct ArgvConfig {
   bool guest_numa = false;
   // The UEFI firmware the adapter found (firmware.h); required when spec.firmware is UEFI.
   std::optional<UefiFirmware> uefi;
+  // Empty pcie-root-ports for disks and NICs attached while the VM runs (hotplug_ports.h).
+  int hotplug_ports = 0;
 };
 
 // The value of `-name` for `vm_id` ("guest=<id>,debug-threads=on"). Adoption after a daemon

@@ -7,21 +7,16 @@
 namespace feos::vmm::qemu {
 namespace {
 
-std::string file_node(const std::string& name, const std::string& path, bool readonly) {
-  return QemuOpts()
-      .set("driver", "file")
-      .set("node-name", name)
-      .set("filename", path)
-      .set("read-only", readonly ? "on" : "off")
-      .render();
+nlohmann::ordered_json file_node(const std::string& name, const std::string& path, bool readonly) {
+  return {{"driver", "file"}, {"node-name", name}, {"filename", path}, {"read-only", readonly}};
 }
 
 }  // namespace
 
-std::vector<std::string> blockdev_values(const ImageChain& chain, const std::string& node,
-                                         bool readonly) {
+std::vector<nlohmann::ordered_json> blockdev_nodes(const ImageChain& chain, const std::string& node,
+                                                   bool readonly) {
   auto name_of = [&](size_t k) { return k == 0 ? node : node + "-b" + std::to_string(k); };
-  std::vector<std::string> out;
+  std::vector<nlohmann::ordered_json> out;
   for (size_t k = chain.size(); k-- > 0;) {
     const ImageFile& image = chain[k];
     const std::string name = name_of(k);
@@ -40,7 +35,25 @@ std::vector<std::string> blockdev_values(const ImageChain& chain, const std::str
       format["backing"] = k + 1 < chain.size() ? nlohmann::ordered_json(name_of(k + 1)) : nullptr;
     }
     format["read-only"] = image_readonly;
-    out.push_back(format.dump());
+    out.push_back(std::move(format));
+  }
+  return out;
+}
+
+std::vector<std::string> blockdev_values(const ImageChain& chain, const std::string& node,
+                                         bool readonly) {
+  std::vector<std::string> out;
+  for (const auto& value : blockdev_nodes(chain, node, readonly)) {
+    if (value["driver"] != "file") {
+      out.push_back(value.dump());
+      continue;
+    }
+    out.push_back(QemuOpts()
+                      .set("driver", "file")
+                      .set("node-name", value["node-name"].get<std::string>())
+                      .set("filename", value["filename"].get<std::string>())
+                      .set("read-only", value["read-only"].get<bool>() ? "on" : "off")
+                      .render());
   }
   return out;
 }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/vm.h"
 
 namespace feos::vmm::qemu {
@@ -34,6 +36,9 @@ struct BlockGraph {
 // JSON can write `"backing": null` (the bottom image), and name their file, data file and backing
 // nodes. The top image and its data file are read-only when `readonly`; the images below always.
 // Precondition: `chain` is not empty.
+// The same nodes as QMP blockdev-add arguments, in the same order (a hot-plugged disk).
+std::vector<nlohmann::ordered_json> blockdev_nodes(const ImageChain& chain, const std::string& node,
+                                                   bool readonly);
 std::vector<std::string> blockdev_values(const ImageChain& chain, const std::string& node,
                                          bool readonly);
 

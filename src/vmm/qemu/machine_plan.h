@@ -42,4 +42,10 @@ struct MachinePlan {
 Status add_gpus(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
                 const std::vector<model::AssignedGpu>& gpus);
 
+// config.hotplug_ports empty pcie-root-ports on pcie.0 (hotplug_ports.h; chassis 2, slot 1..n:
+// the GPUs' ports are chassis 1), added last so the devices before them keep the guest addresses
+// they had. No I/O space is reserved: a virtio device behind a PCIe port is modern-only and has
+// no I/O BAR (hotplug_ports.cc).
+void add_hotplug_ports(MachinePlan& plan, const ArgvConfig& config);
+
 }  // namespace feos::vmm::qemu::internal

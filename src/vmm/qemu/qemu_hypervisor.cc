@@ -12,6 +12,7 @@
 #include "model/field_path.h"
 #include "model/validate.h"
 #include "vmm/qemu/console.h"
+#include "vmm/qemu/hotplug_ports.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/qemu/run_as_grants.h"
@@ -61,6 +62,9 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   if (config.start_timeout.count() <= 0 || config.command_timeout.count() <= 0 ||
       config.stop_grace.count() <= 0)
     return fail(Code::kInvalidArgument, "qemu timeouts must be positive");
+  if (config.hotplug_ports < 0 || config.hotplug_ports > kMaxHotplugPorts || config.unplug_timeout.count() <= 0)
+    return fail(Code::kInvalidArgument, "hot-plug ports must be 0.." + std::to_string(kMaxHotplugPorts) +
+                                            ", the unplug timeout positive");
   if (config.run_as && (config.run_as->uid == 0 || config.run_as->gid == 0))
     return fail(Code::kInvalidArgument, "qemu " + config.run_as->describe() +
                                             ": uid and gid must not be 0 (root)");
@@ -218,6 +222,7 @@ Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool w
                                ? config_.guest_numa
                                : spec.guest_numa == model::GuestNumaMode::kAuto;
   config.guest_numa = with_gpus && numa_wanted && host_.numa_nodes() > 1;
+  config.hotplug_ports = config_.hotplug_ports;
   // Only kvm passes the host's address width through; tcg emulates whatever it is told.
   if (with_gpus && accel_ == Accel::kKvm) config.host_phys_bits = host_.phys_bits();
   return config;

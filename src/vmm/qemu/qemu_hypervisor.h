@@ -49,6 +49,11 @@ struct QemuConfig {
   // Directories of feosd's own files no request may name, inside the roots or not: the image
   // cache (request_files.h, ReservedDirs). Only a registry image's root disk lies there.
   ReservedDirs reserved_dirs;
+  // Empty pcie-root-ports each VM gets at start for disks and NICs attached while it runs
+  // (hotplug_ports.h; 0..kMaxHotplugPorts), and how long a detach waits for the guest to release
+  // a device (Linux's pciehp alone waits 5 s after the request).
+  int hotplug_ports = 4;
+  std::chrono::milliseconds unplug_timeout{20000};
   // Where UEFI guests' firmware is found: QEMU firmware descriptors (firmware.h), in priority order.
   std::vector<std::string> firmware_dirs = kFirmwareDescriptorDirs;
 };
@@ -145,6 +150,17 @@ class QemuHypervisor final : public Hypervisor {
   // process survives SIGKILL.
   Status stop(const std::string& vm_id) override;
 
+  // Hot-plug over QMP (qemu_hotplug.cc), into the ports of hotplug_ports.h: blockdev-add of the
+  // disk's checked image graph (resolve_image_chain(), the image roots) and a virtio-blk-pci, or
+  // a tap netdev (the tap created, persistent and up, when missing; owned by run_as's user) and
+  // a virtio-net-pci; detach: device_del, DEVICE_DELETED within unplug_timeout, then the
+  // backend goes (blockdev-del of the disk's nodes, netdev_del). Errors as Hypervisor's; a
+  // failed attach leaves nothing plugged.
+  Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override;
+  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override;
+  Status detach_disk(const std::string& vm_id, const std::string& device_id) override;
+  Status detach_nic(const std::string& vm_id, const std::string& device_id) override;
+
   // QMP query-version ("7.2.22"), the pid, features "accel=kvm|tcg". NOT_FOUND as pause().
   Result<PingInfo> ping(const std::string& vm_id) override;
   Result<std::shared_ptr<Console>> console(const std::string& vm_id) override;
@@ -193,6 +209,8 @@ class QemuHypervisor final : public Hypervisor {
                                 const std::vector<model::AssignedGpu>& gpus);
   // The builder's host facts for a VM; a UEFI spec gets its firmware (find_uefi_firmware()'s errors).
   Result<ArgvConfig> argv_config(const model::VmSpec& spec, bool with_gpus) const;
+  // detach_disk() and detach_nic(): the guest releases `device_id`, then `drop_backend` runs.
+  Status unplug(const std::string& vm_id, const std::string& device_id, bool disk);
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
   Status prepare_runtime_dir(QemuProcess& vm, const CheckedFiles& files,
                              const std::vector<model::AssignedGpu>& gpus,

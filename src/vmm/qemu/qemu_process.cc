@@ -67,6 +67,13 @@ Status QemuProcess::connect(milliseconds timeout) {
       std::lock_guard lock(mutex_);
       shutdown_reason_ = reason;
     }
+    if (event.name == "DEVICE_DELETED" && event.data.contains("device") && event.data["device"].is_string()) {
+      {
+        std::lock_guard lock(mutex_);
+        deleted_devices_.insert(event.data["device"].get<std::string>());
+      }
+      cv_.notify_all();
+    }
     logger()->info("qemu event vm={} event={} data={}", vm_id_, event.name, event.data.dump());
   };
   auto qmp = QmpClient::connect(dir_.files().qmp_socket, on_event, qmp_options);
@@ -111,6 +118,21 @@ Status QemuProcess::check_attached() const {
 
 Result<nlohmann::json> QemuProcess::execute(const std::string& command) {
   return qmp_->execute(command);
+}
+
+Result<nlohmann::json> QemuProcess::execute(const std::string& command, const nlohmann::json& arguments) {
+  return qmp_->execute(command, arguments);
+}
+
+void QemuProcess::forget_deleted(const std::string& device_id) {
+  std::lock_guard lock(mutex_);
+  deleted_devices_.erase(device_id);
+}
+
+bool QemuProcess::wait_deleted(const std::string& device_id, milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!cv_.wait_for(lock, timeout, [&] { return deleted_devices_.count(device_id) != 0 || exited_; })) return false;
+  return deleted_devices_.erase(device_id) != 0;
 }
 
 std::shared_ptr<QemuConsole> QemuProcess::console() const { return console_; }

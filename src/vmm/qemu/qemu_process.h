@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,11 @@ class QemuProcess {
 
   // Runs one QMP command (QmpClient::execute(), its errors). Precondition: connected.
   Result<nlohmann::json> execute(const std::string& command);
+  Result<nlohmann::json> execute(const std::string& command, const nlohmann::json& arguments);
+  // The DEVICE_DELETED events qemu sent (by device id), for hot-unplug: forget_deleted() before
+  // device_del, then wait_deleted() until the guest released the device (true) or `timeout`.
+  void forget_deleted(const std::string& device_id);
+  bool wait_deleted(const std::string& device_id, std::chrono::milliseconds timeout);
   // Precondition: connected.
   std::shared_ptr<QemuConsole> console() const;
 
@@ -142,6 +148,7 @@ class QemuProcess {
   bool finished_ = false;
   bool stop_requested_ = false;
   std::string shutdown_reason_;  // "reason" of the last SHUTDOWN event
+  std::set<std::string> deleted_devices_;  // ids of DEVICE_DELETED events not yet waited for
   sys::ExitStatus exit_status_;
 
   // Set by connect(), before attach(); closed by finish() or disconnect(). Declared last: QMP's
