@@ -23,6 +23,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
 
   Result<int> start(const std::string& vm_id, const model::VmSpec&,
                     const std::vector<model::AssignedGpu>& gpus, const std::string&) override {
+    for (const auto& text : start_progress)
+      if (progress_) progress_(vm_id, "memory", text);
     std::unique_lock lock(mutex_);
     ++starts;
     started_gpus[vm_id] = gpus;
@@ -119,6 +121,9 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return fail(Code::kUnavailable, "no console in the fake");
   }
   void set_exit_callback(ExitCallback callback) override { on_exit_ = std::move(callback); }
+  void set_progress_callback(ProgressCallback callback) override { progress_ = std::move(callback); }
+  // What start() reports as progress (component "memory") before it starts the VM.
+  std::vector<std::string> start_progress;
 
   // Ends the VM's process as the adapter would report it.
   void exit(const std::string& vm_id, bool clean, const std::string& reason) {
@@ -166,6 +171,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   int next_pid_ = 1000;
   std::map<std::string, int> running_;
   ExitCallback on_exit_;
+  ProgressCallback progress_;
 };
 
 }  // namespace feos::core
