@@ -50,7 +50,9 @@ bool same(const VmSpec& a, const VmSpec& b) {
   if (firmware.kind != b.firmware.kind || firmware.secure_boot != b.firmware.secure_boot) return false;
   if (gpu_count != b.gpu_count) return false;
   if (cpus.boot_vcpus != b.cpus.boot_vcpus || cpus.max_vcpus != b.cpus.max_vcpus) return false;
-  if (memory.size_mib != b.memory.size_mib || memory.hugepages != b.memory.hugepages) return false;
+  if (memory.size_mib != b.memory.size_mib || memory.hugepages != b.memory.hugepages ||
+      memory.hugepage_size != b.memory.hugepage_size)
+    return false;
   if (image_ref != b.image_ref || image_path != b.image_path || image_format != b.image_format ||
       ignition != b.ignition)
     return false;

@@ -136,6 +136,14 @@ Result<model::VmSpec> spec_from_proto(const pb::VmConfig& c) {
   spec.cpus.max_vcpus = c.cpus().max_vcpus() == 0 ? c.cpus().boot_vcpus() : c.cpus().max_vcpus();
   spec.memory.size_mib = c.memory().size_mib();
   spec.memory.hugepages = c.memory().hugepages();
+  switch (c.memory().hugepage_size()) {
+    case feosd::v1::HUGEPAGE_SIZE_DEFAULT: spec.memory.hugepage_size = model::HugepageSize::kHostDefault; break;
+    case feosd::v1::HUGEPAGE_SIZE_2M: spec.memory.hugepage_size = model::HugepageSize::k2M; break;
+    case feosd::v1::HUGEPAGE_SIZE_1G: spec.memory.hugepage_size = model::HugepageSize::k1G; break;
+    default:
+      return fail(Code::kInvalidArgument, std::string(model::field::kMemoryHugepageSize) + ": unknown value " +
+                                              std::to_string(c.memory().hugepage_size()));
+  }
   spec.image_ref = c.image_ref();
 
   for (int i = 0; i < c.disks_size(); ++i) {
@@ -222,6 +230,11 @@ pb::VmConfig spec_to_proto(const model::VmSpec& spec) {
   c.mutable_cpus()->set_max_vcpus(spec.cpus.max_vcpus);
   c.mutable_memory()->set_size_mib(spec.memory.size_mib);
   c.mutable_memory()->set_hugepages(spec.memory.hugepages);
+  switch (spec.memory.hugepage_size) {
+    case model::HugepageSize::kHostDefault: break;
+    case model::HugepageSize::k2M: c.mutable_memory()->set_hugepage_size(feosd::v1::HUGEPAGE_SIZE_2M); break;
+    case model::HugepageSize::k1G: c.mutable_memory()->set_hugepage_size(feosd::v1::HUGEPAGE_SIZE_1G); break;
+  }
   c.set_image_ref(spec.image_ref);
   for (const auto& d : spec.disks) {
     auto* disk = c.add_disks();

@@ -148,7 +148,10 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   OptionalText* c_max = add_text(create_cmd, texts, "--max-vcpus", "Maximum vCPUs", "N");
   create_cmd->add_option("--memory", create.memory_mib, "Memory in MiB (default 512)")
       ->type_name("MIB");
-  create_cmd->add_flag("--hugepages", create.hugepages, "Back guest memory with hugepages");
+  OptionalText* c_hugepages = add_text(create_cmd, texts, "--hugepages",
+                                       "Back guest memory with hugepages: 2M or 1G (alone: the host's default size)",
+                                       "[SIZE]");
+  c_hugepages->option->expected(0, 1);
   OptionalText* c_image =
       add_text(create_cmd, texts, "--image", "Boot disk image: host path or file:// URL", "REF");
   OptionalText* c_kernel =
@@ -370,6 +373,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       create.vm_id = c_id->get();
       create.max_vcpus = c_max->get();
       create.image = c_image->get();
+      create.hugepages = c_hugepages->get();
       create.kernel = c_kernel->get();
       create.initramfs = c_initramfs->get();
       create.cmdline = c_cmdline->get();

@@ -262,7 +262,10 @@ std::string format_vm_details(const v1::VmInfo& vm, int64_t now_unix_ms) {
   }
   lines.emplace_back("vcpus", vcpus);
   lines.emplace_back("memory", std::to_string(config.memory().size_mib()) + " MiB" +
-                                   (config.memory().hugepages() ? ", hugepages" : ""));
+                                   (config.memory().hugepages() ? ", hugepages" : "") +
+                                   (config.memory().hugepage_size() == feosd::v1::HUGEPAGE_SIZE_2M   ? " of 2 MiB"
+                                    : config.memory().hugepage_size() == feosd::v1::HUGEPAGE_SIZE_1G ? " of 1 GiB"
+                                                                                                   : ""));
   lines.emplace_back("image", or_dash(config.image_ref()));
   // BIOS, the default, is left out like other unset options.
   if (config.firmware().kind() == feosd::v1::FIRMWARE_KIND_UEFI)

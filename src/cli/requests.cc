@@ -242,7 +242,12 @@ Result<v1::CreateVmRequest> build_create_request(const CreateArgs& args, std::st
   auto memory = parse_uint("--memory", args.memory_mib, 1, kMaxMib);
   if (!memory) return fail(memory.error());
   config.mutable_memory()->set_size_mib(*memory);
-  config.mutable_memory()->set_hugepages(args.hugepages);
+  if (args.hugepages) {
+    config.mutable_memory()->set_hugepages(true);
+    if (*args.hugepages == "2M") config.mutable_memory()->set_hugepage_size(feosd::v1::HUGEPAGE_SIZE_2M);
+    else if (*args.hugepages == "1G") config.mutable_memory()->set_hugepage_size(feosd::v1::HUGEPAGE_SIZE_1G);
+    else if (!args.hugepages->empty()) return usage("--hugepages", "must be 2M or 1G, got " + in_quotes(*args.hugepages));
+  }
 
   if (args.image) {
     if (args.image->empty()) return usage("--image", "must not be empty");

@@ -59,7 +59,7 @@ struct CreateArgs {
   std::string vcpus = "1";                   // --vcpus
   std::optional<std::string> max_vcpus;      // --max-vcpus
   std::string memory_mib = "512";            // --memory
-  bool hugepages = false;                    // --hugepages
+  std::optional<std::string> hugepages;      // --hugepages [2M|1G]; "": the host's default size
   std::optional<std::string> image;          // --image (path or URL)
   std::optional<std::string> kernel;         // --kernel
   std::optional<std::string> initramfs;      // --initramfs

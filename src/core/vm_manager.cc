@@ -38,13 +38,12 @@ VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::
       limits_(limits),
       shutdown_options_(shutdown),
       images_(images) {
-  hypervisor_.set_exit_callback(
-      [this](const std::string& id, const vmm::ExitInfo& info) { on_exit(id, info); });
+  connect_hypervisor();
 }
 
 VmManager::~VmManager() {
   end_shutdown_watchers();
-  hypervisor_.set_exit_callback(nullptr);
+  disconnect_hypervisor();
 }
 
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }

@@ -247,6 +247,12 @@ class VmManager {
   // events are made. Caller holds mutex_.
   Status emit_locked(const Entry& entry, const std::string& component, std::string reason);
   void on_exit(const std::string& id, const vmm::ExitInfo& info);
+  // The hypervisor's callbacks (vm_progress.cc): exits, and a start's progress, which becomes an
+  // event of the VM ("memory": "preallocating 64 GiB on host node 1 ...") so a client sees why a
+  // big VM takes time to start.
+  void connect_hypervisor();
+  void disconnect_hypervisor();
+  void on_progress(const std::string& id, const std::string& component, const std::string& text);
   // The reason an exit is recorded with: the hypervisor's, plus how long after a requested
   // shutdown it came.
   std::string exit_reason_locked(const Entry& entry, const vmm::ExitInfo& info) const;

@@ -14,6 +14,7 @@ inline constexpr const char* kCpusBootVcpus = "config.cpus.boot_vcpus";
 inline constexpr const char* kCpusMaxVcpus = "config.cpus.max_vcpus";
 inline constexpr const char* kMemorySizeMib = "config.memory.size_mib";
 inline constexpr const char* kMemoryHugepages = "config.memory.hugepages";
+inline constexpr const char* kMemoryHugepageSize = "config.memory.hugepage_size";
 inline constexpr const char* kImageRef = "config.image_ref";
 inline constexpr const char* kBootKernel = "config.boot.kernel";
 inline constexpr const char* kBootInitramfs = "config.boot.initramfs";

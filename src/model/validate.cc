@@ -47,6 +47,17 @@ Status validate_cpus_and_memory(const VmSpec& spec) {
   if (spec.memory.size_mib > kMaxMemoryMib)
     return invalid(field::kMemorySizeMib, std::to_string(spec.memory.size_mib) +
                                               " exceeds the limit of " + std::to_string(kMaxMemoryMib));
+  const HugepageSize page = spec.memory.hugepage_size;
+  if (page != HugepageSize::kHostDefault && page != HugepageSize::k2M && page != HugepageSize::k1G)
+    return invalid(field::kMemoryHugepageSize, "unknown size " + std::to_string(static_cast<int>(page)));
+  if (page != HugepageSize::kHostDefault && !spec.memory.hugepages)
+    return invalid(field::kMemoryHugepageSize, std::string(hugepage_size_name(page)) + " needs " +
+                                                   field::kMemoryHugepages + " set");
+  // qemu refuses a hugetlbfs backend that is not a whole number of pages; the host's default size
+  // is checked where it is known (the adapter).
+  if (const uint64_t page_mib = hugepage_size_kib(page) / 1024; page_mib != 0 && spec.memory.size_mib % page_mib != 0)
+    return invalid(field::kMemorySizeMib, std::to_string(spec.memory.size_mib) + " MiB is not a whole number of " +
+                                              std::string(hugepage_size_name(page)) + " hugepages");
   return ok();
 }
 

@@ -15,6 +15,24 @@ std::string_view state_name(VmState state) {
   return "unspecified";
 }
 
+std::string_view hugepage_size_name(HugepageSize size) {
+  switch (size) {
+    case HugepageSize::kHostDefault: return "";
+    case HugepageSize::k2M: return "2M";
+    case HugepageSize::k1G: return "1G";
+  }
+  return "";
+}
+
+uint64_t hugepage_size_kib(HugepageSize size) {
+  switch (size) {
+    case HugepageSize::kHostDefault: return 0;
+    case HugepageSize::k2M: return 2048;
+    case HugepageSize::k1G: return 1024 * 1024;
+  }
+  return 0;
+}
+
 std::string_view firmware_name(FirmwareKind kind) {
   switch (kind) {
     case FirmwareKind::kBios: return "bios";

@@ -15,9 +15,20 @@ struct CpuSpec {
   uint32_t max_vcpus = 1;  // >= boot_vcpus
 };
 
+// The page size of hugepage-backed guest RAM (feosd extension): the host's default hugepage size
+// (/proc/meminfo "Hugepagesize:", FeOS's plain `hugepages`), or one named.
+enum class HugepageSize {
+  kHostDefault = 0,
+  k2M = 1,
+  k1G = 2,
+};
+std::string_view hugepage_size_name(HugepageSize size);  // "2M", "1G", "" for kHostDefault
+uint64_t hugepage_size_kib(HugepageSize size);           // 2048, 1048576, 0 for kHostDefault
+
 struct MemorySpec {
   uint64_t size_mib = 512;
-  bool hugepages = false;  // back guest RAM with hugetlbfs (<dev>/hugepages)
+  bool hugepages = false;  // back guest RAM with hugetlbfs (a mount of the page size below)
+  HugepageSize hugepage_size = HugepageSize::kHostDefault;  // only with hugepages
 };
 
 // Direct kernel boot (our extension of FeOS's config): no image service needed.

@@ -24,8 +24,11 @@ json cpus_to_json(const model::CpuSpec& cpus) {
 }
 
 json memory_to_json(const model::MemorySpec& memory) {
-  const auto& [size_mib, hugepages] = memory;
-  return json::object({{"size_mib", size_mib}, {"hugepages", hugepages}});
+  const auto& [size_mib, hugepages, hugepage_size] = memory;
+  json out = json::object({{"size_mib", size_mib}, {"hugepages", hugepages}});
+  // Only when named: records of VMs without it read the same as before the field existed.
+  if (hugepage_size != model::HugepageSize::kHostDefault) out["hugepage_size"] = model::hugepage_size_name(hugepage_size);
+  return out;
 }
 
 json boot_to_json(const model::BootSpec& boot) {
@@ -131,9 +134,15 @@ Result<model::CpuSpec> cpus_from_json(ObjectReader reader) {
 
 Result<model::MemorySpec> memory_from_json(ObjectReader reader) {
   model::MemorySpec memory;
-  auto& [size_mib, hugepages] = memory;
+  auto& [size_mib, hugepages, hugepage_size] = memory;
   FEOS_ASSIGN_OR_RETURN(size_mib, reader.unsigned_integer<uint64_t>("size_mib"));
   FEOS_ASSIGN_OR_RETURN(hugepages, reader.boolean("hugepages"));
+  if (reader.has("hugepage_size")) {
+    FEOS_ASSIGN_OR_RETURN(std::string name, reader.string("hugepage_size"));
+    if (name == model::hugepage_size_name(model::HugepageSize::k2M)) hugepage_size = model::HugepageSize::k2M;
+    else if (name == model::hugepage_size_name(model::HugepageSize::k1G)) hugepage_size = model::HugepageSize::k1G;
+    else return fail(Code::kInvalidArgument, reader.path_of("hugepage_size") + ": unknown size \"" + name + "\" (2M or 1G)");
+  }
   FEOS_TRY(reader.finish());
   return memory;
 }

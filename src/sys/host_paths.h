@@ -5,6 +5,7 @@
 //
 // Arguments that become path components (bdf, driver, group, unit, attribute and file names) must
 // already be validated by the caller (see pci::Address): nothing here checks them.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -67,10 +68,17 @@ struct HostPaths {
   std::string vfio_group(const std::string& group) const { return dev_root + "/vfio/" + group; }
   // <dev>/kvm
   std::string kvm() const { return dev_root + "/kvm"; }
-  // <dev>/hugepages (hugetlbfs mount used for guest RAM)
-  std::string hugepages() const { return dev_root + "/hugepages"; }
   // <sysfs>/devices/system/node/online: the online NUMA nodes ("0-1")
   std::string numa_nodes_online() const { return sysfs_root + "/devices/system/node/online"; }
+  // <sysfs>/kernel/mm/hugepages/hugepages-<kib>kB/<file>: the host's pool of one hugepage size
+  // (free_hugepages, nr_hugepages), all nodes together.
+  std::string hugepage_pool(uint64_t kib, std::string_view file) const {
+    return sysfs_root + "/kernel/mm/hugepages/hugepages-" + std::to_string(kib) + "kB/" + std::string(file);
+  }
+  // <sysfs>/devices/system/node/node<N>/hugepages/hugepages-<kib>kB/<file>: one node's pool.
+  std::string node_hugepage_pool(int node, uint64_t kib, std::string_view file) const {
+    return numa_node(node) + "/hugepages/hugepages-" + std::to_string(kib) + "kB/" + std::string(file);
+  }
   // <sysfs>/devices/system/node/node<N>: its meminfo, cpulist, hugepages/
   std::string numa_node(int node) const { return sysfs_root + "/devices/system/node/node" + std::to_string(node); }
   // <dev>/dri/<name>: a DRM node (card1, renderD129).
@@ -96,6 +104,8 @@ struct HostPaths {
   }
   // <proc>/cpuinfo ("address sizes": the CPU's physical address bits)
   std::string cpuinfo() const { return proc_root + "/cpuinfo"; }
+  // <proc>/mounts (the hugetlbfs mounts and their page sizes)
+  std::string mounts() const { return proc_root + "/mounts"; }
   // <proc>/meminfo ("MemTotal:": the host's RAM)
   std::string meminfo() const { return proc_root + "/meminfo"; }
   // <proc>/cmdline (the host kernel's command line: intel_iommu=on, ...)

@@ -143,6 +143,13 @@ class Hypervisor {
   // Runs once per started/adopted process when it ends (from a background thread), after the
   // adapter dropped its own state for the VM. Set before the first start()/adopt().
   virtual void set_exit_callback(ExitCallback callback) = 0;
+
+  // What a slow start is doing, said while start() runs, on its thread ("memory": "preallocating
+  // 64 GiB on host node 1 (2 MiB pages, 8 threads)", "guest memory ready after 41.2 s"), so a
+  // client sees why a big VM takes time. A hypervisor that says nothing ignores the callback.
+  using ProgressCallback =
+      std::function<void(const std::string& vm_id, const std::string& component, const std::string& text)>;
+  virtual void set_progress_callback(ProgressCallback /*callback*/) {}
 };
 
 }  // namespace feos::vmm

@@ -131,6 +131,21 @@ TEST_F(CommandLineTest, CreateWithEveryFlagBuildsTheWholeRequest) {
               )pb")));
 }
 
+TEST_F(CommandLineTest, HugepagesBySize) {
+  auto memory = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"vm", "create", "--kernel", "/boot/vmlinuz", "--memory", "4096"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return parse_ok(args).create_request.config().memory().DebugString();
+  };
+  EXPECT_EQ(memory({"--hugepages", "1G"}), "size_mib: 4096\nhugepages: true\nhugepage_size: HUGEPAGE_SIZE_1G\n");
+  EXPECT_EQ(memory({"--hugepages=2M"}), "size_mib: 4096\nhugepages: true\nhugepage_size: HUGEPAGE_SIZE_2M\n");
+  EXPECT_EQ(memory({"--hugepages"}), "size_mib: 4096\nhugepages: true\n");  // the host's default size
+  EXPECT_EQ(memory({}), "size_mib: 4096\n");
+  auto bad = parse({"vm", "create", "--kernel", "/boot/vmlinuz", "--hugepages", "4M"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "--hugepages: must be 2M or 1G, got '4M'");
+}
+
 TEST_F(CommandLineTest, ImageReferencesThatAreNotLocalPathsGoAsTyped) {
   // An OCI reference is no path here: the daemon pulls it, feosctl passes it on unchanged.
   Invocation inv = parse_ok({"vm", "create", "--image", "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0"});

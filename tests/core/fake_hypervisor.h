@@ -23,6 +23,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
 
   Result<int> start(const std::string& vm_id, const model::VmSpec& spec,
                     const std::vector<model::AssignedGpu>& gpus, const std::string&) override {
+    for (const auto& text : start_progress)
+      if (progress_) progress_(vm_id, "memory", text);
     std::unique_lock lock(mutex_);
     ++starts;
     started_gpus[vm_id] = gpus;
@@ -121,6 +123,9 @@ class FakeHypervisor final : public vmm::Hypervisor {
     return fail(Code::kUnavailable, "no console in the fake");
   }
   void set_exit_callback(ExitCallback callback) override { on_exit_ = std::move(callback); }
+  void set_progress_callback(ProgressCallback callback) override { progress_ = std::move(callback); }
+  // What start() reports as progress (component "memory") before it starts the VM.
+  std::vector<std::string> start_progress;
 
   // Hot-plug: `hotplug_ports` ports per running VM; detach fails as a guest that does not
   // release the device unless `guest_releases`.
@@ -212,6 +217,7 @@ class FakeHypervisor final : public vmm::Hypervisor {
   std::map<std::string, int> running_;
   std::map<std::string, std::set<std::string>> plugged_;  // hot-plugged device ids, by VM
   ExitCallback on_exit_;
+  ProgressCallback progress_;
 };
 
 }  // namespace feos::core

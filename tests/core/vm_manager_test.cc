@@ -435,5 +435,26 @@ TEST_F(VmManagerTest, DeleteLeavesNoRuntimeDirectoryBehind) {
   reopen();  // nothing unknown is left for the next daemon
 }
 
+// A slow start's progress (the hypervisor's: preallocation, memory ready) becomes events of the
+// VM, stored and published, between the start's intent and its running state.
+TEST_F(VmManagerTest, AStartsProgressBecomesEventsOfTheVm) {
+  const model::VmId id = create();
+  hv_.start_progress = {"preallocating 1 GiB (2 MiB pages, 2 threads)", "guest memory ready after 0.4 s"};
+  std::vector<std::string> live;
+  int token = bus_.subscribe([&](const model::VmEvent& e) { live.push_back(e.component_id + ": " + e.reason); });
+  ASSERT_TRUE(manager_->start(id));
+  bus_.unsubscribe(token);
+  EXPECT_EQ(live, (std::vector<std::string>{"memory: preallocating 1 GiB (2 MiB pages, 2 threads)",
+                                            "memory: guest memory ready after 0.4 s", "vm: started"}));
+  store::EventFilter filter;
+  filter.vm_id = id.text();
+  filter.component_id = "memory";
+  auto stored = manager_->history(filter);
+  ASSERT_TRUE(stored) << stored.error().to_string();
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ((*stored)[1].reason, "guest memory ready after 0.4 s");
+  EXPECT_EQ((*stored)[1].state, VmState::kCreated);  // not running yet when it was said
+}
+
 }  // namespace
 }  // namespace feos::core

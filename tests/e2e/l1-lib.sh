@@ -46,6 +46,13 @@ run_case() {
   echo "$line" >> "$E2E_RESULTS/summary.txt"
 }
 
+# run_named_case NAME FUNCTION TITLE: run_case, only when E2E_CASES names the case (benchmarks:
+# not part of the default suite, whose time CI pays on every run).
+run_named_case() {
+  [[ ",${E2E_CASES:-}," == *",$1,"* ]] || return 0
+  run_case "$@"
+}
+
 # ---------- sysfs: what the kernel says ----------
 PCI=/sys/bus/pci/devices
 drv() { if [ -e "$PCI/$1/driver" ]; then basename "$(readlink "$PCI/$1/driver")"; else echo none; fi; }

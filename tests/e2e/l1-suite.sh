@@ -14,6 +14,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$E2E_OUT/env"
 # shellcheck source=tests/e2e/l1-lib.sh
 . "$HERE/l1-lib.sh"
+# shellcheck source=tests/e2e/l1-bench.sh
+. "$HERE/l1-bench.sh"
 : > "$E2E_RESULTS/summary.txt"
 SUITE_T0=$(now)
 
@@ -699,6 +701,7 @@ if [ -n "$FEOSD_PID" ]; then
   run_case crash_while_running case_crash_while_running "kill -9 feosd while a GPU VM runs"
   run_case release case_release "delete returns every device; a new VM takes the GPU again"
   run_case crash_mid_prepare case_crash_mid_prepare "kill -9 feosd while it prepares devices"
+  run_named_case bench_start case_bench_start "benchmark: StartVm to running by memory size, 4 KiB and 2 MiB pages"
   run_case final_state case_final_state "nothing left: no VM, no qemu, host drivers"
 fi
 stop_feosd KILL

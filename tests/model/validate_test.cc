@@ -163,6 +163,22 @@ TEST(Validate, ZeroMemory) {
   expect_invalid(spec, "config.memory.size_mib: must be at least 1");
 }
 
+TEST(Validate, HugepageSizeNeedsHugepagesAndWholePages) {
+  auto spec = kernel_spec();
+  spec.memory = {.size_mib = 3072, .hugepages = false, .hugepage_size = HugepageSize::k1G};
+  expect_invalid(spec, "config.memory.hugepage_size: 1G needs config.memory.hugepages set");
+  spec.memory.hugepages = true;
+  EXPECT_TRUE(validate(spec));
+  spec.memory.size_mib = 3000;
+  expect_invalid(spec, "config.memory.size_mib: 3000 MiB is not a whole number of 1G hugepages");
+  spec.memory.hugepage_size = HugepageSize::k2M;
+  EXPECT_TRUE(validate(spec));
+  spec.memory.size_mib = 3001;
+  expect_invalid(spec, "config.memory.size_mib: 3001 MiB is not a whole number of 2M hugepages");
+  spec.memory.hugepage_size = static_cast<HugepageSize>(7);
+  expect_invalid(spec, "config.memory.hugepage_size: unknown size 7");
+}
+
 TEST(Validate, InitramfsOrCmdlineWithoutKernel) {
   VmSpec spec;
   spec.image_path = "/images/root.raw";

@@ -34,6 +34,7 @@ subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", gen, "--grpc_out", ge
                 os.path.join(PROTO_DIR, "feos/vm/vmm/api/v1/vm.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/passthrough.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/firmware.proto"),
+                os.path.join(PROTO_DIR, "feosd/v1/memory.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/host.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/plan.proto"),
                 os.path.join(PROTO_DIR, "feosd/v1/topology.proto")], check=True)

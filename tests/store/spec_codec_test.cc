@@ -68,7 +68,7 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"("image_format":"raw",)"
       R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
       R"("image_ref":"ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0",)"
-      R"("memory":{"hugepages":true,"size_mib":65536},)"
+      R"("memory":{"hugepage_size":"1G","hugepages":true,"size_mib":65536},)"
       R"("nets":[{"device_id":"net0","mac":"52:54:00:12:34:56","tap_name":"tap-vm1-0"},)"
       R"({"device_id":"net1","mac":"","tap_name":"tap-vm1-1"}]})";
   auto text = encode_spec(full_spec());

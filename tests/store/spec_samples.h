@@ -14,7 +14,7 @@ namespace feos::store::testing {
 inline model::VmSpec full_spec() {
   model::VmSpec spec;
   spec.cpus = {.boot_vcpus = 4, .max_vcpus = 8};
-  spec.memory = {.size_mib = 65536, .hugepages = true};
+  spec.memory = {.size_mib = 65536, .hugepages = true, .hugepage_size = model::HugepageSize::k1G};
   spec.image_ref = "ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0";
   spec.image_path = "/var/lib/feos/images/3f2a/disk.raw";
   spec.image_format = model::DiskFormat::kRaw;
@@ -166,6 +166,7 @@ inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   EXPECT_EQ(a_cpus.max_vcpus, b_cpus.max_vcpus);
   EXPECT_EQ(a_memory.size_mib, b_memory.size_mib);
   EXPECT_EQ(a_memory.hugepages, b_memory.hugepages);
+  EXPECT_EQ(a_memory.hugepage_size, b_memory.hugepage_size);
   EXPECT_EQ(a_image_ref, b_image_ref);
   EXPECT_EQ(a_image_path, b_image_path);
   EXPECT_EQ(a_image_format, b_image_format);

@@ -24,6 +24,7 @@ ArgvConfig tcg_config() {
   config.binary = "/usr/bin/qemu-system-x86_64";
   config.accel = Accel::kTcg;
   config.hugepages_dir = "/mnt/huge";
+  config.hugepage_kib = 2048;
   return config;
 }
 
@@ -42,6 +43,12 @@ Argv head(const std::string& machine, const std::string& accel, const std::strin
           const std::string& smp, const std::string& mem) {
   return {"/usr/bin/qemu-system-x86_64", "-name", "guest=vm-1,debug-threads=on", "-machine",
           machine, "-accel", accel, "-cpu", cpu, "-smp", smp, "-m", mem};
+}
+
+// A GPU VM's RAM: preallocated by one thread per vCPU before VFIO pins it (memory_backing.h).
+Argv gpu_ram(const std::string& size, int threads = 1) {
+  return {"-object", "memory-backend-ram,id=ram0,size=" + size + ",prealloc=on,prealloc-threads=" +
+                         std::to_string(threads)};
 }
 
 const Argv kCommon = {
@@ -240,7 +247,7 @@ TEST(ArgvBuilder, Hugepages) {
                          {head("q35,memory-backend=ram0", "tcg", "max", "1,maxcpus=2", "2048M"),
                           {"-object",
                            "memory-backend-file,id=ram0,size=2048M,mem-path=/mnt/huge,"
-                           "share=on,prealloc=on"},
+                           "share=on,prealloc=on,prealloc-threads=1"},
                           kCommon,
                           {"-kernel", "/guest/vmlinuz", "-initrd", "/guest/initramfs.cpio",
                            "-append", "console=ttyS0 quiet"}})));
@@ -366,7 +373,7 @@ TEST(ArgvBuilderGpu, OneH100) {
   auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, hgx_h100s(1), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"), gpu_ram("65536M"),
                           {"-global", "q35-pcihost.pci-hole64-size=412316860416"}, kCommon,
                           kKernelArgs, h100_devices(0, "0000:18:00.0")})));
 }
@@ -379,7 +386,7 @@ TEST(ArgvBuilderGpu, TwoH100s) {
   auto argv = build_argv(tcg_config(), gpu_spec(512 * 1024), {}, hgx_h100s(2), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=42", "1,maxcpus=2", "524288M"),
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=42", "1,maxcpus=2", "524288M"), gpu_ram("524288M"),
                           {"-global", "q35-pcihost.pci-hole64-size=687194767360"}, kCommon,
                           kKernelArgs, h100_devices(0, "0000:18:00.0"),
                           h100_devices(1, "0000:2a:00.0")})));
@@ -400,7 +407,7 @@ TEST(ArgvBuilderGpu, EightH100s) {
   auto argv = build_argv(tcg_config(), gpu_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=43", "1,maxcpus=2", "1048576M"),
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=43", "1,maxcpus=2", "1048576M"), gpu_ram("1048576M"),
                           {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon,
                           kKernelArgs, eight_h100_devices()})));
 }
@@ -418,6 +425,7 @@ TEST(ArgvBuilderGpu, TheLaunchPlanIsTheArgvWithTheAddressSpaceItGives) {
   EXPECT_EQ(launch->address_space.phys_bits, 43);
   EXPECT_THAT(launch->decisions,
               ElementsAre("accelerator: tcg", "firmware: BIOS (SeaBIOS, qemu's default)",
+                          "memory: preallocating 1024 GiB (4 KiB pages, 1 thread; VFIO pins it for the GPUs)",
                           "guest physical address bits: 43 (-cpu max,phys-bits), to reach 4222 GiB",
                           "64-bit PCI hole: 2176 GiB at 2046 GiB; the 64-bit BAR windows need "
                           "2176 GiB, more than q35's default 32 GiB: pci-hole64-size set",
@@ -459,7 +467,7 @@ TEST(ArgvBuilderGpu, EightH100sKvmWithCliqueOnAWideHost) {
   auto argv = build_argv(config, spec, {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "1048576M"),
+                         {head("q35,memory-backend=ram0", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "1048576M"), gpu_ram("1048576M"),
                           {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon,
                           kKernelArgs, eight_h100_devices(",x-nv-gpudirect-clique=0")})));
 }
@@ -501,7 +509,7 @@ TEST(ArgvBuilderGpu, ConsumerCardIsOneMultifunctionSlot) {
   auto argv = build_argv(tcg_config(), gpu_spec(8 * 1024), {}, {rtx4090()}, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "8192M"), kCommon,
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=40", "1,maxcpus=2", "8192M"), gpu_ram("8192M"), kCommon,
                           kKernelArgs, root_port("feos-gpu0-rp", 1, /*io_bars=*/true),
                           vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
                                ",multifunction=on"),
@@ -520,7 +528,7 @@ TEST(ArgvBuilderGpu, BootVgaAndRomBarOffOnTheConsumerCard) {
   ASSERT_TRUE(argv) << argv.error().to_string();
   // x-vga only on the VGA function 0; rombar=0 on every function of the card.
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "8192M"),
+                         {head("q35,memory-backend=ram0", "kvm", "host,host-phys-bits=on", "1,maxcpus=2", "8192M"), gpu_ram("8192M"),
                           kCommon, kKernelArgs, root_port("feos-gpu0-rp", 1, /*io_bars=*/true),
                           vfio("0000:01:00.0", "feos-gpu0-f0", "feos-gpu0-rp", "0x0.0",
                                ",multifunction=on,rombar=0,x-vga=on"),
@@ -543,7 +551,7 @@ TEST(ArgvBuilderGpu, GroupPeerGetsItsOwnRootPort) {
   auto argv = build_argv(tcg_config(), gpu_spec(64 * 1024), {}, gpus, kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"), gpu_ram("65536M"),
                           {"-global", "q35-pcihost.pci-hole64-size=413390602240"}, kCommon,
                           kKernelArgs, h100_devices(0, "0000:18:00.0"),
                           root_port("feos-gpu0-peer0-rp", 2),
@@ -758,8 +766,8 @@ TEST(ArgvBuilderUefi, EightH100sGetAnOvmfApertureThatHoldsThem) {
   auto argv = build_argv(uefi_config(), uefi_spec(1024 * 1024), {}, hgx_h100s(8), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35,pflash0=feos-fw-code,pflash1=feos-fw-vars", "tcg", "max,phys-bits=43",
-                               "1,maxcpus=2", "1048576M"),
+                         {head("q35,memory-backend=ram0,pflash0=feos-fw-code,pflash1=feos-fw-vars", "tcg", "max,phys-bits=43",
+                               "1,maxcpus=2", "1048576M"), gpu_ram("1048576M"),
                           {"-global", "q35-pcihost.pci-hole64-size=2336462209024"}, kCommon, kKernelArgs,
                           {"-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=4194304"}, kFlash,
                           eight_h100_devices()})));

@@ -281,17 +281,19 @@ TEST_F(QemuProcessTest, DisksAndIgnitionAreAcceptedByQemu) {
 }
 
 TEST_F(QemuProcessTest, HugepagesBackendIsAcceptedByQemu) {
-  // A plain directory stands in for the hugetlbfs mount: qemu's file backend works on both.
-  TempDir dev;
+  // A plain directory stands in for the hugetlbfs mount of 2 MiB pages (qemu's file backend works
+  // on both), in the /proc/mounts of a fake proc tree; the fake sysfs says nothing of free pages.
+  TempDir dev, proc, sysfs;
   std::filesystem::create_directory(dev / "hugepages");
+  std::ofstream(proc / "mounts") << "hugetlbfs " << dev / "hugepages" << " hugetlbfs rw,relatime,pagesize=2M 0 0\n";
+  std::ofstream(proc / "meminfo") << "MemTotal:       8192000 kB\nHugepagesize:       2048 kB\n";
   QemuConfig config;
   config.accel = "tcg";
-  sys::HostPaths paths;
-  paths.dev_root = dev.path();
+  sys::HostPaths paths{sysfs.path(), dev.path(), proc.path()};
   auto hv = QemuHypervisor::create(*launcher_, *fs_, paths, config);
   ASSERT_TRUE(hv);
   auto spec = guest_spec();
-  spec.memory = {128, true};
+  spec.memory = {128, true, model::HugepageSize::k2M};  // preallocated by qemu's threads
   auto pid = (*hv)->start("vm-huge", spec, {}, run_.path());
   ASSERT_TRUE(pid) << pid.error().to_string();
   ASSERT_TRUE((*hv)->stop("vm-huge"));

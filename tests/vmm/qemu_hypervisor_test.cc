@@ -127,11 +127,12 @@ TEST_F(QemuHypervisorUnit, ValidateChecksHugepagesMount) {
   auto hv = make();
   auto spec = kernel_spec();
   spec.memory.hugepages = true;
+  fs_.files["/fake/proc/meminfo"] = "MemTotal:       8192000 kB\nHugepagesize:       2048 kB\n";
   auto missing = hv->validate(spec);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().code, Code::kNotFound);
-  EXPECT_THAT(missing.error().message, HasSubstr("/fake/dev/hugepages"));
-  fs_.files["/fake/dev/hugepages"] = "";
+  EXPECT_EQ(missing.error().code, Code::kFailedPrecondition);
+  EXPECT_THAT(missing.error().message, HasSubstr("no hugetlbfs mount with 2 MiB pages in /proc/mounts"));
+  fs_.files["/fake/proc/mounts"] = "hugetlbfs /fake/dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n";
   EXPECT_TRUE(hv->validate(spec));
 }
 
@@ -508,7 +509,8 @@ TEST_F(QemuRunAs, ChecksWhatTheUserMustReachBeforeLaunching) {
   std::ofstream(images / "base.qcow2")
       << testing::Qcow2Bytes{}.backing("os.raw", "raw").data_file(images / "base.data").bytes();
   for (const char* file : {"vm.data", "base.data", "os.raw"}) std::ofstream(images / file) << "";
-  fs_.files["/fake/dev/hugepages"] = "";
+  fs_.files["/fake/proc/meminfo"] = "MemTotal:       8192000 kB\nHugepagesize:       2048 kB\n";
+  fs_.files["/fake/proc/mounts"] = "hugetlbfs /fake/dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n";
   auto gpus = std::vector<model::AssignedGpu>{testing::rtx4090()};  // four functions, group 2
   spec = with_gpus(spec, gpus, 1024);
   fs_.files["/fake/dev/vfio/2"] = "";

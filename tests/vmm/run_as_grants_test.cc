@@ -149,7 +149,7 @@ TEST(RunAsAccessChecks, NameWhatTheUserMustReach) {
   files.kernel = "/resolved/vmlinuz";
   files.images.disks = {{{"/resolved/seed.iso", model::DiskFormat::kRaw, ""}}};
   auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {"/fake/dev/vfio/40"}, kPaths, false,
-                                     std::nullopt);
+                                     std::nullopt, "/fake/dev/hugepages-1G");
   std::vector<std::string> asked;
   for (const auto& check : checks)
     asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path + " (" +
@@ -158,7 +158,7 @@ TEST(RunAsAccessChecks, NameWhatTheUserMustReach) {
                                  "config.boot.kernel read /resolved/vmlinuz (/requested/vmlinuz)",
                                  "config.disks[0].path read /resolved/seed.iso (/requested/seed.iso)",
                                  "runtime dir create files in /run/vm-1 ()",
-                                 "config.memory.hugepages create files in /fake/dev/hugepages ()"));
+                                 "config.memory.hugepages create files in /fake/dev/hugepages-1G ()"));
 }
 
 TEST(RunAsAccessChecks, AUefiGuestNeedsItsFirmwareAndItsVariableStore) {
@@ -166,7 +166,7 @@ TEST(RunAsAccessChecks, AUefiGuestNeedsItsFirmwareAndItsVariableStore) {
   UefiFirmware uefi{.descriptor = "/usr/share/qemu/firmware/60-edk2-x86_64.json",
                     .code = "/usr/share/OVMF/OVMF_CODE_4M.fd",
                     .vars_template = "/usr/share/OVMF/OVMF_VARS_4M.fd"};
-  auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {}, kPaths, false, uefi);
+  auto checks = run_as_access_checks(files, RuntimeDir("/run/vm-1"), {}, kPaths, false, uefi, "");
   std::vector<std::string> asked;
   for (const auto& check : checks) asked.push_back(check.what + " " + sys::access_verb(check.access) + " " + check.path);
   EXPECT_THAT(asked, ElementsAre("runtime dir create files in /run/vm-1",

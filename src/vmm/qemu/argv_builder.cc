@@ -8,6 +8,7 @@
 #include "vmm/qemu/block_graph.h"
 #include "vmm/qemu/guest_numa.h"
 #include "vmm/qemu/machine_plan.h"
+#include "vmm/qemu/memory_backing.h"
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qemu_options.h"
 #include "model/field_path.h"
@@ -22,25 +23,14 @@ namespace {
 using internal::MachinePlan;
 
 
-// A guest RAM backend of `size_mib`: from hugetlbfs when the VM asks for hugepages; bound to
-// `host_node` when given.
-QemuOpts memory_backend(const ArgvConfig& config, const model::VmSpec& spec, const std::string& id,
-                        uint64_t size_mib, std::optional<int> host_node) {
-  QemuOpts backend(spec.memory.hugepages ? "memory-backend-file" : "memory-backend-ram");
-  backend.set("id", id).set("size", std::to_string(size_mib) + "M");
-  if (spec.memory.hugepages) backend.set("mem-path", config.hugepages_dir).set("share", "on").set("prealloc", "on");
-  if (host_node) backend.set("host-nodes", std::to_string(*host_node)).set("policy", "bind");
-  return backend;
-}
-
 // Guest NUMA nodes that mirror the GPUs' host nodes (guest_numa.h): a bound RAM backend, -numa
 // node and pxb-pcie expander bus each.
-void add_guest_numa(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec,
-                    const GuestNuma& numa, const std::vector<model::AssignedGpu>& gpus) {
+void add_guest_numa(MachinePlan& plan, const MemoryPlan& memory, const GuestNuma& numa,
+                    const std::vector<model::AssignedGpu>& gpus) {
   for (size_t i = 0; i < numa.nodes.size(); ++i) {
     const GuestNumaNode& node = numa.nodes[i];
-    const std::string id = "ram-node" + std::to_string(i);
-    plan.objects.push_back(memory_backend(config, spec, id, node.memory_mib, node.host_node));
+    const std::string& id = memory.backends.at(i).id;
+    plan.objects.push_back(render_backend(memory, memory.backends.at(i)));
     QemuOpts numa_node("node");
     numa_node.set("nodeid", std::to_string(i));
     if (node.cpus > 0) numa_node.set("cpus", cpu_range(node));
@@ -55,17 +45,12 @@ void add_guest_numa(MachinePlan& plan, const ArgvConfig& config, const model::Vm
   plan.gpu_bus = numa.gpu_bus;
 }
 
-void add_memory(MachinePlan& plan, const ArgvConfig& config, const model::VmSpec& spec) {
-  if (!spec.memory.hugepages) return;
-  // Guest RAM from hugetlbfs, shared (so later vfio and vhost users see it) and preallocated
-  // (a VM must fail at start, not at runtime, when the host runs out of hugepages).
-  plan.objects.push_back(QemuOpts("memory-backend-file")
-                                 .set("id", "ram0")
-                                 .set("size", std::to_string(spec.memory.size_mib) + "M")
-                                 .set("mem-path", config.hugepages_dir)
-                                 .set("share", "on")
-                                 .set("prealloc", "on"));
-  plan.machine.set("memory-backend", "ram0");
+// Guest RAM without guest NUMA: one backend when it is preallocated (memory_backing.h), else
+// qemu's own from -m.
+void add_memory(MachinePlan& plan, const MemoryPlan& memory) {
+  if (memory.backends.empty()) return;
+  plan.objects.push_back(render_backend(memory, memory.backends.front()));
+  plan.machine.set("memory-backend", memory.backends.front().id);
 }
 
 // One disk: its checked image chain as -blockdev nodes (block_graph.h), and the device.
@@ -183,7 +168,7 @@ Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::Vm
   if (vm_id.find('\0') != std::string::npos)
     return fail(Code::kInvalidArgument, "vm id contains a NUL byte");
   FEOS_TRY(model::validate(spec).map_error([&](const Error& e) { return e.context("vm " + vm_id); }));
-  if (spec.memory.hugepages && config.hugepages_dir.empty())
+  if (spec.memory.hugepages && (config.hugepages_dir.empty() || config.hugepage_kib == 0))
     return fail(Code::kInvalidArgument,
                 "vm " + vm_id + ": " + model::field::kMemoryHugepages +
                     ": no hugepages mount configured");
@@ -195,12 +180,14 @@ Result<model::LaunchPlan> build_launch(const ArgvConfig& config, const model::Vm
   plan.cpu = QemuOpts(config.accel == Accel::kKvm ? "host" : "max");
   std::optional<GuestNuma> numa;
   if (config.guest_numa) {
-    FEOS_ASSIGN_OR_RETURN(numa, plan_guest_numa(spec, gpus).map_error([&](const Error& e) {
+    FEOS_ASSIGN_OR_RETURN(numa, plan_guest_numa(spec, gpus, numa_step_mib(config, spec)).map_error([&](const Error& e) {
       return e.context("vm " + vm_id + ": guest NUMA");
     }));
   }
-  if (numa) add_guest_numa(plan, config, spec, *numa, gpus);
-  else add_memory(plan, config, spec);
+  const MemoryPlan memory = plan_memory(config, spec, numa, !gpus.empty());
+  if (numa) add_guest_numa(plan, memory, *numa, gpus);
+  else add_memory(plan, memory);
+  for (const auto& line : describe_memory(memory)) plan.decisions.push_back("memory: " + line);
   FEOS_TRY(add_disks(plan, spec, images).map_error([&](const Error& e) {
     return e.context("vm " + vm_id);
   }));

@@ -28,8 +28,13 @@ std::string_view accel_name(Accel accel);  // "kvm", "tcg"
 struct ArgvConfig {
   std::string binary = "qemu-system-x86_64";
   Accel accel = Accel::kTcg;
-  // hugetlbfs mount for guest RAM (HostPaths::hugepages()); required when spec.memory.hugepages.
+  // The hugetlbfs mount for guest RAM of the page size the VM asks for (hugepages.h) and that
+  // size in KiB; required when spec.memory.hugepages.
   std::string hugepages_dir;
+  uint64_t hugepage_kib = 0;
+  // How many CPUs each host NUMA node has (of the nodes guest RAM may be bound to), which caps
+  // the preallocation threads of a backend bound there (memory_backing.h); absent: not capped.
+  std::map<int, uint32_t> host_node_cpus;
   // The host CPU's physical address bits (/proc/cpuinfo "address sizes"); 0 = unknown. With kvm
   // the guest gets the host's bits (host-phys-bits=on), so a GPU layout that needs more is
   // refused before qemu starts.
@@ -78,8 +83,9 @@ inline constexpr std::string_view kSandbox =
 
 // Builds the argv (argv[0] = config.binary) for `vm_id`:
 //   q35 machine, no default devices or user config, `-sandbox` kSandbox, no display; kvm + `-cpu host` or tcg +
-//   `-cpu max`; `-smp boot,maxcpus=max`; `-m <mib>M` (with hugepages: a shared, preallocated
-//   memory-backend-file in config.hugepages_dir); vCPUs start stopped (`-S`: the adapter attaches
+//   `-cpu max`; `-smp boot,maxcpus=max`; `-m <mib>M` (with hugepages or GPUs: a memory
+//   backend, preallocated by several threads, from config.hugepages_dir with hugepages: see
+//   memory_backing.h); vCPUs start stopped (`-S`: the adapter attaches
 //   the console, then resumes with QMP `cont`, so no early output is lost); QMP and serial
 //   console on unix sockets (server=on,wait=off); `-pidfile`; direct kernel boot when
 //   spec.boot.kernel is set; root image (bootindex 0 unless booting a kernel) and extra disks as
@@ -106,7 +112,7 @@ inline constexpr std::string_view kSandbox =
 // Preconditions: none (the spec is validated here with model::validate()).
 // Errors: INTERNAL when `images` lacks the chain of a disk of `spec` (or has one too many);
 // INVALID_ARGUMENT naming the field for a bad spec, or when vm_id is empty, hugepages are
-// requested without config.hugepages_dir, or spec.ignition is set without files.ignition_file;
+// requested without config.hugepages_dir and hugepage_kib, or spec.ignition is set without files.ignition_file;
 // INVALID_ARGUMENT naming gpus[i] for a malformed GPU (no functions, function 0 not first,
 // functions of different slots, a repeated address, a function without an IOMMU group,
 // a bad BAR), boot_vga on a card whose function 0 is not VGA-class or on more than one card, or an

@@ -11,9 +11,6 @@ namespace {
 // Bus numbers: pcie.0 and its root ports below 0x80; each expander bus gets 16, enough for a
 // node's root ports (8 GPUs and 4 NVSwitches take 12).
 constexpr int kFirstBusNr = 0x80, kBusesPerNode = 0x10, kMaxNodes = 8;
-// A 2 MiB hugepage. With 1 GiB hugepages a node's share must be a multiple of 1 GiB, which this
-// does not ensure (qemu then refuses to start, naming the size).
-constexpr uint64_t kMemoryStepMib = 2;
 
 // Splits `total` by `weights`: shares proportional to the weights, rounded down to `step`, then
 // what rounding left a step at a time to the heaviest shares first (ties: the lower index), and
@@ -42,7 +39,10 @@ std::vector<uint64_t> split(uint64_t total, const std::vector<size_t>& weights, 
 }  // namespace
 
 Result<std::optional<GuestNuma>> plan_guest_numa(const model::VmSpec& spec,
-                                                 const std::vector<model::AssignedGpu>& gpus) {
+                                                 const std::vector<model::AssignedGpu>& gpus,
+                                                 uint64_t step_mib) {
+  // A hugetlbfs backend must be whole pages (qemu refuses it otherwise).
+  const uint64_t step = std::max<uint64_t>(step_mib, 1);
   std::map<int, std::vector<size_t>> by_host_node;
   for (size_t i = 0; i < gpus.size(); ++i)
     if (gpus[i].numa_node >= 0) by_host_node[gpus[i].numa_node].push_back(i);
@@ -52,7 +52,7 @@ Result<std::optional<GuestNuma>> plan_guest_numa(const model::VmSpec& spec,
     return fail(Code::kInvalidArgument, "the GPUs sit on " + std::to_string(count) +
                                             " host NUMA nodes; a guest mirrors at most " +
                                             std::to_string(kMaxNodes));
-  if (spec.memory.size_mib < count * kMemoryStepMib)
+  if (spec.memory.size_mib < count * step)
     return fail(Code::kInvalidArgument, std::string(model::field::kMemorySizeMib) + ": " +
                                             std::to_string(spec.memory.size_mib) + " MiB cannot be split over " +
                                             std::to_string(count) + " NUMA nodes");
@@ -72,7 +72,7 @@ Result<std::optional<GuestNuma>> plan_guest_numa(const model::VmSpec& spec,
     for (size_t k = 0; k < spec.cpus.boot_vcpus; ++k) cpus[order[k]] = 1;
   }
   cpus.back() += spec.cpus.max_vcpus - spec.cpus.boot_vcpus;  // CPUs plugged later join the last node
-  std::vector<uint64_t> memory = split(spec.memory.size_mib, weights, kMemoryStepMib);
+  std::vector<uint64_t> memory = split(spec.memory.size_mib, weights, step);
 
   for (size_t k = 0; k < count; ++k)
     if (memory[k] == 0)

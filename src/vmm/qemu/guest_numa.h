@@ -11,8 +11,8 @@
 //     memory and GPUs but no vCPU, as a CPU-less node of a real host);
 //   - a pxb-pcie expander bus with numa_node=<guest node>, carrying the root ports of its GPUs
 //     (and of their group peers and NVSwitches), so the guest kernel reports each GPU's node.
-// Shares follow the GPUs: a node with 6 of 8 GPUs gets 6/8 of the RAM and vCPUs (RAM in 2 MiB
-// steps; each node at least one vCPU when there are enough).
+// Shares follow the GPUs: a node with 6 of 8 GPUs gets 6/8 of the RAM and vCPUs (RAM in steps
+// of 2 MiB, or of the hugepage size; each node at least one vCPU when there are enough).
 // GPUs whose host node is unknown (-1) stay on pcie.0 and add no node; a VM with none known gets
 // no NUMA layout at all.
 #include <cstdint>
@@ -45,8 +45,10 @@ struct GuestNuma {
 // The layout for `spec` with `gpus`; nullopt when no GPU has a known host node. Errors:
 // INVALID_ARGUMENT naming memory.size_mib when a node's share would be under 2 MiB, or when the
 // GPUs span more host nodes than a guest mirrors (8).
+// Each node's RAM share is a multiple of `step_mib` (numa_step_mib()).
 Result<std::optional<GuestNuma>> plan_guest_numa(const model::VmSpec& spec,
-                                                 const std::vector<model::AssignedGpu>& gpus);
+                                                 const std::vector<model::AssignedGpu>& gpus,
+                                                 uint64_t step_mib = 2);
 
 // What a host node can give a guest node's RAM: its free memory as the kernel counts it (free,
 // page cache and reclaimable slab: what a bound allocation can get), or with hugepages its free

@@ -154,6 +154,24 @@ HostNodeMemory HostCaps::node_memory(int node, bool hugepages) const {
   return out;
 }
 
+uint64_t HostCaps::default_hugepage_kib() const {
+  auto meminfo = fs_.read_file(paths_.meminfo());
+  auto size = meminfo ? meminfo_kib(*meminfo, "Hugepagesize") : std::nullopt;
+  return size.value_or(0);
+}
+
+std::vector<HugetlbMount> HostCaps::hugetlb_mounts() const {
+  auto mounts = fs_.read_file(paths_.mounts());
+  return mounts ? parse_hugetlb_mounts(*mounts, default_hugepage_kib()) : std::vector<HugetlbMount>{};
+}
+
+std::optional<uint64_t> HostCaps::free_hugepages(std::optional<int> node, uint64_t page_kib) const {
+  auto text = fs_.read_file(node ? paths_.node_hugepage_pool(*node, page_kib, "free_hugepages")
+                                 : paths_.hugepage_pool(page_kib, "free_hugepages"));
+  if (!text) return std::nullopt;
+  return parse_decimal(std::string_view(*text).substr(0, text->find('\n')), 15);
+}
+
 std::vector<int> HostCaps::node_cpus(int node) const {
   auto text = fs_.read_file(paths_.numa_node(node) + "/cpulist");
   auto cpus = text ? parse_cpu_list(*text) : std::nullopt;

@@ -10,6 +10,7 @@
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
 #include "vmm/qemu/guest_numa.h"
+#include "vmm/qemu/hugepages.h"
 
 namespace feos::vmm::qemu {
 
@@ -51,6 +52,14 @@ class HostCaps {
   // <sysfs>/devices/system/node/node<N>/meminfo, or with `hugepages` its free hugepages of the
   // default size (<proc>/meminfo "Hugepagesize:"); unknown when those files say nothing.
   HostNodeMemory node_memory(int node, bool hugepages) const;
+  // The default hugepage size in KiB (<proc>/meminfo "Hugepagesize:"); 0 when unknown.
+  uint64_t default_hugepage_kib() const;
+  // The writable hugetlbfs mounts (<proc>/mounts; parse_hugetlb_mounts()); empty when unreadable.
+  std::vector<HugetlbMount> hugetlb_mounts() const;
+  // The free hugepages of `page_kib` on host node `node`
+  // (<sysfs>/devices/system/node/node<N>/hugepages/...), or on the whole host without a node
+  // (<sysfs>/kernel/mm/hugepages/...); nullopt when the kernel does not say.
+  std::optional<uint64_t> free_hugepages(std::optional<int> node, uint64_t page_kib) const;
   // The CPUs of host NUMA node `node` (<sysfs>/devices/system/node/node<N>/cpulist); empty when
   // unknown.
   std::vector<int> node_cpus(int node) const;

@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "common/log.h"
 #include "model/field_path.h"
 #include "model/validate.h"
@@ -129,9 +131,7 @@ Status QemuHypervisor::validate(const model::VmSpec& spec) const {
   FEOS_TRY(exists(spec.boot.initramfs, model::field::kBootInitramfs));
   for (size_t i = 0; i < spec.disks.size(); ++i)
     FEOS_TRY(exists(spec.disks[i].path, model::field::disk(i, "path")));
-  if (spec.memory.hugepages && !fs_.exists(paths_.hugepages()))
-    return fail(Code::kNotFound, std::string(model::field::kMemoryHugepages) + ": hugetlbfs mount " +
-                                     paths_.hugepages() + " not found");
+  if (spec.memory.hugepages) FEOS_TRY(hugepage_mount(spec));
   if (spec.firmware.kind == model::FirmwareKind::kUefi)
     FEOS_TRY(find_uefi_firmware(fs_, config_.firmware_dirs, spec.firmware.secure_boot));
   uint64_t host_mib = host_.memory_mib();  // 0: unknown, not checked
@@ -208,14 +208,16 @@ void QemuHypervisor::on_exit(const std::weak_ptr<Shared>& weak,
   shared->cv.notify_all();
 }
 
-Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec, bool with_gpus) const {
+Result<ArgvConfig> QemuHypervisor::argv_config(const model::VmSpec& spec,
+                                               const std::vector<model::AssignedGpu>& gpus) const {
+  const bool with_gpus = !gpus.empty();
   ArgvConfig config;
   if (spec.firmware.kind == model::FirmwareKind::kUefi) {
     FEOS_ASSIGN_OR_RETURN(config.uefi, find_uefi_firmware(fs_, config_.firmware_dirs, spec.firmware.secure_boot));
   }
   config.binary = config_.binary;
   config.accel = accel_;
-  config.hugepages_dir = paths_.hugepages();
+  FEOS_TRY(add_memory_facts(config, spec, gpus));
   config.gpudirect_d4 = config_.gpudirect_d4;
   // The VM's own choice, else the daemon's (--guest-numa); either way only on a multi-node host.
   const bool numa_wanted = spec.guest_numa == model::GuestNumaMode::kDefault
@@ -272,7 +274,8 @@ Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
   auto nodes = vfio_group_nodes(paths_, gpus);
   FEOS_TRY(vm.grants().grant(user, vm.dir(), files.spec.ignition.has_value(), uefi.has_value(), nodes));
   FEOS_TRY(permissions_.check_access(
-      user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm, uefi)));
+      user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm, uefi,
+                                 files.spec.memory.hugepages ? hugepage_mount(files.spec).value_or(HugetlbMount{}).path : "")));
   logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(),
                  vm.vm_id(), nodes.size(), vm.dir().path());
   return ok();
@@ -291,7 +294,7 @@ Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
   if (dir.files().console_socket.size() >= sizeof(sockaddr_un::sun_path))
     return fail(Code::kInvalidArgument, "vm " + vm_id + ": runtime dir " + runtime_dir +
                                             " is too long for unix socket paths");
-  FEOS_ASSIGN_OR_RETURN(ArgvConfig argv_config, this->argv_config(spec, !gpus.empty()).map_error(in_vm));
+  FEOS_ASSIGN_OR_RETURN(ArgvConfig argv_config, this->argv_config(spec, gpus).map_error(in_vm));
   // The files again (they may have changed since create), with the formats recorded at create;
   // a VM created before formats were recorded gets them detected now.
   FEOS_ASSIGN_OR_RETURN(auto files, check_spec_files(spec, config_.image_roots, config_.reserved_dirs).map_error(in_vm));
@@ -301,13 +304,14 @@ Result<QemuHypervisor::PlannedStart> QemuHypervisor::plan_launch(
   resolved.boot.initramfs = files.initramfs;
   FEOS_ASSIGN_OR_RETURN(auto launch, build_launch(argv_config, resolved, files.images, gpus,
                                                   dir.files(), vm_id));
-  if (argv_config.guest_numa) FEOS_TRY(check_guest_numa(spec, gpus).map_error(in_vm));
+  if (argv_config.guest_numa) FEOS_TRY(check_guest_numa(spec, gpus, argv_config).map_error(in_vm));
+  FEOS_ASSIGN_OR_RETURN(MemoryPlan memory, plan_guest_memory(spec, gpus, argv_config).map_error(in_vm));
   if (!gpus.empty())
     launch.decisions.push_back(
         "RLIMIT_MEMLOCK: " + format_bytes(memlock_bytes(spec, gpus)) +
         " (guest RAM + 1 GiB: VFIO pins all guest RAM for device DMA)");
   if (config_.run_as) launch.decisions.push_back("qemu runs as " + config_.run_as->describe());
-  return PlannedStart{std::move(files), std::move(argv_config.uefi), std::move(launch)};
+  return PlannedStart{std::move(files), std::move(argv_config.uefi), std::move(launch), std::move(memory)};
 }
 
 Result<model::LaunchPlan> QemuHypervisor::plan_start(const std::string& vm_id,
@@ -316,13 +320,6 @@ Result<model::LaunchPlan> QemuHypervisor::plan_start(const std::string& vm_id,
                                                      const std::string& runtime_dir) const {
   FEOS_ASSIGN_OR_RETURN(auto planned, plan_launch(vm_id, spec, gpus, runtime_dir));
   return std::move(planned.launch);
-}
-
-uint64_t QemuHypervisor::memlock_bytes(const model::VmSpec& spec,
-                                       const std::vector<model::AssignedGpu>& gpus) {
-  // VFIO pins all guest RAM for device DMA, plus what qemu maps beside it (firmware, option
-  // ROMs): RAM + 1 GiB, as libvirt allows. Without GPUs nothing is pinned: inherit the limit.
-  return gpus.empty() ? 0 : spec.memory.size_mib * kMiB + kGiB;
 }
 
 Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec& spec,
@@ -345,15 +342,20 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   };
   if (auto prepared = prepare_runtime_dir(*vm, files, gpus, planned.uefi); !prepared)
     return failed(in_vm(prepared.error()));
+  const std::vector<std::string> memory_lines = describe_memory(planned.memory);
+  for (const auto& line : memory_lines) report(vm_id, "memory", line);
   if (auto launched = vm->launch(argv, memlock_bytes(spec, gpus), config_.run_as); !launched)
     return failed(launched.error());
   auto launched_at = Clock::now();
 
-  // From here on, any failure kills the process and reports qemu's own words.
+  // From here on, any failure kills the process and reports qemu's own words. qemu answers QMP
+  // once its RAM is preallocated and pinned: a big guest gets longer for that.
   Status up = watch(vm);
-  auto left = std::chrono::duration_cast<milliseconds>(started_at + config_.start_timeout - Clock::now());
-  if (up) up = vm->connect(std::max(left, milliseconds(1)));
+  auto deadline = started_at + config_.start_timeout + memory_start_allowance(planned.memory);
+  if (up) up = vm->connect(std::max(std::chrono::duration_cast<milliseconds>(deadline - Clock::now()), milliseconds(1)));
   auto qmp_at = Clock::now();
+  auto seconds = [](auto d) { return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count()); };
+  if (up && !memory_lines.empty()) report(vm_id, "memory", "guest memory ready after " + seconds(qmp_at - launched_at));
   // The vCPU threads exist (stopped): pin them to their host nodes before they run.
   if (up)
     if (auto identity = read_qemu_identity(argv); identity && !identity->vcpu_host_nodes.empty())
@@ -363,6 +365,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
   // If the process exited meanwhile, its watcher saw it unattached and left it to us.
   if (up && !vm->attach()) up = fail(Code::kInternal, "qemu exited while starting");
   if (!up) return failed(vm->end_failed_start(up.error()));
+  if (!memory_lines.empty()) report(vm_id, "memory", "running after " + seconds(Clock::now() - started_at));
   auto ms = [](auto d) { return std::chrono::duration_cast<milliseconds>(d).count(); };
   logger()->info("qemu started vm={} pid={} accel={} launch_ms={} qmp_ms={} running_ms={}", vm_id,
                  vm->pid(), accel_name(accel_), ms(launched_at - started_at),

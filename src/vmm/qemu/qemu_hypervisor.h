@@ -5,6 +5,7 @@
 // and owns its serial console.
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 #include "vmm/qemu/argv_builder.h"
 #include "vmm/qemu/firmware.h"
 #include "vmm/qemu/host_caps.h"
+#include "vmm/qemu/memory_backing.h"
 #include "vmm/qemu/qemu_cmdline.h"
 #include "vmm/qemu/qemu_process.h"
 #include "vmm/qemu/request_files.h"
@@ -167,6 +169,9 @@ class QemuHypervisor final : public Hypervisor {
   // Replaces the exit callback; when it returns, no call of the previous callback is still
   // running (unless called from inside the callback).
   void set_exit_callback(ExitCallback callback) override;
+  // start() reports, before launch, each preallocated backend (describe_memory()), then when
+  // qemu answers QMP (its memory is preallocated and pinned) and when the vCPUs run.
+  void set_progress_callback(ProgressCallback callback) override;
 
   // The accelerator new VMs get.
   Accel accel() const { return accel_; }
@@ -194,9 +199,12 @@ class QemuHypervisor final : public Hypervisor {
     CheckedFiles files;
     std::optional<UefiFirmware> uefi;
     model::LaunchPlan launch;
+    MemoryPlan memory;  // the guest RAM's backends, for start()'s progress and its wait
   };
-  // A guest NUMA layout's host nodes hold its RAM (guest_numa.h's check_host_nodes()).
-  Status check_guest_numa(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus) const;
+  // A guest NUMA layout's host nodes hold its RAM (guest_numa.h's check_host_nodes(); with
+  // hugepages check_hugepages() counts them).
+  Status check_guest_numa(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus,
+                          const ArgvConfig& config) const;
   // Lets each vCPU thread of `vm` run only on the CPUs of its host node (`vcpu_host_nodes`, from
   // the command line: QemuIdentity), by the thread ids QMP query-cpus-fast gives. Not fatal: a
   // vCPU that cannot be pinned runs where the kernel puts it (logged as a warning).
@@ -204,11 +212,23 @@ class QemuHypervisor final : public Hypervisor {
   Result<PlannedStart> plan_launch(const std::string& vm_id, const model::VmSpec& spec,
                                    const std::vector<model::AssignedGpu>& gpus,
                                    const std::string& runtime_dir) const;
-  // RLIMIT_MEMLOCK for the VM's qemu; 0: inherit.
-  static uint64_t memlock_bytes(const model::VmSpec& spec,
-                                const std::vector<model::AssignedGpu>& gpus);
-  // The builder's host facts for a VM; a UEFI spec gets its firmware (find_uefi_firmware()'s errors).
-  Result<ArgvConfig> argv_config(const model::VmSpec& spec, bool with_gpus) const;
+  // The builder's host facts for a VM; a UEFI spec gets its firmware (find_uefi_firmware()'s
+  // errors), a hugepages spec its mount (hugepage_mount()'s errors).
+  Result<ArgvConfig> argv_config(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus) const;
+  // Guest RAM (qemu_memory.cc): the page size a hugepages spec gets (its own, else the host's
+  // default; 0: unknown); its hugetlbfs mount (FAILED_PRECONDITION naming what is missing,
+  // INVALID_ARGUMENT when the RAM is not whole pages of the host's default size); the mount and
+  // the host nodes' CPU counts in `config`; the RAM's backends as build_argv() makes them, once
+  // the free hugepages on the nodes the RAM is bound to (or on the host) hold them
+  // (FAILED_PRECONDITION naming node, free and needed pages).
+  uint64_t hugepage_kib(const model::VmSpec& spec) const;
+  Result<HugetlbMount> hugepage_mount(const model::VmSpec& spec) const;
+  Status add_memory_facts(ArgvConfig& config, const model::VmSpec& spec,
+                          const std::vector<model::AssignedGpu>& gpus) const;
+  Result<MemoryPlan> plan_guest_memory(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus,
+                                       const ArgvConfig& config) const;
+  // Logs a progress line of a start and hands it to the progress callback.
+  void report(const std::string& vm_id, const std::string& component, const std::string& text) const;
   // detach_disk() and detach_nic(): the guest releases `device_id`, then `drop_backend` runs.
   Status unplug(const std::string& vm_id, const std::string& device_id, bool disk);
   Status check_vfio_groups(const std::vector<model::AssignedGpu>& gpus) const;
@@ -229,6 +249,8 @@ class QemuHypervisor final : public Hypervisor {
   const HostCaps host_;
   const QemuProcess::Context process_context_;
   std::shared_ptr<Shared> shared_;
+  mutable std::mutex progress_mutex_;
+  ProgressCallback progress_;
 };
 
 }  // namespace feos::vmm::qemu

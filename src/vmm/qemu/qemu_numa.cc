@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "vmm/qemu/guest_numa.h"
+#include "vmm/qemu/memory_backing.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
 namespace feos::vmm::qemu {
@@ -14,13 +15,13 @@ std::shared_ptr<spdlog::logger> logger() { return log::get("qemu"); }
 
 }  // namespace
 
-Status QemuHypervisor::check_guest_numa(const model::VmSpec& spec,
-                                        const std::vector<model::AssignedGpu>& gpus) const {
-  FEOS_ASSIGN_OR_RETURN(auto numa, plan_guest_numa(spec, gpus));
-  if (!numa) return ok();
+Status QemuHypervisor::check_guest_numa(const model::VmSpec& spec, const std::vector<model::AssignedGpu>& gpus,
+                                        const ArgvConfig& config) const {
+  FEOS_ASSIGN_OR_RETURN(auto numa, plan_guest_numa(spec, gpus, numa_step_mib(config, spec)));
+  if (!numa || spec.memory.hugepages) return ok();  // hugepages: check_hugepages()
   std::map<int, HostNodeMemory> host;
-  for (const auto& node : numa->nodes) host[node.host_node] = host_.node_memory(node.host_node, spec.memory.hugepages);
-  return check_host_nodes(*numa, spec.memory.hugepages, host);
+  for (const auto& node : numa->nodes) host[node.host_node] = host_.node_memory(node.host_node, false);
+  return check_host_nodes(*numa, false, host);
 }
 
 void QemuHypervisor::pin_vcpus(QemuProcess& vm, const std::map<int, int>& vcpu_host_nodes) {

@@ -107,7 +107,8 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
                                                    const std::vector<std::string>& vfio_nodes,
                                                    const sys::HostPaths& paths, bool with_kvm,
-                                                   const std::optional<UefiFirmware>& uefi) {
+                                                   const std::optional<UefiFirmware>& uefi,
+                                                   const std::string& hugepages_dir) {
   const model::VmSpec& spec = files.spec;
   std::vector<sys::AccessCheck> checks;
   for (const auto& node : vfio_nodes) checks.push_back({"vfio group", node, sys::Access::kReadWrite});
@@ -135,7 +136,7 @@ std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, co
                spec.disks[i].path);
   need("runtime dir", dir.path(), sys::Access::kCreateIn);
   if (spec.ignition) need(model::field::kIgnition, dir.files().ignition_file, sys::Access::kRead);
-  if (spec.memory.hugepages) need(model::field::kMemoryHugepages, paths.hugepages(), sys::Access::kCreateIn);
+  if (spec.memory.hugepages) need(model::field::kMemoryHugepages, hugepages_dir, sys::Access::kCreateIn);
   if (with_kvm) need("accel kvm", paths.kvm(), sys::Access::kReadWrite);
   if (uefi) {
     need("UEFI firmware", uefi->code, sys::Access::kRead);

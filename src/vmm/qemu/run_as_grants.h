@@ -87,12 +87,14 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
 // the kernel and initramfs read; every file of each disk's image graph (the root image is
 // "config.image_ref", disk i "config.disks[i].path"): the top image and its data file read and
 // write unless the disk is read-only, the backing files and their data files read; `dir` create files in; the
-// ignition file read when the spec has one; the hugepages mount create files in when asked for;
+// ignition file read when the spec has one; `hugepages_dir` (the hugetlbfs mount of the VM's page
+// size) create files in when the spec asks for hugepages;
 // <dev>/kvm read and write when `with_kvm`; with `uefi`, its code read and the VM's variable
 // store read and write. Request files are named as the request gave them.
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
                                                    const std::vector<std::string>& vfio_nodes,
                                                    const sys::HostPaths& paths, bool with_kvm,
-                                                   const std::optional<UefiFirmware>& uefi);
+                                                   const std::optional<UefiFirmware>& uefi,
+                                                   const std::string& hugepages_dir);
 
 }  // namespace feos::vmm::qemu
