@@ -23,6 +23,7 @@ constexpr const char* kListVms = "SELECT " FEOS_VM_COLUMNS " FROM vms ORDER BY s
 constexpr const char* kUpdateVmState =
     "UPDATE vms SET state = ?2, state_reason = ?3, pid = ?4, updated_unix_ms = ?5 WHERE id = ?1";
 constexpr const char* kUpdateVmGpus = "UPDATE vms SET gpus_json = ?2 WHERE id = ?1";
+constexpr const char* kUpdateVmSpec = "UPDATE vms SET spec_json = ?2 WHERE id = ?1";
 constexpr const char* kRemoveVm = "DELETE FROM vms WHERE id = ?1";
 
 // Reads a row of FEOS_VM_COLUMNS.
@@ -124,6 +125,18 @@ Status VmStore::update_gpus(std::string_view id, const std::vector<model::Assign
   query.bind(1, id);
   query.bind(2, *gpus_json);
   FEOS_TRY(query.step("update gpus of vm " + std::string(id)));
+  if (db.changes() == 0) return not_found(id);
+  return ok();
+}
+
+Status VmStore::update_spec(std::string_view id, const model::VmSpec& spec) {
+  auto spec_json = encode_spec(spec);
+  if (!spec_json) return fail(spec_json.error().context("update spec of vm " + std::string(id)));
+  sqlite::Lock db(connection_);
+  FEOS_ASSIGN_OR_RETURN(sqlite::Query query, db.query(kUpdateVmSpec));
+  query.bind(1, id);
+  query.bind(2, *spec_json);
+  FEOS_TRY(query.step("update spec of vm " + std::string(id)));
   if (db.changes() == 0) return not_found(id);
   return ok();
 }

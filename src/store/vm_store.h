@@ -43,6 +43,10 @@ class VmStore {
   // INTERNAL/UNAVAILABLE from SQLite.
   Status update_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus);
 
+  // Replaces a VM's spec: a create finished in the background (its image's disk) stores what it
+  // resolved. Errors: as update_gpus.
+  Status update_spec(std::string_view id, const model::VmSpec& spec);
+
   // Deletes a VM and all of its events.
   // Errors: NOT_FOUND naming the id; INTERNAL/UNAVAILABLE from SQLite.
   Status remove(std::string_view id);

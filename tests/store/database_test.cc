@@ -258,6 +258,25 @@ TEST_F(DatabaseTest, InsertGetListUpdateRemove) {
   EXPECT_EQ((*list)[2].id, "vm-2");
 }
 
+TEST_F(DatabaseTest, UpdateVmSpec) {
+  auto db = open_db();
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->vms().insert(make_vm("vm-1", 1)));
+  model::VmSpec spec = db->vms().get("vm-1")->spec;
+  spec.image_path = "/var/lib/feos/images/vms/vm-1/disk.qcow2";
+  spec.image_format = model::DiskFormat::kQcow2;
+  ASSERT_TRUE(db->vms().update_spec("vm-1", spec));
+  auto db2 = Database::open(path_);  // another connection sees it committed
+  ASSERT_TRUE(db2);
+  auto got = (*db2)->vms().get("vm-1");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->spec.image_path, spec.image_path);
+  EXPECT_EQ(got->spec.image_format, model::DiskFormat::kQcow2);
+  auto missing = db->vms().update_spec("nope", spec);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+}
+
 TEST_F(DatabaseTest, UpdateVmGpus) {
   auto db = open_db();
   ASSERT_TRUE(db);
