@@ -322,7 +322,7 @@ class VmManager {
   std::map<uint64_t, std::thread> watchers_;
   std::vector<uint64_t> watchers_done_;
   // Creates in the background, by serial, as the watchers; under mutex_. job_cv_ is told when a
-  // job ends (stop_create() waits on it).
+  // create's job ends (stop_create() waits on it).
   std::condition_variable job_cv_;
   uint64_t next_create_serial_ = 1;
   std::map<uint64_t, std::thread> creates_;

@@ -48,10 +48,7 @@ namespace feos::core {
 class VmManager::JobGuard {
  public:
   JobGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
-  ~JobGuard() {
-    manager_.end_job(id_);
-    manager_.job_cv_.notify_all();  // stop_create() waits for a create's job to end
-  }
+  ~JobGuard() { manager_.end_job(id_); }
   JobGuard(const JobGuard&) = delete;
   JobGuard& operator=(const JobGuard&) = delete;
 

@@ -19,6 +19,7 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include "api_harness.h"
+#include "core/wait_created.h"
 
 namespace feos::api::testing {
 namespace {
@@ -440,6 +441,7 @@ class HostileRequestsTest : public ::testing::Test {
     grpc::Status s = vms_->CreateVm(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
     holder_ = resp.vm_id();
+    ASSERT_EQ(core::wait_created(api_->manager(), *model::VmId::parse(holder_)), model::VmState::kCreated);
   }
 
   std::set<std::string> listed_ids() {
