@@ -156,7 +156,7 @@ class VmManager {
   // error names the device. Works on a full state directory: the store's reserve is given up
   // for it (Database::make_room) and taken again afterwards.
   // A VM still creating: its background part is stopped first (the pull cancelled, the binds
-  // stopped between devices and rolled back), then the VM goes as any other.
+  // stopped between devices), then the VM goes as any other (its GPUs back to the host).
   Status remove(const model::VmId& id);
 
   Result<model::VmRecord> get(const model::VmId& id) const;

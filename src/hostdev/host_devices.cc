@@ -162,9 +162,9 @@ Status HostDevices::bind(const std::string& vm_id, const std::atomic<bool>* canc
     plan = std::move(it->second);
     claims_.erase(it);
   }
-  Status bound = bind_groups(vm_id, *plan, cancel);
-  if (bound) return ok();
-  return fail(roll_back(vm_id, bound.error()));
+  // No rollback here: the caller stops showing the devices on its VM first, then release()
+  // returns them (the rows, written before each write, say how far each one got).
+  return bind_groups(vm_id, *plan, cancel);
 }
 
 Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,

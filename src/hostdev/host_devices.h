@@ -128,9 +128,11 @@ class HostDevices {
 
   // prepare() in two calls, for a create that answers before the slow part: claim() is step 1
   // (plan and ledger claim, no sysfs write; prepare()'s plan/claim errors) and keeps the plan for
-  // the VM; bind() is steps 2 and 3 on that plan (bind, or roll everything back). bind() stops
-  // between devices once `*cancel` is set (CANCELLED, rolled back). FAILED_PRECONDITION from
-  // bind() without a claim; release() gives a claim back too (its rows, nothing bound yet).
+  // the VM; bind() is step 2 on that plan. bind() stops between devices once `*cancel` is set
+  // (CANCELLED). A failed or cancelled bind() does NOT roll back: the devices stay the VM's in the
+  // ledger (each row at the step it reached) until the caller's release(), so the caller can stop
+  // showing them on its VM before another VM may take them. FAILED_PRECONDITION from bind()
+  // without a claim; release() gives a claim back too (its rows, nothing bound yet).
   Result<std::vector<model::AssignedGpu>> claim(const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
                                                 const std::optional<model::GpuCount>& by_count = std::nullopt);
   Status bind(const std::string& vm_id, const std::atomic<bool>* cancel = nullptr);

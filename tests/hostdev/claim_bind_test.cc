@@ -1,6 +1,6 @@
 // prepare() in two calls (create's two phases): claim() holds the devices in the ledger without a
-// sysfs write; bind() binds what was claimed, stops between devices when cancelled, and rolls
-// back on any failure.
+// sysfs write; bind() binds what was claimed and stops between devices when cancelled; what it
+// left goes back with release().
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -50,7 +50,7 @@ TEST_F(ClaimBindTest, ReleaseGivesAClaimBackUnbound) {
   EXPECT_EQ(host_->bind("vm-1").error().code, Code::kFailedPrecondition);  // nothing left to bind
 }
 
-TEST_F(ClaimBindTest, ACancelledBindStopsBetweenDevicesAndRollsBack) {
+TEST_F(ClaimBindTest, ACancelledBindStopsBetweenDevicesAndReleaseReturnsWhatItBound) {
   start(test::consumer_gpu_host());
   ASSERT_TRUE(host_->claim("vm-1", gpus_at({"0000:01:00.0"})));
   // The first function's probe is slow; the cancel comes meanwhile.
@@ -72,7 +72,11 @@ TEST_F(ClaimBindTest, ACancelledBindStopsBetweenDevicesAndRollsBack) {
       EXPECT_EQ(write.bdf, "0000:01:00.0") << write.path;
     }
   }
-  expect_host_as_before("after a cancelled bind");
+  // The devices stay the VM's until release(): the caller stops showing them first.
+  EXPECT_EQ(ledger().size(), 4u);
+  EXPECT_EQ(kernel_->snapshot().at("0000:01:00.0").driver, "vfio-pci");
+  ASSERT_TRUE(host_->release("vm-1"));
+  expect_host_as_before("after a cancelled bind and the release");
 }
 
 }  // namespace
