@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 
 #include "cli/connection.h"
 #include "cli/console_command.h"
@@ -108,9 +109,10 @@ class Client {
     if (inv_.create_request.dry_run())
       return print_result(inv_, created,
                           inv_.global.output == OutputFormat::kTable ? format_plan(created.plan()) : "");
-    // Printed before starting, so a script learns the id even when the start fails.
+    // Printed before waiting and starting, so a script learns the id even when either fails.
     int rc = print_result(inv_, created, created.vm_id() + "\n");
-    if (rc != kExitOk || !inv_.start_after_create) return rc;
+    if (rc != kExitOk || inv_.create_no_wait) return rc;
+    if (rc = wait_created(created.vm_id()); rc != kExitOk || !inv_.start_after_create) return rc;
     v1::StartVmRequest start;
     start.set_vm_id(created.vm_id());
     v1::StartVmResponse started;
@@ -118,6 +120,25 @@ class Client {
     if (!status.ok())
       return report(status, "created vm " + created.vm_id() + " but could not start it");
     return kExitOk;
+  }
+
+  // CreateVm answers with the VM creating (FeOS's two phases); the image pull and GPU binding
+  // follow. Polls GetVm until the VM leaves creating: OK when created, the VM's reason when the
+  // create failed (crashed).
+  int wait_created(const std::string& id) {
+    v1::GetVmRequest request;
+    request.set_vm_id(id);
+    for (;;) {
+      v1::VmInfo info;
+      grpc::Status status = call(&Stub::GetVm, request, &info);
+      if (!status.ok()) return report(status, "created vm " + id + " but could not watch it");
+      if (info.state() == v1::VM_STATE_CREATED) return kExitOk;
+      if (info.state() != v1::VM_STATE_CREATING)
+        return print_error("FAILED_PRECONDITION",
+                           "vm " + id + " is " + state_name(info.state()) + ": " + info.state_reason(),
+                           kExitServerError);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 
   int get() {

@@ -197,6 +197,12 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   bool start_after_create = false;
   CLI::Option* c_start =
       create_cmd->add_flag("--start", start_after_create, "Start the VM right after creating it");
+  bool no_wait = false;
+  create_cmd
+      ->add_flag("--no-wait", no_wait,
+                 "Return as soon as feosd answers, with the VM creating (by default wait until it is "
+                 "created: its image pulled and its GPUs bound)")
+      ->excludes(c_start);
   bool dry_run = false;
   create_cmd
       ->add_flag("--dry-run", dry_run,
@@ -387,6 +393,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       inv.create_request = std::move(*request);
       inv.create_request.set_dry_run(dry_run);
       inv.start_after_create = start_after_create;
+      inv.create_no_wait = no_wait;
       break;
     }
     case Command::kVmShutdown:

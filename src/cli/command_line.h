@@ -106,6 +106,7 @@ struct Invocation {
 
   v1::CreateVmRequest create_request;  // vm create
   bool start_after_create = false;     // vm create --start
+  bool create_no_wait = false;         // vm create --no-wait: answer while the VM is creating
 
   std::optional<uint32_t> shutdown_grace_s;  // vm shutdown --grace SECONDS
 

@@ -32,10 +32,14 @@ const Row kTable[] = {
     {E::kPause, {kRunning}, kPaused, D::kUnchanged},
     {E::kResume, {kPaused}, kRunning, D::kUnchanged},
     {E::kShutdown, {kRunning}, kSame, D::kUnchanged},
-    {E::kDelete, {kCreated, kRunning, kPaused, kStopped, kCrashed}, kSame, D::kReleased},
+    // A delete while creating stops the create's background part first (VmManager::remove).
+    {E::kDelete, {kCreating, kCreated, kRunning, kPaused, kStopped, kCrashed}, kSame, D::kReleased},
     {E::kPing, {kRunning, kPaused}, kSame, D::kUnchanged},
     {E::kConsole, {kRunning, kPaused}, kSame, D::kUnchanged},
     {E::kCreated, {kCreating}, kCreated, D::kHeld},
+    // As FeOS does when an image pull fails: crashed, the reason says what failed.
+    {E::kCreateFailed, {kCreating}, kCrashed, D::kReleased},
+    {E::kCreateCutShort, {kCreating}, kCrashed, D::kReleased},
     // Nothing runs after a failed start: the host gets the devices back, the next start takes
     // them again.
     {E::kStartFailed, {kCreated, kStopped}, kSame, D::kReleased},
@@ -70,6 +74,8 @@ std::string_view event_name(LifecycleEvent event) {
     case E::kPing: return "ping";
     case E::kConsole: return "console";
     case E::kCreated: return "created";
+    case E::kCreateFailed: return "create failed";
+    case E::kCreateCutShort: return "create cut short";
     case E::kStartFailed: return "start failed";
     case E::kStartRefused: return "start refused";
     case E::kGuestPoweredOff: return "guest powered off";

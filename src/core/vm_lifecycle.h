@@ -21,7 +21,9 @@ enum class LifecycleEvent {
   kPing,      // ask the hypervisor (no change)
   kConsole,   // attach to the serial console (no change)
   // --- outcomes and reports ---
-  kCreated,             // CreateVm recorded the VM (its GPUs taken)
+  kCreated,             // CreateVm's background part is done (image pulled, GPUs bound)
+  kCreateFailed,        // ... failed (the pull, the image's checks, a bind): FeOS's crashed
+  kCreateCutShort,      // a restarted daemon found the VM still creating
   kStartFailed,         // the start failed: nothing runs
   kStartRefused,        // the start was refused: a process of the VM is still alive
   kGuestPoweredOff,     // the hypervisor ended cleanly (the guest powered off, or asked to stop)
@@ -68,7 +70,8 @@ bool holds_devices_in(model::VmState state);
 inline constexpr LifecycleEvent kAllLifecycleEvents[] = {
     LifecycleEvent::kStart,           LifecycleEvent::kPause,           LifecycleEvent::kResume,
     LifecycleEvent::kShutdown,        LifecycleEvent::kDelete,          LifecycleEvent::kPing,
-    LifecycleEvent::kConsole,         LifecycleEvent::kCreated,         LifecycleEvent::kStartFailed,
+    LifecycleEvent::kConsole,         LifecycleEvent::kCreated,         LifecycleEvent::kCreateFailed,
+    LifecycleEvent::kCreateCutShort,  LifecycleEvent::kStartFailed,
     LifecycleEvent::kStartRefused,
     LifecycleEvent::kGuestPoweredOff, LifecycleEvent::kForcedOff,       LifecycleEvent::kHypervisorCrashed,
     LifecycleEvent::kStoppedForDelete, LifecycleEvent::kAdoptedRunning, LifecycleEvent::kAdoptedPaused,

@@ -42,6 +42,7 @@ VmManager::VmManager(store::Database& db, vmm::Hypervisor& hypervisor, hostdev::
 }
 
 VmManager::~VmManager() {
+  end_create_workers();
   end_shutdown_watchers();
   disconnect_hypervisor();
 }
@@ -49,97 +50,6 @@ VmManager::~VmManager() {
 std::string VmManager::runtime_dir(const std::string& id) const { return runtime_root_ + "/" + id; }
 
 // --- requests ---
-
-Result<VmManager::NewVm> VmManager::admit_new(model::VmSpec spec, std::optional<model::VmId> id) const {
-  model::VmId stored_id = (id ? *id : model::VmId::random()).canonical();
-  const std::string& vm_id = stored_id.text();
-  std::optional<image::PulledImage> pulled;
-  FEOS_ASSIGN_OR_RETURN(model::VmSpec normalized, normalize_with_image(std::move(spec), pulled));
-  auto admitted = hypervisor_.admit(normalized);
-  if (!admitted) return fail(admitted.error().context("vm " + vm_id));
-  if ((!admitted->gpus.empty() || admitted->gpu_count) && !devices_)
-    return fail(Code::kFailedPrecondition, "vm " + vm_id + ": GPU passthrough is not available on this host");
-  return NewVm{std::move(stored_id), std::move(*admitted), std::move(pulled)};
-}
-
-Result<uint64_t> VmManager::check_new_locked(const std::string& vm_id, const model::VmSpec& spec) const {
-  if (vms_.count(vm_id)) return fail(Code::kAlreadyExists, "vm " + vm_id + " already exists");
-  model::VmRecord pending;
-  pending.spec = spec;
-  const uint64_t size = stored_size(pending);
-  FEOS_TRY(check_limits_locked(vm_id, size));
-  return size;
-}
-
-Result<model::VmId> VmManager::create(model::VmSpec spec, std::optional<model::VmId> id) {
-  FEOS_ASSIGN_OR_RETURN(NewVm admitted, admit_new(std::move(spec), std::move(id)));
-  const model::VmId stored_id = std::move(admitted.id);
-  const std::string& vm_id = stored_id.text();
-  model::VmSpec normalized = std::move(admitted.spec);
-
-  int64_t now = now_ms();
-  {
-    // Reserve the id (in memory only) while the GPUs are taken outside the lock.
-    std::lock_guard lock(mutex_);
-    FEOS_ASSIGN_OR_RETURN(const uint64_t size, check_new_locked(vm_id, normalized));
-    Entry& entry = vms_[vm_id];
-    entry.stored_bytes = size;
-    entry.record.id = vm_id;
-    entry.record.spec = normalized;
-    entry.record.state = VmState::kCreating;
-    entry.record.state_reason = normalized.gpus.empty() && !normalized.gpu_count ? "creating" : "preparing GPUs";
-    entry.record.created_unix_ms = entry.record.updated_unix_ms = now;
-    entry.job = Job{JobKind::kCreate, std::nullopt};
-    entry.persisted = false;
-  }
-  std::vector<model::AssignedGpu> gpus;
-  if (!normalized.gpus.empty() || normalized.gpu_count) {
-    auto prepared = devices_->prepare(vm_id, normalized.gpus, normalized.gpu_count);
-    if (!prepared) {
-      std::lock_guard lock(mutex_);
-      vms_.erase(vm_id);
-      return fail(prepared.error());  // hostdev's messages already name the VM
-    }
-    gpus = std::move(*prepared);
-    // GPUs picked by count become GPUs by address: every later start takes the same ones.
-    normalized.gpus.clear();
-    for (const auto& gpu : gpus) normalized.gpus.push_back(gpu.request);
-  }
-  if (admitted.image) {
-    if (Status disk = attach_image(vm_id, *admitted.image, normalized); !disk) {
-      std::lock_guard lock(mutex_);
-      vms_.erase(vm_id);
-      if (!gpus.empty()) (void)devices_->release(vm_id);
-      return fail(disk.error());
-    }
-  }
-
-  std::lock_guard lock(mutex_);
-  Entry& entry = vms_.at(vm_id);
-  entry.record.spec = std::move(normalized);
-  entry.record.gpus = std::move(gpus);
-  // The record is stored in the state the table gives a created VM: "creating" never reaches disk.
-  entry.record.state = transition(VmState::kCreating, LifecycleEvent::kCreated)->to;
-  entry.record.state_reason = "created";
-  entry.stored_bytes = stored_size(entry.record);
-  if (auto inserted = db_.vms().insert(entry.record); !inserted) {
-    bool had_gpus = !entry.record.gpus.empty();
-    vms_.erase(vm_id);
-    if (had_gpus) (void)devices_->release(vm_id);
-    if (admitted.image) (void)images_->release(vm_id);
-    return fail(inserted.error());
-  }
-  entry.persisted = true;
-  entry.holds_devices = !entry.record.gpus.empty();
-  entry.job.reset();
-  if (admitted.image)
-    if (auto emitted = emit_locked(entry, "image", detail::describe_pull(*admitted.image)); !emitted)
-      logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
-  if (auto emitted = emit_locked(entry, "vm", "created"); !emitted)
-    logger()->error("vm={} event not stored: {}", vm_id, emitted.error().to_string());
-  logger()->info("created vm={} gpus={}", vm_id, entry.record.gpus.size());
-  return stored_id;
-}
 
 Status VmManager::start(const model::VmId& request_id) {
   model::VmSpec spec;
@@ -213,6 +123,7 @@ Status VmManager::run_request(const model::VmId& request_id, LifecycleEvent requ
 }
 
 Status VmManager::remove(const model::VmId& request_id) {
+  FEOS_TRY(stop_create(request_id));  // a create in the background stops first; its VM is deleted below
   std::string id;
   bool registry_image = false;
   {
@@ -280,6 +191,9 @@ std::string_view VmManager::job_name(JobKind kind) {
 
 Result<VmManager::Entry*> VmManager::begin_job_locked(const model::VmId& id, LifecycleEvent request, JobKind kind) {
   FEOS_ASSIGN_OR_RETURN(Entry* entry, find_locked(id));
+  // A create in the background: the table's answer (FeOS's words) before "busy".
+  if (entry->job && entry->record.state == VmState::kCreating)
+    FEOS_TRY(check(entry->record.id, entry->record.state, request));
   if (entry->job)
     return fail(Code::kAborted, "vm " + entry->record.id + " is busy: " +
                                     std::string(job_name(entry->job->kind)) +

@@ -13,10 +13,12 @@
 // hypervisor's process records its own pid as it starts (qemu's locked pidfile), and recover()
 // finds every live process of our VMs whatever the records say, adopting or stopping it.
 //
-// GPU ownership: a VM holds its GPUs (bound to vfio-pci, recorded in the ledger) from CreateVm
-// until its hypervisor process ends or the VM is deleted; then the host gets them back. StartVm
+// GPU ownership: a VM holds its GPUs (claimed in the ledger when CreateVm answers, bound to
+// vfio-pci by the end of its background part) until its hypervisor process ends, its create
+// fails or the VM is deleted; then the host gets them back. StartVm
 // of a stopped VM takes them again, failing clearly if another VM has them now. A crashed VM
 // cannot start (FeOS's rule): it keeps its reason until it is deleted.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -102,26 +104,37 @@ class VmManager {
   //    said (one whose shutdown was requested gets a new grace, see shutdown()); a process whose start was cut short (never resumed) is stopped and the VM keeps its
   //    state. A VM recorded running or paused without a live process becomes stopped (after a
   //    requested shutdown) or crashed, with a reason; a start cut short before anything ran
-  //    keeps its state with a reason saying so.
+  //    keeps its state with a reason saying so. A VM recorded creating (its create's background
+  //    part was cut short) becomes crashed: "create failed: feosd restarted ...". Not resumed:
+  //    its client watches for the outcome, and a half-done pull or bind is rolled back anyway.
+  //    DeleteVm then releases its image.
   // 3. The device ledger: created, running and paused VMs keep their GPUs; everything else on
   //    vfio-pci under our ledger goes back to the host.
   // Call once, before serving.
   Status recover(const RecoverOptions& options = {});
 
-  // Validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files, UNIMPLEMENTED for OCI refs
-  // without an image store), pulls a registry image (ImageStore::pull's errors, after
-  // "config.image_ref: ") and gives the VM its own disk over it (an "image" event says how many
-  // bytes came from the registry), takes its GPUs (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
-  // NOT_FOUND, PERMISSION_DENIED) and records the VM as created. ALREADY_EXISTS if `id` is taken
-  // (in any letter case); RESOURCE_EXHAUSTED past the VmLimits or when the state directory is
-  // full. Returns the id as stored (canonical; a new random one when `id` is not given). On
-  // failure nothing is recorded and no device is held.
+  // CreateVm in two phases (vm_create.cc), as FeOS: what can be checked without side effects is
+  // checked before it answers, the slow part runs in the background.
+  // Before answering: validates `spec` (INVALID_ARGUMENT, NOT_FOUND for missing files,
+  // UNIMPLEMENTED for OCI refs without an image store, a registry reference's syntax), the
+  // hypervisor's admission, ALREADY_EXISTS if `id` is taken (in any letter case),
+  // RESOURCE_EXHAUSTED past the VmLimits or when the state directory is full, then claims its GPUs
+  // in the ledger (hostdev's codes: FAILED_PRECONDITION for busy/unviable devices naming them,
+  // NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for too few by count) and records the VM as
+  // creating (a "vm" event "creating"). On any of these errors nothing is recorded or held.
+  // In the background: pulls a registry image (ImageStore::pull, "image" events with its
+  // progress and what was pulled), checks the pulled disk (hypervisor admit()) and gives the VM
+  // its own disk over it, binds the GPUs to vfio-pci ("gpus" events), then the VM is created (a
+  // "vm" event). A failure makes it crashed with "create failed: ..." as its reason (FeOS's choice
+  // for a failed image pull) and its GPUs go back to the host (a "gpus" event). DeleteVm
+  // meanwhile stops the work (remove()). Returns the id as stored (canonical; a new random one
+  // when `id` is not given).
   Result<model::VmId> create(model::VmSpec spec, std::optional<model::VmId> id);
   // A dry run of create() and the start() after it (vm_plan.cc): the same checks, by the same
   // functions, in the same order (create's admission and limits, the host side's plan, then the
   // hypervisor's plan_start() on the runtime directory the VM would get), with nothing recorded,
-  // reserved, bound, created or published (a registry image is pulled into the shared cache, so
-  // the create after it pulls nothing; no VM disk is made). Returns what they would do: the GPUs' host functions
+  // reserved, bound, created or published (nor a registry image pulled: its reference is checked,
+  // and the command line has no root disk). Returns what they would do: the GPUs' host functions
   // and groups, the decisions, the address space and the hypervisor's command line.
   // Errors: create()'s, with the same codes and messages (except a race the real create loses
   // later: a device taken between plan and claim); then the hypervisor's start errors (its
@@ -143,6 +156,8 @@ class VmManager {
   // registry image, then forgets the VM and its events. If a device cannot be returned the VM stays (so the delete can be retried) and the
   // error names the device. Works on a full state directory: the store's reserve is given up
   // for it (Database::make_room) and taken again afterwards.
+  // A VM still creating: its background part is stopped first (the pull cancelled, the binds
+  // stopped between devices), then the VM goes as any other (its GPUs back to the host).
   Status remove(const model::VmId& id);
 
   // Device changes after create (vm_hotplug.cc): a disk (raw or qcow2 file, checked as at create,
@@ -193,8 +208,9 @@ class VmManager {
     model::VmRecord record;
     std::optional<Job> job;
     std::optional<PendingShutdown> shutdown;
-    bool holds_devices = false;  // its GPUs are bound to vfio-pci for it
-    bool persisted = true;       // false while CreateVm prepares its devices
+    bool holds_devices = false;  // its GPUs are claimed for it (bound to vfio-pci once created)
+    // While its kCreate job runs: set to stop the background part (DeleteVm, the manager's end).
+    std::shared_ptr<std::atomic<bool>> create_cancel;
     uint64_t stored_bytes = 0;   // stored_size(record), kept current
   };
   class JobGuard;
@@ -203,15 +219,28 @@ class VmManager {
   // --- create() and plan_create() (one path) ---
   struct NewVm {
     model::VmId id;      // canonical
-    model::VmSpec spec;  // normalized and admitted by the hypervisor
-    std::optional<image::PulledImage> image;  // a registry image_ref's (spec.image_path: its cached disk)
+    model::VmSpec spec;  // normalized and admitted by the hypervisor (a registry image: no image_path yet)
   };
-  // The id as stored, normalize_spec() or the registry image's pull, the hypervisor's admit(),
-  // passthrough available.
+  // The id as stored, normalize_with_image(), the hypervisor's admit(), passthrough available.
   Result<NewVm> admit_new(model::VmSpec spec, std::optional<model::VmId> id) const;
-  // vm_images.cc: a registry image_ref is pulled (`pulled` set, image_path the cached disk the
-  // hypervisor checks); any other spec goes through normalize_spec().
-  Result<model::VmSpec> normalize_with_image(model::VmSpec spec, std::optional<image::PulledImage>& pulled) const;
+  // vm_images.cc: a registry image_ref's syntax is checked (its disk comes with the pull, after
+  // CreateVm answered: image_path stays empty); any other spec goes through normalize_spec().
+  Result<model::VmSpec> normalize_with_image(model::VmSpec spec) const;
+  // vm_images.cc, the background part of create: pulls the VM's registry image with progress
+  // events, checks the pulled disk (hypervisor admit()) and gives the VM its own disk over it.
+  Status pull_image(const std::string& id, model::VmSpec& spec, const std::atomic<bool>& cancel);
+  // The background part of create (a thread; the VM's kCreate job): pull_image(), bind the GPUs,
+  // then created, or crashed with the reason. Cancelled: ends the job and nothing else (DeleteVm
+  // or recover() after a restart takes it from there).
+  void finish_create(const std::string& id, std::shared_ptr<std::atomic<bool>> cancel, uint64_t serial);
+  // Cancels a create in the background of the VM `id` names and waits until it stopped. OK when
+  // none runs; NOT_FOUND as find_locked().
+  Status stop_create(const model::VmId& id);
+  // Cancels and joins every create in the background (the destructor): their VMs stay creating,
+  // and the next recover() fails them.
+  void end_create_workers();
+  // Joins the create threads that have ended. Caller holds mutex_.
+  void reap_creates_locked();
   // The VM's own disk, a qcow2 over the cached image (the VM never writes the shared image), made
   // the spec's image_path. Errors name the image_ref field.
   Status attach_image(const std::string& vm_id, const image::PulledImage& image, model::VmSpec& spec);
@@ -331,6 +360,12 @@ class VmManager {
   uint64_t next_watcher_serial_ = 1;
   std::map<uint64_t, std::thread> watchers_;
   std::vector<uint64_t> watchers_done_;
+  // Creates in the background, by serial, as the watchers; under mutex_. job_cv_ is told when a
+  // create's job ends (stop_create() waits on it).
+  std::condition_variable job_cv_;
+  uint64_t next_create_serial_ = 1;
+  std::map<uint64_t, std::thread> creates_;
+  std::vector<uint64_t> creates_done_;
 };
 
 }  // namespace feos::core

@@ -21,8 +21,12 @@ Result<model::VmPlan> VmManager::plan_create(model::VmSpec spec, std::optional<m
   }
   model::VmPlan plan;
   plan.vm_id = vm_id;
+  if (images_ && model::names_registry_image(admitted.spec.image_ref))
+    plan.decisions.push_back("image_ref " + admitted.spec.image_ref +
+                             " is a registry image: CreateVm pulls it after answering, a dry run does not; the "
+                             "command line below has no root disk");
   if (!admitted.spec.gpus.empty() || admitted.spec.gpu_count) {
-    // create() runs devices_->prepare(), which plans with the same function before it claims.
+    // create() runs devices_->claim(), which plans with the same function before it claims.
     FEOS_ASSIGN_OR_RETURN(plan.gpus, devices_->plan(vm_id, admitted.spec.gpus, &plan.decisions,
                                                     admitted.spec.gpu_count));
     admitted.spec.gpus.clear();

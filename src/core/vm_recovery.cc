@@ -263,6 +263,16 @@ Status VmManager::recover_entry_locked(Entry& entry, const std::vector<int>& liv
                             lost.empty() ? "hypervisor process ended while feosd was not running" : lost, 0));
     return ok();
   }
+  // A create whose background part a restart cut short is failed, not resumed: its client was
+  // told "creating" and watches for the outcome; the pull may have been half done and the GPUs
+  // half bound. Crashed (FeOS's state for a failed create) gives the devices back (reconcile
+  // below); DeleteVm releases its image and the client creates it again.
+  if (state == VmState::kCreating)
+    return apply_locked(entry, LifecycleEvent::kCreateCutShort,
+                        "create failed: feosd restarted before the VM was created (image pull or GPU binding "
+                        "cut short); delete it and create it again",
+                        0)
+        .map([](DeviceHold) {});
   // A start cut short before anything ran: only the reason changes.
   if (was_starting) return record_state_locked(entry, state, "start interrupted by a feosd restart", 0);
   return ok();

@@ -137,6 +137,36 @@ Result<std::vector<model::AssignedGpu>> HostDevices::prepare(
   return fail(roll_back(vm_id, bound.error()));
 }
 
+Result<std::vector<model::AssignedGpu>> HostDevices::claim(const std::string& vm_id,
+                                                            const std::vector<model::GpuSpec>& gpus,
+                                                            const std::optional<model::GpuCount>& by_count) {
+  if (vm_id.empty()) return fail(Code::kInvalidArgument, "claim devices: empty vm id");
+  if (gpus.empty() && !by_count) return std::vector<model::AssignedGpu>();
+  VmOperation operation(*this, vm_id);
+  if (!operation.begun()) return fail(operation.begun().error());
+  FEOS_ASSIGN_OR_RETURN(detail::Plan plan, claim_plan(vm_id, gpus, by_count));
+  std::vector<model::AssignedGpu> out = plan.gpus;
+  std::lock_guard lock(busy_mu_);
+  claims_[vm_id] = std::make_unique<detail::Plan>(std::move(plan));
+  return out;
+}
+
+Status HostDevices::bind(const std::string& vm_id, const std::atomic<bool>* cancel) {
+  VmOperation operation(*this, vm_id);
+  if (!operation.begun()) return fail(operation.begun().error());
+  std::unique_ptr<detail::Plan> plan;
+  {
+    std::lock_guard lock(busy_mu_);
+    auto it = claims_.find(vm_id);
+    if (it == claims_.end()) return fail(Code::kFailedPrecondition, "vm " + vm_id + ": no claimed devices to bind");
+    plan = std::move(it->second);
+    claims_.erase(it);
+  }
+  // No rollback here: the caller stops showing the devices on its VM first, then release()
+  // returns them (the rows, written before each write, say how far each one got).
+  return bind_groups(vm_id, *plan, cancel);
+}
+
 Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
                                              const std::vector<model::GpuSpec>& gpus,
                                              const std::optional<model::GpuCount>& by_count) {
@@ -206,7 +236,7 @@ Result<detail::Plan> HostDevices::claim_plan(const std::string& vm_id,
   }
 }
 
-Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& plan) {
+Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& plan, const std::atomic<bool>* cancel) {
   const auto by_group_targets = detail::targets_by_group(plan);
   std::vector<std::pair<pci::IommuGroup, std::vector<const detail::Target*>>> groups(
       by_group_targets.begin(), by_group_targets.end());
@@ -214,7 +244,7 @@ Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& pl
   std::atomic<bool> abort{false};
   const auto started = std::chrono::steady_clock::now();
   run_parallel(groups.size(), [&](size_t i) {
-    results[i] = bind_group(vm_id, groups[i].second, abort);
+    results[i] = bind_group(vm_id, groups[i].second, abort, cancel);
     if (!results[i]) abort = true;
   });
 
@@ -227,7 +257,7 @@ Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& pl
     errors.push_back(result.error().message);
   }
   for (const auto& result : results) {
-    if (errors.empty() && !result) {  // only cancellations (cannot happen; be safe)
+    if (errors.empty() && !result) {  // only cancellations: the caller's `cancel`
       code = result.error().code;
       errors.push_back(result.error().message);
     }
@@ -243,7 +273,7 @@ Status HostDevices::bind_groups(const std::string& vm_id, const detail::Plan& pl
 
 Status HostDevices::bind_group(const std::string& vm_id,
                                const std::vector<const detail::Target*>& devices,
-                               const std::atomic<bool>& abort) {
+                               const std::atomic<bool>& abort, const std::atomic<bool>* cancel) {
   const std::string& vfio = binder_.vfio_driver();
   const pci::IommuGroup& group = devices.front()->group;
   const std::string group_name = group.to_string();
@@ -258,6 +288,7 @@ Status HostDevices::bind_group(const std::string& vm_id,
       // Another group failed: everything is rolled back anyway, so stop touching devices.
       return fail(Code::kCancelled, device.prefix + "not bound: another IOMMU group failed");
     }
+    if (cancel && *cancel) return fail(Code::kCancelled, device.prefix + "not bound: cancelled");
 
     // 2a. driver_override := vfio-pci: from now on no other driver can take the device.
     FEOS_TRY(set_step(vm_id, bdf, AssignmentStep::kOverrideSet));
@@ -307,6 +338,10 @@ Error HostDevices::roll_back(const std::string& vm_id, const Error& failure) {
 Status HostDevices::release(const std::string& vm_id) {
   VmOperation operation(*this, vm_id);
   if (!operation.begun()) return fail(operation.begun().error());
+  {
+    std::lock_guard lock(busy_mu_);
+    claims_.erase(vm_id);  // a claim never bound: its rows go below
+  }
   return release_rows_of(vm_id);
 }
 

@@ -18,6 +18,7 @@
 // its ledger row stays (step "releasing"), so no other VM can take it. When the write returns, a
 // background thread releases that VM's rows again, which puts the device back where it was.
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -125,6 +126,17 @@ class HostDevices {
                                                   const std::vector<model::GpuSpec>& gpus,
                                                   const std::optional<model::GpuCount>& by_count = std::nullopt);
 
+  // prepare() in two calls, for a create that answers before the slow part: claim() is step 1
+  // (plan and ledger claim, no sysfs write; prepare()'s plan/claim errors) and keeps the plan for
+  // the VM; bind() is step 2 on that plan. bind() stops between devices once `*cancel` is set
+  // (CANCELLED). A failed or cancelled bind() does NOT roll back: the devices stay the VM's in the
+  // ledger (each row at the step it reached) until the caller's release(), so the caller can stop
+  // showing them on its VM before another VM may take them. FAILED_PRECONDITION from bind()
+  // without a claim; release() gives a claim back too (its rows, nothing bound yet).
+  Result<std::vector<model::AssignedGpu>> claim(const std::string& vm_id, const std::vector<model::GpuSpec>& gpus,
+                                                const std::optional<model::GpuCount>& by_count = std::nullopt);
+  Status bind(const std::string& vm_id, const std::atomic<bool>* cancel = nullptr);
+
   // Returns every device the ledger holds for `vm_id` to the host (IOMMU groups in parallel):
   // unbind from vfio-pci, restore driver_override, bind the recorded original driver, verify;
   // then deletes the rows. Idempotent: a VM without rows is OK. A device that cannot be returned
@@ -155,11 +167,11 @@ class HostDevices {
                                       const std::optional<model::GpuCount>& by_count) const;
   // prepare(), step 2: bind_group() for every IOMMU group, groups in parallel. The error: the
   // first failing group's code, every failing group's message.
-  Status bind_groups(const std::string& vm_id, const detail::Plan& plan);
+  Status bind_groups(const std::string& vm_id, const detail::Plan& plan, const std::atomic<bool>* cancel = nullptr);
   // Binds the devices of one IOMMU group to vfio-pci, in order, then waits for its VFIO node.
   // Stops (CANCELLED) before the next device once `abort` is set (another group failed).
   Status bind_group(const std::string& vm_id, const std::vector<const detail::Target*>& devices,
-                    const std::atomic<bool>& abort);
+                    const std::atomic<bool>& abort, const std::atomic<bool>* cancel);
   // prepare(), step 3: returns every device the ledger holds for `vm_id` after `failure`; the
   // result is `failure` with what the rollback left behind added to its message.
   Error roll_back(const std::string& vm_id, const Error& failure);
@@ -190,6 +202,8 @@ class HostDevices {
 
   std::mutex busy_mu_;
   std::set<std::string> busy_vms_;  // guarded by busy_mu_
+  // claim()'s plans until bind() or release(); guarded by busy_mu_.
+  std::map<std::string, std::unique_ptr<detail::Plan>> claims_;
   // Held from plan to claim in claim_plan(): one VM's pick sees every earlier claim.
   std::mutex claim_mu_;
   // Static PCI facts kept between placements (a by-count pick reads every function).

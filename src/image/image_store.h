@@ -2,7 +2,9 @@
 // The seam core sees for VM images from a registry (header only, as vmm/hypervisor.h): core asks
 // for an image by its `image_ref` and gets local files back; how they are fetched, verified and
 // cached is the implementation's (oci_image_store.h). Tests give core a fake.
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -22,6 +24,15 @@ struct PulledImage {
   uint64_t bytes_total = 0;     // the disk layer's size
 };
 
+// What a caller sees of a pull in progress, and how it stops one.
+struct PullWatch {
+  // Called as disk bytes arrive (bytes so far, the layer's size); not for cached images.
+  std::function<void(uint64_t received, uint64_t total)> progress;
+  // Once set, the pull ends CANCELLED (between chunks, or within a second of a stalled transfer)
+  // and caches nothing partial.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 class ImageStore {
  public:
   virtual ~ImageStore() = default;
@@ -29,7 +40,10 @@ class ImageStore {
   // cache for a digest), then the disk layer unless cached. Errors name the reference and the
   // registry's URL; codes as registry_client.h and layout.h give them, INVALID_ARGUMENT for a
   // malformed reference.
-  virtual Result<PulledImage> pull(std::string_view ref) = 0;
+  virtual Result<PulledImage> pull(std::string_view ref, const PullWatch& watch = {}) = 0;
+  // Whether `ref` is a well-formed reference (INVALID_ARGUMENT naming it), without any I/O: what
+  // CreateVm checks before it answers.
+  virtual Status check(std::string_view ref) const = 0;
   // Gives VM `vm_id` its own disk over `image` (pulled again by digest if it was evicted
   // meanwhile) and keeps the image from eviction until release(vm_id). Returns the disk's path
   // (qcow2). A VM that had a disk gets a new, empty one.

@@ -40,11 +40,19 @@ Result<std::unique_ptr<OciImageStore>> OciImageStore::open(ImageStoreOptions opt
   return std::unique_ptr<OciImageStore>(new OciImageStore(std::move(options), std::move(cache)));
 }
 
-Result<PulledImage> OciImageStore::pull(std::string_view text) {
+Result<PulledImage> OciImageStore::pull(std::string_view text, const PullWatch& watch) {
   auto ref = parse_reference(text);
   if (!ref) return fail(ref.error().context("image"));
-  std::lock_guard lock(mutex_);
-  return pull_locked(*ref);
+  std::lock_guard lock(mutex_);  // may have waited for another VM's pull
+  if (watch.cancel && *watch.cancel)
+    return fail(Code::kCancelled, "image " + quote_for_message(ref->text()) + ": pull cancelled");
+  return pull_locked(*ref, watch);
+}
+
+Status OciImageStore::check(std::string_view text) const {
+  auto ref = parse_reference(text);
+  if (!ref) return fail(ref.error().context("image"));
+  return ok();
 }
 
 Result<Manifest> OciImageStore::manifest_locked(RegistryClient& client, const std::string& key) {
@@ -67,10 +75,17 @@ Result<Manifest> OciImageStore::manifest_locked(RegistryClient& client, const st
   return manifest;
 }
 
-Result<uint64_t> OciImageStore::fetch_blob_locked(RegistryClient& client, const Descriptor& layer) {
+Result<uint64_t> OciImageStore::fetch_blob_locked(RegistryClient& client, const Descriptor& layer,
+                                                  const PullWatch& watch) {
   FEOS_ASSIGN_OR_RETURN(auto temp, cache_.create_temp());
   auto [path, fd] = temp;
-  auto fetched = client.blob(layer.digest, layer.size, [fd = fd](std::string_view bytes) { return write_all(fd, bytes); });
+  uint64_t received = 0;
+  auto fetched = client.blob(layer.digest, layer.size, [&, fd = fd](std::string_view bytes) -> Status {
+    FEOS_TRY(write_all(fd, bytes));
+    received += bytes.size();
+    if (watch.progress) watch.progress(received, layer.size);
+    return ok();
+  });
   Status stored = fetched ? ok() : Status(fail(fetched.error()));
   if (stored && ::fsync(fd) != 0) stored = fail_errno("image cache: fsync", errno);
   ::close(fd);
@@ -83,8 +98,9 @@ Result<uint64_t> OciImageStore::fetch_blob_locked(RegistryClient& client, const 
   return *fetched;
 }
 
-Result<PulledImage> OciImageStore::pull_locked(const Reference& ref) {
+Result<PulledImage> OciImageStore::pull_locked(const Reference& ref, const PullWatch& watch) {
   RegistryClient client(options_.registry, ref);
+  client.set_cancel(watch.cancel);
   auto in_context = [&](const Error& error) { return fail(about(error, ref, client.base_url())); };
   const std::string& key = ref.manifest_key();
   auto manifest = manifest_locked(client, key);
@@ -114,7 +130,7 @@ Result<PulledImage> OciImageStore::pull_locked(const Reference& ref) {
                                 " bytes, more than the limit of " + std::to_string(options_.max_blob_bytes) +
                                 " (--image-max-blob-size)"});
   if (auto room = cache_.make_room(disk.size, {manifest->digest}); !room) return in_context(room.error());
-  auto fetched = fetch_blob_locked(client, disk);
+  auto fetched = fetch_blob_locked(client, disk, watch);
   if (!fetched) return in_context(fetched.error());
   out.bytes_pulled = *fetched;
   logger()->info("pulled image {} ({}) disk {}: {} bytes", out.reference, out.manifest_digest, disk.digest,

@@ -30,7 +30,8 @@ class OciImageStore final : public ImageStore {
   // Opens the cache (BlobCache::open's errors).
   static Result<std::unique_ptr<OciImageStore>> open(ImageStoreOptions options);
 
-  Result<PulledImage> pull(std::string_view ref) override;
+  Result<PulledImage> pull(std::string_view ref, const PullWatch& watch = {}) override;
+  Status check(std::string_view ref) const override;
   Result<std::string> attach(const std::string& vm_id, const PulledImage& image) override;
   Status release(const std::string& vm_id) override;
   Result<std::vector<std::string>> remove_unknown_vms(const std::set<std::string>& known,
@@ -39,12 +40,12 @@ class OciImageStore final : public ImageStore {
  private:
   OciImageStore(ImageStoreOptions options, BlobCache cache)
       : options_(std::move(options)), cache_(std::move(cache)) {}
-  Result<PulledImage> pull_locked(const Reference& ref);
+  Result<PulledImage> pull_locked(const Reference& ref, const PullWatch& watch = {});
   // The manifest `key` (tag or digest): from the cache when `key` is a digest there, else fetched
   // and cached under its digest (a later pull by that digest needs no registry).
   Result<Manifest> manifest_locked(RegistryClient& client, const std::string& key);
   // Fetches blob `layer` into the cache; returns the bytes fetched.
-  Result<uint64_t> fetch_blob_locked(RegistryClient& client, const Descriptor& layer);
+  Result<uint64_t> fetch_blob_locked(RegistryClient& client, const Descriptor& layer, const PullWatch& watch);
 
   const ImageStoreOptions options_;
   std::mutex mutex_;

@@ -126,7 +126,8 @@ Result<RegistryClient::Response> RegistryClient::perform(
     Response* response;
     const std::function<Status(std::string_view)>* sink;
     std::optional<Error>* sink_error;
-  } context{c, &response, &sink, &sink_error};
+    const std::atomic<bool>* cancel;
+  } context{c, &response, &sink, &sink_error, cancel_};
 
   curl_slist* list = nullptr;
   for (const auto& header : headers) list = curl_slist_append(list, header.c_str());
@@ -189,8 +190,20 @@ Result<RegistryClient::Response> RegistryClient::perform(
     return n;
   });
 
+  if (cancel_) {
+    // Also while no byte arrives (a stalled registry): curl asks about once a second.
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &context);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
+                     +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                       return static_cast<Context*>(user)->cancel->load() ? 1 : 0;
+                     });
+  }
+
+  if (cancel_ && *cancel_) return fail(error(Code::kCancelled, "GET " + url + ": cancelled"));
   CURLcode code = curl_easy_perform(c);
   if (sink_error) return fail(*sink_error);
+  if (code == CURLE_ABORTED_BY_CALLBACK) return fail(error(Code::kCancelled, "GET " + url + ": cancelled"));
   if (code != CURLE_OK) {
     std::string what = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
     if (code == CURLE_SSL_CONNECT_ERROR || code == CURLE_PEER_FAILED_VERIFICATION)

@@ -12,6 +12,7 @@
 //   NOT_FOUND         HTTP 404 (unknown repository, tag, manifest or blob)
 //   FAILED_PRECONDITION a digest that does not match the content, other HTTP errors
 //   RESOURCE_EXHAUSTED a manifest or blob larger than its limit
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -50,6 +51,10 @@ class RegistryClient {
   RegistryClient(const RegistryOptions& options, Reference ref);
   ~RegistryClient();
 
+  // Once `*cancel` is set, a request in progress ends CANCELLED (within about a second, also when
+  // no byte arrives) and no other starts. `cancel` must outlive the client.
+  void set_cancel(const std::atomic<bool>* cancel) { cancel_ = cancel; }
+
   // "https://host:port" or "http://host:port" (listed insecure).
   const std::string& base_url() const { return base_url_; }
 
@@ -78,6 +83,7 @@ class RegistryClient {
   bool insecure_ = false;
   std::string base_url_;
   std::string authorization_;  // "Authorization: ..." header or ""
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // The credentials file (daemon flag --registry-credentials): JSON

@@ -87,7 +87,9 @@ Status validate_counts(const VmSpec& spec) {
 // What qemu is told to boot: the root image, the kernel, its initramfs and command line.
 Status validate_boot(const VmSpec& spec) {
   const BootSpec& boot = spec.boot;
-  if (spec.image_path.empty() && boot.kernel.empty())
+  // A registry image's disk comes with its pull, after CreateVm answered (image_path stays empty
+  // until then).
+  if (spec.image_path.empty() && boot.kernel.empty() && !names_registry_image(spec.image_ref))
     return invalid(field::kConfig, std::string("nothing to boot: set ") + field::kImageRef +
                                        " (a local disk image) or " + field::kBootKernel);
   if (!spec.image_path.empty()) FEOS_TRY(validate_host_path(spec.image_path, field::kImageRef));

@@ -43,9 +43,8 @@ class VmStore {
   // INTERNAL/UNAVAILABLE from SQLite.
   Status update_gpus(std::string_view id, const std::vector<model::AssignedGpu>& gpus);
 
-  // Replaces a VM's spec (a device attached or detached).
-  // Errors: INVALID_ARGUMENT for a string that is not valid UTF-8; NOT_FOUND naming the id;
-  // INTERNAL/UNAVAILABLE from SQLite.
+  // Replaces a VM's spec: a device attached or detached, or what a create finished in the
+  // background resolved (its image's disk). Errors: as update_gpus.
   Status update_spec(std::string_view id, const model::VmSpec& spec);
 
   // Deletes a VM and all of its events.

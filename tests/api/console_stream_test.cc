@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "api_harness.h"
+#include "core/wait_created.h"
 
 namespace feos::api::testing {
 namespace {
@@ -174,6 +175,7 @@ class ConsoleStreamTest : public ::testing::Test {
     grpc::ClientContext create_ctx;
     pb::CreateVmResponse created;
     EXPECT_TRUE(vms_->CreateVm(&create_ctx, valid_create_request(), &created).ok());
+    EXPECT_EQ(core::wait_created(api_->manager(), *model::VmId::parse(created.vm_id())), model::VmState::kCreated);
     grpc::ClientContext start_ctx;
     pb::StartVmRequest start;
     start.set_vm_id(created.vm_id());

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "common/log.h"
 #include "daemon/daemon.h"
@@ -124,7 +126,22 @@ class DryRunTest : public ::testing::Test {
   grpc::Status create(pb::CreateVmRequest req, pb::CreateVmResponse* resp = nullptr) {
     pb::CreateVmResponse ignored;
     grpc::ClientContext context;
-    return stub_->CreateVm(&context, req, resp ? resp : &ignored);
+    pb::CreateVmResponse& out = resp ? *resp : ignored;
+    grpc::Status status = stub_->CreateVm(&context, req, &out);
+    if (status.ok() && !req.dry_run()) wait_created(out.vm_id());
+    return status;
+  }
+  // CreateVm answers with the VM creating; its GPUs are bound in the background.
+  void wait_created(const std::string& id) {
+    for (int i = 0; i < 2000; ++i) {
+      pb::GetVmRequest get;
+      get.set_vm_id(id);
+      pb::VmInfo info;
+      grpc::ClientContext context;
+      if (!stub_->GetVm(&context, get, &info).ok() || info.state() != pb::VM_STATE_CREATING) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "vm " << id << " still creating after 20 s";
   }
   grpc::Status dry_run(pb::CreateVmRequest req, pb::CreateVmResponse* resp = nullptr) {
     req.set_dry_run(true);

@@ -65,11 +65,26 @@ class FakeVmService final : public v1::VMService::Service {
   grpc::Status GetVm(grpc::ServerContext*, const v1::GetVmRequest* request,
                      v1::VmInfo* response) override {
     std::lock_guard lock(mutex_);
+    ++get_calls_;
     if (request->vm_id() != vm_.vm_id()) {
       return {grpc::StatusCode::NOT_FOUND, "vm " + request->vm_id() + " not found"};
     }
+    // A created VM stays creating for two polls, then becomes what create_outcome_ says.
+    if (vm_.state() == v1::VM_STATE_CREATING && ++creating_polls_ > 2) {
+      vm_.set_state(create_outcome_.state());
+      vm_.set_state_reason(create_outcome_.state_reason());
+    }
     *response = vm_;
     return grpc::Status::OK;
+  }
+  int get_calls() {
+    std::lock_guard lock(mutex_);
+    return get_calls_;
+  }
+  void set_create_outcome(v1::VmState state, std::string reason) {
+    std::lock_guard lock(mutex_);
+    create_outcome_.set_state(state);
+    create_outcome_.set_state_reason(std::move(reason));
   }
   grpc::Status CreateVm(grpc::ServerContext*, const v1::CreateVmRequest* request,
                         v1::CreateVmResponse* response) override {
@@ -77,7 +92,14 @@ class FakeVmService final : public v1::VMService::Service {
     created_ = *request;
     if (!create_error_.ok()) return create_error_;
     response->set_vm_id("vm-new");
-    if (request->dry_run()) *response->mutable_plan() = plan_;
+    if (request->dry_run()) {
+      *response->mutable_plan() = plan_;
+      return grpc::Status::OK;
+    }
+    // As feosd: the answer comes with the VM creating.
+    vm_.set_vm_id("vm-new");
+    vm_.set_state(v1::VM_STATE_CREATING);
+    creating_polls_ = 0;
     return grpc::Status::OK;
   }
   void set_plan(hostv1::VmPlan plan) {
@@ -104,6 +126,13 @@ class FakeVmService final : public v1::VMService::Service {
   std::optional<v1::CreateVmRequest> created_;
   hostv1::VmPlan plan_;
   grpc::Status create_error_;
+  int get_calls_ = 0;
+  int creating_polls_ = 0;
+  v1::VmInfo create_outcome_ = [] {
+    v1::VmInfo created;
+    created.set_state(v1::VM_STATE_CREATED);
+    return created;
+  }();
 };
 
 struct Outcome {
@@ -270,6 +299,31 @@ TEST_F(ClientTest, DaemonWithoutHostServiceIsOneErrorLine) {
   EXPECT_EQ(outcome.out, "");
   EXPECT_EQ(outcome.err.rfind("feosctl: error: UNIMPLEMENTED: ", 0), 0u) << outcome.err;
   EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1);
+}
+
+// CreateVm answers with the VM creating: `vm create` prints the id and waits until it is created.
+TEST_F(ClientTest, VmCreateWaitsUntilTheVmIsCreated) {
+  Outcome created = run_cli({"vm", "create", "--kernel", "/boot/vmlinuz"});
+  EXPECT_EQ(created.rc, kExitOk) << created.err;
+  EXPECT_EQ(created.out, "vm-new\n");
+  EXPECT_EQ(vms_.get_calls(), 3);  // creating, creating, created
+}
+
+TEST_F(ClientTest, VmCreateThatFailsInTheBackgroundIsAnErrorWithTheVmsReason) {
+  vms_.set_create_outcome(v1::VM_STATE_CRASHED, "create failed: image pull failed: config.image_ref: no such tag");
+  Outcome created = run_cli({"vm", "create", "--kernel", "/boot/vmlinuz"});
+  EXPECT_EQ(created.rc, kExitServerError);
+  EXPECT_EQ(created.out, "vm-new\n");  // the id first: the script can delete it
+  EXPECT_EQ(created.err,
+            "feosctl: error: FAILED_PRECONDITION: vm vm-new is crashed: create failed: image pull failed: "
+            "config.image_ref: no such tag\n");
+}
+
+TEST_F(ClientTest, VmCreateNoWaitReturnsWhileCreating) {
+  Outcome created = run_cli({"vm", "create", "--no-wait", "--kernel", "/boot/vmlinuz"});
+  EXPECT_EQ(created.rc, kExitOk) << created.err;
+  EXPECT_EQ(created.out, "vm-new\n");
+  EXPECT_EQ(vms_.get_calls(), 0);
 }
 
 TEST_F(ClientTest, VmCreateSendsGpusAndVmGetShowsThem) {

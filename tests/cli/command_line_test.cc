@@ -257,6 +257,17 @@ TEST_F(CommandLineTest, DryRunCannotStart) {
       << parsed.error().message;
 }
 
+// --start waits for the VM to be created first: returning at once cannot start it.
+TEST_F(CommandLineTest, NoWaitCannotStart) {
+  EXPECT_TRUE(parse_ok({"vm", "create", "--no-wait"}).create_no_wait);
+  EXPECT_FALSE(parse_ok({"vm", "create"}).create_no_wait);
+  auto parsed = parse({"vm", "create", "--no-wait", "--start"});
+  ASSERT_FALSE(parsed.has_value());
+  EXPECT_EQ(parsed.error().code, Code::kInvalidArgument);
+  EXPECT_NE(parsed.error().message.find("--start excludes --no-wait"), std::string::npos)
+      << parsed.error().message;
+}
+
 TEST_F(CommandLineTest, CreateWithoutGpuHasNone) {
   EXPECT_EQ(parse_ok({"vm", "create"}).create_request.config().gpus_size(), 0);
 }

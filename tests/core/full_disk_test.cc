@@ -15,6 +15,7 @@
 
 #include "core/vm_manager.h"
 #include "fake_hypervisor.h"
+#include "wait_created.h"
 #include "support/temp_dir.h"
 
 namespace feos::core {
@@ -71,6 +72,7 @@ class FullDiskTest : public ::testing::Test {
 TEST_F(FullDiskTest, AnUnrecordedShutdownStillEndsTheVmAfterItsGrace) {
   auto a = manager_->create(spec(), std::nullopt);
   ASSERT_TRUE(a);
+  ASSERT_EQ(wait_created(*manager_, *a), model::VmState::kCreated);
   ASSERT_TRUE(manager_->start(*a));
   // Use up the reserve too, so the request's state change cannot be written.
   std::filesystem::remove(dir_ + "/feosd.db.reserve");
@@ -89,6 +91,8 @@ TEST_F(FullDiskTest, CreateIsResourceExhaustedAndDeleteStillWorks) {
   auto a = manager_->create(spec(), std::nullopt);
   auto b = manager_->create(spec(), std::nullopt);
   ASSERT_TRUE(a && b);
+  ASSERT_EQ(wait_created(*manager_, *a), model::VmState::kCreated);
+  ASSERT_EQ(wait_created(*manager_, *b), model::VmState::kCreated);
   ASSERT_TRUE(manager_->start(*a));
   fill();
 
@@ -108,6 +112,7 @@ TEST_F(FullDiskTest, CreateIsResourceExhaustedAndDeleteStillWorks) {
   std::filesystem::remove(dir_ + "/filler");
   auto c = manager_->create(spec(), std::nullopt);
   ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_EQ(wait_created(*manager_, *c), model::VmState::kCreated);
   ASSERT_TRUE(manager_->remove(*c));
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/feosd.db.reserve"));
 

@@ -30,11 +30,14 @@ std::optional<Transition> expected(VmState s, E e) {
     case E::kResume:
       return s == VmState::kPaused ? std::optional(Transition{VmState::kRunning, D::kUnchanged}) : std::nullopt;
     case E::kShutdown: return s == VmState::kRunning ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
-    case E::kDelete: return settled ? std::optional(Transition{s, D::kReleased}) : std::nullopt;
+    case E::kDelete: return Transition{s, D::kReleased};  // creating too: the create is stopped first
     case E::kPing:
     case E::kConsole: return up ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
     case E::kCreated:
       return s == VmState::kCreating ? std::optional(Transition{VmState::kCreated, D::kHeld}) : std::nullopt;
+    case E::kCreateFailed:
+    case E::kCreateCutShort:
+      return s == VmState::kCreating ? std::optional(Transition{VmState::kCrashed, D::kReleased}) : std::nullopt;
     case E::kStartFailed: return startable ? std::optional(Transition{s, D::kReleased}) : std::nullopt;
     case E::kStartRefused: return startable ? std::optional(Transition{s, D::kUnchanged}) : std::nullopt;
     case E::kGuestPoweredOff:
@@ -72,8 +75,8 @@ TEST(VmLifecycleTest, EveryStateAndEvent) {
       EXPECT_EQ(got->devices, want->devices) << where;
     }
   }
-  EXPECT_EQ(pairs, 19 * 6);
-  EXPECT_EQ(possible, 46);  // a change to the table shows here too
+  EXPECT_EQ(pairs, 21 * 6);
+  EXPECT_EQ(possible, 49);  // a change to the table shows here too
 }
 
 // FeOS's words (vm-service's InvalidState), which its clients look for, after the VM.
@@ -88,9 +91,11 @@ TEST(VmLifecycleTest, RefusalNamesTheVmItsStateAndWhatTheEventNeedsInFeosWords) 
   EXPECT_EQ(check("abc", VmState::kStopped, E::kConsole).error().message,
             "vm abc: Invalid VM state for operation: Cannot open console for VM in Stopped state. "
             "Must be in Running or Paused.");
-  EXPECT_EQ(check("abc", VmState::kCreating, E::kDelete).error().message,
-            "vm abc: Invalid VM state for operation: Cannot delete VM in Creating state. "
-            "Must be in Created, Running, Paused, Stopped or Crashed.");
+  EXPECT_EQ(check("abc", VmState::kCreating, E::kStart).error().message,
+            "vm abc: Invalid VM state for operation: Cannot start VM in Creating state. "
+            "Must be in Created or Stopped.");
+  EXPECT_EQ(check("abc", VmState::kCreated, E::kResume).error().message,
+            "vm abc: Invalid VM state for operation: Cannot resume VM in Created state. Must be in Paused.");
 }
 
 // Only delete is a request a crashed VM takes; it keeps its reason until then.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "fake_hypervisor.h"
+#include "wait_created.h"
 #include "support/temp_dir.h"
 #include "support/vm_ids.h"
 
@@ -45,6 +46,9 @@ class VmManagerTest : public ::testing::Test {
   model::VmId create() {
     auto id = manager_->create(spec(), std::nullopt);
     EXPECT_TRUE(id) << id.error().to_string();
+    if (id) {
+      EXPECT_EQ(wait_created(*manager_, *id), VmState::kCreated);
+    }
     return id ? *id : model::VmId::random();
   }
   VmState state(const model::VmId& id) { return manager_->get(id)->state; }
@@ -89,11 +93,14 @@ TEST_F(VmManagerTest, LifecycleWithEvents) {
       << manager_->get(id)->state_reason;
   EXPECT_EQ(manager_->get(id)->pid, 0);
   // The request is an event of its own (the state stays running until the guest acts).
-  EXPECT_EQ(event_states(id), (std::vector<VmState>{VmState::kCreated, VmState::kRunning, VmState::kPaused,
-                                                    VmState::kRunning, VmState::kRunning, VmState::kStopped}));
-  ASSERT_EQ(live.size(), 6u);
-  EXPECT_EQ(live[4].reason, "shutdown requested: ACPI power button pressed; forced off in 20 s unless the guest powers off");
-  EXPECT_LT(live[0].id, live[5].id);
+  EXPECT_EQ(event_states(id), (std::vector<VmState>{VmState::kCreating, VmState::kCreated, VmState::kRunning,
+                                                    VmState::kPaused, VmState::kRunning, VmState::kRunning,
+                                                    VmState::kStopped}));
+  ASSERT_EQ(live.size(), 7u);
+  EXPECT_EQ(live[0].reason, "creating");
+  EXPECT_EQ(live[1].reason, "created");
+  EXPECT_EQ(live[5].reason, "shutdown requested: ACPI power button pressed; forced off in 20 s unless the guest powers off");
+  EXPECT_LT(live[0].id, live[6].id);
   bus_.unsubscribe(token);
   ASSERT_TRUE(manager_->remove(id));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "vms" / id.text()));
@@ -133,7 +140,7 @@ TEST_F(VmManagerTest, IllegalTransitionsChangeNothing) {
   }
   EXPECT_EQ(manager_->ping(id).error().code, Code::kFailedPrecondition);
   EXPECT_EQ(state(id), VmState::kCreated);
-  EXPECT_EQ(event_states(id).size(), 1u);
+  EXPECT_EQ(event_states(id).size(), 2u);  // creating, created
   EXPECT_EQ(manager_->start(test::vm_id("123e4567-e89b-12d3-a456-426614174000")).error().code, Code::kNotFound);
 }
 
@@ -234,6 +241,7 @@ TEST_F(VmManagerTest, AnIdInUpperCaseNamesTheSameVm) {
   EXPECT_EQ(manager_->get(upper)->id, lower.text());
   ASSERT_EQ(manager_->list().size(), 1u);
   EXPECT_EQ(manager_->list()[0].id, lower.text());
+  ASSERT_EQ(wait_created(*manager_, upper), VmState::kCreated);
   ASSERT_TRUE(manager_->start(upper));
   EXPECT_EQ(manager_->resolve_id(upper), lower);
   store::EventFilter filter;
@@ -413,6 +421,7 @@ TEST_F(VmManagerTest, AVmOfAnOlderFeosdUnderAnUpperCaseIdIsFoundAndItsDirectoryR
   const model::VmId lower = test::vm_id("123e4567-e89b-12d3-a456-426614174000");
   const std::string upper = "123E4567-E89B-12D3-A456-426614174000";  // as the directory is named
   ASSERT_TRUE(manager_->create(spec(), lower));
+  ASSERT_EQ(wait_created(*manager_, lower), VmState::kCreated);
   ASSERT_TRUE(db_->vms().update_state(lower.text(), VmState::kRunning, "started", 4242, 1));
   std::filesystem::create_directories(dir_ / "vms" / upper);
   std::ofstream(dir_ / "vms" / upper / "console.log") << "guest output";

@@ -10,6 +10,7 @@
 
 #include "core/vm_manager.h"
 #include "fake_hypervisor.h"
+#include "wait_created.h"
 #include "support/temp_dir.h"
 
 namespace feos::core {
@@ -44,6 +45,7 @@ class VmShutdownTest : public ::testing::Test {
     spec.boot.kernel = "/boot/vmlinuz";
     auto id = manager_->create(spec, std::nullopt);
     EXPECT_TRUE(id) << id.error().to_string();
+    EXPECT_EQ(wait_created(*manager_, *id), VmState::kCreated);
     EXPECT_TRUE(manager_->start(*id));
     return *id;
   }

@@ -2,14 +2,21 @@
 // (test_registry.h), the fake hypervisor of the core tests. Create gives each VM its own overlay
 // over the one cached image and says in an event how many bytes came from the registry; delete
 // removes the overlay and leaves the image to the cache.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include <filesystem>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "core/fake_hypervisor.h"
 #include "core/vm_manager.h"
+#include "core/wait_created.h"
 #include "image/oci_image_store.h"
 #include "image/test_registry.h"
 #include "support/temp_dir.h"
@@ -47,19 +54,34 @@ class VmImageTest : public ::testing::Test {
     manager_.reset();
     db_.reset();
   }
-  Result<model::VmId> create(const std::string& image_ref) {
+  // CreateVm's answer (the VM creating); the pull runs in the background.
+  Result<model::VmId> create_no_wait(const std::string& image_ref) {
     model::VmSpec spec;
     spec.image_ref = image_ref;
     return manager_->create(spec, std::nullopt);
   }
+  // ... and until the VM left creating.
+  Result<model::VmId> create(const std::string& image_ref) {
+    auto id = create_no_wait(image_ref);
+    if (id) (void)wait_created(*manager_, *id);
+    return id;
+  }
+  std::vector<std::string> events(const model::VmId& id) {
+    auto got = manager_->history({.vm_id = id.text()});
+    EXPECT_TRUE(got);
+    std::vector<std::string> out;
+    for (const auto& e : got ? *got : std::vector<model::VmEvent>{})
+      out.push_back(e.component_id + " " + std::string(model::state_name(e.state)) + ": " + e.reason);
+    return out;
+  }
+  // The last "image" event: what the pull brought.
   std::string image_event(const model::VmId& id) {
-    store::EventFilter filter;
-    filter.vm_id = id.text();
-    auto events = manager_->history(filter);
+    std::string last;
+    auto events = manager_->history({.vm_id = id.text()});
     EXPECT_TRUE(events);
-    for (const auto& e : *events)
-      if (e.component_id == "image") return e.reason;
-    return "";
+    for (const auto& e : events ? *events : std::vector<model::VmEvent>{})
+      if (e.component_id == "image") last = e.reason;
+    return last;
   }
 
   test::TempDir temp_;
@@ -97,16 +119,71 @@ TEST_F(VmImageTest, EachVmGetsItsOwnDiskOverOneCachedImage) {
   EXPECT_TRUE(std::filesystem::exists(manager_->get(*second)->spec.image_path));
 }
 
-TEST_F(VmImageTest, FailedPullRecordsNothing) {
-  auto missing = create(registry_->host() + "/feos/disk:v2");
-  ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().code, Code::kNotFound);
-  EXPECT_EQ(missing.error().message.rfind("config.image_ref: image '", 0), 0u) << missing.error().message;
-  auto malformed = create("no-registry-here");
+// As FeOS when its image pull fails: the VM is crashed, its reason says what failed.
+TEST_F(VmImageTest, AFailedPullCrashesTheVmWithTheReason) {
+  const std::string ref = registry_->host() + "/feos/disk:v2";
+  auto missing = create(ref);
+  ASSERT_TRUE(missing) << missing.error().to_string();
+  auto record = manager_->get(*missing);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, model::VmState::kCrashed);
+  EXPECT_EQ(record->state_reason.rfind("create failed: image pull failed: config.image_ref: image '", 0), 0u)
+      << record->state_reason;
+  EXPECT_NE(record->state_reason.find(registry_->url()), std::string::npos) << record->state_reason;
+  EXPECT_EQ(events(*missing), (std::vector<std::string>{"vm creating: creating", "image creating: pulling image " + ref,
+                                                        "vm crashed: " + record->state_reason}));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
+  ASSERT_TRUE(manager_->remove(*missing));
+  // A malformed reference is refused before the answer: nothing recorded.
+  auto malformed = create_no_wait("no-registry-here");
   ASSERT_FALSE(malformed);
   EXPECT_EQ(malformed.error().code, Code::kInvalidArgument);
   EXPECT_TRUE(manager_->list().empty());
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
+}
+
+// A registry that accepts the connection and never answers: DeleteVm cancels the pull at once
+// (the stall and connect timeouts are 30 s and 10 s) and the VM goes with nothing left behind.
+TEST_F(VmImageTest, DeleteDuringAStalledPullCancelsItAndRollsBack) {
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string ref = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/feos/disk:v1";
+
+  auto id = create_no_wait(ref);
+  ASSERT_TRUE(id) << id.error().to_string();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(manager_->get(*id)->state, model::VmState::kCreating);
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
+  EXPECT_EQ(manager_->get(*id).error().code, Code::kNotFound);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
+  ::close(listener);
+}
+
+// A dry run checks the reference and pulls nothing: the create after it pulls every byte.
+TEST_F(VmImageTest, ADryRunPullsNothing) {
+  const std::string ref = registry_->host() + "/feos/disk:v1";
+  model::VmSpec spec;
+  spec.image_ref = ref;
+  auto plan = manager_->plan_create(spec, std::nullopt);
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  ASSERT_FALSE(plan->decisions.empty());
+  EXPECT_NE(plan->decisions.front().find("a dry run does not"), std::string::npos) << plan->decisions.front();
+  spec.image_ref = "no-registry-here";
+  EXPECT_EQ(manager_->plan_create(spec, std::nullopt).error().code, Code::kInvalidArgument);
+  auto id = create(ref);
+  ASSERT_TRUE(id) << id.error().to_string();
+  EXPECT_NE(image_event(*id).find(std::to_string(disk_.size()) + " bytes pulled from " + registry_->url()),
+            std::string::npos)
+      << image_event(*id);
 }
 
 // A crash between the VM's disk (attach) and its record leaves vms/<id>, which would pin the image

@@ -111,8 +111,9 @@ std::vector<std::string> functions_of(const pb::VmInfo& vm) {
   return out;
 }
 
+// A creating VM holds its claim (its GPUs are bound in the background).
 bool holds_gpus(pb::VmState state) {
-  return state == pb::VM_STATE_CREATED || state == pb::VM_STATE_RUNNING || state == pb::VM_STATE_PAUSED;
+  return state == pb::VM_STATE_CREATING || state == pb::VM_STATE_CREATED || state == pb::VM_STATE_RUNNING || state == pb::VM_STATE_PAUSED;
 }
 
 // No function in two ledger rows; every function of one card held by one VM.
@@ -199,7 +200,9 @@ class Client {
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) return violations_.add(kLost, "GetVm " + own.id + ": " + s.error_message());
     if (!s.ok()) return unexpected(kGet, s, own.id);
     std::string gpu = info.gpus_size() == 1 ? info.gpus(0).request().address() : "";
-    if (info.vm_id() != own.id || gpu != own.gpu || info.state() != pb::VM_STATE_CREATED)
+    // CreateVm answers with the VM creating; created once its GPU is bound.
+    const bool settled = info.state() == pb::VM_STATE_CREATING || info.state() == pb::VM_STATE_CREATED;
+    if (info.vm_id() != own.id || gpu != own.gpu || !settled)
       violations_.add(kLost, "GetVm " + own.id + " answers vm " + info.vm_id() + " state " +
                                  pb::VmState_Name(info.state()) + " gpu '" + gpu + "', created with '" + own.gpu + "'");
   }
@@ -350,10 +353,19 @@ int run() {
 
   auto stub = api.vm_stub();
   pb::ListVmsResponse final_list;
-  {
+  // The last creates' background parts end first (at most 30 s).
+  for (int attempt = 0; attempt < 3000; ++attempt) {
+    final_list.Clear();
     grpc::ClientContext ctx;
     grpc::Status s = stub->ListVms(&ctx, pb::ListVmsRequest(), &final_list);
-    if (!s.ok()) violations.add(kUnexpected, "final ListVms: " + s.error_message());
+    if (!s.ok()) {
+      violations.add(kUnexpected, "final ListVms: " + s.error_message());
+      break;
+    }
+    bool creating = false;
+    for (const auto& vm : final_list.vms()) creating = creating || vm.state() == pb::VM_STATE_CREATING;
+    if (!creating) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   check_listing(final_list, violations, "end");
   std::map<std::string, const pb::VmInfo*> listed;

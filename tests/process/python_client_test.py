@@ -70,17 +70,26 @@ try:
     vm_id = str(uuid.uuid4())
     resp = stub.CreateVm(pb.CreateVmRequest(config=config(), vm_id=vm_id), timeout=10)
     check(resp.vm_id == vm_id, "CreateVm keeps the client's vm_id")
+    # FeOS's two phases: CreateVm answers with the VM creating; created once prepared.
     info = stub.GetVm(pb.GetVmRequest(vm_id=vm_id), timeout=10)
+    check(info.state in (pb.VM_STATE_CREATING, pb.VM_STATE_CREATED), "GetVm after CreateVm: creating or created")
+    for _ in range(500):
+        if info.state != pb.VM_STATE_CREATING:
+            break
+        time.sleep(0.02)
+        info = stub.GetVm(pb.GetVmRequest(vm_id=vm_id), timeout=10)
     check(info.state == pb.VM_STATE_CREATED, "GetVm: state CREATED")
     check(info.config.cpus.boot_vcpus == 1 and info.config.memory.size_mib == 256
           and info.config.boot.kernel.endswith("vmlinuz"), "GetVm returns the config")
     check(any(v.vm_id == vm_id for v in stub.ListVms(pb.ListVmsRequest(), timeout=10).vms), "ListVms lists it")
 
     events = stub.StreamVmEvents(pb.StreamVmEventsRequest(vm_id=vm_id, tail_events=10), timeout=3)
-    first = next(events)
+    first, second = next(events), next(events)
     changed = pb.VmStateChangedEvent()
-    check(first.data.Unpack(changed) and changed.new_state == pb.VM_STATE_CREATED and first.id != "",
-          "StreamVmEvents: created event with an id, data is Any(VmStateChangedEvent)")
+    check(first.data.Unpack(changed) and changed.new_state == pb.VM_STATE_CREATING and first.id != "",
+          "StreamVmEvents: creating event with an id, data is Any(VmStateChangedEvent)")
+    check(second.data.Unpack(changed) and changed.new_state == pb.VM_STATE_CREATED and second.id != "",
+          "StreamVmEvents: then the created event")
     events.cancel()
 
     stub.StartVm(pb.StartVmRequest(vm_id=vm_id), timeout=60)
@@ -116,13 +125,24 @@ try:
         ("CreateVm no disk backend", stub.CreateVm, pb.CreateVmRequest(config=no_backend), grpc.StatusCode.INVALID_ARGUMENT, "disks[0]"),
         ("CreateVm duplicate id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id=vm_id), grpc.StatusCode.ALREADY_EXISTS, vm_id),
         ("CreateVm traversal id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id="../../etc"), grpc.StatusCode.INVALID_ARGUMENT, "uuid"),
-        ("CreateVm OCI image", stub.CreateVm, pb.CreateVmRequest(config=pb.VmConfig(cpus=pb.CpuConfig(boot_vcpus=1), memory=pb.MemoryConfig(size_mib=64), image_ref="127.0.0.1:1/x/y:1")), grpc.StatusCode.UNAVAILABLE, "https://127.0.0.1:1"),
         ("AttachDisk without disk", stub.AttachDisk, pb.AttachDiskRequest(vm_id=vm_id), grpc.StatusCode.INVALID_ARGUMENT, "disk: not given"),
         ("DetachNic unknown", stub.DetachNic, pb.DetachNicRequest(vm_id=vm_id, device_id="nope"), grpc.StatusCode.NOT_FOUND, "nope"),
     ]
     for name, fn, req, want, fragment in cases:
         code, details = code_of(fn, req)
         check(code == want and fragment.lower() in details.lower(), f"{name}: {code.name} '{details}'")
+    # An OCI image is pulled after CreateVm answered (FeOS's two phases): the VM is creating, then
+    # crashed with the reason when the registry cannot be reached.
+    oci = stub.CreateVm(pb.CreateVmRequest(config=pb.VmConfig(cpus=pb.CpuConfig(boot_vcpus=1), memory=pb.MemoryConfig(size_mib=64), image_ref="127.0.0.1:1/x/y:1")), timeout=30)
+    info = stub.GetVm(pb.GetVmRequest(vm_id=oci.vm_id), timeout=10)
+    for _ in range(500):
+        if info.state != pb.VM_STATE_CREATING:
+            break
+        time.sleep(0.02)
+        info = stub.GetVm(pb.GetVmRequest(vm_id=oci.vm_id), timeout=10)
+    check(info.state == pb.VM_STATE_CRASHED and "https://127.0.0.1:1" in info.state_reason,
+          f"CreateVm OCI image, registry unreachable: {pb.VmState.Name(info.state)} '{info.state_reason}'")
+    stub.DeleteVm(pb.DeleteVmRequest(vm_id=oci.vm_id), timeout=30)
     bad_tail = stub.StreamVmEvents(pb.StreamVmEventsRequest(vm_id=vm_id, tail_id="abc"), timeout=5)
     try:
         next(bad_tail)

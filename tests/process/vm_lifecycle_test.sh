@@ -74,8 +74,17 @@ expect_error NOT_FOUND vm get 123e4567-e89b-12d3-a456-426614174000
 expect_error NOT_FOUND vm start 123e4567-e89b-12d3-a456-426614174000
 expect_error INVALID_ARGUMENT vm create --id not-a-uuid "${GUEST_ARGS[@]}"
 expect_error NOT_FOUND vm create --kernel /nonexistent/vmlinuz --memory 64
-# an OCI reference is pulled: a registry nothing listens on is UNAVAILABLE at once
-expect_error UNAVAILABLE vm create --image 127.0.0.1:1/ironcore-dev/os-images/gardenlinux:latest
+# an OCI reference is pulled after CreateVm answered: a registry nothing listens on leaves the VM
+# crashed with the reason; feosctl vm create waits for the outcome, prints the id, then the error
+rc=0
+out=$(ctl vm create --image 127.0.0.1:1/ironcore-dev/os-images/gardenlinux:latest 2>&1) || rc=$?
+OCI_ID=$(head -1 <<<"$out")
+if [ $rc -ne 0 ] && grep -q "error: FAILED_PRECONDITION: vm $OCI_ID is crashed: create failed: image pull failed: .*https://127.0.0.1:1" <<<"$out"; then
+  pass "unreachable registry: the VM is crashed with the reason ($(tail -1 <<<"$out"))"
+else
+  fail "unreachable registry: rc=$rc: $out"
+fi
+ctl vm delete "$OCI_ID" && pass "the crashed VM is deleted" || fail "delete of $OCI_ID"
 ID3=$(ctl vm create "${GUEST_ARGS[@]}")
 expect_error FAILED_PRECONDITION vm pause "$ID3"
 expect_error FAILED_PRECONDITION vm shutdown "$ID3"

@@ -289,7 +289,8 @@ TEST_F(DatabaseTest, UpdateVmGpus) {
             "UTF-8");
 }
 
-// AttachDisk/AttachNic and their detaches store the whole spec anew.
+// A create finished in the background (its image's disk), AttachDisk/AttachNic and their detaches
+// store the whole spec anew.
 TEST_F(DatabaseTest, UpdateVmSpec) {
   auto db = open_db();
   ASSERT_TRUE(db);
@@ -298,6 +299,8 @@ TEST_F(DatabaseTest, UpdateVmSpec) {
   model::VmSpec spec = record.spec;
   spec.disks.push_back({"hot", "/srv/hot.qcow2", true, model::DiskFormat::kQcow2});
   spec.nets.push_back({"eth9", "tap-hot", "52:54:00:01:02:03"});
+  spec.image_path = "/var/lib/feos/images/vms/vm-1/disk.qcow2";
+  spec.image_format = model::DiskFormat::kQcow2;
   ASSERT_TRUE(db->vms().update_spec("vm-1", spec));
   auto db2 = Database::open(path_);  // another connection sees it committed
   ASSERT_TRUE(db2);
@@ -307,6 +310,8 @@ TEST_F(DatabaseTest, UpdateVmSpec) {
   EXPECT_EQ(stored->spec.disks.back().path, "/srv/hot.qcow2");
   EXPECT_EQ(stored->spec.disks.back().format, model::DiskFormat::kQcow2);
   EXPECT_EQ(stored->spec.nets.back().mac, "52:54:00:01:02:03");
+  EXPECT_EQ(stored->spec.image_path, spec.image_path);
+  EXPECT_EQ(stored->spec.image_format, model::DiskFormat::kQcow2);
   EXPECT_EQ(stored->state, record.state);  // nothing else changed
   EXPECT_EQ(db->vms().update_spec("nope", spec).error().code, Code::kNotFound);
   spec.disks.back().path = "/srv/\xff";
