@@ -8,6 +8,7 @@
 #include "fake_hypervisor.h"
 #include "model/validate.h"
 #include "support/temp_dir.h"
+#include "wait_created.h"
 
 namespace feos::core {
 namespace {
@@ -39,6 +40,7 @@ class VmHotplugTest : public ::testing::Test {
     spec.boot.kernel = "/boot/vmlinuz";
     auto id = manager_->create(spec, std::nullopt);
     EXPECT_TRUE(id) << id.error().to_string();
+    EXPECT_EQ(wait_created(*manager_, *id), model::VmState::kCreated);
     return *id;
   }
   model::VmSpec spec(const model::VmId& id) { return manager_->get(id)->spec; }

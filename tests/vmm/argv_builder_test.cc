@@ -608,8 +608,9 @@ TEST(ArgvBuilderGpu, HotplugPortsComeLastOnTheirOwnChassis) {
   auto argv = build_argv(config, spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
   ASSERT_TRUE(argv) << argv.error().to_string();
   EXPECT_THAT(*argv, ElementsAreArray(concat(
-                         {head("q35", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
-                          {"-global", "q35-pcihost.pci-hole64-size=412316860416"}, kCommon, kKernelArgs,
+                         {head("q35,memory-backend=ram0", "tcg", "max,phys-bits=40", "1,maxcpus=2", "65536M"),
+                          gpu_ram("65536M"), {"-global", "q35-pcihost.pci-hole64-size=412316860416"}, kCommon,
+                          kKernelArgs,
                           {"-netdev", "tap,id=netdev0,ifname=tap0,script=no,downscript=no", "-device",
                            "virtio-net-pci,netdev=netdev0,id=nic0"},
                           h100_devices(0, "0000:18:00.0"),

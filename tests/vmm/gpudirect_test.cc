@@ -254,8 +254,9 @@ TEST(GpudirectArgv, TwoL40sUnderOneSwitch) {
   const auto gpus = pick(pcie_host_gpus(), {0, 1});
   EXPECT_THAT(build(gpus, spec_for(gpus)),
               ElementsAreArray(Argv{
-                  "/usr/bin/qemu-system-x86_64", "-name", "guest=vm-1,debug-threads=on", "-machine", "q35",
-                  "-accel", "tcg", "-cpu", "max,phys-bits=40", "-smp", "4,maxcpus=4", "-m", "65536M",
+                  "/usr/bin/qemu-system-x86_64", "-name", "guest=vm-1,debug-threads=on", "-machine",
+                  "q35,memory-backend=ram0", "-accel", "tcg", "-cpu", "max,phys-bits=40", "-smp", "4,maxcpus=4",
+                  "-m", "65536M", "-object", "memory-backend-ram,id=ram0,size=65536M,prealloc=on,prealloc-threads=4",
                   "-global", "q35-pcihost.pci-hole64-size=343597383680", "-nodefaults", "-no-user-config",
                   "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
                   "-display", "none", "-msg", "timestamp=on", "-S", "-pidfile", "/run/feos/vms/vm-1/qemu.pid",
