@@ -493,10 +493,18 @@ def kernel_note(kernel, bdf, bar):
 
 def evaluate(argv, stand_ins, port_checks, report):
     devices, resources, kernel = parse_report(report)
-    arg_ports = []
+    # The guest lists its ports by address: by the bus they sit on (pcie.0 is bus 0, an expander
+    # bus its bus_nr), then in the order qemu gave them slots there (the argv's).
+    bus_nr, arg_ports = {"pcie.0": 0}, []
     for i in range(1, len(argv) - 1):
-        if argv[i] == "-device" and Opts(argv[i + 1]).head == "pcie-root-port":
-            arg_ports.append(Opts(argv[i + 1]).get("id"))
+        if argv[i] != "-device":
+            continue
+        o = Opts(argv[i + 1])
+        if o.head == "pxb-pcie":
+            bus_nr[o.get("id")] = int(o.get("bus_nr"))
+        elif o.head == "pcie-root-port":
+            arg_ports.append((bus_nr.get(o.get("bus"), 0), i, o.get("id")))
+    arg_ports = [port for _, _, port in sorted(arg_ports)]
     guest_ports = sorted(b for b, d in devices.items()
                          if d["vendor"] == REDHAT and d["device"] == PCIE_ROOT_PORT
                          and d["parent"].startswith("pci"))

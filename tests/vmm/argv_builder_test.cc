@@ -614,8 +614,8 @@ TEST(ArgvBuilderGpu, HotplugPortsComeLastOnTheirOwnChassis) {
                           {"-netdev", "tap,id=netdev0,ifname=tap0,script=no,downscript=no", "-device",
                            "virtio-net-pci,netdev=netdev0,id=nic0"},
                           h100_devices(0, "0000:18:00.0"),
-                          {"-device", "pcie-root-port,id=feos-hp0,bus=pcie.0,chassis=2,slot=1,io-reserve=0",
-                           "-device", "pcie-root-port,id=feos-hp1,bus=pcie.0,chassis=2,slot=2,io-reserve=0"}})));
+                          {"-device", "pcie-root-port,id=feos-hp0,bus=pcie.0,chassis=2,slot=1,io-reserve=0,mem-reserve=2M,pref64-reserve=0",
+                           "-device", "pcie-root-port,id=feos-hp1,bus=pcie.0,chassis=2,slot=2,io-reserve=0,mem-reserve=2M,pref64-reserve=0"}})));
   auto plan = build_launch(config, spec, single_images(spec), hgx_h100s(1), kFiles, "vm-1");
   ASSERT_TRUE(plan);
   EXPECT_THAT(plan->decisions, ::testing::Contains("hot-plug: 2 pcie-root-ports for disks and NICs attached while "

@@ -220,7 +220,7 @@ TEST_F(QemuHypervisorUnit, StartWithGpusRaisesTheMemlockLimit) {
   EXPECT_THAT(launcher_.last.argv, ::testing::Contains("max,phys-bits=40"));
   // Every VM gets the daemon's hot-plug ports (QemuConfig::hotplug_ports, 4 by default).
   EXPECT_THAT(launcher_.last.argv,
-              ::testing::Contains("pcie-root-port,id=feos-hp3,bus=pcie.0,chassis=2,slot=4,io-reserve=0"));
+              ::testing::Contains("pcie-root-port,id=feos-hp3,bus=pcie.0,chassis=2,slot=4,io-reserve=0,mem-reserve=2M,pref64-reserve=0"));
   EXPECT_THAT(launcher_.last.argv, ::testing::Not(::testing::Contains(::testing::HasSubstr("id=feos-hp4,"))));
 }
 
