@@ -26,6 +26,7 @@
 #include "sys/permissions.h"
 #include "sys/process.h"
 #include "sys/run_as.h"
+#include "vmm/qemu/qemu_version.h"
 
 namespace feos::daemon {
 namespace {
@@ -155,6 +156,15 @@ Status Daemon::open_hypervisor() {
   // ... which only feosd's image store names: a request naming a cached image as its disk would
   // write under every VM of that image, one naming another VM's disk would read or write it.
   config.reserved_dirs.push_back(options_.state_dir + "/images");
+  // QEMU 8.1 can put the GPUDirect clique capability at D4h, beside the MSI-X of Turing and newer.
+  if (auto version = vmm::qemu::probe_qemu_version(config.binary); version) {
+    config.gpudirect_d4 = version->at_least(8, 1);
+    logger()->info("qemu {}.{}.{}: GPUDirect cliques {}", version->major, version->minor, version->micro,
+                   config.gpudirect_d4 ? "at C8h or D4h" : "only on GPUs whose MSI-X is not at C8h");
+  } else {
+    logger()->warn("qemu version unknown ({}): GPUDirect cliques only on GPUs whose MSI-X is not at C8h",
+                   version.error().message);
+  }
   if (!options_.qemu_user.empty()) {
     auto user = sys::resolve_user(options_.qemu_user);
     if (!user) return step_failed("--qemu-user", user.error());

@@ -36,7 +36,8 @@ struct QemuConfig {
   // stop(): QMP quit, wait this long, SIGTERM, wait again, SIGKILL, wait again.
   std::chrono::milliseconds stop_grace{10000};
   // The qemu places the GPUDirect capability at D4h when a GPU's MSI-X holds C8h (QEMU 8.1 and
-  // newer; ArgvConfig::gpudirect_d4). Not detected: false fits Debian 12's QEMU 7.2.
+  // newer; ArgvConfig::gpudirect_d4). The daemon sets it from probe_qemu_version(); false (QEMU
+  // 7.2, Debian 12's) gives such GPUs no clique.
   bool gpudirect_d4 = false;
   // Mirror the host NUMA nodes of a VM's GPUs in the guest (guest_numa.h) when the host has more
   // than one node; false: never.
