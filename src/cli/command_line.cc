@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/device_commands.h"
+#include "cli/tls_files.h"
 
 namespace feos::cli {
 namespace {
@@ -63,26 +64,6 @@ Error usage_error(const CLI::App& app, const CLI::ParseError& e) {
     if (!rest.empty()) message += ", got '" + rest.front() + "'";
   }
   return Error{Code::kInvalidArgument, message};
-}
-
-// The content of the PEM file given to `flag` (relative paths against `cwd`). INVALID_ARGUMENT
-// naming the flag when it is empty, unreadable or lacks a PEM block that ends in `label`
-// ("CERTIFICATE", "PRIVATE KEY": also matches "RSA PRIVATE KEY" and "EC PRIVATE KEY").
-Result<std::string> read_pem(const std::string& flag, const std::string& path,
-                             std::string_view label, const CommandLineEnv& env) {
-  if (path.empty()) return fail(Code::kInvalidArgument, flag + ": path must not be empty");
-  auto content = env.fs->read_file(absolute_path(path, env.cwd));
-  if (!content) {
-    return fail(Code::kInvalidArgument,
-                flag + ": cannot read '" + path + "': " + content.error().message);
-  }
-  const std::string end_marker = std::string(label) + "-----";
-  size_t begin = content->find("-----BEGIN ");
-  if (begin == std::string::npos || content->find(end_marker, begin) == std::string::npos) {
-    return fail(Code::kInvalidArgument,
-                flag + ": '" + path + "' holds no PEM " + std::string(label) + " block");
-  }
-  return content;
 }
 
 }  // namespace
@@ -328,25 +309,8 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
     inv.global.address = *addr;
   }
   if (auto ca = tls_ca->get()) {
-    TlsOptions tls;
-    auto ca_pem = read_pem("--tls-ca", *ca, "CERTIFICATE", env);
-    if (!ca_pem) return fail(ca_pem.error());
-    tls.ca_pem = std::move(*ca_pem);
-    if (auto cert = tls_cert->get()) {
-      auto cert_pem = read_pem("--tls-cert", *cert, "CERTIFICATE", env);
-      if (!cert_pem) return fail(cert_pem.error());
-      auto key_pem = read_pem("--tls-key", *tls_key->get(), "PRIVATE KEY", env);
-      if (!key_pem) return fail(key_pem.error());
-      tls.cert_pem = std::move(*cert_pem);
-      tls.key_pem = std::move(*key_pem);
-    }
-    if (auto name = tls_server_name->get()) {
-      if (name->empty()) {
-        return fail(Code::kInvalidArgument, "--tls-server-name: must not be empty");
-      }
-      tls.server_name = *name;
-    }
-    inv.global.tls = std::move(tls);
+    FEOS_ASSIGN_OR_RETURN(inv.global.tls,
+                          read_tls_options(*ca, tls_cert->get(), tls_key->get(), tls_server_name->get(), env));
   }
   if (auto format = output->get()) {
     if (*format == "table") {
