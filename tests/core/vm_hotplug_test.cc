@@ -5,44 +5,18 @@
 #include <filesystem>
 
 #include "core/vm_manager.h"
-#include "fake_hypervisor.h"
+#include "manager_fixture.h"
 #include "model/validate.h"
-#include "support/temp_dir.h"
-#include "wait_created.h"
 
 namespace feos::core {
 namespace {
 
 using model::VmState;
 
-class VmHotplugTest : public ::testing::Test {
+class VmHotplugTest : public ManagerFixture {
  protected:
-  void SetUp() override {
-    std::filesystem::create_directories(dir_ / "vms");
-    reopen();
-  }
-  void TearDown() override {
-    manager_.reset();
-    db_.reset();
-  }
-  // A daemon restart: a new store connection and manager on the same file.
-  void reopen() {
-    manager_.reset();
-    db_.reset();
-    auto db = store::Database::open((dir_ / "feosd.db").string());
-    ASSERT_TRUE(db) << db.error().to_string();
-    db_ = std::move(*db);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string());
-    ASSERT_TRUE(manager_->recover());
-  }
-  model::VmId create() {
-    model::VmSpec spec;
-    spec.boot.kernel = "/boot/vmlinuz";
-    auto id = manager_->create(spec, std::nullopt);
-    EXPECT_TRUE(id) << id.error().to_string();
-    EXPECT_EQ(wait_created(*manager_, *id), model::VmState::kCreated);
-    return *id;
-  }
+  void reopen() { ASSERT_TRUE(reopen_with({})); }
+  model::VmId create() { return create_vm(); }
   model::VmSpec spec(const model::VmId& id) { return manager_->get(id)->spec; }
   std::vector<std::string> events(const model::VmId& id, const std::string& component) {
     store::EventFilter filter;
@@ -56,12 +30,6 @@ class VmHotplugTest : public ::testing::Test {
     return out;
   }
 
-  test::TempDir temp_;
-  std::filesystem::path dir_ = temp_.path();
-  FakeHypervisor hv_;
-  EventBus bus_;
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<VmManager> manager_;
 };
 
 TEST_F(VmHotplugTest, StoppedVmChangesItsSpecOnlyAndKeepsItAcrossRestarts) {

@@ -7,9 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "fake_hypervisor.h"
-#include "wait_created.h"
-#include "support/temp_dir.h"
+#include "manager_fixture.h"
 #include "support/vm_ids.h"
 
 namespace feos::core {
@@ -17,41 +15,16 @@ namespace {
 
 using model::VmState;
 
-class VmManagerTest : public ::testing::Test {
+class VmManagerTest : public ManagerFixture {
  protected:
-  void SetUp() override {
-    std::filesystem::create_directories(dir_ / "vms");
-    reopen();
-  }
-  void TearDown() override {
-    manager_.reset();
-    db_.reset();
-  }
   // Simulates a daemon restart: a new store connection and manager on the same file.
   void reopen() { ASSERT_TRUE(reopen_with({})); }
-  Status reopen_with(RecoverOptions options, VmLimits limits = {}) {
-    manager_.reset();
-    db_.reset();
-    auto db = store::Database::open((dir_ / "feosd.db").string());
-    if (!db) return fail(db.error());
-    db_ = std::move(*db);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string(), limits);
-    return manager_->recover(options);
-  }
   model::VmSpec spec() {
     model::VmSpec s;
     s.boot.kernel = "/boot/vmlinuz";
     return s;
   }
-  model::VmId create() {
-    auto id = manager_->create(spec(), std::nullopt);
-    EXPECT_TRUE(id) << id.error().to_string();
-    if (id) {
-      EXPECT_EQ(wait_created(*manager_, *id), VmState::kCreated);
-    }
-    return id ? *id : model::VmId::random();
-  }
-  VmState state(const model::VmId& id) { return manager_->get(id)->state; }
+  model::VmId create() { return create_vm(); }
   std::vector<VmState> event_states(const model::VmId& id) {
     store::EventFilter f;
     f.vm_id = id.text();
@@ -62,12 +35,6 @@ class VmManagerTest : public ::testing::Test {
     return out;
   }
 
-  test::TempDir temp_;
-  std::filesystem::path dir_ = temp_.path();
-  FakeHypervisor hv_;
-  EventBus bus_;
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<VmManager> manager_;
 };
 
 TEST_F(VmManagerTest, LifecycleWithEvents) {

@@ -9,9 +9,7 @@
 #include <thread>
 
 #include "core/vm_manager.h"
-#include "fake_hypervisor.h"
-#include "wait_created.h"
-#include "support/temp_dir.h"
+#include "manager_fixture.h"
 
 namespace feos::core {
 namespace {
@@ -20,36 +18,19 @@ using model::VmState;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-class VmShutdownTest : public ::testing::Test {
+class VmShutdownTest : public ManagerFixture {
  protected:
   void SetUp() override {
-    std::filesystem::create_directories(dir_ / "vms");
+    ManagerFixture::SetUp();
     reopen({.grace = milliseconds(600), .repress = milliseconds(100)});
   }
-  void TearDown() override {
-    manager_.reset();
-    db_.reset();
-  }
   // A daemon (re)start on the same database with these shutdown options.
-  void reopen(ShutdownOptions options) {
-    manager_.reset();
-    db_.reset();
-    auto db = store::Database::open((dir_ / "feosd.db").string());
-    ASSERT_TRUE(db) << db.error().to_string();
-    db_ = std::move(*db);
-    manager_ = std::make_unique<VmManager>(*db_, hv_, nullptr, bus_, (dir_ / "vms").string(), VmLimits{}, options);
-    ASSERT_TRUE(manager_->recover());
-  }
+  void reopen(ShutdownOptions options) { ASSERT_TRUE(reopen_with({}, {}, options)); }
   model::VmId started() {
-    model::VmSpec spec;
-    spec.boot.kernel = "/boot/vmlinuz";
-    auto id = manager_->create(spec, std::nullopt);
-    EXPECT_TRUE(id) << id.error().to_string();
-    EXPECT_EQ(wait_created(*manager_, *id), VmState::kCreated);
-    EXPECT_TRUE(manager_->start(*id));
-    return *id;
+    const model::VmId id = create_vm();
+    EXPECT_TRUE(manager_->start(id));
+    return id;
   }
-  VmState state(const model::VmId& id) { return manager_->get(id)->state; }
   std::string reason(const model::VmId& id) { return manager_->get(id)->state_reason; }
   // Waits up to `limit` for `done`; returns how long it took (limit when it never came).
   static milliseconds wait_for(const std::function<bool()>& done, milliseconds limit = milliseconds(10000)) {
@@ -65,12 +46,6 @@ class VmShutdownTest : public ::testing::Test {
     return out;
   }
 
-  test::TempDir temp_;
-  std::filesystem::path dir_ = temp_.path();
-  FakeHypervisor hv_;
-  EventBus bus_;
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<VmManager> manager_;
 };
 
 TEST_F(VmShutdownTest, AGuestThatIgnoresTheButtonIsForcedOffAfterTheGrace) {

@@ -37,6 +37,13 @@ inline std::vector<model::AssignedGpu> hgx_h100s(size_t count) {
   return gpus;
 }
 
+// The first `count` of an HGX board's H100s with their host NUMA nodes: 0-3 on 0, 4-7 on 1.
+inline std::vector<model::AssignedGpu> hgx_h100s_on_nodes(size_t count) {
+  auto gpus = hgx_h100s(count);
+  for (size_t i = 0; i < gpus.size(); ++i) gpus[i].numa_node = i < 4 ? 0 : 1;
+  return gpus;
+}
+
 // GeForce RTX 4090 (10de:2684, VGA) with its HDMI audio, USB-C xHCI and UCSI functions, all in
 // slot 0000:01:00 and IOMMU group 2.
 inline model::AssignedGpu rtx4090() {

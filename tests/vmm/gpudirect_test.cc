@@ -65,10 +65,9 @@ std::vector<model::AssignedGpu> pick(const std::vector<model::AssignedGpu>& all,
 // The HGX H100 board's GPUs with their places: each under its own PCIe switch on its own root
 // bus, 0-3 on node 0, 4-7 on node 1, joined by NVLink.
 std::vector<model::AssignedGpu> board_gpus(size_t count) {
-  auto gpus = hgx_h100s(count);
+  auto gpus = hgx_h100s_on_nodes(count);
   for (size_t i = 0; i < gpus.size(); ++i) {
     const std::string bus = gpus[i].request.address.to_string().substr(5, 2);
-    gpus[i].numa_node = i < 4 ? 0 : 1;
     gpus[i].peer_path = {.pcie_root = "pci0000:" + bus, .pcie_switch = std::nullopt, .nvlink = true,
                          .cap_slot = model::GpudirectSlot::kD4};
   }

@@ -19,13 +19,6 @@ using namespace feos::vmm::qemu::testing;
 
 const RuntimeFiles kFiles = runtime_files("/run/feos/vms/vm-1");
 
-// The first `count` GPUs of an HGX H100 board with their host nodes: 0-3 on 0, 4-7 on 1.
-std::vector<model::AssignedGpu> board_gpus(size_t count) {
-  auto gpus = hgx_h100s(8);
-  for (size_t i = 0; i < gpus.size(); ++i) gpus[i].numa_node = i < 4 ? 0 : 1;
-  gpus.resize(count);
-  return gpus;
-}
 
 model::VmSpec spec_with(uint32_t boot, uint32_t max, uint64_t memory_mib) {
   model::VmSpec spec;
@@ -46,7 +39,7 @@ ArgvConfig config(bool guest_numa) {
 }
 
 TEST(GuestNuma, OneNodeTakesEverything) {
-  auto numa = plan_guest_numa(spec_with(4, 8, 65536), board_gpus(4));
+  auto numa = plan_guest_numa(spec_with(4, 8, 65536), hgx_h100s_on_nodes(4));
   ASSERT_TRUE(numa) << numa.error().to_string();
   ASSERT_TRUE(numa->has_value());
   const auto& nodes = (*numa)->nodes;
@@ -62,7 +55,7 @@ TEST(GuestNuma, OneNodeTakesEverything) {
 
 TEST(GuestNuma, SharesFollowTheGpus) {
   // 3 GPUs on node 0, 1 on node 1: one vCPU each, the other 4 split 3:1; RAM 7500 + 2500 MiB.
-  auto gpus = board_gpus(8);
+  auto gpus = hgx_h100s_on_nodes(8);
   std::vector<model::AssignedGpu> four = {gpus[0], gpus[1], gpus[2], gpus[4]};
   auto numa = plan_guest_numa(spec_with(6, 6, 10000), four);
   ASSERT_TRUE(numa && numa->has_value());
@@ -82,7 +75,7 @@ TEST(GuestNuma, SharesFollowTheGpus) {
 }
 
 TEST(GuestNuma, UnevenMemoryKeeps2MiBStepsAndAddsUp) {
-  auto numa = plan_guest_numa(spec_with(3, 3, 1001), board_gpus(8));
+  auto numa = plan_guest_numa(spec_with(3, 3, 1001), hgx_h100s_on_nodes(8));
   ASSERT_TRUE(numa && numa->has_value());
   const auto& nodes = (*numa)->nodes;
   EXPECT_EQ(nodes[0].memory_mib + nodes[1].memory_mib, 1001u);
@@ -104,7 +97,7 @@ TEST(GuestNuma, GpusWithoutANodeAddNone) {
 TEST(GuestNuma, FewerVcpusThanNodesGoToTheNodesWithTheMostGpus) {
   // One vCPU, GPUs 3:1 over two nodes: the vCPU on the node with three; the other node has RAM
   // and its GPU, no vCPU (hot-pluggable ones join it, the last node).
-  auto gpus = board_gpus(8);
+  auto gpus = hgx_h100s_on_nodes(8);
   std::vector<model::AssignedGpu> four = {gpus[0], gpus[4], gpus[5], gpus[6]};
   auto numa = plan_guest_numa(spec_with(1, 1, 4096), four);
   ASSERT_TRUE(numa && numa->has_value());
@@ -112,7 +105,7 @@ TEST(GuestNuma, FewerVcpusThanNodesGoToTheNodesWithTheMostGpus) {
   EXPECT_EQ(cpu_range((*numa)->nodes[1]), "0");
   EXPECT_EQ(describe((*numa)->nodes[0], 0, four),
             "guest node 0 = host node 0: no vCPUs, 1024 MiB bound there, GPU(s) 0000:18:00.0");
-  numa = plan_guest_numa(spec_with(1, 4, 4096), board_gpus(8));  // a tie: the lower node
+  numa = plan_guest_numa(spec_with(1, 4, 4096), hgx_h100s_on_nodes(8));  // a tie: the lower node
   ASSERT_TRUE(numa && numa->has_value());
   EXPECT_EQ(cpu_range((*numa)->nodes[0]), "0");
   EXPECT_EQ(cpu_range((*numa)->nodes[1]), "1-3");
@@ -123,7 +116,7 @@ TEST(GuestNuma, FewerVcpusThanNodesGoToTheNodesWithTheMostGpus) {
 }
 
 TEST(GuestNuma, AHostNodeWithoutRoomIsRefusedUpFrontNamingIt) {
-  auto numa = plan_guest_numa(spec_with(8, 8, 16384), board_gpus(8));
+  auto numa = plan_guest_numa(spec_with(8, 8, 16384), hgx_h100s_on_nodes(8));
   ASSERT_TRUE(numa && numa->has_value());
   std::map<int, HostNodeMemory> host = {{0, {true, 8192, "8192 MiB free + 0 MiB page cache + 0 MiB reclaimable slab"}},
                                         {1, {true, 4000, "4000 MiB free + 0 MiB page cache + 0 MiB reclaimable slab"}}};
@@ -173,8 +166,8 @@ Argv expected_with_numa(Argv plain, const Argv& objects, const Argv& buses,
 
 TEST(GuestNumaArgv, OneGpuOnNodeZero) {
   const auto spec = spec_with(2, 4, 65536);
-  auto plain = build_argv(config(false), spec, {}, board_gpus(1), kFiles, "vm-1");
-  auto numa = build_argv(config(true), spec, {}, board_gpus(1), kFiles, "vm-1");
+  auto plain = build_argv(config(false), spec, {}, hgx_h100s_on_nodes(1), kFiles, "vm-1");
+  auto numa = build_argv(config(true), spec, {}, hgx_h100s_on_nodes(1), kFiles, "vm-1");
   ASSERT_TRUE(plain && numa) << (plain ? numa.error().to_string() : plain.error().to_string());
   EXPECT_THAT(*numa, ElementsAreArray(expected_with_numa(
                          *plain,
@@ -186,8 +179,8 @@ TEST(GuestNumaArgv, OneGpuOnNodeZero) {
 TEST(GuestNumaArgv, TwoGpusOfOneNodeWithHugepages) {
   auto spec = spec_with(4, 4, 131072);
   spec.memory.hugepages = true;
-  auto plain = build_argv(config(false), spec, {}, board_gpus(2), kFiles, "vm-1");
-  auto numa = build_argv(config(true), spec, {}, board_gpus(2), kFiles, "vm-1");
+  auto plain = build_argv(config(false), spec, {}, hgx_h100s_on_nodes(2), kFiles, "vm-1");
+  auto numa = build_argv(config(true), spec, {}, hgx_h100s_on_nodes(2), kFiles, "vm-1");
   ASSERT_TRUE(plain && numa);
   // Without NUMA the hugepage backend is the machine's; with it, the node's.
   EXPECT_THAT(*plain, ::testing::Contains("q35,memory-backend=ram0"));
@@ -203,8 +196,8 @@ TEST(GuestNumaArgv, TwoGpusOfOneNodeWithHugepages) {
 
 TEST(GuestNumaArgv, FourGpusOfOneNode) {
   const auto spec = spec_with(16, 16, 512 * 1024);
-  auto plain = build_argv(config(false), spec, {}, board_gpus(4), kFiles, "vm-1");
-  auto numa = build_argv(config(true), spec, {}, board_gpus(4), kFiles, "vm-1");
+  auto plain = build_argv(config(false), spec, {}, hgx_h100s_on_nodes(4), kFiles, "vm-1");
+  auto numa = build_argv(config(true), spec, {}, hgx_h100s_on_nodes(4), kFiles, "vm-1");
   ASSERT_TRUE(plain && numa);
   EXPECT_THAT(*numa, ElementsAreArray(expected_with_numa(
                          *plain,
@@ -216,8 +209,8 @@ TEST(GuestNumaArgv, FourGpusOfOneNode) {
 
 TEST(GuestNumaArgv, EightGpusOnTwoNodes) {
   const auto spec = spec_with(32, 32, 1024 * 1024);
-  auto plain = build_argv(config(false), spec, {}, board_gpus(8), kFiles, "vm-1");
-  auto launch = build_launch(config(true), spec, {}, board_gpus(8), kFiles, "vm-1");
+  auto plain = build_argv(config(false), spec, {}, hgx_h100s_on_nodes(8), kFiles, "vm-1");
+  auto launch = build_launch(config(true), spec, {}, hgx_h100s_on_nodes(8), kFiles, "vm-1");
   ASSERT_TRUE(plain && launch);
   std::vector<std::string> bus(4, "feos-numa0");
   bus.resize(8, "feos-numa1");
@@ -236,21 +229,21 @@ TEST(GuestNumaArgv, EightGpusOnTwoNodes) {
 }
 
 TEST(GuestNumaArgv, ARestartedDaemonReadsEachVcpusHostNodeBack) {
-  auto argv = build_argv(config(true), spec_with(6, 8, 8192), {}, board_gpus(8), kFiles, "vm-1");
+  auto argv = build_argv(config(true), spec_with(6, 8, 8192), {}, hgx_h100s_on_nodes(8), kFiles, "vm-1");
   ASSERT_TRUE(argv);
   auto identity = read_qemu_identity(*argv);
   ASSERT_TRUE(identity);
   // 6 vCPUs over two equal nodes: 0-2 on node 0, 3-5 and the two hot-pluggable ones on node 1.
   EXPECT_EQ(identity->vcpu_host_nodes,
             (std::map<int, int>{{0, 0}, {1, 0}, {2, 0}, {3, 1}, {4, 1}, {5, 1}, {6, 1}, {7, 1}}));
-  auto plain = build_argv(config(false), spec_with(6, 8, 8192), {}, board_gpus(8), kFiles, "vm-1");
+  auto plain = build_argv(config(false), spec_with(6, 8, 8192), {}, hgx_h100s_on_nodes(8), kFiles, "vm-1");
   ASSERT_TRUE(plain);
   EXPECT_TRUE(read_qemu_identity(*plain)->vcpu_host_nodes.empty());
 }
 
 TEST(GuestNumaArgv, OffLeavesTheArgvAlone) {
   const auto spec = spec_with(2, 2, 4096);
-  auto off = build_argv(config(false), spec, {}, board_gpus(8), kFiles, "vm-1");
+  auto off = build_argv(config(false), spec, {}, hgx_h100s_on_nodes(8), kFiles, "vm-1");
   ASSERT_TRUE(off);
   for (const auto& a : *off) {
     EXPECT_EQ(a.find("pxb-pcie"), std::string::npos);

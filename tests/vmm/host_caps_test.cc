@@ -52,22 +52,14 @@ TEST(HostCaps, ReadsTheFactsThroughTheFilesystem) {
 TEST(HostCaps, NodeMemoryCountsFreePageCacheAndReclaimableSlab) {
   FakeFilesystem fs;
   HostCaps host(fs, sys::HostPaths{"/fake/sys", "/fake/dev", "/fake/proc"});
-  EXPECT_FALSE(host.node_memory(1, false).known);  // no per-node meminfo: not checked
+  EXPECT_FALSE(host.node_memory(1).known);  // no per-node meminfo: not checked
   fs.files["/fake/sys/devices/system/node/node1/meminfo"] =
       "Node 1 MemTotal:       263842304 kB\nNode 1 MemFree:          2097152 kB\n"
       "Node 1 FilePages:        1048576 kB\nNode 1 SReclaimable:      524288 kB\n";
-  auto memory = host.node_memory(1, false);
+  auto memory = host.node_memory(1);
   EXPECT_TRUE(memory.known);
   EXPECT_EQ(memory.available_mib, 3584u);
   EXPECT_EQ(memory.what, "2048 MiB free + 1024 MiB page cache + 512 MiB reclaimable slab");
-  // Hugepages: the free pages of the default size on that node.
-  EXPECT_FALSE(host.node_memory(1, true).known);
-  fs.files["/fake/proc/meminfo"] = "MemTotal:       24575856 kB\nHugepagesize:       2048 kB\n";
-  fs.files["/fake/sys/devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages"] = "300\n";
-  memory = host.node_memory(1, true);
-  EXPECT_TRUE(memory.known);
-  EXPECT_EQ(memory.available_mib, 600u);
-  EXPECT_EQ(memory.what, "300 free hugepages of 2048 kB");
 }
 
 TEST(HostCaps, MeminfoValuesByKey) {

@@ -18,13 +18,6 @@ using namespace feos::vmm::qemu::testing;
 
 const RuntimeFiles kFiles = runtime_files("/run/feos/vms/vm-1");
 
-// GPUs of an HGX H100 board, 0-3 on host node 0, 4-7 on node 1.
-std::vector<model::AssignedGpu> board_gpus(size_t count) {
-  auto gpus = hgx_h100s(8);
-  for (size_t i = 0; i < gpus.size(); ++i) gpus[i].numa_node = i < 4 ? 0 : 1;
-  gpus.resize(count);
-  return gpus;
-}
 
 model::VmSpec spec_with(uint32_t vcpus, uint64_t memory_mib, model::HugepageSize page, bool hugepages = true) {
   model::VmSpec spec;
@@ -63,7 +56,7 @@ Argv memory_argv(const ArgvConfig& c, const model::VmSpec& spec, const std::vect
 }
 
 TEST(MemoryArgv, TwoMegHugepagesOnOneNode) {
-  EXPECT_THAT(memory_argv(config(true, 2048), spec_with(8, 65536, model::HugepageSize::k2M), board_gpus(2)),
+  EXPECT_THAT(memory_argv(config(true, 2048), spec_with(8, 65536, model::HugepageSize::k2M), hgx_h100s_on_nodes(2)),
               ElementsAre("-machine", "q35", "-m", "65536M", "-object",
                           "memory-backend-file,id=ram-node0,size=65536M,mem-path=/dev/hugepages,share=on,"
                           "prealloc=on,prealloc-threads=8,host-nodes=0,policy=bind",
@@ -71,7 +64,7 @@ TEST(MemoryArgv, TwoMegHugepagesOnOneNode) {
 }
 
 TEST(MemoryArgv, TwoMegHugepagesOnTwoNodes) {
-  EXPECT_THAT(memory_argv(config(true, 2048), spec_with(16, 131072, model::HugepageSize::k2M), board_gpus(8)),
+  EXPECT_THAT(memory_argv(config(true, 2048), spec_with(16, 131072, model::HugepageSize::k2M), hgx_h100s_on_nodes(8)),
               ElementsAre("-machine", "q35", "-m", "131072M", "-object",
                           "memory-backend-file,id=ram-node0,size=65536M,mem-path=/dev/hugepages,share=on,"
                           "prealloc=on,prealloc-threads=8,host-nodes=0,policy=bind",
@@ -83,7 +76,7 @@ TEST(MemoryArgv, TwoMegHugepagesOnTwoNodes) {
 }
 
 TEST(MemoryArgv, OneGigHugepagesOnOneNode) {
-  EXPECT_THAT(memory_argv(config(true, 1 << 20), spec_with(4, 8192, model::HugepageSize::k1G), board_gpus(1)),
+  EXPECT_THAT(memory_argv(config(true, 1 << 20), spec_with(4, 8192, model::HugepageSize::k1G), hgx_h100s_on_nodes(1)),
               ElementsAre("-machine", "q35", "-m", "8192M", "-object",
                           "memory-backend-file,id=ram-node0,size=8192M,mem-path=/dev/hugepages-1G,share=on,"
                           "prealloc=on,prealloc-threads=4,host-nodes=0,policy=bind",
@@ -92,7 +85,7 @@ TEST(MemoryArgv, OneGigHugepagesOnOneNode) {
 
 TEST(MemoryArgv, OneGigHugepagesOnTwoNodesSplitInWholePages) {
   // 3 GPUs on node 0, 1 on node 1: 3/4 of 10 GiB is 7.5 GiB, which 1 GiB pages cannot hold.
-  auto gpus = board_gpus(8);
+  auto gpus = hgx_h100s_on_nodes(8);
   std::vector<model::AssignedGpu> four = {gpus[0], gpus[1], gpus[2], gpus[4]};
   EXPECT_THAT(memory_argv(config(true, 1 << 20), spec_with(4, 10240, model::HugepageSize::k1G), four),
               ElementsAre("-machine", "q35", "-m", "10240M", "-object",
@@ -112,7 +105,7 @@ TEST(MemoryArgv, WithoutNumaOneBackendIsTheMachines) {
                           "memory-backend-file,id=ram0,size=4096M,mem-path=/dev/hugepages-1G,share=on,"
                           "prealloc=on,prealloc-threads=6"));
   // A GPU VM without hugepages: VFIO pins it all anyway, so qemu's threads touch it first.
-  EXPECT_THAT(memory_argv(config(false, 0), spec_with(2, 4096, model::HugepageSize::kHostDefault, false), board_gpus(1)),
+  EXPECT_THAT(memory_argv(config(false, 0), spec_with(2, 4096, model::HugepageSize::kHostDefault, false), hgx_h100s_on_nodes(1)),
               ElementsAre("-machine", "q35,memory-backend=ram0", "-m", "4096M", "-object",
                           "memory-backend-ram,id=ram0,size=4096M,prealloc=on,prealloc-threads=2"));
   // Neither: qemu's own RAM, its pages come as the guest touches them (FeOS's behaviour).
@@ -124,7 +117,7 @@ TEST(MemoryArgv, ThreadsNeverMoreThanTheHostNodesCpus) {
   auto c = config(true, 2048);
   c.host_node_cpus = {{0, 4}};
   auto plan = plan_memory(c, spec_with(64, 65536, model::HugepageSize::k2M),
-                          *plan_guest_numa(spec_with(64, 65536, model::HugepageSize::k2M), board_gpus(1)).value(),
+                          *plan_guest_numa(spec_with(64, 65536, model::HugepageSize::k2M), hgx_h100s_on_nodes(1)).value(),
                           true);
   ASSERT_EQ(plan.backends.size(), 1u);
   EXPECT_EQ(plan.backends[0].prealloc_threads, 4u);
@@ -132,13 +125,13 @@ TEST(MemoryArgv, ThreadsNeverMoreThanTheHostNodesCpus) {
 
 TEST(MemoryArgv, ANodeShareOfWholeHugepagesOrRefused) {
   // 1 GiB pages: a VM of 1536 MiB is refused by model::validate(); two nodes need 2 GiB at least.
-  auto refused = build_argv(config(true, 1 << 20), spec_with(2, 1024, model::HugepageSize::k1G), {}, board_gpus(8),
+  auto refused = build_argv(config(true, 1 << 20), spec_with(2, 1024, model::HugepageSize::k1G), {}, hgx_h100s_on_nodes(8),
                             kFiles, "vm-1");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   EXPECT_EQ(refused.error().message,
             "vm vm-1: guest NUMA: config.memory.size_mib: 1024 MiB cannot be split over 2 NUMA nodes");
-  auto uneven = build_argv(config(true, 1 << 20), spec_with(2, 1536, model::HugepageSize::k1G), {}, board_gpus(1),
+  auto uneven = build_argv(config(true, 1 << 20), spec_with(2, 1536, model::HugepageSize::k1G), {}, hgx_h100s_on_nodes(1),
                            kFiles, "vm-1");
   ASSERT_FALSE(uneven);
   EXPECT_EQ(uneven.error().message,
@@ -153,16 +146,16 @@ TEST(MemoryProgress, SaysWhatIsPreallocatedWhereAndWithHowMany) {
     if (c.guest_numa) numa = *plan_guest_numa(spec, gpus, numa_step_mib(c, spec)).value();
     return describe_memory(plan_memory(c, spec, numa, !gpus.empty()));
   };
-  EXPECT_THAT(lines(config(true, 2048), spec_with(16, 131072, model::HugepageSize::k2M), board_gpus(8)),
+  EXPECT_THAT(lines(config(true, 2048), spec_with(16, 131072, model::HugepageSize::k2M), hgx_h100s_on_nodes(8)),
               ElementsAre("preallocating 64 GiB on host node 0 (2 MiB pages, 8 threads; VFIO pins it for the GPUs)",
                           "preallocating 64 GiB on host node 1 (2 MiB pages, 8 threads; VFIO pins it for the GPUs)"));
-  EXPECT_THAT(lines(config(false, 0), spec_with(1, 512, model::HugepageSize::kHostDefault, false), board_gpus(1)),
+  EXPECT_THAT(lines(config(false, 0), spec_with(1, 512, model::HugepageSize::kHostDefault, false), hgx_h100s_on_nodes(1)),
               ElementsAre("preallocating 512 MiB (4 KiB pages, 1 thread; VFIO pins it for the GPUs)"));
   EXPECT_THAT(lines(config(false, 1 << 20), spec_with(2, 2048, model::HugepageSize::k1G), {}),
               ElementsAre("preallocating 2 GiB (1 GiB pages, 2 threads)"));
   EXPECT_THAT(lines(config(false, 0), spec_with(2, 2048, model::HugepageSize::kHostDefault, false), {}), IsEmpty());
   // The launch plan (a dry run) says the same.
-  auto launch = build_launch(config(true, 2048), spec_with(8, 65536, model::HugepageSize::k2M), {}, board_gpus(1),
+  auto launch = build_launch(config(true, 2048), spec_with(8, 65536, model::HugepageSize::k2M), {}, hgx_h100s_on_nodes(1),
                              kFiles, "vm-1");
   ASSERT_TRUE(launch);
   EXPECT_THAT(launch->decisions,
@@ -183,12 +176,12 @@ TEST(MemoryProgress, ABigGuestGetsLongerToStart) {
 TEST(Memlock, GuestRamPlusOneGibWithGpusElseInherited) {
   auto spec = spec_with(4, 64 * 1024, model::HugepageSize::kHostDefault, false);
   EXPECT_EQ(memlock_bytes(spec, {}), 0u);
-  EXPECT_EQ(memlock_bytes(spec, board_gpus(1)), uint64_t{65} << 30);
+  EXPECT_EQ(memlock_bytes(spec, hgx_h100s_on_nodes(1)), uint64_t{65} << 30);
   // Every group shares qemu's one VFIO container: RAM counts once, however many GPUs.
-  EXPECT_EQ(memlock_bytes(spec, board_gpus(8)), uint64_t{65} << 30);
+  EXPECT_EQ(memlock_bytes(spec, hgx_h100s_on_nodes(8)), uint64_t{65} << 30);
   // Hugepages are pinned as well and count against the limit the same way.
   spec = spec_with(4, 512 * 1024, model::HugepageSize::k1G);
-  EXPECT_EQ(memlock_bytes(spec, board_gpus(8)), uint64_t{513} << 30);
+  EXPECT_EQ(memlock_bytes(spec, hgx_h100s_on_nodes(8)), uint64_t{513} << 30);
 }
 
 TEST(Memlock, SizesAsPeopleWriteThem) {

@@ -122,25 +122,9 @@ uint64_t HostCaps::memory_mib() const {
 
 namespace feos::vmm::qemu {
 
-HostNodeMemory HostCaps::node_memory(int node, bool hugepages) const {
+HostNodeMemory HostCaps::node_memory(int node) const {
   HostNodeMemory out;
   const std::string dir = paths_.numa_node(node);
-  if (hugepages) {
-    auto meminfo = fs_.read_file(paths_.meminfo());
-    auto size_kib = meminfo ? meminfo_kib(*meminfo, "Hugepagesize") : std::nullopt;
-    if (!size_kib || *size_kib == 0) return out;
-    const std::string file =
-        dir + "/hugepages/hugepages-" + std::to_string(*size_kib) + "kB/free_hugepages";
-    auto text = fs_.read_file(file);
-    if (!text) return out;
-    auto free_pages = parse_decimal(std::string_view(*text).substr(0, text->find('\n')), 15);
-    if (!free_pages) return out;
-    const uint64_t pages = *free_pages;
-    out.known = true;
-    out.available_mib = pages * *size_kib / 1024;
-    out.what = std::to_string(pages) + " free hugepages of " + std::to_string(*size_kib) + " kB";
-    return out;
-  }
   auto meminfo = fs_.read_file(dir + "/meminfo");
   if (!meminfo) return out;
   auto free = meminfo_kib(*meminfo, "MemFree");

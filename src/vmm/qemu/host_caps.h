@@ -48,10 +48,10 @@ class HostCaps {
   // The online NUMA nodes (<sysfs>/devices/system/node/online); 1 when the file is missing (a
   // kernel without NUMA) or does not parse.
   int numa_nodes() const;
-  // What host NUMA node `node` can give a guest's RAM (guest_numa.h): from
-  // <sysfs>/devices/system/node/node<N>/meminfo, or with `hugepages` its free hugepages of the
-  // default size (<proc>/meminfo "Hugepagesize:"); unknown when those files say nothing.
-  HostNodeMemory node_memory(int node, bool hugepages) const;
+  // What host NUMA node `node` can give a guest's RAM of normal pages (guest_numa.h): from
+  // <sysfs>/devices/system/node/node<N>/meminfo; unknown when it says nothing. (Hugepages:
+  // free_hugepages().)
+  HostNodeMemory node_memory(int node) const;
   // The default hugepage size in KiB (<proc>/meminfo "Hugepagesize:"); 0 when unknown.
   uint64_t default_hugepage_kib() const;
   // The writable hugetlbfs mounts (<proc>/mounts; parse_hugetlb_mounts()); empty when unreadable.

@@ -20,7 +20,7 @@ Status QemuHypervisor::check_guest_numa(const model::VmSpec& spec, const std::ve
   FEOS_ASSIGN_OR_RETURN(auto numa, plan_guest_numa(spec, gpus, numa_step_mib(config, spec)));
   if (!numa || spec.memory.hugepages) return ok();  // hugepages: check_hugepages()
   std::map<int, HostNodeMemory> host;
-  for (const auto& node : numa->nodes) host[node.host_node] = host_.node_memory(node.host_node, false);
+  for (const auto& node : numa->nodes) host[node.host_node] = host_.node_memory(node.host_node);
   return check_host_nodes(*numa, false, host);
 }
 
