@@ -49,7 +49,7 @@ PROTO=$(cd "$(dirname "$0")/../proto" && pwd)
 mkdir "$WORK/gen"
 protoc -I "$PROTO" --python_out "$WORK/gen" --grpc_out "$WORK/gen" \
   --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
-  "$PROTO"/feos/vm/vmm/api/v1/vm.proto "$PROTO"/feosd/v1/{passthrough,firmware,host,plan}.proto
+  "$PROTO"/feos/vm/vmm/api/v1/vm.proto "$PROTO"/feosd/v1/*.proto  # all: vm.proto imports most
 /usr/bin/python3 - "$WORK" "$R" "${gpus[@]}" >"$WORK/rpc" <<'PY'
 import sys, time
 work, runs, gpus = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

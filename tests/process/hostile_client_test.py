@@ -15,6 +15,7 @@ generated independently from the .proto files at test time:
 
 Usage: hostile_client_test.py BIN_DIR PROTO_DIR   (FEOS_TEST_GUEST_DIR: the built test guest)
 """
+import glob
 import os
 import re
 import shutil
@@ -46,12 +47,8 @@ os.makedirs(gen)
 subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", gen, "--grpc_out", gen,
                 "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
                 os.path.join(PROTO_DIR, "feos/vm/vmm/api/v1/vm.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/passthrough.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/firmware.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/memory.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/host.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/plan.proto"),
-                os.path.join(PROTO_DIR, "feosd/v1/topology.proto")], check=True)
+                # Every feosd extension file: vm.proto imports most of them.
+                *sorted(glob.glob(os.path.join(PROTO_DIR, "feosd/v1/*.proto")))], check=True)
 sys.path.insert(0, gen)
 from feos.vm.vmm.api.v1 import vm_pb2 as pb  # noqa: E402
 from feosd.v1 import host_pb2  # noqa: E402
