@@ -1,5 +1,6 @@
 #include "common/text.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace feos {
@@ -24,6 +25,21 @@ std::string escape_controls(std::string_view text) {
       std::snprintf(buf, sizeof buf, "\\x%02x", u);
       out += buf;
     }
+  }
+  return out;
+}
+
+std::string cpu_list_text(std::vector<int> numbers) {
+  std::sort(numbers.begin(), numbers.end());
+  numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+  std::string out;
+  for (size_t i = 0; i < numbers.size();) {
+    size_t last = i;
+    while (last + 1 < numbers.size() && numbers[last + 1] == numbers[last] + 1) ++last;
+    if (!out.empty()) out += ',';
+    out += std::to_string(numbers[i]);
+    if (last > i) out += '-' + std::to_string(numbers[last]);
+    i = last + 1;
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // are for whole messages.
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace feos {
 
@@ -13,5 +14,8 @@ std::string cut_utf8(std::string text, size_t max_bytes);
 
 // `text` with every control byte (below 0x20, and 0x7f) written as \xNN; other bytes unchanged.
 std::string escape_controls(std::string_view text);
+
+// CPU or node numbers as the kernel lists them ("0-3,8"): sorted, each number once; "" for none.
+std::string cpu_list_text(std::vector<int> numbers);
 
 }  // namespace feos

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/text.h"
 #include "sys/process.h"
 #include "sys/spawn.h"
 
@@ -27,7 +28,18 @@ std::string ExitStatus::describe() const {
 namespace {
 
 // The child's steps before exec, as it reports a failed one (sys::SpawnFailure::step).
-enum ChildStep : int { kMemlock, kIdentity, kExec };
+enum ChildStep : int { kMemlock, kAffinity, kIdentity, kExec };
+
+Result<cpu_set_t> cpu_set_of(const std::vector<int>& cpus, const std::string& whose) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE)
+      return fail(Code::kInvalidArgument, "CPU " + std::to_string(cpu) + " for " + whose + " is out of range");
+    CPU_SET(cpu, &set);
+  }
+  return set;
+}
 
 class PosixProcessLauncher final : public ProcessLauncher {
  public:
@@ -37,6 +49,7 @@ class PosixProcessLauncher final : public ProcessLauncher {
     if (program.empty() || ::access(program.c_str(), X_OK) != 0)
       return fail(Code::kNotFound, "program not found or not executable: " + spec.argv[0]);
 
+    FEOS_ASSIGN_OR_RETURN(cpu_set_t cpus, cpu_set_of(spec.cpus, "the program " + spec.argv[0]));
     std::vector<char*> argv;
     for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -60,6 +73,7 @@ class PosixProcessLauncher final : public ProcessLauncher {
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       // The limit first: raising RLIMIT_MEMLOCK takes root, which run_as gives up.
       if (spec.memlock_bytes != 0 && ::setrlimit(RLIMIT_MEMLOCK, &memlock) != 0) report.fail(kMemlock, errno);
+      if (!spec.cpus.empty() && ::sched_setaffinity(0, sizeof cpus, &cpus) != 0) report.fail(kAffinity, errno);
       if (spec.run_as) {
         const char* call = "";
         if (int err = become_user(*spec.run_as, &call); err != 0) report.fail(kIdentity, err, call);
@@ -76,6 +90,9 @@ class PosixProcessLauncher final : public ProcessLauncher {
       switch (failure.step) {
         case kMemlock:
           what += ": set RLIMIT_MEMLOCK to " + std::to_string(spec.memlock_bytes);
+          break;
+        case kAffinity:
+          what += ": run on CPUs " + cpu_list_text(spec.cpus);
           break;
         case kIdentity:
           what += ": become " + spec.run_as->describe() + " (gid " +
@@ -111,13 +128,8 @@ class PosixProcessLauncher final : public ProcessLauncher {
 
   Status set_cpu_affinity(int tid, const std::vector<int>& cpus) override {
     if (tid <= 0) return fail(Code::kInvalidArgument, "invalid thread id " + std::to_string(tid));
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int cpu : cpus) {
-      if (cpu < 0 || cpu >= CPU_SETSIZE) return fail(Code::kInvalidArgument, "CPU " + std::to_string(cpu) + " out of range");
-      CPU_SET(cpu, &set);
-    }
     if (cpus.empty()) return fail(Code::kInvalidArgument, "no CPUs for thread " + std::to_string(tid));
+    FEOS_ASSIGN_OR_RETURN(cpu_set_t set, cpu_set_of(cpus, "thread " + std::to_string(tid)));
     if (::sched_setaffinity(tid, sizeof set, &set) != 0)
       return fail_errno("sched_setaffinity of thread " + std::to_string(tid), errno,
                         errno == ESRCH ? Code::kNotFound : errno == EINVAL ? Code::kInvalidArgument : Code::kInternal);

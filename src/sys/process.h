@@ -16,6 +16,9 @@ struct LaunchSpec {
   std::vector<std::string> argv;  // argv[0]: absolute path, or a name looked up in PATH
   std::string output_path;        // stdout+stderr appended here; /dev/null when empty
   uint64_t memlock_bytes = 0;     // RLIMIT_MEMLOCK for the child (VFIO pins guest RAM); 0 = inherit
+  // The CPUs the child and every thread it starts may run on, set before exec (a sandboxed qemu
+  // may not change its own affinity); empty = inherit the daemon's.
+  std::vector<int> cpus = {};
   // The identity the child execs as (set after RLIMIT_MEMLOCK, which only root may raise);
   // empty = the daemon's own.
   std::optional<RunAs> run_as = std::nullopt;
@@ -36,8 +39,9 @@ class ProcessLauncher {
   // Starts argv in a new session (own process group, so it outlives the daemon and a terminal's
   // signals), stdin from /dev/null, as spec.run_as when set (become_user). output_path is opened
   // by the caller's identity, not followed when it is a symbolic link. Returns the pid.
-  // NOT_FOUND if the program does not exist; INTERNAL on fork/exec failure, a RLIMIT_MEMLOCK
-  // that cannot be set, or an identity that cannot be taken (naming the user and uid).
+  // NOT_FOUND if the program does not exist; INVALID_ARGUMENT for a CPU out of range; INTERNAL on
+  // fork/exec failure, a RLIMIT_MEMLOCK or CPU affinity that cannot be set, or an identity that
+  // cannot be taken (naming the user and uid).
   virtual Result<int> launch(const LaunchSpec& spec) = 0;
 
   // True while `pid` exists and is not a zombie.

@@ -41,6 +41,13 @@ TEST(Text, CutAtACharacterBoundary) {
   EXPECT_EQ(escape_controls("a\nb\x1b[2J\x7f\xc3\xa9"), "a\\x0ab\\x1b[2J\\x7f\xc3\xa9");
 }
 
+TEST(Text, CpuListsAsTheKernelWritesThem) {
+  EXPECT_EQ(cpu_list_text({}), "");
+  EXPECT_EQ(cpu_list_text({3}), "3");
+  EXPECT_EQ(cpu_list_text({8, 0, 1, 2, 3, 3, 10, 9}), "0-3,8-10");
+  EXPECT_EQ(cpu_list_text({0, 2, 4}), "0,2,4");
+}
+
 Result<int> twice(Result<int> in) {
   FEOS_ASSIGN_OR_RETURN(int value, std::move(in));
   return value * 2;

@@ -426,6 +426,10 @@ case_gpu_numa() {
   ev "vCPU threads and their CPUs:${vcpus:- none found}; host node 1's CPUs: $node1"
   check "host: every vCPU thread may run on host node 1's CPUs ($node1) only" \
     eval "[ -n '$vcpus' ] && [ $others -eq 0 ]"
+  # qemu started on node 1's CPUs, so its other threads (the preallocation threads were among
+  # them) stay there too.
+  allowed=$(awk '/^Cpus_allowed_list/{print $2}' "/proc/$pid/status")
+  check "host: qemu's main thread started on host node 1's CPUs ($allowed)" [ "$allowed" = "$node1" ]
   if wait_guest "$id" gpu_numa; then
     ev "from vm create to guest init done: $(since "$t0") s"
     ram=$(awk '/ bind:1 / && / N[0-9]+=/' "/proc/$pid/numa_maps" | sort -t= -k2 -n | tail -1)

@@ -84,7 +84,7 @@ TEST(FreeHugepages, WithoutANodeTheHostsPoolCounts) {
       k1G);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().message,
-            "the host has 3 free 1 GiB hugepages, the VM needs 4 (the guest RAM: 4096 MiB); reserve more "
+            "the host has 3 free, unreserved 1 GiB hugepages, the VM needs 4 (the guest RAM: 4096 MiB); reserve more "
             "(/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages) or give the VM less memory");
 }
 

@@ -27,6 +27,12 @@ model::VmSpec spec_with(uint32_t vcpus, uint64_t memory_mib, model::HugepageSize
   return spec;
 }
 
+std::vector<int> cpu_range(int first, int count) {
+  std::vector<int> cpus(count);
+  for (int i = 0; i < count; ++i) cpus[i] = first + i;
+  return cpus;
+}
+
 // A two-node host with 56 CPUs a node; hugetlbfs mounts as the adapter found them.
 ArgvConfig config(bool guest_numa, uint64_t page_kib) {
   ArgvConfig c;
@@ -35,7 +41,7 @@ ArgvConfig config(bool guest_numa, uint64_t page_kib) {
   c.hugepages_dir = page_kib == 2048 ? "/dev/hugepages" : "/dev/hugepages-1G";
   c.hugepage_kib = page_kib;
   c.guest_numa = guest_numa;
-  c.host_node_cpus = {{0, 56}, {1, 56}};
+  c.host_node_cpus = {{0, cpu_range(0, 56)}, {1, cpu_range(56, 56)}};
   return c;
 }
 
@@ -115,7 +121,7 @@ TEST(MemoryArgv, WithoutNumaOneBackendIsTheMachines) {
 
 TEST(MemoryArgv, ThreadsNeverMoreThanTheHostNodesCpus) {
   auto c = config(true, 2048);
-  c.host_node_cpus = {{0, 4}};
+  c.host_node_cpus = {{0, {0, 1, 2, 3}}};
   auto plan = plan_memory(c, spec_with(64, 65536, model::HugepageSize::k2M),
                           *plan_guest_numa(spec_with(64, 65536, model::HugepageSize::k2M), hgx_h100s_on_nodes(1)).value(),
                           true);
@@ -147,8 +153,10 @@ TEST(MemoryProgress, SaysWhatIsPreallocatedWhereAndWithHowMany) {
     return describe_memory(plan_memory(c, spec, numa, !gpus.empty()));
   };
   EXPECT_THAT(lines(config(true, 2048), spec_with(16, 131072, model::HugepageSize::k2M), hgx_h100s_on_nodes(8)),
-              ElementsAre("preallocating 64 GiB on host node 0 (2 MiB pages, 8 threads; VFIO pins it for the GPUs)",
-                          "preallocating 64 GiB on host node 1 (2 MiB pages, 8 threads; VFIO pins it for the GPUs)"));
+              ElementsAre("preallocating 64 GiB on host node 0 (2 MiB pages, 8 threads on host CPUs 0-111; VFIO pins "
+                          "it for the GPUs)",
+                          "preallocating 64 GiB on host node 1 (2 MiB pages, 8 threads on host CPUs 0-111; VFIO pins "
+                          "it for the GPUs)"));
   EXPECT_THAT(lines(config(false, 0), spec_with(1, 512, model::HugepageSize::kHostDefault, false), hgx_h100s_on_nodes(1)),
               ElementsAre("preallocating 512 MiB (4 KiB pages, 1 thread; VFIO pins it for the GPUs)"));
   EXPECT_THAT(lines(config(false, 1 << 20), spec_with(2, 2048, model::HugepageSize::k1G), {}),
@@ -159,8 +167,24 @@ TEST(MemoryProgress, SaysWhatIsPreallocatedWhereAndWithHowMany) {
                              kFiles, "vm-1");
   ASSERT_TRUE(launch);
   EXPECT_THAT(launch->decisions,
-              ::testing::Contains("memory: preallocating 64 GiB on host node 0 (2 MiB pages, 8 threads; VFIO pins "
-                                  "it for the GPUs)"));
+              ::testing::Contains("memory: preallocating 64 GiB on host node 0 (2 MiB pages, 8 threads on host CPUs "
+                                  "0-55; VFIO pins it for the GPUs)"));
+}
+
+TEST(MemoryArgv, QemuStartsOnTheCpusOfTheNodesItsRamIsBoundTo) {
+  const auto spec = spec_with(16, 131072, model::HugepageSize::k2M);
+  auto launch_cpus = [&](const ArgvConfig& c, int gpus) {
+    return plan_memory(c, spec, *plan_guest_numa(spec, hgx_h100s_on_nodes(gpus), numa_step_mib(c, spec)).value(), true)
+        .launch_cpus;
+  };
+  EXPECT_EQ(launch_cpus(config(true, 2048), 1), cpu_range(0, 56));    // GPUs on node 0 only
+  EXPECT_EQ(launch_cpus(config(true, 2048), 8), cpu_range(0, 112));   // both nodes
+  auto unknown = config(true, 2048);
+  unknown.host_node_cpus.erase(1);  // node 1's CPU list unreadable: anywhere, not node 0 alone
+  EXPECT_THAT(launch_cpus(unknown, 8), IsEmpty());
+  EXPECT_EQ(launch_cpus(unknown, 1), cpu_range(0, 56));
+  // Not bound to a node (no guest NUMA): anywhere.
+  EXPECT_THAT(plan_memory(config(false, 2048), spec, std::nullopt, true).launch_cpus, IsEmpty());
 }
 
 TEST(MemoryProgress, ABigGuestGetsLongerToStart) {

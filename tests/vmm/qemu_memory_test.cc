@@ -16,6 +16,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::FakeFilesystem;
 using testing::FakeLauncher;
 using testing::FakePermissions;
@@ -31,9 +32,10 @@ class QemuMemory : public ::testing::Test {
     fs_.files["/fake/proc/meminfo"] = "MemTotal:       65536000 kB\nHugepagesize:       2048 kB\n";
     fs_.files["/fake/proc/mounts"] = kMounts;
   }
-  std::unique_ptr<QemuHypervisor> make() {
+  std::unique_ptr<QemuHypervisor> make(bool guest_numa = true) {
     QemuConfig config;
     config.accel = "tcg";
+    config.guest_numa = guest_numa;
     auto hv = QemuHypervisor::create(launcher_, fs_, permissions_, paths_, config);
     EXPECT_TRUE(hv) << hv.error().to_string();
     return hv ? std::move(*hv) : nullptr;
@@ -119,13 +121,35 @@ TEST_F(QemuMemory, TooFewFreePagesOnTheGpusNodeAreRefusedNamingIt) {
                                                  "share=on,prealloc=on,prealloc-threads=4,host-nodes=1,policy=bind"));
 }
 
+// A node's free count includes pages other mappings reserved (resv_hugepages, kept for the
+// whole host): the host's free pages less those must hold the VM as well.
+TEST_F(QemuMemory, PagesReservedByOtherMappingsDoNotCount) {
+  two_nodes(512);
+  fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"] = "600\n";
+  fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"] = "400\n";
+  auto hv = make();
+  auto refused = hv->plan_start("vm-1", spec(1024, model::HugepageSize::k2M, true), gpus_, run_.path());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message,
+            "vm vm-1: config.memory.hugepages: the host has 200 free, unreserved 2 MiB hugepages, the VM needs 512 "
+            "(the guest RAM: 1024 MiB); reserve more (/fake/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) "
+            "or give the VM less memory");
+  fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"] = "88\n";
+  EXPECT_TRUE(hv->plan_start("vm-1", spec(1024, model::HugepageSize::k2M, true), gpus_, run_.path()));
+  // Without NUMA the same count decides.
+  fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"] = "89\n";
+  auto no_numa = make(false);
+  EXPECT_FALSE(no_numa->plan_start("vm-1", spec(1024, model::HugepageSize::k2M, true), gpus_, run_.path()));
+}
+
 TEST_F(QemuMemory, WithoutNumaTheHostsPoolCounts) {
   fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"] = "10\n";
   auto hv = make();
   auto refused = hv->plan_start("vm-1", spec(1024, model::HugepageSize::k2M, true), gpus_, run_.path());
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().message,
-            "vm vm-1: config.memory.hugepages: the host has 10 free 2 MiB hugepages, the VM needs 512 (the guest "
+            "vm vm-1: config.memory.hugepages: the host has 10 free, unreserved 2 MiB hugepages, the VM needs 512 (the guest "
             "RAM: 1024 MiB); reserve more (/fake/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) or give "
             "the VM less memory");
   fs_.files["/fake/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"] = "512\n";
@@ -133,6 +157,11 @@ TEST_F(QemuMemory, WithoutNumaTheHostsPoolCounts) {
   ASSERT_TRUE(planned) << planned.error().to_string();
   EXPECT_THAT(planned->argv, ::testing::Contains("memory-backend-file,id=ram0,size=1024M,mem-path=/dev/hugepages,"
                                                  "share=on,prealloc=on,prealloc-threads=4"));
+  // Bound to no node: qemu starts wherever the daemon may run.
+  fs_.files["/fake/dev/vfio/40"] = "";
+  ASSERT_FALSE(hv->start("vm-1", spec(1024, model::HugepageSize::k2M, true), gpus_, run_.path()));
+  EXPECT_EQ(launcher_.launches, 1);
+  EXPECT_THAT(launcher_.last.cpus, IsEmpty());
 }
 
 TEST_F(QemuMemory, AStartSaysWhatItPreallocatesBeforeLaunching) {
@@ -147,8 +176,10 @@ TEST_F(QemuMemory, AStartSaysWhatItPreallocatesBeforeLaunching) {
   ASSERT_FALSE(started);  // the fake launcher launches nothing
   EXPECT_EQ(launcher_.launches, 1);
   EXPECT_EQ(launcher_.last.memlock_bytes, uint64_t{2} << 30);  // 1 GiB of RAM + 1 GiB
-  EXPECT_THAT(progress, ElementsAre("vm-1 memory: preallocating 1 GiB on host node 1 (2 MiB pages, 4 threads; VFIO "
-                                    "pins it for the GPUs)"));
+  EXPECT_THAT(progress, ElementsAre("vm-1 memory: preallocating 1 GiB on host node 1 (2 MiB pages, 4 threads on host "
+                                    "CPUs 8-15; VFIO pins it for the GPUs)"));
+  // qemu starts on node 1's CPUs: its preallocation threads touch node-local memory.
+  EXPECT_THAT(launcher_.last.cpus, ElementsAre(8, 9, 10, 11, 12, 13, 14, 15));
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ class QemuProcessUnit : public ::testing::Test {
       return kPid;
     };
     auto vm = make(stop_grace);
-    EXPECT_TRUE(vm->launch({"qemu-system-x86_64", "-S"}, 0, std::nullopt));
+    EXPECT_TRUE(vm->launch({"qemu-system-x86_64", "-S"}, 0, {}, std::nullopt));
     watch(*vm);
     return vm;
   }

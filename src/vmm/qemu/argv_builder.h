@@ -32,9 +32,10 @@ struct ArgvConfig {
   // size in KiB; required when spec.memory.hugepages.
   std::string hugepages_dir;
   uint64_t hugepage_kib = 0;
-  // How many CPUs each host NUMA node has (of the nodes guest RAM may be bound to), which caps
-  // the preallocation threads of a backend bound there (memory_backing.h); absent: not capped.
-  std::map<int, uint32_t> host_node_cpus;
+  // The CPUs of each host NUMA node guest RAM may be bound to: they cap the preallocation
+  // threads of a backend bound there, and qemu starts on them (memory_backing.h); absent: not
+  // capped, qemu starts anywhere.
+  std::map<int, std::vector<int>> host_node_cpus;
   // The host CPU's physical address bits (/proc/cpuinfo "address sizes"); 0 = unknown. With kvm
   // the guest gets the host's bits (host-phys-bits=on), so a GPU layout that needs more is
   // refused before qemu starts.

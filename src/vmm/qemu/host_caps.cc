@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "common/log.h"
@@ -153,7 +154,12 @@ std::optional<uint64_t> HostCaps::free_hugepages(std::optional<int> node, uint64
   auto text = fs_.read_file(node ? paths_.node_hugepage_pool(*node, page_kib, "free_hugepages")
                                  : paths_.hugepage_pool(page_kib, "free_hugepages"));
   if (!text) return std::nullopt;
-  return parse_decimal(std::string_view(*text).substr(0, text->find('\n')), 15);
+  auto number = [](const std::string& text) { return parse_decimal(std::string_view(text).substr(0, text.find('\n')), 15); };
+  auto free = number(*text);
+  if (!free || node) return free;
+  auto reserved_text = fs_.read_file(paths_.hugepage_pool(page_kib, "resv_hugepages"));
+  auto reserved = reserved_text ? number(*reserved_text) : std::nullopt;
+  return reserved ? *free - std::min(*free, *reserved) : *free;
 }
 
 std::vector<int> HostCaps::node_cpus(int node) const {

@@ -58,7 +58,9 @@ class HostCaps {
   std::vector<HugetlbMount> hugetlb_mounts() const;
   // The free hugepages of `page_kib` on host node `node`
   // (<sysfs>/devices/system/node/node<N>/hugepages/...), or on the whole host without a node
-  // (<sysfs>/kernel/mm/hugepages/...); nullopt when the kernel does not say.
+  // (<sysfs>/kernel/mm/hugepages/...) less those already reserved for mappings not yet touched
+  // (resv_hugepages: still counted free, but promised; the kernel keeps that count for the whole
+  // host only); nullopt when the kernel does not say.
   std::optional<uint64_t> free_hugepages(std::optional<int> node, uint64_t page_kib) const;
   // The CPUs of host NUMA node `node` (<sysfs>/devices/system/node/node<N>/cpulist); empty when
   // unknown.

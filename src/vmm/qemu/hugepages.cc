@@ -89,7 +89,8 @@ Status check_free_hugepages(const std::vector<HugepageNeed>& needs, uint64_t pag
     if (!need.free_pages || need.pages <= *need.free_pages) continue;
     const std::string where = need.host_node ? "host node " + std::to_string(*need.host_node) : "the host";
     return fail(Code::kFailedPrecondition,
-                where + " has " + std::to_string(*need.free_pages) + " free " + page + " hugepages, the VM needs " +
+                where + " has " + std::to_string(*need.free_pages) + (need.host_node ? " free " : " free, unreserved ") +
+                    page + " hugepages, the VM needs " +
                     std::to_string(need.pages) + (need.host_node ? " there (" : " (") + need.what +
                     "); reserve more (" + need.pool + ") or give the VM less memory");
   }

@@ -39,7 +39,8 @@ struct HugepageNeed {
 };
 
 // FAILED_PRECONDITION for the first need the free pages do not hold, e.g. "host node 1 has 100
-// free 2 MiB hugepages, the VM needs 512 there (guest NUMA node 0: 1024 MiB)" and what to do.
+// free 2 MiB hugepages, the VM needs 512 there (guest NUMA node 0: 1024 MiB)" and what to do
+// ("the host has 100 free, unreserved ..." for a need of the whole host).
 Status check_free_hugepages(const std::vector<HugepageNeed>& needs, uint64_t page_kib);
 
 }  // namespace feos::vmm::qemu

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "vmm/qemu/mmio_layout.h"
 
 namespace feos::vmm::qemu {
@@ -36,18 +37,24 @@ MemoryPlan plan_memory(const ArgvConfig& config, const model::VmSpec& spec, cons
   plan.pinned = with_gpus;
   const bool prealloc = hugepages || with_gpus;
   if (numa) {
+    bool all_nodes_known = true;
     for (size_t i = 0; i < numa->nodes.size(); ++i) {
       const GuestNumaNode& node = numa->nodes[i];
       auto cpus = config.host_node_cpus.find(node.host_node);
+      const bool known = cpus != config.host_node_cpus.end() && !cpus->second.empty();
       plan.backends.push_back(
           {.id = "ram-node" + std::to_string(i),
            .size_mib = node.memory_mib,
            .host_node = node.host_node,
-           .prealloc_threads = prealloc ? threads_for(node.cpus, cpus == config.host_node_cpus.end()
-                                                                     ? std::nullopt
-                                                                     : std::optional<uint32_t>(cpus->second))
-                                        : 0});
+           .prealloc_threads =
+               prealloc ? threads_for(node.cpus, known ? std::optional<uint32_t>(cpus->second.size()) : std::nullopt)
+                        : 0});
+      if (!known) all_nodes_known = false;
+      else plan.launch_cpus.insert(plan.launch_cpus.end(), cpus->second.begin(), cpus->second.end());
     }
+    if (!all_nodes_known) plan.launch_cpus.clear();
+    std::sort(plan.launch_cpus.begin(), plan.launch_cpus.end());
+    plan.launch_cpus.erase(std::unique(plan.launch_cpus.begin(), plan.launch_cpus.end()), plan.launch_cpus.end());
   } else if (prealloc) {
     plan.backends.push_back({.id = "ram0",
                              .size_mib = spec.memory.size_mib,
@@ -81,6 +88,7 @@ std::vector<std::string> describe_memory(const MemoryPlan& plan) {
                     (backend.host_node ? " on host node " + std::to_string(*backend.host_node) : std::string()) +
                     " (" + size_text(plan.page_kib) + " pages, " + std::to_string(backend.prealloc_threads) +
                     (backend.prealloc_threads == 1 ? " thread" : " threads") +
+                    (plan.launch_cpus.empty() ? "" : " on host CPUs " + cpu_list_text(plan.launch_cpus)) +
                     (plan.pinned ? "; VFIO pins it for the GPUs)" : ")"));
   }
   return lines;

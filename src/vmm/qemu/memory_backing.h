@@ -30,6 +30,10 @@ struct MemoryPlan {
   std::string mem_path;  // the hugetlbfs mount; empty: anonymous memory
   uint64_t page_kib = 4;
   bool pinned = false;  // the VM has GPUs: VFIO pins all of its RAM before the guest runs
+  // The host CPUs qemu starts on: those of the nodes its RAM is bound to, so the preallocation
+  // threads (and qemu's other threads, until the vCPUs get their own node) touch node-local
+  // memory. Empty: anywhere (no binding, or a node whose CPUs are unknown).
+  std::vector<int> launch_cpus;
 };
 
 // The backends for `spec`: one per guest NUMA node when `numa` is set, else one (ram0) when the
@@ -38,7 +42,9 @@ struct MemoryPlan {
 // anyway, one thread in the kernel faulting and zeroing them; touched first by qemu's threads,
 // the pinning only finds pages that are there. Threads: the vCPUs the backend's node gets (all of
 // them without NUMA), at least 1, at most the host node's CPUs when known (qemu itself caps them
-// at the host's online CPUs): what the guest will use of the host, no more.
+// at the host's online CPUs): what the guest will use of the host, no more. They run on the
+// nodes' CPUs (launch_cpus): qemu 7.2's thread-context, which would place each backend's threads
+// on its own node, needs sched_setaffinity, which the sandbox (resourcecontrol=deny) refuses.
 MemoryPlan plan_memory(const ArgvConfig& config, const model::VmSpec& spec, const std::optional<GuestNuma>& numa,
                        bool with_gpus);
 

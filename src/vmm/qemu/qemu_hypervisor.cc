@@ -344,7 +344,7 @@ Result<int> QemuHypervisor::start(const std::string& vm_id, const model::VmSpec&
     return failed(in_vm(prepared.error()));
   const std::vector<std::string> memory_lines = describe_memory(planned.memory);
   for (const auto& line : memory_lines) report(vm_id, "memory", line);
-  if (auto launched = vm->launch(argv, memlock_bytes(spec, gpus), config_.run_as); !launched)
+  if (auto launched = vm->launch(argv, memlock_bytes(spec, gpus), planned.memory.launch_cpus, config_.run_as); !launched)
     return failed(launched.error());
   auto launched_at = Clock::now();
 

@@ -40,7 +40,7 @@ Status QemuHypervisor::add_memory_facts(ArgvConfig& config, const model::VmSpec&
   for (const auto& gpu : gpus)
     if (gpu.numa_node >= 0) nodes.insert(gpu.numa_node);
   for (int node : nodes)
-    if (auto cpus = host_.node_cpus(node); !cpus.empty()) config.host_node_cpus[node] = static_cast<uint32_t>(cpus.size());
+    if (auto cpus = host_.node_cpus(node); !cpus.empty()) config.host_node_cpus[node] = std::move(cpus);
   return ok();
 }
 
@@ -64,6 +64,13 @@ Result<MemoryPlan> QemuHypervisor::plan_guest_memory(const model::VmSpec& spec,
                        .what = "guest NUMA node " + std::to_string(i) + ": " + std::to_string(node.memory_mib) + " MiB",
                        .pool = paths_.node_hugepage_pool(node.host_node, page_kib, "nr_hugepages")});
     }
+    // The nodes' free counts include pages other mappings reserved: the host's, less them, must
+    // hold the VM too.
+    needs.push_back({.host_node = std::nullopt,
+                     .pages = spec.memory.size_mib * 1024 / page_kib,
+                     .free_pages = host_.free_hugepages(std::nullopt, page_kib),
+                     .what = "the guest RAM: " + std::to_string(spec.memory.size_mib) + " MiB",
+                     .pool = paths_.hugepage_pool(page_kib, "nr_hugepages")});
   } else {
     // Not bound to a node: any node's pages serve it.
     needs.push_back({.host_node = std::nullopt,

@@ -26,13 +26,14 @@ QemuProcess::QemuProcess(std::string vm_id, RuntimeDir dir, Accel accel, const C
 
 QemuProcess::~QemuProcess() = default;
 
-Status QemuProcess::launch(const std::vector<std::string>& argv, uint64_t memlock_bytes,
+Status QemuProcess::launch(const std::vector<std::string>& argv, uint64_t memlock_bytes, const std::vector<int>& cpus,
                            const std::optional<sys::RunAs>& run_as) {
   log_offset_ = dir_.qemu_log_size();
   sys::LaunchSpec spec;
   spec.argv = argv;
   spec.output_path = dir_.files().qemu_log;
   spec.memlock_bytes = memlock_bytes;
+  spec.cpus = cpus;
   spec.run_as = run_as;
   logger()->debug("launching qemu vm={} argv=\"{}\"", vm_id_, fmt::join(argv, " "));
   auto pid = context_.launcher.launch(spec);

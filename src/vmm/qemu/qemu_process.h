@@ -56,9 +56,9 @@ class QemuProcess {
 
   // Launches `argv` with its output appended to qemu.log (this process's own output, as
   // end_failed_start() and the exit reason quote it, begins at the log's size now), RLIMIT_MEMLOCK
-  // `memlock_bytes` (0: inherited) and as `run_as` when set. Errors: the launcher's, with the
-  // context "vm <id>: launch qemu".
-  Status launch(const std::vector<std::string>& argv, uint64_t memlock_bytes,
+  // `memlock_bytes` (0: inherited), on host CPUs `cpus` (empty: any) and as `run_as` when set.
+  // Errors: the launcher's, with the context "vm <id>: launch qemu".
+  Status launch(const std::vector<std::string>& argv, uint64_t memlock_bytes, const std::vector<int>& cpus,
                 const std::optional<sys::RunAs>& run_as);
   // Takes over the live qemu `pid` (a restarted daemon); its output is what qemu.log gets from
   // now on.
