@@ -58,6 +58,27 @@ class TestRegistry {
   TestCert cert_;
 };
 
+// tests/image/throttle_proxy.py in front of `registry`: plain HTTP (list host() with the
+// insecure registries), each GET's body sent at most `rate` bytes per second, every request
+// logged as it arrives and ends. Throws std::runtime_error when it does not come up in 20 s.
+class ThrottleProxy {
+ public:
+  ThrottleProxy(const std::string& dir, const TestRegistry& registry, uint64_t rate);
+  ~ThrottleProxy();
+  ThrottleProxy(const ThrottleProxy&) = delete;
+  ThrottleProxy& operator=(const ThrottleProxy&) = delete;
+
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // How many log lines begin with `prefix`: "GET /v2/<repo>/blobs/<digest>" counts the GETs of a
+  // blob that arrived, "END ..." those served in full, "ABORT ..." those the client left.
+  size_t count(const std::string& prefix) const;
+
+ private:
+  std::string log_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
 // A FeOS (legacy) or IronCore (v1) image manifest with `layers` as (media type, digest, size),
 // config of `config_type` (pushed as a blob "{}" by the caller, digest `config_digest`).
 struct Layer {
