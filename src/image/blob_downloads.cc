@@ -87,7 +87,7 @@ Result<uint64_t> BlobDownloads::get(const std::string& digest, uint64_t size, co
       lock.unlock();  // the caller's callback takes its own locks
       watch.progress(received, size);
       lock.lock();
-      continue;
+      if (download->ended) break;
     }
     done_.wait_for(lock, kPoll);
   }
