@@ -4,7 +4,8 @@
 // htpasswd (Basic) or token (Bearer, tests/image/token_server.py) authentication, and a pusher
 // that speaks the distribution API (blob upload POST + PUT, manifest PUT) with libcurl.
 // Registries of one TestRegistry::Storage share its storage directory: images are pushed to an
-// open one and read through one with authentication.
+// open one and read through one with authentication. ThrottleProxy (throttle_proxy.py) puts a
+// slow, counting link in front of one.
 #include <sys/types.h>
 
 #include <cstdint>
