@@ -81,7 +81,7 @@ uint64_t BlobCache::used_bytes() const {
   return total;
 }
 
-Status BlobCache::make_room(uint64_t incoming, const std::set<std::string>& keep) {
+Status BlobCache::make_room(uint64_t incoming, const std::set<std::string>& keep, uint64_t reserved) {
   struct Blob {
     std::string digest;
     uint64_t size;
@@ -100,17 +100,21 @@ Status BlobCache::make_room(uint64_t incoming, const std::set<std::string>& keep
   }
   if (ec) return fail(fs_error("list " + dir_ + "/blobs/sha256", ec));
   std::sort(candidates.begin(), candidates.end(), [](const Blob& a, const Blob& b) { return a.used < b.used; });
+  // Nothing evicted makes a blob larger than the limit fit.
+  const uint64_t needed = incoming > limit_ || reserved > limit_ - incoming ? limit_ + 1 : incoming + reserved;
   for (const auto& blob : candidates) {
-    if (total + incoming <= limit_) break;
+    if (total + needed <= limit_) break;
     if (!fs::remove(blob_path(blob.digest), ec) && ec) return fail(fs_error("evict " + blob.digest, ec));
     total -= blob.size;
     log::get("image")->info("evicted blob {} ({} bytes, unused)", blob.digest, blob.size);
   }
-  if (total + incoming > limit_)
+  if (total + needed > limit_)
     return fail(Code::kResourceExhausted,
                 "image cache: " + std::to_string(incoming) + " more bytes do not fit the limit of " +
                     std::to_string(limit_) + " bytes (" + std::to_string(pinned_bytes) +
-                    " bytes held by images VMs use; --image-cache-size raises the limit)");
+                    " bytes held by images VMs or pulls in progress use" +
+                    (reserved ? ", " + std::to_string(reserved) + " by downloads in flight" : std::string()) +
+                    "; --image-cache-size raises the limit)");
   return ok();
 }
 

@@ -9,7 +9,8 @@
 //                             holds the digest of the disk blob it uses: a pin
 //   vms.discarded/<vm id>-<ms>  disks of VMs discarded with --discard-unknown-vms (no pin)
 // The blobs' total size is kept under a limit by evicting the least recently used blobs that no
-// VM pins. Not thread-safe: the image store serializes its calls.
+// VM pins. Not thread-safe: the image store calls it under its lock (blob_path, vm_dir and
+// create_temp excepted: they touch no state).
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -37,9 +38,11 @@ class BlobCache {
   Result<std::pair<std::string, int>> create_temp();
   // Moves a verified download into blobs/ under `digest` (read-only, marked used now).
   Status commit(const std::string& temp_path, const std::string& digest);
-  // Evicts unpinned blobs, least recently used first, never those in `keep`, until `incoming`
-  // more bytes fit under the limit. RESOURCE_EXHAUSTED saying how much VMs pin when they do not.
-  Status make_room(uint64_t incoming, const std::set<std::string>& keep);
+  // Evicts unused blobs (pinned by no VM, not in `keep`: those pulls in progress use), least
+  // recently used first, until `incoming` more bytes fit under the limit beside `reserved` bytes
+  // (downloads in flight, not in blobs/ yet). RESOURCE_EXHAUSTED saying what holds the room when
+  // they do not.
+  Status make_room(uint64_t incoming, const std::set<std::string>& keep, uint64_t reserved = 0);
   // Sum of the blobs' sizes.
   uint64_t used_bytes() const;
 

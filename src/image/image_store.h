@@ -26,10 +26,13 @@ struct PulledImage {
 
 // What a caller sees of a pull in progress, and how it stops one.
 struct PullWatch {
-  // Called as disk bytes arrive (bytes so far, the layer's size); not for cached images.
+  // Called from the pulling thread as disk bytes arrive (bytes so far, the layer's size; every
+  // 50 ms at most), also while the pull waits for another pull's download of the same blob; not
+  // for cached images.
   std::function<void(uint64_t received, uint64_t total)> progress;
-  // Once set, the pull ends CANCELLED (between chunks, or within a second of a stalled transfer)
-  // and caches nothing partial.
+  // Once set, the pull ends CANCELLED (within a second while it fetches a manifest, within 50 ms
+  // while it waits for the disk's download). The download goes on for other pulls that wait for
+  // it; stopped when none is left, it caches nothing partial.
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -37,7 +40,8 @@ class ImageStore {
  public:
   virtual ~ImageStore() = default;
   // Makes the image `ref` names available locally: its manifest (always asked for a tag, from the
-  // cache for a digest), then the disk layer unless cached. Errors name the reference and the
+  // cache for a digest), then the disk layer unless cached. Pulls run in parallel; a disk layer
+  // several of them need at once is downloaded once. Errors name the reference and the
   // registry's URL; codes as registry_client.h and layout.h give them, INVALID_ARGUMENT for a
   // malformed reference.
   virtual Result<PulledImage> pull(std::string_view ref, const PullWatch& watch = {}) = 0;

@@ -43,10 +43,8 @@ Result<std::unique_ptr<OciImageStore>> OciImageStore::open(ImageStoreOptions opt
 Result<PulledImage> OciImageStore::pull(std::string_view text, const PullWatch& watch) {
   auto ref = parse_reference(text);
   if (!ref) return fail(ref.error().context("image"));
-  std::lock_guard lock(mutex_);  // may have waited for another VM's pull
-  if (watch.cancel && *watch.cancel)
-    return fail(Code::kCancelled, "image " + quote_for_message(ref->text()) + ": pull cancelled");
-  return pull_locked(*ref, watch);
+  InUse use(*this);
+  return pull_using(*ref, watch, use);
 }
 
 Status OciImageStore::check(std::string_view text) const {
@@ -55,19 +53,49 @@ Status OciImageStore::check(std::string_view text) const {
   return ok();
 }
 
-Result<Manifest> OciImageStore::manifest_locked(RegistryClient& client, const std::string& key) {
-  if (is_sha256_digest(key) && cache_.find(key)) {
-    std::ifstream in(cache_.blob_path(key));
-    std::stringstream body;
-    body << in.rdbuf();
-    return Manifest{"", body.str(), key};
+OciImageStore::InUse::~InUse() {
+  if (digests_.empty()) return;
+  std::lock_guard lock(store_.mutex_);
+  for (const auto& digest : digests_)
+    if (auto it = store_.in_use_.find(digest); it != store_.in_use_.end() && --it->second == 0)
+      store_.in_use_.erase(it);
+}
+
+void OciImageStore::InUse::add_locked(const std::string& digest) {
+  ++store_.in_use_[digest];
+  digests_.push_back(digest);
+}
+
+std::set<std::string> OciImageStore::in_use_locked() const {
+  std::set<std::string> out;
+  for (const auto& [digest, pulls] : in_use_) out.insert(digest);
+  return out;
+}
+
+Result<Manifest> OciImageStore::manifest(RegistryClient& client, const std::string& key, InUse& use) {
+  if (is_sha256_digest(key)) {
+    std::lock_guard lock(mutex_);
+    if (cache_.find(key)) {
+      use.add_locked(key);
+      std::ifstream in(cache_.blob_path(key));
+      std::stringstream body;
+      body << in.rdbuf();
+      return Manifest{"", body.str(), key};
+    }
   }
   FEOS_ASSIGN_OR_RETURN(Manifest manifest, client.manifest(key));
-  if (cache_.find(manifest.digest)) return manifest;
+  {
+    std::lock_guard lock(mutex_);
+    use.add_locked(manifest.digest);
+    if (cache_.find(manifest.digest)) return manifest;
+  }
   FEOS_ASSIGN_OR_RETURN(auto temp, cache_.create_temp());
   Status written = write_all(temp.second, manifest.body);
   ::close(temp.second);
-  if (written) written = cache_.commit(temp.first, manifest.digest);
+  if (written) {
+    std::lock_guard lock(mutex_);
+    written = cache_.commit(temp.first, manifest.digest);  // another pull's copy: the same bytes
+  }
   if (!written) {
     ::unlink(temp.first.c_str());
     return fail(written.error());
@@ -75,62 +103,89 @@ Result<Manifest> OciImageStore::manifest_locked(RegistryClient& client, const st
   return manifest;
 }
 
-Result<uint64_t> OciImageStore::fetch_blob_locked(RegistryClient& client, const Descriptor& layer,
-                                                  const PullWatch& watch) {
-  FEOS_ASSIGN_OR_RETURN(auto temp, cache_.create_temp());
-  auto [path, fd] = temp;
-  uint64_t received = 0;
-  auto fetched = client.blob(layer.digest, layer.size, [&, fd = fd](std::string_view bytes) -> Status {
-    FEOS_TRY(write_all(fd, bytes));
-    received += bytes.size();
-    if (watch.progress) watch.progress(received, layer.size);
-    return ok();
-  });
-  Status stored = fetched ? ok() : Status(fail(fetched.error()));
-  if (stored && ::fsync(fd) != 0) stored = fail_errno("image cache: fsync", errno);
-  ::close(fd);
-  // Only a complete, verified blob enters the cache: anything else is removed here.
-  if (stored) stored = cache_.commit(path, layer.digest);
+Result<uint64_t> OciImageStore::download(RegistryClient& client, const Descriptor& layer,
+                                         const std::atomic<bool>& stop,
+                                         const std::function<void(uint64_t)>& received) {
+  {
+    std::lock_guard lock(mutex_);
+    if (cache_.find(layer.digest)) return 0;  // a download of it ended between a pull's look and this
+    // Downloads in flight will take their room too: the limit holds once they all land.
+    FEOS_TRY(cache_.make_room(layer.size, in_use_locked(), reserved_));
+    reserved_ += layer.size;
+  }
+  client.set_cancel(&stop);  // the download's own: a waiter that cancels only stops waiting
+  Status stored = ok();
+  auto temp = cache_.create_temp();
+  uint64_t bytes = 0;
+  if (!temp) stored = fail(temp.error());
+  if (stored) {
+    auto [path, fd] = *temp;
+    auto fetched = client.blob(layer.digest, layer.size, [&, fd = fd](std::string_view chunk) -> Status {
+      FEOS_TRY(write_all(fd, chunk));
+      bytes += chunk.size();
+      received(bytes);
+      return ok();
+    });
+    if (!fetched) stored = fail(fetched.error());
+    if (stored && ::fsync(fd) != 0) stored = fail_errno("image cache: fsync", errno);
+    ::close(fd);
+  }
+  std::lock_guard lock(mutex_);
+  reserved_ -= layer.size;
+  // Only a complete, verified blob that someone still waits for enters the cache.
+  if (stored && stop) stored = fail(Code::kCancelled, "blob " + layer.digest + ": download stopped");
+  if (stored) stored = cache_.commit(temp->first, layer.digest);
   if (!stored) {
-    ::unlink(path.c_str());
+    if (temp) ::unlink(temp->first.c_str());
     return fail(stored.error());
   }
-  return *fetched;
+  return bytes;
 }
 
-Result<PulledImage> OciImageStore::pull_locked(const Reference& ref, const PullWatch& watch) {
-  RegistryClient client(options_.registry, ref);
-  client.set_cancel(watch.cancel);
-  auto in_context = [&](const Error& error) { return fail(about(error, ref, client.base_url())); };
+Result<PulledImage> OciImageStore::pull_using(const Reference& ref, const PullWatch& watch, InUse& use) {
+  if (watch.cancel && *watch.cancel)
+    return fail(Code::kCancelled, "image " + quote_for_message(ref.text()) + ": pull cancelled");
+  // Shared with the download this pull may start, which outlives the pull when it is cancelled.
+  auto client = std::make_shared<RegistryClient>(options_.registry, ref);
+  client->set_cancel(watch.cancel);
+  const std::string url = client->base_url();
+  auto in_context = [&](const Error& error) { return fail(about(error, ref, url)); };
   const std::string& key = ref.manifest_key();
-  auto manifest = manifest_locked(client, key);
+  auto manifest = this->manifest(*client, key, use);
   if (!manifest) return in_context(manifest.error().context("manifest " + key));
   auto step = read_manifest(manifest->media_type, manifest->body, options_.architecture);
   if (!step) return in_context(step.error());
   if (step->is_index) {
     // The entry for this host's architecture: a manifest, pinned by the index's digest.
-    manifest = manifest_locked(client, step->next.digest);
+    manifest = this->manifest(*client, step->next.digest, use);
     if (!manifest) return in_context(manifest.error().context("manifest " + step->next.digest));
     step = read_manifest(manifest->media_type, manifest->body, options_.architecture);
     if (!step) return in_context(step.error());
     if (step->is_index) return in_context(Error{Code::kFailedPrecondition, "an index inside an index"});
   }
-  const Descriptor& disk = step->next;
+  const Descriptor disk = step->next;
   PulledImage out;
   out.reference = ref.text();
-  out.registry_url = client.base_url();
+  out.registry_url = url;
   out.manifest_digest = manifest->digest;
   out.disk_digest = disk.digest;
   out.disk_path = cache_.blob_path(disk.digest);
   out.bytes_total = disk.size;
-  if (cache_.find(disk.digest)) return out;
+  {
+    std::lock_guard lock(mutex_);
+    use.add_locked(disk.digest);
+    if (cache_.find(disk.digest)) return out;
+  }
   if (disk.size > options_.max_blob_bytes)
     return in_context(Error{Code::kResourceExhausted,
                             "disk layer " + disk.digest + " has " + std::to_string(disk.size) +
                                 " bytes, more than the limit of " + std::to_string(options_.max_blob_bytes) +
                                 " (--image-max-blob-size)"});
-  if (auto room = cache_.make_room(disk.size, {manifest->digest}); !room) return in_context(room.error());
-  auto fetched = fetch_blob_locked(client, disk, watch);
+  const std::string owner = "image " + quote_for_message(ref.text()) + " (registry " + url + ")";
+  auto fetch = [this, client, disk](const std::atomic<bool>& stop, const std::function<void(uint64_t)>& received) {
+    return download(*client, disk, stop, received);
+  };
+  auto fetched = downloads_.get(disk.digest, disk.size, owner, std::move(fetch), watch);
   if (!fetched) return in_context(fetched.error());
   out.bytes_pulled = *fetched;
   logger()->info("pulled image {} ({}) disk {}: {} bytes", out.reference, out.manifest_digest, disk.digest,
@@ -139,19 +194,30 @@ Result<PulledImage> OciImageStore::pull_locked(const Reference& ref, const PullW
 }
 
 Result<std::string> OciImageStore::attach(const std::string& vm_id, const PulledImage& image) {
-  std::lock_guard lock(mutex_);
-  if (!cache_.find(image.disk_digest)) {
+  InUse use(*this);
+  bool cached = false;
+  {
+    std::lock_guard lock(mutex_);
+    use.add_locked(image.disk_digest);
+    cached = cache_.find(image.disk_digest);
+  }
+  if (!cached) {
     // Evicted since the pull: the same image again, by the manifest's digest.
     auto ref = parse_reference(image.reference);
     if (!ref) return fail(ref.error().context("image"));
     ref->digest = image.manifest_digest;
-    FEOS_TRY(pull_locked(*ref));
+    FEOS_TRY(pull_using(*ref, {}, use));
   }
-  FEOS_TRY(cache_.unpin(vm_id));  // a disk left from before is not this VM's any more
-  FEOS_TRY(cache_.pin(vm_id, image.disk_digest));
+  {
+    std::lock_guard lock(mutex_);
+    FEOS_TRY(cache_.unpin(vm_id));  // a disk left from before is not this VM's any more
+    FEOS_TRY(cache_.pin(vm_id, image.disk_digest));
+  }
+  // Pinned: eviction leaves the image while qemu-img makes the overlay, outside the lock.
   const std::string disk = cache_.vm_dir(vm_id) + "/disk.qcow2";
   if (auto made = create_overlay(options_.qemu_img, cache_.blob_path(image.disk_digest), disk, options_.disk_owner);
       !made) {
+    std::lock_guard lock(mutex_);
     (void)cache_.unpin(vm_id);
     return fail(made.error().context("vm " + vm_id + " disk over image " + quote_for_message(image.reference)));
   }

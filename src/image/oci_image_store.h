@@ -1,13 +1,21 @@
 #pragma once
 // ImageStore over OCI registries (registry_client.h), the FeOS / IronCore image layouts
-// (layout.h) and the shared content-addressed cache (blob_cache.h). Pulls are serialized: a
-// second VM of the same image waits for the first pull and then finds it cached.
+// (layout.h) and the shared content-addressed cache (blob_cache.h). Pulls run in parallel: the
+// store's lock guards only the cache's bookkeeping, never a request to a registry. A blob that
+// several pulls need at once is downloaded once (blob_downloads.h); eviction leaves the blobs
+// that pulls in progress use and counts the room that downloads in flight will take.
+#include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "image/blob_cache.h"
+#include "image/blob_downloads.h"
 #include "image/image_store.h"
 #include "image/layout.h"
 #include "image/registry_client.h"
@@ -40,16 +48,38 @@ class OciImageStore final : public ImageStore {
  private:
   OciImageStore(ImageStoreOptions options, BlobCache cache)
       : options_(std::move(options)), cache_(std::move(cache)) {}
-  Result<PulledImage> pull_locked(const Reference& ref, const PullWatch& watch = {});
+
+  // The blobs one pull in progress reads or is about to use, held from when it finds them until
+  // it returns (attach(): until the VM pins its disk). Eviction leaves them.
+  class InUse {
+   public:
+    explicit InUse(OciImageStore& store) : store_(store) {}
+    ~InUse();
+    InUse(const InUse&) = delete;
+    InUse& operator=(const InUse&) = delete;
+    void add_locked(const std::string& digest);
+
+   private:
+    OciImageStore& store_;
+    std::vector<std::string> digests_;
+  };
+
+  Result<PulledImage> pull_using(const Reference& ref, const PullWatch& watch, InUse& use);
   // The manifest `key` (tag or digest): from the cache when `key` is a digest there, else fetched
   // and cached under its digest (a later pull by that digest needs no registry).
-  Result<Manifest> manifest_locked(RegistryClient& client, const std::string& key);
-  // Fetches blob `layer` into the cache; returns the bytes fetched.
-  Result<uint64_t> fetch_blob_locked(RegistryClient& client, const Descriptor& layer, const PullWatch& watch);
+  Result<Manifest> manifest(RegistryClient& client, const std::string& key, InUse& use);
+  // A download's fetch (blob_downloads.h): room in the cache, blob `layer` into tmp/, then into
+  // the cache unless `stop` was set. Returns the bytes fetched (0: it was cached meanwhile).
+  Result<uint64_t> download(RegistryClient& client, const Descriptor& layer, const std::atomic<bool>& stop,
+                            const std::function<void(uint64_t)>& received);
+  std::set<std::string> in_use_locked() const;
 
   const ImageStoreOptions options_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards cache_, in_use_, reserved_
   BlobCache cache_;
+  std::map<std::string, int> in_use_;  // digest -> pulls that use it (InUse)
+  uint64_t reserved_ = 0;              // bytes of downloads in flight: room they will take
+  BlobDownloads downloads_;            // last: its destructor joins fetches that use the above
 };
 
 }  // namespace feos::image

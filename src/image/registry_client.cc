@@ -149,7 +149,7 @@ Result<RegistryClient::Response> RegistryClient::perform(
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
   // A transfer slower than 16 KiB/s for stall_timeout_s ends: a registry that drips bytes would
-  // otherwise hold the image store (one pull at a time) for as long as it likes.
+  // otherwise keep a VM creating (and a download thread) for as long as it likes.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 16L * 1024);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_s);
   if (!options_.ca_file.empty()) {

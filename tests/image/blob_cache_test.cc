@@ -89,6 +89,26 @@ TEST_F(BlobCacheTest, NeverEvictsAnImageAVmUses) {
   EXPECT_FALSE(has(cache, oldest));
 }
 
+// A download in flight is not in blobs/ yet but will be: the room it reserved counts, so the
+// limit holds once concurrent downloads land.
+TEST_F(BlobCacheTest, DownloadsInFlightKeepTheirRoom) {
+  BlobCache cache = open(1000);
+  std::string oldest = add(cache, 300, 'a', 300);
+  std::string newest = add(cache, 300, 'c', 100);
+  ASSERT_TRUE(cache.make_room(300, {}));  // 900 fit without the reservation: nothing goes
+  EXPECT_TRUE(has(cache, oldest));
+  ASSERT_TRUE(cache.make_room(300, {}, 300));  // 600 + 300 + 300 reserved: the oldest goes
+  EXPECT_FALSE(has(cache, oldest));
+  EXPECT_TRUE(has(cache, newest));
+  auto full = cache.make_room(300, {newest}, 500);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code, Code::kResourceExhausted);
+  EXPECT_NE(full.error().message.find("500 by downloads in flight"), std::string::npos) << full.error().message;
+  EXPECT_TRUE(has(cache, newest));
+  // Sums that would overflow do not fit either.
+  EXPECT_FALSE(cache.make_room(10, {newest}, UINT64_MAX - 5));
+}
+
 TEST_F(BlobCacheTest, PinsSurviveReopenAndTmpIsCleared) {
   std::string digest;
   {

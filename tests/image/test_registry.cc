@@ -208,6 +208,30 @@ std::string TestRegistry::push_manifest(const std::string& repo, const std::stri
   return image::Sha256::of(body);
 }
 
+ThrottleProxy::ThrottleProxy(const std::string& dir, const TestRegistry& registry, uint64_t rate)
+    : log_(dir + "/proxy-requests.log") {
+  port_ = TestRegistry::free_port();
+  write_file(log_, "");
+  const std::string output = dir + "/proxy.log";
+  pid_ = spawn({"/usr/bin/python3", FEOS_THROTTLE_PROXY, std::to_string(port_), registry.host(), registry.ca_file(),
+                std::to_string(rate), log_},
+               output);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (read_file(output).find("listening") == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("proxy did not come up: " + read_file(output));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+ThrottleProxy::~ThrottleProxy() { kill_and_wait(pid_); }
+
+size_t ThrottleProxy::count(const std::string& prefix) const {
+  std::istringstream lines(read_file(log_));
+  size_t n = 0;
+  for (std::string line; std::getline(lines, line);) n += line.rfind(prefix, 0) == 0;
+  return n;
+}
+
 std::string image_manifest(const std::string& config_type, const std::string& config_digest,
                            const std::vector<Layer>& layers) {
   nlohmann::json m = {{"schemaVersion", 2},

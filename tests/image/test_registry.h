@@ -4,7 +4,8 @@
 // htpasswd (Basic) or token (Bearer, tests/image/token_server.py) authentication, and a pusher
 // that speaks the distribution API (blob upload POST + PUT, manifest PUT) with libcurl.
 // Registries of one TestRegistry::Storage share its storage directory: images are pushed to an
-// open one and read through one with authentication.
+// open one and read through one with authentication. ThrottleProxy (throttle_proxy.py) puts a
+// slow, counting link in front of one.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -56,6 +57,27 @@ class TestRegistry {
   pid_t pid_ = -1;
   pid_t token_pid_ = -1;
   TestCert cert_;
+};
+
+// tests/image/throttle_proxy.py in front of `registry`: plain HTTP (list host() with the
+// insecure registries), each GET's body sent at most `rate` bytes per second, every request
+// logged as it arrives and ends. Throws std::runtime_error when it does not come up in 20 s.
+class ThrottleProxy {
+ public:
+  ThrottleProxy(const std::string& dir, const TestRegistry& registry, uint64_t rate);
+  ~ThrottleProxy();
+  ThrottleProxy(const ThrottleProxy&) = delete;
+  ThrottleProxy& operator=(const ThrottleProxy&) = delete;
+
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // How many log lines begin with `prefix`: "GET /v2/<repo>/blobs/<digest>" counts the GETs of a
+  // blob that arrived, "END ..." those served in full, "ABORT ..." those the client left.
+  size_t count(const std::string& prefix) const;
+
+ private:
+  std::string log_;
+  int port_ = 0;
+  pid_t pid_ = -1;
 };
 
 // A FeOS (legacy) or IronCore (v1) image manifest with `layers` as (media type, digest, size),

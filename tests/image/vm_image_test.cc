@@ -38,9 +38,14 @@ class VmImageTest : public ::testing::Test {
                              test::image_manifest("application/vnd.ironcore.image.config.v1alpha1+json", config,
                                                   {{"application/vnd.ironcore.image.rootfs.v1alpha1.rootfs", layer,
                                                     disk_.size()}}));
+    // The same registry behind a link of 4 MiB/s (tests/image/throttle_proxy.py): a pull in
+    // flight long enough for another VM to wait for it.
+    std::filesystem::create_directories(temp_ / "proxy");
+    proxy_ = std::make_unique<test::ThrottleProxy>(temp_ / "proxy", *registry_, 4 << 20);
     image::ImageStoreOptions options;
     options.cache_dir = temp_ / "images";
     options.registry.ca_file = registry_->ca_file();
+    options.registry.insecure_registries = {proxy_->host()};
     auto store = image::OciImageStore::open(options);
     ASSERT_TRUE(store) << store.error().to_string();
     store_ = std::move(*store);
@@ -88,6 +93,7 @@ class VmImageTest : public ::testing::Test {
   std::string dir_ = temp_.path();
   std::string disk_ = test::random_bytes(1 << 20, 7);
   std::unique_ptr<test::TestRegistry> registry_;
+  std::unique_ptr<test::ThrottleProxy> proxy_;
   std::unique_ptr<image::OciImageStore> store_;
   FakeHypervisor hv_;
   EventBus bus_;
@@ -166,6 +172,44 @@ TEST_F(VmImageTest, DeleteDuringAStalledPullCancelsItAndRollsBack) {
   EXPECT_EQ(manager_->get(*id).error().code, Code::kNotFound);
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/images/vms"));
   ::close(listener);
+}
+
+// Two VMs of one image: the second waits for the first one's download (the registry serves the
+// disk once). DeleteVm of the waiting VM ends its wait at once and leaves the download to the
+// first VM, which is created with the whole disk.
+TEST_F(VmImageTest, DeletingAVmThatWaitsForAnotherVmsPullLeavesThatPull) {
+  const std::string disk = test::random_bytes(8 << 20, 8);  // 2 s through the proxy
+  const std::string config = registry_->push_blob("feos/big", "{}");
+  const std::string layer = registry_->push_blob("feos/big", disk);
+  registry_->push_manifest("feos/big", "v1", "application/vnd.oci.image.manifest.v1+json",
+                           test::image_manifest("application/vnd.ironcore.image.config.v1alpha1+json", config,
+                                                {{"application/vnd.ironcore.image.rootfs.v1alpha1.rootfs", layer,
+                                                  disk.size()}}));
+  const std::string ref = proxy_->host() + "/feos/big:v1";
+  const std::string blob_get = "GET /v2/feos/big/blobs/" + layer;
+  auto first = create_no_wait(ref);
+  ASSERT_TRUE(first) << first.error().to_string();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (proxy_->count(blob_get) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(proxy_->count(blob_get), 1u);
+  auto second = create_no_wait(ref);
+  ASSERT_TRUE(second) << second.error().to_string();
+  // Its manifest came (the first VM's and its own), so it waits for the disk.
+  while (proxy_->count("END /v2/feos/big/manifests/v1") < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(manager_->remove(*second));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1200));
+  EXPECT_EQ(manager_->get(*first)->state, model::VmState::kCreating) << "the download goes on for the first VM";
+  EXPECT_EQ(wait_created(*manager_, *first), model::VmState::kCreated);
+  EXPECT_NE(image_event(*first).find(std::to_string(disk.size()) + " bytes pulled from http://" + proxy_->host()),
+            std::string::npos)
+      << image_event(*first);
+  EXPECT_EQ(proxy_->count(blob_get), 1u);
+  EXPECT_EQ(proxy_->count("END /v2/feos/big/blobs/" + layer + " " + std::to_string(disk.size())), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/images/vms/" + second->text()));
 }
 
 // A dry run checks the reference and pulls nothing: the create after it pulls every byte.
