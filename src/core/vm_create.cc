@@ -144,17 +144,6 @@ void VmManager::finish_create(const std::string& id, std::shared_ptr<std::atomic
   }
   if (!finished) {
     logger()->warn("create of vm={} failed: {}", id, finished.error().to_string());
-    {
-      std::lock_guard lock(mutex_);
-      Entry& entry = vms_.at(id);
-      // get/list stop showing the GPUs on this VM before the ledger lets another VM take them.
-      if (!entry.record.gpus.empty()) {
-        entry.record.gpus.clear();
-        entry.stored_bytes = stored_size(entry.record);
-        if (auto cleared = db_.vms().update_gpus(id, {}); !cleared)
-          logger()->error("vm={} assigned gpus not cleared: {}", id, cleared.error().to_string());
-      }
-    }
     // The GPUs go back before the state says crashed: a client that sees it may reuse them.
     (void)release_devices(id);  // its "gpus" event says the host has them back (or which not)
     std::lock_guard lock(mutex_);

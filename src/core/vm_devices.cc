@@ -40,7 +40,16 @@ Status VmManager::release_devices(const std::string& id) {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
     if (it == vms_.end() || it->second.record.spec.gpus.empty() || !devices_) return ok();
-    held = it->second.holds_devices;
+    Entry& entry = it->second;
+    held = entry.holds_devices;
+    // VmInfo stops showing the GPUs on this VM before the ledger lets another VM take them: no
+    // client sees one GPU on two VMs. (A failed release keeps the ledger's rows, and says so.)
+    if (!entry.record.gpus.empty()) {
+      entry.record.gpus.clear();
+      entry.stored_bytes = stored_size(entry.record);
+      if (auto stored = db_.vms().update_gpus(id, {}); !stored)
+        logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
+    }
   }
   // Always asked (it is idempotent): rows may be left from an earlier release that failed.
   auto released = devices_->release(id);
@@ -67,13 +76,6 @@ Status VmManager::release_devices(const std::string& id) {
     for (const auto& gpu : entry.record.spec.gpus) addresses += (addresses.empty() ? "" : ", ") + gpu.address.to_string();
     logger()->info("vm={} GPUs returned to the host", id);
     emit("GPUs returned to the host: " + addresses);
-  }
-  // VmInfo shows what the VM holds: nothing now (the next start resolves them again).
-  if (!entry.record.gpus.empty()) {
-    entry.record.gpus.clear();
-    entry.stored_bytes = stored_size(entry.record);
-    if (auto stored = db_.vms().update_gpus(id, {}); !stored)
-      logger()->error("vm={} assigned gpus not cleared: {}", id, stored.error().to_string());
   }
   return ok();
 }

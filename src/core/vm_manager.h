@@ -306,8 +306,8 @@ class VmManager {
   // Takes the VM's GPUs if it does not hold them (in a job, outside the lock).
   Status acquire_devices(const std::string& id);
   // Returns the VM's GPUs to the host (hostdev release) and emits a "gpus" event saying so, or
-  // saying which devices could not be returned. OK for a VM without GPUs. In a job, outside the
-  // lock.
+  // saying which devices could not be returned. The VM's record stops listing them first. OK for a
+  // VM without GPUs. In a job, outside the lock.
   Status release_devices(const std::string& id);
 
   // --- device changes (vm_hotplug.cc) ---

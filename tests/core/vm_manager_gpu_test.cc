@@ -11,6 +11,8 @@
 namespace feos::core {
 namespace {
 
+using namespace std::chrono_literals;
+
 TEST_F(VmManagerGpuTest, CreateTakesGpuStartPassesItDeleteGivesItBack) {
   auto id = create({"18:00.0"});
   ASSERT_TRUE(id) << id.error().to_string();
@@ -60,6 +62,33 @@ TEST_F(VmManagerGpuTest, GpusByCountAreRecordedByAddressAndKeptAcrossRestarts) {
   ASSERT_EQ(hv_.started_gpus[id->text()].size(), 3u);
   EXPECT_EQ(hv_.started_gpus[id->text()][1].request.address.to_string(), "0000:ab:00.0");
   EXPECT_EQ(hv_.started_gpus[id->text()][2].request.address.to_string(), "0000:ba:00.0");
+  ASSERT_TRUE(manager_->remove(*id));
+  EXPECT_EQ(kernel_->snapshot(), before_);
+}
+
+// A VM that exits stops listing its GPUs before the ledger frees them: no client sees one GPU on
+// two VMs while the host takes it back (here its driver's probe is slow).
+TEST_F(VmManagerGpuTest, AnExitedVmStopsListingItsGpusBeforeTheLedgerFreesThem) {
+  auto id = create({"0000:18:00.0"});
+  ASSERT_TRUE(id) << id.error().to_string();
+  ASSERT_TRUE(manager_->start(*id));
+  ASSERT_EQ(manager_->get(*id)->gpus.size(), 1u);
+  kernel_->inject({.op = test::Op::kDriversProbe, .fault = test::Fault::delay(400ms)});
+  std::thread exit([&] { hv_.exit(id->text(), true, "guest powered off"); });
+  int mid_release = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto rows = db_->ledger().list(id->text());
+    auto vm = manager_->get(*id);
+    if (rows && !rows->empty() && vm && vm->state == VmState::kStopped) {
+      ++mid_release;
+      EXPECT_TRUE(vm->gpus.empty()) << "the ledger still holds the GPU and the VM lists it";
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  exit.join();
+  EXPECT_GT(mid_release, 0);  // the window was seen
+  EXPECT_TRUE(db_->ledger().list(id->text())->empty());
+  EXPECT_EQ(driver("0000:18:00.0"), "nvidia");
   ASSERT_TRUE(manager_->remove(*id));
   EXPECT_EQ(kernel_->snapshot(), before_);
 }
