@@ -79,6 +79,12 @@ struct HostPaths {
   std::string node_hugepage_pool(int node, uint64_t kib, std::string_view file) const {
     return numa_node(node) + "/hugepages/hugepages-" + std::to_string(kib) + "kB/" + std::string(file);
   }
+  // <sysfs>/class/net/<interface>
+  std::string net_interface(const std::string& name) const { return sysfs_root + "/class/net/" + name; }
+  // <sysfs>/class/net/<interface>/<attribute>: a tap's tun_flags, owner, group.
+  std::string net_interface_attr(const std::string& name, std::string_view attribute) const {
+    return net_interface(name) + "/" + std::string(attribute);
+  }
   // <sysfs>/devices/system/node/node<N>: its meminfo, cpulist, hugepages/
   std::string numa_node(int node) const { return sysfs_root + "/devices/system/node/node" + std::to_string(node); }
   // <dev>/dri/<name>: a DRM node (card1, renderD129).
