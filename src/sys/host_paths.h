@@ -66,6 +66,8 @@ struct HostPaths {
   std::string dev_prefix() const { return dev_root + "/"; }
   // <dev>/vfio/<group>
   std::string vfio_group(const std::string& group) const { return dev_root + "/vfio/" + group; }
+  // <dev>/net/tun: every tap is opened through it.
+  std::string tun() const { return dev_root + "/net/tun"; }
   // <dev>/kvm
   std::string kvm() const { return dev_root + "/kvm"; }
   // <sysfs>/devices/system/node/online: the online NUMA nodes ("0-1")

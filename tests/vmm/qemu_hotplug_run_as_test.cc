@@ -165,6 +165,23 @@ TEST_F(HotplugRunAs, ATapNotMadeForTheUserIsRefusedBeforeAnyQmpCommand) {
               HasSubstr("vm vm-1: nic.tap_name: user qemu-user (uid 1234) cannot open tap 'tap-root': it is made "
                         "for uid 0"));
   EXPECT_TRUE(commands().empty()) << ::testing::PrintToString(commands());
+  // The user's access to <dev>/net/tun was checked first.
+  ASSERT_FALSE(permissions_.checks.empty());
+  ASSERT_EQ(permissions_.checks.back().size(), 1u);
+  EXPECT_EQ(permissions_.checks.back()[0].path, "/fake/dev/net/tun");
+  EXPECT_EQ(permissions_.checks.back()[0].access, sys::Access::kReadWrite);
+}
+
+TEST_F(HotplugRunAs, WithoutTheTunDeviceNoNicIsPlugged) {
+  fake_tap(fs_, paths_, "tap-mine", "1234");
+  permissions_.access_error =
+      Error{Code::kFailedPrecondition, "nic.tap_name (tap device): user qemu-user (uid 1234) cannot read and write "
+                                       "'/fake/dev/net/tun': Permission denied"};
+  Status plugged = hv_->attach_nic(kVm, {"eth1", "tap-mine", "52:54:00:12:34:56"});
+  ASSERT_FALSE(plugged);
+  EXPECT_EQ(plugged.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(plugged.error().message, "vm vm-1: " + permissions_.access_error->message);
+  EXPECT_TRUE(commands().empty()) << ::testing::PrintToString(commands());
 }
 
 // start() of a spec whose tap is not the user's: refused before launch, what was given goes back.

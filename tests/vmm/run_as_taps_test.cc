@@ -42,6 +42,11 @@ TEST(ChainAccessChecks, TheTopImageAsUsedEveryBackingFileRead) {
               ::testing::ElementsAre("disk.path /img/base.raw read as /img/base.raw"));
 }
 
+TEST(TunAccessCheck, EveryTapIsOpenedThroughTheTunDevice) {
+  EXPECT_EQ(describe(tun_access_check(kPaths, "nic.tap_name")),
+            "nic.tap_name (tap device) /fake/dev/net/tun read and write");
+}
+
 // The kernel's rule (tun_not_capable()): each of owner and group that is set must match.
 TEST(TapOwner, AdmitsAsTheKernelDoes) {
   const std::vector<gid_t> groups{2345, 36};

@@ -129,9 +129,13 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
 Status QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec& nic) {
   auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
   FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
-  // An existing tap must be made for qemu's user (a missing one is created for it below).
-  if (config_.run_as && fs_.exists(paths_.net_interface(nic.tap_name)))
-    FEOS_TRY(check_tap_for_user(fs_, paths_, *config_.run_as, nic.tap_name, "nic.tap_name").map_error(in_vm));
+  // qemu's user opens the tap through <dev>/net/tun, and an existing tap must be made for it (a
+  // missing one is created for it below).
+  if (config_.run_as) {
+    FEOS_TRY(permissions_.check_access(*config_.run_as, {tun_access_check(paths_, "nic.tap_name")}).map_error(in_vm));
+    if (fs_.exists(paths_.net_interface(nic.tap_name)))
+      FEOS_TRY(check_tap_for_user(fs_, paths_, *config_.run_as, nic.tap_name, "nic.tap_name").map_error(in_vm));
+  }
   FEOS_ASSIGN_OR_RETURN(PortUse use, port_use(*vm, nic.device_id).map_error(in_vm));
   if (use.holding)
     return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + nic.device_id + " is plugged already");

@@ -4,6 +4,10 @@
 
 namespace feos::vmm::qemu {
 
+sys::AccessCheck tun_access_check(const sys::HostPaths& paths, const std::string& field) {
+  return {field + " (tap device)", paths.tun(), sys::Access::kReadWrite};
+}
+
 Status check_tap_for_user(const sys::Filesystem& fs, const sys::HostPaths& paths, const sys::RunAs& user,
                           const std::string& tap, const std::string& field) {
   const std::string shown = quote_for_message(tap);

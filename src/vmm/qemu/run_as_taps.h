@@ -8,9 +8,14 @@
 #include "common/error.h"
 #include "sys/filesystem.h"
 #include "sys/host_paths.h"
+#include "sys/permissions.h"
 #include "sys/run_as.h"
 
 namespace feos::vmm::qemu {
+
+// What the user must reach to open any tap: <dev>/net/tun read and write (Debian's udev makes it
+// 0666; a host may not), named "<field> (tap device)".
+sys::AccessCheck tun_access_check(const sys::HostPaths& paths, const std::string& field);
 
 // Whether `user` can open the existing tap `tap` (a validated interface name), the request field
 // `field` naming it. Errors, each starting "<field>: ":
