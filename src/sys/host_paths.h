@@ -66,6 +66,8 @@ struct HostPaths {
   std::string dev_prefix() const { return dev_root + "/"; }
   // <dev>/vfio/<group>
   std::string vfio_group(const std::string& group) const { return dev_root + "/vfio/" + group; }
+  // <dev>/net/tun: every tap is opened through it.
+  std::string tun() const { return dev_root + "/net/tun"; }
   // <dev>/kvm
   std::string kvm() const { return dev_root + "/kvm"; }
   // <sysfs>/devices/system/node/online: the online NUMA nodes ("0-1")
@@ -78,6 +80,12 @@ struct HostPaths {
   // <sysfs>/devices/system/node/node<N>/hugepages/hugepages-<kib>kB/<file>: one node's pool.
   std::string node_hugepage_pool(int node, uint64_t kib, std::string_view file) const {
     return numa_node(node) + "/hugepages/hugepages-" + std::to_string(kib) + "kB/" + std::string(file);
+  }
+  // <sysfs>/class/net/<interface>
+  std::string net_interface(const std::string& name) const { return sysfs_root + "/class/net/" + name; }
+  // <sysfs>/class/net/<interface>/<attribute>: a tap's tun_flags, owner, group.
+  std::string net_interface_attr(const std::string& name, std::string_view attribute) const {
+    return net_interface(name) + "/" + std::string(attribute);
   }
   // <sysfs>/devices/system/node/node<N>: its meminfo, cpulist, hugepages/
   std::string numa_node(int node) const { return sysfs_root + "/devices/system/node/node" + std::to_string(node); }

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 namespace feos::sys {
@@ -55,6 +57,46 @@ Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std
   flags.ifr_flags |= IFF_UP;
   if (::ioctl(sock.fd, SIOCSIFFLAGS, &flags) != 0) return fail(errno_error(what + ": set up", errno));
   return true;
+}
+
+bool TapOwner::admits(uid_t euid, const std::vector<gid_t>& groups) const {
+  if (uid && *uid != euid) return false;
+  return !gid || std::find(groups.begin(), groups.end(), *gid) != groups.end();
+}
+
+std::string TapOwner::describe() const {
+  if (!uid && !gid) return "no owner or group";
+  std::string out = uid ? "uid " + std::to_string(*uid) : "";
+  if (gid) out += (out.empty() ? "" : " and ") + std::string("group ") + std::to_string(*gid);
+  return out;
+}
+
+Result<TapOwner> read_tap_owner(const Filesystem& fs, const HostPaths& paths, const std::string& name) {
+  const std::string shown = quote_for_message(name);
+  if (!fs.exists(paths.net_interface(name)))
+    return fail(Code::kNotFound, "no network interface " + shown);
+  if (!fs.exists(paths.net_interface_attr(name, "tun_flags")))
+    return fail(Code::kFailedPrecondition, "network interface " + shown + " is not a tap");
+  // "-1" (the kernel's INVALID_UID/GID) when unset; an interface gone meanwhile reads as unset
+  // and fails later where it is opened.
+  auto id_of = [&](std::string_view attribute) -> Result<std::optional<unsigned>> {
+    auto text = fs.read_file(paths.net_interface_attr(name, attribute));
+    if (!text) return std::optional<unsigned>();
+    std::string value = trim(*text);
+    if (value == "-1") return std::optional<unsigned>();
+    unsigned id = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), id);
+    if (error != std::errc() || end != value.data() + value.size())
+      return fail(Code::kInternal, "tap " + shown + ": " + std::string(attribute) + " " +
+                                       quote_for_message(value) + " is not a number");
+    return std::optional<unsigned>(id);
+  };
+  FEOS_ASSIGN_OR_RETURN(auto uid, id_of("owner"));
+  FEOS_ASSIGN_OR_RETURN(auto gid, id_of("group"));
+  TapOwner owner;
+  if (uid) owner.uid = static_cast<uid_t>(*uid);
+  if (gid) owner.gid = static_cast<gid_t>(*gid);
+  return owner;
 }
 
 }  // namespace feos::sys

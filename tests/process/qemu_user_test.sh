@@ -6,6 +6,8 @@
 #   its runtime dir is root:<nobody's group> 1770 while it runs; console, pause/resume work;
 # - after kill -9 of feosd the restarted daemon adopts it, and when the guest powers off the runtime
 #   dir goes back to root:root 755 (the adopted process's user found from /proc);
+# - a disk nobody cannot open is refused at AttachDisk (FAILED_PRECONDITION naming path and user,
+#   the spec unchanged), one it can open is plugged and detached, neither file given away;
 # - a kernel nobody cannot read fails the start with FAILED_PRECONDITION naming path and user.
 # Usage: qemu_user_test.sh BIN_DIR   (FEOS_TEST_GUEST_DIR must point at the built test guest)
 # Exit 77 (skipped) when not root.
@@ -71,6 +73,29 @@ ctl vm console "$ID" --send "as-nobody" --until "ECHO:as-nobody" --wait 30 >/dev
   && pass "console input reaches the guest" || fail "console input not echoed"
 ctl vm pause "$ID"; ctl vm get "$ID" | grep -qi 'paused' && pass "paused" || fail "not paused"
 ctl vm resume "$ID"; ctl vm get "$ID" | grep -qi 'running' && pass "resumed" || fail "not resumed"
+
+# --- hot-plug into nobody's qemu: checked as nobody before qemu hears of it ---
+mkdir -m 0755 "$WORK/disks"
+truncate -s 1M "$WORK/disks/open.raw" "$WORK/disks/closed.raw"
+chmod 0666 "$WORK/disks/open.raw"
+chmod 0600 "$WORK/disks/closed.raw"
+rc=0
+out=$(ctl vm disk attach "$ID" "$WORK/disks/closed.raw,id=closed" 2>&1) || rc=$?
+if [ $rc -ne 0 ] && grep -q "error: FAILED_PRECONDITION:" <<<"$out" \
+  && grep -q "disk.path: user nobody (uid $UID_N) cannot read and write '$WORK/disks/closed.raw'" <<<"$out"; then
+  pass "a disk nobody cannot open is refused: $out"
+else
+  fail "attach of an unreadable disk: rc=$rc: $out"
+fi
+ctl vm get "$ID" -o json | grep -q '"closed"' && fail "the refused disk is in the spec" \
+  || pass "the refused disk is not in the spec"
+[ "$(stat -c '%U %a' "$WORK/disks/closed.raw")" = "root 600" ] && pass "the refused file was not given away" \
+  || fail "refused file: $(stat -c '%U %a' "$WORK/disks/closed.raw")"
+ctl vm disk attach "$ID" "$WORK/disks/open.raw,id=open" >/dev/null && ctl vm get "$ID" -o json | grep -q '"open"' \
+  && pass "a disk nobody can open is plugged and stored" || fail "attach of a readable disk"
+ctl vm disk detach "$ID" open && pass "and detached" || fail "detach of the readable disk"
+[ "$(stat -c '%U %a' "$WORK/disks/open.raw")" = "root 666" ] && pass "the plugged file kept its owner" \
+  || fail "plugged file: $(stat -c '%U %a' "$WORK/disks/open.raw")"
 
 # --- adoption of nobody's qemu after a daemon crash ---
 stop_daemon KILL

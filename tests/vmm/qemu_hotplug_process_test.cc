@@ -2,6 +2,7 @@
 // FEOS_TEST_GUEST_DIR): disks and NICs plugged into the hot-plug ports of a running guest, seen by
 // the guest's kernel (its LSPCI console command lists /sys/bus/pci/devices), released by it on
 // detach, and a detach the guest cannot answer (vCPUs stopped) timing out.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "support/temp_dir.h"
+#include "sys/run_as.h"
 #include "sys/tap.h"
 #include "vmm/qemu/qemu_hypervisor.h"
 
@@ -82,12 +84,24 @@ class QemuHotplugTest : public ::testing::Test {
     if (hv_) (void)hv_->stop(kVm);
   }
 
-  // Starts the test guest with 2 hot-plug ports and waits until its console is ready.
-  void boot(std::chrono::milliseconds unplug_timeout) {
+  // Starts the test guest with 2 hot-plug ports and waits until its console is ready. With
+  // `run_as`, qemu runs as that user: the runtime dir and the guest's files (copied) must be
+  // reachable by it.
+  void boot(std::chrono::milliseconds unplug_timeout, std::optional<sys::RunAs> run_as = std::nullopt) {
     QemuConfig config;
     config.start_timeout = 60s;
     config.hotplug_ports = 2;
     config.unplug_timeout = unplug_timeout;
+    config.run_as = run_as;
+    if (run_as) {
+      ASSERT_EQ(::chmod(run_.path().c_str(), 0755), 0);
+      const std::string guest = run_ / "guest";
+      ASSERT_EQ(std::system(("install -d -m 0755 " + guest + " && install -m 0644 " + guest_dir_ + "/vmlinuz " +
+                             guest_dir_ + "/initramfs.cpio " + guest)
+                                .c_str()),
+                0);
+      guest_dir_ = guest;
+    }
     auto hv = QemuHypervisor::create(*launcher_, *fs_, sys::HostPaths{}, config);
     ASSERT_TRUE(hv) << hv.error().to_string();
     hv_ = std::move(*hv);
@@ -182,6 +196,96 @@ TEST_F(QemuHotplugTest, NicOnAMissingTapIsCreatedPluggedAndReleased) {
   // The tap stays (persistent, the operator's network setup owns it): remove it here.
   EXPECT_TRUE(sys::interface_exists(tap));
   EXPECT_EQ(std::system(("ip link delete " + tap).c_str()), 0);
+}
+
+// feosd --qemu-user: the disk's whole image graph is checked in the user's identity before
+// anything is plugged (nothing of a request is given to the user), and a tap must be made for it.
+TEST_F(QemuHotplugTest, AsAnUnprivilegedUserWhatItReachesIsPluggedAndWhatItDoesNotIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "running qemu as another user needs root";
+  if (std::system("qemu-img --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "qemu-img is not installed";
+  auto nobody = sys::resolve_user("nobody");
+  ASSERT_TRUE(nobody) << nobody.error().to_string();
+  ASSERT_NO_FATAL_FAILURE(boot(60s, *nobody));
+  const std::string disks = run_ / "disks";
+  ASSERT_EQ(::mkdir(disks.c_str(), 0755), 0);
+  auto sh = [](const std::string& command) { return std::system(command.c_str()) == 0; };
+  // nobody reads and writes the overlay but cannot read its backing file.
+  ASSERT_TRUE(sh("cd " + disks + " && truncate -s 1M base.raw && chmod 0600 base.raw && qemu-img create -q -f qcow2 "
+                 "-b " + disks + "/base.raw -F raw top.qcow2 && chmod 0666 top.qcow2 && truncate -s 1M open.raw && "
+                 "chmod 0666 open.raw && truncate -s 1M secret.raw && chmod 0600 secret.raw"));
+  auto owner_of = [](const std::string& path) {
+    struct stat st {};
+    ::stat(path.c_str(), &st);
+    return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + "/" + std::to_string(st.st_mode & 07777);
+  };
+  const std::string secret_owner = owner_of(disks + "/secret.raw");
+  const std::string user = "user nobody (uid " + std::to_string(nobody->uid) + ")";
+
+  auto secret = hv_->attach_disk(kVm, {"secret", disks + "/secret.raw", false});
+  ASSERT_FALSE(secret);
+  EXPECT_EQ(secret.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(secret.error().message, "vm vm-hotplug: disk.path: " + user + " cannot read and write '" + disks +
+                                        "/secret.raw': Permission denied");
+  auto chained = hv_->attach_disk(kVm, {"chained", disks + "/top.qcow2", false});
+  ASSERT_FALSE(chained);
+  EXPECT_EQ(chained.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(chained.error().message, "vm vm-hotplug: disk.path (backing file 1): " + user + " cannot read '" + disks +
+                                         "/base.raw': Permission denied");
+  // Refused before anything reached qemu: both ports are still free, no owner changed.
+  EXPECT_EQ(owner_of(disks + "/secret.raw"), secret_owner);
+  auto opened = hv_->attach_disk(kVm, {"open", disks + "/open.raw", false});
+  ASSERT_TRUE(opened) << opened.error().to_string();
+  EXPECT_TRUE(console_.wait_pci(kVirtioBlk, true, 60s)) << console_.lspci();
+  // Read-only, nobody needs only read: the backing file made readable, the chain plugs.
+  ASSERT_EQ(::chmod((disks + "/base.raw").c_str(), 0644), 0);
+  auto readonly = hv_->attach_disk(kVm, {"chained", disks + "/top.qcow2", true});
+  ASSERT_TRUE(readonly) << readonly.error().to_string();
+  EXPECT_EQ(readonly->format, model::DiskFormat::kQcow2);
+  ASSERT_TRUE(hv_->detach_disk(kVm, "open"));
+  ASSERT_TRUE(hv_->detach_disk(kVm, "chained"));
+  EXPECT_TRUE(console_.wait_pci(kVirtioBlk, false, 30s)) << console_.lspci();
+  EXPECT_EQ(owner_of(disks + "/open.raw"), "0:0/438");  // 0666, root's: never given away
+
+  // Taps: qemu opens them through /dev/net/tun, which Debian makes 0666; a host (a container)
+  // may keep it root's: then no NIC is plugged, with the reason. The test then gives it Debian's mode.
+  const std::string tun = "/dev/net/tun";
+  struct stat tun_stat {};
+  ASSERT_EQ(::stat(tun.c_str(), &tun_stat), 0);
+  const mode_t tun_mode = tun_stat.st_mode & 07777;
+  if ((tun_mode & 0006) != 0006) {
+    Status no_tun = hv_->attach_nic(kVm, {"eth0", "fhx0", "52:54:00:12:34:56"});
+    ASSERT_FALSE(no_tun);
+    EXPECT_EQ(no_tun.error().code, Code::kFailedPrecondition);
+    EXPECT_EQ(no_tun.error().message, "vm vm-hotplug: nic.tap_name (tap device): " + user +
+                                          " cannot read and write '/dev/net/tun': Permission denied");
+    ASSERT_EQ(::chmod(tun.c_str(), 0666), 0);
+  }
+  // Its own mode back however the test ends.
+  struct RestoreMode {
+    std::string path;
+    mode_t mode;
+    ~RestoreMode() { (void)::chmod(path.c_str(), mode); }
+  } restore{tun, tun_mode};
+  // One made for root is refused; a missing one is created for nobody and plugged.
+  const std::string theirs = "fhr" + std::to_string(::getpid() % 100000);
+  const std::string mine = "fhn" + std::to_string(::getpid() % 100000);
+  ASSERT_TRUE(sh("ip tuntap add " + theirs + " mode tap user 0"));
+  Status refused = hv_->attach_nic(kVm, {"eth1", theirs, "52:54:00:12:34:57"});
+  EXPECT_FALSE(refused);
+  if (!refused) {
+    EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+    EXPECT_NE(refused.error().message.find(user + " cannot open tap '" + theirs + "': it is made for uid 0"),
+              std::string::npos)
+        << refused.error().message;
+  }
+  ASSERT_FALSE(sys::interface_exists(mine));
+  Status plugged = hv_->attach_nic(kVm, {"eth2", mine, "52:54:00:12:34:58"});
+  EXPECT_TRUE(plugged) << plugged.error().to_string();
+  if (plugged) {
+    EXPECT_TRUE(console_.wait_pci(kVirtioNet, true, 60s)) << console_.lspci();
+    EXPECT_TRUE(hv_->detach_nic(kVm, "eth2"));
+  }
+  (void)std::system(("ip link delete " + theirs + "; ip link delete " + mine + " 2>/dev/null").c_str());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "sys/tap.h"
 #include "vmm/qemu/hotplug_ports.h"
 #include "vmm/qemu/qemu_hypervisor.h"
+#include "vmm/qemu/run_as_taps.h"
 
 namespace feos::vmm::qemu {
 namespace {
@@ -95,6 +96,11 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
   FEOS_ASSIGN_OR_RETURN(ImageChain chain, resolve_image_chain(disk.path, disk.format, "disk.path",
                                                               config_.image_roots, config_.reserved_dirs)
                                               .map_error(in_vm));
+  // As at start: a request's files are never given to qemu's user, who must reach them already.
+  // Nothing is granted: the daemon's own files (the image cache) are refused above.
+  if (config_.run_as)
+    FEOS_TRY(permissions_.check_access(*config_.run_as, chain_access_checks("disk.path", chain, !disk.readonly, disk.path))
+                 .map_error(in_vm));
   FEOS_ASSIGN_OR_RETURN(PortUse use, port_use(*vm, disk.device_id).map_error(in_vm));
   if (use.holding)
     return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + disk.device_id + " is plugged already");
@@ -123,6 +129,13 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
 Status QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec& nic) {
   auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
   FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
+  // qemu's user opens the tap through <dev>/net/tun, and an existing tap must be made for it (a
+  // missing one is created for it below).
+  if (config_.run_as) {
+    FEOS_TRY(permissions_.check_access(*config_.run_as, {tun_access_check(paths_, "nic.tap_name")}).map_error(in_vm));
+    if (fs_.exists(paths_.net_interface(nic.tap_name)))
+      FEOS_TRY(check_tap_for_user(fs_, paths_, *config_.run_as, nic.tap_name, "nic.tap_name").map_error(in_vm));
+  }
   FEOS_ASSIGN_OR_RETURN(PortUse use, port_use(*vm, nic.device_id).map_error(in_vm));
   if (use.holding)
     return fail(Code::kAlreadyExists, "vm " + vm_id + ": device " + nic.device_id + " is plugged already");

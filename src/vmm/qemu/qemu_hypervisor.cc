@@ -18,6 +18,7 @@
 #include "vmm/qemu/mmio_layout.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/qemu/run_as_grants.h"
+#include "vmm/qemu/run_as_taps.h"
 #include "vmm/qemu/runtime_dir.h"
 
 namespace feos::vmm::qemu {
@@ -276,6 +277,10 @@ Status QemuHypervisor::give_to_user(QemuProcess& vm, const CheckedFiles& files,
   FEOS_TRY(permissions_.check_access(
       user, run_as_access_checks(files, vm.dir(), nodes, paths_, accel_ == Accel::kKvm, uefi,
                                  files.spec.memory.hugepages ? hugepage_mount(files.spec).value_or(HugetlbMount{}).path : "")));
+  if (!files.spec.nets.empty())
+    FEOS_TRY(permissions_.check_access(user, {tun_access_check(paths_, model::field::net(0, "tap.tap_name"))}));
+  for (size_t i = 0; i < files.spec.nets.size(); ++i)
+    FEOS_TRY(check_tap_for_user(fs_, paths_, user, files.spec.nets[i].tap_name, model::field::net(i, "tap.tap_name")));
   logger()->info("qemu runs as {} vm={} vfio_groups={} runtime_dir={}", user.describe(),
                  vm.vm_id(), nodes.size(), vm.dir().path());
   return ok();

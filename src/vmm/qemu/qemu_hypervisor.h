@@ -157,8 +157,12 @@ class QemuHypervisor final : public Hypervisor {
   // disk's checked image graph (resolve_image_chain(), the image roots) and a virtio-blk-pci, or
   // a tap netdev (the tap created, persistent and up, when missing; owned by run_as's user) and
   // a virtio-net-pci; detach: device_del, DEVICE_DELETED within unplug_timeout, then the
-  // backend goes (blockdev-del of the disk's nodes, netdev_del). Errors as Hypervisor's; a
-  // failed attach leaves nothing plugged.
+  // backend goes (blockdev-del of the disk's nodes, netdev_del). With run_as, before any QMP
+  // command, as at start: every file of the disk's graph must be reachable by the user
+  // (chain_access_checks(); nothing of a request is given to the user, so a detach gives back
+  // nothing), and the user must open <dev>/net/tun and an existing tap (run_as_taps.h); each
+  // FAILED_PRECONDITION naming the file or tap and the user. Errors as Hypervisor's; a failed
+  // attach leaves nothing plugged.
   Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override;
   Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override;
   Status detach_disk(const std::string& vm_id, const std::string& device_id) override;

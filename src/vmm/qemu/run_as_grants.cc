@@ -104,6 +104,23 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
   return grants;
 }
 
+std::vector<sys::AccessCheck> chain_access_checks(const std::string& field, const ImageChain& chain,
+                                                  bool writable, const std::string& requested) {
+  // The top image and its data file as the disk is used, the backing files (and theirs)
+  // read-only, as qemu opens them.
+  std::vector<sys::AccessCheck> checks;
+  auto need = [&](std::string what, const std::string& path, sys::Access access, std::string shown = {}) {
+    if (!path.empty()) checks.push_back({std::move(what), path, access, std::move(shown)});
+  };
+  for (size_t k = 0; k < chain.size(); ++k) {
+    std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
+    auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
+    need(what, chain[k].path, access, k == 0 ? requested : std::string());
+    need(what + " (data file)", chain[k].data_file, access);
+  }
+  return checks;
+}
+
 std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, const RuntimeDir& dir,
                                                    const std::vector<std::string>& vfio_nodes,
                                                    const sys::HostPaths& paths, bool with_kvm,
@@ -119,16 +136,10 @@ std::vector<sys::AccessCheck> run_as_access_checks(const CheckedFiles& files, co
   };
   need(model::field::kBootKernel, files.kernel, sys::Access::kRead, spec.boot.kernel);
   need(model::field::kBootInitramfs, files.initramfs, sys::Access::kRead, spec.boot.initramfs);
-  // Every file of a disk's image graph: the top image and its data file as the disk is used,
-  // the backing files (and theirs) read-only, as qemu opens them.
   auto need_chain = [&](const std::string& field, const ImageChain& chain, bool writable,
                         const std::string& requested) {
-    for (size_t k = 0; k < chain.size(); ++k) {
-      std::string what = k == 0 ? field : field + " (backing file " + std::to_string(k) + ")";
-      auto access = k == 0 && writable ? sys::Access::kReadWrite : sys::Access::kRead;
-      need(what, chain[k].path, access, k == 0 ? requested : std::string());
-      need(what + " (data file)", chain[k].data_file, access);
-    }
+    auto chain_checks = chain_access_checks(field, chain, writable, requested);
+    checks.insert(checks.end(), chain_checks.begin(), chain_checks.end());
   };
   need_chain(model::field::kImageRef, files.images.root, true, spec.image_path);
   for (size_t i = 0; i < spec.disks.size(); ++i)

@@ -82,6 +82,13 @@ std::vector<Grant> adopted_grants(const sys::Filesystem& fs, const sys::HostPath
                                   const std::vector<pci::Address>& vfio_functions,
                                   const RuntimeDir& dir, const std::string& vm_id);
 
+// What the user must reach of one disk's image graph (`chain`, the top image first), named
+// `field` (its backing files "<field> (backing file k)", data files "... (data file)"): the top
+// image and its data file read and write when `writable`, else read; every backing file and its
+// data file read. The top image is shown as `requested` (the path as the request gave it).
+std::vector<sys::AccessCheck> chain_access_checks(const std::string& field, const ImageChain& chain,
+                                                  bool writable, const std::string& requested);
+
 // What the user must reach for qemu to start, checked in a child holding only its identity
 // (Permissions::check_access) before launch, in this order: each of `vfio_nodes` read and write;
 // the kernel and initramfs read; every file of each disk's image graph (the root image is
