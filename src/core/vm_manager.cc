@@ -204,29 +204,39 @@ Result<VmManager::Entry*> VmManager::begin_job_locked(const model::VmId& id, Lif
 }
 
 void VmManager::end_job(const std::string& id) {
-  bool release = false;
+  std::optional<LifecycleEvent> event;
+  std::string reason;
   {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
     if (it == vms_.end()) return;
     Entry& entry = it->second;
     std::optional<vmm::ExitInfo> exit = entry.job ? std::move(entry.job->pending_exit) : std::nullopt;
-    if (exit) {
-      if (auto event = exit_event(entry, *exit)) {
-        auto devices = apply_locked(entry, *event, exit_reason_locked(entry, *exit), 0);
-        if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
-        release = devices && *devices == DeviceHold::kReleased && entry.holds_devices;
-      }
-    }
-    if (!release) {
+    if (exit) event = exit_event(entry, *exit);
+    if (!event) {
       entry.job.reset();
       return;
     }
+    reason = exit_reason_locked(entry, *exit);
     entry.job = Job{JobKind::kReleaseDevices, std::nullopt};
   }
-  (void)release_devices(id);
+  finish_exit(id, *event, std::move(reason));
+}
+
+void VmManager::finish_exit(const std::string& id, LifecycleEvent event, std::string reason) {
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    const Entry& entry = vms_.at(id);  // the job keeps it
+    auto next = transition(entry.record.state, event);
+    release = next && next->devices == DeviceHold::kReleased && entry.holds_devices;
+  }
+  if (release) (void)release_devices(id);
   std::lock_guard lock(mutex_);
-  if (auto it = vms_.find(id); it != vms_.end()) it->second.job.reset();
+  Entry& entry = vms_.at(id);
+  if (auto stored = apply_locked(entry, event, std::move(reason), 0); !stored)
+    logger()->error("vm={} exit not stored: {}", id, stored.error().to_string());
+  entry.job.reset();
 }
 
 Result<DeviceHold> VmManager::apply_locked(Entry& entry, LifecycleEvent event, std::string reason, int pid) {
@@ -270,6 +280,8 @@ std::optional<LifecycleEvent> VmManager::exit_event(const Entry& entry, const vm
 }
 
 void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
+  std::optional<LifecycleEvent> event;
+  std::string reason;
   {
     std::lock_guard lock(mutex_);
     auto it = vms_.find(id);
@@ -280,17 +292,13 @@ void VmManager::on_exit(const std::string& id, const vmm::ExitInfo& info) {
       entry.job->pending_exit = info;
       return;
     }
-    auto event = exit_event(entry, info);
+    event = exit_event(entry, info);
     if (!event) return;
-    auto devices = apply_locked(entry, *event, exit_reason_locked(entry, info), 0);
-    if (!devices) logger()->error("vm={} exit not stored: {}", id, devices.error().to_string());
-    if (!devices || *devices != DeviceHold::kReleased || !entry.holds_devices) return;
+    reason = exit_reason_locked(entry, info);
     entry.job = Job{JobKind::kReleaseDevices, std::nullopt};
   }
   // The process is gone: the host gets the GPUs back now, not at delete.
-  (void)release_devices(id);
-  std::lock_guard lock(mutex_);
-  if (auto it = vms_.find(id); it != vms_.end()) it->second.job.reset();
+  finish_exit(id, *event, std::move(reason));
 }
 
 // --- lookups ---

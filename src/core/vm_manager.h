@@ -262,6 +262,11 @@ class VmManager {
   Result<Entry*> begin_job_locked(const model::VmId& id, LifecycleEvent request, JobKind kind);
   // Ends the VM's job; applies an exit that arrived meanwhile (and returns its devices).
   void end_job(const std::string& id);
+  // The VM's process is gone and `event` records it (an exit, a forced power-off): returns its
+  // GPUs to the host when the event releases them, then applies `event` and ends the VM's job
+  // under one lock, so a client that sees the VM stopped or crashed may start or delete it at once
+  // and give its GPUs to another VM. Caller holds the VM's job, not mutex_.
+  void finish_exit(const std::string& id, LifecycleEvent event, std::string reason);
   // pause, resume, shutdown: one hypervisor call, then the table's transition with `reason`.
   Status run_request(const model::VmId& request_id, LifecycleEvent request, JobKind kind,
                      Status (vmm::Hypervisor::*call)(const std::string&), std::string reason);

@@ -51,13 +51,18 @@ namespace feos::core {
 class VmManager::JobGuard {
  public:
   JobGuard(VmManager& manager, std::string id) : manager_(manager), id_(std::move(id)) {}
-  ~JobGuard() { manager_.end_job(id_); }
+  ~JobGuard() {
+    if (!dismissed_) manager_.end_job(id_);
+  }
   JobGuard(const JobGuard&) = delete;
   JobGuard& operator=(const JobGuard&) = delete;
+  // The job is ended another way (finish_exit()): the guard must not end a job begun after it.
+  void dismiss() { dismissed_ = true; }
 
  private:
   VmManager& manager_;
   std::string id_;
+  bool dismissed_ = false;
 };
 
 }  // namespace feos::core

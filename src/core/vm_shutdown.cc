@@ -149,7 +149,6 @@ void VmManager::force_off(const std::string& id) {
   }
   logger()->warn("vm={} {}", id, reason);
   Status stopped = hypervisor_.stop(id);
-  bool release = false;
   {
     std::lock_guard lock(mutex_);
     Entry& entry = vms_.at(id);
@@ -161,12 +160,10 @@ void VmManager::force_off(const std::string& id) {
       return;
     }
     entry.job->pending_exit.reset();  // the stop we asked for
-    auto devices = apply_locked(entry, LifecycleEvent::kForcedOff, reason, 0);
-    if (!devices) logger()->error("vm={} forced off, not stored: {}", id, devices.error().to_string());
-    release = devices && *devices == DeviceHold::kReleased && entry.holds_devices;
   }
-  // The process is gone: the host gets the GPUs back now, as at any stop.
-  if (release) (void)release_devices(id);
+  // The process is gone: the GPUs go back to the host, then the VM is stopped and the job ends.
+  guard.dismiss();
+  finish_exit(id, LifecycleEvent::kForcedOff, std::move(reason));
 }
 
 void VmManager::reap_watchers() {
