@@ -89,6 +89,13 @@ class PullConcurrencyTest : public RegistryTest {
     return options;
   }
   std::string via_proxy(const std::string& rest) const { return proxy_->host() + "/" + rest; }
+  // feos/a:v1 and feos/b:v1 through the proxy at the same time, until both ended.
+  void pull_both(OciImageStore& store, Pull& a, Pull& b) const {
+    a.start(store, via_proxy("feos/a:v1"));
+    b.start(store, via_proxy("feos/b:v1"));
+    a.join();
+    b.join();
+  }
   size_t requests(const std::string& kind, const std::string& repo, const std::string& digest) const {
     return proxy_->count(kind + " /v2/" + repo + "/blobs/" + digest);
   }
@@ -110,10 +117,7 @@ TEST_F(PullConcurrencyTest, DifferentImagesDownloadAtTheSameTime) {
   auto store = open_store(proxied_options());
   Pull a, b;
   const auto start = std::chrono::steady_clock::now();
-  a.start(*store, via_proxy("feos/a:v1"));
-  b.start(*store, via_proxy("feos/b:v1"));
-  a.join();
-  b.join();
+  pull_both(*store, a, b);
   ASSERT_TRUE(*a.result) << a.result->error().to_string();
   ASSERT_TRUE(*b.result) << b.result->error().to_string();
   EXPECT_EQ(read((*a.result)->disk_path), disk_a);
@@ -269,10 +273,7 @@ TEST_F(PullConcurrencyTest, ConcurrentPullsKeepTheCacheLimit) {
   auto old = store->pull(via_proxy("feos/old:v1"));
   ASSERT_TRUE(old) << old.error().to_string();
   Pull a, b;
-  a.start(*store, via_proxy("feos/a:v1"));
-  b.start(*store, via_proxy("feos/b:v1"));
-  a.join();
-  b.join();
+  pull_both(*store, a, b);
   ASSERT_TRUE(*a.result) << a.result->error().to_string();
   ASSERT_TRUE(*b.result) << b.result->error().to_string();
   ASSERT_LT(a.first_bytes_at, b.finished_at);  // they overlapped: both made room before either landed

@@ -210,6 +210,8 @@ TEST(Launch, ChildRunsOnTheGivenCpus) {
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
     if (CPU_ISSET(cpu, &mine)) last = cpu;
   ASSERT_GE(last, 0);
+  // On one CPU the child would inherit exactly that one: nothing would show the setting.
+  if (CPU_COUNT(&mine) < 2) GTEST_SKIP() << "this process may run on one CPU only";
   TempDir dir;
   auto launcher = make_posix_process_launcher();
   LaunchSpec spec;
