@@ -41,6 +41,11 @@ requirements=(
   "python3-jwt          py:jwt"
   "python3-cryptography py:cryptography"
   "busybox-static       /bin/busybox"
+  # FeOS's scenarios (feos_scenario_test.py): a registry image SeaBIOS boots (FAT + syslinux), a tap
+  "dosfstools           mkfs.fat"
+  "mtools               mcopy"
+  "syslinux             syslinux"
+  "iproute2             ip"
   # UEFI guests (QEMU firmware descriptors and OVMF) and the firmware proof (tests/firmware)
   "ovmf                 /usr/share/qemu/firmware/60-edk2-x86_64.json /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd"
   "cpio                 cpio"
