@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
@@ -36,6 +38,24 @@ std::shared_ptr<spdlog::logger> logger() { return log::get("feosd"); }
 // `error` under the name of the step that failed, as feosd logs it: "<what>: CODE: message".
 tl::unexpected<Error> step_failed(std::string_view what, const Error& error) {
   return fail(error.code, std::string(what) + ": " + error.to_string());
+}
+
+// An --image-root inside the state directory would offer requests nothing but refusals: every
+// file there is feosd's own (vmm::qemu::feosd_reserved_dirs()).
+Status check_image_roots(const std::vector<std::string>& roots, const std::string& state_dir) {
+  std::error_code ec;
+  const std::filesystem::path state = std::filesystem::weakly_canonical(state_dir, ec);
+  if (ec) return fail(Code::kInternal, "cannot resolve state dir " + state_dir + ": " + ec.message());
+  for (const auto& root : roots) {
+    const std::filesystem::path resolved = std::filesystem::weakly_canonical(root, ec);
+    if (ec) continue;  // the hypervisor names a root it cannot resolve
+    if (std::mismatch(state.begin(), state.end(), resolved.begin(), resolved.end()).first == state.end())
+      return fail(Code::kInvalidArgument,
+                  "--image-root " + root + " lies inside the state directory " + state_dir +
+                      ", whose files no request may name (the database, the VMs' runtime files, the image "
+                      "cache): keep VM images outside it");
+  }
+  return ok();
 }
 
 // Holds an exclusive lock on <state>/feosd.lock for the daemon's lifetime, so two daemons never
@@ -127,6 +147,7 @@ Status Daemon::open_state() {
   std::error_code ec;
   std::filesystem::create_directories(state_dir + "/vms", ec);
   if (ec) return fail(Code::kInternal, "cannot create state dir " + state_dir + ": " + ec.message());
+  FEOS_TRY(check_image_roots(options_.qemu.image_roots, state_dir));
   FEOS_ASSIGN_OR_RETURN(lock_fd_, lock_state_dir(state_dir));
   const std::string db_path = state_dir + "/feosd.db";
   FEOS_TRY(check_not_truncated(db_path, state_dir, options_.discard_unknown_vms));
@@ -154,8 +175,9 @@ Status Daemon::open_hypervisor() {
   else  // the VMs' disks over registry images and the cached images under them
     config.image_roots.push_back(options_.state_dir + "/images");
   // ... which only feosd's image store names: a request naming a cached image as its disk would
-  // write under every VM of that image, one naming another VM's disk would read or write it.
-  config.reserved_dirs.push_back(options_.state_dir + "/images");
+  // write under every VM of that image, one naming another VM's disk would read or write it. The
+  // rest of the state directory (the database, the VMs' runtime files) is feosd's own too.
+  config.reserved_dirs = vmm::qemu::feosd_reserved_dirs(options_.state_dir);
   // QEMU 8.1 can put the GPUDirect clique capability at D4h, beside the MSI-X of Turing and newer.
   if (auto version = vmm::qemu::probe_qemu_version(config.binary); version) {
     config.gpudirect_d4 = version->at_least(8, 1);

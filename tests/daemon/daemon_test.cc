@@ -100,6 +100,25 @@ TEST_F(DaemonTest, AFailedStepIsNamedInTheMessage) {
   EXPECT_EQ(failed.error().message.rfind("device policy: NOT_FOUND: ", 0), 0u) << failed.error().message;
 }
 
+// Requests may not name the state directory's files, so an image root inside it is refused at
+// startup; one beside it (a name that only starts like it) is not.
+TEST_F(DaemonTest, AnImageRootInsideTheStateDirectoryIsRefused) {
+  for (const std::string& root : {state_ / "images-local", state_.path(), state_ / "vms/../local"}) {
+    DaemonOptions o = options();
+    o.qemu.image_roots = {root};
+    auto failed = Daemon::open(o);
+    ASSERT_FALSE(failed) << root;
+    EXPECT_EQ(failed.error().code, Code::kInvalidArgument);
+    EXPECT_EQ(failed.error().message,
+              "--image-root " + root + " lies inside the state directory " + state_.path() +
+                  ", whose files no request may name (the database, the VMs' runtime files, the image cache): "
+                  "keep VM images outside it");
+  }
+  DaemonOptions beside = options();
+  beside.qemu.image_roots = {state_.path() + "-images"};
+  EXPECT_TRUE(Daemon::open(beside)) << "a root beside the state directory";
+}
+
 // A registry with credentials must be reached over TLS: credentials for an --insecure-registry
 // host stop the daemon at startup, saying why.
 TEST_F(DaemonTest, CredentialsForAPlainHttpRegistryAreRefused) {

@@ -114,12 +114,16 @@ try:
     bad_cpu.cpus.boot_vcpus = 0
     no_backend = config()
     no_backend.disks.add(device_id="d0")
+    # Without --image-root a request may name any file on the host, but never feosd's own.
+    own_db = config()
+    own_db.disks.add(device_id="d0", path=os.path.join(work, "state", "feosd.db"))
     cases = [
         ("GetVm unknown", stub.GetVm, pb.GetVmRequest(vm_id=str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND, "not found"),
         ("StartVm running", stub.StartVm, pb.StartVmRequest(vm_id=vm_id), grpc.StatusCode.FAILED_PRECONDITION, "running"),
         ("ResumeVm running", stub.ResumeVm, pb.ResumeVmRequest(vm_id=vm_id), grpc.StatusCode.FAILED_PRECONDITION, "resume"),
         ("CreateVm 0 vcpus", stub.CreateVm, pb.CreateVmRequest(config=bad_cpu), grpc.StatusCode.INVALID_ARGUMENT, "boot_vcpus"),
         ("CreateVm no disk backend", stub.CreateVm, pb.CreateVmRequest(config=no_backend), grpc.StatusCode.INVALID_ARGUMENT, "disks[0]"),
+        ("CreateVm feosd.db as a disk", stub.CreateVm, pb.CreateVmRequest(config=own_db), grpc.StatusCode.INVALID_ARGUMENT, "inside feosd's state directory"),
         ("CreateVm duplicate id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id=vm_id), grpc.StatusCode.ALREADY_EXISTS, vm_id),
         ("CreateVm traversal id", stub.CreateVm, pb.CreateVmRequest(config=config(), vm_id="../../etc"), grpc.StatusCode.INVALID_ARGUMENT, "uuid"),
         ("AttachDisk without disk", stub.AttachDisk, pb.AttachDiskRequest(vm_id=vm_id), grpc.StatusCode.INVALID_ARGUMENT, "disk: not given"),

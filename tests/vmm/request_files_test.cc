@@ -277,7 +277,7 @@ TEST_F(RequestFilesTest, ImageCacheIsReservedForTheImageStore) {
   write(blob, std::string(4096, 'b'));
   write(overlay, qcow2(blob, "raw"));
   const FileRoots roots = {images_, cache};
-  const ReservedDirs reserved = {cache};
+  const ReservedDirs reserved = feosd_reserved_dirs(dir_ / "state");
   auto refused = [&](const model::VmSpec& spec, const std::string& field) {
     auto checked = check_spec_files(spec, roots, reserved);
     ASSERT_FALSE(checked) << field;
@@ -364,6 +364,41 @@ TEST_F(RequestFilesTest, ImageCacheIsReservedForTheImageStore) {
   auto no_roots = check_spec_files(with_disk(overlay), {}, reserved);
   ASSERT_FALSE(no_roots);
   EXPECT_EQ(no_roots.error().code, Code::kInvalidArgument);
+}
+
+// The rest of feosd's state directory is its own too, with image roots or without: a request
+// naming feosd.db as a disk would let a guest write the daemon's records, one naming a VM's
+// variable store would read or write that VM's firmware settings.
+TEST_F(RequestFilesTest, TheStateDirectoryIsReservedForFeosd) {
+  const std::string state = dir_ / "state";
+  write(state + "/feosd.db", std::string(4096, 'd'));
+  write(state + "/vms/vm-1/uefi-vars.fd", std::string(4096, 'v'));
+  std::filesystem::create_symlink(state + "/feosd.db", images_ + "/db-link.raw");
+  const ReservedDirs reserved = feosd_reserved_dirs(state);
+  for (const FileRoots& roots : {FileRoots{}, FileRoots{images_, state + "/images"}, FileRoots{dir_.path()}}) {
+    for (const std::string& path : {state + "/feosd.db", state + "/vms/vm-1/uefi-vars.fd", images_ + "/db-link.raw",
+                                    state + "/vms/vm-2/console.log"}) {
+      model::VmSpec spec;
+      spec.disks.push_back({});
+      spec.disks[0].path = path;
+      auto checked = check_spec_files(spec, roots, reserved);
+      if (roots.size() == 2) {
+        // Resolved outside these roots: the roots' one answer comes first and tells nothing more.
+        ASSERT_FALSE(checked);
+        EXPECT_EQ(checked.error().code, Code::kPermissionDenied) << path;
+        continue;
+      }
+      ASSERT_FALSE(checked) << path;
+      EXPECT_EQ(checked.error().code, Code::kInvalidArgument) << checked.error().message;
+      EXPECT_EQ(checked.error().message,
+                "config.disks[0].path: " + quote_for_message(path) + " is inside feosd's state directory (" + state +
+                    "): its database and the VMs' runtime files (UEFI variable stores, console logs, ignition) are "
+                    "the daemon's own; a request may not name them");
+      // Without the reservation the same spec passes, or is not found.
+      auto unreserved = check_spec_files(spec, roots);
+      EXPECT_TRUE(unreserved || unreserved.error().code == Code::kNotFound) << unreserved.error().message;
+    }
+  }
 }
 
 TEST_F(RequestFilesTest, MissingDataFileInsideTheRootsIsNotFound) {

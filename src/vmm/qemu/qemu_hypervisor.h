@@ -49,8 +49,9 @@ struct QemuConfig {
   // Directories whose files (images, disks, kernels, initramfs, qcow2 backing files and external
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
-  // Directories of feosd's own files no request may name, inside the roots or not: the image
-  // cache (request_files.h, ReservedDirs). Only a registry image's root disk lies there.
+  // Directories of feosd's own files no request may name, inside the roots or not: its state
+  // directory and image cache (feosd_reserved_dirs(), request_files.h). Only a registry image's
+  // root disk lies there.
   ReservedDirs reserved_dirs;
   // Empty pcie-root-ports each VM gets at start for disks and NICs attached while it runs
   // (hotplug_ports.h; 0..kMaxHotplugPorts), and how long a detach waits for the guest to release

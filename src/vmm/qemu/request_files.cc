@@ -105,6 +105,14 @@ std::string describe_type(mode_t mode) {
 
 }  // namespace
 
+ReservedDirs feosd_reserved_dirs(const std::string& state_dir) {
+  return {{state_dir + "/images", "feosd's image cache",
+           "its images are shared by the VMs that use them and its disks are each one VM's own"},
+          {state_dir, "feosd's state directory",
+           "its database and the VMs' runtime files (UEFI variable stores, console logs, ignition) are the daemon's "
+           "own"}};
+}
+
 Result<std::string> check_request_file(const std::string& path, const std::string& field,
                                        const FileRoots& roots, const ReservedDirs& reserved) {
   const std::string shown = field + ": " + quote_for_message(path);
@@ -114,15 +122,11 @@ Result<std::string> check_request_file(const std::string& path, const std::strin
     return fail(Code::kPermissionDenied,
                 shown + " is not a file inside the image roots (" + describe_roots(roots) + ")");
   };
-  // The cache's blobs are shared by every VM of an image and its disks are each one VM's: a
-  // request naming one could write an image under other VMs or read another VM's disk.
   auto reserved_dir = [&](const std::string& real) -> std::optional<Error> {
     for (const auto& dir : reserved)
-      if (inside_roots(real, {dir}))
+      if (inside_roots(real, {dir.path}))
         return Error{Code::kInvalidArgument,
-                     shown + " is inside feosd's image cache (" + dir +
-                         "): its images are shared by the VMs that use them and its disks are each "
-                         "one VM's own; a request may not name them"};
+                     shown + " is inside " + dir.what + " (" + dir.path + "): " + dir.why + "; a request may not name them"};
     return std::nullopt;
   };
   errno = 0;
@@ -187,7 +191,7 @@ Result<model::DiskFormat> format_of(ImageMagic magic, bool top, model::DiskForma
 Status check_store_chain(const ImageChain& chain, const ReservedDirs& reserved) {
   auto cached_image = [&](const ImageFile& image) {
     for (const auto& dir : reserved) {
-      const std::string blobs = dir + "/blobs/sha256/";
+      const std::string blobs = dir.path + "/blobs/sha256/";
       if (!image.path.starts_with(blobs)) continue;
       const std::string name = image.path.substr(blobs.size());
       return name.size() == 64 && name.find_first_not_of("0123456789abcdef") == std::string::npos &&

@@ -17,10 +17,21 @@ namespace feos::vmm::qemu {
 // Where request files may live (--image-root). Empty: anywhere.
 using FileRoots = std::vector<std::string>;
 
-// Directories of feosd's own files that requests may not name even inside the roots: the image
-// cache (<state dir>/images), whose images every VM of an image shares read-only and whose disks
-// are each one VM's own. Only feosd puts a VM's root image there (a registry image's disk).
-using ReservedDirs = std::vector<std::string>;
+// A directory of feosd's own files that requests may not name, inside the roots or not; `what`
+// names it and `why` says what it holds, in the refusal.
+struct ReservedDir {
+  std::string path;
+  std::string what;
+  std::string why;
+};
+using ReservedDirs = std::vector<ReservedDir>;
+
+// What feosd reserves of its state directory: the image cache (<state dir>/images), whose images
+// every VM of an image shares read-only and whose disks are each one VM's own (only feosd puts a
+// VM's root image there: a registry image's disk), then the rest: the database, the lock and the
+// VMs' runtime files (UEFI variable stores, console logs, ignition). A request naming feosd.db as
+// a disk would let a guest write the daemon's records.
+ReservedDirs feosd_reserved_dirs(const std::string& state_dir);
 
 // Returns `path` resolved through every symbolic link. It must be absolute and resolve to a
 // regular file, or to a block device inside a root, that is not on a kernel interface filesystem
@@ -32,9 +43,10 @@ using ReservedDirs = std::vector<std::string>;
 //    (<roots>)" for every path whose lookup does not end inside a root, whether it exists or not
 //    (a missing file counts as inside only when the lookup, dangling symbolic links followed, stops
 //    at a directory inside a root): one answer that tells nothing about the rest of the host;
-//  - INVALID_ARGUMENT "<field>: '<path>' is inside feosd's image cache (<dir>) ..." for a path
-//    whose resolved target (or, when it does not exist, where its lookup ends) lies inside one of
-//    the `reserved` directories: realpath-resolved, so no symbolic link leads around it;
+//  - INVALID_ARGUMENT "<field>: '<path>' is inside <what> (<dir>): <why>; ..." for a path whose
+//    resolved target (or, when it does not exist, where its lookup ends) lies inside one of the
+//    `reserved` directories (the first that holds it): realpath-resolved, so no symbolic link
+//    leads around it;
 //  - NOT_FOUND "<field>: '<path>' not found";
 //  - INVALID_ARGUMENT for a relative path, a symbolic link loop, a directory, character device,
 //    FIFO, socket, a block device without roots, or a kernel interface file;
