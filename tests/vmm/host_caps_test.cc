@@ -1,9 +1,11 @@
-// The host facts the adapter reads: /proc/cpuinfo address bits, /proc/meminfo MemTotal, /dev/kvm.
+// The host facts the adapter reads: /proc/cpuinfo address bits, /proc/meminfo MemTotal, /dev/kvm
+// and the KVM module behind it.
 #include "vmm/qemu/host_caps.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -85,16 +87,29 @@ TEST(HostCaps, NodeListsCountTheirNodes) {
     EXPECT_EQ(count_node_list(bad), 0) << bad;
 }
 
-TEST(HostCaps, KvmIsAvailableWhenTheDeviceOpensReadWrite) {
-  TempDir dev;
+// KVM is usable when the device opens read-write and a hardware virtualization module is loaded;
+// kvm_pvm's device (no VT-x or AMD-V) hangs ordinary guests.
+TEST(HostCaps, KvmIsUsableWithTheDeviceAndAHardwareModule) {
+  TempDir dev, sysfs;
   sys::HostPaths paths;
   paths.dev_root = dev.path();
-  EXPECT_FALSE(kvm_available(paths));  // no <dev>/kvm
+  paths.sysfs_root = sysfs.path();
+  std::filesystem::create_directories(sysfs / "module/kvm/parameters");
+  EXPECT_EQ(kvm_unusable_reason(paths), dev / "kvm" + " does not open read-write: No such file or directory");
   std::ofstream(dev / "kvm") << "";
-  EXPECT_TRUE(kvm_available(paths));
+  EXPECT_EQ(kvm_unusable_reason(paths), dev / "kvm" + " opens, but neither kvm_intel nor kvm_amd is loaded");
+  std::filesystem::create_directories(sysfs / "module/kvm_pvm/parameters");
+  EXPECT_EQ(kvm_unusable_reason(paths),
+            dev / "kvm" + " is kvm_pvm (no VT-x or AMD-V), which runs only guest kernels built for PVM");
+  for (const char* module : {"kvm_intel", "kvm_amd"}) {
+    std::filesystem::create_directories(sysfs / (std::string("module/") + module));
+    EXPECT_EQ(kvm_unusable_reason(paths), std::nullopt) << module;
+    std::filesystem::remove(sysfs / (std::string("module/") + module));
+  }
   if (::geteuid() != 0) {  // root opens a 0400 file read-write all the same
+    std::filesystem::create_directories(sysfs / "module/kvm_intel");
     ASSERT_EQ(::chmod((dev / "kvm").c_str(), 0400), 0);
-    EXPECT_FALSE(kvm_available(paths));
+    EXPECT_NE(kvm_unusable_reason(paths), std::nullopt);
   }
 }
 

@@ -1,4 +1,4 @@
-// Process-level tests: the real PosixProcessLauncher starts real qemu (TCG without /dev/kvm)
+// Process-level tests: the real PosixProcessLauncher starts real qemu (TCG without usable KVM)
 // booting the test guest from tests/guest/build-guest.sh, found via FEOS_TEST_GUEST_DIR.
 #include "vmm/qemu/qemu_hypervisor.h"
 

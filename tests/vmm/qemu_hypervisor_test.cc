@@ -65,14 +65,18 @@ TEST_F(QemuHypervisorUnit, RejectsBadConfig) {
   EXPECT_FALSE(QemuHypervisor::create(launcher_, fs_, paths_, config));
 }
 
-TEST_F(QemuHypervisorUnit, AutoAccelFollowsKvmDevice) {
-  TempDir dev;
+TEST_F(QemuHypervisorUnit, AutoAccelFollowsUsableKvm) {
+  TempDir dev, sysfs;
   sys::HostPaths paths = paths_;
   paths.dev_root = dev.path();
+  paths.sysfs_root = sysfs.path();
   auto no_kvm = QemuHypervisor::create(launcher_, fs_, paths, {});
   ASSERT_TRUE(no_kvm);
   EXPECT_EQ((*no_kvm)->accel(), Accel::kTcg);
   std::ofstream(dev / "kvm") << "";  // openable read-write: stands in for /dev/kvm
+  std::filesystem::create_directories(sysfs / "module/kvm_pvm");
+  EXPECT_EQ((*QemuHypervisor::create(launcher_, fs_, paths, {}))->accel(), Accel::kTcg) << "PVM's KVM";
+  std::filesystem::create_directories(sysfs / "module/kvm_amd");
   auto kvm = QemuHypervisor::create(launcher_, fs_, paths, {});
   ASSERT_TRUE(kvm);
   EXPECT_EQ((*kvm)->accel(), Accel::kKvm);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "common/log.h"
@@ -97,11 +99,15 @@ int count_node_list(std::string_view list) {
   return nodes ? static_cast<int>(nodes->size()) : 0;
 }
 
-bool kvm_available(const sys::HostPaths& paths) {
+std::optional<std::string> kvm_unusable_reason(const sys::HostPaths& paths) {
   int fd = ::open(paths.kvm().c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return paths.kvm() + " does not open read-write: " + std::strerror(errno);
   ::close(fd);
-  return true;
+  auto loaded = [&](const char* module) { return ::access(paths.kernel_module(module).c_str(), F_OK) == 0; };
+  if (loaded("kvm_intel") || loaded("kvm_amd")) return std::nullopt;
+  if (loaded("kvm_pvm"))
+    return paths.kvm() + " is kvm_pvm (no VT-x or AMD-V), which runs only guest kernels built for PVM";
+  return paths.kvm() + " opens, but neither kvm_intel nor kvm_amd is loaded";
 }
 
 int HostCaps::phys_bits() const {

@@ -31,8 +31,11 @@ int count_node_list(std::string_view list);
 // MemFree:   123 kB"); nullopt when absent or malformed.
 std::optional<uint64_t> meminfo_kib(std::string_view meminfo, std::string_view key);
 
-// Whether <dev>/kvm opens read-write (what accel "auto" picks kvm by).
-bool kvm_available(const sys::HostPaths& paths);
+// Why accel "auto" cannot pick kvm here; nullopt when it can: <dev>/kvm opens read-write and a
+// hardware virtualization module (<sysfs>/module/kvm_intel or kvm_amd) is loaded. kvm_pvm (KVM on
+// CPUs without VT-x or AMD-V, as in some nested clouds) makes <dev>/kvm too, but runs only guest
+// kernels built for it: an ordinary guest hangs there without a word.
+std::optional<std::string> kvm_unusable_reason(const sys::HostPaths& paths);
 
 // Reads the facts through the Filesystem seam, anew on each call (they are cheap and a test may
 // change them).

@@ -77,7 +77,9 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   } else if (config.accel == "tcg") {
     accel = Accel::kTcg;
   } else if (config.accel == "auto") {
-    accel = kvm_available(paths) ? Accel::kKvm : Accel::kTcg;
+    auto why_not = kvm_unusable_reason(paths);
+    accel = why_not ? Accel::kTcg : Accel::kKvm;
+    if (why_not) logger()->info("accel auto picks tcg: {}", *why_not);
   } else {
     return fail(Code::kInvalidArgument,
                 "qemu accel \"" + config.accel + "\" is not one of auto, kvm, tcg");
