@@ -27,6 +27,7 @@ Needs root (the tap); skipped (77) otherwise.
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -92,7 +93,16 @@ sys.path.insert(0, gen)
 from feos.vm.vmm.api.v1 import vm_pb2 as pb  # noqa: E402
 from feos.vm.vmm.api.v1 import vm_pb2_grpc as pb_grpc  # noqa: E402
 
-check(not any(f.number >= 1000 for m in pb.DESCRIPTOR.message_types_by_name.values() for f in m.fields),
+
+
+def all_messages(messages):
+    for m in messages:
+        yield m
+        yield from all_messages(m.nested_types)
+
+
+check(not any(f.number >= 1000 for m in all_messages(pb.DESCRIPTOR.message_types_by_name.values()) for f in m.fields)
+      and not any(v.number >= 1000 for e in pb.DESCRIPTOR.enum_types_by_name.values() for v in e.values),
       "the generated client has no field of feosd's")
 
 
@@ -173,51 +183,59 @@ def failed_in_feos_words(fn, request, op, state):
 
 
 class Events:
-    """One StreamVmEvents stream per VM, read as FeOS's wait_for_target_state reads it."""
+    """One StreamVmEvents stream per VM, read as FeOS's wait_for_target_state reads it: one reader
+    thread queues the state changes; each wait takes them in order."""
 
     def __init__(self, stub, vm_id):
         self.stream = stub.StreamVmEvents(pb.StreamVmEventsRequest(vm_id=vm_id))
+        self.changes = queue.Queue()
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        try:
+            for event in self.stream:
+                if event.data.type_url == "type.googleapis.com/feos.vm.vmm.api.v1.VmStateChangedEvent":
+                    changed = pb.VmStateChangedEvent()
+                    event.data.Unpack(changed)
+                    self.changes.put(changed)
+        except grpc.RpcError:
+            pass
 
     def wait_for(self, target, seconds):
-        """The reason of the first state change to `target`, within `seconds`; None otherwise."""
-        found, t0 = [], time.time()
+        """The reason of the first state change to `target` within `seconds`; None otherwise (also
+        when the VM crashed first, as FeOS's wait fails then)."""
+        t0 = time.time()
+        reason = None
+        while reason is None:
+            try:
+                changed = self.changes.get(timeout=max(0.0, t0 + seconds - time.time()))
+            except queue.Empty:
+                break
+            if changed.new_state == target:  # a wait for CRASHED ends here
+                reason = changed.reason
+            elif changed.new_state == pb.VM_STATE_CRASHED:
+                print(f"VM crashed: {changed.reason}")
+                break
+        check(reason is not None, f"{pb.VmState.Name(target)} within {seconds} s ({time.time() - t0:.1f} s)")
+        return reason
 
-        def read():
-            for event in self.stream:
-                if event.data.type_url != "type.googleapis.com/feos.vm.vmm.api.v1.VmStateChangedEvent":
-                    continue
-                changed = pb.VmStateChangedEvent()
-                event.data.Unpack(changed)
-                if changed.new_state == target:  # a wait for CRASHED ends here
-                    found.append(changed.reason)
-                    return
-                if changed.new_state == pb.VM_STATE_CRASHED:
-                    found.append(None)
-                    print(f"VM crashed: {changed.reason}")
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(seconds)
-        name = pb.VmState.Name(target)
-        if check(bool(found) and found[0] is not None, f"{name} within {seconds} s ({time.time() - t0:.1f} s)"):
-            return found[0]
-        return None
+    def close(self):
+        self.stream.cancel()
 
 
 class Console:
     """StreamVmConsole: the output read in a thread; lines sent as input."""
 
     def __init__(self, stub, vm_id):
-        self.out, self.inbox, self.lock = b"", [], threading.Condition()
+        self.out, self.inbox, self.lock, self.closed = b"", [], threading.Condition(), False
         self.stream = stub.StreamVmConsole(self.requests(vm_id))
         threading.Thread(target=self.read, daemon=True).start()
 
     def requests(self, vm_id):
         yield pb.StreamVmConsoleRequest(attach=pb.AttachConsoleMessage(vm_id=vm_id))
-        while True:
+        while not self.closed:
             with self.lock:
-                self.lock.wait_for(lambda: self.inbox, timeout=1)
+                self.lock.wait_for(lambda: self.inbox or self.closed, timeout=1)
                 lines, self.inbox = self.inbox, []
             for line in lines:
                 yield pb.StreamVmConsoleRequest(data=pb.ConsoleData(input=line.encode() + b"\n"))
@@ -241,6 +259,9 @@ class Console:
             return self.lock.wait_for(lambda: marker.encode() in self.out, timeout=seconds)
 
     def close(self):
+        with self.lock:
+            self.closed = True
+            self.lock.notify_all()
         self.stream.cancel()
 
 
@@ -320,6 +341,7 @@ def scenario_create_and_start(stub, image_ref, state_dir, tap):
     check(guest_pci(console, "c") == before, "the guest no longer lists it")
     console.close()
 
+    events.close()
     stub.DeleteVm(pb.DeleteVmRequest(vm_id=vm_id), timeout=60)
     check(not qemu_of(vm_id) and not os.path.exists(os.path.join(state_dir, "vms", vm_id)),
           "DeleteVm: no qemu and no VM directory left")
@@ -333,6 +355,8 @@ def scenario_crash(stub, image_ref, state_dir):
     stub.StartVm(pb.StartVmRequest(vm_id=vm_id), timeout=60)
     events.wait_for(pb.VM_STATE_RUNNING, 30)
     pid = stub.PingVm(pb.PingVmRequest(vm_id=vm_id), timeout=10).pid
+    if not check(pid > 0 and str(pid) in qemu_of(vm_id), f"PingVm: the hypervisor's pid {pid}"):
+        return
     os.kill(pid, signal.SIGKILL)
     reason = events.wait_for(pb.VM_STATE_CRASHED, 30)
     check(reason is not None and "qemu" in reason, f"the crash's reason: '{reason}'")
@@ -340,6 +364,7 @@ def scenario_crash(stub, image_ref, state_dir):
     failed_in_feos_words(stub.PauseVm, pb.PauseVmRequest(vm_id=vm_id), "pause", "Crashed")
     failed_in_feos_words(stub.ShutdownVm, pb.ShutdownVmRequest(vm_id=vm_id), "shutdown", "Crashed")
     failed_in_feos_words(stub.ResumeVm, pb.ResumeVmRequest(vm_id=vm_id), "resume", "Crashed")
+    events.close()
     stub.DeleteVm(pb.DeleteVmRequest(vm_id=vm_id), timeout=60)
     check(not os.path.exists(os.path.join(state_dir, "vms", vm_id)), "DeleteVm of the crashed VM")
 
@@ -370,13 +395,16 @@ try:
 except Exception as e:  # noqa: BLE001 -- any error is a failure of the scenario, with its cause
     check(False, f"scenario stopped: {type(e).__name__}: {e}")
 finally:
-    if daemon:
-        daemon.terminate()
-        daemon.wait(timeout=30)
-    for child in children:
-        child.terminate()
-        child.wait(timeout=10)
-    subprocess.run(["ip", "link", "delete", tap], capture_output=True)
+    # feosd leaves its VMs running when it stops: a scenario cut short leaves a qemu behind.
+    for step in (lambda: daemon and daemon.terminate(), lambda: daemon and daemon.wait(timeout=30),
+                 lambda: daemon and daemon.kill(),
+                 lambda: subprocess.run(["pkill", "-KILL", "-f", "qemu-system.*" + work], capture_output=True),
+                 *[lambda c=c: (c.terminate(), c.wait(timeout=10)) for c in children],
+                 lambda: subprocess.run(["ip", "link", "delete", tap], capture_output=True)):
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 -- clean up the rest all the same
+            print(f"cleanup: {type(e).__name__}: {e}")
     if failures:
         log = os.path.join(work, "feosd.log")
         if os.path.exists(log):

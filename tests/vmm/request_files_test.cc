@@ -336,6 +336,11 @@ TEST_F(RequestFilesTest, ImageCacheIsReservedForTheImageStore) {
   // ... and the registry image's cached disk itself, as create's admission checks it.
   registry.image_path = blob;
   EXPECT_TRUE(check_spec_files(registry, roots, reserved));
+  // A state directory named through a symbolic link (--state-dir): the chain, resolved, is still
+  // found in the cache.
+  std::filesystem::create_symlink(dir_ / "state", dir_ / "state-link");
+  registry.image_path = overlay;
+  EXPECT_TRUE(check_spec_files(registry, roots, feosd_reserved_dirs(dir_ / "state-link")));
   // Such a VM's extra disks are still the request's.
   registry.image_path = overlay;
   registry.disks.push_back({});

@@ -97,7 +97,7 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
                                                               config_.image_roots, config_.reserved_dirs)
                                               .map_error(in_vm));
   // As at start: a request's files are never given to qemu's user, who must reach them already.
-  // Nothing is granted: the daemon's own files (the image cache) are refused above.
+  // Nothing is granted: the daemon's own files (its state directory, the image cache) are refused above.
   if (config_.run_as)
     FEOS_TRY(permissions_.check_access(*config_.run_as, chain_access_checks("disk.path", chain, !disk.readonly, disk.path))
                  .map_error(in_vm));

@@ -74,6 +74,8 @@ Result<std::unique_ptr<QemuHypervisor>> QemuHypervisor::create(sys::ProcessLaunc
   Accel accel;
   if (config.accel == "kvm") {
     accel = Accel::kKvm;
+    if (auto why_not = kvm_unusable_reason(paths))
+      logger()->warn("accel kvm as configured, but guests may fail or hang: {}", *why_not);
   } else if (config.accel == "tcg") {
     accel = Accel::kTcg;
   } else if (config.accel == "auto") {

@@ -50,8 +50,8 @@ struct QemuConfig {
   // data files) requests may name; empty: any regular file (request_files.h).
   FileRoots image_roots;
   // Directories of feosd's own files no request may name, inside the roots or not: its state
-  // directory and image cache (feosd_reserved_dirs(), request_files.h). Only a registry image's
-  // root disk lies there.
+  // directory and image cache (feosd_reserved_dirs(), request_files.h). Of a VM's files only a
+  // registry image's root disk lies there, in the cache.
   ReservedDirs reserved_dirs;
   // Empty pcie-root-ports each VM gets at start for disks and NICs attached while it runs
   // (hotplug_ports.h; 0..kMaxHotplugPorts), and how long a detach waits for the guest to release

@@ -107,7 +107,7 @@ std::string describe_type(mode_t mode) {
 
 ReservedDirs feosd_reserved_dirs(const std::string& state_dir) {
   return {{state_dir + "/images", "feosd's image cache",
-           "its images are shared by the VMs that use them and its disks are each one VM's own"},
+           "its images are shared by the VMs that use them and its disks are each one VM's own", true},
           {state_dir, "feosd's state directory",
            "its database and the VMs' runtime files (UEFI variable stores, console logs, ignition) are the daemon's "
            "own"}};
@@ -191,7 +191,9 @@ Result<model::DiskFormat> format_of(ImageMagic magic, bool top, model::DiskForma
 Status check_store_chain(const ImageChain& chain, const ReservedDirs& reserved) {
   auto cached_image = [&](const ImageFile& image) {
     for (const auto& dir : reserved) {
-      const std::string blobs = dir.path + "/blobs/sha256/";
+      auto cache = dir.image_cache ? resolve(dir.path) : std::nullopt;  // the chain's paths are resolved
+      if (!cache) continue;
+      const std::string blobs = *cache + "/blobs/sha256/";
       if (!image.path.starts_with(blobs)) continue;
       const std::string name = image.path.substr(blobs.size());
       return name.size() == 64 && name.find_first_not_of("0123456789abcdef") == std::string::npos &&

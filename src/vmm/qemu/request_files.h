@@ -23,6 +23,7 @@ struct ReservedDir {
   std::string path;
   std::string what;
   std::string why;
+  bool image_cache = false;  // feosd's image cache: a registry image's disk lies only here
 };
 using ReservedDirs = std::vector<ReservedDir>;
 
