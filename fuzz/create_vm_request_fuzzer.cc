@@ -66,7 +66,7 @@ bool same(const VmSpec& a, const VmSpec& b) {
       return false;
   for (size_t i = 0; i < nets.size(); ++i)
     if (nets[i].device_id != b.nets[i].device_id || nets[i].tap_name != b.nets[i].tap_name ||
-        nets[i].mac != b.nets[i].mac)
+        nets[i].mac != b.nets[i].mac || nets[i].tap_created != b.nets[i].tap_created)
       return false;
   for (size_t i = 0; i < gpus.size(); ++i)
     if (gpus[i].address != b.gpus[i].address || gpus[i].rombar != b.gpus[i].rombar ||

@@ -142,15 +142,20 @@ Result<std::string> VmManager::attach_nic(const model::VmId& request_id, model::
   JobGuard guard(*this, change.id);
   if (auto valid = hypervisor_.validate(change.spec); !valid)
     return fail(valid.error().context("attach NIC to vm " + change.id));
-  if (change.live)
-    if (auto plugged = hypervisor_.attach_nic(change.id, nic); !plugged)
-      return fail(plugged.error().context("attach NIC to vm " + change.id));
-  std::string reason = "NIC " + nic.device_id + " attached (tap " + nic.tap_name + ", MAC " + nic.mac + ")" +
+  nic.tap_created = false;  // only the attach below says so
+  if (change.live) {
+    auto created = hypervisor_.attach_nic(change.id, nic);
+    if (!created) return fail(created.error().context("attach NIC to vm " + change.id));
+    nic.tap_created = change.spec.nets.back().tap_created = *created;
+  }
+  std::string reason = "NIC " + nic.device_id + " attached (tap " + nic.tap_name +
+                       (nic.tap_created ? ", created" : "") + ", MAC " + nic.mac + ")" +
                        (change.live ? " to the running guest" : "; the guest gets it at the next start");
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(change.id);
   if (auto stored = store_spec_locked(entry, std::move(change.spec), "nic", std::move(reason)); !stored) {
     if (change.live) (void)hypervisor_.detach_nic(change.id, nic.device_id);
+    if (nic.tap_created) (void)hypervisor_.remove_created_tap(nic.tap_name);
     return fail(stored.error().context("attach NIC to vm " + change.id));
   }
   return nic.device_id;
@@ -159,11 +164,14 @@ Result<std::string> VmManager::attach_nic(const model::VmId& request_id, model::
 Status VmManager::detach(const model::VmId& request_id, const std::string& device_id, bool disk) {
   const std::string what = disk ? "disk" : "NIC";
   DeviceChange change;
+  std::string created_tap;  // the NIC's tap, when feosd created it
   {
     std::lock_guard lock(mutex_);
     FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_device_job_locked(request_id, "detach " + what + " from"));
     change = DeviceChange{entry->record.id, entry->record.state == VmState::kRunning, entry->record.spec};
     auto same = [&](const auto& device) { return device.device_id == device_id; };
+    for (const auto& nic : change.spec.nets)
+      if (!disk && same(nic) && nic.tap_created) created_tap = nic.tap_name;
     size_t before = disk ? change.spec.disks.size() : change.spec.nets.size();
     if (disk) std::erase_if(change.spec.disks, same);
     else std::erase_if(change.spec.nets, same);
@@ -181,6 +189,13 @@ Status VmManager::detach(const model::VmId& request_id, const std::string& devic
   }
   std::string reason = what + " " + device_id + " detached" +
                        (change.live ? ": released by the guest" : " from the spec");
+  // The tap feosd made for the NIC goes with it (the guest released it, or the VM does not run);
+  // one that cannot be removed stays, said in the event.
+  if (!created_tap.empty()) {
+    auto removed = hypervisor_.remove_created_tap(created_tap);
+    reason += removed ? "; tap " + created_tap + " removed"
+                      : "; tap " + created_tap + " not removed: " + removed.error().to_string();
+  }
   std::lock_guard lock(mutex_);
   Entry& entry = vms_.at(change.id);
   if (auto stored = store_spec_locked(entry, std::move(change.spec), disk ? "disk" : "nic", std::move(reason));

@@ -126,11 +126,14 @@ Status VmManager::remove(const model::VmId& request_id) {
   FEOS_TRY(stop_create(request_id));  // a create in the background stops first; its VM is deleted below
   std::string id;
   bool registry_image = false;
+  std::vector<std::string> created_taps;  // taps feosd made for the VM's NICs: they go with it
   {
     std::lock_guard lock(mutex_);
     FEOS_ASSIGN_OR_RETURN(Entry* entry, begin_job_locked(request_id, LifecycleEvent::kDelete, JobKind::kDelete));
     id = entry->record.id;
     registry_image = model::names_registry_image(entry->record.spec.image_ref);
+    for (const auto& nic : entry->record.spec.nets)
+      if (nic.tap_created) created_taps.push_back(nic.tap_name);
   }
   JobGuard guard(*this, id);
   // A delete writes too (state, events, ledger): on a full state directory the store gives up
@@ -157,6 +160,9 @@ Status VmManager::remove(const model::VmId& request_id) {
     if (!gpus.empty()) vms_.at(id).record.gpus = std::move(gpus);
     return fail(released.error());
   }
+  for (const auto& tap : created_taps)
+    if (auto removed = hypervisor_.remove_created_tap(tap); !removed)
+      logger()->warn("delete vm={}: tap {} stays: {}", id, tap, removed.error().to_string());
   // The runtime directory goes before the record: a daemon killed in between finds a record
   // without a directory (fine), never a directory without a record (an unknown VM at recover()).
   std::error_code ec;

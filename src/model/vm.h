@@ -57,8 +57,11 @@ struct DiskSpec {
 
 struct NetSpec {
   std::string device_id;  // unique within the VM
-  std::string tap_name;   // existing host tap interface
+  std::string tap_name;   // host tap interface (created by a live attach when missing)
   std::string mac;        // "52:54:00:12:34:56"; empty = hypervisor picks
+  // feosd created the tap at a live attach; it removes it when the NIC leaves (detach, delete).
+  // Never taken from a request.
+  bool tap_created = false;
 };
 
 // The guest's firmware (feosd extension). BIOS is SeaBIOS, FeOS's behaviour; UEFI is OVMF, found

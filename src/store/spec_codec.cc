@@ -45,8 +45,8 @@ json disk_to_json(const model::DiskSpec& disk) {
 }
 
 json net_to_json(const model::NetSpec& net) {
-  const auto& [device_id, tap_name, mac] = net;
-  return json::object({{"device_id", device_id}, {"tap_name", tap_name}, {"mac", mac}});
+  const auto& [device_id, tap_name, mac, tap_created] = net;
+  return json::object({{"device_id", device_id}, {"tap_name", tap_name}, {"mac", mac}, {"tap_created", tap_created}});
 }
 
 const char* rombar_name(model::RomBar rombar) {
@@ -215,10 +215,14 @@ Result<model::DiskSpec> disk_from_json(ObjectReader reader) {
 
 Result<model::NetSpec> net_from_json(ObjectReader reader) {
   model::NetSpec net;
-  auto& [device_id, tap_name, mac] = net;
+  auto& [device_id, tap_name, mac, tap_created] = net;
   FEOS_ASSIGN_OR_RETURN(device_id, reader.string("device_id"));
   FEOS_ASSIGN_OR_RETURN(tap_name, reader.string("tap_name"));
   FEOS_ASSIGN_OR_RETURN(mac, reader.string("mac"));
+  // Records stored before feosd removed the taps it created have none: such a tap stays.
+  if (reader.has("tap_created")) {
+    FEOS_ASSIGN_OR_RETURN(tap_created, reader.boolean("tap_created"));
+  }
   FEOS_TRY(reader.finish());
   return net;
 }

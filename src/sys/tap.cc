@@ -59,6 +59,25 @@ Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std
   return true;
 }
 
+Result<bool> remove_tap(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return fail(Code::kInvalidArgument, "tap " + quote_for_message(name) + ": not an interface name");
+  if (!interface_exists(name)) return false;
+  const std::string what = "remove tap " + name;
+  Fd tun{::open("/dev/net/tun", O_RDWR | O_CLOEXEC)};
+  if (tun.fd < 0) return fail(errno_error(what + ": open /dev/net/tun", errno));
+  ifreq request{};
+  std::memcpy(request.ifr_name, name.c_str(), name.size());
+  request.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (::ioctl(tun.fd, TUNSETIFF, &request) != 0) {
+    if (errno == ENODEV || !interface_exists(name)) return false;  // gone meanwhile
+    return fail(errno_error(what, errno));
+  }
+  // Not persistent: the tap goes when this descriptor closes.
+  if (::ioctl(tun.fd, TUNSETPERSIST, 0) != 0) return fail(errno_error(what + ": clear persistence", errno));
+  return true;
+}
+
 bool TapOwner::admits(uid_t euid, const std::vector<gid_t>& groups) const {
   if (uid && *uid != euid) return false;
   return !gid || std::find(groups.begin(), groups.end(), *gid) != groups.end();

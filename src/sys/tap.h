@@ -1,6 +1,6 @@
 #pragma once
 // Host tap interfaces for VM NICs. FeOS's hypervisor creates a NIC's tap when it does not exist;
-// feosd does the same for a NIC attached to a running VM.
+// feosd does the same for a NIC attached to a running VM, and removes such a tap with the NIC.
 #include <sys/types.h>
 
 #include <optional>
@@ -17,11 +17,18 @@ namespace feos::sys {
 bool interface_exists(const std::string& name);
 
 // Creates the tap `name` unless an interface of that name exists: persistent (it outlives the
-// process that uses it; the operator's network setup attaches it to a bridge and removes it),
-// owned by `owner` when given (so an unprivileged qemu can open it), and up.
+// process that uses it, across the VM's stops, until remove_tap()), owned by `owner` when given
+// (so an unprivileged qemu can open it), and up.
 // Returns whether it created the tap. Errors: INVALID_ARGUMENT for a name of more than 15 bytes;
 // PERMISSION_DENIED without CAP_NET_ADMIN; INTERNAL with the errno text otherwise.
 Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std::optional<gid_t> group);
+
+// Removes the persistent tap `name` that ensure_tap() created: clears its persistence, so it goes
+// when its last user (a qemu that still holds it) closes it. An interface of that name that is
+// gone already is OK (returns false); returns true when it was there. Errors: INVALID_ARGUMENT
+// for a name of more than 15 bytes; PERMISSION_DENIED without CAP_NET_ADMIN; INTERNAL with the
+// errno text otherwise (EBUSY: a process other than qemu holds it).
+Result<bool> remove_tap(const std::string& name);
 
 // Who may open an existing tap without CAP_NET_ADMIN: the owner and group it was given
 // (TUNSETOWNER/TUNSETGROUP, `ip tuntap add ... user U group G`); unset when it has none.

@@ -129,9 +129,9 @@ class Hypervisor {
   // no process; ALREADY_EXISTS if a device of this id is plugged; RESOURCE_EXHAUSTED when every
   // hot-plug port is taken. attach_disk() checks the disk's files as start() does (the same
   // roots and refusals) and returns the disk with its format recorded; attach_nic() creates a
-  // missing tap.
+  // missing tap and returns whether it did (model::NetSpec::tap_created).
   virtual Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) = 0;
-  virtual Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) = 0;
+  virtual Result<bool> attach_nic(const std::string& vm_id, const model::NetSpec& nic) = 0;
   // Asks the guest to release the device, waits until it did (the hypervisor's unplug timeout),
   // then drops the device's backend. NOT_FOUND if the VM has no process; DEADLINE_EXCEEDED when
   // the guest did not release it in time (the device stays; the request may be retried);
@@ -139,6 +139,9 @@ class Hypervisor {
   // on the root bus). A device the hypervisor no longer has is OK (its backend is dropped).
   virtual Status detach_disk(const std::string& vm_id, const std::string& device_id) = 0;
   virtual Status detach_nic(const std::string& vm_id, const std::string& device_id) = 0;
+  // Removes a tap attach_nic() created, once its NIC left the VM (detached, or the VM deleted);
+  // OK when it is gone already.
+  virtual Status remove_created_tap(const std::string& tap_name) = 0;
 
   // Runs once per started/adopted process when it ends (from a background thread), after the
   // adapter dropped its own state for the VM. Set before the first start()/adopt().

@@ -65,7 +65,10 @@ class CheckingHypervisor final : public vmm::Hypervisor {
   Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override {
     return fake.attach_disk(vm_id, disk);
   }
-  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override { return fake.attach_nic(vm_id, nic); }
+  Result<bool> attach_nic(const std::string& vm_id, const model::NetSpec& nic) override {
+    return fake.attach_nic(vm_id, nic);
+  }
+  Status remove_created_tap(const std::string& tap) override { return fake.remove_created_tap(tap); }
   Status detach_disk(const std::string& vm_id, const std::string& id) override { return fake.detach_disk(vm_id, id); }
   Status detach_nic(const std::string& vm_id, const std::string& id) override { return fake.detach_nic(vm_id, id); }
 

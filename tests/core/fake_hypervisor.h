@@ -135,10 +135,17 @@ class FakeHypervisor final : public vmm::Hypervisor {
     if (plugged.format == model::DiskFormat::kUnknown) plugged.format = model::DiskFormat::kRaw;
     return plugged;
   }
-  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override {
+  // A tap named in `missing_taps` is "created" by the attach and "removed" by remove_created_tap().
+  Result<bool> attach_nic(const std::string& vm_id, const model::NetSpec& nic) override {
     FEOS_TRY(plug(vm_id, nic.device_id));
     std::lock_guard lock(mutex_);
     plugged_nics.push_back(nic);
+    return missing_taps.erase(nic.tap_name) > 0;
+  }
+  Status remove_created_tap(const std::string& tap_name) override {
+    std::lock_guard lock(mutex_);
+    removed_taps.push_back(tap_name);
+    missing_taps.insert(tap_name);
     return ok();
   }
   Status detach_disk(const std::string& vm_id, const std::string& device_id) override { return unplug(vm_id, device_id); }
@@ -184,6 +191,8 @@ class FakeHypervisor final : public vmm::Hypervisor {
   size_t hotplug_ports = 2;
   bool guest_releases = true;
   std::vector<model::NetSpec> plugged_nics;  // what attach_nic() was given
+  std::set<std::string> missing_taps;        // taps attach_nic() creates
+  std::vector<std::string> removed_taps;     // what remove_created_tap() was given
   std::atomic<int> starts = 0, pauses = 0, stops = 0, shutdown_requests = 0, adoptions = 0;
 
  private:

@@ -79,6 +79,32 @@ TEST_F(VmHotplugTest, RunningVmIsChangedLiveThenStored) {
   EXPECT_EQ(manager_->get(id)->state, VmState::kRunning);
 }
 
+// A tap the live attach created goes with its NIC: at the detach, and with the VM at delete. A tap
+// that existed (the operator's) stays, and a request cannot claim that feosd made one.
+TEST_F(VmHotplugTest, ATapCreatedByTheAttachIsRemovedWithItsNic) {
+  const model::VmId id = create();
+  ASSERT_TRUE(manager_->start(id));
+  hv_.missing_taps = {"tap-new0", "tap-new1"};
+  hv_.hotplug_ports = 3;
+  ASSERT_TRUE(manager_->attach_nic(id, {"eth0", "tap-new0", ""}));
+  ASSERT_TRUE(manager_->attach_nic(id, {"eth1", "tap-ops", "", true}));  // existed; the claim is ignored
+  ASSERT_TRUE(manager_->attach_nic(id, {"eth2", "tap-new1", ""}));
+  ASSERT_EQ(spec(id).nets.size(), 3u);
+  EXPECT_TRUE(spec(id).nets[0].tap_created);
+  EXPECT_FALSE(spec(id).nets[1].tap_created);
+  EXPECT_TRUE(spec(id).nets[2].tap_created);
+  EXPECT_NE(events(id, "nic").at(0).find("(tap tap-new0, created, MAC "), std::string::npos) << events(id, "nic").at(0);
+
+  ASSERT_TRUE(manager_->detach_nic(id, "eth1"));
+  EXPECT_TRUE(hv_.removed_taps.empty()) << "the operator's tap stays";
+  ASSERT_TRUE(manager_->detach_nic(id, "eth0"));
+  EXPECT_EQ(hv_.removed_taps, std::vector<std::string>{"tap-new0"});
+  EXPECT_NE(events(id, "nic").back().find("released by the guest; tap tap-new0 removed"), std::string::npos)
+      << events(id, "nic").back();
+  ASSERT_TRUE(manager_->remove(id));
+  EXPECT_EQ(hv_.removed_taps, (std::vector<std::string>{"tap-new0", "tap-new1"}));
+}
+
 TEST_F(VmHotplugTest, DuplicateIdsAreAlreadyExistsAcrossDisksAndNics) {
   const model::VmId id = create();
   ASSERT_TRUE(manager_->attach_disk(id, {"data", "/srv/data.raw", false}));

@@ -339,6 +339,8 @@ def scenario_create_and_start(stub, image_ref, state_dir, tap):
     net = stub.GetVm(pb.GetVmRequest(vm_id=vm_id), timeout=10).config.net
     check(not any(n.device_id == "test" for n in net), "GetVm no longer shows the NIC")
     check(guest_pci(console, "c") == before, "the guest no longer lists it")
+    check(subprocess.run(["ip", "link", "show", tap], capture_output=True).returncode != 0,
+          f"the tap {tap} feosd created went with the NIC")
     console.close()
 
     events.close()

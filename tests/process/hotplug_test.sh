@@ -68,6 +68,8 @@ ctl vm disk detach "$ID" live && pass "detach after a daemon restart took $(echo
   || fail "detach after restart"
 wait_pci "$ID" "$BLK" 1 && pass "guest released the disk" || fail "guest still lists the disk"
 ctl vm nic detach "$ID" eth1 && pass "NIC detached" || fail "NIC detach"
+# feosd made the tap (and recorded that before its restart): it goes with the NIC.
+! ip link show "$TAP" >/dev/null 2>&1 && pass "the tap feosd created went with the NIC" || fail "tap $TAP left"
 ctl vm get "$ID" -o json >"$WORK/get2.json"
 ! grep -q '"live"' "$WORK/get2.json" && ! grep -q '"eth1"' "$WORK/get2.json" \
   && pass "the spec lost both" || fail "GetVm after detach: $(cat "$WORK/get2.json")"

@@ -69,8 +69,8 @@ TEST(SpecCodecTest, StoredFormatIsStable) {
       R"("image_path":"/var/lib/feos/images/3f2a/disk.raw",)"
       R"("image_ref":"ghcr.io/ironcore-dev/os-images/gardenlinux:1877.0",)"
       R"("memory":{"hugepage_size":"1G","hugepages":true,"size_mib":65536},)"
-      R"("nets":[{"device_id":"net0","mac":"52:54:00:12:34:56","tap_name":"tap-vm1-0"},)"
-      R"({"device_id":"net1","mac":"","tap_name":"tap-vm1-1"}]})";
+      R"("nets":[{"device_id":"net0","mac":"52:54:00:12:34:56","tap_created":false,"tap_name":"tap-vm1-0"},)"
+      R"({"device_id":"net1","mac":"","tap_created":true,"tap_name":"tap-vm1-1"}]})";
   auto text = encode_spec(full_spec());
   ASSERT_TRUE(text) << text.error().to_string();
   EXPECT_EQ(*text, golden);
@@ -92,6 +92,26 @@ TEST(SpecCodecTest, GpuCountIsWrittenOnlyWhenAsked) {
   EXPECT_FALSE(decoded->gpu_count);
   auto bad = decode_spec(R"({"gpu_count":{"count":-1,"model":"","p2p":false}})");
   EXPECT_FALSE(bad);
+}
+
+// NICs stored before feosd removed the taps it created have no "tap_created": their taps stay.
+TEST(SpecCodecTest, NicsWithoutTapCreatedKeepTheirTaps) {
+  auto text = encode_spec(full_spec());
+  ASSERT_TRUE(text) << text.error().to_string();
+  std::string old = *text;
+  for (const std::string key : {R"("tap_created":false,)", R"("tap_created":true,)"}) {
+    auto at = old.find(key);
+    ASSERT_NE(at, std::string::npos) << old;
+    old.erase(at, key.size());
+  }
+  auto decoded = decode_spec(old);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  ASSERT_EQ(decoded->nets.size(), 2u);
+  EXPECT_FALSE(decoded->nets[0].tap_created);
+  EXPECT_FALSE(decoded->nets[1].tap_created);
+  std::string bad = *text;
+  bad.replace(bad.find(R"("tap_created":true)"), 18, R"("tap_created":1)");
+  EXPECT_FALSE(decode_spec(bad));
 }
 
 // Records written before firmware was a choice have no "firmware" key: they boot BIOS, as they

@@ -25,7 +25,7 @@ inline model::VmSpec full_spec() {
   };
   spec.nets = {
       {.device_id = "net0", .tap_name = "tap-vm1-0", .mac = "52:54:00:12:34:56"},
-      {.device_id = "net1", .tap_name = "tap-vm1-1", .mac = ""},
+      {.device_id = "net1", .tap_name = "tap-vm1-1", .mac = "", .tap_created = true},
   };
   spec.ignition = std::string(R"({"ignition":{"version":"3.4.0"}})");
   spec.boot = {.kernel = "/boot/vmlinuz-6.1",
@@ -181,11 +181,12 @@ inline void expect_specs_equal(const model::VmSpec& a, const model::VmSpec& b) {
   }
   ASSERT_EQ(a_nets.size(), b_nets.size());
   for (size_t i = 0; i < a_nets.size(); ++i) {
-    const auto& [a_id, a_tap, a_mac] = a_nets[i];
-    const auto& [b_id, b_tap, b_mac] = b_nets[i];
+    const auto& [a_id, a_tap, a_mac, a_created] = a_nets[i];
+    const auto& [b_id, b_tap, b_mac, b_created] = b_nets[i];
     EXPECT_EQ(a_id, b_id) << "net " << i;
     EXPECT_EQ(a_tap, b_tap) << "net " << i;
     EXPECT_EQ(a_mac, b_mac) << "net " << i;
+    EXPECT_EQ(a_created, b_created) << "net " << i;
   }
   EXPECT_EQ(a_ignition, b_ignition);
   const auto& [a_kernel, a_initramfs, a_cmdline] = a_boot;

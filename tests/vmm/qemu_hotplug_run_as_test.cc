@@ -158,7 +158,7 @@ void fake_tap(FakeFilesystem& fs, const sys::HostPaths& paths, const std::string
 
 TEST_F(HotplugRunAs, ATapNotMadeForTheUserIsRefusedBeforeAnyQmpCommand) {
   fake_tap(fs_, paths_, "tap-root", "0");
-  Status plugged = hv_->attach_nic(kVm, {"eth1", "tap-root", "52:54:00:12:34:56"});
+  auto plugged = hv_->attach_nic(kVm, {"eth1", "tap-root", "52:54:00:12:34:56"});
   ASSERT_FALSE(plugged);
   EXPECT_EQ(plugged.error().code, Code::kFailedPrecondition);
   EXPECT_THAT(plugged.error().message,
@@ -177,7 +177,7 @@ TEST_F(HotplugRunAs, WithoutTheTunDeviceNoNicIsPlugged) {
   permissions_.access_error =
       Error{Code::kFailedPrecondition, "nic.tap_name (tap device): user qemu-user (uid 1234) cannot read and write "
                                        "'/fake/dev/net/tun': Permission denied"};
-  Status plugged = hv_->attach_nic(kVm, {"eth1", "tap-mine", "52:54:00:12:34:56"});
+  auto plugged = hv_->attach_nic(kVm, {"eth1", "tap-mine", "52:54:00:12:34:56"});
   ASSERT_FALSE(plugged);
   EXPECT_EQ(plugged.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(plugged.error().message, "vm vm-1: " + permissions_.access_error->message);

@@ -126,7 +126,7 @@ Result<model::DiskSpec> QemuHypervisor::attach_disk(const std::string& vm_id, co
   return plugged;
 }
 
-Status QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec& nic) {
+Result<bool> QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec& nic) {
   auto in_vm = [&](const Error& e) { return e.context("vm " + vm_id); };
   FEOS_ASSIGN_OR_RETURN(auto vm, attached_process(vm_id));
   // qemu's user opens the tap through <dev>/net/tun, and an existing tap must be made for it (a
@@ -153,14 +153,25 @@ Status QemuHypervisor::attach_nic(const std::string& vm_id, const model::NetSpec
   (void)vm->execute("netdev_del", json{{"id", netdev}});  // left by an unplug that timed out
   // script=no: the tap exists; qemu runs no ifup script.
   json backend{{"type", "tap"}, {"id", netdev}, {"ifname", nic.tap_name}, {"script", "no"}, {"downscript", "no"}};
-  if (auto added = vm->execute("netdev_add", backend); !added) return fail(in_vm(added.error()));
+  // A tap made here goes again when the plug fails.
+  auto unplugged = [&](const Error& error) {
+    if (created) (void)remove_created_tap(nic.tap_name);
+    return fail(in_vm(error));
+  };
+  if (auto added = vm->execute("netdev_add", backend); !added) return unplugged(added.error());
   json device{{"driver", "virtio-net-pci"}, {"id", nic.device_id}, {"netdev", netdev}, {"bus", hotplug_port_id(k)}};
   if (!nic.mac.empty()) device["mac"] = nic.mac;
   if (auto added = vm->execute("device_add", device); !added) {
     (void)vm->execute("netdev_del", json{{"id", netdev}});
-    return fail(in_vm(added.error()));
+    return unplugged(added.error());
   }
   logger()->info("NIC plugged vm={} device={} port={} tap={}", vm_id, nic.device_id, hotplug_port_id(k), nic.tap_name);
+  return created;
+}
+
+Status QemuHypervisor::remove_created_tap(const std::string& tap_name) {
+  FEOS_ASSIGN_OR_RETURN(bool removed, sys::remove_tap(tap_name));
+  if (removed) logger()->info("tap removed tap={}", tap_name);
   return ok();
 }
 

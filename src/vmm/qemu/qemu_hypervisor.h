@@ -165,9 +165,10 @@ class QemuHypervisor final : public Hypervisor {
   // FAILED_PRECONDITION naming the file or tap and the user. Errors as Hypervisor's; a failed
   // attach leaves nothing plugged.
   Result<model::DiskSpec> attach_disk(const std::string& vm_id, const model::DiskSpec& disk) override;
-  Status attach_nic(const std::string& vm_id, const model::NetSpec& nic) override;
+  Result<bool> attach_nic(const std::string& vm_id, const model::NetSpec& nic) override;
   Status detach_disk(const std::string& vm_id, const std::string& device_id) override;
   Status detach_nic(const std::string& vm_id, const std::string& device_id) override;
+  Status remove_created_tap(const std::string& tap_name) override;
 
   // QMP query-version ("7.2.22"), the pid, features "accel=kvm|tcg". NOT_FOUND as pause().
   Result<PingInfo> ping(const std::string& vm_id) override;
