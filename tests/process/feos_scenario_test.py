@@ -94,7 +94,6 @@ from feos.vm.vmm.api.v1 import vm_pb2 as pb  # noqa: E402
 from feos.vm.vmm.api.v1 import vm_pb2_grpc as pb_grpc  # noqa: E402
 
 
-
 def all_messages(messages):
     for m in messages:
         yield m
