@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 namespace feos::sys {
 namespace {
@@ -28,21 +29,34 @@ struct Fd {
   }
 };
 
-}  // namespace
-
-bool interface_exists(const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }
-
-Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std::optional<gid_t> group) {
+Status check_name(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     return fail(Code::kInvalidArgument, "tap " + quote_for_message(name) + ": not an interface name");
-  if (interface_exists(name)) return false;
-  const std::string what = "create tap " + name;
+  return ok();
+}
+
+// A /dev/net/tun descriptor attached to the tap `name` (TUNSETIFF, which creates a missing one:
+// it lasts while the descriptor is open unless made persistent). The caller closes it.
+Result<int> attach_tun(const std::string& name, const std::string& what) {
   Fd tun{::open("/dev/net/tun", O_RDWR | O_CLOEXEC)};
   if (tun.fd < 0) return fail(errno_error(what + ": open /dev/net/tun", errno));
   ifreq request{};
   std::memcpy(request.ifr_name, name.c_str(), name.size());
   request.ifr_flags = IFF_TAP | IFF_NO_PI;
   if (::ioctl(tun.fd, TUNSETIFF, &request) != 0) return fail(errno_error(what, errno));
+  return std::exchange(tun.fd, -1);
+}
+
+}  // namespace
+
+bool interface_exists(const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }
+
+Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std::optional<gid_t> group) {
+  FEOS_TRY(check_name(name));
+  if (interface_exists(name)) return false;
+  const std::string what = "create tap " + name;
+  FEOS_ASSIGN_OR_RETURN(int fd, attach_tun(name, what));
+  Fd tun{fd};
   if (owner && ::ioctl(tun.fd, TUNSETOWNER, static_cast<unsigned long>(*owner)) != 0)
     return fail(errno_error(what + ": set owner", errno));
   if (group && ::ioctl(tun.fd, TUNSETGROUP, static_cast<unsigned long>(*group)) != 0)
@@ -60,19 +74,12 @@ Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std
 }
 
 Result<bool> remove_tap(const std::string& name) {
-  if (name.empty() || name.size() >= IFNAMSIZ)
-    return fail(Code::kInvalidArgument, "tap " + quote_for_message(name) + ": not an interface name");
+  FEOS_TRY(check_name(name));
   if (!interface_exists(name)) return false;
   const std::string what = "remove tap " + name;
-  Fd tun{::open("/dev/net/tun", O_RDWR | O_CLOEXEC)};
-  if (tun.fd < 0) return fail(errno_error(what + ": open /dev/net/tun", errno));
-  ifreq request{};
-  std::memcpy(request.ifr_name, name.c_str(), name.size());
-  request.ifr_flags = IFF_TAP | IFF_NO_PI;
-  if (::ioctl(tun.fd, TUNSETIFF, &request) != 0) {
-    if (errno == ENODEV || !interface_exists(name)) return false;  // gone meanwhile
-    return fail(errno_error(what, errno));
-  }
+  // Attaching to a tap that went meanwhile makes a passing one, which goes again below.
+  FEOS_ASSIGN_OR_RETURN(int fd, attach_tun(name, what));
+  Fd tun{fd};
   // Not persistent: the tap goes when this descriptor closes.
   if (::ioctl(tun.fd, TUNSETPERSIST, 0) != 0) return fail(errno_error(what + ": clear persistence", errno));
   return true;

@@ -27,7 +27,7 @@ Result<bool> ensure_tap(const std::string& name, std::optional<uid_t> owner, std
 // when its last user (a qemu that still holds it) closes it. An interface of that name that is
 // gone already is OK (returns false); returns true when it was there. Errors: INVALID_ARGUMENT
 // for a name of more than 15 bytes; PERMISSION_DENIED without CAP_NET_ADMIN; INTERNAL with the
-// errno text otherwise (EBUSY: a process other than qemu holds it).
+// errno text otherwise (EBUSY: another process holds it).
 Result<bool> remove_tap(const std::string& name);
 
 // Who may open an existing tap without CAP_NET_ADMIN: the owner and group it was given
